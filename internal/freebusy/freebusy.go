@@ -1,0 +1,255 @@
+// Package freebusy turns calendar instances into the busy periods a
+// VFREEBUSY publishes (RFC 5545 §3.6.4), and writes that VFREEBUSY.
+//
+// It decides which occurrences make someone busy and how (the counting
+// rules), and nothing about where events come from or who may see them.
+package freebusy
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-ical"
+
+	"github.com/fbpub/fbpub/internal/calendar"
+)
+
+// Type is an RFC 5545 FBTYPE.
+type Type string
+
+// The FBTYPE values fbpub publishes.
+const (
+	Busy            Type = "BUSY"
+	BusyTentative   Type = "BUSY-TENTATIVE"
+	BusyUnavailable Type = "BUSY-UNAVAILABLE"
+	Free            Type = "FREE"
+)
+
+// Period is one busy period in UTC.
+type Period struct {
+	Start, End time.Time
+	Type       Type
+}
+
+// Window is the span a VFREEBUSY covers: [Start, End).
+type Window struct {
+	Start, End time.Time
+}
+
+// Options configure Compute. A nil *Options means defaults.
+type Options struct {
+	// Owner is the calendar user's address ("mailto:alice@example.org"),
+	// used for the PARTSTAT rule: when the owner is an ATTENDEE, a DECLINED
+	// answer frees the time and NEEDS-ACTION makes it tentative. Empty
+	// disables the rule.
+	Owner string
+	// Expand is passed to the expansion of every object.
+	Expand *calendar.Options
+}
+
+// Result is what Compute found.
+type Result struct {
+	Periods []Period
+	// Truncated counts objects whose expansion hit a limit.
+	Truncated int
+	// Errors counts objects that had unusable parts (bad dates or rules);
+	// what could be read of them still counts.
+	Errors int
+}
+
+// Compute returns the merged busy periods of objs within w.
+func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
+	var res Result
+	var exp *calendar.Options
+	owner := ""
+	if opts != nil {
+		exp, owner = opts.Expand, opts.Owner
+	}
+	for _, o := range objs {
+		insts, err := o.Instances(w.Start, w.End, exp)
+		if err != nil {
+			if errors.Is(err, calendar.ErrTruncated) {
+				res.Truncated++
+			} else {
+				res.Errors++
+			}
+		}
+		for _, in := range insts {
+			t, ok := Classify(in.Event, owner)
+			if !ok || !in.End.After(in.Start) {
+				continue
+			}
+			res.Periods = append(res.Periods, Period{Start: in.Start.UTC(), End: in.End.UTC(), Type: t})
+		}
+		for _, fb := range o.FreeBusy {
+			res.Periods = append(res.Periods, published(fb)...)
+		}
+	}
+	res.Periods = Merge(Clip(res.Periods, w))
+	return res
+}
+
+// Classify applies the counting rules to one occurrence's properties. It
+// reports the FBTYPE the occurrence makes its owner, or false when it does
+// not count:
+//
+//   - TRANSP:TRANSPARENT and STATUS:CANCELLED never count;
+//   - Outlook's X-MICROSOFT-CDO-BUSYSTATUS, where present, is the explicit
+//     answer: FREE and WORKINGELSEWHERE do not count, TENTATIVE is
+//     BUSY-TENTATIVE, OOF is BUSY-UNAVAILABLE, BUSY is BUSY;
+//   - otherwise STATUS:TENTATIVE is BUSY-TENTATIVE;
+//   - when owner is an ATTENDEE: PARTSTAT DECLINED does not count, and
+//     NEEDS-ACTION (also when PARTSTAT is absent) or TENTATIVE make a busy
+//     occurrence tentative; it never makes an occurrence busier than the
+//     rules above.
+func Classify(ev *ical.Component, owner string) (Type, bool) {
+	val := func(name string) string {
+		if p := ev.Props.Get(name); p != nil {
+			return strings.ToUpper(strings.TrimSpace(p.Value))
+		}
+		return ""
+	}
+	if val(ical.PropTransparency) == "TRANSPARENT" || val(ical.PropStatus) == "CANCELLED" {
+		return "", false
+	}
+	t := Busy
+	switch val("X-MICROSOFT-CDO-BUSYSTATUS") {
+	case "FREE", "WORKINGELSEWHERE":
+		return "", false
+	case "TENTATIVE":
+		t = BusyTentative
+	case "OOF":
+		t = BusyUnavailable
+	case "BUSY":
+	default:
+		if val(ical.PropStatus) == "TENTATIVE" {
+			t = BusyTentative
+		}
+	}
+	if owner == "" {
+		return t, true
+	}
+	for _, a := range ev.Props.Values(ical.PropAttendee) {
+		if !sameAddress(a.Value, owner) {
+			continue
+		}
+		switch strings.ToUpper(a.Params.Get(ical.ParamParticipationStatus)) {
+		case "DECLINED":
+			return "", false
+		case "", "NEEDS-ACTION", "TENTATIVE":
+			if t == Busy {
+				t = BusyTentative
+			}
+		}
+		break
+	}
+	return t, true
+}
+
+// sameAddress compares calendar user addresses case-insensitively, with or
+// without the mailto: scheme.
+func sameAddress(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.ToLower(strings.TrimSpace(s))
+		return strings.TrimPrefix(s, "mailto:")
+	}
+	return norm(a) != "" && norm(a) == norm(b)
+}
+
+// published reads the FREEBUSY periods of an existing VFREEBUSY.
+func published(fb *ical.Component) []Period {
+	var out []Period
+	for _, p := range fb.Props.Values(ical.PropFreeBusy) {
+		t := Type(strings.ToUpper(p.Params.Get(ical.ParamFreeBusyType)))
+		if t == "" {
+			t = Busy
+		}
+		if t == Free {
+			continue
+		}
+		for _, v := range strings.Split(p.Value, ",") {
+			if per, ok := parsePeriod(v); ok {
+				per.Type = t
+				out = append(out, per)
+			}
+		}
+	}
+	return out
+}
+
+// parsePeriod reads a UTC PERIOD value: start/end or start/duration.
+func parsePeriod(v string) (Period, bool) {
+	s, e, ok := strings.Cut(strings.TrimSpace(v), "/")
+	if !ok {
+		return Period{}, false
+	}
+	start, err := time.Parse("20060102T150405Z", s)
+	if err != nil {
+		return Period{}, false
+	}
+	var end time.Time
+	if strings.HasPrefix(e, "P") || strings.HasPrefix(e, "+P") {
+		d, err := calendar.ParseDuration(e)
+		if err != nil {
+			return Period{}, false
+		}
+		end = d.AddTo(start)
+	} else if end, err = time.Parse("20060102T150405Z", e); err != nil {
+		return Period{}, false
+	}
+	if !end.After(start) {
+		return Period{}, false
+	}
+	return Period{Start: start, End: end}, true
+}
+
+// Clip cuts periods to the window and drops those outside it.
+func Clip(ps []Period, w Window) []Period {
+	out := ps[:0:0]
+	for _, p := range ps {
+		if p.Start.Before(w.Start) {
+			p.Start = w.Start
+		}
+		if p.End.After(w.End) {
+			p.End = w.End
+		}
+		if p.End.After(p.Start) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Merge sorts periods and joins those of one type that overlap or touch.
+// Periods of different types are kept apart, even when they overlap.
+func Merge(ps []Period) []Period {
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b Period) int {
+		if c := strings.Compare(string(a.Type), string(b.Type)); c != 0 {
+			return c
+		}
+		return a.Start.Compare(b.Start)
+	})
+	var out []Period
+	for _, p := range ps {
+		if n := len(out); n > 0 && out[n-1].Type == p.Type && !p.Start.After(out[n-1].End) {
+			if p.End.After(out[n-1].End) {
+				out[n-1].End = p.End
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	slices.SortStableFunc(out, func(a, b Period) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		if c := a.End.Compare(b.End); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.Type), string(b.Type))
+	})
+	return out
+}
