@@ -1,0 +1,247 @@
+package imapstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Part is one MIME part of a message, fetched on its own.
+type Part struct {
+	// Path is the IMAP section number ([2] for the second part of a
+	// multipart, [1] for the body of a single-part message).
+	Path      []int
+	MediaType string            // lower case, e.g. "text/calendar"
+	Params    map[string]string // Content-Type parameters, keys lower case
+	// Encoding is the Content-Transfer-Encoding still applied to Body.
+	Encoding string
+	Body     []byte
+	// TooLarge is set, and Body empty, when the part exceeded MaxPart.
+	TooLarge bool
+}
+
+// Message is one message of a folder: its flags and wanted parts.
+type Message struct {
+	UID     uint32
+	Flags   []string
+	Deleted bool   // flagged \Deleted: on its way out, not to be published
+	ModSeq  uint64 // with CONDSTORE
+	Parts   []Part
+}
+
+// Query says what to fetch from a folder.
+type Query struct {
+	// Want selects the parts to fetch by media type (lower case). Nil
+	// fetches none: only UIDs and flags.
+	Want func(mediaType string) bool
+	// ChangedSince, when non-zero and the server has CONDSTORE, limits the
+	// parts fetched to messages whose MODSEQ is greater (RFC 7162
+	// CHANGEDSINCE). UIDs still lists every message.
+	ChangedSince uint64
+	// MaxPart bounds the size of one fetched part (default 16 MiB).
+	MaxPart uint32
+}
+
+// Listing is what Fetch found.
+type Listing struct {
+	// State was read when the folder was selected, before anything was
+	// fetched: a change that lands during the fetch moves the folder past
+	// this state, so the next check sees it.
+	State State
+	// UIDs lists every message in the folder, ascending.
+	UIDs []uint32
+	// Messages are the messages whose parts were fetched (all, or those
+	// changed since Query.ChangedSince), ascending by UID.
+	Messages []Message
+}
+
+// batch is how many messages one UID FETCH of bodies names.
+const batch = 500
+
+// Fetch selects folder read-only and fetches what q asks for. A folder that
+// does not exist or cannot be selected gives ErrNotFound.
+func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+	if q.MaxPart == 0 {
+		q.MaxPart = 16 << 20
+	}
+
+	var sel *imap.SelectData
+	err := s.observe("SELECT", func() (err error) {
+		sel, err = s.client.Select(folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore}).Wait()
+		return err
+	})
+	if err != nil {
+		s.selected = ""
+		if isNo(err) {
+			return nil, fmt.Errorf("%w: %q", ErrNotFound, folder)
+		}
+		return nil, opErr(ctx, "SELECT", err)
+	}
+	s.selected = folder
+	l := &Listing{State: State{
+		UIDValidity:   sel.UIDValidity,
+		HighestModSeq: sel.HighestModSeq,
+		UIDNext:       uint32(sel.UIDNext),
+		Messages:      sel.NumMessages,
+	}}
+	if sel.NumMessages == 0 {
+		return l, nil
+	}
+
+	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
+	incremental := q.ChangedSince > 0 && s.features.CondStore
+	opts := &imap.FetchOptions{UID: true, Flags: true, ModSeq: s.features.CondStore}
+	if !incremental && q.Want != nil {
+		opts.BodyStructure = &imap.FetchItemBodyStructure{}
+	}
+	msgs, err := s.fetchMeta(all, opts)
+	if err != nil {
+		return nil, opErr(ctx, "UID FETCH", err)
+	}
+	for _, m := range msgs {
+		l.UIDs = append(l.UIDs, uint32(m.UID))
+	}
+	if incremental && q.Want != nil {
+		opts := &imap.FetchOptions{UID: true, Flags: true, ModSeq: true,
+			BodyStructure: &imap.FetchItemBodyStructure{}, ChangedSince: q.ChangedSince}
+		if msgs, err = s.fetchMeta(all, opts); err != nil {
+			return nil, opErr(ctx, "UID FETCH", err)
+		}
+	} else if incremental {
+		msgs = nil
+	}
+
+	// Plan the part fetches: messages that share a part path are fetched
+	// together, in batches.
+	byPath := map[string][]int{} // path key → indexes into l.Messages
+	for _, m := range msgs {
+		msg := Message{UID: uint32(m.UID), ModSeq: m.ModSeq}
+		for _, f := range m.Flags {
+			msg.Flags = append(msg.Flags, string(f))
+			if strings.EqualFold(string(f), string(imap.FlagDeleted)) {
+				msg.Deleted = true
+			}
+		}
+		if m.BodyStructure != nil && q.Want != nil && !msg.Deleted {
+			m.BodyStructure.Walk(func(path []int, part imap.BodyStructure) bool {
+				sp, ok := part.(*imap.BodyStructureSinglePart)
+				if !ok || !q.Want(sp.MediaType()) {
+					return true
+				}
+				p := Part{Path: slices.Clone(path), MediaType: sp.MediaType(), Params: lowerKeys(sp.Params),
+					Encoding: strings.ToLower(sp.Encoding)}
+				if sp.Size > q.MaxPart {
+					p.TooLarge = true
+				}
+				msg.Parts = append(msg.Parts, p)
+				if !p.TooLarge {
+					key := pathKey(path)
+					byPath[key] = append(byPath[key], len(l.Messages))
+				}
+				return true
+			})
+		}
+		l.Messages = append(l.Messages, msg)
+	}
+	keys := make([]string, 0, len(byPath))
+	for k := range byPath {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		idx := byPath[key]
+		for start := 0; start < len(idx); start += batch {
+			chunk := idx[start:min(start+batch, len(idx))]
+			if err := s.fetchBodies(l.Messages, chunk, key); err != nil {
+				return nil, opErr(ctx, "UID FETCH BODY", err)
+			}
+		}
+	}
+	return l, nil
+}
+
+func (s *Session) fetchMeta(set imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
+	var msgs []*imapclient.FetchMessageBuffer
+	err := s.observe("UID FETCH", func() (err error) {
+		msgs, err = s.client.Fetch(set, opts).Collect()
+		return err
+	})
+	slices.SortFunc(msgs, func(a, b *imapclient.FetchMessageBuffer) int { return int(int64(a.UID) - int64(b.UID)) })
+	return msgs, err
+}
+
+// fetchBodies fetches the part at path of the messages at idx and stores
+// each body in its Part.
+func (s *Session) fetchBodies(msgs []Message, idx []int, key string) error {
+	path := parseKey(key)
+	var set imap.UIDSet
+	byUID := map[imap.UID]*Message{}
+	for _, i := range idx {
+		set.AddNum(imap.UID(msgs[i].UID))
+		byUID[imap.UID(msgs[i].UID)] = &msgs[i]
+	}
+	section := &imap.FetchItemBodySection{Part: path, Peek: true}
+	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}
+	return s.observe("UID FETCH", func() error {
+		cmd := s.client.Fetch(set, opts)
+		defer cmd.Close()
+		for {
+			m := cmd.Next()
+			if m == nil {
+				break
+			}
+			buf, err := m.Collect()
+			if err != nil {
+				return err
+			}
+			msg := byUID[buf.UID]
+			if msg == nil {
+				continue
+			}
+			body := buf.FindBodySection(section)
+			for i := range msg.Parts {
+				if pathKey(msg.Parts[i].Path) == key {
+					msg.Parts[i].Body = body
+				}
+			}
+		}
+		return cmd.Close()
+	})
+}
+
+func pathKey(p []int) string {
+	var b strings.Builder
+	for i, n := range p {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		fmt.Fprint(&b, n)
+	}
+	return b.String()
+}
+
+func parseKey(k string) []int {
+	var out []int
+	for _, s := range strings.Split(k, ".") {
+		var n int
+		fmt.Sscan(s, &n)
+		out = append(out, n)
+	}
+	return out
+}
+
+func lowerKeys(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}

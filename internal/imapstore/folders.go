@@ -1,0 +1,178 @@
+package imapstore
+
+import (
+	"context"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// State identifies a folder's content exactly enough to tell whether it
+// changed: with CONDSTORE, (UIDVALIDITY, HIGHESTMODSEQ) moves on every
+// change; without it, UIDNEXT and MESSAGES catch appends and expunges.
+type State struct {
+	UIDValidity   uint32
+	HighestModSeq uint64 // 0 when the server has no CONDSTORE
+	UIDNext       uint32
+	Messages      uint32
+}
+
+// Folder is a folder the session can see.
+type Folder struct {
+	// Name is the full folder name, decoded from modified UTF-7.
+	Name  string
+	Delim rune
+	// Namespace, Owner and Path place the folder: Owner is the user whose
+	// folder it is ("" for a shared folder), Path its name below the
+	// owner's namespace ("Calendar", "Calendar/Work").
+	Namespace NamespaceKind
+	Owner     string
+	Path      string
+	// Rights is the session's MYRIGHTS answer (RFC 4314 letters). Without
+	// the ACL extension it is empty and RightsKnown is false.
+	Rights      string
+	RightsKnown bool
+	// State is filled when the server answered LIST-STATUS.
+	State    State
+	HasState bool
+}
+
+// Folders lists every selectable folder in every namespace with the
+// session's rights on it. With LIST-STATUS the states come in the same
+// round trip; MYRIGHTS commands are pipelined.
+func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+
+	var opts *imap.ListOptions
+	if s.features.ListStatus {
+		opts = &imap.ListOptions{ReturnStatus: s.statusOptions()}
+	}
+	var list []*imap.ListData
+	err := s.observe("LIST", func() (err error) {
+		list, err = s.client.List("", "*", opts).Collect()
+		return err
+	})
+	if err != nil {
+		return nil, opErr(ctx, "LIST", err)
+	}
+	var out []Folder
+	for _, l := range list {
+		if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		f := Folder{Name: l.Mailbox, Delim: l.Delim}
+		f.Namespace, f.Owner, f.Path = s.place(l.Mailbox, l.Delim)
+		if l.Status != nil {
+			f.State, f.HasState = stateOf(l.Status), true
+		}
+		out = append(out, f)
+	}
+	if s.features.ACL {
+		cmds := make([]*imapclient.MyRightsCommand, len(out))
+		for i := range out {
+			cmds[i] = s.client.MyRights(out[i].Name)
+		}
+		for i, c := range cmds {
+			err := s.observe("MYRIGHTS", func() error {
+				d, err := c.Wait()
+				if err == nil {
+					out[i].Rights, out[i].RightsKnown = rightsString(d.Rights), true
+				}
+				return err
+			})
+			if err != nil && !isNo(err) {
+				return nil, opErr(ctx, "MYRIGHTS", err)
+			}
+			// A NO answer (the folder vanished, or no rights at all)
+			// leaves Rights empty but known: nothing may be read.
+			if err != nil {
+				out[i].RightsKnown = true
+			}
+		}
+	}
+	return out, nil
+}
+
+func rightsString(rs imap.RightSet) string {
+	b := make([]byte, len(rs))
+	for i, r := range rs {
+		b[i] = byte(r)
+	}
+	return string(b)
+}
+
+func isNo(err error) bool {
+	ie, ok := err.(*imap.Error)
+	return ok && ie.Type == imap.StatusResponseTypeNo
+}
+
+func (s *Session) statusOptions() *imap.StatusOptions {
+	return &imap.StatusOptions{
+		UIDValidity:   true,
+		UIDNext:       true,
+		NumMessages:   true,
+		HighestModSeq: s.features.CondStore,
+	}
+}
+
+func stateOf(d *imap.StatusData) State {
+	st := State{UIDValidity: d.UIDValidity, HighestModSeq: d.HighestModSeq, UIDNext: uint32(d.UIDNext)}
+	if d.NumMessages != nil {
+		st.Messages = *d.NumMessages
+	}
+	return st
+}
+
+// States reads the states of the named folders: pipelined STATUS commands,
+// on a connection with nothing selected (a session's STATUS of its own
+// selected folder lags behind, notably on Dovecot).
+func (s *Session) States(ctx context.Context, names []string) (map[string]State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+	if err := s.unselect(); err != nil {
+		return nil, opErr(ctx, "UNSELECT", err)
+	}
+	type pending struct {
+		name string
+		cmd  *imapclient.StatusCommand
+	}
+	cmds := make([]pending, len(names))
+	for i, n := range names {
+		cmds[i] = pending{n, s.client.Status(n, s.statusOptions())}
+	}
+	out := make(map[string]State, len(names))
+	var firstErr error
+	for _, p := range cmds {
+		err := s.observe("STATUS", func() error {
+			d, err := p.cmd.Wait()
+			if err == nil {
+				out[p.name] = stateOf(d)
+			}
+			return err
+		})
+		if err != nil && !isNo(err) && firstErr == nil {
+			firstErr = opErr(ctx, "STATUS", err)
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+func (s *Session) unselect() error {
+	if s.selected == "" {
+		return nil
+	}
+	err := s.observe("UNSELECT", func() error { return s.client.Unselect().Wait() })
+	if err == nil {
+		s.selected = ""
+	}
+	return err
+}

@@ -1,0 +1,142 @@
+package imapstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// Pool hands out logged-in sessions of one identity, at most Size at once,
+// and replaces sessions whose connection died.
+type Pool struct {
+	opts Options
+	sem  chan struct{} // one token per session that may exist
+
+	mu   sync.Mutex
+	idle []*Session // guarded by mu
+	// features is what the last login found; guarded by mu.
+	features *Features
+	closed   bool // guarded by mu
+}
+
+// NewPool makes a pool of at most size sessions (at least one).
+func NewPool(opts Options, size int) *Pool {
+	if size < 1 {
+		size = 1
+	}
+	return &Pool{opts: opts, sem: make(chan struct{}, size)}
+}
+
+// ErrClosed is returned by a closed pool.
+var ErrClosed = errors.New("imapstore: pool closed")
+
+// Do runs f with a session from the pool. A session whose connection broke
+// during f is dropped instead of returned to the pool.
+func (p *Pool) Do(ctx context.Context, f func(*Session) error) error {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-p.sem }()
+	s, err := p.get(ctx)
+	if err != nil {
+		return err
+	}
+	err = f(s)
+	p.put(s)
+	return err
+}
+
+// Features returns the server's features, logging in once if no session
+// has yet.
+func (p *Pool) Features(ctx context.Context) (Features, error) {
+	p.mu.Lock()
+	f := p.features
+	p.mu.Unlock()
+	if f != nil {
+		return *f, nil
+	}
+	var out Features
+	err := p.Do(ctx, func(s *Session) error { out = s.Features(); return nil })
+	return out, err
+}
+
+func (p *Pool) get(ctx context.Context) (*Session, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	for len(p.idle) > 0 {
+		s := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if !isClosed(s) {
+			p.mu.Unlock()
+			return s, nil
+		}
+	}
+	p.mu.Unlock()
+	s, err := Dial(ctx, p.opts)
+	if err != nil {
+		return nil, err
+	}
+	f := s.Features()
+	p.mu.Lock()
+	p.features = &f
+	p.mu.Unlock()
+	return s, nil
+}
+
+func (p *Pool) put(s *Session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || isClosed(s) {
+		s.client.Close()
+		return
+	}
+	p.idle = append(p.idle, s)
+}
+
+func isClosed(s *Session) bool {
+	select {
+	case <-s.Closed():
+		return true
+	default:
+		return false
+	}
+}
+
+// Close logs out every idle session; sessions in use are closed when
+// returned.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, s := range idle {
+		s.Close()
+	}
+	return nil
+}
+
+// Folders lists folders with the proxy's rights, on a pooled session.
+func (p *Pool) Folders(ctx context.Context) ([]Folder, error) {
+	var out []Folder
+	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.Folders(ctx); return err })
+	return out, err
+}
+
+// States reads folder states, on a pooled session.
+func (p *Pool) States(ctx context.Context, names []string) (map[string]State, error) {
+	var out map[string]State
+	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.States(ctx, names); return err })
+	return out, err
+}
+
+// Fetch reads a folder, on a pooled session.
+func (p *Pool) Fetch(ctx context.Context, folder string, q Query) (*Listing, error) {
+	var out *Listing
+	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
+	return out, err
+}

@@ -1,0 +1,252 @@
+// Package imapstore is fbpub's access to the IMAP server: the only package
+// that speaks IMAP (through go-imap v2). It logs in, finds folders through
+// every namespace with the proxy's rights on them, reads folder states and
+// fetches the calendar parts of messages. It knows nothing of iCalendar:
+// callers say which MIME types they want and get their bodies.
+//
+// go-imap takes no context and has a fixed 30 s response timeout, so every
+// operation here binds its connection to the caller's context (closing the
+// connection when the context ends) and sets a deadline on the socket.
+package imapstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// TLSMode says how the connection to the server is protected.
+type TLSMode string
+
+// The TLS modes. Certificates are verified unless Options.TLSConfig says
+// otherwise.
+const (
+	TLSNone     TLSMode = "none"
+	TLSStartTLS TLSMode = "starttls"
+	TLSImplicit TLSMode = "tls"
+)
+
+// ParseTLSMode validates a TLS mode name.
+func ParseTLSMode(s string) (TLSMode, error) {
+	switch m := TLSMode(strings.ToLower(strings.TrimSpace(s))); m {
+	case TLSNone, TLSStartTLS, TLSImplicit:
+		return m, nil
+	}
+	return "", fmt.Errorf("imapstore: unknown TLS mode %q (want none, starttls or tls)", s)
+}
+
+// Options say how to reach and log in to the server.
+type Options struct {
+	Addr      string // host:port
+	TLS       TLSMode
+	TLSConfig *tls.Config // nil: verify against the system roots
+	User      string
+	Password  string
+	// Timeout bounds each operation on the socket (default 30 s).
+	Timeout time.Duration
+	// Observe, when set, is called after every IMAP command with its name
+	// ("LOGIN", "LIST", "UID FETCH", …), its error and its duration. It
+	// must be safe for concurrent use.
+	Observe func(command string, err error, d time.Duration)
+	// OnChange, when set, is called (on the reader goroutine: it must not
+	// block) when the server reports unsolicited changes to the selected
+	// folder.
+	OnChange func()
+	Logger   *slog.Logger
+}
+
+func (o *Options) timeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return 30 * time.Second
+}
+
+// ErrAuth means the server refused the credentials.
+var ErrAuth = errors.New("imapstore: authentication failed")
+
+// ErrNotFound means the folder does not exist or the session may not see
+// it; IMAP servers do not tell the two apart, and neither does fbpub.
+var ErrNotFound = errors.New("imapstore: folder not found")
+
+// Features are the server capabilities fbpub adapts to.
+type Features struct {
+	ACL        bool // RFC 4314: MYRIGHTS, GETACL
+	CondStore  bool // RFC 7162: HIGHESTMODSEQ, CHANGEDSINCE
+	ListStatus bool // RFC 5819: folder states in the LIST answer
+	Metadata   bool // RFC 5464: folder annotations
+	Namespace  bool // RFC 2342
+	Notify     bool // RFC 5465
+	IMAP4rev2  bool
+}
+
+// String lists the features for logs, e.g. "ACL CONDSTORE LIST-STATUS".
+func (f Features) String() string {
+	var s []string
+	add := func(ok bool, name string) {
+		if ok {
+			s = append(s, name)
+		}
+	}
+	add(f.IMAP4rev2, "IMAP4rev2")
+	add(f.ACL, "ACL")
+	add(f.CondStore, "CONDSTORE")
+	add(f.ListStatus, "LIST-STATUS")
+	add(f.Metadata, "METADATA")
+	add(f.Namespace, "NAMESPACE")
+	add(f.Notify, "NOTIFY")
+	return strings.Join(s, " ")
+}
+
+// Session is one logged-in IMAP connection. Its methods may be called from
+// several goroutines; they are serialized, because the selected folder
+// belongs to the connection.
+type Session struct {
+	opts     Options
+	conn     net.Conn
+	client   *imapclient.Client
+	features Features
+	spaces   []Namespace
+
+	mu sync.Mutex // serializes operations; guards selected
+	// selected is the folder currently selected, "" if none.
+	selected string
+}
+
+// Dial connects, logs in and reads the capabilities and namespaces. The
+// password never appears in an error.
+func Dial(ctx context.Context, opts Options) (*Session, error) {
+	s := &Session{opts: opts}
+	if s.opts.Logger == nil {
+		s.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := net.Dialer{Timeout: opts.timeout()}
+	conn, err := d.DialContext(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("imapstore: connect %s: %w", opts.Addr, err)
+	}
+	copts := &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Expunge: func(uint32) { s.changed() },
+			Mailbox: func(*imapclient.UnilateralDataMailbox) { s.changed() },
+			// An unsolicited FETCH must be read to the end, or the
+			// connection stalls.
+			Fetch: func(m *imapclient.FetchMessageData) { s.changed(); _, _ = m.Collect() },
+		},
+	}
+	tlsConfig := opts.TLSConfig
+	if tlsConfig == nil {
+		host, _, _ := net.SplitHostPort(opts.Addr)
+		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	copts.TLSConfig = tlsConfig
+	s.conn = conn
+	stop := s.bind(ctx)
+	defer stop()
+	switch opts.TLS {
+	case TLSImplicit:
+		tc := tls.Client(conn, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("imapstore: TLS with %s: %w", opts.Addr, err)
+		}
+		s.conn = tc
+		s.client = imapclient.New(tc, copts)
+	case TLSStartTLS:
+		s.client, err = imapclient.NewStartTLS(conn, copts)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, err)
+		}
+	default:
+		s.client = imapclient.New(conn, copts)
+	}
+	if err := s.client.WaitGreeting(); err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("imapstore: greeting from %s: %w", opts.Addr, err)
+	}
+	if err := s.observe("LOGIN", func() error { return s.client.Login(opts.User, opts.Password).Wait() }); err != nil {
+		s.client.Close()
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return nil, fmt.Errorf("%w for %q", ErrAuth, opts.User)
+		}
+		return nil, fmt.Errorf("imapstore: login to %s: %w", opts.Addr, err)
+	}
+	caps := s.client.Caps()
+	s.features = Features{
+		IMAP4rev2:  caps.Has(imap.CapIMAP4rev2),
+		ACL:        caps.Has(imap.CapACL),
+		CondStore:  caps.Has(imap.CapCondStore),
+		ListStatus: caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2),
+		Metadata:   caps.Has(imap.CapMetadata) || caps.Has(imap.CapMetadataServer),
+		Namespace:  caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2),
+		Notify:     caps.Has(imap.Cap("NOTIFY")),
+	}
+	if err := s.readNamespaces(); err != nil {
+		s.client.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Features returns what the server offers.
+func (s *Session) Features() Features { return s.features }
+
+// User is the login name of this session.
+func (s *Session) User() string { return s.opts.User }
+
+// Closed is closed when the connection is gone.
+func (s *Session) Closed() <-chan struct{} { return s.client.Closed() }
+
+// Close logs out (briefly) and closes the connection.
+func (s *Session) Close() error {
+	_ = s.conn.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = s.client.Logout().Wait()
+	return s.client.Close()
+}
+
+func (s *Session) changed() {
+	if s.opts.OnChange != nil {
+		s.opts.OnChange()
+	}
+}
+
+// bind gives the socket a deadline and closes the connection if ctx ends
+// first. The returned func undoes both (but not a close that happened).
+func (s *Session) bind(ctx context.Context) (release func()) {
+	_ = s.conn.SetDeadline(time.Now().Add(s.opts.timeout()))
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	return func() {
+		stop()
+		_ = s.conn.SetDeadline(time.Time{})
+	}
+}
+
+// observe runs one command and reports it.
+func (s *Session) observe(name string, f func() error) error {
+	t0 := time.Now()
+	err := f()
+	if s.opts.Observe != nil {
+		s.opts.Observe(name, err, time.Since(t0))
+	}
+	return err
+}
+
+// opErr wraps a failed operation, preferring the context's reason when the
+// context ended the connection.
+func opErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("imapstore: %s: %w", what, context.Cause(ctx))
+	}
+	return fmt.Errorf("imapstore: %s: %w", what, err)
+}
