@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/fbpub/fbpub/internal/config"
+	"github.com/fbpub/fbpub/internal/demo"
+)
+
+// runDemo starts the embedded IMAP server with sample calendars and serves
+// them with the real fbpub code.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address (host:port)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	srv, err := demo.Start(time.Now(), io.Discard)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	cfg := config.Default()
+	cfg.Listen = *listen
+	cfg.IMAP.Addr, cfg.IMAP.TLS = srv.Addr, "none"
+	cfg.IMAP.User, cfg.IMAP.Password = demo.Proxy, config.Secret(srv.Password)
+	cfg.Publish.MailDomain = "example.org"
+	cfg.Publish.DefaultZone = "Europe/Berlin"
+	if v := getenv("FBPUB_LOG_LEVEL"); v != "" {
+		cfg.Log.Level = v
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger(os.Stderr)
+	log.Info("demo IMAP server started", "addr", srv.Addr, "folders", demo.Folders())
+	s, err := newService(cfg, log)
+	if err != nil {
+		return err
+	}
+	ready := make(chan string, 1)
+	go func() {
+		addr, ok := <-ready
+		if !ok {
+			return
+		}
+		base := "http://" + addr
+		fmt.Fprintf(stdout, `fbpub demo is running. Try:
+  curl %[1]s/freebusy/alice@example.org.vfb
+  curl %[1]s/freebusy/bob.vfb
+  curl %[1]s/calendar/alice/Calendar.ics
+  curl %[1]s/calendar/alice/Calendar/Work.ics
+  curl %[1]s/calendar/carol.ics
+  curl %[1]s/metrics
+Press Ctrl-C to stop.
+`, base)
+	}()
+	err = s.run(ctx, ready)
+	close(ready)
+	return err
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fbpub/fbpub/internal/config"
+	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/httpapi"
+	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/metrics"
+)
+
+// loadConfig applies defaults, the config file (--config or FBPUB_CONFIG),
+// the environment and the flags, in that order, and validates the result.
+func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string) (config.Config, error) {
+	cfg := config.Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", getenv("FBPUB_CONFIG"), "TOML configuration file (also FBPUB_CONFIG)")
+	// Parse once to find the file, then again so that flags win over it.
+	probe := flag.NewFlagSet(name, flag.ContinueOnError)
+	probe.SetOutput(io.Discard)
+	pfile := probe.String("config", *file, "")
+	probe.Usage = func() {}
+	var scratch config.Config
+	scratch.Flags(probe)
+	_ = probe.Parse(args)
+	if *pfile != "" {
+		if err := cfg.LoadFile(*pfile); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return cfg, err
+	}
+	cfg.Flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+	}
+	return cfg, cfg.Validate()
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := loadConfig("serve", args, stderr, getenv)
+	if err != nil {
+		return err
+	}
+	log := cfg.Logger(os.Stderr)
+	s, err := newService(cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx, nil)
+}
+
+// service is fbpub wired together: IMAP pool → feed cache → HTTP.
+type service struct {
+	cfg     config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	pool    *imapstore.Pool
+	cache   *feed.Cache
+	handler http.Handler
+}
+
+func newService(cfg config.Config, log *slog.Logger) (*service, error) {
+	password, err := cfg.Password()
+	if err != nil {
+		return nil, err
+	}
+	mode, _ := imapstore.ParseTLSMode(cfg.IMAP.TLS)
+	var tlsConfig *tls.Config
+	if cfg.IMAP.CAFile != "" {
+		pem, err := os.ReadFile(cfg.IMAP.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: imap.ca_file: %w", err)
+		}
+		roots, _ := x509.SystemCertPool()
+		if roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("config: imap.ca_file: no certificate in %s", cfg.IMAP.CAFile)
+		}
+		host, _, _ := net.SplitHostPort(cfg.IMAP.Addr)
+		tlsConfig = &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	zone, _ := time.LoadLocation(cfg.Publish.DefaultZone)
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	pool := imapstore.NewPool(imapstore.Options{
+		Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
+		User: cfg.IMAP.User, Password: password,
+		Timeout: time.Duration(cfg.IMAP.Timeout),
+		Observe: func(cmd string, err error, d time.Duration) {
+			result := "ok"
+			var ie *imap.Error
+			switch {
+			case errors.As(err, &ie):
+				result = "no"
+			case err != nil:
+				result = "error"
+			}
+			m.ObserveIMAP(cmd, result, d)
+		},
+		Logger: log.With("component", "imap"),
+	}, cfg.IMAP.Connections)
+	cache := feed.New(feed.Options{
+		Source:        pool,
+		CheckInterval: time.Duration(cfg.Publish.CheckInterval),
+		Patterns:      cfg.Publish.Folders,
+		Metrics:       m,
+		Logger:        log,
+	})
+	h := httpapi.New(httpapi.Options{
+		Cache:      cache,
+		MailDomain: cfg.Publish.MailDomain,
+		PastDays:   cfg.Publish.PastDays, FutureDays: cfg.Publish.FutureDays,
+		Zone:     func(string) *time.Location { return zone },
+		MaxAge:   time.Duration(cfg.Publish.CheckInterval),
+		Refresh:  time.Duration(cfg.Publish.Refresh),
+		Gatherer: reg,
+		Metrics:  m,
+		Logger:   log,
+	})
+	return &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}, nil
+}
+
+// run logs in once to report the server's features, then serves HTTP until
+// ctx ends, and shuts down gracefully. ready, when not nil, receives the
+// listening address.
+func (s *service) run(ctx context.Context, ready chan<- string) error {
+	defer s.pool.Close()
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.announce(ctx)
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "version", version())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// announce logs in once and says which server features fbpub found and
+// which of its own it turned off for lack of them. An unreachable server
+// is not fatal: fbpub serves errors until it comes back.
+func (s *service) announce(ctx context.Context) {
+	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	f, err := s.pool.Features(actx)
+	if err != nil {
+		s.log.Warn("IMAP server not reachable yet; answering 503 until it is", "addr", s.cfg.IMAP.Addr, "err", err)
+		return
+	}
+	s.log.Info("logged in to IMAP", "addr", s.cfg.IMAP.Addr, "user", s.cfg.IMAP.User, "features", f.String())
+	if !f.ACL {
+		s.log.Warn("server has no ACL extension (RFC 4314): publishing every calendar folder the proxy can select")
+	}
+	if !f.CondStore {
+		s.log.Warn("server has no CONDSTORE (RFC 7162): detecting changes by UIDNEXT and message counts")
+	}
+	if !f.ListStatus {
+		s.log.Info("server has no LIST-STATUS: reading folder states with pipelined STATUS")
+	}
+	if !f.Namespace {
+		s.log.Warn("server has no NAMESPACE: every folder counts as the proxy's own")
+	}
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,262 @@
+// Package config holds fbpub's configuration: defaults, an optional TOML
+// file, FBPUB_* environment variables and command-line flags, applied in
+// that order, and validation that reports every problem at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/fbpub/fbpub/internal/imapstore"
+)
+
+// Config is fbpub's whole configuration.
+type Config struct {
+	// Listen is the HTTP address (host:port).
+	Listen  string  `toml:"listen"`
+	IMAP    IMAP    `toml:"imap"`
+	Publish Publish `toml:"publish"`
+	Log     Log     `toml:"log"`
+}
+
+// IMAP says how the proxy identity reaches the server.
+type IMAP struct {
+	Addr string `toml:"addr"`
+	// TLS is none, starttls or tls. Certificates are verified.
+	TLS          string `toml:"tls"`
+	User         string `toml:"user"`
+	Password     Secret `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	// CAFile adds trusted certificates (PEM) for a server with a private CA.
+	CAFile string `toml:"ca_file"`
+	// Timeout bounds each IMAP operation.
+	Timeout Duration `toml:"timeout"`
+	// Connections bounds the proxy's concurrent IMAP connections.
+	Connections int `toml:"connections"`
+}
+
+// Publish says what is published and how.
+type Publish struct {
+	// Folders are the folder paths (below each owner's namespace, "/"
+	// separated, path.Match patterns) that are calendars.
+	Folders []string `toml:"folders"`
+	// CheckInterval is how long IMAP folder states are trusted before a
+	// request checks them again; 0 checks on every request.
+	CheckInterval Duration `toml:"check_interval"`
+	// PastDays and FutureDays set the default free/busy window.
+	PastDays   int `toml:"past_days"`
+	FutureDays int `toml:"future_days"`
+	// MailDomain completes owner addresses ("alice" → alice@MailDomain).
+	MailDomain string `toml:"mail_domain"`
+	// DefaultZone places floating and all-day times (IANA name).
+	DefaultZone string `toml:"default_zone"`
+	// Refresh is the polling interval suggested to feed subscribers.
+	Refresh Duration `toml:"refresh"`
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `toml:"format"` // text or json
+	Level  string `toml:"level"`  // debug, info, warn, error
+}
+
+// Secret is a string that never prints.
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "********"
+}
+
+// LogValue keeps secrets out of structured logs.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// GoString keeps secrets out of %#v.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// Duration is a time.Duration read from strings like "1s" or "15m".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Default returns the defaults: listen on 127.0.0.1:8080, the server on
+// 127.0.0.1:143 with STARTTLS, "Calendar" folders, a 1 s check interval.
+func Default() Config {
+	return Config{
+		Listen: "127.0.0.1:8080",
+		IMAP: IMAP{
+			Addr: "127.0.0.1:143", TLS: "starttls", User: "fbproxy",
+			Timeout: Duration(30 * time.Second), Connections: 4,
+		},
+		Publish: Publish{
+			Folders:       []string{"Calendar", "Calendar/*"},
+			CheckInterval: Duration(time.Second),
+			PastDays:      7, FutureDays: 90,
+			DefaultZone: "UTC",
+			Refresh:     Duration(15 * time.Minute),
+		},
+		Log: Log{Format: "text", Level: "info"},
+	}
+}
+
+// LoadFile reads a TOML file over c. Unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(b)).Decode(c)
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		var keys []string
+		for _, k := range und {
+			keys = append(keys, k.String())
+		}
+		return fmt.Errorf("config: %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Env lists the environment variables fbpub reads, and what they set.
+var Env = []struct {
+	Name string
+	set  func(c *Config, v string) error
+}{
+	{"FBPUB_LISTEN", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"FBPUB_IMAP_ADDR", func(c *Config, v string) error { c.IMAP.Addr = v; return nil }},
+	{"FBPUB_IMAP_TLS", func(c *Config, v string) error { c.IMAP.TLS = v; return nil }},
+	{"FBPUB_IMAP_USER", func(c *Config, v string) error { c.IMAP.User = v; return nil }},
+	{"FBPUB_IMAP_PASSWORD", func(c *Config, v string) error { c.IMAP.Password = Secret(v); return nil }},
+	{"FBPUB_IMAP_PASSWORD_FILE", func(c *Config, v string) error { c.IMAP.PasswordFile = v; return nil }},
+	{"FBPUB_IMAP_CA_FILE", func(c *Config, v string) error { c.IMAP.CAFile = v; return nil }},
+	{"FBPUB_MAIL_DOMAIN", func(c *Config, v string) error { c.Publish.MailDomain = v; return nil }},
+	{"FBPUB_DEFAULT_ZONE", func(c *Config, v string) error { c.Publish.DefaultZone = v; return nil }},
+	{"FBPUB_CHECK_INTERVAL", func(c *Config, v string) error { return c.Publish.CheckInterval.UnmarshalText([]byte(v)) }},
+	{"FBPUB_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"FBPUB_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
+}
+
+// ApplyEnv sets what the FBPUB_* variables given by getenv say.
+func (c *Config) ApplyEnv(getenv func(string) string) error {
+	var errs []error
+	for _, e := range Env {
+		if v := getenv(e.Name); v != "" {
+			if err := e.set(c, v); err != nil {
+				errs = append(errs, fmt.Errorf("config: %s: %w", e.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Flags registers flags on fs that override c when parsed.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "HTTP listen address (host:port)")
+	fs.StringVar(&c.IMAP.Addr, "imap-addr", c.IMAP.Addr, "IMAP server address (host:port)")
+	fs.StringVar(&c.IMAP.TLS, "imap-tls", c.IMAP.TLS, "IMAP TLS mode: none, starttls or tls")
+	fs.StringVar(&c.IMAP.User, "imap-user", c.IMAP.User, "IMAP login of the publishing proxy")
+	fs.StringVar(&c.IMAP.PasswordFile, "imap-password-file", c.IMAP.PasswordFile, "file holding the proxy's IMAP password")
+	fs.StringVar(&c.Publish.MailDomain, "mail-domain", c.Publish.MailDomain, "mail domain of owner addresses")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "log format: text or json")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "log level: debug, info, warn or error")
+}
+
+// Password returns the proxy's password, from PasswordFile when set.
+func (c *Config) Password() (string, error) {
+	if c.IMAP.PasswordFile == "" {
+		return string(c.IMAP.Password), nil
+	}
+	b, err := os.ReadFile(c.IMAP.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("config: imap.password_file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("config: "+format, a...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen: %q is not host:port", c.Listen)
+	}
+	if _, _, err := net.SplitHostPort(c.IMAP.Addr); err != nil {
+		bad("imap.addr: %q is not host:port", c.IMAP.Addr)
+	}
+	if _, err := imapstore.ParseTLSMode(c.IMAP.TLS); err != nil {
+		bad("imap.tls: %q is not none, starttls or tls", c.IMAP.TLS)
+	}
+	if c.IMAP.User == "" {
+		bad("imap.user is empty")
+	}
+	if c.IMAP.Password != "" && c.IMAP.PasswordFile != "" {
+		bad("imap.password and imap.password_file are both set")
+	}
+	if c.IMAP.Connections < 1 || c.IMAP.Connections > 64 {
+		bad("imap.connections: %d is not between 1 and 64", c.IMAP.Connections)
+	}
+	if c.IMAP.Timeout < Duration(time.Second) {
+		bad("imap.timeout: %s is shorter than 1s", time.Duration(c.IMAP.Timeout))
+	}
+	if len(c.Publish.Folders) == 0 {
+		bad("publish.folders is empty")
+	}
+	if c.Publish.CheckInterval < 0 {
+		bad("publish.check_interval is negative")
+	}
+	if c.Publish.PastDays < 0 || c.Publish.PastDays > 366 {
+		bad("publish.past_days: %d is not between 0 and 366", c.Publish.PastDays)
+	}
+	if c.Publish.FutureDays < 1 || c.Publish.FutureDays > 3660 {
+		bad("publish.future_days: %d is not between 1 and 3660", c.Publish.FutureDays)
+	}
+	if _, err := time.LoadLocation(c.Publish.DefaultZone); err != nil {
+		bad("publish.default_zone: unknown zone %q", c.Publish.DefaultZone)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format: %q is not text or json", c.Log.Format)
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		bad("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
+
+// Logger builds the logger the configuration asks for.
+func (c *Config) Logger(w *os.File) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(c.Log.Level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,287 @@
+package feed
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-ical"
+
+	"github.com/fbpub/fbpub/internal/calendar"
+	"github.com/fbpub/fbpub/internal/freebusy"
+)
+
+// Answer is a rendered response body with what HTTP caching needs.
+type Answer struct {
+	Body []byte
+	// ETag is a strong entity tag derived from the IMAP states that went
+	// into the answer and what was asked; equal ETags mean equal content
+	// (up to DTSTAMP).
+	ETag string
+	// Modified is when fbpub first saw the newest of those states.
+	Modified time.Time
+}
+
+// FreeBusyQuery asks for an owner's free/busy.
+type FreeBusyQuery struct {
+	Owner string
+	// Folder limits the answer to one folder (path segments); nil covers
+	// all of the owner's published folders.
+	Folder []string
+	Window freebusy.Window
+	// Organizer is the owner's calendar address for ORGANIZER and the
+	// PARTSTAT rule ("mailto:alice@example.org").
+	Organizer string
+	// Zone places the owner's floating and all-day times; nil means UTC.
+	Zone *time.Location
+}
+
+// FreeBusy renders the VFREEBUSY of q.
+func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) {
+	snaps, err := c.snapshots(ctx, q.Owner, q.Folder)
+	if err != nil {
+		return nil, err
+	}
+	zone := q.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	key := renderKey("freebusy", q.Owner, strings.Join(q.Folder, "/"), q.Organizer, zone.String(),
+		q.Window.Start.UTC().Format(time.RFC3339), q.Window.End.UTC().Format(time.RFC3339)) + statesKey(snaps)
+	return c.render(ctx, "freebusy", key, snaps, func() ([]byte, error) {
+		var objs []*calendar.Object
+		for _, s := range snaps {
+			objs = append(objs, s.Objects...)
+		}
+		res := freebusy.Compute(objs, q.Window, &freebusy.Options{
+			Owner:  q.Organizer,
+			Expand: &calendar.Options{Zone: zone},
+		})
+		if res.Truncated > 0 {
+			c.m.ExpansionLimits.Add(float64(res.Truncated))
+		}
+		reply := freebusy.Reply{
+			Organizer: q.Organizer,
+			UID:       "fbpub-freebusy-" + strings.ToLower(q.Owner),
+			Stamp:     c.opts.Now(),
+			Window:    q.Window,
+			Periods:   res.Periods,
+		}
+		var b bytes.Buffer
+		if err := reply.Encode(&b); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	})
+}
+
+// CalendarQuery asks for an owner's events as an iCalendar feed.
+type CalendarQuery struct {
+	Owner string
+	// Folder selects one folder (path segments); nil means all of the
+	// owner's published folders.
+	Folder []string
+	// Name is the calendar's display name (X-WR-CALNAME).
+	Name string
+	// Refresh is how often clients should poll (REFRESH-INTERVAL and
+	// X-PUBLISHED-TTL); zero leaves both out.
+	Refresh time.Duration
+}
+
+// Calendar renders the events of q as one VCALENDAR: the VTIMEZONEs its
+// events use, then every VEVENT with its alarms removed (a subscriber
+// should not get the owner's reminders).
+func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) {
+	snaps, err := c.snapshots(ctx, q.Owner, q.Folder)
+	if err != nil {
+		return nil, err
+	}
+	key := renderKey("calendar", q.Owner, strings.Join(q.Folder, "/"), q.Name, q.Refresh.String()) + statesKey(snaps)
+	return c.render(ctx, "calendar", key, snaps, func() ([]byte, error) {
+		var objs []*calendar.Object
+		for _, s := range snaps {
+			objs = append(objs, s.Objects...)
+		}
+		cal := ical.NewComponent(ical.CompCalendar)
+		cal.Props.SetText(ical.PropVersion, "2.0")
+		cal.Props.SetText(ical.PropProductID, freebusy.ProdID)
+		cal.Props.SetText(ical.PropCalendarScale, "GREGORIAN")
+		cal.Props.SetText(ical.PropMethod, "PUBLISH")
+		if q.Name != "" {
+			p := ical.NewProp("X-WR-CALNAME")
+			p.SetText(q.Name)
+			p.Params.Del(ical.ParamValue) // TEXT is its default type
+			cal.Props.Set(p)
+		}
+		if q.Refresh > 0 {
+			d := isoDuration(q.Refresh)
+			p := ical.NewProp("REFRESH-INTERVAL")
+			p.Params.Set(ical.ParamValue, "DURATION")
+			p.Value = d
+			cal.Props.Set(p)
+			ttl := ical.NewProp("X-PUBLISHED-TTL")
+			ttl.Value = d
+			cal.Props.Set(ttl)
+		}
+		cal.Children = append(cal.Children, calendar.UsedTimezones(objs)...)
+		for _, o := range objs {
+			for _, ev := range o.Events() {
+				cal.Children = append(cal.Children, withoutAlarms(ev))
+			}
+		}
+		return calendar.Marshal(cal)
+	})
+}
+
+// withoutAlarms returns ev without VALARM children. The properties are
+// shared with ev, which stays untouched.
+func withoutAlarms(ev *ical.Component) *ical.Component {
+	out := &ical.Component{Name: ev.Name, Props: ev.Props}
+	for _, ch := range ev.Children {
+		if ch.Name != ical.CompAlarm {
+			out.Children = append(out.Children, ch)
+		}
+	}
+	return out
+}
+
+func isoDuration(d time.Duration) string {
+	s := int64(d / time.Second)
+	if s < 60 {
+		s = 60
+	}
+	switch {
+	case s%86400 == 0:
+		return fmt.Sprintf("P%dD", s/86400)
+	case s%3600 == 0:
+		return fmt.Sprintf("PT%dH", s/3600)
+	case s%60 == 0:
+		return fmt.Sprintf("PT%dM", s/60)
+	}
+	return fmt.Sprintf("PT%dS", s)
+}
+
+// snapshots returns the current snapshots of owner's folders, or of the
+// one folder named by segments.
+func (c *Cache) snapshots(ctx context.Context, owner string, folder []string) ([]*Snapshot, error) {
+	owned, err := c.Owned(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Snapshot
+	for _, f := range owned {
+		if folder != nil && f.Path() != strings.Join(folder, "/") {
+			continue
+		}
+		s, err := c.Snapshot(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	return out, nil
+}
+
+func renderKey(parts ...string) string { return strings.Join(parts, "\x00") + "\x00" }
+
+func statesKey(snaps []*Snapshot) string {
+	var b strings.Builder
+	for _, s := range snaps {
+		b.WriteString(s.Folder.Name)
+		b.WriteByte('=')
+		b.WriteString(stateKey(s.State))
+		b.WriteByte(';')
+	}
+	return b.String()
+}
+
+// render returns the cached answer for key, or renders it once for all
+// concurrent callers.
+func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot, f func() ([]byte, error)) (*Answer, error) {
+	if a := c.answers.get(key); a != nil {
+		c.m.CacheRequests.WithLabelValues(view, "hit").Inc()
+		return a, nil
+	}
+	v, err := c.shared(ctx, "render", key, func(context.Context) (any, error) {
+		if a := c.answers.get(key); a != nil {
+			return a, nil
+		}
+		t0 := time.Now()
+		body, err := f()
+		if err != nil {
+			return nil, err
+		}
+		c.m.Renders.WithLabelValues(view).Inc()
+		c.m.RenderSeconds.WithLabelValues(view).Observe(time.Since(t0).Seconds())
+		a := &Answer{Body: body, ETag: etag(key)}
+		for _, s := range snaps {
+			if s.Fetched.After(a.Modified) {
+				a.Modified = s.Fetched
+			}
+		}
+		c.answers.put(key, a)
+		return a, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.m.CacheRequests.WithLabelValues(view, "miss").Inc()
+	return v.(*Answer), nil
+}
+
+// lru is a small least-recently-used cache of rendered answers, bounded by
+// the total size of their bodies.
+type lru struct {
+	mu      sync.Mutex
+	max     int
+	size    int                      // guarded by mu
+	order   *list.List               // of *lruEntry, most recent first; guarded by mu
+	entries map[string]*list.Element // guarded by mu
+}
+
+type lruEntry struct {
+	key string
+	a   *Answer
+}
+
+// maxRendered bounds the bytes of rendered answers kept.
+const maxRendered = 64 << 20
+
+func newLRU(max int) *lru {
+	return &lru{max: max, order: list.New(), entries: map[string]*list.Element{}}
+}
+
+func (l *lru) get(key string) *Answer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.entries[key]; e != nil {
+		l.order.MoveToFront(e)
+		return e.Value.(*lruEntry).a
+	}
+	return nil
+}
+
+func (l *lru) put(key string, a *Answer) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.entries[key]; e != nil {
+		l.size -= len(e.Value.(*lruEntry).a.Body)
+		l.order.Remove(e)
+	}
+	l.entries[key] = l.order.PushFront(&lruEntry{key, a})
+	l.size += len(a.Body)
+	for l.size > l.max && l.order.Len() > 1 {
+		e := l.order.Back()
+		ent := e.Value.(*lruEntry)
+		l.order.Remove(e)
+		delete(l.entries, ent.key)
+		l.size -= len(ent.a.Body)
+	}
+}

@@ -1,0 +1,87 @@
+package httpapi
+
+import (
+	"mime"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Bounds on names taken from URLs.
+const (
+	maxUser    = 128
+	maxSegment = 255
+	maxPath    = 1024
+	maxDepth   = 16
+)
+
+// owner validates the user part of a URL, a login or an address, and
+// returns the IMAP user and the calendar address. The default mapping
+// takes the local part of an address as the login.
+func (h *Handler) owner(name string) (user, addr string, err error) {
+	if err := checkName(name, maxUser); err != nil {
+		return "", "", badRequest("bad user name: %v", err)
+	}
+	local, domain, isAddr := strings.Cut(name, "@")
+	if isAddr {
+		if local == "" || domain == "" || strings.Contains(domain, "@") {
+			return "", "", badRequest("bad user address")
+		}
+		return local, "mailto:" + strings.ToLower(name), nil
+	}
+	if h.opts.MailDomain != "" {
+		return name, "mailto:" + strings.ToLower(name+"@"+h.opts.MailDomain), nil
+	}
+	return name, "mailto:" + strings.ToLower(name), nil
+}
+
+// folderSegments splits a URL folder path at "/" and validates each part.
+func folderSegments(p string) ([]string, error) {
+	if len(p) > maxPath {
+		return nil, badRequest("folder name too long")
+	}
+	segs := strings.Split(p, "/")
+	if len(segs) > maxDepth {
+		return nil, badRequest("folder nested too deep")
+	}
+	for _, s := range segs {
+		if err := checkName(s, maxSegment); err != nil {
+			return nil, badRequest("bad folder name: %v", err)
+		}
+	}
+	return segs, nil
+}
+
+type nameError string
+
+func (e nameError) Error() string { return string(e) }
+
+// checkName rejects empty names, "." and "..", invalid UTF-8, control
+// characters (NUL included) and overlong names. Names from URLs are only
+// ever compared with the folder list read from IMAP, never sent to it.
+func checkName(s string, max int) error {
+	switch {
+	case s == "":
+		return nameError("empty")
+	case s == "." || s == "..":
+		return nameError("relative name")
+	case len(s) > max:
+		return nameError("too long")
+	case !utf8.ValidString(s):
+		return nameError("not UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return nameError("control character")
+		}
+	}
+	return nil
+}
+
+// contentDisposition names the file for clients that save it.
+func contentDisposition(name string) string {
+	if v := mime.FormatMediaType("inline", map[string]string{"filename": name}); v != "" {
+		return v
+	}
+	return "inline"
+}

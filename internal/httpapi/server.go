@@ -1,0 +1,275 @@
+// Package httpapi is fbpub's HTTP surface: it parses and validates
+// requests, asks the feed cache for answers and writes them with the
+// headers calendar clients and caches expect. Nothing from a URL reaches
+// IMAP before it has been validated here.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/freebusy"
+	"github.com/fbpub/fbpub/metrics"
+)
+
+// Options configure the handler.
+type Options struct {
+	Cache *feed.Cache
+	// MailDomain completes owner addresses when a request names only a
+	// login ("alice" → "mailto:alice@MailDomain").
+	MailDomain string
+	// PastDays and FutureDays set the default free/busy window around
+	// today (UTC days).
+	PastDays, FutureDays int
+	// Zone returns an owner's time zone for floating and all-day times;
+	// nil means UTC for everyone.
+	Zone func(owner string) *time.Location
+	// MaxAge is the Cache-Control max-age given to clients, and the feeds'
+	// refresh interval is derived from it.
+	MaxAge time.Duration
+	// Refresh is the REFRESH-INTERVAL written into feeds.
+	Refresh time.Duration
+	// Gatherer serves /metrics; nil disables the route.
+	Gatherer prometheus.Gatherer
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Handler serves fbpub's routes.
+type Handler struct {
+	opts Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// New builds the handler.
+func New(opts Options) *Handler {
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.Discard()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Zone == nil {
+		opts.Zone = func(string) *time.Location { return time.UTC }
+	}
+	if opts.PastDays == 0 && opts.FutureDays == 0 {
+		opts.PastDays, opts.FutureDays = 7, 90
+	}
+	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux()}
+	h.handle("GET /freebusy/{file}", "freebusy", h.freeBusy)
+	h.handle("GET /calendar/{file}", "calendar", h.calendarAll)
+	h.handle("GET /calendar/{owner}/{path...}", "calendar", h.calendarFolder)
+	h.handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, err := fmt.Fprintln(w, "ok")
+		return err
+	})
+	if opts.Gatherer != nil {
+		mh := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
+		h.handle("GET /metrics", "metrics", func(w http.ResponseWriter, r *http.Request) error {
+			mh.ServeHTTP(w, r)
+			return nil
+		})
+	}
+	h.handle("/", "other", func(http.ResponseWriter, *http.Request) error {
+		return notFound("no such page")
+	})
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// handle registers a route whose handler returns an error, and counts it.
+func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *http.Request) error) {
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		rw := &recorder{ResponseWriter: w, code: http.StatusOK}
+		if err := f(rw, r); err != nil {
+			h.writeError(rw, r, err)
+		}
+		h.opts.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rw.code)).Inc()
+		h.opts.Metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+		h.opts.Metrics.HTTPBytes.WithLabelValues(route).Add(float64(rw.bytes))
+	})
+}
+
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	bytes int
+	wrote bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+// httpError is an error with the status and the short message a client
+// sees; the wrapped cause goes only to the log.
+type httpError struct {
+	code  int
+	msg   string
+	cause error
+}
+
+func (e *httpError) Error() string {
+	if e.cause != nil {
+		return e.msg + ": " + e.cause.Error()
+	}
+	return e.msg
+}
+
+func (e *httpError) Unwrap() error { return e.cause }
+
+func badRequest(format string, a ...any) error {
+	return &httpError{code: http.StatusBadRequest, msg: fmt.Sprintf(format, a...)}
+}
+
+func notFound(msg string) error { return &httpError{code: http.StatusNotFound, msg: msg} }
+
+// classify maps an error to its status and client message, in one place.
+func classify(err error) (int, string) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		return he.code, he.msg
+	case errors.Is(err, feed.ErrNotFound):
+		return http.StatusNotFound, "not found"
+	case errors.Is(err, feed.ErrUnavailable):
+		return http.StatusServiceUnavailable, "calendar store unavailable, try again later"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "request timed out"
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := classify(err)
+	if code >= 500 {
+		h.log.Warn("request failed", "method", r.Method, "route", r.Pattern, "code", code, "err", err)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "30")
+	}
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+// freeBusy serves /freebusy/<user>.vfb and .ifb, where <user> is a login
+// or an address (Outlook's %NAME%@%SERVER%).
+func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
+	file := r.PathValue("file")
+	name, ext := splitExt(file)
+	switch ext {
+	case "vfb", "ifb":
+	default:
+		return notFound("free/busy is served as <user>.vfb or <user>.ifb")
+	}
+	user, addr, err := h.owner(name)
+	if err != nil {
+		return err
+	}
+	now := h.opts.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	win := freebusy.Window{Start: today.AddDate(0, 0, -h.opts.PastDays), End: today.AddDate(0, 0, h.opts.FutureDays+1)}
+	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
+		Owner: user, Window: win, Organizer: addr, Zone: h.opts.Zone(user),
+	})
+	if err != nil {
+		return err
+	}
+	h.serve(w, r, a, file)
+	return nil
+}
+
+// calendarAll serves /calendar/<user>.ics: every published folder of user.
+func (h *Handler) calendarAll(w http.ResponseWriter, r *http.Request) error {
+	file := r.PathValue("file")
+	name, ext := splitExt(file)
+	if ext != "ics" {
+		return notFound("feeds are served as <user>.ics or <user>/<folder>.ics")
+	}
+	user, _, err := h.owner(name)
+	if err != nil {
+		return err
+	}
+	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{Owner: user, Name: user, Refresh: h.opts.Refresh})
+	if err != nil {
+		return err
+	}
+	h.serve(w, r, a, file)
+	return nil
+}
+
+// calendarFolder serves /calendar/<user>/<folder>.ics; the folder may have
+// several segments (Calendar/Work).
+func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
+	user, _, err := h.owner(r.PathValue("owner"))
+	if err != nil {
+		return err
+	}
+	p, ext := splitExt(r.PathValue("path"))
+	if ext != "ics" {
+		return notFound("feeds are served as <user>/<folder>.ics")
+	}
+	segs, err := folderSegments(p)
+	if err != nil {
+		return err
+	}
+	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{
+		Owner: user, Folder: segs, Name: user + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh,
+	})
+	if err != nil {
+		return err
+	}
+	h.serve(w, r, a, segs[len(segs)-1]+".ics")
+	return nil
+}
+
+// serve writes a calendar answer: ETag, Last-Modified and If-None-Match
+// (304) are handled by http.ServeContent, as are HEAD and ranges.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, a *feed.Answer, filename string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/calendar; charset=utf-8")
+	hd.Set("ETag", a.ETag)
+	hd.Set("Cache-Control", fmt.Sprintf("max-age=%d", int(h.opts.MaxAge/time.Second)))
+	hd.Set("Content-Disposition", contentDisposition(filename))
+	hd.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", a.Modified, bytes.NewReader(a.Body))
+}
+
+func splitExt(s string) (name, ext string) {
+	i := strings.LastIndexByte(s, '.')
+	if i <= 0 {
+		return s, ""
+	}
+	return s[:i], strings.ToLower(s[i+1:])
+}
