@@ -66,7 +66,9 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 		cals = append(cals, cal)
 	}
 	if len(cals) == 0 {
-		return nil, ErrNoCalendar
+		// Text that is not blank but holds no whole VCALENDAR: go-ical
+		// answers a truncated calendar with a plain io.EOF.
+		return nil, ErrMalformed
 	}
 	return cals, nil
 }

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGoodFile(t *testing.T) {
+	c := Default()
+	if err := c.LoadFile("testdata/good.toml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if c.IMAP.Addr != "imap.example.org:993" || c.IMAP.Connections != 8 || time.Duration(c.Publish.CheckInterval) != 2*time.Second ||
+		c.Publish.PastDays != 0 || len(c.Publish.Folders) != 3 || c.Log.Format != "json" {
+		t.Errorf("LoadFile(good.toml) = %+v", c)
+	}
+}
+
+// TestBadFiles checks each bad configuration in testdata against the exact
+// error fbpub reports for it (NAME.toml → NAME.err).
+func TestBadFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.err")
+	if len(files) == 0 {
+		t.Fatal("no bad configurations in testdata")
+	}
+	for _, errFile := range files {
+		want, _ := os.ReadFile(errFile)
+		c := Default()
+		err := c.LoadFile(strings.TrimSuffix(errFile, ".err") + ".toml")
+		if err == nil {
+			err = c.Validate()
+		}
+		if got := fmt.Sprint(err); got != strings.TrimSpace(string(want)) {
+			t.Errorf("%s:\n got: %s\nwant: %s", errFile, got, want)
+		}
+	}
+}
+
+func TestEnvOverridesAndSecrets(t *testing.T) {
+	env := map[string]string{
+		"FBPUB_IMAP_ADDR":     "127.0.0.1:10143",
+		"FBPUB_IMAP_TLS":      "none",
+		"FBPUB_IMAP_USER":     "proxy",
+		"FBPUB_IMAP_PASSWORD": "s3cret-pw",
+		"FBPUB_LISTEN":        "127.0.0.1:9999",
+	}
+	c := Default()
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.IMAP.Addr != "127.0.0.1:10143" || c.IMAP.TLS != "none" || c.IMAP.User != "proxy" || c.Listen != "127.0.0.1:9999" {
+		t.Errorf("ApplyEnv: %+v", c)
+	}
+	if pw, _ := c.Password(); pw != "s3cret-pw" {
+		t.Errorf("Password() = %q", pw)
+	}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprint(c.IMAP.Password)} {
+		if strings.Contains(s, "s3cret-pw") {
+			t.Errorf("password printed: %s", s)
+		}
+	}
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("from-file\n"), 0o600)
+	c.IMAP.Password, c.IMAP.PasswordFile = "", pwFile
+	if pw, err := c.Password(); pw != "from-file" || err != nil {
+		t.Errorf("Password() from file = %q, %v", pw, err)
+	}
+}
