@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/fbpub/fbpub/internal/config"
@@ -39,7 +38,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := cfg.Logger(os.Stderr)
+	log := cfg.Logger(stderr)
 	log.Info("demo IMAP server started", "addr", srv.Addr, "folders", demo.Folders())
 	s, err := newService(cfg, log)
 	if err != nil {

@@ -63,7 +63,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err != nil {
 		return err
 	}
-	log := cfg.Logger(os.Stderr)
+	log := cfg.Logger(stderr)
 	s, err := newService(cfg, log)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -251,7 +252,7 @@ func (c *Config) Validate() error {
 }
 
 // Logger builds the logger the configuration asks for.
-func (c *Config) Logger(w *os.File) *slog.Logger {
+func (c *Config) Logger(w io.Writer) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(c.Log.Level))
 	opts := &slog.HandlerOptions{Level: lv}

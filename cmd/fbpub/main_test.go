@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fbpub/fbpub/internal/calendar"
+)
+
+// TestRender checks the VFREEBUSY of a hand-checked Outlook calendar in
+// Europe/Berlin: a weekly series with an EXDATE and a moved instance the
+// owner has not answered yet (tentative), an out-of-office all-day event,
+// and a declined meeting that does not count.
+func TestRender(t *testing.T) {
+	var out, errs strings.Builder
+	err := run(context.Background(), []string{"render", "--start", "2025-03-01T00:00:00Z", "--end", "2025-04-01T00:00:00Z",
+		"--tz", "Europe/Berlin", "--owner", "mailto:alice@example.org", "testdata/render-outlook.ics"}, nil, &out, &errs, os.Getenv)
+	if err != nil {
+		t.Fatalf("render: %v (%s)", err, errs.String())
+	}
+	want := []string{
+		"FREEBUSY;FBTYPE=BUSY:20250303T083000Z/20250303T090000Z",
+		"FREEBUSY;FBTYPE=BUSY:20250310T083000Z/20250310T090000Z",
+		"FREEBUSY;FBTYPE=BUSY-UNAVAILABLE:20250311T230000Z/20250313T230000Z",
+		"FREEBUSY;FBTYPE=BUSY-TENTATIVE:20250325T130000Z/20250325T140000Z",
+		"FREEBUSY;FBTYPE=BUSY:20250331T073000Z/20250331T080000Z",
+	}
+	var got []string
+	for _, l := range strings.Split(out.String(), "\r\n") {
+		if strings.HasPrefix(l, "FREEBUSY") {
+			got = append(got, l)
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("render periods:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(out.String(), "ORGANIZER:mailto:alice@example.org\r\n") {
+		t.Errorf("render output lacks the ORGANIZER:\n%s", out.String())
+	}
+}
+
+func TestRenderBadInput(t *testing.T) {
+	tests := []struct {
+		args []string
+		in   string
+		want string
+	}{
+		{[]string{"render", "--start", "yesterday", "-"}, "", `--start: "yesterday" is not an RFC 3339 time`},
+		{[]string{"render", "--tz", "Nowhere/City", "-"}, "", `--tz: unknown zone "Nowhere/City"`},
+		{[]string{"render", "-"}, "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n", "malformed iCalendar"},
+		{[]string{"render", "testdata/does-not-exist.ics"}, "", "no such file"},
+	}
+	for _, tt := range tests {
+		var out, errs strings.Builder
+		err := run(context.Background(), tt.args, strings.NewReader(tt.in), &out, &errs, os.Getenv)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemo runs `fbpub demo` on a free port and fetches what the README
+// tells a newcomer to fetch.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0"}, nil, pw, &logs, func(string) string { return "" })
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo exited with %v", err)
+		}
+	})
+	var base string
+	sc := bufio.NewScanner(pr)
+	re := regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
+	for sc.Scan() {
+		if m := re.FindString(sc.Text()); m != "" {
+			base = m
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if base == "" {
+		t.Fatalf("demo printed no URL; log:\n%s", logs.String())
+	}
+	get := func(path string) (int, http.Header, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+
+	code, hdr, body := get("/freebusy/alice@example.org.vfb")
+	if code != 200 || hdr.Get("Content-Type") != "text/calendar; charset=utf-8" {
+		t.Fatalf("alice .vfb: %d %q\n%s", code, hdr.Get("Content-Type"), body)
+	}
+	for _, want := range []string{"BEGIN:VFREEBUSY", "ORGANIZER:mailto:alice@example.org", "FREEBUSY;FBTYPE=BUSY:", "FREEBUSY;FBTYPE=BUSY-TENTATIVE:"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("alice .vfb lacks %q:\n%s", want, body)
+		}
+	}
+	// The lunch tomorrow, 11:00–12:30 UTC, is in every default window.
+	tomorrow := time.Now().UTC().AddDate(0, 0, 1).Format("20060102")
+	if want := "FREEBUSY;FBTYPE=BUSY:" + tomorrow + "T110000Z/" + tomorrow + "T123000Z"; !strings.Contains(body, want) {
+		t.Errorf("alice .vfb lacks tomorrow's lunch %q:\n%s", want, body)
+	}
+	// The cancelled budget review (tomorrow 15:00 UTC) makes nobody busy.
+	if strings.Contains(body, tomorrow+"T150000Z") {
+		t.Errorf("alice .vfb shows the cancelled event:\n%s", body)
+	}
+
+	code, _, body = get("/calendar/alice/Calendar.ics")
+	if code != 200 {
+		t.Fatalf("alice Calendar.ics: %d\n%s", code, body)
+	}
+	cals, err := calendar.Decode([]byte(body))
+	if err != nil {
+		t.Fatalf("feed does not parse: %v\n%s", err, body)
+	}
+	if n := len(calendar.Objects(cals)); n != 5 {
+		t.Errorf("alice's Calendar feed has %d events, want 5", n)
+	}
+	if strings.Contains(body, "BEGIN:VALARM") {
+		t.Errorf("feed still carries alarms")
+	}
+
+	if code, _, _ := get("/calendar/bob/Tasks.ics"); code != http.StatusNotFound {
+		t.Errorf("bob's Tasks folder (not a calendar) answered %d, want 404", code)
+	}
+	if code, _, _ := get("/freebusy/nobody.vfb"); code != http.StatusNotFound {
+		t.Errorf("unknown user answered %d, want 404", code)
+	}
+	if !strings.Contains(logs.String(), "no ACL extension") || !strings.Contains(logs.String(), "no CONDSTORE") {
+		t.Errorf("demo log does not say which features it turned off:\n%s", logs.String())
+	}
+}
