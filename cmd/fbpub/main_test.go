@@ -166,6 +166,29 @@ func TestDemo(t *testing.T) {
 	if code, _, _ := get("/freebusy/nobody.vfb"); code != http.StatusNotFound {
 		t.Errorf("unknown user answered %d, want 404", code)
 	}
+	// Caching headers: the ETag comes back as 304, and gzip has its own tag.
+	req, _ := http.NewRequest("GET", base+"/calendar/alice/Calendar.ics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	req.Header.Set("If-None-Match", etag)
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match %s: %v, %v; want 304", etag, resp.Status, err)
+	}
+	req.Header.Del("If-None-Match")
+	req.Header.Set("Accept-Encoding", "gzip")
+	if resp, err = http.DefaultTransport.RoundTrip(req); err != nil || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("ETag") == etag {
+		t.Errorf("gzip: %v %q %q", err, resp.Header.Get("Content-Encoding"), resp.Header.Get("ETag"))
+	} else {
+		resp.Body.Close()
+	}
+	if code, _, _ := get("/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d, want 200", code)
+	}
+
 	if !strings.Contains(logs.String(), "no ACL extension") || !strings.Contains(logs.String(), "no CONDSTORE") {
 		t.Errorf("demo log does not say which features it turned off:\n%s", logs.String())
 	}

@@ -138,6 +138,7 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Zone:     func(string) *time.Location { return zone },
 		MaxAge:   time.Duration(cfg.Publish.CheckInterval),
 		Refresh:  time.Duration(cfg.Publish.Refresh),
+		Ready:    pool.Ping,
 		Gatherer: reg,
 		Metrics:  m,
 		Logger:   log,

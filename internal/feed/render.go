@@ -2,6 +2,7 @@ package feed
 
 import (
 	"bytes"
+	"compress/gzip"
 	"container/list"
 	"context"
 	"fmt"
@@ -24,6 +25,21 @@ type Answer struct {
 	ETag string
 	// Modified is when fbpub first saw the newest of those states.
 	Modified time.Time
+
+	gzipOnce sync.Once
+	gzipped  []byte
+}
+
+// Gzipped returns Body compressed with gzip, computed once per answer.
+func (a *Answer) Gzipped() []byte {
+	a.gzipOnce.Do(func() {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		zw.Write(a.Body)
+		zw.Close()
+		a.gzipped = b.Bytes()
+	})
+	return a.gzipped
 }
 
 // FreeBusyQuery asks for an owner's free/busy.

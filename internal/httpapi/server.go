@@ -40,6 +40,9 @@ type Options struct {
 	MaxAge time.Duration
 	// Refresh is the REFRESH-INTERVAL written into feeds.
 	Refresh time.Duration
+	// Ready reports whether IMAP is reachable and the proxy logged in;
+	// nil always answers ready.
+	Ready func(context.Context) error
 	// Gatherer serves /metrics; nil disables the route.
 	Gatherer prometheus.Gatherer
 	Metrics  *metrics.Metrics
@@ -80,6 +83,7 @@ func New(opts Options) *Handler {
 		_, err := fmt.Fprintln(w, "ok")
 		return err
 	})
+	h.handle("GET /readyz", "readyz", h.ready)
 	if opts.Gatherer != nil {
 		mh := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
 		h.handle("GET /metrics", "metrics", func(w http.ResponseWriter, r *http.Request) error {
@@ -183,6 +187,23 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	fmt.Fprintln(w, msg)
 }
 
+// ready serves /readyz: 200 when the proxy can reach IMAP and log in, 503
+// otherwise, so that a load balancer stops sending traffic during an
+// outage.
+func (h *Handler) ready(w http.ResponseWriter, r *http.Request) error {
+	if h.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := h.opts.Ready(ctx); err != nil {
+			h.log.Warn("not ready", "err", err)
+			return &httpError{code: http.StatusServiceUnavailable, msg: "IMAP unavailable", cause: err}
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err := fmt.Fprintln(w, "ready")
+	return err
+}
+
 // freeBusy serves /freebusy/<user>.vfb and .ifb, where <user> is a login
 // or an address (Outlook's %NAME%@%SERVER%).
 func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
@@ -256,14 +277,41 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 
 // serve writes a calendar answer: ETag, Last-Modified and If-None-Match
 // (304) are handled by http.ServeContent, as are HEAD and ranges.
+//
+// A client that accepts gzip gets the compressed body of a large answer,
+// with its own entity tag, as RFC 9110 §8.8.3 wants for another encoding.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, a *feed.Answer, filename string) {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/calendar; charset=utf-8")
-	hd.Set("ETag", a.ETag)
 	hd.Set("Cache-Control", fmt.Sprintf("max-age=%d", int(h.opts.MaxAge/time.Second)))
 	hd.Set("Content-Disposition", contentDisposition(filename))
 	hd.Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, "", a.Modified, bytes.NewReader(a.Body))
+	hd.Set("Vary", "Accept-Encoding")
+	body, tag := a.Body, a.ETag
+	if len(body) >= minGzip && acceptsGzip(r) {
+		body, tag = a.Gzipped(), strings.TrimSuffix(tag, `"`)+`-gzip"`
+		hd.Set("Content-Encoding", "gzip")
+	}
+	hd.Set("ETag", tag)
+	http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
+}
+
+// minGzip is the smallest body worth compressing.
+const minGzip = 1024
+
+// acceptsGzip reads Accept-Encoding, honouring "gzip;q=0".
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				continue
+			}
+			q := strings.ReplaceAll(params, " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
 
 func splitExt(s string) (name, ext string) {

@@ -140,3 +140,8 @@ func (p *Pool) Fetch(ctx context.Context, folder string, q Query) (*Listing, err
 	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
 	return out, err
 }
+
+// Ping checks that a session can be had and the server answers (NOOP).
+func (p *Pool) Ping(ctx context.Context) error {
+	return p.Do(ctx, func(s *Session) error { return s.Noop(ctx) })
+}

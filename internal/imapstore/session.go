@@ -250,3 +250,15 @@ func opErr(ctx context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("imapstore: %s: %w", what, err)
 }
+
+// Noop sends NOOP: a cheap round trip that proves the session is alive.
+func (s *Session) Noop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+	if err := s.observe("NOOP", func() error { return s.client.Noop().Wait() }); err != nil {
+		return opErr(ctx, "NOOP", err)
+	}
+	return nil
+}
