@@ -78,6 +78,9 @@ type Folder struct {
 	// RightsKnown is false on servers without ACL support.
 	RightsKnown bool
 	State       imapstore.State
+
+	// checked is when the folder list holding this entry was read.
+	checked time.Time
 }
 
 // Path is the folder's path with "/" separators, as it appears in URLs.
@@ -124,11 +127,26 @@ func New(opts Options) *Cache {
 // Snapshot is the parsed content of one folder at one state. Snapshots are
 // immutable once published; a refresh builds a new one.
 type Snapshot struct {
-	Folder  Folder
-	State   imapstore.State
+	Folder Folder
+	State  imapstore.State
+	// Objects are the calendar objects of the folder's messages that are
+	// not flagged \Deleted, ordered by message UID.
 	Objects []*calendar.Object
 	// Fetched is when the folder was read.
 	Fetched time.Time
+	// Digest summarises the UIDs and \Deleted flags the snapshot holds;
+	// on a server without CONDSTORE it is what reveals a flag change.
+	Digest string
+
+	// messages holds each message's objects by UID.
+	messages map[uint32]message
+	// checked is the folder-list check this snapshot was validated for.
+	checked time.Time
+}
+
+type message struct {
+	objects []*calendar.Object
+	deleted bool
 }
 
 // shared runs f once for all concurrent callers with the same key, on a
@@ -151,21 +169,42 @@ func (c *Cache) shared(ctx context.Context, op, key string, f func(context.Conte
 	}
 }
 
-// Folders returns the published folders, read again when the check
-// interval has passed.
+// Folders returns the published folders with their states. States read
+// less than a check interval before the call are trusted; otherwise they
+// are read again. Concurrent callers share one read, but never one that
+// started too early for them: with a zero interval every caller gets
+// states read after it arrived, so a change made before a request is
+// always seen by it.
 func (c *Cache) Folders(ctx context.Context) ([]Folder, error) {
+	arrived := c.opts.Now()
+	// A read that started at t is good enough for this request when it
+	// started after the request arrived, or within the check interval
+	// before that.
+	good := func(t time.Time) bool {
+		return !t.Before(arrived) || (c.opts.CheckInterval > 0 && t.After(arrived.Add(-c.opts.CheckInterval)))
+	}
 	c.mu.Lock()
-	if c.dir != nil && c.opts.Now().Sub(c.dirTime) < c.opts.CheckInterval {
-		dir := c.dir
-		c.mu.Unlock()
+	dir, at := c.dir, c.dirTime
+	c.mu.Unlock()
+	if dir != nil && good(at) {
 		return dir, nil
 	}
-	c.mu.Unlock()
-	v, err := c.shared(ctx, "state", "", c.readFolders)
-	if err != nil {
-		return nil, err
+	for {
+		v, err := c.shared(ctx, "state", "", c.readFolders)
+		if err != nil {
+			return nil, err
+		}
+		if r := v.(folderList); good(r.checked) {
+			return r.dir, nil
+		}
+		// That read started before this request arrived: read again.
 	}
-	return v.([]Folder), nil
+}
+
+// folderList is one read of the published folders.
+type folderList struct {
+	dir     []Folder
+	checked time.Time
 }
 
 func (c *Cache) readFolders(ctx context.Context) (any, error) {
@@ -187,7 +226,7 @@ func (c *Cache) readFolders(ctx context.Context) (any, error) {
 		if !f.HasState {
 			needState = append(needState, f.Name)
 		}
-		dir = append(dir, Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State})
+		dir = append(dir, Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State, checked: checked})
 	}
 	if len(needState) > 0 {
 		states, err := c.opts.Source.States(ctx, needState)
@@ -211,7 +250,7 @@ func (c *Cache) readFolders(ctx context.Context) (any, error) {
 	}
 	c.mu.Unlock()
 	c.m.FoldersPublished.Set(float64(len(dir)))
-	return dir, nil
+	return folderList{dir, checked}, nil
 }
 
 func delimOr(d rune) rune {
@@ -250,17 +289,19 @@ func (c *Cache) Owned(ctx context.Context, owner string) ([]Folder, error) {
 	return out, nil
 }
 
-// Snapshot returns f's content at its current state, fetching the folder
-// again when its state moved since the last snapshot.
+// Snapshot returns f's content at its current state. With CONDSTORE an
+// unchanged (UIDVALIDITY, HIGHESTMODSEQ) means an unchanged folder; without
+// it, a flag change moves no state, so the folder is re-read (UIDs and
+// flags only, plus any new message) once per folder-list check.
 func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 	c.mu.Lock()
-	s := c.snaps[f.Name]
+	prev := c.snaps[f.Name]
 	c.mu.Unlock()
-	if s != nil && s.State == f.State {
-		return s, nil
+	if prev != nil && prev.State == f.State && (f.State.HighestModSeq != 0 || !prev.checked.Before(f.checked)) {
+		return prev, nil
 	}
-	v, err := c.shared(ctx, "sync", f.Name+"\x00"+stateKey(f.State), func(ctx context.Context) (any, error) {
-		return c.sync(ctx, f)
+	v, err := c.shared(ctx, "sync", f.Name+"\x00"+stateKey(f.State)+"\x00"+f.checked.String(), func(ctx context.Context) (any, error) {
+		return c.sync(ctx, f, prev)
 	})
 	if err != nil {
 		return nil, err
@@ -272,11 +313,23 @@ func stateKey(s imapstore.State) string {
 	return fmt.Sprintf("%d.%d.%d.%d", s.UIDValidity, s.HighestModSeq, s.UIDNext, s.Messages)
 }
 
-// sync reads folder f in full and parses it.
-func (c *Cache) sync(ctx context.Context, f Folder) (*Snapshot, error) {
+// sync brings folder f up to date. With a previous snapshot at the same
+// UIDVALIDITY it fetches only what changed: the UID list, the flags of
+// changed messages (CHANGEDSINCE with CONDSTORE, all flags without), and
+// the calendar parts of new messages. Otherwise it reads the folder whole.
+func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, error) {
 	t0 := c.opts.Now()
-	l, err := c.opts.Source.Fetch(ctx, f.Name, imapstore.Query{Want: calendar.IsCalendarType})
-	kind := "full"
+	start := time.Now()
+	kind := "incremental"
+	if prev == nil || prev.State.UIDValidity != f.State.UIDValidity {
+		prev, kind = nil, "full"
+	}
+	l, err := c.opts.Source.Fetch(ctx, f.Name, c.query(prev))
+	if err == nil && prev != nil && l.State.UIDValidity != prev.State.UIDValidity {
+		// UIDVALIDITY moved under us: every UID we knew is void.
+		prev, kind = nil, "full"
+		l, err = c.opts.Source.Fetch(ctx, f.Name, c.query(nil))
+	}
 	if err != nil {
 		c.m.Syncs.WithLabelValues(kind, "error").Inc()
 		if errors.Is(err, imapstore.ErrNotFound) {
@@ -284,22 +337,60 @@ func (c *Cache) sync(ctx context.Context, f Folder) (*Snapshot, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s := &Snapshot{Folder: f, State: l.State, Fetched: t0}
-	for _, msg := range l.Messages {
-		if msg.Deleted {
+	s := &Snapshot{Folder: f, State: l.State, Fetched: t0, checked: f.checked, messages: make(map[uint32]message, len(l.UIDs))}
+	fresh := make(map[uint32]imapstore.Message, len(l.Messages))
+	for _, m := range l.Messages {
+		fresh[m.UID] = m
+	}
+	d := sha256.New()
+	for _, uid := range l.UIDs {
+		var m message
+		if old, ok := prev.message(uid); ok {
+			m = old
+		} else if fm, ok := fresh[uid]; ok {
+			m.objects = c.parse(f, fm)
+		}
+		if del, ok := l.Deleted[uid]; ok || l.FlagsComplete {
+			m.deleted = del
+		}
+		s.messages[uid] = m
+		if m.deleted {
+			fmt.Fprintf(d, "%d-;", uid)
 			continue
 		}
-		s.Objects = append(s.Objects, c.parse(f, msg)...)
+		fmt.Fprintf(d, "%d;", uid)
+		s.Objects = append(s.Objects, m.objects...)
 	}
-	slices.SortStableFunc(s.Objects, func(a, b *calendar.Object) int { return strings.Compare(a.UID, b.UID) })
+	s.Digest = hex.EncodeToString(d.Sum(nil)[:12])
+	if prev != nil && prev.State == s.State && prev.Digest == s.Digest {
+		kind = "unchanged"
+		s.Fetched = prev.Fetched
+	}
 	c.m.Syncs.WithLabelValues(kind, "ok").Inc()
-	c.m.SyncDuration.WithLabelValues(kind).Observe(time.Since(t0).Seconds())
+	c.m.SyncDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 	c.mu.Lock()
-	if old := c.snaps[f.Name]; old == nil || !old.Fetched.After(t0) {
+	if old := c.snaps[f.Name]; old == nil || !old.checked.After(s.checked) {
 		c.snaps[f.Name] = s
 	}
 	c.mu.Unlock()
 	return s, nil
+}
+
+func (c *Cache) query(prev *Snapshot) imapstore.Query {
+	q := imapstore.Query{Want: calendar.IsCalendarType}
+	if prev != nil {
+		q.Known = func(uid uint32) bool { _, ok := prev.messages[uid]; return ok }
+		q.ChangedSince = prev.State.HighestModSeq
+	}
+	return q
+}
+
+func (s *Snapshot) message(uid uint32) (message, bool) {
+	if s == nil {
+		return message{}, false
+	}
+	m, ok := s.messages[uid]
+	return m, ok
 }
 
 // parse turns one message's calendar parts into objects. A part that

@@ -213,6 +213,8 @@ func statesKey(snaps []*Snapshot) string {
 		b.WriteString(s.Folder.Name)
 		b.WriteByte('=')
 		b.WriteString(stateKey(s.State))
+		b.WriteByte('/')
+		b.WriteString(s.Digest)
 		b.WriteByte(';')
 	}
 	return b.String()

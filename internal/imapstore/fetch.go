@@ -38,9 +38,14 @@ type Query struct {
 	// Want selects the parts to fetch by media type (lower case). Nil
 	// fetches none: only UIDs and flags.
 	Want func(mediaType string) bool
+	// Known reports the UIDs whose parts the caller already holds from an
+	// earlier fetch at the same UIDVALIDITY. Their parts are not fetched
+	// again: a message's content never changes in IMAP, only its flags.
+	// Nil means none are known.
+	Known func(uid uint32) bool
 	// ChangedSince, when non-zero and the server has CONDSTORE, limits the
-	// parts fetched to messages whose MODSEQ is greater (RFC 7162
-	// CHANGEDSINCE). UIDs still lists every message.
+	// flags fetched to messages whose MODSEQ is greater (RFC 7162
+	// CHANGEDSINCE); the UID list is still complete.
 	ChangedSince uint64
 	// MaxPart bounds the size of one fetched part (default 16 MiB).
 	MaxPart uint32
@@ -54,16 +59,23 @@ type Listing struct {
 	State State
 	// UIDs lists every message in the folder, ascending.
 	UIDs []uint32
-	// Messages are the messages whose parts were fetched (all, or those
-	// changed since Query.ChangedSince), ascending by UID.
+	// Deleted says, for each message whose flags were fetched, whether it
+	// is flagged \Deleted. FlagsComplete tells whether that is every
+	// message, or only those changed since Query.ChangedSince.
+	Deleted       map[uint32]bool
+	FlagsComplete bool
+	// Messages are the messages not Known, with their wanted parts,
+	// ascending by UID. Messages flagged \Deleted come without parts.
 	Messages []Message
 }
 
 // batch is how many messages one UID FETCH of bodies names.
 const batch = 500
 
-// Fetch selects folder read-only and fetches what q asks for. A folder that
-// does not exist or cannot be selected gives ErrNotFound.
+// Fetch selects folder read-only and fetches what q asks for: every UID,
+// flags (all, or those changed since q.ChangedSince), and the wanted parts
+// of the messages not yet known. A folder that does not exist or cannot be
+// selected gives ErrNotFound.
 func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -71,6 +83,10 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	defer release()
 	if q.MaxPart == 0 {
 		q.MaxPart = 16 << 20
+	}
+	nothingKnown := q.Known == nil
+	if nothingKnown {
+		q.Known = func(uint32) bool { return false }
 	}
 
 	var sel *imap.SelectData
@@ -86,51 +102,105 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		return nil, opErr(ctx, "SELECT", err)
 	}
 	s.selected = folder
-	l := &Listing{State: State{
-		UIDValidity:   sel.UIDValidity,
-		HighestModSeq: sel.HighestModSeq,
-		UIDNext:       uint32(sel.UIDNext),
-		Messages:      sel.NumMessages,
-	}}
+	l := &Listing{
+		State: State{
+			UIDValidity:   sel.UIDValidity,
+			HighestModSeq: sel.HighestModSeq,
+			UIDNext:       uint32(sel.UIDNext),
+			Messages:      sel.NumMessages,
+		},
+		Deleted: map[uint32]bool{},
+	}
 	if sel.NumMessages == 0 {
+		l.FlagsComplete = true
 		return l, nil
 	}
 
 	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
-	incremental := q.ChangedSince > 0 && s.features.CondStore
-	opts := &imap.FetchOptions{UID: true, Flags: true, ModSeq: s.features.CondStore}
-	if !incremental && q.Want != nil {
-		opts.BodyStructure = &imap.FetchItemBodyStructure{}
-	}
-	msgs, err := s.fetchMeta(all, opts)
-	if err != nil {
-		return nil, opErr(ctx, "UID FETCH", err)
-	}
-	for _, m := range msgs {
-		l.UIDs = append(l.UIDs, uint32(m.UID))
-	}
-	if incremental && q.Want != nil {
-		opts := &imap.FetchOptions{UID: true, Flags: true, ModSeq: true,
-			BodyStructure: &imap.FetchItemBodyStructure{}, ChangedSince: q.ChangedSince}
-		if msgs, err = s.fetchMeta(all, opts); err != nil {
+	var meta []*imapclient.FetchMessageBuffer
+	if q.ChangedSince > 0 && s.features.CondStore {
+		// Every UID (for expunges), then flags of what changed only.
+		var sd *imap.SearchData
+		err := s.observe("UID SEARCH", func() (err error) {
+			sd, err = s.client.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+			return err
+		})
+		if err != nil {
+			return nil, opErr(ctx, "UID SEARCH", err)
+		}
+		for _, u := range sd.AllUIDs() {
+			l.UIDs = append(l.UIDs, uint32(u))
+		}
+		slices.Sort(l.UIDs)
+		meta, err = s.fetchMeta(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ChangedSince})
+		if err != nil {
 			return nil, opErr(ctx, "UID FETCH", err)
 		}
-	} else if incremental {
-		msgs = nil
+	} else {
+		opts := &imap.FetchOptions{UID: true, Flags: true}
+		// When nothing is known, ask for every body structure at once.
+		if q.Want != nil && nothingKnown {
+			opts.BodyStructure = &imap.FetchItemBodyStructure{}
+		}
+		meta, err = s.fetchMeta(all, opts)
+		if err != nil {
+			return nil, opErr(ctx, "UID FETCH", err)
+		}
+		for _, m := range meta {
+			l.UIDs = append(l.UIDs, uint32(m.UID))
+		}
+		l.FlagsComplete = true
+	}
+	byUID := map[uint32]*imapclient.FetchMessageBuffer{}
+	for _, m := range meta {
+		deleted := slices.ContainsFunc(m.Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), string(imap.FlagDeleted)) })
+		l.Deleted[uint32(m.UID)] = deleted
+		byUID[uint32(m.UID)] = m
+	}
+
+	// New messages: body structures (unless already fetched), then parts.
+	var fresh []uint32
+	for _, u := range l.UIDs {
+		if !q.Known(u) && !l.Deleted[u] {
+			fresh = append(fresh, u)
+		}
+	}
+	if q.Want == nil || len(fresh) == 0 {
+		return l, nil
+	}
+	var need imap.UIDSet
+	for _, u := range fresh {
+		if m := byUID[u]; m == nil || m.BodyStructure == nil {
+			need.AddNum(imap.UID(u))
+		}
+	}
+	if len(need) > 0 {
+		more, err := s.fetchMeta(need, &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{}})
+		if err != nil {
+			return nil, opErr(ctx, "UID FETCH", err)
+		}
+		for _, m := range more {
+			if old := byUID[uint32(m.UID)]; old != nil {
+				old.BodyStructure = m.BodyStructure
+			} else {
+				byUID[uint32(m.UID)] = m
+			}
+		}
 	}
 
 	// Plan the part fetches: messages that share a part path are fetched
 	// together, in batches.
 	byPath := map[string][]int{} // path key → indexes into l.Messages
-	for _, m := range msgs {
-		msg := Message{UID: uint32(m.UID), ModSeq: m.ModSeq}
+	for _, u := range fresh {
+		m := byUID[u]
+		if m == nil { // expunged between the commands
+			continue
+		}
+		msg := Message{UID: u, ModSeq: m.ModSeq}
 		for _, f := range m.Flags {
 			msg.Flags = append(msg.Flags, string(f))
-			if strings.EqualFold(string(f), string(imap.FlagDeleted)) {
-				msg.Deleted = true
-			}
 		}
-		if m.BodyStructure != nil && q.Want != nil && !msg.Deleted {
+		if m.BodyStructure != nil {
 			m.BodyStructure.Walk(func(path []int, part imap.BodyStructure) bool {
 				sp, ok := part.(*imap.BodyStructureSinglePart)
 				if !ok || !q.Want(sp.MediaType()) {
