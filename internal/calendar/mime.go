@@ -12,6 +12,8 @@ import (
 	"net/textproto"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/emersion/go-ical"
 )
 
 // Part is one MIME body part that may hold calendar data, with its
@@ -167,8 +169,20 @@ func PartObjects(p Part) ([]*Object, error) {
 			return nil, err
 		}
 		return Objects(cals), nil
+	case "application/calendar+xml":
+		cals, err := xcalCalendars(body)
+		if err != nil {
+			return nil, err
+		}
+		return Objects(cals), nil
+	case "application/x-vnd.kolab.event":
+		cal, err := kolab2Calendar(body)
+		if err != nil {
+			return nil, err
+		}
+		return Objects([]*ical.Calendar{cal}), nil
 	}
-	return nil, fmt.Errorf("calendar: %w: %s parts are not read yet", ErrUnsupported, p.MediaType)
+	return nil, fmt.Errorf("calendar: %w: %s", ErrUnsupported, p.MediaType)
 }
 
 // ErrUnsupported marks calendar payload formats fbpub does not read.

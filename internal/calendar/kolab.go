@@ -1,0 +1,393 @@
+package calendar
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-ical"
+)
+
+// escapeText escapes an RFC 5545 TEXT value.
+func escapeText(s string) string {
+	return strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\r\n", `\n`, "\n", `\n`).Replace(s)
+}
+
+func prop(name, value string) *ical.Prop {
+	p := ical.NewProp(name)
+	p.Value = value
+	return p
+}
+
+// ---- Kolab format 3: xCal (RFC 6321) ----
+
+// xcalCalendars converts an xCal document (Kolab format 3's
+// application/calendar+xml payload) into calendars.
+func xcalCalendars(data []byte) ([]*ical.Calendar, error) {
+	root, err := parseXML(data)
+	if err != nil {
+		return nil, err
+	}
+	var vcals []*node
+	switch root.name {
+	case "icalendar":
+		vcals = root.all("vcalendar")
+	case "vcalendar":
+		vcals = []*node{root}
+	}
+	if len(vcals) == 0 {
+		return nil, ErrNoCalendar
+	}
+	var out []*ical.Calendar
+	for _, v := range vcals {
+		out = append(out, &ical.Calendar{Component: xcalComponent(v)})
+	}
+	return out, nil
+}
+
+func xcalComponent(n *node) *ical.Component {
+	c := ical.NewComponent(strings.ToUpper(n.name))
+	for _, p := range n.child("properties").kids() {
+		if pr := xcalProp(p); pr != nil {
+			c.Props.Add(pr)
+		}
+	}
+	for _, ch := range n.child("components").kids() {
+		c.Children = append(c.Children, xcalComponent(ch))
+	}
+	return c
+}
+
+// xcalProp converts one xCal property element.
+func xcalProp(n *node) *ical.Prop {
+	p := ical.NewProp(strings.ToUpper(n.name))
+	var values []string
+	valueType := ""
+	for _, v := range n.children {
+		if v.name == "parameters" {
+			for _, param := range v.children {
+				var pv []string
+				for _, x := range param.children {
+					pv = append(pv, strings.TrimSpace(x.text))
+				}
+				if len(pv) == 0 {
+					pv = []string{strings.TrimSpace(param.text)}
+				}
+				p.Params[strings.ToUpper(param.name)] = pv
+			}
+			continue
+		}
+		s, vt := xcalValue(v)
+		values = append(values, s)
+		if valueType == "" {
+			valueType = vt
+		}
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	p.Value = strings.Join(values, ",")
+	switch valueType {
+	case "DATE", "PERIOD":
+		p.Params.Set(ical.ParamValue, valueType)
+	}
+	return p
+}
+
+// xcalValue converts one value element to iCalendar text, and names its
+// type where the property may need a VALUE parameter.
+func xcalValue(v *node) (string, string) {
+	t := strings.TrimSpace(v.text)
+	switch v.name {
+	case "text":
+		return escapeText(v.text), ""
+	case "date":
+		return strings.ReplaceAll(t, "-", ""), "DATE"
+	case "date-time":
+		return compactDateTime(t), ""
+	case "time":
+		return strings.ReplaceAll(t, ":", ""), ""
+	case "utc-offset":
+		return strings.ReplaceAll(t, ":", ""), ""
+	case "boolean":
+		return strings.ToUpper(t), ""
+	case "period":
+		start := compactDateTime(v.val("start"))
+		if e := v.val("end"); e != "" {
+			return start + "/" + compactDateTime(e), "PERIOD"
+		}
+		return start + "/" + v.val("duration"), "PERIOD"
+	case "recur":
+		return xcalRecur(v), ""
+	}
+	return t, "" // duration, integer, float, uri, cal-address, unknown
+}
+
+func compactDateTime(s string) string {
+	return strings.NewReplacer("-", "", ":", "").Replace(strings.TrimSpace(s))
+}
+
+// xcalRecur converts an xCal recur element into an RRULE value.
+func xcalRecur(v *node) string {
+	order := []string{"freq", "until", "count", "interval", "bysecond", "byminute", "byhour", "byday",
+		"bymonthday", "byyearday", "byweekno", "bymonth", "bysetpos", "wkst"}
+	var parts []string
+	for _, k := range order {
+		var vals []string
+		for _, c := range v.all(k) {
+			s := strings.TrimSpace(c.text)
+			if k == "until" {
+				if d := c.child("date"); d != nil {
+					s = strings.TrimSpace(d.text)
+				} else if d := c.child("date-time"); d != nil {
+					s = strings.TrimSpace(d.text)
+				}
+				s = compactDateTime(s)
+			}
+			if s != "" {
+				vals = append(vals, s)
+			}
+		}
+		if len(vals) > 0 {
+			parts = append(parts, strings.ToUpper(k)+"="+strings.ToUpper(strings.Join(vals, ",")))
+		}
+	}
+	return strings.Join(parts, ";")
+}
+
+// ---- Kolab format 2 ----
+
+// kolab2Calendar converts a Kolab format 2 event (application/
+// x-vnd.kolab.event XML) into a calendar with one VEVENT. Kolab 2 stores
+// times in UTC and all-day dates with an inclusive end date.
+func kolab2Calendar(data []byte) (*ical.Calendar, error) {
+	root, err := parseXML(data)
+	if err != nil {
+		return nil, err
+	}
+	if root.name != "event" {
+		return nil, fmt.Errorf("%w: Kolab 2 %s objects are not events", ErrUnsupported, root.name)
+	}
+	ev := ical.NewComponent(ical.CompEvent)
+	add := func(name, value string) {
+		if value != "" {
+			ev.Props.Add(prop(name, value))
+		}
+	}
+	add(ical.PropUID, root.val("uid"))
+	start, startDate, err := kolabTime(root.val("start-date"))
+	if err != nil {
+		return nil, err
+	}
+	end, endDate, err := kolabTime(root.val("end-date"))
+	if err != nil && root.val("end-date") != "" {
+		return nil, err
+	}
+	if stamp := root.val("last-modification-date"); stamp != "" {
+		if t, _, err := kolabTime(stamp); err == nil {
+			add(ical.PropDateTimeStamp, t.UTC().Format("20060102T150405Z"))
+		}
+	}
+	if startDate {
+		p := prop(ical.PropDateTimeStart, start.Format("20060102"))
+		p.Params.Set(ical.ParamValue, "DATE")
+		ev.Props.Add(p)
+		if !end.IsZero() && endDate {
+			// Kolab 2's end date is the last day of the event.
+			p := prop(ical.PropDateTimeEnd, end.AddDate(0, 0, 1).Format("20060102"))
+			p.Params.Set(ical.ParamValue, "DATE")
+			ev.Props.Add(p)
+		}
+	} else {
+		add(ical.PropDateTimeStart, start.UTC().Format("20060102T150405Z"))
+		if !end.IsZero() {
+			add(ical.PropDateTimeEnd, end.UTC().Format("20060102T150405Z"))
+		}
+	}
+	add(ical.PropSummary, escapeText(root.val("summary")))
+	add(ical.PropLocation, escapeText(root.val("location")))
+	add(ical.PropDescription, escapeText(root.val("body")))
+	switch strings.ToLower(root.val("sensitivity")) {
+	case "private":
+		add(ical.PropClass, "PRIVATE")
+	case "confidential":
+		add(ical.PropClass, "CONFIDENTIAL")
+	case "public":
+		add(ical.PropClass, "PUBLIC")
+	}
+	switch strings.ToLower(root.val("show-time-as")) {
+	case "free":
+		add(ical.PropTransparency, "TRANSPARENT")
+	case "tentative":
+		add("X-MICROSOFT-CDO-BUSYSTATUS", "TENTATIVE")
+	case "outofoffice":
+		add("X-MICROSOFT-CDO-BUSYSTATUS", "OOF")
+	default:
+		add(ical.PropTransparency, "OPAQUE")
+	}
+	if o := root.child("organizer"); o != nil && o.val("smtp-address") != "" {
+		p := prop(ical.PropOrganizer, "mailto:"+o.val("smtp-address"))
+		if cn := o.val("display-name"); cn != "" {
+			p.Params.Set(ical.ParamCommonName, cn)
+		}
+		ev.Props.Add(p)
+	}
+	for _, a := range root.all("attendee") {
+		if a.val("smtp-address") == "" {
+			continue
+		}
+		p := prop(ical.PropAttendee, "mailto:"+a.val("smtp-address"))
+		if cn := a.val("display-name"); cn != "" {
+			p.Params.Set(ical.ParamCommonName, cn)
+		}
+		partstat := map[string]string{"none": "NEEDS-ACTION", "tentative": "TENTATIVE", "accepted": "ACCEPTED",
+			"declined": "DECLINED", "delegated": "DELEGATED"}[strings.ToLower(a.val("status"))]
+		if partstat == "" {
+			partstat = "NEEDS-ACTION"
+		}
+		p.Params.Set(ical.ParamParticipationStatus, partstat)
+		if role := map[string]string{"required": "REQ-PARTICIPANT", "optional": "OPT-PARTICIPANT",
+			"resource": "NON-PARTICIPANT"}[strings.ToLower(a.val("role"))]; role != "" {
+			p.Params.Set(ical.ParamRole, role)
+		}
+		ev.Props.Add(p)
+	}
+	if r := root.child("recurrence"); r != nil {
+		rule, err := kolab2Rule(r, start, startDate)
+		if err != nil {
+			return nil, err
+		}
+		add(ical.PropRecurrenceRule, rule)
+		for _, x := range r.all("exclusion") {
+			d, err := time.Parse("2006-01-02", strings.TrimSpace(x.text))
+			if err != nil {
+				return nil, fmt.Errorf("%w: Kolab 2 exclusion", ErrMalformed)
+			}
+			if startDate {
+				p := prop(ical.PropExceptionDates, d.Format("20060102"))
+				p.Params.Set(ical.ParamValue, "DATE")
+				ev.Props.Add(p)
+				continue
+			}
+			at := time.Date(d.Year(), d.Month(), d.Day(), start.Hour(), start.Minute(), start.Second(), 0, time.UTC)
+			add(ical.PropExceptionDates, at.Format("20060102T150405Z"))
+		}
+	}
+	cal := ical.NewCalendar()
+	cal.Props.SetText(ical.PropVersion, "2.0")
+	cal.Props.SetText(ical.PropProductID, "-//fbpub//Kolab 2 converted//EN")
+	cal.Children = append(cal.Children, ev)
+	return cal, nil
+}
+
+// kolabTime reads a Kolab 2 date ("2025-03-12") or UTC date-time.
+func kolabTime(s string) (t time.Time, isDate bool, err error) {
+	if len(s) == 10 {
+		t, err = time.Parse("2006-01-02", s)
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("%w: Kolab 2 date", ErrMalformed)
+		}
+		return t, true, nil
+	}
+	t, err = time.Parse(time.RFC3339, s)
+	if err != nil {
+		if t, err = time.Parse("2006-01-02T15:04:05", s); err != nil {
+			return time.Time{}, false, fmt.Errorf("%w: Kolab 2 date-time", ErrMalformed)
+		}
+	}
+	return t, false, nil
+}
+
+var kolabDays = map[string]string{"monday": "MO", "tuesday": "TU", "wednesday": "WE", "thursday": "TH",
+	"friday": "FR", "saturday": "SA", "sunday": "SU"}
+
+var kolabMonths = map[string]int{"january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6,
+	"july": 7, "august": 8, "september": 9, "october": 10, "november": 11, "december": 12}
+
+// kolab2Rule converts a Kolab 2 recurrence element into an RRULE value.
+func kolab2Rule(r *node, start time.Time, allDay bool) (string, error) {
+	bad := fmt.Errorf("%w: Kolab 2 recurrence", ErrMalformed)
+	num := func(s string) (int, bool) {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		return n, err == nil && n >= -366 && n <= 366 && n != 0
+	}
+	var parts []string
+	var days []string
+	for _, d := range r.all("day") {
+		if c := kolabDays[strings.ToLower(strings.TrimSpace(d.text))]; c != "" {
+			days = append(days, c)
+		}
+	}
+	month := kolabMonths[strings.ToLower(r.val("month"))]
+	cycle, typ := strings.ToLower(r.attrs["cycle"]), strings.ToLower(r.attrs["type"])
+	switch cycle {
+	case "daily":
+		parts = append(parts, "FREQ=DAILY")
+	case "weekly":
+		parts = append(parts, "FREQ=WEEKLY")
+		if len(days) > 0 {
+			parts = append(parts, "BYDAY="+strings.Join(days, ","))
+		}
+	case "monthly", "yearly":
+		parts = append(parts, "FREQ="+strings.ToUpper(cycle))
+		if cycle == "yearly" && month > 0 && typ != "yearday" {
+			parts = append(parts, "BYMONTH="+strconv.Itoa(month))
+		}
+		switch typ {
+		case "daynumber", "monthday":
+			n, ok := num(r.val("daynumber"))
+			if typ == "monthday" || !ok {
+				n, ok = num(r.val("date"))
+			}
+			if !ok {
+				return "", bad
+			}
+			parts = append(parts, "BYMONTHDAY="+strconv.Itoa(n))
+		case "weekday":
+			n, ok := num(r.val("daynumber"))
+			if !ok || len(days) == 0 {
+				return "", bad
+			}
+			if n == 5 {
+				n = -1 // Kolab clients write 5 for "the last"
+			}
+			parts = append(parts, "BYDAY="+strconv.Itoa(n)+days[0])
+		case "yearday":
+			n, ok := num(r.val("daynumber"))
+			if !ok {
+				return "", bad
+			}
+			parts = append(parts, "BYYEARDAY="+strconv.Itoa(n))
+		default:
+			return "", bad
+		}
+	default:
+		return "", bad
+	}
+	if n, err := strconv.Atoi(r.val("interval")); err == nil && n > 1 {
+		parts = append(parts, "INTERVAL="+strconv.Itoa(n))
+	}
+	if rg := r.child("range"); rg != nil {
+		v := strings.TrimSpace(rg.text)
+		switch strings.ToLower(rg.attrs["type"]) {
+		case "number":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return "", bad
+			}
+			parts = append(parts, "COUNT="+strconv.Itoa(n))
+		case "date":
+			d, err := time.Parse("2006-01-02", v)
+			if err != nil {
+				return "", bad
+			}
+			if allDay {
+				parts = append(parts, "UNTIL="+d.Format("20060102"))
+			} else {
+				parts = append(parts, "UNTIL="+d.Format("20060102")+"T235959Z")
+			}
+		}
+	}
+	return strings.Join(parts, ";"), nil
+}

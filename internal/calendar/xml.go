@@ -1,0 +1,122 @@
+package calendar
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+)
+
+// node is a small XML tree: enough for Kolab's formats, bounded in size.
+type node struct {
+	name     string // local name, lower case
+	attrs    map[string]string
+	text     string
+	children []*node
+}
+
+const (
+	maxXMLDepth = 32
+	maxXMLNodes = 200000
+)
+
+// parseXML reads an XML document into a tree. It refuses DTDs (no entity
+// expansion) and bounds depth and size.
+func parseXML(data []byte) (*node, error) {
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.Strict = false
+	dec.CharsetReader = func(charset string, r io.Reader) (io.Reader, error) {
+		// Only UTF-8 and its subsets are declared by Kolab clients; read
+		// anything else as UTF-8 with invalid bytes replaced.
+		b, err := io.ReadAll(io.LimitReader(r, MaxPayload))
+		return bytes.NewReader(ToUTF8(charset, b)), err
+	}
+	root := &node{}
+	stack := []*node{root}
+	count := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, ErrMalformed
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			count++
+			if count > maxXMLNodes || len(stack) > maxXMLDepth {
+				return nil, ErrTooLarge
+			}
+			n := &node{name: strings.ToLower(t.Name.Local)}
+			for _, a := range t.Attr {
+				if n.attrs == nil {
+					n.attrs = map[string]string{}
+				}
+				n.attrs[strings.ToLower(a.Name.Local)] = a.Value
+			}
+			top := stack[len(stack)-1]
+			top.children = append(top.children, n)
+			stack = append(stack, n)
+		case xml.EndElement:
+			if len(stack) > 1 {
+				stack = stack[:len(stack)-1]
+			}
+		case xml.CharData:
+			top := stack[len(stack)-1]
+			if len(top.text) < MaxPayload {
+				top.text += string(t)
+			}
+		case xml.Directive:
+			return nil, errors.Join(ErrMalformed, errors.New("DTD not allowed"))
+		}
+	}
+	if len(root.children) != 1 {
+		return nil, ErrMalformed
+	}
+	return root.children[0], nil
+}
+
+// child returns the first child named name, or nil.
+func (n *node) child(name string) *node {
+	if n == nil {
+		return nil
+	}
+	for _, c := range n.children {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// all returns the children named name.
+func (n *node) all(name string) []*node {
+	if n == nil {
+		return nil
+	}
+	var out []*node
+	for _, c := range n.children {
+		if c.name == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// val is the trimmed text of the child named name ("" if absent).
+func (n *node) val(name string) string {
+	if c := n.child(name); c != nil {
+		return strings.TrimSpace(c.text)
+	}
+	return ""
+}
+
+// kids returns n's children; none for a nil node.
+func (n *node) kids() []*node {
+	if n == nil {
+		return nil
+	}
+	return n.children
+}
