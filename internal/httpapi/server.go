@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/freebusy"
 	"github.com/fbpub/fbpub/metrics"
@@ -32,6 +33,8 @@ type Options struct {
 	// PastDays and FutureDays set the default free/busy window around
 	// today (UTC days).
 	PastDays, FutureDays int
+	// MaxSpan bounds the window a request may ask for (default 366 days).
+	MaxSpan time.Duration
 	// Zone returns an owner's time zone for floating and all-day times;
 	// nil means UTC for everyone.
 	Zone func(owner string) *time.Location
@@ -71,11 +74,16 @@ func New(opts Options) *Handler {
 	if opts.Zone == nil {
 		opts.Zone = func(string) *time.Location { return time.UTC }
 	}
+	if opts.MaxSpan <= 0 {
+		opts.MaxSpan = 366 * 24 * time.Hour
+	}
 	if opts.PastDays == 0 && opts.FutureDays == 0 {
 		opts.PastDays, opts.FutureDays = 7, 90
 	}
 	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux()}
 	h.handle("GET /freebusy/{file}", "freebusy", h.freeBusy)
+	h.handle("GET /freebusy/user/{owner}", "freebusy", h.freeBusyRead)
+	h.handle("GET /freebusy/user/{owner}/{path...}", "freebusy", h.freeBusyRead)
 	h.handle("GET /calendar/{file}", "calendar", h.calendarAll)
 	h.handle("GET /calendar/{owner}/{path...}", "calendar", h.calendarFolder)
 	h.handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) error {
@@ -218,17 +226,111 @@ func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	now := h.opts.Now().UTC()
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	win := freebusy.Window{Start: today.AddDate(0, 0, -h.opts.PastDays), End: today.AddDate(0, 0, h.opts.FutureDays+1)}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
-		Owner: user, Window: win, Organizer: addr, Zone: h.opts.Zone(user),
+		Owner: user, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
 	})
 	if err != nil {
 		return err
 	}
 	h.serve(w, r, a, file)
 	return nil
+}
+
+// defaultWindow runs from PastDays before today to FutureDays after it,
+// in whole UTC days, so that answers stay the same all day and cache well.
+func (h *Handler) defaultWindow() freebusy.Window {
+	now := h.opts.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	return freebusy.Window{Start: today.AddDate(0, 0, -h.opts.PastDays), End: today.AddDate(0, 0, h.opts.FutureDays+1)}
+}
+
+// freeBusyRead serves the Cyrus / CalConnect free/busy read URL:
+// /freebusy/user/<user>[/<folder>] with start, end or period, and format.
+func (h *Handler) freeBusyRead(w http.ResponseWriter, r *http.Request) error {
+	user, addr, err := h.owner(r.PathValue("owner"))
+	if err != nil {
+		return err
+	}
+	var folder []string
+	if p := r.PathValue("path"); p != "" {
+		if folder, err = folderSegments(p); err != nil {
+			return err
+		}
+	}
+	q := r.URL.Query()
+	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "text/calendar") {
+		return &httpError{code: http.StatusNotAcceptable, msg: "format: only text/calendar is available"}
+	}
+	win, err := h.window(q.Get("start"), q.Get("end"), q.Get("period"))
+	if err != nil {
+		return err
+	}
+	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
+		Owner: user, Folder: folder, Window: win, Organizer: addr, Zone: h.opts.Zone(user),
+	})
+	if err != nil {
+		return err
+	}
+	h.serve(w, r, a, user+".ifb")
+	return nil
+}
+
+// window reads start, end and period parameters: start defaults to the
+// default window's start; end and period are exclusive; with neither the
+// default window's end applies. Times are RFC 5545 UTC DATE-TIME
+// (20250301T000000Z), DATE (20250301) or RFC 3339.
+func (h *Handler) window(start, end, period string) (freebusy.Window, error) {
+	w := h.defaultWindow()
+	if end != "" && period != "" {
+		return w, badRequest("give end or period, not both")
+	}
+	if start != "" {
+		t, err := parseTime(start)
+		if err != nil {
+			return w, badRequest("start: %q is not a UTC date-time like 20250301T000000Z", clip(start))
+		}
+		w.Start = t
+		if end == "" && period == "" {
+			w.End = t.AddDate(0, 0, h.opts.PastDays+h.opts.FutureDays+1)
+		}
+	}
+	switch {
+	case end != "":
+		t, err := parseTime(end)
+		if err != nil {
+			return w, badRequest("end: %q is not a UTC date-time like 20250401T000000Z", clip(end))
+		}
+		w.End = t
+	case period != "":
+		d, err := calendar.ParseDuration(period)
+		if err != nil || d.Days < 0 || d.Exact < 0 || (d.Days == 0 && d.Exact == 0) {
+			return w, badRequest("period: %q is not a positive duration like P30D", clip(period))
+		}
+		w.End = d.AddTo(w.Start)
+	}
+	if !w.End.After(w.Start) {
+		return w, badRequest("end must be after start")
+	}
+	if w.End.Sub(w.Start) > h.opts.MaxSpan {
+		return w, badRequest("the window may span at most %d days", int(h.opts.MaxSpan.Hours()/24))
+	}
+	return w, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{"20060102T150405Z", time.RFC3339, "20060102"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errors.New("bad time")
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
 }
 
 // calendarAll serves /calendar/<user>.ics: every published folder of user.
