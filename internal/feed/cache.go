@@ -101,6 +101,9 @@ type Cache struct {
 	snaps map[string]*Snapshot
 
 	answers *lru // rendered answers
+
+	// down is set while IMAP cannot be read; guarded by mu.
+	down bool
 }
 
 // New makes a cache. It does no I/O.
@@ -176,6 +179,46 @@ func (c *Cache) shared(ctx context.Context, op, key string, f func(context.Conte
 // states read after it arrived, so a change made before a request is
 // always seen by it.
 func (c *Cache) Folders(ctx context.Context) ([]Folder, error) {
+	dir, _, err := c.folders(ctx)
+	return dir, err
+}
+
+// folders is Folders, but while IMAP cannot be read it answers the last
+// folder list it read, with stale set.
+func (c *Cache) folders(ctx context.Context) (dir []Folder, stale bool, err error) {
+	dir, err = c.checkFolders(ctx)
+	if err == nil {
+		c.setDown(false, nil)
+		return dir, false, nil
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		return nil, false, err
+	}
+	c.setDown(true, err)
+	c.mu.Lock()
+	dir = c.dir
+	c.mu.Unlock()
+	if dir == nil {
+		return nil, false, err
+	}
+	return dir, true, nil
+}
+
+// setDown logs the start and the end of an IMAP outage once each.
+func (c *Cache) setDown(down bool, err error) {
+	c.mu.Lock()
+	was := c.down
+	c.down = down
+	c.mu.Unlock()
+	switch {
+	case down && !was:
+		c.log.Warn("IMAP unavailable: serving the last good answers, marked stale", "err", err)
+	case !down && was:
+		c.log.Info("IMAP available again")
+	}
+}
+
+func (c *Cache) checkFolders(ctx context.Context) ([]Folder, error) {
 	arrived := c.opts.Now()
 	// A read that started at t is good enough for this request when it
 	// started after the request arrived, or within the check interval
@@ -273,9 +316,14 @@ func (c *Cache) isCalendar(segs []string) bool {
 // Owned returns the published folders of owner (compared without regard
 // to case), or ErrNotFound.
 func (c *Cache) Owned(ctx context.Context, owner string) ([]Folder, error) {
-	dir, err := c.Folders(ctx)
+	dir, _, err := c.owned(ctx, owner)
+	return dir, err
+}
+
+func (c *Cache) owned(ctx context.Context, owner string) ([]Folder, bool, error) {
+	dir, stale, err := c.folders(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var out []Folder
 	for _, f := range dir {
@@ -284,9 +332,9 @@ func (c *Cache) Owned(ctx context.Context, owner string) ([]Folder, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, ErrNotFound
+		return nil, false, ErrNotFound
 	}
-	return out, nil
+	return out, stale, nil
 }
 
 // Snapshot returns f's content at its current state. With CONDSTORE an

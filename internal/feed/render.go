@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ type Answer struct {
 	ETag string
 	// Modified is when fbpub first saw the newest of those states.
 	Modified time.Time
+	// Stale is set when IMAP could not be read and the answer comes from
+	// the last data fbpub had.
+	Stale bool
 
 	gzipOnce sync.Once
 	gzipped  []byte
@@ -58,7 +62,7 @@ type FreeBusyQuery struct {
 
 // FreeBusy renders the VFREEBUSY of q.
 func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) {
-	snaps, err := c.snapshots(ctx, q.Owner, q.Folder)
+	snaps, stale, err := c.snapshots(ctx, q.Owner, q.Folder)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +72,7 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 	}
 	key := renderKey("freebusy", q.Owner, strings.Join(q.Folder, "/"), q.Organizer, zone.String(),
 		q.Window.Start.UTC().Format(time.RFC3339), q.Window.End.UTC().Format(time.RFC3339)) + statesKey(snaps)
-	return c.render(ctx, "freebusy", key, snaps, func() ([]byte, error) {
+	return c.render(ctx, "freebusy", key, snaps, stale, func() ([]byte, error) {
 		var objs []*calendar.Object
 		for _, s := range snaps {
 			objs = append(objs, s.Objects...)
@@ -112,12 +116,12 @@ type CalendarQuery struct {
 // events use, then every VEVENT with its alarms removed (a subscriber
 // should not get the owner's reminders).
 func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) {
-	snaps, err := c.snapshots(ctx, q.Owner, q.Folder)
+	snaps, stale, err := c.snapshots(ctx, q.Owner, q.Folder)
 	if err != nil {
 		return nil, err
 	}
 	key := renderKey("calendar", q.Owner, strings.Join(q.Folder, "/"), q.Name, q.Refresh.String()) + statesKey(snaps)
-	return c.render(ctx, "calendar", key, snaps, func() ([]byte, error) {
+	return c.render(ctx, "calendar", key, snaps, stale, func() ([]byte, error) {
 		var objs []*calendar.Object
 		for _, s := range snaps {
 			objs = append(objs, s.Objects...)
@@ -183,26 +187,43 @@ func isoDuration(d time.Duration) string {
 
 // snapshots returns the current snapshots of owner's folders, or of the
 // one folder named by segments.
-func (c *Cache) snapshots(ctx context.Context, owner string, folder []string) ([]*Snapshot, error) {
-	owned, err := c.Owned(ctx, owner)
+//
+// While IMAP cannot be read, the last snapshots fbpub holds are used and
+// stale is set; only when it holds none does the caller get
+// ErrUnavailable.
+func (c *Cache) snapshots(ctx context.Context, owner string, folder []string) (out []*Snapshot, stale bool, err error) {
+	owned, stale, err := c.owned(ctx, owner)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var out []*Snapshot
 	for _, f := range owned {
 		if folder != nil && f.Path() != strings.Join(folder, "/") {
 			continue
 		}
 		s, err := c.Snapshot(ctx, f)
+		if errors.Is(err, ErrUnavailable) {
+			c.mu.Lock()
+			s = c.snaps[f.Name]
+			c.mu.Unlock()
+			if s != nil {
+				c.setDown(true, err)
+				stale, err = true, nil
+			}
+		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		out = append(out, s)
 	}
 	if len(out) == 0 {
-		return nil, ErrNotFound
+		return nil, false, ErrNotFound
 	}
-	return out, nil
+	return out, stale, nil
+}
+
+// staleCopy marks an answer as served from the last good data.
+func staleCopy(a *Answer) *Answer {
+	return &Answer{Body: a.Body, ETag: a.ETag, Modified: a.Modified, Stale: true}
 }
 
 func renderKey(parts ...string) string { return strings.Join(parts, "\x00") + "\x00" }
@@ -222,8 +243,12 @@ func statesKey(snaps []*Snapshot) string {
 
 // render returns the cached answer for key, or renders it once for all
 // concurrent callers.
-func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot, f func() ([]byte, error)) (*Answer, error) {
+func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot, stale bool, f func() ([]byte, error)) (*Answer, error) {
 	if a := c.answers.get(key); a != nil {
+		if stale {
+			c.m.CacheRequests.WithLabelValues(view, "stale").Inc()
+			return staleCopy(a), nil
+		}
 		c.m.CacheRequests.WithLabelValues(view, "hit").Inc()
 		return a, nil
 	}
@@ -249,6 +274,10 @@ func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if stale {
+		c.m.CacheRequests.WithLabelValues(view, "stale").Inc()
+		return staleCopy(v.(*Answer)), nil
 	}
 	c.m.CacheRequests.WithLabelValues(view, "miss").Inc()
 	return v.(*Answer), nil

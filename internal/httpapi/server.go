@@ -395,6 +395,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, a *feed.Answer, 
 		hd.Set("Content-Encoding", "gzip")
 	}
 	hd.Set("ETag", tag)
+	if a.Stale {
+		// The IMAP server could not be read: this is the last good answer.
+		hd.Set("X-Fbpub-Stale", "1")
+		hd.Set("Warning", `110 fbpub "Response is Stale"`)
+	}
 	http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
 }
 

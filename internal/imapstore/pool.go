@@ -3,7 +3,10 @@ package imapstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 )
 
 // Pool hands out logged-in sessions of one identity, at most Size at once,
@@ -14,6 +17,12 @@ type Pool struct {
 
 	mu   sync.Mutex
 	idle []*Session // guarded by mu
+	// failures counts consecutive failed logins and retryAt is when the
+	// next may be tried: while the server is down, callers fail at once
+	// instead of each one dialing it (the circuit is open). Guarded by mu.
+	failures int
+	retryAt  time.Time
+	lastErr  error
 	// features is what the last login found; guarded by mu.
 	features *Features
 	closed   bool // guarded by mu
@@ -76,16 +85,43 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 			return s, nil
 		}
 	}
+	if wait := time.Until(p.retryAt); wait > 0 {
+		err := p.lastErr
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
+	}
 	p.mu.Unlock()
 	s, err := Dial(ctx, p.opts)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrAuth) {
+			p.failures++
+			p.retryAt = time.Now().Add(backoff(p.failures))
+			p.lastErr = err
+		}
 		return nil, err
 	}
+	if p.failures > 0 && p.opts.OnReconnect != nil {
+		p.opts.OnReconnect()
+	}
+	p.failures, p.retryAt, p.lastErr = 0, time.Time{}, nil
 	f := s.Features()
-	p.mu.Lock()
 	p.features = &f
-	p.mu.Unlock()
 	return s, nil
+}
+
+// ErrCircuitOpen is returned without contacting the server while it is
+// considered down.
+var ErrCircuitOpen = errors.New("imapstore: server down, not retrying yet")
+
+// backoff is how long to wait after n consecutive failures: doubling from
+// 100 ms up to 30 s, with up to 50 % random jitter so that many fbpub
+// instances do not return to a recovering server in step.
+func backoff(n int) time.Duration {
+	d := 100 * time.Millisecond << min(n-1, 9)
+	d = min(d, 30*time.Second)
+	return d/2 + rand.N(d/2+1)
 }
 
 func (p *Pool) put(s *Session) {

@@ -57,6 +57,9 @@ type Options struct {
 	// ("LOGIN", "LIST", "UID FETCH", …), its error and its duration. It
 	// must be safe for concurrent use.
 	Observe func(command string, err error, d time.Duration)
+	// OnReconnect, when set, is called by a Pool when a login succeeds
+	// after failures.
+	OnReconnect func()
 	// OnChange, when set, is called (on the reader goroutine: it must not
 	// block) when the server reports unsolicited changes to the selected
 	// folder.
