@@ -554,8 +554,8 @@ func (p *timeParser) periodLength(start stamp, rest string, pr ical.Prop) (lengt
 }
 
 // rrule iterates one RRULE from the series' first occurrence. UNTIL is read
-// in the start's zone: a DATE UNTIL includes that whole day, a floating
-// DATE-TIME UNTIL is local time there.
+// in the start's zone: a DATE UNTIL on an all-day series includes that
+// day, a floating DATE-TIME UNTIL is local time there.
 func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) error {
 	var until string
 	var parts []string
@@ -582,8 +582,14 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 		}
 		ut := u.t
 		switch {
-		case u.allDay:
+		case u.allDay && first.allDay:
+			// Inclusive: the series may end on that day.
 			ut = localDate(ut.Year(), ut.Month(), ut.Day(), loc).AddDate(0, 0, 1).Add(-time.Second)
+		case u.allDay:
+			// A DATE UNTIL on a DATE-TIME series breaks RFC 5545 §3.3.10
+			// (UNTIL takes DTSTART's type). Read it as ical.js, and so
+			// Thunderbird, does: the series ends when that day begins.
+			ut = localDate(ut.Year(), ut.Month(), ut.Day(), loc).Add(-time.Second)
 		case !strings.HasSuffix(strings.ToUpper(until), "Z"):
 			ut = localTime(time.Date(ut.Year(), ut.Month(), ut.Day(), ut.Hour(), ut.Minute(), ut.Second(), 0, time.UTC), loc)
 		}

@@ -37,29 +37,33 @@ func (o *Object) Events() []*ical.Component {
 	return append(out, o.Overrides...)
 }
 
-// Objects groups the components of the given calendars by UID. Components
-// other than VEVENT, VFREEBUSY and VTIMEZONE (VTODO, VJOURNAL, …) are
-// ignored: they take no time in a schedule. A component with no UID gets a
-// stable one derived from its content, so that feeds stay valid.
+// Objects groups the components of the given calendars (those of one
+// message) by UID: an override in one VCALENDAR belongs to the master in
+// another. Components other than VEVENT, VFREEBUSY and VTIMEZONE (VTODO,
+// VJOURNAL, …) are ignored: they take no time in a schedule. A component
+// with no UID gets a stable one derived from its content, so that feeds
+// stay valid. Every object gets the VTIMEZONEs of all the calendars.
 func Objects(cals []*ical.Calendar) []*Object {
-	var out []*Object
+	var tzs []*ical.Component
 	for _, cal := range cals {
-		var tzs []*ical.Component
 		for _, c := range cal.Children {
 			if c.Name == ical.CompTimezone {
 				tzs = append(tzs, c)
 			}
 		}
-		byUID := map[string]*Object{}
-		get := func(uid string) *Object {
-			o := byUID[uid]
-			if o == nil {
-				o = &Object{UID: uid, Timezones: tzs}
-				byUID[uid] = o
-				out = append(out, o)
-			}
-			return o
+	}
+	var out []*Object
+	byUID := map[string]*Object{}
+	get := func(uid string) *Object {
+		o := byUID[uid]
+		if o == nil {
+			o = &Object{UID: uid, Timezones: tzs}
+			byUID[uid] = o
+			out = append(out, o)
 		}
+		return o
+	}
+	for _, cal := range cals {
 		for _, c := range cal.Children {
 			switch c.Name {
 			case ical.CompEvent:
@@ -69,10 +73,9 @@ func Objects(cals []*ical.Calendar) []*Object {
 				} else if o.Master == nil {
 					o.Master = c
 				} else {
-					// Two masters with one UID in one calendar: keep both
-					// rather than lose one; the second is its own object.
-					dup := &Object{UID: o.UID, Master: c, Timezones: tzs}
-					out = append(out, dup)
+					// Two masters with one UID: keep both rather than
+					// lose one; the second is its own object.
+					out = append(out, &Object{UID: o.UID, Master: c, Timezones: tzs})
 				}
 			case ical.CompFreeBusy:
 				o := get(uidOf(c))

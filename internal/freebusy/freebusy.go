@@ -93,17 +93,24 @@ func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 
 // Classify applies the counting rules to one occurrence's properties. It
 // reports the FBTYPE the occurrence makes its owner, or false when it does
-// not count:
+// not count. The first rule that matches decides:
 //
-//   - TRANSP:TRANSPARENT and STATUS:CANCELLED never count;
-//   - Outlook's X-MICROSOFT-CDO-BUSYSTATUS, where present, is the explicit
-//     answer: FREE and WORKINGELSEWHERE do not count, TENTATIVE is
-//     BUSY-TENTATIVE, OOF is BUSY-UNAVAILABLE, BUSY is BUSY;
-//   - otherwise STATUS:TENTATIVE is BUSY-TENTATIVE;
-//   - when owner is an ATTENDEE: PARTSTAT DECLINED does not count, and
-//     NEEDS-ACTION (also when PARTSTAT is absent) or TENTATIVE make a busy
-//     occurrence tentative; it never makes an occurrence busier than the
-//     rules above.
+//  1. STATUS:CANCELLED does not count;
+//  2. the owner is an ATTENDEE (not the ORGANIZER) who DECLINED: does not
+//     count;
+//  3. TRANSP:TRANSPARENT does not count, whatever Outlook says;
+//  4. Outlook's X-MICROSOFT-CDO-BUSYSTATUS FREE or WORKINGELSEWHERE does
+//     not count;
+//  5. the type is Outlook's explicit "show as" where present (BUSY,
+//     TENTATIVE → BUSY-TENTATIVE, OOF → BUSY-UNAVAILABLE), else
+//     STATUS:TENTATIVE → BUSY-TENTATIVE, else BUSY;
+//  6. the owner is an ATTENDEE (not the ORGANIZER) who has not accepted
+//     (NEEDS-ACTION, the default when PARTSTAT is absent, or TENTATIVE):
+//     BUSY-TENTATIVE, whatever rule 5 said; the owner's own answer is
+//     what the time is worth.
+//
+// An owner who organizes the event may list herself as an attendee; that
+// line is ignored. owner "" disables rules 2 and 6.
 func Classify(ev *ical.Component, owner string) (Type, bool) {
 	val := func(name string) string {
 		if p := ev.Props.Get(name); p != nil {
@@ -111,7 +118,18 @@ func Classify(ev *ical.Component, owner string) (Type, bool) {
 		}
 		return ""
 	}
-	if val(ical.PropTransparency) == "TRANSPARENT" || val(ical.PropStatus) == "CANCELLED" {
+	partstat, invited := "", false
+	if owner != "" {
+		if org := ev.Props.Get(ical.PropOrganizer); org == nil || !sameAddress(org.Value, owner) {
+			for _, a := range ev.Props.Values(ical.PropAttendee) {
+				if sameAddress(a.Value, owner) {
+					partstat, invited = strings.ToUpper(strings.TrimSpace(a.Params.Get(ical.ParamParticipationStatus))), true
+					break
+				}
+			}
+		}
+	}
+	if val(ical.PropStatus) == "CANCELLED" || (invited && partstat == "DECLINED") || val(ical.PropTransparency) == "TRANSPARENT" {
 		return "", false
 	}
 	t := Busy
@@ -128,22 +146,8 @@ func Classify(ev *ical.Component, owner string) (Type, bool) {
 			t = BusyTentative
 		}
 	}
-	if owner == "" {
-		return t, true
-	}
-	for _, a := range ev.Props.Values(ical.PropAttendee) {
-		if !sameAddress(a.Value, owner) {
-			continue
-		}
-		switch strings.ToUpper(a.Params.Get(ical.ParamParticipationStatus)) {
-		case "DECLINED":
-			return "", false
-		case "", "NEEDS-ACTION", "TENTATIVE":
-			if t == Busy {
-				t = BusyTentative
-			}
-		}
-		break
+	if invited && (partstat == "" || partstat == "NEEDS-ACTION" || partstat == "TENTATIVE") {
+		t = BusyTentative
 	}
 	return t, true
 }
@@ -163,11 +167,13 @@ func published(fb *ical.Component) []Period {
 	var out []Period
 	for _, p := range fb.Props.Values(ical.PropFreeBusy) {
 		t := Type(strings.ToUpper(p.Params.Get(ical.ParamFreeBusyType)))
-		if t == "" {
-			t = Busy
-		}
-		if t == Free {
+		switch t {
+		case Free:
 			continue
+		case Busy, BusyTentative, BusyUnavailable:
+		default:
+			// Absent, or an extension value: RFC 5545 §3.2.9 says BUSY.
+			t = Busy
 		}
 		for _, v := range strings.Split(p.Value, ",") {
 			if per, ok := parsePeriod(v); ok {

@@ -53,7 +53,10 @@ func TestClassify(t *testing.T) {
 		{"owner without partstat", nil, []string{"MAILTO:alice@example.org"}, BusyTentative, true},
 		{"owner accepted", nil, []string{"mailto:alice@example.org ACCEPTED"}, Busy, true},
 		{"someone else declined", nil, []string{"mailto:bob@example.org DECLINED"}, Busy, true},
-		{"owner needs-action on oof stays unavailable", map[string]string{"X-MICROSOFT-CDO-BUSYSTATUS": "OOF"}, []string{"mailto:alice@example.org NEEDS-ACTION"}, BusyUnavailable, true},
+		{"unanswered oof is tentative", map[string]string{"X-MICROSOFT-CDO-BUSYSTATUS": "OOF"}, []string{"mailto:alice@example.org NEEDS-ACTION"}, BusyTentative, true},
+		{"organizer's own attendee line is ignored", map[string]string{"ORGANIZER": "mailto:alice@example.org"}, []string{"mailto:alice@example.org NEEDS-ACTION"}, Busy, true},
+		{"organizer's own decline is ignored", map[string]string{"ORGANIZER": "mailto:alice@example.org"}, []string{"mailto:alice@example.org DECLINED"}, Busy, true},
+		{"transparent beats cdo busy", map[string]string{"TRANSP": "TRANSPARENT", "X-MICROSOFT-CDO-BUSYSTATUS": "BUSY"}, nil, "", false},
 	}
 	for _, tt := range tests {
 		got, ok := Classify(event(tt.props, tt.attendees...), owner)
