@@ -268,3 +268,25 @@ func TestMessageParts(t *testing.T) {
 		t.Errorf("SUMMARY = %q, want Café (Latin-1 converted)", s)
 	}
 }
+
+func TestUnreachableSubDailyRulesAreRefused(t *testing.T) {
+	tests := []struct {
+		rule string
+		ok   bool
+	}{
+		{"FREQ=HOURLY;INTERVAL=24;BYHOUR=5", false},
+		{"FREQ=HOURLY;INTERVAL=2;BYHOUR=11", false},
+		{"FREQ=HOURLY;INTERVAL=2;BYHOUR=12", true},
+		{"FREQ=MINUTELY;INTERVAL=60;BYMINUTE=5", false},
+		{"FREQ=MINUTELY;INTERVAL=15;BYHOUR=9;BYMINUTE=30", true},
+		{"FREQ=SECONDLY;INTERVAL=3600;BYSECOND=1", false},
+		{"FREQ=DAILY;INTERVAL=3;BYHOUR=5", true},
+	}
+	for _, tt := range tests {
+		objs := mustObjects(t, "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:r\nDTSTART:20250303T100000Z\nDURATION:PT1H\nRRULE:"+tt.rule+"\nEND:VEVENT\nEND:VCALENDAR")
+		_, err := objs[0].Instances(fuzzWindow[0], fuzzWindow[1], nil)
+		if (err == nil) != tt.ok {
+			t.Errorf("Instances with %s: err = %v, want ok=%v", tt.rule, err, tt.ok)
+		}
+	}
+}

@@ -82,6 +82,10 @@ func (o *Options) resolver() ZoneResolver {
 	}
 }
 
+// The years fbpub accepts in dates: the calendar's range, not the
+// proleptic extremes that make recurrence libraries fail.
+const minYear, maxYear = 1583, 9000
+
 // stamp is a parsed DATE or DATE-TIME value.
 type stamp struct {
 	t      time.Time
@@ -104,7 +108,7 @@ func (p *timeParser) value(v, tzid, valueType string) (stamp, error) {
 	}
 	if strings.EqualFold(valueType, "DATE") || (len(v) == 8 && !strings.EqualFold(valueType, "DATE-TIME")) {
 		t, err := time.ParseInLocation("20060102", v, time.UTC)
-		if err != nil {
+		if err != nil || t.Year() < minYear || t.Year() > maxYear {
 			return stamp{}, fmt.Errorf("calendar: bad DATE %q", clip(v))
 		}
 		return stamp{t: localDate(t.Year(), t.Month(), t.Day(), p.def), allDay: true}, nil
@@ -112,7 +116,7 @@ func (p *timeParser) value(v, tzid, valueType string) (stamp, error) {
 	utc := strings.HasSuffix(v, "Z") || strings.HasSuffix(v, "z")
 	v = strings.TrimRight(v, "Zz")
 	t, err := time.ParseInLocation("20060102T150405", v, time.UTC)
-	if err != nil {
+	if err != nil || t.Year() < minYear || t.Year() > maxYear {
 		return stamp{}, fmt.Errorf("calendar: bad DATE-TIME %q", clip(v))
 	}
 	if utc {
@@ -556,7 +560,14 @@ func (p *timeParser) periodLength(start stamp, rest string, pr ical.Prop) (lengt
 // rrule iterates one RRULE from the series' first occurrence. UNTIL is read
 // in the start's zone: a DATE UNTIL on an all-day series includes that
 // day, a floating DATE-TIME UNTIL is local time there.
-func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) error {
+func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) (err error) {
+	// rrule-go panics on some input (a DTSTART in year 0, for one); one bad
+	// rule must not take the folder down.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("calendar: RRULE evaluation failed: %w", errBadRule)
+		}
+	}()
 	var until string
 	var parts []string
 	for _, kv := range strings.Split(value, ";") {
@@ -598,6 +609,9 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 	if opt.Interval <= 0 {
 		opt.Interval = 1
 	}
+	if !reachable(opt, first.t) {
+		return fmt.Errorf("calendar: RRULE selects no time of day its interval reaches: %w", errBadRule)
+	}
 	r, err := rrule.NewRRule(*opt)
 	if err != nil {
 		return fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
@@ -624,3 +638,56 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 }
 
 var errBadRule = errors.New("unusable recurrence rule")
+
+// reachable reports whether a sub-daily rule can ever produce a time of
+// day. rrule-go steps HOURLY, MINUTELY and SECONDLY rules by their
+// interval inside the day until BYHOUR, BYMINUTE and BYSECOND all match,
+// and never returns when no step can match (FREQ=HOURLY;INTERVAL=24;
+// BYHOUR=5 from 10:00): a hostile calendar must not get that far. The
+// times of day a rule can reach are those congruent to DTSTART's modulo
+// gcd(interval, length of a day in the rule's unit).
+func reachable(opt *rrule.ROption, start time.Time) bool {
+	var unit, perDay int
+	switch opt.Freq {
+	case rrule.HOURLY:
+		unit, perDay = 3600, 24
+	case rrule.MINUTELY:
+		unit, perDay = 60, 1440
+	case rrule.SECONDLY:
+		unit, perDay = 1, 86400
+	default:
+		return true
+	}
+	if len(opt.Byhour) == 0 && len(opt.Byminute) == 0 && len(opt.Bysecond) == 0 {
+		return true
+	}
+	g := gcd(opt.Interval, perDay)
+	h, m, sec := start.Clock()
+	phase := ((h*3600 + m*60 + sec) / unit) % g
+	in := func(set []int, v int) bool { return len(set) == 0 || slices.Contains(set, v) }
+	for t := phase; t < perDay; t += g {
+		secs := t * unit
+		hh, mm, ss := secs/3600, secs/60%60, secs%60
+		// rrule-go compares only the fields finer than the frequency's
+		// unit it steps through: HOURLY checks BYHOUR alone, MINUTELY
+		// BYHOUR and BYMINUTE, SECONDLY all three.
+		ok := in(opt.Byhour, hh)
+		if opt.Freq != rrule.HOURLY {
+			ok = ok && in(opt.Byminute, mm)
+		}
+		if opt.Freq == rrule.SECONDLY {
+			ok = ok && in(opt.Bysecond, ss)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
