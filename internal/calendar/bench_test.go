@@ -1,0 +1,148 @@
+package calendar
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/teambition/rrule-go"
+)
+
+// BenchmarkParse measures parse throughput (MB/s) over the corpus: MIME
+// walking, transfer decoding, charset conversion, iCalendar, xCal and
+// Kolab 2 decoding, grouping into objects.
+func BenchmarkParse(b *testing.B) {
+	files, _ := filepath.Glob("testdata/corpus/*.*")
+	var inputs [][]byte
+	var total int64
+	for _, f := range files {
+		if strings.HasSuffix(f, ".json") || strings.HasSuffix(f, ".oracle.ics") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		inputs = append(inputs, data)
+		total += int64(len(data))
+	}
+	b.SetBytes(total)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, data := range inputs {
+			if parts, err := MessageParts(data); err == nil && !strings.HasPrefix(string(data), "BEGIN:VCALENDAR") {
+				for _, p := range parts {
+					PartObjects(p)
+				}
+				continue
+			}
+			if cals, err := Decode(data); err == nil {
+				Objects(cals)
+			}
+		}
+	}
+}
+
+// yearOfEvents builds n recurring events of the kinds people keep: daily
+// stand-ups, weekly meetings with exceptions, monthly "last Friday"
+// reviews, yearly birthdays, some with a moved instance.
+func yearOfEvents(n int) []*Object {
+	var b strings.Builder
+	rules := []string{
+		"FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR",
+		"FREQ=WEEKLY;BYDAY=MO,TH",
+		"FREQ=WEEKLY;INTERVAL=2;BYDAY=WE",
+		"FREQ=MONTHLY;BYDAY=-1FR",
+		"FREQ=MONTHLY;BYMONTHDAY=15",
+		"FREQ=YEARLY",
+		"FREQ=DAILY;COUNT=200",
+		"FREQ=WEEKLY;UNTIL=20251201T000000Z",
+	}
+	b.WriteString("BEGIN:VCALENDAR\r\n")
+	for i := 0; i < n; i++ {
+		start := time.Date(2024, 1, 1+i%28, 8+i%10, 0, 0, 0, time.UTC)
+		fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:ev-%d\r\nDTSTART;TZID=Europe/Berlin:%s\r\nDTEND;TZID=Europe/Berlin:%s\r\nRRULE:%s\r\n",
+			i, start.Format("20060102T150405"), start.Add(45*time.Minute).Format("20060102T150405"), rules[i%len(rules)])
+		if i%3 == 0 {
+			fmt.Fprintf(&b, "EXDATE;TZID=Europe/Berlin:%s\r\n", start.AddDate(0, 3, 0).Format("20060102T150405"))
+		}
+		b.WriteString("END:VEVENT\r\n")
+		if i%5 == 0 {
+			rid := start.AddDate(0, 6, 7)
+			fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:ev-%d\r\nRECURRENCE-ID;TZID=Europe/Berlin:%s\r\nDTSTART;TZID=Europe/Berlin:%s\r\nDTEND;TZID=Europe/Berlin:%s\r\nEND:VEVENT\r\n",
+				i, rid.Format("20060102T150405"), rid.Add(2*time.Hour).Format("20060102T150405"), rid.Add(3*time.Hour).Format("20060102T150405"))
+		}
+	}
+	b.WriteString("END:VCALENDAR\r\n")
+	cals, err := Decode([]byte(b.String()))
+	if err != nil {
+		panic(err)
+	}
+	return Objects(cals)
+}
+
+var benchYear = [2]time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+
+// BenchmarkExpandYear expands a year of 1,000 mixed recurring events.
+func BenchmarkExpandYear(b *testing.B) {
+	objs := yearOfEvents(1000)
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n = 0
+		for _, o := range objs {
+			insts, err := o.Instances(benchYear[0], benchYear[1], &Options{Zone: berlin})
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(insts)
+		}
+	}
+	b.ReportMetric(float64(n), "instances")
+}
+
+// BenchmarkExpandYearBaseline is the floor under BenchmarkExpandYear:
+// rrule-go alone iterating the same rules over the same year, with no
+// time zone work, exceptions, overrides or lengths. The ratio of the two
+// is what fbpub's own expansion costs.
+func BenchmarkExpandYearBaseline(b *testing.B) {
+	objs := yearOfEvents(1000)
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	type rule struct {
+		opt *rrule.ROption
+	}
+	var rules []rule
+	for _, o := range objs {
+		p := o.Master.Props.Get("DTSTART")
+		start, _ := time.ParseInLocation("20060102T150405", p.Value, berlin)
+		opt, err := rrule.StrToROptionInLocation(o.Master.Props.Get("RRULE").Value, berlin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		opt.Dtstart = start
+		rules = append(rules, rule{opt})
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n = 0
+		for _, r := range rules {
+			rr, _ := rrule.NewRRule(*r.opt)
+			next := rr.Iterator()
+			for {
+				t, ok := next()
+				if !ok || !t.Before(benchYear[1]) {
+					break
+				}
+				if !t.Before(benchYear[0]) {
+					n++
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(n), "instances")
+}
