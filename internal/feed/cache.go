@@ -348,7 +348,14 @@ func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 	if prev != nil && prev.State == f.State && (f.State.HighestModSeq != 0 || !prev.checked.Before(f.checked)) {
 		return prev, nil
 	}
-	v, err := c.shared(ctx, "sync", f.Name+"\x00"+stateKey(f.State)+"\x00"+f.checked.String(), func(ctx context.Context) (any, error) {
+	// With CONDSTORE the state names the content, so every request that
+	// saw this state may share one sync. Without it, the same state may
+	// hide a flag change, so only requests of one check share.
+	key := f.Name + "\x00" + stateKey(f.State)
+	if f.State.HighestModSeq == 0 {
+		key += "\x00" + f.checked.String()
+	}
+	v, err := c.shared(ctx, "sync", key, func(ctx context.Context) (any, error) {
 		return c.sync(ctx, f, prev)
 	})
 	if err != nil {

@@ -46,6 +46,11 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 	defer s.mu.Unlock()
 	release := s.bind(ctx)
 	defer release()
+	// A session's view of the folder it has selected lags (Dovecot
+	// answers STATUS for it from that view): read states with none.
+	if err := s.unselect(); err != nil {
+		return nil, opErr(ctx, "UNSELECT", err)
+	}
 
 	var opts *imap.ListOptions
 	if s.features.ListStatus {

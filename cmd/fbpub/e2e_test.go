@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fbpub/fbpub/internal/testbed"
+)
+
+func TestMain(m *testing.M) { testbed.Main(m) }
+
+// buildBinary builds fbpub once for the end-to-end tests.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fbpub")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startBinary runs `fbpub serve` configured through the environment only,
+// as the README shows, and waits until it answers.
+func startBinary(t *testing.T, bin string, env ...string) (base string, logs *syncBuffer) {
+	t.Helper()
+	listen := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(), append([]string{"FBPUB_LISTEN=" + listen}, env...)...)
+	logs = &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("fbpub log:\n%s", logs.String())
+		}
+	})
+	base = "http://" + listen
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return base, logs
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("fbpub did not start; log:\n%s", logs.String())
+	return "", nil
+}
+
+func fetch(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+// TestEndToEnd: alice grants the proxy lr on her Calendar, bob does not.
+// fbpub, started as a user would start it, publishes alice's events and
+// nothing of bob's; the bytes of both answers are checked.
+func TestEndToEnd(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	day := time.Now().UTC().AddDate(0, 0, 2).Format("20060102")
+
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("Planning", crlf(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//Example//Test//EN
+BEGIN:VEVENT
+UID:alice-planning-1
+DTSTAMP:20250101T000000Z
+DTSTART:`+day+`T090000Z
+DTEND:`+day+`T103000Z
+SUMMARY:Quarterly planning
+LOCATION:Room 1
+BEGIN:VALARM
+ACTION:DISPLAY
+DESCRIPTION:Reminder
+TRIGGER:-PT15M
+END:VALARM
+END:VEVENT
+END:VCALENDAR
+`)))
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+
+	srv.CreateFolder(t, "bob", "Calendar")
+	srv.Append(t, "bob", "Calendar", testbed.CalendarMessage("Secret", crlf(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//Example//Test//EN
+BEGIN:VEVENT
+UID:bob-secret-1
+DTSTAMP:20250101T000000Z
+DTSTART:`+day+`T120000Z
+DTEND:`+day+`T130000Z
+SUMMARY:Bob's secret interview
+END:VEVENT
+END:VCALENDAR
+`)))
+
+	base, _ := startBinary(t, buildBinary(t),
+		"FBPUB_IMAP_ADDR="+srv.Addr, "FBPUB_IMAP_TLS=none",
+		"FBPUB_IMAP_USER="+testbed.Proxy, "FBPUB_IMAP_PASSWORD="+testbed.Password(testbed.Proxy),
+		"FBPUB_MAIL_DOMAIN=example.org")
+
+	code, body := fetch(t, base+"/freebusy/alice@example.org.vfb")
+	today := time.Now().UTC()
+	start := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -7)
+	end := start.AddDate(0, 0, 7+90+1)
+	body = regexp.MustCompile(`DTSTAMP:\d{8}T\d{6}Z`).ReplaceAllString(body, "DTSTAMP:X")
+	want := crlf(fmt.Sprintf(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//fbpub//fbpub//EN
+METHOD:PUBLISH
+BEGIN:VFREEBUSY
+UID:fbpub-freebusy-alice
+DTSTAMP:X
+DTSTART:%s
+DTEND:%s
+ORGANIZER:mailto:alice@example.org
+FREEBUSY;FBTYPE=BUSY:%sT090000Z/%sT103000Z
+END:VFREEBUSY
+END:VCALENDAR
+`, start.Format("20060102T150405Z"), end.Format("20060102T150405Z"), day, day))
+	if code != 200 || body != want {
+		t.Errorf("alice .vfb: %d\n%s\nwant:\n%s", code, body, want)
+	}
+
+	code, body = fetch(t, base+"/calendar/alice/Calendar.ics")
+	want = crlf(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//fbpub//fbpub//EN
+CALSCALE:GREGORIAN
+METHOD:PUBLISH
+X-WR-CALNAME:alice – Calendar
+X-PUBLISHED-TTL:PT15M
+REFRESH-INTERVAL;VALUE=DURATION:PT15M
+BEGIN:VEVENT
+UID:alice-planning-1
+DTSTAMP:20250101T000000Z
+DTSTART:` + day + `T090000Z
+DTEND:` + day + `T103000Z
+SUMMARY:Quarterly planning
+LOCATION:Room 1
+END:VEVENT
+END:VCALENDAR
+`)
+	if code != 200 || body != want {
+		t.Errorf("alice Calendar.ics: %d\n%s\nwant:\n%s", code, body, want)
+	}
+
+	for _, path := range []string{"/freebusy/bob@example.org.vfb", "/freebusy/bob.ifb", "/calendar/bob/Calendar.ics", "/calendar/bob.ics"} {
+		code, body := fetch(t, base+path)
+		if code != http.StatusNotFound || body != "not found\n" {
+			t.Errorf("GET %s = %d %q, want 404 \"not found\\n\"", path, code, body)
+		}
+	}
+	for _, path := range []string{"/freebusy/alice.vfb", "/calendar/alice.ics", "/calendar/alice/Calendar.ics"} {
+		if _, body := fetch(t, base+path); strings.Contains(body, "bob-secret") || strings.Contains(body, "interview") {
+			t.Errorf("GET %s leaks bob's event:\n%s", path, body)
+		}
+	}
+}

@@ -1,0 +1,343 @@
+package feed
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/testbed"
+	"github.com/fbpub/fbpub/metrics"
+)
+
+func TestMain(m *testing.M) { testbed.Main(m) }
+
+// counting wraps the proxy's pool and counts what crosses the wire.
+type counting struct {
+	*imapstore.Pool
+	mu       sync.Mutex
+	commands map[string]int
+	bodies   atomic.Int64 // message parts fetched
+	// afterSelect, when set, runs once right after a SELECT: the moment
+	// between reading the folder state and fetching its messages.
+	afterSelect func()
+}
+
+func (c *counting) count(cmd string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.commands[cmd]
+}
+
+func (c *counting) reset() {
+	c.mu.Lock()
+	c.commands = map[string]int{}
+	c.mu.Unlock()
+	c.bodies.Store(0)
+}
+
+func (c *counting) Fetch(ctx context.Context, folder string, q imapstore.Query) (*imapstore.Listing, error) {
+	l, err := c.Pool.Fetch(ctx, folder, q)
+	if l != nil {
+		for _, m := range l.Messages {
+			for _, p := range m.Parts {
+				if p.Body != nil {
+					c.bodies.Add(1)
+				}
+			}
+		}
+	}
+	return l, err
+}
+
+type fixture struct {
+	srv   *testbed.Server
+	src   *counting
+	cache *Cache
+	m     *metrics.Metrics
+	skew  atomic.Int64 // added to the real clock, to make states stale
+}
+
+func (f *fixture) advance(d time.Duration) { f.skew.Add(int64(d)) }
+
+func newFixture(t *testing.T, interval time.Duration) *fixture {
+	t.Helper()
+	f := &fixture{srv: testbed.Get(t), m: metrics.Discard()}
+	f.src = &counting{commands: map[string]int{}}
+	f.src.Pool = imapstore.NewPool(imapstore.Options{
+		Addr: f.srv.Addr, TLS: imapstore.TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
+		Observe: func(cmd string, err error, d time.Duration) {
+			f.src.mu.Lock()
+			f.src.commands[cmd]++
+			hook := f.src.afterSelect
+			if cmd == "SELECT" {
+				f.src.afterSelect = nil
+			}
+			f.src.mu.Unlock()
+			if cmd == "SELECT" && hook != nil {
+				hook()
+			}
+		},
+	}, 4)
+	t.Cleanup(func() { f.src.Pool.Close() })
+	f.cache = New(Options{Source: f.src, CheckInterval: interval, Metrics: f.m,
+		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }})
+	return f
+}
+
+func event(uid, summary string, day time.Time, hour int) string {
+	return strings.ReplaceAll(fmt.Sprintf(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//fbpub tests//EN
+BEGIN:VEVENT
+UID:%s
+DTSTAMP:20250101T000000Z
+DTSTART:%sT%02d0000Z
+DURATION:PT1H
+SUMMARY:%s
+END:VEVENT
+END:VCALENDAR
+`, uid, day.Format("20060102"), hour, summary), "\n", "\r\n")
+}
+
+// appendMany appends n events to alice's Calendar on one connection,
+// pipelined, and returns their UIDs.
+func appendMany(t *testing.T, c *imapclient.Client, folder string, n int, prefix string) []imap.UID {
+	t.Helper()
+	day := time.Now().UTC()
+	cmds := make([]*imapclient.AppendCommand, 0, n)
+	for i := 0; i < n; i++ {
+		msg := testbed.CalendarMessage(prefix, event(fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("%s %d", prefix, i), day.AddDate(0, 0, i%60), 6+i%12))
+		cmd := c.Append(folder, int64(len(msg)), nil)
+		if _, err := cmd.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	uids := make([]imap.UID, 0, n)
+	for _, cmd := range cmds {
+		d, err := cmd.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids = append(uids, d.UID)
+	}
+	return uids
+}
+
+func expunge(t *testing.T, c *imapclient.Client, folder string, uid imap.UID) {
+	t.Helper()
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	set := imap.UIDSetNum(uid)
+	if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge(set).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) feed(t *testing.T) string {
+	t.Helper()
+	a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+	if err != nil {
+		t.Fatalf("Calendar: %v", err)
+	}
+	return string(a.Body)
+}
+
+func setupAlice(t *testing.T, srv *testbed.Server) *imapclient.Client {
+	t.Helper()
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	return srv.Dial(t, "alice")
+}
+
+// TestIncremental: in a large folder, changing one message costs one
+// message body at the next request, deleting one costs none, and both
+// answers are right.
+func TestIncremental(t *testing.T) {
+	n := 10000
+	if testing.Short() {
+		n = 1000
+	}
+	f := newFixture(t, 0)
+	alice := setupAlice(t, f.srv)
+	uids := appendMany(t, alice, "Calendar", n, "ev")
+
+	body := f.feed(t)
+	if got := strings.Count(body, "BEGIN:VEVENT"); got != n {
+		t.Fatalf("cold feed has %d events, want %d", got, n)
+	}
+	if got := f.src.bodies.Load(); got != int64(n) {
+		t.Errorf("cold build fetched %d bodies, want %d", got, n)
+	}
+
+	// Change one event: clients write a new message and expunge the old.
+	f.src.reset()
+	appendMany(t, alice, "Calendar", 1, "changed")
+	expunge(t, alice, "Calendar", uids[42])
+	body = f.feed(t)
+	if got := f.src.bodies.Load(); got != 1 {
+		t.Errorf("after changing one event, fetched %d bodies, want 1", got)
+	}
+	if !strings.Contains(body, "SUMMARY:changed 0") || strings.Contains(body, "SUMMARY:ev 42\r\n") {
+		t.Errorf("feed does not show the change")
+	}
+	if got := strings.Count(body, "BEGIN:VEVENT"); got != n {
+		t.Errorf("feed has %d events after a change, want %d", got, n)
+	}
+
+	// Delete one event.
+	f.src.reset()
+	expunge(t, alice, "Calendar", uids[7])
+	body = f.feed(t)
+	if got := f.src.bodies.Load(); got != 0 {
+		t.Errorf("after deleting one event, fetched %d bodies, want 0", got)
+	}
+	if strings.Contains(body, "SUMMARY:ev 7\r\n") || strings.Count(body, "BEGIN:VEVENT") != n-1 {
+		t.Errorf("feed still shows the deleted event, or lost others")
+	}
+
+	// Nothing changed: no SELECT at all.
+	f.src.reset()
+	f.feed(t)
+	if got := f.src.count("SELECT"); got != 0 {
+		t.Errorf("unchanged folder: %d SELECTs, want 0", got)
+	}
+}
+
+// TestHerd: 500 concurrent requests for one stale feed cause exactly one
+// folder check, one sync and one render.
+func TestHerd(t *testing.T) {
+	f := newFixture(t, time.Second)
+	alice := setupAlice(t, f.srv)
+	appendMany(t, alice, "Calendar", 50, "herd")
+	f.feed(t)
+
+	appendMany(t, alice, "Calendar", 1, "new")
+	f.advance(2 * time.Second) // the checked state is now stale
+	f.src.reset()
+	renders := testutil.ToFloat64(f.m.Renders.WithLabelValues("calendar"))
+	shared := testutil.ToFloat64(f.m.Shared.WithLabelValues("render"))
+
+	const n = 500
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	bodies := make([]string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			bodies[i] = string(a.Body)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if got := f.src.count("LIST"); got != 1 {
+		t.Errorf("%d LIST commands (folder checks), want 1", got)
+	}
+	if got := f.src.count("SELECT"); got != 1 {
+		t.Errorf("%d SELECT commands (syncs), want 1", got)
+	}
+	if got := testutil.ToFloat64(f.m.Renders.WithLabelValues("calendar")) - renders; got != 1 {
+		t.Errorf("%v renders, want 1", got)
+	}
+	if got := testutil.ToFloat64(f.m.Shared.WithLabelValues("render")) - shared; got < 1 {
+		t.Errorf("no request was counted as shared")
+	}
+	for i, b := range bodies {
+		if !strings.Contains(b, "SUMMARY:new 0") {
+			t.Fatalf("request %d did not get the new event", i)
+		}
+	}
+}
+
+// TestNoLostUpdate: a change that lands between the state read and the
+// fetch is seen by the next request, and with a zero check interval every
+// request made after a change sees it.
+func TestNoLostUpdate(t *testing.T) {
+	f := newFixture(t, 0)
+	alice := setupAlice(t, f.srv)
+	appendMany(t, alice, "Calendar", 5, "base")
+	f.feed(t)
+
+	injector := f.srv.Dial(t, "alice")
+	for round := 0; round < 5; round++ {
+		// A change lands right after fbpub selected the folder, before it
+		// fetches: the snapshot's state predates it.
+		appendMany(t, alice, "Calendar", 1, fmt.Sprintf("before-%d", round))
+		f.src.mu.Lock()
+		f.src.afterSelect = func() { appendMany(t, injector, "Calendar", 1, fmt.Sprintf("racing-%d", round)) }
+		f.src.mu.Unlock()
+		if body := f.feed(t); !strings.Contains(body, fmt.Sprintf("SUMMARY:before-%d 0", round)) {
+			t.Fatalf("round %d: a change made before the request is missing", round)
+		}
+		if body := f.feed(t); !strings.Contains(body, fmt.Sprintf("SUMMARY:racing-%d 0", round)) {
+			t.Fatalf("round %d: the change that raced the fetch is missing from the next request", round)
+		}
+	}
+}
+
+// TestOutage: with Dovecot gone mid-way, requests keep getting the last
+// good answer, marked stale; when it is back, the next check recovers
+// without a restart.
+func TestOutage(t *testing.T) {
+	f := newFixture(t, 0)
+	alice := setupAlice(t, f.srv)
+	appendMany(t, alice, "Calendar", 3, "keep")
+	good := f.feed(t)
+	alice.Close()
+
+	f.srv.Stop(t)
+	// The pool's idle session died with the server.
+	for i := 0; i < 3; i++ {
+		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+		if err != nil {
+			t.Fatalf("during the outage: %v", err)
+		}
+		if !a.Stale || string(a.Body) != good {
+			t.Fatalf("during the outage: stale=%v, body changed=%v", a.Stale, string(a.Body) != good)
+		}
+	}
+	if got := testutil.ToFloat64(f.m.CacheRequests.WithLabelValues("calendar", "stale")); got < 3 {
+		t.Errorf("stale answers counted %v, want ≥ 3", got)
+	}
+	f.srv.Start(t)
+	alice = f.srv.Dial(t, "alice")
+	appendMany(t, alice, "Calendar", 1, "after")
+	deadline := time.Now().Add(45 * time.Second) // the circuit's backoff is at most 30 s
+	for {
+		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+		if err == nil && !a.Stale && strings.Contains(string(a.Body), "SUMMARY:after 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fbpub did not recover after the server came back (err=%v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
