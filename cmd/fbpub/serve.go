@@ -128,6 +128,7 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Source:        pool,
 		CheckInterval: time.Duration(cfg.Publish.CheckInterval),
 		Patterns:      cfg.Publish.Folders,
+		StateDir:      cfg.Publish.StateDir,
 		Metrics:       m,
 		Logger:        log,
 	})

@@ -63,6 +63,9 @@ type Publish struct {
 	DefaultZone string `toml:"default_zone"`
 	// Refresh is the polling interval suggested to feed subscribers.
 	Refresh Duration `toml:"refresh"`
+	// StateDir, when set, keeps folder snapshots across restarts, so a
+	// restart costs one state check per folder instead of a full fetch.
+	StateDir string `toml:"state_dir"`
 }
 
 // Log configures logging.
@@ -157,6 +160,7 @@ var Env = []struct {
 	{"FBPUB_IMAP_CA_FILE", func(c *Config, v string) error { c.IMAP.CAFile = v; return nil }},
 	{"FBPUB_MAIL_DOMAIN", func(c *Config, v string) error { c.Publish.MailDomain = v; return nil }},
 	{"FBPUB_DEFAULT_ZONE", func(c *Config, v string) error { c.Publish.DefaultZone = v; return nil }},
+	{"FBPUB_STATE_DIR", func(c *Config, v string) error { c.Publish.StateDir = v; return nil }},
 	{"FBPUB_CHECK_INTERVAL", func(c *Config, v string) error { return c.Publish.CheckInterval.UnmarshalText([]byte(v)) }},
 	{"FBPUB_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"FBPUB_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},

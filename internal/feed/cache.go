@@ -51,6 +51,8 @@ type Options struct {
 	Timeout time.Duration
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// StateDir, when set, is where snapshots persist across restarts.
+	StateDir string
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -104,6 +106,9 @@ type Cache struct {
 
 	// down is set while IMAP cannot be read; guarded by mu.
 	down bool
+	// loaded records the folders whose persisted snapshot was tried;
+	// guarded by mu.
+	loaded map[string]bool
 }
 
 // New makes a cache. It does no I/O.
@@ -124,7 +129,7 @@ func New(opts Options) *Cache {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
-		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered)}
+		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}}
 }
 
 // Snapshot is the parsed content of one folder at one state. Snapshots are
@@ -141,8 +146,10 @@ type Snapshot struct {
 	// on a server without CONDSTORE it is what reveals a flag change.
 	Digest string
 
-	// messages holds each message's objects by UID.
+	// messages holds each message's objects by UID; uids lists them in
+	// ascending order.
 	messages map[uint32]message
+	uids     []uint32
 	// checked is the folder-list check this snapshot was validated for.
 	checked time.Time
 }
@@ -345,6 +352,16 @@ func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 	c.mu.Lock()
 	prev := c.snaps[f.Name]
 	c.mu.Unlock()
+	if prev == nil {
+		if prev = c.loadOnce(f); prev != nil {
+			c.mu.Lock()
+			if c.snaps[f.Name] == nil {
+				c.snaps[f.Name] = prev
+			}
+			prev = c.snaps[f.Name]
+			c.mu.Unlock()
+		}
+	}
 	if prev != nil && prev.State == f.State && (f.State.HighestModSeq != 0 || !prev.checked.Before(f.checked)) {
 		return prev, nil
 	}
@@ -409,6 +426,7 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 			m.deleted = del
 		}
 		s.messages[uid] = m
+		s.uids = append(s.uids, uid)
 		if m.deleted {
 			fmt.Fprintf(d, "%d-;", uid)
 			continue
@@ -428,7 +446,29 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		c.snaps[f.Name] = s
 	}
 	c.mu.Unlock()
+	if kind != "unchanged" {
+		c.save(s)
+	}
 	return s, nil
+}
+
+// loadOnce loads folder f's persisted snapshot, once per folder for the
+// life of the cache.
+func (c *Cache) loadOnce(f Folder) *Snapshot {
+	if c.opts.StateDir == "" {
+		return nil
+	}
+	v, _, _ := c.group.Do("load\x00"+f.Name, func() (any, error) {
+		c.mu.Lock()
+		done := c.loaded[f.Name]
+		c.loaded[f.Name] = true
+		c.mu.Unlock()
+		if done {
+			return (*Snapshot)(nil), nil
+		}
+		return c.load(f), nil
+	})
+	return v.(*Snapshot)
 }
 
 func (c *Cache) query(prev *Snapshot) imapstore.Query {

@@ -1,0 +1,166 @@
+package feed
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/emersion/go-ical"
+
+	"github.com/fbpub/fbpub/internal/calendar"
+	"github.com/fbpub/fbpub/internal/imapstore"
+)
+
+// Snapshots persist to Options.StateDir so that a restart is warm: on the
+// first request for a folder, fbpub loads its last snapshot and checks it
+// with the folder state it reads anyway; an unchanged folder costs no
+// message body. A file is one folder: its state, and per message UID the
+// parsed objects written back as iCalendar text. Files are replaced
+// atomically; one that cannot be read is ignored (the folder is fetched).
+
+const snapVersion = 1
+
+type snapFile struct {
+	Version  int             `json:"version"`
+	Folder   string          `json:"folder"`
+	State    imapstore.State `json:"state"`
+	Digest   string          `json:"digest"`
+	Fetched  time.Time       `json:"fetched"`
+	Messages []snapMessage   `json:"messages"`
+}
+
+type snapMessage struct {
+	UID     uint32 `json:"uid"`
+	Deleted bool   `json:"deleted,omitempty"`
+	// ICS holds the message's objects; empty when it had none (a message
+	// that could not be parsed stays known, so it is not fetched again).
+	ICS string `json:"ics,omitempty"`
+}
+
+func (c *Cache) snapPath(folder string) string {
+	sum := sha256.Sum256([]byte(folder))
+	return filepath.Join(c.opts.StateDir, hex.EncodeToString(sum[:16])+".json")
+}
+
+// save writes s to the state directory. Errors are logged, not returned:
+// persistence only makes restarts cheaper.
+func (c *Cache) save(s *Snapshot) {
+	if c.opts.StateDir == "" {
+		return
+	}
+	f := snapFile{Version: snapVersion, Folder: s.Folder.Name, State: s.State, Digest: s.Digest, Fetched: s.Fetched}
+	for _, uid := range s.uids {
+		m := s.messages[uid]
+		sm := snapMessage{UID: uid, Deleted: m.deleted}
+		if len(m.objects) > 0 {
+			text, err := objectsText(m.objects)
+			if err != nil {
+				c.log.Warn("could not persist a message", "folder", s.Folder.Name, "uid", uid, "err", err)
+				return
+			}
+			sm.ICS = text
+		}
+		f.Messages = append(f.Messages, sm)
+	}
+	b, err := json.Marshal(f)
+	if err == nil {
+		err = writeAtomic(c.snapPath(s.Folder.Name), b)
+	}
+	if err != nil {
+		c.log.Warn("could not persist a snapshot", "folder", s.Folder.Name, "err", err)
+	}
+}
+
+// load reads the persisted snapshot of folder f, or returns nil.
+func (c *Cache) load(f Folder) *Snapshot {
+	if c.opts.StateDir == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.snapPath(f.Name))
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("could not read a persisted snapshot", "folder", f.Name, "err", err)
+		}
+		return nil
+	}
+	var sf snapFile
+	if err := json.Unmarshal(b, &sf); err != nil || sf.Version != snapVersion || sf.Folder != f.Name {
+		c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
+		return nil
+	}
+	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched, messages: make(map[uint32]message, len(sf.Messages))}
+	for _, m := range sf.Messages {
+		var msg message
+		msg.deleted = m.Deleted
+		if m.ICS != "" {
+			cals, err := calendar.Decode([]byte(m.ICS))
+			if err != nil {
+				c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
+				return nil
+			}
+			msg.objects = calendar.Objects(cals)
+		}
+		s.messages[m.UID] = msg
+		s.uids = append(s.uids, m.UID)
+		if !msg.deleted {
+			s.Objects = append(s.Objects, msg.objects...)
+		}
+	}
+	return s
+}
+
+// objectsText writes a message's objects as one VCALENDAR.
+func objectsText(objs []*calendar.Object) (string, error) {
+	cal := ical.NewComponent(ical.CompCalendar)
+	cal.Props.SetText(ical.PropVersion, "2.0")
+	cal.Props.SetText(ical.PropProductID, "-//fbpub//snapshot//EN")
+	seen := map[*ical.Component]bool{}
+	for _, o := range objs {
+		for _, tz := range o.Timezones {
+			if !seen[tz] {
+				seen[tz] = true
+				cal.Children = append(cal.Children, tz)
+			}
+		}
+	}
+	for _, o := range objs {
+		cal.Children = append(cal.Children, o.Events()...)
+		cal.Children = append(cal.Children, o.FreeBusy...)
+	}
+	var b bytes.Buffer
+	if err := calendar.NewEncoder(&b).Encode(cal); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".snap-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("feed: persist %s: %w", path, err)
+	}
+	return nil
+}
