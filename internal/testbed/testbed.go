@@ -1,0 +1,811 @@
+// Package testbed runs a private Dovecot for the tests of one package and seeds it.
+//
+// A package that needs a real IMAP server calls Main from its TestMain:
+//
+//	func TestMain(m *testing.M) { testbed.Main(m) }
+//
+// and each test then calls Get to obtain the server, usually followed by
+// Reset so that it starts from a known state:
+//
+//	srv := testbed.Get(t)
+//	srv.Reset(t)
+//	srv.CreateFolder(t, "alice", "Calendar")
+//	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+//	c := srv.Dial(t, testbed.Proxy)
+//
+// Dovecot is started by the script testbed/dovecot-up at the root of the
+// module (it installs Debian's dovecot-imapd when it is missing) and stopped
+// by testbed/dovecot-down. Every package gets its own instance, with its own
+// directory and port, so packages tested in parallel do not share state.
+// When Dovecot cannot be started, Get skips the test, or fails it when the
+// environment variable CI is "true".
+//
+// The users are listed in Users; each one's password is Password(user).
+// The user "dave" is in the ACL group "team", which Dovecot names "$team" in
+// ACL commands. Other users' folders appear to a user under the shared
+// namespace "shared/<owner>/" with "/" as separator, for example
+// "shared/alice/Calendar".
+package testbed
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf16"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// Proxy is the login of the publishing proxy.
+const Proxy = "fbproxy"
+
+// Group is the ACL group that dave belongs to; grant it rights with the
+// identifier GroupIdentifier.
+const Group = "team"
+
+// GroupIdentifier is the ACL identifier Dovecot uses for the group Group.
+const GroupIdentifier = "$" + Group
+
+// SharedPrefix is the prefix of the shared namespace: alice's folder
+// "Calendar" is seen by other users as SharedPrefix + "alice/Calendar".
+const SharedPrefix = "shared/"
+
+// Users are the logins known to the test bed Dovecot. Their passwords are
+// given by Password.
+var Users = []string{"fbproxy", "alice", "bob", "carol", "dave"}
+
+// Password returns the password of a test bed user: the user name followed
+// by "-pw".
+func Password(user string) string { return user + "-pw" }
+
+// SharedName returns the name under which users other than owner see the
+// owner's folder, for example "shared/alice/Calendar".
+func SharedName(owner, folder string) string { return SharedPrefix + owner + "/" + folder }
+
+// Server is a running test bed Dovecot.
+type Server struct {
+	// Addr is the address of the plain-text IMAP listener, "127.0.0.1:PORT".
+	Addr string
+	// Dir is the directory that holds Dovecot's configuration, state, logs
+	// and mail.
+	Dir string
+
+	root string // the module root, which holds testbed/dovecot-up
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+var (
+	current  *Server
+	startErr error
+)
+
+// Main is called from a package's TestMain: it starts Dovecot through
+// testbed/dovecot-up (found by walking up from the working directory to the
+// directory holding go.mod), runs m.Run(), stops it with testbed/dovecot-down,
+// and exits with the tests' code. If Dovecot cannot start, Main remembers the
+// error and still runs the tests; Get then skips or fails them.
+func Main(m *testing.M) {
+	srv, err := start()
+	if err != nil {
+		startErr = err
+	} else {
+		current = srv
+	}
+	code := m.Run()
+	if srv != nil {
+		if err := srv.down(false); err != nil {
+			fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// Get returns the running server. When Dovecot could not be started, it fails
+// the test with the error if the environment variable CI is "true", and
+// skips it with a one-line hint otherwise.
+func Get(t testing.TB) *Server {
+	t.Helper()
+	if current != nil {
+		return current
+	}
+	err := startErr
+	if err == nil {
+		err = errors.New("testbed.Main was not called from TestMain")
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("testbed: Dovecot not available: %v", err)
+	}
+	t.Skipf("testbed: Dovecot not available (%s); run testbed/dovecot-up or set CI=true to make this fatal", oneLine(err))
+	return nil
+}
+
+// oneLine returns the first line of err's message.
+func oneLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " …"
+	}
+	return s
+}
+
+// moduleRoot walks up from the working directory to the directory that
+// holds go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// start runs testbed/dovecot-up in a new directory and returns the server it
+// reports.
+func start() (*Server, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{root: root}
+	if err := srv.up(""); err != nil {
+		return nil, err
+	}
+	return srv, nil
+}
+
+// up runs testbed/dovecot-up, in dir if it is not empty, and records the
+// address and directory it prints.
+func (s *Server) up(dir string) error {
+	script := filepath.Join(s.root, "testbed", "dovecot-up")
+	var args []string
+	if dir != "" {
+		args = append(args, dir)
+	}
+	cmd := exec.Command(script, args...)
+	// Let the script stop Dovecot itself if this test binary dies without
+	// reaching dovecot-down (a timeout panic, a signal).
+	cmd.Env = append(os.Environ(), fmt.Sprintf("FBPUB_TESTBED_WATCH_PID=%d", os.Getpid()))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %v: %s", script, err, strings.TrimSpace(stderr.String()))
+	}
+	var addr, gotDir string
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_ADDR="); ok {
+			addr = v
+		} else if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_DIR="); ok {
+			gotDir = v
+		}
+	}
+	if addr == "" || gotDir == "" {
+		return fmt.Errorf("%s printed no address and directory: %q", script, stdout.String())
+	}
+	if s.Addr != "" && s.Addr != addr {
+		return fmt.Errorf("%s restarted Dovecot on %s instead of %s", script, addr, s.Addr)
+	}
+	s.Addr, s.Dir = addr, gotDir
+	return nil
+}
+
+// down runs testbed/dovecot-down; keep keeps the directory so that the
+// instance can be started again.
+func (s *Server) down(keep bool) error {
+	script := filepath.Join(s.root, "testbed", "dovecot-down")
+	args := []string{s.Dir}
+	if keep {
+		args = []string{"--keep", s.Dir}
+	}
+	out, err := exec.Command(script, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", script, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Stop simulates the server going away: it kills the Dovecot master and
+// every session, keeping the data. Open clients see their connection close.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		t.Fatalf("testbed: Stop: Dovecot is already stopped")
+	}
+	if err := s.down(true); err != nil {
+		t.Fatalf("testbed: Stop: %v", err)
+	}
+	s.stopped = true
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopped {
+			if err := s.up(s.Dir); err != nil {
+				t.Errorf("testbed: restarting Dovecot after the test: %v", err)
+				return
+			}
+			s.stopped = false
+		}
+	})
+}
+
+// Start brings Dovecot back after Stop, on the same port with the same data.
+// If the test ends while the server is stopped, it is started again so that
+// later tests find it running.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		t.Fatalf("testbed: Start: Dovecot is already running")
+	}
+	if err := s.up(s.Dir); err != nil {
+		t.Fatalf("testbed: Start: %v", err)
+	}
+	s.stopped = false
+}
+
+// ensureRunning fails the test if the server is stopped.
+func (s *Server) ensureRunning(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		t.Fatalf("testbed: Dovecot is stopped; call Start first")
+	}
+}
+
+// dial connects and logs in as user.
+func (s *Server) dial(user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(s.Addr, nil)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", s.Addr, err)
+	}
+	if err := c.Login(user, Password(user)).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("LOGIN %s: %w", user, err)
+	}
+	return c, nil
+}
+
+// Dial logs in as user over a plain loopback connection and returns a
+// go-imap v2 client, closed by t.Cleanup.
+func (s *Server) Dial(t testing.TB, user string) *imapclient.Client {
+	t.Helper()
+	s.ensureRunning(t)
+	c, err := s.dial(user)
+	if err != nil {
+		t.Fatalf("testbed: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// session runs f on a new connection logged in as user and closes it
+// afterwards; any error fails the test, prefixed with what.
+func (s *Server) session(t testing.TB, user, what string, f func(c *imapclient.Client) error) {
+	t.Helper()
+	s.ensureRunning(t)
+	c, err := s.dial(user)
+	if err != nil {
+		t.Fatalf("testbed: %s: %v", what, err)
+	}
+	defer func() {
+		c.Logout().Wait()
+		c.Close()
+	}()
+	if err := f(c); err != nil {
+		t.Fatalf("testbed: %s as %s: %v", what, user, err)
+	}
+}
+
+// CreateFolder creates folder in user's personal namespace; parents are
+// created as needed. The folder must not exist yet.
+func (s *Server) CreateFolder(t testing.TB, user, folder string) {
+	t.Helper()
+	s.session(t, user, fmt.Sprintf("CREATE %q", folder), func(c *imapclient.Client) error {
+		return c.Create(folder, nil).Wait()
+	})
+}
+
+// SetACL sets, as owner, the rights of identifier on the owner's folder
+// (replacing the earlier ones). The identifier is a user name, "anyone",
+// "authenticated", a group such as GroupIdentifier, or a negative entry
+// "-name". Empty rights remove the identifier's entry (DELETEACL).
+func (s *Server) SetACL(t testing.TB, owner, folder, identifier, rights string) {
+	t.Helper()
+	if rights == "" {
+		s.deleteACL(t, owner, folder, identifier)
+		return
+	}
+	s.session(t, owner, fmt.Sprintf("SETACL %q %q %q", folder, identifier, rights), func(c *imapclient.Client) error {
+		return c.SetACL(folder, imap.RightsIdentifier(identifier), imap.RightModificationReplace, imap.RightSet(rights)).Wait()
+	})
+}
+
+// GetACL returns, as user, the ACL of folder, by identifier. The user needs
+// the "a" right on the folder.
+func (s *Server) GetACL(t testing.TB, user, folder string) map[string]string {
+	t.Helper()
+	acl := map[string]string{}
+	s.session(t, user, fmt.Sprintf("GETACL %q", folder), func(c *imapclient.Client) error {
+		data, err := c.GetACL(folder).Wait()
+		if err != nil {
+			return err
+		}
+		for id, rights := range data.Rights {
+			acl[string(id)] = string(rights)
+		}
+		return nil
+	})
+	return acl
+}
+
+// deleteACL removes identifier's entry from the ACL of owner's folder.
+// go-imap has no DELETEACL, and Dovecot keeps an entry with empty rights
+// after SETACL with "", so the command is sent on a raw connection.
+func (s *Server) deleteACL(t testing.TB, owner, folder, identifier string) {
+	t.Helper()
+	s.ensureRunning(t)
+	cmd := "DELETEACL " + quote(encodeMailbox(folder)) + " " + quote(identifier)
+	if err := s.raw(owner, cmd); err != nil {
+		t.Fatalf("testbed: %s as %s: %v", cmd, owner, err)
+	}
+}
+
+// raw logs in as user on a new plain connection, sends one command and
+// fails unless it is answered OK.
+func (s *Server) raw(user, command string) error {
+	rs, err := s.rawLogin(user)
+	if err != nil {
+		return err
+	}
+	defer rs.close()
+	_, err = rs.run(command)
+	return err
+}
+
+// rawSession is a plain IMAP connection driven line by line, for the
+// commands go-imap lacks or gets wrong (DELETEACL, GETMETADATA with DEPTH).
+type rawSession struct {
+	conn net.Conn
+	r    *bufio.Reader
+	n    int
+}
+
+// rawLogin connects and logs in as user.
+func (s *Server) rawLogin(user string) (*rawSession, error) {
+	conn, err := net.DialTimeout("tcp", s.Addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	rs := &rawSession{conn: conn, r: bufio.NewReader(conn)}
+	greeting, err := rs.r.ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("reading the greeting: %w", err)
+	}
+	if !strings.HasPrefix(greeting, "* OK") {
+		conn.Close()
+		return nil, fmt.Errorf("unexpected greeting %q", strings.TrimSpace(greeting))
+	}
+	if _, err := rs.run("LOGIN " + quote(user) + " " + quote(Password(user))); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("LOGIN %s: %w", user, err)
+	}
+	return rs, nil
+}
+
+// close logs out and closes the connection.
+func (rs *rawSession) close() {
+	rs.run("LOGOUT")
+	rs.conn.Close()
+}
+
+// run sends command and returns its untagged responses, with every literal
+// replaced by NIL, or an error unless the command is answered OK.
+func (rs *rawSession) run(command string) ([]string, error) {
+	rs.n++
+	tag := fmt.Sprintf("r%d", rs.n)
+	if _, err := fmt.Fprintf(rs.conn, "%s %s\r\n", tag, command); err != nil {
+		return nil, err
+	}
+	var untagged []string
+	for {
+		resp, err := rs.readResponse()
+		if err != nil {
+			return nil, err
+		}
+		if rest, ok := strings.CutPrefix(resp, tag+" "); ok {
+			if !strings.HasPrefix(rest, "OK") {
+				return nil, errors.New(rest)
+			}
+			return untagged, nil
+		}
+		untagged = append(untagged, resp)
+	}
+}
+
+// readResponse reads one response line, skipping literals (each becomes NIL).
+func (rs *rawSession) readResponse() (string, error) {
+	var b strings.Builder
+	for {
+		line, err := rs.r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		n, ok := literalSize(line)
+		if !ok {
+			b.WriteString(line)
+			return b.String(), nil
+		}
+		b.WriteString(line[:strings.LastIndexByte(line, '{')])
+		b.WriteString("NIL")
+		if _, err := io.CopyN(io.Discard, rs.r, n); err != nil {
+			return "", err
+		}
+	}
+}
+
+// literalSize reports whether line ends with a literal announcement {N}
+// (or {N+}) and returns N.
+func literalSize(line string) (int64, bool) {
+	if !strings.HasSuffix(line, "}") {
+		return 0, false
+	}
+	i := strings.LastIndexByte(line, '{')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSuffix(line[i+1:len(line)-1], "+"), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// metadataEntries returns the names of the METADATA entries of mailbox (""
+// for the server) under /private and /shared, at any depth. go-imap puts
+// GETMETADATA's options after the mailbox, where Dovecot does not accept
+// them, so the command goes over a raw session.
+func (s *Server) metadataEntries(user, mailbox string) ([]string, error) {
+	rs, err := s.rawLogin(user)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.close()
+	resps, err := rs.run("GETMETADATA (DEPTH infinity) " + quote(encodeMailbox(mailbox)) + " (/private /shared)")
+	if err != nil {
+		return nil, fmt.Errorf("GETMETADATA %q: %w", mailbox, err)
+	}
+	var names []string
+	for _, resp := range resps {
+		if !strings.HasPrefix(resp, "* METADATA ") {
+			continue
+		}
+		open, end := strings.IndexByte(resp, '('), strings.LastIndexByte(resp, ')')
+		if open < 0 || end < open {
+			return nil, fmt.Errorf("cannot parse %q", resp)
+		}
+		tokens, err := splitTokens(resp[open+1 : end])
+		if err != nil {
+			return nil, fmt.Errorf("cannot parse %q: %v", resp, err)
+		}
+		for i := 0; i < len(tokens); i += 2 {
+			names = append(names, tokens[i])
+		}
+	}
+	return names, nil
+}
+
+// splitTokens splits a space-separated sequence of IMAP atoms and quoted
+// strings.
+func splitTokens(s string) ([]string, error) {
+	var tokens []string
+	for s = strings.TrimLeft(s, " "); s != ""; s = strings.TrimLeft(s, " ") {
+		if s[0] != '"' {
+			i := strings.IndexByte(s, ' ')
+			if i < 0 {
+				i = len(s)
+			}
+			tokens = append(tokens, s[:i])
+			s = s[i:]
+			continue
+		}
+		var b strings.Builder
+		i := 1
+		for ; i < len(s) && s[i] != '"'; i++ {
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+			}
+			b.WriteByte(s[i])
+		}
+		if i >= len(s) {
+			return nil, errors.New("unterminated quoted string")
+		}
+		tokens = append(tokens, b.String())
+		s = s[i+1:]
+	}
+	return tokens, nil
+}
+
+// quote returns s as an IMAP quoted string.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// encodeMailbox encodes a mailbox name in IMAP's modified UTF-7 (RFC 3501
+// section 5.1.3).
+func encodeMailbox(name string) string {
+	var b strings.Builder
+	var pending []rune
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		units := utf16.Encode(pending)
+		buf := make([]byte, 0, 2*len(units))
+		for _, u := range units {
+			buf = append(buf, byte(u>>8), byte(u))
+		}
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,"
+		b.WriteByte('&')
+		for i := 0; i < len(buf); i += 3 {
+			var n uint32
+			k := 0
+			for ; k < 3 && i+k < len(buf); k++ {
+				n |= uint32(buf[i+k]) << (16 - 8*k)
+			}
+			for j := 0; j <= k; j++ {
+				b.WriteByte(alphabet[(n>>(18-6*j))&0x3f])
+			}
+		}
+		b.WriteByte('-')
+		pending = pending[:0]
+	}
+	for _, r := range name {
+		switch {
+		case r == '&':
+			flush()
+			b.WriteString("&-")
+		case r >= 0x20 && r <= 0x7e:
+			flush()
+			b.WriteRune(r)
+		default:
+			pending = append(pending, r)
+		}
+	}
+	flush()
+	return b.String()
+}
+
+// Append appends msg to user's folder with the given flags and returns the
+// UID the server assigned to it.
+func (s *Server) Append(t testing.TB, user, folder string, msg []byte, flags ...imap.Flag) imap.UID {
+	t.Helper()
+	var uid imap.UID
+	s.session(t, user, fmt.Sprintf("APPEND %q", folder), func(c *imapclient.Client) error {
+		cmd := c.Append(folder, int64(len(msg)), &imap.AppendOptions{Flags: flags})
+		if _, err := cmd.Write(msg); err != nil {
+			cmd.Close()
+			return err
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		data, err := cmd.Wait()
+		if err != nil {
+			return err
+		}
+		if data.UID == 0 {
+			return errors.New("no APPENDUID in the answer")
+		}
+		uid = data.UID
+		return nil
+	})
+	return uid
+}
+
+// SetMetadata sets, as user, the METADATA entry (for example
+// "/private/vendor/kolab/folder-type") of folder to value; an empty folder
+// name sets a server entry. An empty value removes the entry.
+func (s *Server) SetMetadata(t testing.TB, user, folder, entry, value string) {
+	t.Helper()
+	s.session(t, user, fmt.Sprintf("SETMETADATA %q %q", folder, entry), func(c *imapclient.Client) error {
+		var v *[]byte
+		if value != "" {
+			b := []byte(value)
+			v = &b
+		}
+		return c.SetMetadata(folder, map[string]*[]byte{entry: v}).Wait()
+	})
+}
+
+// Reset removes every mailbox except INBOX of every user, empties every
+// INBOX, clears the INBOX ACLs and metadata, and drops subscriptions, so that
+// each test can start from a known state. Folders removed with their
+// mailboxes take their ACLs and metadata along.
+func (s *Server) Reset(t testing.TB) {
+	t.Helper()
+	for _, user := range Users {
+		var ids []string
+		s.session(t, user, "reset", func(c *imapclient.Client) error {
+			var err error
+			ids, err = resetUser(c, user)
+			return err
+		})
+		for _, id := range ids {
+			s.deleteACL(t, user, "INBOX", id)
+		}
+		for _, mailbox := range []string{"INBOX", ""} {
+			s.clearMetadata(t, user, mailbox)
+		}
+	}
+}
+
+// resetUser does Reset's work for one user.
+// It returns the identifiers other than the user in the INBOX ACL.
+func resetUser(c *imapclient.Client, user string) (aclIDs []string, err error) {
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("LIST: %w", err)
+	}
+	var names []string
+	for _, m := range list {
+		if strings.EqualFold(m.Mailbox, "INBOX") || isShared(m.Mailbox) {
+			continue
+		}
+		names = append(names, m.Mailbox)
+	}
+	// Children before their parents.
+	sort.Slice(names, func(i, j int) bool {
+		di, dj := strings.Count(names[i], "/"), strings.Count(names[j], "/")
+		if di != dj {
+			return di > dj
+		}
+		return names[i] < names[j]
+	})
+	for _, name := range names {
+		if err := c.Delete(name).Wait(); err != nil {
+			return nil, fmt.Errorf("DELETE %q: %w", name, err)
+		}
+	}
+
+	subs, err := c.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("LIST (SUBSCRIBED): %w", err)
+	}
+	for _, m := range subs {
+		if err := c.Unsubscribe(m.Mailbox).Wait(); err != nil {
+			return nil, fmt.Errorf("UNSUBSCRIBE %q: %w", m.Mailbox, err)
+		}
+	}
+
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("SELECT INBOX: %w", err)
+	}
+	if sel.NumMessages > 0 {
+		var all imap.SeqSet
+		all.AddRange(1, 0) // 1:*
+		store := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil)
+		if err := store.Close(); err != nil {
+			return nil, fmt.Errorf("STORE INBOX 1:* +FLAGS (\\Deleted): %w", err)
+		}
+		if err := c.Expunge().Close(); err != nil {
+			return nil, fmt.Errorf("EXPUNGE INBOX: %w", err)
+		}
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		return nil, fmt.Errorf("UNSELECT: %w", err)
+	}
+
+	acl, err := c.GetACL("INBOX").Wait()
+	if err != nil {
+		return nil, fmt.Errorf("GETACL INBOX: %w", err)
+	}
+	var ids []string
+	for id := range acl.Rights {
+		if string(id) != user {
+			ids = append(ids, string(id))
+		}
+	}
+
+	return ids, nil
+}
+
+// clearMetadata removes, as user, every METADATA entry of mailbox (""
+// for the server) except Dovecot's own.
+func (s *Server) clearMetadata(t testing.TB, user, mailbox string) {
+	t.Helper()
+	names, err := s.metadataEntries(user, mailbox)
+	if err != nil {
+		t.Fatalf("testbed: reset as %s: %v", user, err)
+	}
+	unset := map[string]*[]byte{}
+	for _, name := range names {
+		if !strings.Contains(strings.ToLower(name), "/vendor/vendor.dovecot/") {
+			unset[name] = nil
+		}
+	}
+	if len(unset) == 0 {
+		return
+	}
+	s.session(t, user, fmt.Sprintf("SETMETADATA %q (clear)", mailbox), func(c *imapclient.Client) error {
+		return c.SetMetadata(mailbox, unset).Wait()
+	})
+}
+
+// isShared reports whether a mailbox name is in the shared namespace.
+func isShared(name string) bool {
+	return name == strings.TrimSuffix(SharedPrefix, "/") || strings.HasPrefix(name, SharedPrefix)
+}
+
+// CalendarMessage wraps an iCalendar text into an RFC 5322 message, the shape
+// groupware clients store: From, Date, Subject, Message-ID and MIME-Version
+// headers and a multipart/mixed body with a short text/plain part and a
+// "text/calendar; charset=utf-8; method=PUBLISH" part. Line endings are CRLF
+// throughout, whatever ics uses.
+func CalendarMessage(subject, ics string) []byte {
+	var id [12]byte
+	rand.Read(id[:])
+	token := hex.EncodeToString(id[:])
+	boundary := "fbpub-testbed-" + token
+	crlf := func(s string) string {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
+		s = strings.ReplaceAll(s, "\r", "\n")
+		s = strings.TrimRight(s, "\n")
+		return strings.ReplaceAll(s, "\n", "\r\n") + "\r\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: fbpub test bed <testbed@example.org>\r\n")
+	fmt.Fprintf(&b, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Subject: %s\r\n", subject)
+	fmt.Fprintf(&b, "Message-ID: <%s@testbed.example.org>\r\n", token)
+	fmt.Fprintf(&b, "MIME-Version: 1.0\r\n")
+	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n", boundary)
+	fmt.Fprintf(&b, "\r\n")
+	fmt.Fprintf(&b, "This is a multi-part message in MIME format.\r\n")
+	fmt.Fprintf(&b, "--%s\r\n", boundary)
+	fmt.Fprintf(&b, "Content-Type: text/plain; charset=utf-8\r\n")
+	fmt.Fprintf(&b, "Content-Transfer-Encoding: 8bit\r\n")
+	fmt.Fprintf(&b, "\r\n")
+	fmt.Fprintf(&b, "This message holds a calendar object.\r\n")
+	fmt.Fprintf(&b, "--%s\r\n", boundary)
+	fmt.Fprintf(&b, "Content-Type: text/calendar; charset=utf-8; method=PUBLISH\r\n")
+	fmt.Fprintf(&b, "Content-Disposition: attachment; filename=\"event.ics\"\r\n")
+	fmt.Fprintf(&b, "Content-Transfer-Encoding: 8bit\r\n")
+	fmt.Fprintf(&b, "\r\n")
+	b.WriteString(crlf(ics))
+	fmt.Fprintf(&b, "--%s--\r\n", boundary)
+	return []byte(b.String())
+}
