@@ -190,6 +190,16 @@ func (c *Cache) Folders(ctx context.Context) ([]Folder, error) {
 	return dir, err
 }
 
+// Check forces a fresh read of the folder states, whatever the check
+// interval: the Kolab trigger URL calls it after a client wrote a folder.
+func (c *Cache) Check(ctx context.Context) error {
+	c.mu.Lock()
+	c.dirTime = time.Time{}
+	c.mu.Unlock()
+	_, err := c.Folders(ctx)
+	return err
+}
+
 // folders is Folders, but while IMAP cannot be read it answers the last
 // folder list it read, with stale set.
 func (c *Cache) folders(ctx context.Context) (dir []Folder, stale bool, err error) {

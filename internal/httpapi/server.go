@@ -82,6 +82,7 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux()}
 	h.handle("GET /freebusy/{file}", "freebusy", h.freeBusy)
+	h.handle("GET /freebusy/trigger/{owner}/{path...}", "trigger", h.trigger)
 	h.handle("GET /freebusy/user/{owner}", "freebusy", h.freeBusyRead)
 	h.handle("GET /freebusy/user/{owner}/{path...}", "freebusy", h.freeBusyRead)
 	h.handle("GET /calendar/{file}", "calendar", h.calendarAll)
@@ -331,6 +332,36 @@ func clip(s string) string {
 		return s[:40] + "…"
 	}
 	return s
+}
+
+// trigger serves Kolab's /freebusy/trigger/<owner>/<folder>.pfb (and
+// .pxfb), which a client calls after writing a folder: the folder states
+// are read now, whatever the check interval, and the folder's free/busy
+// is answered from the fresh state.
+func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
+	user, addr, err := h.owner(r.PathValue("owner"))
+	if err != nil {
+		return err
+	}
+	p, ext := splitExt(r.PathValue("path"))
+	if ext != "pfb" && ext != "pxfb" {
+		return notFound("triggers are <owner>/<folder>.pfb or .pxfb")
+	}
+	segs, err := folderSegments(p)
+	if err != nil {
+		return err
+	}
+	if err := h.opts.Cache.Check(r.Context()); err != nil {
+		return err
+	}
+	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
+		Owner: user, Folder: segs, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
+	})
+	if err != nil {
+		return err
+	}
+	h.serve(w, r, a, segs[len(segs)-1]+".pfb")
+	return nil
 }
 
 // calendarAll serves /calendar/<user>.ics: every published folder of user.

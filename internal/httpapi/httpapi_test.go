@@ -1,0 +1,292 @@
+package httpapi
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/testbed"
+	"github.com/fbpub/fbpub/metrics"
+)
+
+func TestMain(m *testing.M) { testbed.Main(m) }
+
+type server struct {
+	*httptest.Server
+	srv *testbed.Server
+	mu  sync.Mutex
+	// imap counts IMAP commands the proxy sent.
+	imap int
+}
+
+func (s *server) commands() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.imap
+}
+
+func ics(uid, summary, start, end string) string {
+	return strings.ReplaceAll(fmt.Sprintf(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//fbpub tests//EN
+BEGIN:VEVENT
+UID:%s
+DTSTAMP:20250101T000000Z
+DTSTART:%s
+DTEND:%s
+SUMMARY:%s
+BEGIN:VALARM
+ACTION:DISPLAY
+TRIGGER:-PT5M
+DESCRIPTION:x
+END:VALARM
+END:VEVENT
+END:VCALENDAR
+`, uid, start, end, summary), "\n", "\r\n")
+}
+
+// setup seeds alice's calendars, including folder names with a space and
+// non-ASCII characters (modified UTF-7 on the wire), and serves them.
+func setup(t *testing.T, interval time.Duration) *server {
+	t.Helper()
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	for _, f := range []string{"Calendar", "Calendar/Work", "Calendar/Réunions équipe"} {
+		srv.CreateFolder(t, "alice", f)
+		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
+	}
+	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("a", ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z")))
+	srv.Append(t, "alice", "Calendar/Work", testbed.CalendarMessage("w", ics("w1", "Review", "20250304T090000Z", "20250304T110000Z")))
+	srv.Append(t, "alice", "Calendar/Réunions équipe", testbed.CalendarMessage("r", ics("r1", "Réunion", "20250305T090000Z", "20250305T093000Z")))
+	// A large folder, for compression.
+	srv.CreateFolder(t, "alice", "Calendar/Big")
+	srv.SetACL(t, "alice", "Calendar/Big", testbed.Proxy, "lr")
+	for i := 0; i < 30; i++ {
+		srv.Append(t, "alice", "Calendar/Big", testbed.CalendarMessage("b", ics(fmt.Sprint("b", i), "Big "+strings.Repeat("x", 60), "20250306T090000Z", "20250306T093000Z")))
+	}
+
+	s := &server{srv: srv}
+	pool := imapstore.NewPool(imapstore.Options{
+		Addr: srv.Addr, TLS: imapstore.TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
+		Observe: func(string, error, time.Duration) { s.mu.Lock(); s.imap++; s.mu.Unlock() },
+	}, 2)
+	t.Cleanup(func() { pool.Close() })
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	now := time.Date(2025, 3, 2, 12, 0, 0, 0, time.UTC)
+	h := New(Options{
+		Cache:    feed.New(feed.Options{Source: pool, CheckInterval: interval, Metrics: m}),
+		PastDays: 1, FutureDays: 30, MaxAge: interval, Refresh: 15 * time.Minute,
+		MailDomain: "example.org", Ready: pool.Ping, Gatherer: reg, Metrics: m,
+		Now: func() time.Time { return now },
+	})
+	s.Server = httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s
+}
+
+type response struct {
+	code int
+	hdr  http.Header
+	body string
+}
+
+func (s *server) do(t *testing.T, method, path string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, string(b)}
+}
+
+func TestRoutes(t *testing.T) {
+	s := setup(t, time.Second)
+	tests := []struct {
+		path string
+		code int
+		want []string // substrings of the body
+		not  []string
+	}{
+		{"/freebusy/alice.vfb", 200, []string{"BEGIN:VFREEBUSY", "ORGANIZER:mailto:alice@example.org", "FREEBUSY;FBTYPE=BUSY:20250303T090000Z/20250303T100000Z", "DTSTART:20250301T000000Z", "DTEND:20250402T000000Z"}, []string{"Planning"}},
+		{"/freebusy/alice.ifb", 200, []string{"BEGIN:VFREEBUSY"}, nil},
+		{"/freebusy/alice@example.com.vfb", 200, []string{"ORGANIZER:mailto:alice@example.com"}, nil},
+		{"/freebusy/user/alice?start=20250304T000000Z&end=20250305T000000Z", 200, []string{"DTSTART:20250304T000000Z", "FREEBUSY;FBTYPE=BUSY:20250304T090000Z/20250304T110000Z"}, []string{"20250303T09"}},
+		{"/freebusy/user/alice?start=2025-03-03T00:00:00Z&period=P1D", 200, []string{"DTEND:20250304T000000Z", "20250303T090000Z"}, nil},
+		{"/freebusy/user/alice/Calendar/Work?start=20250301T000000Z&end=20250401T000000Z&format=text/calendar", 200, []string{"20250304T090000Z"}, []string{"20250303T09"}},
+		{"/freebusy/user/alice?format=application/json", 406, []string{"text/calendar"}, nil},
+		{"/freebusy/user/alice?start=yesterday", 400, []string{"start:"}, nil},
+		{"/freebusy/user/alice?start=20250301T000000Z&end=20250201T000000Z", 400, []string{"end must be after start"}, nil},
+		{"/freebusy/user/alice?start=20250301T000000Z&end=20300101T000000Z", 400, []string{"at most 366 days"}, nil},
+		{"/freebusy/user/alice?end=20250401T000000Z&period=P1D", 400, []string{"not both"}, nil},
+		{"/freebusy/user/alice?period=-P1D", 400, []string{"period:"}, nil},
+		{"/calendar/alice.ics", 200, []string{"SUMMARY:Planning", "SUMMARY:Review", "SUMMARY:Réunion"}, []string{"VALARM"}},
+		{"/calendar/alice/Calendar.ics", 200, []string{"SUMMARY:Planning", "X-WR-CALNAME:alice – Calendar", "REFRESH-INTERVAL;VALUE=DURATION:PT15M", "X-PUBLISHED-TTL:PT15M"}, []string{"Review", "VALARM"}},
+		{"/calendar/alice/Calendar/Work.ics", 200, []string{"SUMMARY:Review"}, []string{"Planning"}},
+		{"/calendar/alice/" + url.PathEscape("Calendar") + "/" + url.PathEscape("Réunions équipe") + ".ics", 200, []string{"SUMMARY:Réunion"}, nil},
+		{"/calendar/alice/Calendar%2FWork.ics", 200, []string{"SUMMARY:Review"}, nil},
+		{"/calendar/alice/Nope.ics", 404, []string{"not found"}, nil},
+		{"/calendar/alice/Calendar.txt", 404, nil, nil},
+		{"/freebusy/nobody.vfb", 404, []string{"not found"}, nil},
+		{"/freebusy/alice.xyz", 404, nil, nil},
+		{"/elsewhere", 404, nil, nil},
+		{"/healthz", 200, []string{"ok"}, nil},
+		{"/readyz", 200, []string{"ready"}, nil},
+		{"/metrics", 200, []string{"fbpub_http_requests_total", "fbpub_build_info"}, nil},
+	}
+	for _, tt := range tests {
+		r := s.do(t, "GET", tt.path)
+		if r.code != tt.code {
+			t.Errorf("GET %s = %d, want %d\n%s", tt.path, r.code, tt.code, r.body)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(r.body, w) {
+				t.Errorf("GET %s: body lacks %q:\n%s", tt.path, w, r.body)
+			}
+		}
+		for _, w := range tt.not {
+			if strings.Contains(r.body, w) {
+				t.Errorf("GET %s: body has %q:\n%s", tt.path, w, r.body)
+			}
+		}
+		if tt.code >= 400 && r.hdr.Get("Content-Type") != "text/plain; charset=utf-8" {
+			t.Errorf("GET %s: error answered as %q, want plain text", tt.path, r.hdr.Get("Content-Type"))
+		}
+	}
+}
+
+// TestBadNamesNeverReachIMAP: names that are not valid are refused with
+// 400 before fbpub sends any IMAP command.
+func TestBadNamesNeverReachIMAP(t *testing.T) {
+	s := setup(t, time.Hour)
+	s.do(t, "GET", "/freebusy/alice.vfb") // warm up: the pool is logged in
+	for _, path := range []string{
+		"/calendar/alice/..%2F..%2Fetc%2Fpasswd.ics",
+		"/calendar/alice/Calendar%2F..%2Fbob.ics",
+		"/calendar/alice/Cal%00endar.ics",
+		"/freebusy/al%00ice.vfb",
+		"/freebusy/" + strings.Repeat("a", 300) + ".vfb",
+		"/calendar/alice/" + strings.Repeat("x", 2000) + ".ics",
+		"/calendar/alice/%FF%FE.ics",
+		"/freebusy/@example.org.vfb",
+		"/freebusy/user/alice%0A?start=20250301T000000Z",
+	} {
+		before := s.commands()
+		r := s.do(t, "GET", path)
+		if r.code != http.StatusBadRequest {
+			t.Errorf("GET %s = %d %q, want 400", path, r.code, r.body)
+		}
+		if got := s.commands() - before; got != 0 {
+			t.Errorf("GET %s sent %d IMAP commands, want 0", path, got)
+		}
+	}
+}
+
+func TestCachingHeaders(t *testing.T) {
+	s := setup(t, 2*time.Second)
+	r := s.do(t, "GET", "/calendar/alice/Calendar.ics")
+	for k, want := range map[string]string{
+		"Content-Type":        "text/calendar; charset=utf-8",
+		"Cache-Control":       "max-age=2",
+		"Content-Disposition": "inline; filename=Calendar.ics",
+		"Vary":                "Accept-Encoding",
+	} {
+		if got := r.hdr.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	etag, lm := r.hdr.Get("ETag"), r.hdr.Get("Last-Modified")
+	if !strings.HasPrefix(etag, `"`) || lm == "" {
+		t.Fatalf("ETag %q, Last-Modified %q", etag, lm)
+	}
+	if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "If-None-Match", etag); r.code != 304 || r.body != "" {
+		t.Errorf("If-None-Match: %d %q, want 304 and no body", r.code, r.body)
+	}
+	if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "If-None-Match", `"other"`); r.code != 200 {
+		t.Errorf("If-None-Match with another tag: %d, want 200", r.code)
+	}
+	if r := s.do(t, "HEAD", "/calendar/alice/Calendar.ics"); r.code != 200 || r.body != "" || r.hdr.Get("Content-Length") == "" {
+		t.Errorf("HEAD: %d, body %q, Content-Length %q", r.code, r.body, r.hdr.Get("Content-Length"))
+	}
+
+	// gzip for a large answer, with its own tag; not when refused.
+	plain := s.do(t, "GET", "/calendar/alice/Calendar/Big.ics")
+	gz := s.do(t, "GET", "/calendar/alice/Calendar/Big.ics", "Accept-Encoding", "gzip, deflate")
+	if gz.hdr.Get("Content-Encoding") != "gzip" || gz.hdr.Get("ETag") == plain.hdr.Get("ETag") {
+		t.Fatalf("gzip: Content-Encoding %q, ETag %q (plain %q)", gz.hdr.Get("Content-Encoding"), gz.hdr.Get("ETag"), plain.hdr.Get("ETag"))
+	}
+	zr, err := gzip.NewReader(strings.NewReader(gz.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, _ := io.ReadAll(zr)
+	if string(unzipped) != plain.body {
+		t.Errorf("gzipped body differs from the plain one")
+	}
+	if r := s.do(t, "GET", "/calendar/alice/Calendar/Big.ics", "Accept-Encoding", "gzip;q=0"); r.hdr.Get("Content-Encoding") != "" {
+		t.Errorf("gzip;q=0 still got %q", r.hdr.Get("Content-Encoding"))
+	}
+	if r := s.do(t, "GET", "/calendar/alice/Calendar/Big.ics", "Accept-Encoding", "gzip", "If-None-Match", gz.hdr.Get("ETag")); r.code != 304 {
+		t.Errorf("If-None-Match with the gzip tag: %d, want 304", r.code)
+	}
+}
+
+// TestTrigger: with a long check interval a new event is not seen until
+// the Kolab trigger URL forces a check.
+func TestTrigger(t *testing.T) {
+	s := setup(t, time.Hour)
+	s.do(t, "GET", "/freebusy/alice.vfb")
+	s.srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("n", ics("n1", "New", "20250310T090000Z", "20250310T100000Z")))
+	if r := s.do(t, "GET", "/freebusy/alice.vfb"); strings.Contains(r.body, "20250310T090000Z") {
+		t.Fatalf("new event seen before the interval passed: the test proves nothing")
+	}
+	for _, ext := range []string{"pfb", "pxfb"} {
+		r := s.do(t, "GET", "/freebusy/trigger/alice/Calendar."+ext)
+		if r.code != 200 || !strings.Contains(r.body, "FREEBUSY;FBTYPE=BUSY:20250310T090000Z/20250310T100000Z") {
+			t.Errorf("trigger .%s: %d\n%s", ext, r.code, r.body)
+		}
+	}
+	if r := s.do(t, "GET", "/freebusy/alice.vfb"); !strings.Contains(r.body, "20250310T090000Z") {
+		t.Errorf("after the trigger, .vfb still lacks the new event")
+	}
+	if r := s.do(t, "GET", "/freebusy/trigger/alice/Nope.pfb"); r.code != 404 {
+		t.Errorf("trigger for an unknown folder: %d, want 404", r.code)
+	}
+}
+
+func TestReadyzDuringOutage(t *testing.T) {
+	s := setup(t, time.Second)
+	if r := s.do(t, "GET", "/readyz"); r.code != 200 {
+		t.Fatalf("/readyz = %d before the outage", r.code)
+	}
+	s.srv.Stop(t)
+	if r := s.do(t, "GET", "/readyz"); r.code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d during the outage, want 503", r.code)
+	}
+	if r := s.do(t, "GET", "/healthz"); r.code != 200 {
+		t.Errorf("/healthz = %d during the outage, want 200 (the process is up)", r.code)
+	}
+	s.srv.Start(t)
+}
