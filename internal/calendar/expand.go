@@ -10,6 +10,8 @@ import (
 
 	"github.com/emersion/go-ical"
 	"github.com/teambition/rrule-go"
+
+	"github.com/fbpub/fbpub/internal/tz"
 )
 
 // Instance is one occurrence of an event: when it starts and ends, and the
@@ -70,18 +72,6 @@ func (o *Options) perEvent() int {
 	return o.Limits.PerEvent
 }
 
-func (o *Options) resolver() ZoneResolver {
-	if o != nil && o.Zones != nil {
-		return o.Zones
-	}
-	return func(tzid string, _ []*ical.Component, def *time.Location) *time.Location {
-		if loc, err := time.LoadLocation(tzid); err == nil {
-			return loc
-		}
-		return def
-	}
-}
-
 // The years fbpub accepts in dates: the calendar's range, not the
 // proleptic extremes that make recurrence libraries fail.
 const minYear, maxYear = 1583, 9000
@@ -92,11 +82,12 @@ type stamp struct {
 	allDay bool
 }
 
-// timeParser reads date and time values of one object.
+// timeParser reads date and time values of one object. TZIDs resolve as
+// package tz says: an IANA name, a Windows name (Outlook), the VTIMEZONE of
+// the object's calendar, else the owner's zone.
 type timeParser struct {
-	tzs  []*ical.Component
-	def  *time.Location
-	zone ZoneResolver
+	def   *time.Location
+	zones *tz.Resolver
 }
 
 // value parses one DATE, DATE-TIME or (for the start of) PERIOD value.
@@ -124,7 +115,7 @@ func (p *timeParser) value(v, tzid, valueType string) (stamp, error) {
 	}
 	loc := p.def
 	if tzid != "" {
-		loc = p.zone(strings.Trim(tzid, `"`), p.tzs, p.def)
+		loc, _ = p.zones.Resolve(tzid)
 	}
 	return stamp{t: localTime(t, loc)}, nil
 }
@@ -139,36 +130,12 @@ func localDate(y int, m time.Month, d int, loc *time.Location) time.Time {
 }
 
 // localTime reinterprets the wall clock of wall (read in UTC) in loc,
-// following RFC 5545 §3.3.5: a time that does not exist (in a spring gap)
-// takes the offset in effect before the gap, and a time that occurs twice
-// (in autumn) is its first occurrence.
+// following RFC 5545 §3.3.5 (tz.LocalTime): a time that does not exist
+// takes the offset before the gap, a repeated one is its first occurrence.
 func localTime(wall time.Time, loc *time.Location) time.Time {
 	y, mo, d := wall.Date()
 	h, mi, s := wall.Clock()
-	// Try the offsets in effect a day either side of the wall time; the
-	// earliest instant that shows this wall clock is the first occurrence.
-	var best time.Time
-	for _, probe := range []time.Duration{-36 * time.Hour, 36 * time.Hour} {
-		_, off := wall.Add(probe).In(loc).Zone()
-		cand := time.Date(y, mo, d, h, mi, s, 0, time.UTC).Add(-time.Duration(off) * time.Second).In(loc)
-		if sameWall(cand, wall) && (best.IsZero() || cand.Before(best)) {
-			best = cand
-		}
-	}
-	if !best.IsZero() {
-		return best
-	}
-	// In a gap: the offset before the gap.
-	_, off := wall.Add(-36 * time.Hour).In(loc).Zone()
-	return time.Date(y, mo, d, h, mi, s, 0, time.UTC).Add(-time.Duration(off) * time.Second).In(loc)
-}
-
-func sameWall(t, wall time.Time) bool {
-	y1, m1, d1 := t.Date()
-	y2, m2, d2 := wall.Date()
-	h1, i1, s1 := t.Clock()
-	h2, i2, s2 := wall.Clock()
-	return y1 == y2 && m1 == m2 && d1 == d2 && h1 == h2 && i1 == i2 && s1 == s2
+	return tz.LocalTime(y, int(mo), d, h, mi, s, loc).In(loc)
 }
 
 func clip(s string) string {
@@ -322,7 +289,7 @@ func dayNumber(t time.Time) int64 {
 // When a limit cut the expansion short, the occurrences found so far are
 // returned together with an error wrapping ErrTruncated.
 func (o *Object) Instances(start, end time.Time, opts *Options) ([]Instance, error) {
-	p := &timeParser{tzs: o.Timezones, def: opts.zone(), zone: opts.resolver()}
+	p := &timeParser{def: opts.zone(), zones: tz.NewResolver(o.Timezones, opts.zone())}
 	var out []Instance
 	var errs []error
 	overridden := map[int64]bool{}

@@ -1,0 +1,570 @@
+package tz
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-ical"
+)
+
+// Limits on the work one VTIMEZONE may cause. A component that needs more is
+// rejected as a whole and its TZID resolves to the default zone.
+const (
+	// ruleStartYear is the first year for which an open-ended RRULE (one
+	// without COUNT) is expanded; earlier onsets of such a rule are skipped,
+	// so a 1601 DTSTART (Outlook) does not cost four centuries of work.
+	ruleStartYear = 1900
+	// lastYear is the last year for which onsets are computed. After the
+	// last transition the Location keeps its last offset.
+	lastYear = 2100
+	// maxObservances bounds the STANDARD and DAYLIGHT sub-components used.
+	maxObservances = 256
+	// maxOnsets bounds the onsets (transitions before merging) in total.
+	maxOnsets = 16384
+	// maxDates bounds the RDATE and EXDATE values per observance.
+	maxDates = 4096
+	// maxSteps bounds the days examined while expanding RRULEs, in total.
+	maxSteps = 1 << 21
+)
+
+var errBudget = errors.New("tz: VTIMEZONE needs too much work")
+
+// compileStats reports the work done by one compilation, for tests.
+type compileStats struct {
+	steps       int // days examined by RRULE expansion
+	onsets      int // onsets collected
+	transitions int // transitions in the resulting Location
+	observances int // STANDARD and DAYLIGHT sub-components used
+	skipped     int // STANDARD and DAYLIGHT sub-components ignored
+}
+
+// vtzCache shares compiled VTIMEZONEs between Resolvers: the same Outlook
+// block arrives with every invitation. Keys are hashes of the component's
+// content (TZID included); a nil value records a component that did not
+// compile. The cache holds at most vtzCacheSize entries.
+var vtzCache = struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]*time.Location // guarded by the mutex
+}{m: make(map[[sha256.Size]byte]*time.Location)}
+
+const vtzCacheSize = 512
+
+// compileCached returns the Location for the VTIMEZONE c with TZID tzid, or
+// nil if it does not make sense. It never panics.
+func compileCached(tzid string, c *ical.Component) (loc *time.Location) {
+	key, ok := componentKey(tzid, c)
+	if ok {
+		vtzCache.Lock()
+		loc, hit := vtzCache.m[key]
+		vtzCache.Unlock()
+		if hit {
+			return loc
+		}
+	}
+	loc, _, _ = compileVTimezone(tzid, c)
+	if ok {
+		vtzCache.Lock()
+		if len(vtzCache.m) >= vtzCacheSize {
+			for k := range vtzCache.m { // evict an arbitrary entry
+				delete(vtzCache.m, k)
+				break
+			}
+		}
+		vtzCache.m[key] = loc
+		vtzCache.Unlock()
+	}
+	return loc
+}
+
+// componentKey hashes the content of c in a canonical order. It reports false
+// for components too deeply nested to be a VTIMEZONE worth caching.
+func componentKey(tzid string, c *ical.Component) (key [sha256.Size]byte, ok bool) {
+	h := sha256.New()
+	var str func(string)
+	str = func(s string) {
+		var n [8]byte
+		l := len(s)
+		for i := range n {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	var walk func(c *ical.Component, depth int) bool
+	walk = func(c *ical.Component, depth int) bool {
+		if depth > 4 {
+			return false
+		}
+		str("BEGIN")
+		str(c.Name)
+		names := make([]string, 0, len(c.Props))
+		for name := range c.Props {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			for _, p := range c.Props[name] {
+				str("P")
+				str(p.Name)
+				pnames := make([]string, 0, len(p.Params))
+				for pn := range p.Params {
+					pnames = append(pnames, pn)
+				}
+				sort.Strings(pnames)
+				for _, pn := range pnames {
+					str(pn)
+					for _, v := range p.Params[pn] {
+						str(v)
+					}
+					str(";")
+				}
+				str(p.Value)
+			}
+		}
+		for _, child := range c.Children {
+			if child == nil || !walk(child, depth+1) {
+				return false
+			}
+		}
+		str("END")
+		return true
+	}
+	str(tzid)
+	if !walk(c, 0) {
+		return key, false
+	}
+	h.Sum(key[:0])
+	return key, true
+}
+
+// observance is one STANDARD or DAYLIGHT sub-component.
+type observance struct {
+	daylight bool
+	name     string // sanitized TZNAME, or "" to derive one from the offset
+	from, to int    // TZOFFSETFROM and TZOFFSETTO in seconds east of UTC
+	start    int64  // DTSTART as wall-clock seconds (civil time read as UTC)
+	startUTC bool   // DTSTART carried a "Z" (not allowed by RFC 5545; tolerated)
+	rule     *yearlyRule
+	rdates   []dateValue
+	exdates  map[int64]bool // wall-clock seconds in the TZOFFSETFROM offset
+}
+
+// dateValue is one DTSTART, RDATE, EXDATE or UNTIL value.
+type dateValue struct {
+	wall   int64 // civil seconds read as UTC; for a UTC value, the instant
+	utc    bool  // the value ended in "Z"
+	isDate bool  // VALUE=DATE: no time of day
+}
+
+// onset is the moment an observance takes effect.
+type onset struct {
+	at    int64 // Unix time
+	order int64 // tie-breaker: the observance's DTSTART
+	from  int   // the observance's TZOFFSETFROM
+	typ   zoneType
+}
+
+// zoneType is a TZif local time type.
+type zoneType struct {
+	off  int
+	dst  bool
+	name string
+}
+
+// compileVTimezone evaluates the STANDARD and DAYLIGHT sub-components of c
+// into a Location named tzid. Sub-components that make no sense (no usable
+// DTSTART or TZOFFSETTO, an RRULE outside what VTIMEZONEs use) are skipped;
+// without a usable one, or when a limit is hit, it fails. It recovers from
+// panics and reports them as errors.
+func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st compileStats, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			loc, err = nil, fmt.Errorf("tz: panic compiling VTIMEZONE %q: %v", tzid, p)
+		}
+	}()
+	if c == nil {
+		return nil, st, errors.New("tz: nil VTIMEZONE")
+	}
+	var obs []*observance
+	for _, child := range c.Children {
+		if child == nil {
+			continue
+		}
+		var daylight bool
+		switch strings.ToUpper(child.Name) {
+		case ical.CompTimezoneStandard:
+		case ical.CompTimezoneDaylight:
+			daylight = true
+		default:
+			continue
+		}
+		if len(obs) >= maxObservances {
+			return nil, st, fmt.Errorf("tz: VTIMEZONE %q has more than %d observances", tzid, maxObservances)
+		}
+		o, err := parseObservance(child, daylight)
+		if err != nil {
+			st.skipped++
+			continue
+		}
+		obs = append(obs, o)
+	}
+	st.observances = len(obs)
+	if len(obs) == 0 {
+		return nil, st, fmt.Errorf("tz: VTIMEZONE %q has no usable STANDARD or DAYLIGHT", tzid)
+	}
+
+	end := time.Date(lastYear+1, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	var onsets []onset
+	for _, o := range obs {
+		if err := o.onsets(end, &onsets, &st); err != nil {
+			return nil, st, err
+		}
+	}
+	st.onsets = len(onsets)
+	if len(onsets) == 0 {
+		return nil, st, fmt.Errorf("tz: VTIMEZONE %q has no onset before %d", tzid, lastYear+1)
+	}
+	sort.SliceStable(onsets, func(i, j int) bool {
+		if onsets[i].at != onsets[j].at {
+			return onsets[i].at < onsets[j].at
+		}
+		return onsets[i].order < onsets[j].order
+	})
+
+	// Before the first onset the zone is in the first observance's
+	// TZOFFSETFROM; call it standard time, named after a STANDARD
+	// observance with that offset if there is one.
+	initial := zoneType{off: onsets[0].from}
+	initial.name = offsetAbbrev(initial.off)
+	for _, o := range obs {
+		if !o.daylight && o.to == initial.off && o.name != "" {
+			initial.name = o.name
+			break
+		}
+	}
+
+	// Merge: of onsets at the same instant the last in order wins; an onset
+	// that changes nothing is dropped.
+	type trans struct {
+		at  int64
+		typ zoneType
+	}
+	var ts []trans
+	cur := initial
+	for _, on := range onsets {
+		if n := len(ts); n > 0 && ts[n-1].at == on.at {
+			ts[n-1].typ = on.typ
+			continue
+		}
+		ts = append(ts, trans{on.at, on.typ})
+	}
+	var merged []trans
+	for _, t := range ts {
+		if t.typ == cur {
+			continue
+		}
+		merged = append(merged, t)
+		cur = t.typ
+	}
+
+	// Types: index 0 is the initial type, used by no transition, which is
+	// how Go (and RFC 8536) pick the type for times before the first one.
+	types := []zoneType{initial}
+	index := map[zoneType]int{}
+	times := make([]int64, 0, len(merged))
+	idx := make([]uint8, 0, len(merged))
+	for _, t := range merged {
+		i, ok := index[t.typ]
+		if !ok {
+			if len(types) >= 256 {
+				return nil, st, fmt.Errorf("tz: VTIMEZONE %q has too many distinct offsets", tzid)
+			}
+			i = len(types)
+			types = append(types, t.typ)
+			index[t.typ] = i
+		}
+		times = append(times, t.at)
+		idx = append(idx, uint8(i))
+	}
+	if abbrevBytes(types) > 255 {
+		for i := range types {
+			types[i].name = offsetAbbrev(types[i].off)
+		}
+		if abbrevBytes(types) > 255 {
+			return nil, st, fmt.Errorf("tz: VTIMEZONE %q has too many distinct zone names", tzid)
+		}
+	}
+	st.transitions = len(times)
+	loc, err = time.LoadLocationFromTZData(tzid, encodeTZif(times, idx, types))
+	if err != nil {
+		return nil, st, fmt.Errorf("tz: VTIMEZONE %q: %v", tzid, err)
+	}
+	return loc, st, nil
+}
+
+// abbrevBytes returns the size of the TZif abbreviation table for types,
+// whose offsets into it must fit a byte.
+func abbrevBytes(types []zoneType) int {
+	seen := map[string]bool{}
+	n := 0
+	for _, t := range types {
+		if !seen[t.name] {
+			seen[t.name] = true
+			n += len(t.name) + 1
+		}
+	}
+	return n
+}
+
+// parseObservance reads one STANDARD or DAYLIGHT sub-component.
+func parseObservance(c *ical.Component, daylight bool) (*observance, error) {
+	o := &observance{daylight: daylight}
+	p := c.Props.Get(ical.PropDateTimeStart)
+	if p == nil {
+		return nil, errors.New("tz: observance without DTSTART")
+	}
+	start, err := parseDateValue(p.Value, p.Params.Get(ical.ParamValue))
+	if err != nil {
+		return nil, err
+	}
+	o.start, o.startUTC = start.wall, start.utc
+	p = c.Props.Get(ical.PropTimezoneOffsetTo)
+	if p == nil {
+		return nil, errors.New("tz: observance without TZOFFSETTO")
+	}
+	if o.to, err = parseOffset(p.Value); err != nil {
+		return nil, err
+	}
+	o.from = o.to
+	if p = c.Props.Get(ical.PropTimezoneOffsetFrom); p != nil {
+		if o.from, err = parseOffset(p.Value); err != nil {
+			return nil, err
+		}
+	}
+	if p = c.Props.Get(ical.PropTimezoneName); p != nil {
+		o.name = sanitizeAbbrev(p.Value)
+	}
+	if o.startUTC {
+		// Keep everything in wall-clock terms: the UTC DTSTART as the wall
+		// clock of the zone in effect before.
+		o.start += int64(o.from)
+		o.startUTC = false
+	}
+	rules := c.Props.Values(ical.PropRecurrenceRule)
+	if len(rules) > 1 {
+		return nil, errors.New("tz: observance with several RRULEs")
+	}
+	if len(rules) == 1 {
+		if o.rule, err = parseYearlyRule(rules[0].Value); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range c.Props.Values(ical.PropRecurrenceDates) {
+		vt := strings.ToUpper(p.Params.Get(ical.ParamValue))
+		for _, s := range strings.Split(p.Value, ",") {
+			if len(o.rdates) >= maxDates {
+				return nil, errors.New("tz: too many RDATEs")
+			}
+			if vt == "PERIOD" || strings.Contains(s, "/") {
+				s, _, _ = strings.Cut(s, "/")
+			}
+			d, err := parseDateValue(s, vt)
+			if err != nil {
+				return nil, err
+			}
+			o.rdates = append(o.rdates, d)
+		}
+	}
+	for _, p := range c.Props.Values(ical.PropExceptionDates) {
+		vt := p.Params.Get(ical.ParamValue)
+		for _, s := range strings.Split(p.Value, ",") {
+			if len(o.exdates) >= maxDates {
+				return nil, errors.New("tz: too many EXDATEs")
+			}
+			d, err := parseDateValue(s, vt)
+			if err != nil {
+				return nil, err
+			}
+			if o.exdates == nil {
+				o.exdates = make(map[int64]bool)
+			}
+			o.exdates[o.wallOf(d)] = true
+		}
+	}
+	return o, nil
+}
+
+// wallOf converts an RDATE or EXDATE value to wall-clock seconds in the
+// observance's TZOFFSETFROM offset. A DATE value takes DTSTART's time of day.
+func (o *observance) wallOf(d dateValue) int64 {
+	switch {
+	case d.utc:
+		return d.wall + int64(o.from)
+	case d.isDate:
+		return d.wall + floorMod(o.start, 86400)
+	}
+	return d.wall
+}
+
+// onsets appends the onsets of o before the Unix time end to *out.
+func (o *observance) onsets(end int64, out *[]onset, st *compileStats) error {
+	typ := zoneType{off: o.to, dst: o.daylight, name: o.name}
+	if typ.name == "" {
+		typ.name = offsetAbbrev(o.to)
+	}
+	add := func(wall int64) error {
+		if o.exdates[wall] {
+			return nil
+		}
+		at := wall - int64(o.from)
+		if at >= end {
+			return nil
+		}
+		if len(*out) >= maxOnsets {
+			return fmt.Errorf("tz: VTIMEZONE has more than %d onsets", maxOnsets)
+		}
+		*out = append(*out, onset{at: at, order: o.start, from: o.from, typ: typ})
+		return nil
+	}
+	if err := add(o.start); err != nil {
+		return err
+	}
+	for _, d := range o.rdates {
+		if w := o.wallOf(d); w != o.start {
+			if err := add(w); err != nil {
+				return err
+			}
+		}
+	}
+	if o.rule != nil {
+		return o.rule.expand(o, end, add, st)
+	}
+	return nil
+}
+
+// parseDateValue parses a DATE-TIME ("20070311T020000", optionally with "Z")
+// or, with VALUE=DATE or in that form, a DATE ("20070311").
+func parseDateValue(s, valueType string) (dateValue, error) {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	var d dateValue
+	if strings.HasSuffix(s, "Z") {
+		d.utc = true
+		s = s[:len(s)-1]
+	}
+	bad := func() (dateValue, error) { return dateValue{}, fmt.Errorf("tz: malformed date %q", s) }
+	var y, mo, dd, h, mi, sec int
+	switch {
+	case len(s) == 8 && !d.utc:
+		d.isDate = true
+	case len(s) == 15 && s[8] == 'T' && !strings.EqualFold(valueType, "DATE"):
+	default:
+		return bad()
+	}
+	num := func(i, j int) int {
+		n := 0
+		for k := i; k < j; k++ {
+			c := s[k]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, dd = num(0, 4), num(4, 6), num(6, 8)
+	if !d.isDate {
+		h, mi, sec = num(9, 11), num(11, 13), num(13, 15)
+	}
+	if y < 1 || mo < 1 || mo > 12 || dd < 1 || dd > daysIn(y, time.Month(mo)) ||
+		h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60 {
+		return bad()
+	}
+	if sec == 60 {
+		sec = 59
+	}
+	d.wall = time.Date(y, time.Month(mo), dd, h, mi, sec, 0, time.UTC).Unix()
+	return d, nil
+}
+
+// parseOffset parses a UTC-OFFSET ("+0100", "-0500", "+053000"); it also
+// accepts a missing sign and "+01:00".
+func parseOffset(s string) (int, error) {
+	s = strings.ReplaceAll(strings.TrimSpace(s), ":", "")
+	sign := 1
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		if s[0] == '-' {
+			sign = -1
+		}
+		s = s[1:]
+	}
+	if len(s) != 4 && len(s) != 6 {
+		return 0, fmt.Errorf("tz: malformed UTC offset %q", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("tz: malformed UTC offset %q", s)
+		}
+	}
+	h, _ := strconv.Atoi(s[0:2])
+	m, _ := strconv.Atoi(s[2:4])
+	sec := 0
+	if len(s) == 6 {
+		sec, _ = strconv.Atoi(s[4:6])
+	}
+	if h > 25 || m > 59 || sec > 59 {
+		return 0, fmt.Errorf("tz: UTC offset %q out of range", s)
+	}
+	return sign * (h*3600 + m*60 + sec), nil
+}
+
+// sanitizeAbbrev keeps a TZNAME usable as a TZif abbreviation: 1 to 16 ASCII
+// letters, digits, '+' or '-'. Anything else yields "".
+func sanitizeAbbrev(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 16 {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '-') {
+			return ""
+		}
+	}
+	return s
+}
+
+// offsetAbbrev names an offset the way tzdata names unnamed zones: "+01",
+// "-0530", "+053015".
+func offsetAbbrev(off int) string {
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	h, m, s := off/3600, off/60%60, off%60
+	b := []byte{sign, byte('0' + h/10), byte('0' + h%10)}
+	if m != 0 || s != 0 {
+		b = append(b, byte('0'+m/10), byte('0'+m%10))
+	}
+	if s != 0 {
+		b = append(b, byte('0'+s/10), byte('0'+s%10))
+	}
+	return string(b)
+}
+
+func daysIn(y int, m time.Month) int {
+	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+func floorMod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
