@@ -104,7 +104,6 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		host, _, _ := net.SplitHostPort(cfg.IMAP.Addr)
 		tlsConfig = &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
 	}
-	zone, _ := time.LoadLocation(cfg.Publish.DefaultZone)
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	pool := imapstore.NewPool(imapstore.Options{
@@ -136,13 +135,14 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Cache:      cache,
 		MailDomain: cfg.Publish.MailDomain,
 		PastDays:   cfg.Publish.PastDays, FutureDays: cfg.Publish.FutureDays,
-		Zone:     func(string) *time.Location { return zone },
-		MaxAge:   time.Duration(cfg.Publish.CheckInterval),
-		Refresh:  time.Duration(cfg.Publish.Refresh),
-		Ready:    pool.Ping,
-		Gatherer: reg,
-		Metrics:  m,
-		Logger:   log,
+		Zone:      cfg.Zone,
+		Addresses: cfg.Publish.Addresses,
+		MaxAge:    time.Duration(cfg.Publish.CheckInterval),
+		Refresh:   time.Duration(cfg.Publish.Refresh),
+		Ready:     pool.Ping,
+		Gatherer:  reg,
+		Metrics:   m,
+		Logger:    log,
 	})
 	return &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,13 @@ type Publish struct {
 	// StateDir, when set, keeps folder snapshots across restarts, so a
 	// restart costs one state check per folder instead of a full fetch.
 	StateDir string `toml:"state_dir"`
+	// UserZones gives owners their own zone for floating and all-day
+	// times (login → IANA name); others get DefaultZone.
+	UserZones map[string]string `toml:"user_zones"`
+	// Addresses maps calendar addresses to IMAP logins
+	// ("alice.smith@example.org" → "alice"). An address not listed is
+	// mapped by dropping its domain.
+	Addresses map[string]string `toml:"addresses"`
 }
 
 // Log configures logging.
@@ -243,6 +251,16 @@ func (c *Config) Validate() error {
 	if _, err := time.LoadLocation(c.Publish.DefaultZone); err != nil {
 		bad("publish.default_zone: unknown zone %q", c.Publish.DefaultZone)
 	}
+	for _, user := range sortedKeys(c.Publish.UserZones) {
+		if _, err := time.LoadLocation(c.Publish.UserZones[user]); err != nil {
+			bad("publish.user_zones: %s: unknown zone %q", user, c.Publish.UserZones[user])
+		}
+	}
+	for _, addr := range sortedKeys(c.Publish.Addresses) {
+		if !strings.Contains(addr, "@") || c.Publish.Addresses[addr] == "" {
+			bad("publish.addresses: %q → %q is not an address and a login", addr, c.Publish.Addresses[addr])
+		}
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -253,6 +271,29 @@ func (c *Config) Validate() error {
 		bad("log.level: %q is not debug, info, warn or error", c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Zone returns the zone of an owner's floating and all-day times.
+func (c *Config) Zone(user string) *time.Location {
+	if name, ok := c.Publish.UserZones[user]; ok {
+		if loc, err := time.LoadLocation(name); err == nil {
+			return loc
+		}
+	}
+	loc, err := time.LoadLocation(c.Publish.DefaultZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // Logger builds the logger the configuration asks for.

@@ -49,6 +49,11 @@ type Options struct {
 	Expand *calendar.Options
 }
 
+// DefaultBudget bounds the occurrences one Compute generates across all
+// its objects (stepped-over ones included), unless Options.Expand brings
+// its own budget.
+const DefaultBudget = 2_000_000
+
 // Result is what Compute found.
 type Result struct {
 	Periods []Period
@@ -62,13 +67,20 @@ type Result struct {
 // Compute returns the merged busy periods of objs within w.
 func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 	var res Result
-	var exp *calendar.Options
+	var exp calendar.Options
 	owner := ""
 	if opts != nil {
-		exp, owner = opts.Expand, opts.Owner
+		owner = opts.Owner
+		if opts.Expand != nil {
+			exp = *opts.Expand
+		}
+	}
+	if exp.Limits.Budget == nil {
+		// All the objects of one answer share one budget of work.
+		exp.Limits.Budget = calendar.NewBudget(DefaultBudget)
 	}
 	for _, o := range objs {
-		insts, err := o.Instances(w.Start, w.End, exp)
+		insts, err := o.Instances(w.Start, w.End, &exp)
 		if err != nil {
 			if errors.Is(err, calendar.ErrTruncated) {
 				res.Truncated++

@@ -2,6 +2,7 @@ package freebusy
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,25 @@ END:VCALENDAR
 `, "\n", "\r\n")
 	if b.String() != want {
 		t.Errorf("Encode:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestBudgetBoundsAFolder: many events that are each within the per-event
+// limit cannot add up to unbounded work; what is cut off is counted.
+func TestBudgetBoundsAFolder(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("BEGIN:VCALENDAR\r\n")
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:m%d\r\nDTSTART:20200101T000000Z\r\nDURATION:PT1M\r\nRRULE:FREQ=MINUTELY\r\nEND:VEVENT\r\n", i)
+	}
+	b.WriteString("END:VCALENDAR\r\n")
+	cals, err := calendar.Decode([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := Window{ts("20250301T0000Z"), ts("20250302T0000Z")}
+	res := Compute(calendar.Objects(cals), w, &Options{Expand: &calendar.Options{Limits: calendar.Limits{Budget: calendar.NewBudget(300000)}}})
+	if res.Truncated != 50 {
+		t.Errorf("Truncated = %d, want all 50 events counted as cut off", res.Truncated)
 	}
 }

@@ -88,7 +88,7 @@ func setup(t *testing.T, interval time.Duration) *server {
 	h := New(Options{
 		Cache:    feed.New(feed.Options{Source: pool, CheckInterval: interval, Metrics: m}),
 		PastDays: 1, FutureDays: 30, MaxAge: interval, Refresh: 15 * time.Minute,
-		MailDomain: "example.org", Ready: pool.Ping, Gatherer: reg, Metrics: m,
+		MailDomain: "example.org", Addresses: map[string]string{"Alice.Adler@Example.org": "alice"}, Ready: pool.Ping, Gatherer: reg, Metrics: m,
 		Now: func() time.Time { return now },
 	})
 	s.Server = httptest.NewServer(h)
@@ -132,6 +132,7 @@ func TestRoutes(t *testing.T) {
 		{"/freebusy/alice.vfb", 200, []string{"BEGIN:VFREEBUSY", "ORGANIZER:mailto:alice@example.org", "FREEBUSY;FBTYPE=BUSY:20250303T090000Z/20250303T100000Z", "DTSTART:20250301T000000Z", "DTEND:20250402T000000Z"}, []string{"Planning"}},
 		{"/freebusy/alice.ifb", 200, []string{"BEGIN:VFREEBUSY"}, nil},
 		{"/freebusy/alice@example.com.vfb", 200, []string{"ORGANIZER:mailto:alice@example.com"}, nil},
+		{"/freebusy/alice.adler@example.org.vfb", 200, []string{"ORGANIZER:mailto:alice.adler@example.org", "20250303T090000Z"}, nil},
 		{"/freebusy/user/alice?start=20250304T000000Z&end=20250305T000000Z", 200, []string{"DTSTART:20250304T000000Z", "FREEBUSY;FBTYPE=BUSY:20250304T090000Z/20250304T110000Z"}, []string{"20250303T09"}},
 		{"/freebusy/user/alice?start=2025-03-03T00:00:00Z&period=P1D", 200, []string{"DTEND:20250304T000000Z", "20250303T090000Z"}, nil},
 		{"/freebusy/user/alice/Calendar/Work?start=20250301T000000Z&end=20250401T000000Z&format=text/calendar", 200, []string{"20250304T090000Z"}, []string{"20250303T09"}},

@@ -27,6 +27,9 @@ func (h *Handler) owner(name string) (user, addr string, err error) {
 		if local == "" || domain == "" || strings.Contains(domain, "@") {
 			return "", "", badRequest("bad user address")
 		}
+		if login, ok := h.addresses[strings.ToLower(name)]; ok {
+			return login, "mailto:" + strings.ToLower(name), nil
+		}
 		return local, "mailto:" + strings.ToLower(name), nil
 	}
 	if h.opts.MailDomain != "" {

@@ -30,6 +30,9 @@ type Options struct {
 	// MailDomain completes owner addresses when a request names only a
 	// login ("alice" → "mailto:alice@MailDomain").
 	MailDomain string
+	// Addresses maps calendar addresses to IMAP logins; an address not
+	// listed maps to its local part.
+	Addresses map[string]string
 	// PastDays and FutureDays set the default free/busy window around
 	// today (UTC days).
 	PastDays, FutureDays int
@@ -56,6 +59,8 @@ type Options struct {
 // Handler serves fbpub's routes.
 type Handler struct {
 	opts Options
+	// addresses is Options.Addresses with lower-case keys.
+	addresses map[string]string
 	log  *slog.Logger
 	mux  *http.ServeMux
 }
@@ -80,7 +85,10 @@ func New(opts Options) *Handler {
 	if opts.PastDays == 0 && opts.FutureDays == 0 {
 		opts.PastDays, opts.FutureDays = 7, 90
 	}
-	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux()}
+	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux(), addresses: map[string]string{}}
+	for addr, login := range opts.Addresses {
+		h.addresses[strings.ToLower(addr)] = login
+	}
 	h.handle("GET /freebusy/{file}", "freebusy", h.freeBusy)
 	h.handle("GET /freebusy/trigger/{owner}/{path...}", "trigger", h.trigger)
 	h.handle("GET /freebusy/user/{owner}", "freebusy", h.freeBusyRead)
