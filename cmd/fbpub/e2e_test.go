@@ -129,10 +129,37 @@ END:VEVENT
 END:VCALENDAR
 `)))
 
-	base, _ := startBinary(t, buildBinary(t),
-		"FBPUB_IMAP_ADDR="+srv.Addr, "FBPUB_IMAP_TLS=none",
-		"FBPUB_IMAP_USER="+testbed.Proxy, "FBPUB_IMAP_PASSWORD="+testbed.Password(testbed.Proxy),
-		"FBPUB_MAIL_DOMAIN=example.org")
+	// Folders fbpub sees but must not publish, for `fbpub check`.
+	srv.CreateFolder(t, "alice", "Tasks")
+	srv.SetACL(t, "alice", "Tasks", testbed.Proxy, "lr")
+	srv.CreateFolder(t, "carol", "Calendar")
+	srv.SetACL(t, "carol", "Calendar", testbed.Proxy, "l")
+
+	bin := buildBinary(t)
+	env := []string{"FBPUB_IMAP_ADDR=" + srv.Addr, "FBPUB_IMAP_TLS=none",
+		"FBPUB_IMAP_USER=" + testbed.Proxy, "FBPUB_IMAP_PASSWORD=" + testbed.Password(testbed.Proxy),
+		"FBPUB_MAIL_DOMAIN=example.org"}
+	cmd := exec.Command(bin, "check")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("fbpub check: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"configuration: ok", "logged in as fbproxy", "ACL", "CONDSTORE",
+		"alice  shared/alice/Calendar  rights lr",
+		`shared/alice/Tasks     not a calendar folder`,
+		`shared/carol/Calendar  the proxy may not read it (rights "l", needs l and r)`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("fbpub check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), testbed.Password(testbed.Proxy)) {
+		t.Errorf("fbpub check printed the password")
+	}
+
+	base, _ := startBinary(t, bin, env...)
 
 	code, body := fetch(t, base+"/freebusy/alice@example.org.vfb")
 	today := time.Now().UTC()

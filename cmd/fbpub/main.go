@@ -44,6 +44,7 @@ const usage = `fbpub publishes calendar free/busy and feeds out of an IMAP serve
 
 Usage:
   fbpub serve  [--config FILE] [flags]   serve the configured IMAP server's calendars
+  fbpub check  [--config FILE] [flags]   validate the configuration, log in, and show what would be published
   fbpub demo   [--listen ADDR]           serve sample calendars from an embedded IMAP server
   fbpub render [--start T] [--end T] [--tz ZONE] [--owner mailto:ADDR] FILE|-
                                          print the VFREEBUSY fbpub would publish for FILE
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve(ctx, args[1:], stderr, getenv)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr, getenv)
+	case "check":
+		return check(ctx, args[1:], stdout, stderr, getenv)
 	case "render":
 		return render(args[1:], stdin, stdout, stderr)
 	case "version":

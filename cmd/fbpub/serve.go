@@ -121,7 +121,9 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 			}
 			m.ObserveIMAP(cmd, result, d)
 		},
-		Logger: log.With("component", "imap"),
+		OnReconnect:   m.IMAPReconnects.Inc,
+		OnConnections: func(d int) { m.IMAPConnections.Add(float64(d)) },
+		Logger:        log.With("component", "imap"),
 	}, cfg.IMAP.Connections)
 	cache := feed.New(feed.Options{
 		Source:        pool,

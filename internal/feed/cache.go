@@ -275,18 +275,16 @@ func (c *Cache) readFolders(ctx context.Context) (any, error) {
 	}
 	var dir []Folder
 	var needState []string
-	for _, f := range all {
-		segs := strings.Split(f.Path, string(delimOr(f.Delim)))
-		if f.Owner == "" || !c.isCalendar(segs) {
+	for _, d := range c.decide(all) {
+		if d.Reason != "" {
 			continue
 		}
-		if f.RightsKnown && !(strings.ContainsRune(f.Rights, 'l') && strings.ContainsRune(f.Rights, 'r')) {
-			continue
-		}
-		if !f.HasState {
+		f := d.Folder
+		f.checked = checked
+		if !d.hasState {
 			needState = append(needState, f.Name)
 		}
-		dir = append(dir, Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State, checked: checked})
+		dir = append(dir, f)
 	}
 	if len(needState) > 0 {
 		states, err := c.opts.Source.States(ctx, needState)
@@ -311,6 +309,47 @@ func (c *Cache) readFolders(ctx context.Context) (any, error) {
 	c.mu.Unlock()
 	c.m.FoldersPublished.Set(float64(len(dir)))
 	return folderList{dir, checked}, nil
+}
+
+// Decision says whether a folder the proxy can see is published, and if
+// not, why.
+type Decision struct {
+	Folder Folder
+	// Reason is empty for a published folder.
+	Reason   string
+	hasState bool
+}
+
+// decide applies the publication rules to the folders the proxy sees: a
+// calendar folder (by the configured patterns) with an owner, that the
+// proxy may list and read (l and r; on a server without ACLs, any folder
+// it can select).
+func (c *Cache) decide(all []imapstore.Folder) []Decision {
+	var out []Decision
+	for _, f := range all {
+		segs := strings.Split(f.Path, string(delimOr(f.Delim)))
+		d := Decision{Folder: Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State}, hasState: f.HasState}
+		switch {
+		case !c.isCalendar(segs):
+			d.Reason = "not a calendar folder (publish.folders)"
+		case f.Owner == "":
+			d.Reason = "no owner: a shared folder outside any user's namespace"
+		case f.RightsKnown && !(strings.ContainsRune(f.Rights, 'l') && strings.ContainsRune(f.Rights, 'r')):
+			d.Reason = fmt.Sprintf("the proxy may not read it (rights %q, needs l and r)", f.Rights)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Explain reads the folder list now and says, for every folder the proxy
+// can see, whether it is published and why not: what `fbpub check` prints.
+func (c *Cache) Explain(ctx context.Context) ([]Decision, error) {
+	all, err := c.opts.Source.Folders(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return c.decide(all), nil
 }
 
 func delimOr(d rune) rune {

@@ -218,6 +218,12 @@ func TestCachingHeaders(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
+	if id := r.hdr.Get("X-Request-ID"); len(id) != 16 {
+		t.Errorf("X-Request-ID = %q, want a fresh 16-hex-digit ID", id)
+	}
+	if r := s.do(t, "GET", "/healthz", "X-Request-ID", "lb-1234"); r.hdr.Get("X-Request-ID") != "lb-1234" {
+		t.Errorf("a proxy's X-Request-ID was not kept: %q", r.hdr.Get("X-Request-ID"))
+	}
 	etag, lm := r.hdr.Get("ETag"), r.hdr.Get("Last-Modified")
 	if !strings.HasPrefix(etag, `"`) || lm == "" {
 		t.Fatalf("ETag %q, Last-Modified %q", etag, lm)

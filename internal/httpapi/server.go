@@ -7,6 +7,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,8 +63,8 @@ type Handler struct {
 	opts Options
 	// addresses is Options.Addresses with lower-case keys.
 	addresses map[string]string
-	log  *slog.Logger
-	mux  *http.ServeMux
+	log       *slog.Logger
+	mux       *http.ServeMux
 }
 
 // New builds the handler.
@@ -120,14 +122,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *http.Request) error) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
+		id := requestID(r)
+		w.Header().Set("X-Request-ID", id)
 		rw := &recorder{ResponseWriter: w, code: http.StatusOK}
+		log := h.log.With("request_id", id)
 		if err := f(rw, r); err != nil {
-			h.writeError(rw, r, err)
+			h.writeError(rw, r, log, err)
 		}
+		d := time.Since(t0)
 		h.opts.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rw.code)).Inc()
-		h.opts.Metrics.HTTPDuration.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+		h.opts.Metrics.HTTPDuration.WithLabelValues(route).Observe(d.Seconds())
 		h.opts.Metrics.HTTPBytes.WithLabelValues(route).Add(float64(rw.bytes))
+		// The path is not logged: it names users and folders. The route
+		// and the outcome are enough to follow a request.
+		log.Debug("request", "method", r.Method, "route", route, "code", rw.code, "bytes", rw.bytes, "duration", d)
 	})
+}
+
+// requestID returns the caller's X-Request-ID when it is short and plain,
+// else a new random one, so that a reverse proxy's ID runs through.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 type recorder struct {
@@ -190,10 +210,10 @@ func classify(err error) (int, string) {
 	return http.StatusInternalServerError, "internal error"
 }
 
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code, msg := classify(err)
 	if code >= 500 {
-		h.log.Warn("request failed", "method", r.Method, "route", r.Pattern, "code", code, "err", err)
+		log.Warn("request failed", "method", r.Method, "route", r.Pattern, "code", code, "err", err)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -212,7 +232,6 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := h.opts.Ready(ctx); err != nil {
-			h.log.Warn("not ready", "err", err)
 			return &httpError{code: http.StatusServiceUnavailable, msg: "IMAP unavailable", cause: err}
 		}
 	}

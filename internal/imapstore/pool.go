@@ -84,6 +84,7 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 			p.mu.Unlock()
 			return s, nil
 		}
+		p.connections(-1)
 	}
 	if wait := time.Until(p.retryAt); wait > 0 {
 		err := p.lastErr
@@ -106,6 +107,7 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 		p.opts.OnReconnect()
 	}
 	p.failures, p.retryAt, p.lastErr = 0, time.Time{}, nil
+	p.connections(+1)
 	f := s.Features()
 	p.features = &f
 	return s, nil
@@ -129,6 +131,7 @@ func (p *Pool) put(s *Session) {
 	defer p.mu.Unlock()
 	if p.closed || isClosed(s) {
 		s.client.Close()
+		p.connections(-1)
 		return
 	}
 	p.idle = append(p.idle, s)
@@ -152,8 +155,15 @@ func (p *Pool) Close() error {
 	p.mu.Unlock()
 	for _, s := range idle {
 		s.Close()
+		p.connections(-1)
 	}
 	return nil
+}
+
+func (p *Pool) connections(delta int) {
+	if p.opts.OnConnections != nil {
+		p.opts.OnConnections(delta)
+	}
 }
 
 // Folders lists folders with the proxy's rights, on a pooled session.

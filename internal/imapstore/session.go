@@ -60,6 +60,9 @@ type Options struct {
 	// OnReconnect, when set, is called by a Pool when a login succeeds
 	// after failures.
 	OnReconnect func()
+	// OnConnections, when set, is called by a Pool with +1 when it opens
+	// a session and -1 when one is closed or found dead.
+	OnConnections func(delta int)
 	// OnChange, when set, is called (on the reader goroutine: it must not
 	// block) when the server reports unsolicited changes to the selected
 	// folder.
