@@ -76,3 +76,17 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 		t.Errorf("Password() from file = %q, %v", pw, err)
 	}
 }
+
+// TestContribExample keeps the annotated example configuration valid.
+func TestContribExample(t *testing.T) {
+	c := Default()
+	if err := c.LoadFile("../../contrib/fbpub.toml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Publish.UserZones["carol"] != "America/New_York" || c.IMAP.PasswordFile == "" {
+		t.Errorf("contrib/fbpub.toml read as %+v", c)
+	}
+}
