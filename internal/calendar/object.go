@@ -117,11 +117,21 @@ func UsedTimezones(objs []*Object) []*ical.Component {
 	seen := map[string]*ical.Component{}
 	for _, o := range objs {
 		for _, tz := range o.Timezones {
+			// The TZID property is TEXT (commas escaped); parameters
+			// that refer to it hold the plain text. Some clients do not
+			// escape at all.
 			p := tz.Props.Get(ical.PropTimezoneID)
-			if p == nil || !used[p.Value] || seen[p.Value] != nil {
+			if p == nil {
 				continue
 			}
-			seen[p.Value] = tz
+			id := p.Value
+			if text, err := p.Text(); err == nil && used[text] {
+				id = text
+			}
+			if !used[id] || seen[id] != nil {
+				continue
+			}
+			seen[id] = tz
 		}
 	}
 	ids := make([]string, 0, len(seen))

@@ -1,17 +1,16 @@
 package freebusy
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fbpub/fbpub/internal/calendar"
+	"github.com/fbpub/fbpub/internal/oracle"
 )
 
 // corpusDir holds calendars as real clients write them, with a manifest of
@@ -29,20 +28,6 @@ type corpusCase struct {
 	OracleWrong string      `json:"oracle_wrong"`
 }
 
-type oraclePeriod struct {
-	Start, End, Type string
-}
-
-type oracleAnswer struct {
-	ID         string         `json:"id"`
-	Periods    []oraclePeriod `json:"periods"`
-	Deviations []struct {
-		Kind string `json:"kind"`
-	} `json:"deviations"`
-	Truncated bool   `json:"truncated"`
-	Error     string `json:"error"`
-}
-
 // handChecked replaces the oracle where ical.js is wrong in a way busy.mjs
 // does not correct even in its "rfc" mode. Each entry was worked out by
 // hand from RFC 5545; the manifest's oracle_wrong says why.
@@ -53,54 +38,6 @@ var handChecked = map[string][][]string{
 		{"BUSY 2025-04-02T07:00:00Z 2025-04-02T10:00:00Z"},
 		{"BUSY 2026-03-16T08:00:00Z 2026-03-16T11:00:00Z", "BUSY 2026-03-18T08:00:00Z 2026-03-18T11:00:00Z", "BUSY 2026-03-30T07:00:00Z 2026-03-30T10:00:00Z", "BUSY 2026-04-01T07:00:00Z 2026-04-01T10:00:00Z"},
 	},
-}
-
-// oracle runs tools/oracle/busy.mjs (ical.js, Thunderbird's engine) in its
-// "rfc" mode, where the ical.js errors libraries.md lists are corrected.
-type oracle struct {
-	cmd *exec.Cmd
-	in  *json.Encoder
-	out *bufio.Scanner
-}
-
-func startOracle(t *testing.T) *oracle {
-	t.Helper()
-	dir, _ := filepath.Abs("../../tools/oracle")
-	_, errNode := exec.LookPath("node")
-	_, errMod := os.Stat(filepath.Join(dir, "node_modules", "ical.js"))
-	if errNode != nil || errMod != nil {
-		msg := "ical.js oracle not installed (node and tools/oracle/node_modules); run ./testbed/install"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	cmd := exec.Command("node", filepath.Join(dir, "busy.mjs"))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	return &oracle{cmd: cmd, in: json.NewEncoder(stdin), out: sc}
-}
-
-func (o *oracle) ask(t *testing.T, req map[string]any) oracleAnswer {
-	t.Helper()
-	if err := o.in.Encode(req); err != nil {
-		t.Fatal(err)
-	}
-	if !o.out.Scan() {
-		t.Fatalf("oracle died: %v", o.out.Err())
-	}
-	var a oracleAnswer
-	if err := json.Unmarshal(o.out.Bytes(), &a); err != nil {
-		t.Fatalf("oracle answer: %v", err)
-	}
-	return a
 }
 
 // corpusObjects reads a corpus file as fbpub reads it from IMAP: a whole
@@ -156,38 +93,44 @@ func TestCorpusAgainstICalJS(t *testing.T) {
 	if len(cases) < 40 {
 		t.Fatalf("corpus has %d cases, want at least 40", len(cases))
 	}
-	o := startOracle(t)
+	o := oracle.StartBusy(t)
 	for _, c := range cases {
 		t.Run(c.File, func(t *testing.T) {
-			loc, err := time.LoadLocation(c.TZ)
-			if err != nil {
-				t.Fatal(err)
-			}
 			objs := corpusObjects(t, c.File)
 			oracleICS, err := os.ReadFile(filepath.Join(corpusDir, c.Oracle))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, win := range c.Windows {
-				w := Window{mustTime(t, win[0]), mustTime(t, win[1])}
-				res := Compute(objs, w, &Options{Owner: c.Owner, Expand: &calendar.Options{Zone: loc}})
-				got := fmtPeriods(res.Periods)
-				var want []string
-				if hc, ok := handChecked[c.File]; ok {
-					want = hc[i]
-				} else {
-					a := o.ask(t, map[string]any{"id": fmt.Sprint(c.File, "#", i), "ics": string(oracleICS),
-						"start": win[0], "end": win[1], "tz": c.TZ, "owner": c.Owner, "mode": "rfc", "max_instances": 100000})
-					if a.Error != "" {
-						t.Fatalf("oracle error: %s", a.Error)
-					}
-					for _, p := range a.Periods {
-						want = append(want, fmt.Sprintf("%s %s %s", p.Type, p.Start, p.End))
-					}
+			// Each window twice: in the owner's zone of the manifest, and in
+			// a zone far from every producer's, so that a TZID fbpub fails
+			// to resolve cannot hide behind a default that happens to match.
+			for _, zone := range []string{c.TZ, "Pacific/Auckland"} {
+				loc, err := time.LoadLocation(zone)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if strings.Join(got, "\n") != strings.Join(want, "\n") {
-					t.Errorf("window %s – %s (%s):\nfbpub:\n  %s\nical.js:\n  %s\nnotes: %s %s", win[0], win[1], c.Producer,
-						strings.Join(got, "\n  "), strings.Join(want, "\n  "), c.Notes, c.OracleWrong)
+				for i, win := range c.Windows {
+					w := Window{mustTime(t, win[0]), mustTime(t, win[1])}
+					res := Compute(objs, w, &Options{Owner: c.Owner, Expand: &calendar.Options{Zone: loc}})
+					got := fmtPeriods(res.Periods)
+					var want []string
+					if hc, ok := handChecked[c.File]; ok {
+						if zone != c.TZ {
+							continue // worked out by hand for the manifest's zone only
+						}
+						want = hc[i]
+					} else {
+						a := o.Ask(t, oracle.Request{ICS: string(oracleICS), Start: win[0], End: win[1],
+							TZ: zone, Owner: c.Owner, Mode: "rfc", MaxInstances: 100000})
+						if a.Error != "" {
+							t.Fatalf("oracle error: %s", a.Error)
+						}
+						want = a.Lines()
+					}
+					if strings.Join(got, "\n") != strings.Join(want, "\n") {
+						t.Errorf("window %s – %s, owner zone %s (%s):\nfbpub:\n  %s\nical.js:\n  %s\nnotes: %s %s", win[0], win[1], zone, c.Producer,
+							strings.Join(got, "\n  "), strings.Join(want, "\n  "), c.Notes, c.OracleWrong)
+					}
 				}
 			}
 		})

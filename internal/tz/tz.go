@@ -96,15 +96,25 @@ func NewResolver(vtimezones []*ical.Component, def *time.Location) *Resolver {
 		if p == nil {
 			continue
 		}
-		id := normalizeTZID(p.Value)
-		if id == "" || len(id) > maxTZIDLen {
-			continue
-		}
-		if r.vtz == nil {
-			r.vtz = make(map[string]*vtzEntry)
-		}
-		if _, dup := r.vtz[id]; !dup {
-			r.vtz[id] = &vtzEntry{tzid: id, comp: c}
+		// The TZID property is TEXT, so "Amsterdam\, Berlin" there is
+		// "Amsterdam, Berlin" in the parameters that refer to it; some
+		// clients do not escape at all. Both spellings find the zone.
+		var entry *vtzEntry
+		for _, value := range []string{unescapeText(p.Value), p.Value} {
+			id := normalizeTZID(value)
+			if id == "" || len(id) > maxTZIDLen {
+				continue
+			}
+			if r.vtz == nil {
+				r.vtz = make(map[string]*vtzEntry)
+			}
+			if _, dup := r.vtz[id]; dup {
+				continue
+			}
+			if entry == nil {
+				entry = &vtzEntry{tzid: id, comp: c}
+			}
+			r.vtz[id] = entry
 		}
 	}
 	return r
@@ -197,6 +207,14 @@ func loadIANASuffix(id string) (*time.Location, bool) {
 
 // normalizeTZID removes what clients put around a TZID: white space and
 // (possibly repeated) surrounding double or single quotes.
+// unescapeText undoes RFC 5545 TEXT escaping (\\, \; \, \n).
+func unescapeText(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	return strings.NewReplacer(`\\`, `\`, `\;`, ";", `\,`, ",", `\n`, "\n", `\N`, "\n").Replace(s)
+}
+
 func normalizeTZID(s string) string {
 	s = strings.TrimSpace(s)
 	for len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"' || s[0] == '\'' && s[len(s)-1] == '\'') {
