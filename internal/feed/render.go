@@ -17,8 +17,9 @@ import (
 	"github.com/fbpub/fbpub/internal/freebusy"
 )
 
-// Answer is a rendered response body with what HTTP caching needs.
-type Answer struct {
+// Rendered is a rendered response body with what HTTP caching needs. It
+// is shared by every request that gets it, and never modified.
+type Rendered struct {
 	Body []byte
 	// ETag is a strong entity tag derived from the IMAP states that went
 	// into the answer and what was asked; equal ETags mean equal content
@@ -26,24 +27,35 @@ type Answer struct {
 	ETag string
 	// Modified is when fbpub first saw the newest of those states.
 	Modified time.Time
-	// Stale is set when IMAP could not be read and the answer comes from
-	// the last data fbpub had.
-	Stale bool
 
 	gzipOnce sync.Once
 	gzipped  []byte
 }
 
-// Gzipped returns Body compressed with gzip, computed once per answer.
-func (a *Answer) Gzipped() []byte {
-	a.gzipOnce.Do(func() {
+// Gzipped returns Body compressed with gzip, computed once per rendering.
+func (r *Rendered) Gzipped() []byte {
+	r.gzipOnce.Do(func() {
 		var b bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
-		zw.Write(a.Body)
+		zw.Write(r.Body)
 		zw.Close()
-		a.gzipped = b.Bytes()
+		r.gzipped = b.Bytes()
 	})
-	return a.gzipped
+	return r.gzipped
+}
+
+// Answer is one request's answer: a shared rendering, and how the cache
+// came by it.
+type Answer struct {
+	*Rendered
+	// Stale is set when IMAP could not be read and the answer comes from
+	// the last data fbpub had.
+	Stale bool
+	// Result is "hit" (rendered before), "miss" (rendered for this
+	// request, or one it waited for) or "stale". The caller counts it in
+	// fbpub_cache_requests_total, as only the caller knows whether the
+	// client already held the answer ("not_modified").
+	Result string
 }
 
 // FreeBusyQuery asks for an owner's free/busy.
@@ -221,11 +233,6 @@ func (c *Cache) snapshots(ctx context.Context, owner string, folder []string) (o
 	return out, stale, nil
 }
 
-// staleCopy marks an answer as served from the last good data.
-func staleCopy(a *Answer) *Answer {
-	return &Answer{Body: a.Body, ETag: a.ETag, Modified: a.Modified, Stale: true}
-}
-
 func renderKey(parts ...string) string { return strings.Join(parts, "\x00") + "\x00" }
 
 func statesKey(snaps []*Snapshot) string {
@@ -244,17 +251,18 @@ func statesKey(snaps []*Snapshot) string {
 // render returns the cached answer for key, or renders it once for all
 // concurrent callers.
 func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot, stale bool, f func() ([]byte, error)) (*Answer, error) {
-	if a := c.answers.get(key); a != nil {
+	answer := func(r *Rendered, result string) *Answer {
 		if stale {
-			c.m.CacheRequests.WithLabelValues(view, "stale").Inc()
-			return staleCopy(a), nil
+			return &Answer{Rendered: r, Stale: true, Result: "stale"}
 		}
-		c.m.CacheRequests.WithLabelValues(view, "hit").Inc()
-		return a, nil
+		return &Answer{Rendered: r, Result: result}
+	}
+	if r := c.answers.get(key); r != nil {
+		return answer(r, "hit"), nil
 	}
 	v, err := c.shared(ctx, "render", key, func(context.Context) (any, error) {
-		if a := c.answers.get(key); a != nil {
-			return a, nil
+		if r := c.answers.get(key); r != nil {
+			return r, nil
 		}
 		t0 := time.Now()
 		body, err := f()
@@ -263,24 +271,19 @@ func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot,
 		}
 		c.m.Renders.WithLabelValues(view).Inc()
 		c.m.RenderSeconds.WithLabelValues(view).Observe(time.Since(t0).Seconds())
-		a := &Answer{Body: body, ETag: etag(key)}
+		r := &Rendered{Body: body, ETag: etag(key)}
 		for _, s := range snaps {
-			if s.Fetched.After(a.Modified) {
-				a.Modified = s.Fetched
+			if s.Fetched.After(r.Modified) {
+				r.Modified = s.Fetched
 			}
 		}
-		c.answers.put(key, a)
-		return a, nil
+		c.answers.put(key, r)
+		return r, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if stale {
-		c.m.CacheRequests.WithLabelValues(view, "stale").Inc()
-		return staleCopy(v.(*Answer)), nil
-	}
-	c.m.CacheRequests.WithLabelValues(view, "miss").Inc()
-	return v.(*Answer), nil
+	return answer(v.(*Rendered), "miss"), nil
 }
 
 // lru is a small least-recently-used cache of rendered answers, bounded by
@@ -295,7 +298,7 @@ type lru struct {
 
 type lruEntry struct {
 	key string
-	a   *Answer
+	a   *Rendered
 }
 
 // maxRendered bounds the bytes of rendered answers kept.
@@ -305,7 +308,7 @@ func newLRU(max int) *lru {
 	return &lru{max: max, order: list.New(), entries: map[string]*list.Element{}}
 }
 
-func (l *lru) get(key string) *Answer {
+func (l *lru) get(key string) *Rendered {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e := l.entries[key]; e != nil {
@@ -315,7 +318,7 @@ func (l *lru) get(key string) *Answer {
 	return nil
 }
 
-func (l *lru) put(key string, a *Answer) {
+func (l *lru) put(key string, a *Rendered) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e := l.entries[key]; e != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/imapstore"
@@ -25,6 +26,7 @@ func TestMain(m *testing.M) { testbed.Main(m) }
 type server struct {
 	*httptest.Server
 	srv *testbed.Server
+	m   *metrics.Metrics
 	mu  sync.Mutex
 	// imap counts IMAP commands the proxy sent.
 	imap int
@@ -91,6 +93,7 @@ func setup(t *testing.T, interval time.Duration) *server {
 		MailDomain: "example.org", Addresses: map[string]string{"Alice.Adler@Example.org": "alice"}, Ready: pool.Ping, Gatherer: reg, Metrics: m,
 		Now: func() time.Time { return now },
 	})
+	s.m = m
 	s.Server = httptest.NewServer(h)
 	t.Cleanup(s.Close)
 	return s
@@ -228,8 +231,16 @@ func TestCachingHeaders(t *testing.T) {
 	if !strings.HasPrefix(etag, `"`) || lm == "" {
 		t.Fatalf("ETag %q, Last-Modified %q", etag, lm)
 	}
+	notModified := testutil.ToFloat64(s.m.CacheRequests.WithLabelValues("calendar", "not_modified"))
+	hits := testutil.ToFloat64(s.m.CacheRequests.WithLabelValues("calendar", "hit"))
 	if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "If-None-Match", etag); r.code != 304 || r.body != "" {
 		t.Errorf("If-None-Match: %d %q, want 304 and no body", r.code, r.body)
+	}
+	if got := testutil.ToFloat64(s.m.CacheRequests.WithLabelValues("calendar", "not_modified")) - notModified; got != 1 {
+		t.Errorf("a 304 counted %v times as not_modified, want 1", got)
+	}
+	if got := testutil.ToFloat64(s.m.CacheRequests.WithLabelValues("calendar", "hit")) - hits; got != 0 {
+		t.Errorf("a 304 was also counted as a hit")
 	}
 	if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "If-None-Match", `"other"`); r.code != 200 {
 		t.Errorf("If-None-Match with another tag: %d, want 200", r.code)

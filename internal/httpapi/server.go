@@ -260,7 +260,7 @@ func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, a, file)
+	h.serve(w, r, "freebusy", a, file)
 	return nil
 }
 
@@ -299,7 +299,7 @@ func (h *Handler) freeBusyRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, a, user+".ifb")
+	h.serve(w, r, "freebusy", a, user+".ifb")
 	return nil
 }
 
@@ -387,7 +387,7 @@ func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, a, segs[len(segs)-1]+".pfb")
+	h.serve(w, r, "freebusy", a, segs[len(segs)-1]+".pfb")
 	return nil
 }
 
@@ -406,7 +406,7 @@ func (h *Handler) calendarAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, a, file)
+	h.serve(w, r, "calendar", a, file)
 	return nil
 }
 
@@ -431,7 +431,7 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, a, segs[len(segs)-1]+".ics")
+	h.serve(w, r, "calendar", a, segs[len(segs)-1]+".ics")
 	return nil
 }
 
@@ -440,7 +440,7 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 //
 // A client that accepts gzip gets the compressed body of a large answer,
 // with its own entity tag, as RFC 9110 §8.8.3 wants for another encoding.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, a *feed.Answer, filename string) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *feed.Answer, filename string) {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/calendar; charset=utf-8")
 	hd.Set("Cache-Control", fmt.Sprintf("max-age=%d", int(h.opts.MaxAge/time.Second)))
@@ -459,6 +459,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, a *feed.Answer, 
 		hd.Set("Warning", `110 fbpub "Response is Stale"`)
 	}
 	http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
+	result := a.Result
+	if rw, ok := w.(*recorder); ok && rw.code == http.StatusNotModified {
+		result = "not_modified"
+	}
+	h.opts.Metrics.CacheRequests.WithLabelValues(view, result).Inc()
 }
 
 // minGzip is the smallest body worth compressing.
