@@ -137,7 +137,7 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Cache:      cache,
 		MailDomain: cfg.Publish.MailDomain,
 		PastDays:   cfg.Publish.PastDays, FutureDays: cfg.Publish.FutureDays,
-		Zone:      cfg.Zone,
+		Zone:      cfg.Zones(),
 		Addresses: cfg.Publish.Addresses,
 		MaxAge:    time.Duration(cfg.Publish.CheckInterval),
 		Refresh:   time.Duration(cfg.Publish.Refresh),

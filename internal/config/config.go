@@ -282,18 +282,25 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// Zone returns the zone of an owner's floating and all-day times.
-func (c *Config) Zone(user string) *time.Location {
-	if name, ok := c.Publish.UserZones[user]; ok {
+// Zones returns a lookup of each owner's zone for floating and all-day
+// times, resolved once: the per-owner zone, else the default zone.
+func (c *Config) Zones() func(user string) *time.Location {
+	def, err := time.LoadLocation(c.Publish.DefaultZone)
+	if err != nil {
+		def = time.UTC
+	}
+	zones := map[string]*time.Location{}
+	for user, name := range c.Publish.UserZones {
 		if loc, err := time.LoadLocation(name); err == nil {
-			return loc
+			zones[user] = loc
 		}
 	}
-	loc, err := time.LoadLocation(c.Publish.DefaultZone)
-	if err != nil {
-		return time.UTC
+	return func(user string) *time.Location {
+		if loc, ok := zones[user]; ok {
+			return loc
+		}
+		return def
 	}
-	return loc
 }
 
 // Logger builds the logger the configuration asks for.

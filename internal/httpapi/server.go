@@ -63,8 +63,10 @@ type Handler struct {
 	opts Options
 	// addresses is Options.Addresses with lower-case keys.
 	addresses map[string]string
-	log       *slog.Logger
-	mux       *http.ServeMux
+	// cacheControl is the Cache-Control header of calendar answers.
+	cacheControl string
+	log          *slog.Logger
+	mux          *http.ServeMux
 }
 
 // New builds the handler.
@@ -88,6 +90,7 @@ func New(opts Options) *Handler {
 		opts.PastDays, opts.FutureDays = 7, 90
 	}
 	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux(), addresses: map[string]string{}}
+	h.cacheControl = fmt.Sprintf("max-age=%d", int(opts.MaxAge/time.Second))
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login
 	}
@@ -125,9 +128,8 @@ func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *htt
 		id := requestID(r)
 		w.Header().Set("X-Request-ID", id)
 		rw := &recorder{ResponseWriter: w, code: http.StatusOK}
-		log := h.log.With("request_id", id)
 		if err := f(rw, r); err != nil {
-			h.writeError(rw, r, log, err)
+			h.writeError(rw, r, h.log.With("request_id", id), err)
 		}
 		d := time.Since(t0)
 		h.opts.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rw.code)).Inc()
@@ -135,7 +137,9 @@ func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *htt
 		h.opts.Metrics.HTTPBytes.WithLabelValues(route).Add(float64(rw.bytes))
 		// The path is not logged: it names users and folders. The route
 		// and the outcome are enough to follow a request.
-		log.Debug("request", "method", r.Method, "route", route, "code", rw.code, "bytes", rw.bytes, "duration", d)
+		if h.log.Enabled(r.Context(), slog.LevelDebug) {
+			h.log.Debug("request", "request_id", id, "method", r.Method, "route", route, "code", rw.code, "bytes", rw.bytes, "duration", d)
+		}
 	})
 }
 
@@ -443,7 +447,7 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *feed.Answer, filename string) {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/calendar; charset=utf-8")
-	hd.Set("Cache-Control", fmt.Sprintf("max-age=%d", int(h.opts.MaxAge/time.Second)))
+	hd.Set("Cache-Control", h.cacheControl)
 	hd.Set("Content-Disposition", contentDisposition(filename))
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Vary", "Accept-Encoding")
@@ -458,7 +462,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *
 		hd.Set("X-Fbpub-Stale", "1")
 		hd.Set("Warning", `110 fbpub "Response is Stale"`)
 	}
-	http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
+	if r.Method == http.MethodGet && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" && r.Header.Get("Range") == "" {
+		// The common case, written directly: http.ServeContent would copy
+		// the body through a fresh 32 KiB buffer for every request.
+		if !a.Modified.IsZero() {
+			hd.Set("Last-Modified", a.Modified.UTC().Format(http.TimeFormat))
+		}
+		hd.Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(body)
+	} else {
+		http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
+	}
 	result := a.Result
 	if rw, ok := w.(*recorder); ok && rw.code == http.StatusNotModified {
 		result = "not_modified"
