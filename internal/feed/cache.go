@@ -11,6 +11,7 @@
 package feed
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-ical"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/fbpub/fbpub/internal/calendar"
@@ -157,6 +159,36 @@ type Snapshot struct {
 type message struct {
 	objects []*calendar.Object
 	deleted bool
+	// events is the objects' VEVENTs as feed text (alarms removed),
+	// encoded once when the message is parsed, so that rendering a feed
+	// after a change re-encodes only what changed. zones are the
+	// VTIMEZONEs those events refer to, by TZID.
+	events []byte
+	zones  map[string]*ical.Component
+}
+
+// newMessage prepares a parsed message for rendering.
+func newMessage(objs []*calendar.Object) message {
+	m := message{objects: objs}
+	var b bytes.Buffer
+	enc := calendar.NewEncoder(&b)
+	for _, o := range objs {
+		for _, ev := range o.Events() {
+			enc.Encode(withoutAlarms(ev))
+		}
+	}
+	m.events = b.Bytes()
+	for _, tz := range calendar.UsedTimezones(objs) {
+		if m.zones == nil {
+			m.zones = map[string]*ical.Component{}
+		}
+		id, err := tz.Props.Text(ical.PropTimezoneID)
+		if err != nil {
+			id = tz.Props.Get(ical.PropTimezoneID).Value
+		}
+		m.zones[id] = tz
+	}
+	return m
 }
 
 // shared runs f once for all concurrent callers with the same key, on a
@@ -469,7 +501,7 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		if old, ok := prev.message(uid); ok {
 			m = old
 		} else if fm, ok := fresh[uid]; ok {
-			m.objects = c.parse(f, fm)
+			m = newMessage(c.parse(f, fm))
 		}
 		if del, ok := l.Deleted[uid]; ok || l.FlagsComplete {
 			m.deleted = del

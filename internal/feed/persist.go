@@ -97,15 +97,15 @@ func (c *Cache) load(f Folder) *Snapshot {
 	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched, messages: make(map[uint32]message, len(sf.Messages))}
 	for _, m := range sf.Messages {
 		var msg message
-		msg.deleted = m.Deleted
 		if m.ICS != "" {
 			cals, err := calendar.Decode([]byte(m.ICS))
 			if err != nil {
 				c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
 				return nil
 			}
-			msg.objects = calendar.Objects(cals)
+			msg = newMessage(calendar.Objects(cals))
 		}
+		msg.deleted = m.Deleted
 		s.messages[m.UID] = msg
 		s.uids = append(s.uids, m.UID)
 		if !msg.deleted {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,10 +135,6 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 	}
 	key := renderKey("calendar", q.Owner, strings.Join(q.Folder, "/"), q.Name, q.Refresh.String()) + statesKey(snaps)
 	return c.render(ctx, "calendar", key, snaps, stale, func() ([]byte, error) {
-		var objs []*calendar.Object
-		for _, s := range snaps {
-			objs = append(objs, s.Objects...)
-		}
 		cal := ical.NewComponent(ical.CompCalendar)
 		cal.Props.SetText(ical.PropVersion, "2.0")
 		cal.Props.SetText(ical.PropProductID, freebusy.ProdID)
@@ -159,13 +156,46 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 			ttl.Value = d
 			cal.Props.Set(ttl)
 		}
-		cal.Children = append(cal.Children, calendar.UsedTimezones(objs)...)
-		for _, o := range objs {
-			for _, ev := range o.Events() {
-				cal.Children = append(cal.Children, withoutAlarms(ev))
+		// The events were encoded when their messages were parsed: the
+		// feed is the header, the zones its events use, and that text.
+		head, err := calendar.Marshal(cal)
+		if err != nil {
+			return nil, err
+		}
+		var b bytes.Buffer
+		b.Write(bytes.TrimSuffix(head, []byte("END:VCALENDAR\r\n")))
+		zones := map[string]*ical.Component{}
+		for _, s := range snaps {
+			for _, uid := range s.uids {
+				if m := s.messages[uid]; !m.deleted {
+					for id, z := range m.zones {
+						if zones[id] == nil {
+							zones[id] = z
+						}
+					}
+				}
 			}
 		}
-		return calendar.Marshal(cal)
+		ids := make([]string, 0, len(zones))
+		for id := range zones {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		enc := calendar.NewEncoder(&b)
+		for _, id := range ids {
+			if err := enc.Encode(zones[id]); err != nil {
+				return nil, err
+			}
+		}
+		for _, s := range snaps {
+			for _, uid := range s.uids {
+				if m := s.messages[uid]; !m.deleted {
+					b.Write(m.events)
+				}
+			}
+		}
+		b.WriteString("END:VCALENDAR\r\n")
+		return b.Bytes(), nil
 	})
 }
 
