@@ -85,9 +85,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDemo runs `fbpub demo` on a free port and fetches what the README
-// tells a newcomer to fetch.
-func TestDemo(t *testing.T) {
+// startDemo runs `fbpub demo` in-process on a free port, as TestDemo does,
+// and returns its base URL and its log. It stops the demo when the test
+// ends.
+func startDemo(t *testing.T) (string, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var logs syncBuffer
@@ -100,6 +102,9 @@ func TestDemo(t *testing.T) {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("demo exited with %v", err)
+		}
+		if t.Failed() {
+			t.Logf("demo log:\n%s", logs.String())
 		}
 	})
 	var base string
@@ -115,6 +120,13 @@ func TestDemo(t *testing.T) {
 	if base == "" {
 		t.Fatalf("demo printed no URL; log:\n%s", logs.String())
 	}
+	return base, &logs
+}
+
+// TestDemo runs `fbpub demo` on a free port and fetches what the README
+// tells a newcomer to fetch.
+func TestDemo(t *testing.T) {
+	base, logs := startDemo(t)
 	get := func(path string) (int, http.Header, string) {
 		t.Helper()
 		resp, err := http.Get(base + path)

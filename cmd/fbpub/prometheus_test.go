@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -45,7 +44,7 @@ func TestPrometheusEvaluatesEveryPanel(t *testing.T) {
 	promBin, promtool := lookPathOrSkip(t, "prometheus"), lookPathOrSkip(t, "promtool")
 	dash := loadDashboard(t, dashboardFile)
 
-	base := startDemo(t)
+	base, _ := startDemo(t)
 	serveTraffic(t, base)
 	prom := startPrometheus(t, promBin, strings.TrimPrefix(base, "http://"))
 	waitForScrapes(t, prom, 1)
@@ -205,43 +204,6 @@ func loadDashboard(t *testing.T, name string) *dashboard {
 		}
 	}
 	return &d
-}
-
-// startDemo runs `fbpub demo` in-process on a free port, as TestDemo does,
-// and returns its base URL. It stops the demo when the test ends.
-func startDemo(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	var logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0"}, nil, pw, &logs, func(string) string { return "" })
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo exited with %v", err)
-		}
-		if t.Failed() {
-			t.Logf("demo log:\n%s", logs.String())
-		}
-	})
-	var base string
-	sc := bufio.NewScanner(pr)
-	re := regexp.MustCompile(`http://127\.0\.0\.1:\d+`)
-	for sc.Scan() {
-		if m := re.FindString(sc.Text()); m != "" {
-			base = m
-			break
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if base == "" {
-		t.Fatalf("demo printed no URL; log:\n%s", logs.String())
-	}
-	return base
 }
 
 // serveTraffic asks the demo what a day of clients would ask: free/busy and

@@ -466,25 +466,37 @@ func (e exclusions) excludes(s stamp) bool {
 
 func (p *timeParser) exdates(c *ical.Component) (exclusions, error) {
 	ex := exclusions{instants: map[int64]bool{}, days: map[int64]bool{}}
+	err := p.dateList(c, ical.PropExceptionDates, func(s stamp, _ string, _ ical.Prop) error {
+		if s.allDay {
+			ex.days[dayNumber(s.t)] = true
+		} else {
+			ex.instants[s.t.Unix()] = true
+		}
+		return nil
+	})
+	return ex, err
+}
+
+// dateList calls fn for each value of every property named name (EXDATE,
+// RDATE: repeated properties and comma lists), parsed, with its raw text
+// and its property. Values that do not parse are skipped and reported.
+func (p *timeParser) dateList(c *ical.Component, name string, fn func(s stamp, raw string, pr ical.Prop) error) error {
 	var errs []error
-	for _, pr := range c.Props.Values(ical.PropExceptionDates) {
+	for _, pr := range c.Props.Values(name) {
 		for _, v := range strings.Split(pr.Value, ",") {
 			if strings.TrimSpace(v) == "" {
 				continue
 			}
 			s, err := p.value(v, pr.Params.Get(ical.PropTimezoneID), pr.Params.Get(ical.ParamValue))
+			if err == nil {
+				err = fn(s, v, pr)
+			}
 			if err != nil {
 				errs = append(errs, err)
-				continue
-			}
-			if s.allDay {
-				ex.days[dayNumber(s.t)] = true
-			} else {
-				ex.instants[s.t.Unix()] = true
 			}
 		}
 	}
-	return ex, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // occurrences calls fn for every occurrence of the master's recurrence set
@@ -503,32 +515,22 @@ func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.T
 	// RFC 5545 §3.8.5.3: DTSTART is always the first instance.
 	emit(first, nil)
 	var errs []error
-	for _, pr := range c.Props.Values(ical.PropRecurrenceDates) {
-		for _, v := range strings.Split(pr.Value, ",") {
-			if strings.TrimSpace(v) == "" {
-				continue
-			}
-			s, err := p.value(v, pr.Params.Get(ical.PropTimezoneID), pr.Params.Get(ical.ParamValue))
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if first.allDay != s.allDay && !s.allDay {
-				// A DATE-TIME RDATE on an all-day event: keep its day.
-				s = stamp{t: localDate(s.t.Year(), s.t.Month(), s.t.Day(), p.def), allDay: true}
-			}
-			if i := strings.IndexByte(v, '/'); i >= 0 {
-				l, err := p.periodLength(s, v[i+1:], pr)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				emit(s, &l)
-				continue
-			}
-			emit(s, nil)
+	errs = append(errs, p.dateList(c, ical.PropRecurrenceDates, func(s stamp, v string, pr ical.Prop) error {
+		if first.allDay != s.allDay && !s.allDay {
+			// A DATE-TIME RDATE on an all-day event: keep its day.
+			s = stamp{t: localDate(s.t.Year(), s.t.Month(), s.t.Day(), p.def), allDay: true}
 		}
-	}
+		if i := strings.IndexByte(v, '/'); i >= 0 {
+			l, err := p.periodLength(s, v[i+1:], pr)
+			if err != nil {
+				return err
+			}
+			emit(s, &l)
+			return nil
+		}
+		emit(s, nil)
+		return nil
+	}))
 	for _, pr := range c.Props.Values(ical.PropRecurrenceRule) {
 		if err := p.rrule(pr.Value, first, from, to, limit, func(s stamp) { emit(s, nil) }); err != nil {
 			errs = append(errs, err)
