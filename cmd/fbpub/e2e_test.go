@@ -184,7 +184,15 @@ END:VCALENDAR
 		t.Errorf("alice .vfb: %d\n%s\nwant:\n%s", code, body, want)
 	}
 
-	code, body = fetch(t, base+"/calendar/alice/Calendar.ics")
+	req, _ := http.NewRequest("GET", base+"/calendar/alice/Calendar.ics", nil)
+	req.SetBasicAuth("alice", testbed.Password("alice"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	code, body = resp.StatusCode, string(b)
 	want = crlf(`BEGIN:VCALENDAR
 VERSION:2.0
 PRODID:-//fbpub//fbpub//EN
@@ -204,7 +212,14 @@ END:VEVENT
 END:VCALENDAR
 `)
 	if code != 200 || body != want {
-		t.Errorf("alice Calendar.ics: %d\n%s\nwant:\n%s", code, body, want)
+		t.Errorf("alice Calendar.ics, as alice: %d\n%s\nwant:\n%s", code, body, want)
+	}
+
+	// Anyone else sees when alice is busy, not what she does.
+	code, body = fetch(t, base+"/calendar/alice/Calendar.ics")
+	if code != 200 || !strings.Contains(body, "SUMMARY:Busy\r\n") || !strings.Contains(body, "DTSTART:"+day+"T090000Z\r\n") ||
+		strings.Contains(body, "Quarterly") || strings.Contains(body, "Room 1") || strings.Contains(body, "alice-planning-1") {
+		t.Errorf("alice Calendar.ics, anonymously: %d\n%s", code, body)
 	}
 
 	for _, path := range []string{"/freebusy/bob@example.org.vfb", "/freebusy/bob.ifb", "/calendar/bob/Calendar.ics", "/calendar/bob.ics"} {

@@ -142,9 +142,21 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		MaxAge:    time.Duration(cfg.Publish.CheckInterval),
 		Refresh:   time.Duration(cfg.Publish.Refresh),
 		Ready:     pool.Ping,
-		Gatherer:  reg,
-		Metrics:   m,
-		Logger:    log,
+		Verify: func(ctx context.Context, user, password string) (bool, error) {
+			s, err := imapstore.Dial(ctx, imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
+				User: user, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout)})
+			if errors.Is(err, imapstore.ErrAuth) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			s.Close()
+			return true, nil
+		},
+		Gatherer: reg,
+		Metrics:  m,
+		Logger:   log,
 	})
 	return &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}, nil
 }

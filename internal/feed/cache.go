@@ -165,19 +165,22 @@ type message struct {
 	// VTIMEZONEs those events refer to, by TZID.
 	events []byte
 	zones  map[string]*ical.Component
+	// busy is the busy view of the same events (see views.go).
+	busy []byte
 }
 
 // newMessage prepares a parsed message for rendering.
 func newMessage(objs []*calendar.Object) message {
 	m := message{objects: objs}
-	var b bytes.Buffer
-	enc := calendar.NewEncoder(&b)
+	var b, busy bytes.Buffer
+	enc, benc := calendar.NewEncoder(&b), calendar.NewEncoder(&busy)
 	for _, o := range objs {
 		for _, ev := range o.Events() {
 			enc.Encode(withoutAlarms(ev))
+			benc.Encode(busyOnly(ev))
 		}
 	}
-	m.events = b.Bytes()
+	m.events, m.busy = b.Bytes(), busy.Bytes()
 	for _, tz := range calendar.UsedTimezones(objs) {
 		if m.zones == nil {
 			m.zones = map[string]*ical.Component{}

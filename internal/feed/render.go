@@ -123,6 +123,10 @@ type CalendarQuery struct {
 	// Refresh is how often clients should poll (REFRESH-INTERVAL and
 	// X-PUBLISHED-TTL); zero leaves both out.
 	Refresh time.Duration
+	// Details asks for the events as stored; without it every event is
+	// in its busy view (times only, titled "Busy"; see views.go). The
+	// caller decides who may see details.
+	Details bool
 }
 
 // Calendar renders the events of q as one VCALENDAR: the VTIMEZONEs its
@@ -133,7 +137,7 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 	if err != nil {
 		return nil, err
 	}
-	key := renderKey("calendar", q.Owner, strings.Join(q.Folder, "/"), q.Name, q.Refresh.String()) + statesKey(snaps)
+	key := renderKey("calendar", q.Owner, strings.Join(q.Folder, "/"), q.Name, q.Refresh.String(), fmt.Sprint(q.Details)) + statesKey(snaps)
 	return c.render(ctx, "calendar", key, snaps, stale, func() ([]byte, error) {
 		cal := ical.NewComponent(ical.CompCalendar)
 		cal.Props.SetText(ical.PropVersion, "2.0")
@@ -190,7 +194,11 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		for _, s := range snaps {
 			for _, uid := range s.uids {
 				if m := s.messages[uid]; !m.deleted {
-					b.Write(m.events)
+					if q.Details {
+						b.Write(m.events)
+					} else {
+						b.Write(m.busy)
+					}
 				}
 			}
 		}

@@ -51,7 +51,7 @@ func TestFeedInClients(t *testing.T) {
 		}
 		s.srv.Append(t, "alice", "Calendar/Corpus", b)
 	}
-	r := s.do(t, "GET", "/calendar/alice/Calendar/Corpus.ics")
+	r := s.do(t, "GET", "/calendar/alice/Calendar/Corpus.ics", asAlice...)
 	if r.code != 200 {
 		t.Fatalf("feed: %d %s", r.code, r.body)
 	}

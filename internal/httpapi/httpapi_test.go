@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,6 +93,17 @@ func setup(t *testing.T, interval time.Duration) *server {
 	h := New(Options{
 		Cache:    feed.New(feed.Options{Source: pool, CheckInterval: interval, Metrics: m}),
 		PastDays: 1, FutureDays: 30, MaxAge: interval, Refresh: 15 * time.Minute,
+		Verify: func(ctx context.Context, user, password string) (bool, error) {
+			sess, err := imapstore.Dial(ctx, imapstore.Options{Addr: srv.Addr, TLS: imapstore.TLSNone, User: user, Password: password})
+			if errors.Is(err, imapstore.ErrAuth) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			sess.Close()
+			return true, nil
+		},
 		MailDomain: "example.org", Addresses: map[string]string{"Alice.Adler@Example.org": "alice"}, Ready: pool.Ping, Gatherer: reg, Metrics: m,
 		Now: func() time.Time { return now },
 	})
@@ -123,6 +137,9 @@ func (s *server) do(t *testing.T, method, path string, hdr ...string) response {
 	b, _ := io.ReadAll(resp.Body)
 	return response{resp.StatusCode, resp.Header, string(b)}
 }
+
+// asAlice is the Authorization header of the owner of the test calendars.
+var asAlice = []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"+testbed.Password("alice")))}
 
 func TestRoutes(t *testing.T) {
 	s := setup(t, time.Second)
@@ -160,7 +177,7 @@ func TestRoutes(t *testing.T) {
 		{"/metrics", 200, []string{"fbpub_http_requests_total", "fbpub_build_info"}, nil},
 	}
 	for _, tt := range tests {
-		r := s.do(t, "GET", tt.path)
+		r := s.do(t, "GET", tt.path, asAlice...)
 		if r.code != tt.code {
 			t.Errorf("GET %s = %d, want %d\n%s", tt.path, r.code, tt.code, r.body)
 			continue
@@ -215,9 +232,9 @@ func TestCachingHeaders(t *testing.T) {
 		"Content-Type":        "text/calendar; charset=utf-8",
 		"Cache-Control":       "max-age=2",
 		"Content-Disposition": "inline; filename=Calendar.ics",
-		"Vary":                "Accept-Encoding",
+		"Vary":                "Authorization, Accept-Encoding",
 	} {
-		if got := r.hdr.Get(k); got != want {
+		if got := strings.Join(r.hdr.Values(k), ", "); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
@@ -307,4 +324,82 @@ func TestReadyzDuringOutage(t *testing.T) {
 		t.Errorf("/healthz = %d during the outage, want 200 (the process is up)", r.code)
 	}
 	s.srv.Start(t)
+}
+
+// TestPrivacy: only the owner, proven by a password checked against IMAP,
+// sees what events are; anyone else gets each event's times titled
+// "Busy", with no summary, location, description, attendee or UID, in
+// overrides too.
+func TestPrivacy(t *testing.T) {
+	s := setup(t, time.Second)
+	s.srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("p", strings.ReplaceAll(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//fbpub tests//EN
+BEGIN:VEVENT
+UID:secret-series-1
+DTSTAMP:20250101T000000Z
+DTSTART:20250310T090000Z
+DTEND:20250310T100000Z
+RRULE:FREQ=DAILY;COUNT=3
+SUMMARY:Merger talks
+LOCATION:Hidden room
+DESCRIPTION:Codename Bluebird
+ORGANIZER:mailto:ceo@example.org
+ATTENDEE;CN=Mallory Secret:mailto:mallory@example.org
+END:VEVENT
+BEGIN:VEVENT
+UID:secret-series-1
+RECURRENCE-ID:20250311T090000Z
+DTSTART:20250311T140000Z
+DTEND:20250311T150000Z
+SUMMARY:Merger talks moved
+LOCATION:Other hidden room
+ATTENDEE;CN=Mallory Secret:mailto:mallory@example.org
+CLASS:PRIVATE
+END:VEVENT
+END:VCALENDAR
+`, "\n", "\r\n")))
+	secrets := []string{"Merger", "Hidden room", "Bluebird", "Mallory", "mallory@", "ceo@", "secret-series-1", "Planning"}
+	bob := []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("bob:"+testbed.Password("bob")))}
+	for _, who := range []struct {
+		name string
+		hdr  []string
+	}{{"anonymous", nil}, {"bob", bob}} {
+		for _, path := range []string{"/calendar/alice/Calendar.ics", "/calendar/alice.ics", "/freebusy/alice.vfb", "/freebusy/user/alice?start=20250301T000000Z&end=20250401T000000Z"} {
+			r := s.do(t, "GET", path, who.hdr...)
+			if r.code != 200 {
+				t.Fatalf("%s GET %s = %d %s", who.name, path, r.code, r.body)
+			}
+			for _, secret := range secrets {
+				if strings.Contains(r.body, secret) {
+					t.Errorf("%s GET %s shows %q:\n%s", who.name, path, secret, r.body)
+				}
+			}
+			if strings.HasSuffix(path, ".ics") {
+				for _, want := range []string{"SUMMARY:Busy", "DTSTART:20250310T090000Z", "RRULE:FREQ=DAILY;COUNT=3", "RECURRENCE-ID:20250311T090000Z", "DTSTART:20250311T140000Z"} {
+					if !strings.Contains(r.body, want) {
+						t.Errorf("%s GET %s lacks %q:\n%s", who.name, path, want, r.body)
+					}
+				}
+			}
+		}
+	}
+	r := s.do(t, "GET", "/calendar/alice/Calendar.ics", asAlice...)
+	for _, want := range []string{"SUMMARY:Merger talks", "LOCATION:Hidden room", "UID:secret-series-1", "SUMMARY:Merger talks moved"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("the owner does not see %q:\n%s", want, r.body)
+		}
+	}
+	if !strings.HasPrefix(r.hdr.Get("Cache-Control"), "private") || !strings.Contains(strings.Join(r.hdr.Values("Vary"), ","), "Authorization") {
+		t.Errorf("the owner's answer may be cached for others: Cache-Control %q, Vary %q", r.hdr.Get("Cache-Control"), r.hdr.Values("Vary"))
+	}
+
+	wrong := []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:guess"))}
+	r = s.do(t, "GET", "/calendar/alice/Calendar.ics", wrong...)
+	if r.code != http.StatusUnauthorized || !strings.HasPrefix(r.hdr.Get("WWW-Authenticate"), "Basic") {
+		t.Errorf("wrong password: %d, WWW-Authenticate %q; want 401 with a Basic challenge", r.code, r.hdr.Get("WWW-Authenticate"))
+	}
+	if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", wrong...); r.code != http.StatusUnauthorized && r.code != http.StatusTooManyRequests {
+		t.Errorf("second wrong password: %d, want 401 or 429", r.code)
+	}
 }

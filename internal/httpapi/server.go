@@ -48,6 +48,11 @@ type Options struct {
 	MaxAge time.Duration
 	// Refresh is the REFRESH-INTERVAL written into feeds.
 	Refresh time.Duration
+	// Verify checks a requester's password by logging in to IMAP as that
+	// user; nil means requesters cannot authenticate (all are anonymous).
+	// It reports false for wrong credentials, and an error when it could
+	// not tell.
+	Verify func(ctx context.Context, user, password string) (bool, error)
 	// Ready reports whether IMAP is reachable and the proxy logged in;
 	// nil always answers ready.
 	Ready func(context.Context) error
@@ -65,6 +70,7 @@ type Handler struct {
 	addresses map[string]string
 	// cacheControl is the Cache-Control header of calendar answers.
 	cacheControl string
+	auth         *verifier
 	log          *slog.Logger
 	mux          *http.ServeMux
 }
@@ -91,6 +97,9 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux(), addresses: map[string]string{}}
 	h.cacheControl = fmt.Sprintf("max-age=%d", int(opts.MaxAge/time.Second))
+	if opts.Verify != nil {
+		h.auth = newVerifier(opts.Verify)
+	}
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login
 	}
@@ -221,6 +230,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, log *slog.L
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="fbpub", charset="UTF-8"`)
+	}
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "30")
 	}
@@ -406,7 +418,11 @@ func (h *Handler) calendarAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{Owner: user, Name: user, Refresh: h.opts.Refresh})
+	details, err := h.details(w, r, user)
+	if err != nil {
+		return err
+	}
+	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{Owner: user, Name: user, Refresh: h.opts.Refresh, Details: details})
 	if err != nil {
 		return err
 	}
@@ -429,14 +445,34 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	details, err := h.details(w, r, user)
+	if err != nil {
+		return err
+	}
 	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{
-		Owner: user, Folder: segs, Name: user + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh,
+		Owner: user, Folder: segs, Name: user + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Details: details,
 	})
 	if err != nil {
 		return err
 	}
 	h.serve(w, r, "calendar", a, segs[len(segs)-1]+".ics")
 	return nil
+}
+
+// details decides whether the requester sees owner's events as stored:
+// only the owner does, authenticated with HTTP Basic against IMAP;
+// everyone else gets the busy view. A request with credentials gets a
+// private answer that shared caches must not keep.
+func (h *Handler) details(w http.ResponseWriter, r *http.Request, owner string) (bool, error) {
+	w.Header().Add("Vary", "Authorization")
+	who, err := h.requester(r)
+	if err != nil {
+		return false, err
+	}
+	if who != "" {
+		w.Header().Set("Cache-Control", "private, "+h.cacheControl)
+	}
+	return who != "" && strings.EqualFold(who, owner), nil
 }
 
 // serve writes a calendar answer: ETag, Last-Modified and If-None-Match
@@ -447,10 +483,12 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *feed.Answer, filename string) {
 	hd := w.Header()
 	hd.Set("Content-Type", "text/calendar; charset=utf-8")
-	hd.Set("Cache-Control", h.cacheControl)
+	if hd.Get("Cache-Control") == "" {
+		hd.Set("Cache-Control", h.cacheControl)
+	}
 	hd.Set("Content-Disposition", contentDisposition(filename))
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Vary", "Accept-Encoding")
+	hd.Add("Vary", "Accept-Encoding")
 	body, tag := a.Body, a.ETag
 	if len(body) >= minGzip && acceptsGzip(r) {
 		body, tag = a.Gzipped(), strings.TrimSuffix(tag, `"`)+`-gzip"`
