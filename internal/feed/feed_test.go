@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/fbpub/fbpub/internal/freebusy"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/internal/testbed"
 	"github.com/fbpub/fbpub/metrics"
@@ -378,5 +379,21 @@ func TestRestartWarm(t *testing.T) {
 	}
 	if got := third.src.bodies.Load(); got != 1 {
 		t.Errorf("after a change while down, fetched %d bodies, want 1", got)
+	}
+}
+
+// TestRevokedGrant: when the owner takes the proxy's grant back, the
+// folder leaves every view at the next check.
+func TestRevokedGrant(t *testing.T) {
+	f := newFixture(t, 0)
+	alice := setupAlice(t, f.srv)
+	appendMany(t, alice, "Calendar", 2, "revoke")
+	f.feed(t)
+	f.srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "")
+	if _, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}}); err != ErrNotFound {
+		t.Errorf("feed after the grant was revoked: err = %v, want ErrNotFound", err)
+	}
+	if _, err := f.cache.FreeBusy(context.Background(), FreeBusyQuery{Owner: "alice", Window: freebusy.Window{Start: time.Now(), End: time.Now().AddDate(0, 1, 0)}}); err != ErrNotFound {
+		t.Errorf("free/busy after the grant was revoked: err = %v, want ErrNotFound", err)
 	}
 }
