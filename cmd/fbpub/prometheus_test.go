@@ -316,9 +316,10 @@ func waitForScrapes(t *testing.T, prom string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
+		// One query, so that no scrape lands between counting and summing.
+		failed := scalarOf(t, prom, `count_over_time(up{job="fbpub"}[5m]) - sum_over_time(up{job="fbpub"}[5m])`)
 		count := scalarOf(t, prom, `count_over_time(up{job="fbpub"}[5m])`)
-		sum := scalarOf(t, prom, `sum_over_time(up{job="fbpub"}[5m])`)
-		if count != sum {
+		if failed > 0 {
 			var targets struct {
 				ActiveTargets []struct {
 					ScrapeURL string `json:"scrapeUrl"`
@@ -326,7 +327,7 @@ func waitForScrapes(t *testing.T, prom string, n int) {
 				} `json:"activeTargets"`
 			}
 			promGet(t, prom, "/api/v1/targets", nil, &targets)
-			t.Fatalf("%v of %v scrapes of fbpub failed: %+v", count-sum, count, targets.ActiveTargets)
+			t.Fatalf("%v of %v scrapes of fbpub failed: %+v", failed, count, targets.ActiveTargets)
 		}
 		if count >= float64(n) {
 			return

@@ -68,7 +68,7 @@ func newBenchCache(b *testing.B, srv *testbed.Server) (*Cache, *imapstore.Pool) 
 	return New(Options{Source: pool, Metrics: metrics.Discard()}), pool
 }
 
-var query = CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}}
+var query = CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true}
 
 // bareFetch is the floor under a cold build: the same go-imap client
 // selecting the folder and fetching the calendar part of every message,

@@ -156,7 +156,7 @@ func expunge(t *testing.T, c *imapclient.Client, folder string, uid imap.UID) {
 
 func (f *fixture) feed(t *testing.T) string {
 	t.Helper()
-	a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+	a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
 	if err != nil {
 		t.Fatalf("Calendar: %v", err)
 	}
@@ -248,7 +248,7 @@ func TestHerd(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+			a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
 			if err != nil {
 				t.Error(err)
 				return
@@ -316,7 +316,7 @@ func TestOutage(t *testing.T) {
 	f.srv.Stop(t)
 	// The pool's idle session died with the server.
 	for i := 0; i < 3; i++ {
-		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
 		if err != nil {
 			t.Fatalf("during the outage: %v", err)
 		}
@@ -329,7 +329,7 @@ func TestOutage(t *testing.T) {
 	appendMany(t, alice, "Calendar", 1, "after")
 	deadline := time.Now().Add(45 * time.Second) // the circuit's backoff is at most 30 s
 	for {
-		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
 		if err == nil && !a.Stale && strings.Contains(string(a.Body), "SUMMARY:after 0") {
 			break
 		}
@@ -349,14 +349,14 @@ func TestRestartWarm(t *testing.T) {
 	f.cache.opts.StateDir = dir
 	alice := setupAlice(t, f.srv)
 	appendMany(t, alice, "Calendar", 200, "warm")
-	before, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+	before, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	restarted := newFixture(t, 0)
 	restarted.cache.opts.StateDir = dir
-	after, err := restarted.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}})
+	after, err := restarted.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestRevokedGrant(t *testing.T) {
 	appendMany(t, alice, "Calendar", 2, "revoke")
 	f.feed(t)
 	f.srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "")
-	if _, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}}); err != ErrNotFound {
+	if _, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true}); err != ErrNotFound {
 		t.Errorf("feed after the grant was revoked: err = %v, want ErrNotFound", err)
 	}
 	if _, err := f.cache.FreeBusy(context.Background(), FreeBusyQuery{Owner: "alice", Window: freebusy.Window{Start: time.Now(), End: time.Now().AddDate(0, 1, 0)}}); err != ErrNotFound {
