@@ -446,7 +446,7 @@ func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 			c.mu.Unlock()
 		}
 	}
-	if prev != nil && prev.State == f.State && (f.State.HighestModSeq != 0 || !prev.checked.Before(f.checked)) {
+	if prev.covers(f) {
 		return prev, nil
 	}
 	// With CONDSTORE the state names the content, so every request that
@@ -562,6 +562,23 @@ func (c *Cache) query(prev *Snapshot) imapstore.Query {
 		q.ChangedSince = prev.State.HighestModSeq
 	}
 	return q
+}
+
+// covers reports whether s is at least as new as the state f was checked
+// at. With CONDSTORE a snapshot whose HIGHESTMODSEQ is not below the
+// checked one is: it was read after that check. (Dovecot's LIST-STATUS
+// may answer from its mailbox list index, which can lag a moment behind
+// the SELECT the snapshot was read at; equality alone would then resync
+// for nothing.) Without CONDSTORE only an equal state read at or after
+// the check will do, since flag changes move no state.
+func (s *Snapshot) covers(f Folder) bool {
+	if s == nil || s.State.UIDValidity != f.State.UIDValidity {
+		return false
+	}
+	if f.State.HighestModSeq != 0 {
+		return s.State.HighestModSeq >= f.State.HighestModSeq
+	}
+	return s.State == f.State && !s.checked.Before(f.checked)
 }
 
 func (s *Snapshot) message(uid uint32) (message, bool) {
