@@ -237,7 +237,14 @@ func TestHerd(t *testing.T) {
 	f.advance(2 * time.Second) // the checked state is now stale
 	f.src.reset()
 	renders := testutil.ToFloat64(f.m.Renders.WithLabelValues("calendar"))
-	shared := testutil.ToFloat64(f.m.Shared.WithLabelValues("render"))
+	sharedNow := func() float64 {
+		var n float64
+		for _, op := range metrics.Operations {
+			n += testutil.ToFloat64(f.m.Shared.WithLabelValues(op))
+		}
+		return n
+	}
+	shared := sharedNow()
 
 	const n = 500
 	var wg sync.WaitGroup
@@ -267,7 +274,9 @@ func TestHerd(t *testing.T) {
 	if got := testutil.ToFloat64(f.m.Renders.WithLabelValues("calendar")) - renders; got != 1 {
 		t.Errorf("%v renders, want 1", got)
 	}
-	if got := testutil.ToFloat64(f.m.Shared.WithLabelValues("render")) - shared; got < 1 {
+	// Requests that arrive once the render is done are plain hits, so
+	// which step they shared depends on timing; that some did does not.
+	if got := sharedNow() - shared; got < 1 {
 		t.Errorf("no request was counted as shared")
 	}
 	for i, b := range bodies {
