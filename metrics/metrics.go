@@ -49,7 +49,7 @@ var (
 	SyncKinds    = []string{"full", "incremental", "unchanged"}
 	Operations   = []string{"state", "sync", "render"}
 	ParseReasons = []string{"malformed", "no_calendar", "too_large", "unsupported", "bad_value"}
-	IMAPCommands = []string{"LOGIN", "NAMESPACE", "LIST", "MYRIGHTS", "STATUS", "SELECT", "UNSELECT", "UID FETCH", "UID SEARCH", "NOOP"}
+	IMAPCommands = []string{"LOGIN", "NAMESPACE", "LIST", "MYRIGHTS", "STATUS", "SELECT", "UNSELECT", "UID FETCH", "UID SEARCH", "NOOP", "GETMETADATA"}
 )
 
 // New creates fbpub's collectors on reg, with the Go and process

@@ -356,7 +356,9 @@ type Decision struct {
 }
 
 // decide applies the publication rules to the folders the proxy sees: a
-// calendar folder (by the configured patterns) with an owner, that the
+// calendar folder with an owner — a folder whose Kolab folder-type
+// annotation says event (or event.*) whatever its name, one that names
+// another type never, one without annotation by the configured patterns — that the
 // proxy may list and read (l and r; on a server without ACLs, any folder
 // it can select).
 func (c *Cache) decide(all []imapstore.Folder) []Decision {
@@ -365,7 +367,9 @@ func (c *Cache) decide(all []imapstore.Folder) []Decision {
 		segs := strings.Split(f.Path, string(delimOr(f.Delim)))
 		d := Decision{Folder: Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State}, hasState: f.HasState}
 		switch {
-		case !c.isCalendar(segs):
+		case f.Type != "" && f.Type != "event" && !strings.HasPrefix(f.Type, "event."):
+			d.Reason = fmt.Sprintf("a Kolab %q folder, not a calendar", f.Type)
+		case f.Type == "" && !c.isCalendar(segs):
 			d.Reason = "not a calendar folder (publish.folders)"
 		case f.Owner == "":
 			d.Reason = "no owner: a shared folder outside any user's namespace"

@@ -406,3 +406,30 @@ func TestRevokedGrant(t *testing.T) {
 		t.Errorf("free/busy after the grant was revoked: err = %v, want ErrNotFound", err)
 	}
 }
+
+// TestKolabFolderType: a folder whose Kolab folder-type annotation says
+// event is a calendar whatever its name; one that names another type is
+// not, whatever its name.
+func TestKolabFolderType(t *testing.T) {
+	f := newFixture(t, 0)
+	f.srv.Reset(t)
+	for _, folder := range []string{"Kalender", "Calendar", "Calendar/Notes"} {
+		f.srv.CreateFolder(t, "alice", folder)
+		f.srv.SetACL(t, "alice", folder, testbed.Proxy, "lr")
+	}
+	f.srv.SetMetadata(t, "alice", "Kalender", "/shared/vendor/kolab/folder-type", "event.default")
+	// A /private value is the setting user's own: the proxy sees only
+	// /shared ones (and its own /private), as on Cyrus.
+	f.srv.SetMetadata(t, "alice", "Calendar/Notes", "/shared/vendor/kolab/folder-type", "note")
+	dir, err := f.cache.Folders(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range dir {
+		got = append(got, d.Path())
+	}
+	if strings.Join(got, ",") != "Calendar,Kalender" {
+		t.Errorf("published %v, want Calendar and Kalender (annotated event), not Calendar/Notes (annotated note)", got)
+	}
+}

@@ -3,6 +3,7 @@ package imapstore
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -36,7 +37,14 @@ type Folder struct {
 	// State is filled when the server answered LIST-STATUS.
 	State    State
 	HasState bool
+	// Type is the Kolab folder-type annotation ("event", "event.default",
+	// "mail", "task", …) read through METADATA, shared value first; empty
+	// when there is none or the server has no METADATA.
+	Type string
 }
+
+// Kolab's folder-type annotation, as RFC 5464 entries.
+var folderTypeEntries = []string{"/shared/vendor/kolab/folder-type", "/private/vendor/kolab/folder-type"}
 
 // Folders lists every selectable folder in every namespace with the
 // session's rights on it. With LIST-STATUS the states come in the same
@@ -75,6 +83,31 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 			f.State, f.HasState = stateOf(l.Status), true
 		}
 		out = append(out, f)
+	}
+	if s.features.Metadata && len(out) > 0 {
+		// Pipelined, one per folder; a NO (no such entry, no right)
+		// leaves the type empty.
+		cmds := make([]*imapclient.GetMetadataCommand, len(out))
+		for i := range out {
+			cmds[i] = s.client.GetMetadata(out[i].Name, folderTypeEntries, nil)
+		}
+		for i, c := range cmds {
+			err := s.observe("GETMETADATA", func() error {
+				d, err := c.Wait()
+				if err == nil {
+					for _, e := range folderTypeEntries {
+						if v := d.Entries[e]; v != nil && len(*v) > 0 {
+							out[i].Type = strings.ToLower(strings.TrimSpace(string(*v)))
+							break
+						}
+					}
+				}
+				return err
+			})
+			if err != nil && !isNo(err) {
+				return nil, opErr(ctx, "GETMETADATA", err)
+			}
+		}
 	}
 	if s.features.ACL {
 		cmds := make([]*imapclient.MyRightsCommand, len(out))
