@@ -373,7 +373,7 @@ func (o *Object) Instances(start, end time.Time, opts *Options) ([]Instance, err
 			// A series occurrence starting at t occupies [t, t+len); with
 			// THISANDFUTURE shifts it may move by up to maxShift. Look that
 			// much further either side of the window.
-			span := l.end(start.AddDate(0, 0, 1)).Sub(start.AddDate(0, 0, 1))
+			span := l.end(start).Sub(start)
 			for _, f := range futures {
 				span = max(span, f.length.end(start).Sub(start))
 			}

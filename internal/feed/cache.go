@@ -408,13 +408,9 @@ func (c *Cache) isCalendar(segs []string) bool {
 	return false
 }
 
-// Owned returns the published folders of owner (compared without regard
-// to case), or ErrNotFound.
-func (c *Cache) Owned(ctx context.Context, owner string) ([]Folder, error) {
-	dir, _, err := c.owned(ctx, owner)
-	return dir, err
-}
-
+// owned returns the published folders of owner (compared without regard
+// to case), or ErrNotFound; stale is set when IMAP could not be read and
+// the list is the last one fbpub had.
 func (c *Cache) owned(ctx context.Context, owner string) ([]Folder, bool, error) {
 	dir, stale, err := c.folders(ctx)
 	if err != nil {
