@@ -285,7 +285,17 @@ func (c *Cache) checkFolders(ctx context.Context) ([]Folder, error) {
 		return dir, nil
 	}
 	for {
-		v, err := c.shared(ctx, "state", "", c.readFolders)
+		v, err := c.shared(ctx, "state", "", func(ctx context.Context) (any, error) {
+			// Re-check inside the shared call: a check that finished
+			// between this caller's look and its joining may do.
+			c.mu.Lock()
+			dir, at := c.dir, c.dirTime
+			c.mu.Unlock()
+			if dir != nil && good(at) {
+				return folderList{dir, at}, nil
+			}
+			return c.readFolders(ctx)
+		})
 		if err != nil {
 			return nil, err
 		}
