@@ -28,10 +28,13 @@ type Metrics struct {
 	IMAPReconnects  prometheus.Counter
 
 	FoldersPublished prometheus.Gauge
-	MessagesFetched  prometheus.Counter
-	BytesFetched     prometheus.Counter
-	ParseFailures    *prometheus.CounterVec // reason
-	ExpansionLimits  prometheus.Counter
+	// FoldersACLUnknown counts published folders whose ACL the proxy
+	// cannot read (it lacks the "a" right, or the server has no ACLs).
+	FoldersACLUnknown prometheus.Gauge
+	MessagesFetched   prometheus.Counter
+	BytesFetched      prometheus.Counter
+	ParseFailures     *prometheus.CounterVec // reason
+	ExpansionLimits   prometheus.Counter
 
 	CacheRequests *prometheus.CounterVec   // view, result
 	Syncs         *prometheus.CounterVec   // kind (full, incremental, unchanged), result
@@ -49,7 +52,8 @@ var (
 	SyncKinds    = []string{"full", "incremental", "unchanged"}
 	Operations   = []string{"state", "sync", "render"}
 	ParseReasons = []string{"malformed", "no_calendar", "too_large", "unsupported", "bad_value"}
-	IMAPCommands = []string{"LOGIN", "NAMESPACE", "LIST", "MYRIGHTS", "STATUS", "SELECT", "UNSELECT", "UID FETCH", "UID SEARCH", "NOOP", "GETMETADATA"}
+	IMAPCommands = []string{"LOGIN", "NAMESPACE", "LIST", "MYRIGHTS", "STATUS", "SELECT", "UNSELECT", "UID FETCH", "UID SEARCH", "NOOP", "GETMETADATA",
+		"GETACL", "ID", "CREATE", "APPEND", "UID COPY", "UID MOVE", "UID STORE", "UID EXPUNGE", "SETMETADATA", "IDLE", "NOTIFY"}
 )
 
 // New creates fbpub's collectors on reg, with the Go and process
@@ -82,6 +86,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		FoldersPublished: f.NewGauge(prometheus.GaugeOpts{
 			Name: "fbpub_folders_published", Help: "Calendar folders the proxy may read and publishes.",
+		}),
+		FoldersACLUnknown: f.NewGauge(prometheus.GaugeOpts{
+			Name: "fbpub_folders_acl_unknown", Help: "Published folders whose ACL fbpub cannot read (the proxy lacks the a right, or the server has no ACL extension); their details go to the owner and configured readers only.",
 		}),
 		MessagesFetched: f.NewCounter(prometheus.CounterOpts{
 			Name: "fbpub_imap_messages_fetched_total", Help: "Message parts fetched from IMAP.",

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/config"
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/httpapi"
@@ -125,7 +126,25 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		OnConnections: func(d int) { m.IMAPConnections.Add(float64(d)) },
 		Logger:        log.With("component", "imap"),
 	}, cfg.IMAP.Connections)
+	// How the server combines ACL entries: Dovecot's precedence layers
+	// (a requester other than the owner sees the folder in a shared
+	// namespace, where Dovecot grants no owner rights), else the RFC's
+	// union, which Cyrus computes.
+	semantics := func(string) *acl.Options {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.IMAP.Timeout))
+		defer cancel()
+		if f, err := pool.Features(ctx); err == nil && f.Server == imapstore.ServerDovecot {
+			return acl.Dovecot("")
+		}
+		return nil
+	}
+	policy := cfg.Policy(semantics)
+	proxies, err := cfg.TrustedProxies()
+	if err != nil {
+		return nil, err
+	}
 	cache := feed.New(feed.Options{
+		Policy:        policy,
 		Source:        pool,
 		CheckInterval: time.Duration(cfg.Publish.CheckInterval),
 		Patterns:      cfg.Publish.Folders,
@@ -154,9 +173,13 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 			s.Close()
 			return true, nil
 		},
-		Gatherer: reg,
-		Metrics:  m,
-		Logger:   log,
+		Policy:         policy,
+		Groups:         cfg.Groups(),
+		UserHeader:     cfg.Access.UserHeader,
+		TrustedProxies: proxies,
+		Gatherer:       reg,
+		Metrics:        m,
+		Logger:         log,
 	})
 	return &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}, nil
 }

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
@@ -28,7 +31,30 @@ type Config struct {
 	Listen  string  `toml:"listen"`
 	IMAP    IMAP    `toml:"imap"`
 	Publish Publish `toml:"publish"`
+	Access  Access  `toml:"access"`
 	Log     Log     `toml:"log"`
+}
+
+// Access says who sees what. The folder ACLs on the IMAP server decide;
+// this fills in what the server does not say.
+type Access struct {
+	// FreeBusy says who sees free/busy times: "public" (everyone, as
+	// Outlook looks up anonymously), "authenticated", or "acl" (those
+	// holding a right on the folder).
+	FreeBusy string `toml:"freebusy"`
+	// Groups is the group membership of requesters (group → logins), for
+	// ACL entries that name groups ("$team", "group:team").
+	Groups map[string][]string `toml:"groups"`
+	// Readers names, per owner, who may read the owner's events where
+	// the proxy cannot read a folder's ACL (it lacks the "a" right, or
+	// the server has no ACLs): ACL identifiers ("bob", "$team",
+	// "authenticated"). Where the ACL is readable, it alone decides.
+	Readers map[string][]string `toml:"readers"`
+	// UserHeader is a request header that names the requester, set by an
+	// authenticating reverse proxy ("X-Remote-User"); believed only from
+	// TrustedProxies.
+	UserHeader     string   `toml:"user_header"`
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // IMAP says how the proxy identity reaches the server.
@@ -130,7 +156,8 @@ func Default() Config {
 			DefaultZone: "UTC",
 			Refresh:     Duration(15 * time.Minute),
 		},
-		Log: Log{Format: "text", Level: "info"},
+		Access: Access{FreeBusy: "public"},
+		Log:    Log{Format: "text", Level: "info"},
 	}
 }
 
@@ -170,6 +197,12 @@ var Env = []struct {
 	{"FBPUB_DEFAULT_ZONE", func(c *Config, v string) error { c.Publish.DefaultZone = v; return nil }},
 	{"FBPUB_STATE_DIR", func(c *Config, v string) error { c.Publish.StateDir = v; return nil }},
 	{"FBPUB_CHECK_INTERVAL", func(c *Config, v string) error { return c.Publish.CheckInterval.UnmarshalText([]byte(v)) }},
+	{"FBPUB_FREEBUSY", func(c *Config, v string) error { c.Access.FreeBusy = v; return nil }},
+	{"FBPUB_USER_HEADER", func(c *Config, v string) error { c.Access.UserHeader = v; return nil }},
+	{"FBPUB_TRUSTED_PROXIES", func(c *Config, v string) error {
+		c.Access.TrustedProxies = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+		return nil
+	}},
 	{"FBPUB_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 	{"FBPUB_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 }
@@ -261,6 +294,22 @@ func (c *Config) Validate() error {
 			bad("publish.addresses: %q → %q is not an address and a login", addr, c.Publish.Addresses[addr])
 		}
 	}
+	if _, err := acl.ParseVisibility(c.Access.FreeBusy); err != nil {
+		bad("access.freebusy: %q is not public, authenticated or acl", c.Access.FreeBusy)
+	}
+	for _, owner := range slices.Sorted(maps.Keys(c.Access.Readers)) {
+		for _, id := range c.Access.Readers[owner] {
+			if _, err := acl.ParseIdentifier(id); err != nil || strings.HasPrefix(id, "-") {
+				bad("access.readers: %s: %q is not an ACL identifier", owner, id)
+			}
+		}
+	}
+	if _, err := c.TrustedProxies(); err != nil {
+		bad("access.trusted_proxies: %v", err)
+	}
+	if c.Access.UserHeader != "" && len(c.Access.TrustedProxies) == 0 {
+		bad("access.user_header is set but access.trusted_proxies is empty: the header would be believed from no one")
+	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
@@ -302,6 +351,44 @@ func (c *Config) Zones() func(user string) *time.Location {
 		return def
 	}
 }
+
+// TrustedProxies parses access.trusted_proxies: addresses or CIDR prefixes.
+func (c *Config) TrustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range c.Access.TrustedProxies {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or a prefix", v)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// Policy builds the access policy; semantics says how the server
+// combines ACL entries (see acl.Policy).
+func (c *Config) Policy(semantics func(owner string) *acl.Options) *acl.Policy {
+	v, _ := acl.ParseVisibility(c.Access.FreeBusy)
+	p := &acl.Policy{FreeBusy: v, Semantics: semantics}
+	if len(c.Access.Readers) > 0 {
+		p.Readers = map[string]acl.ACL{}
+		for owner, ids := range c.Access.Readers {
+			pairs := map[string]string{}
+			for _, id := range ids {
+				pairs[id] = "lr"
+			}
+			p.Readers[owner], _ = acl.Parse(pairs)
+		}
+	}
+	return p
+}
+
+// Groups returns the configured group membership.
+func (c *Config) Groups() acl.Groups { return acl.Groups(c.Access.Groups) }
 
 // Logger builds the logger the configuration asks for.
 func (c *Config) Logger(w io.Writer) *slog.Logger {

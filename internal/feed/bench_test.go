@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/internal/testbed"
 	"github.com/fbpub/fbpub/metrics"
@@ -68,7 +69,7 @@ func newBenchCache(b *testing.B, srv *testbed.Server) (*Cache, *imapstore.Pool) 
 	return New(Options{Source: pool, Metrics: metrics.Discard()}), pool
 }
 
-var query = CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true}
+var query = CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}}
 
 // bareFetch is the floor under a cold build: the same go-imap client
 // selecting the folder and fetching the calendar part of every message,

@@ -27,6 +27,7 @@ import (
 	"github.com/emersion/go-ical"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/metrics"
@@ -57,6 +58,9 @@ type Options struct {
 	StateDir string
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Policy decides what each requester sees of each folder; nil is the
+	// zero Policy (free/busy for everyone, details for owners only).
+	Policy *acl.Policy
 }
 
 // DefaultPatterns are the folder paths published when none are configured.
@@ -81,7 +85,11 @@ type Folder struct {
 	Rights   string
 	// RightsKnown is false on servers without ACL support.
 	RightsKnown bool
-	State       imapstore.State
+	// ACL is the folder's access control list, when the proxy may read it
+	// (ACLKnown): it decides who else sees what (Options.Policy).
+	ACL      acl.ACL
+	ACLKnown bool
+	State    imapstore.State
 
 	// checked is when the folder list holding this entry was read.
 	checked time.Time
@@ -111,6 +119,9 @@ type Cache struct {
 	// loaded records the folders whose persisted snapshot was tried;
 	// guarded by mu.
 	loaded map[string]bool
+	// aclNoted records the folders whose missing ACL was logged; guarded
+	// by mu.
+	aclNoted map[string]bool
 }
 
 // New makes a cache. It does no I/O.
@@ -124,6 +135,9 @@ func New(opts Options) *Cache {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Policy == nil {
+		opts.Policy = &acl.Policy{}
+	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.Discard()
 	}
@@ -131,7 +145,7 @@ func New(opts Options) *Cache {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
-		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}}
+		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}, aclNoted: map[string]bool{}}
 }
 
 // Snapshot is the parsed content of one folder at one state. Snapshots are
@@ -165,22 +179,47 @@ type message struct {
 	// VTIMEZONEs those events refer to, by TZID.
 	events []byte
 	zones  map[string]*ical.Component
-	// busy is the busy view of the same events (see views.go).
-	busy []byte
+	// busy is the busy view of the same events, and reader their reader
+	// view where it differs from events (see views.go).
+	busy, reader []byte
+}
+
+// view returns the message's events as a requester with access a sees
+// them.
+func (m *message) view(a acl.Access) []byte {
+	switch {
+	case a >= acl.OwnerAccess:
+		return m.events
+	case a == acl.ReadAccess && m.reader != nil:
+		return m.reader
+	case a == acl.ReadAccess:
+		return m.events
+	}
+	return m.busy
 }
 
 // newMessage prepares a parsed message for rendering.
 func newMessage(objs []*calendar.Object) message {
 	m := message{objects: objs}
-	var b, busy bytes.Buffer
-	enc, benc := calendar.NewEncoder(&b), calendar.NewEncoder(&busy)
+	var b, busy, reader bytes.Buffer
+	enc, benc, renc := calendar.NewEncoder(&b), calendar.NewEncoder(&busy), calendar.NewEncoder(&reader)
+	differs := false
 	for _, o := range objs {
 		for _, ev := range o.Events() {
 			enc.Encode(withoutAlarms(ev))
 			benc.Encode(busyOnly(ev))
 		}
+		if r, _ := restricted(o); r {
+			differs = true
+		}
+		for _, ev := range readerEvents(o) {
+			renc.Encode(ev)
+		}
 	}
 	m.events, m.busy = b.Bytes(), busy.Bytes()
+	if differs {
+		m.reader = reader.Bytes()
+	}
 	for _, tz := range calendar.UsedTimezones(objs) {
 		if m.zones == nil {
 			m.zones = map[string]*ical.Component{}
@@ -320,12 +359,17 @@ func (c *Cache) readFolders(ctx context.Context) (any, error) {
 	}
 	var dir []Folder
 	var needState []string
+	unknown := 0
 	for _, d := range c.decide(all) {
 		if d.Reason != "" {
 			continue
 		}
 		f := d.Folder
 		f.checked = checked
+		if !f.ACLKnown {
+			unknown++
+			c.noteACL(f, d.ACLError)
+		}
 		if !d.hasState {
 			needState = append(needState, f.Name)
 		}
@@ -353,7 +397,25 @@ func (c *Cache) readFolders(ctx context.Context) (any, error) {
 	}
 	c.mu.Unlock()
 	c.m.FoldersPublished.Set(float64(len(dir)))
+	c.m.FoldersACLUnknown.Set(float64(unknown))
 	return folderList{dir, checked}, nil
+}
+
+// noteACL says once per folder, in the log, that its ACL cannot be used:
+// its details then go to its owner and the configured readers only.
+func (c *Cache) noteACL(f Folder, err error) {
+	c.mu.Lock()
+	seen := c.aclNoted[f.Name]
+	c.aclNoted[f.Name] = true
+	c.mu.Unlock()
+	if seen {
+		return
+	}
+	if err != nil {
+		c.log.Warn("folder ACL unreadable; details go to the owner and configured readers only", "folder", f.Name, "err", err)
+		return
+	}
+	c.log.Info("folder ACL not available to the proxy (GETACL needs the a right); details go to the owner and configured readers only", "folder", f.Name)
 }
 
 // Decision says whether a folder the proxy can see is published, and if
@@ -361,7 +423,9 @@ func (c *Cache) readFolders(ctx context.Context) (any, error) {
 type Decision struct {
 	Folder Folder
 	// Reason is empty for a published folder.
-	Reason   string
+	Reason string
+	// ACLError says why the folder's ACL, though read, is not used.
+	ACLError error
 	hasState bool
 }
 
@@ -376,6 +440,15 @@ func (c *Cache) decide(all []imapstore.Folder) []Decision {
 	for _, f := range all {
 		segs := strings.Split(f.Path, string(delimOr(f.Delim)))
 		d := Decision{Folder: Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State}, hasState: f.HasState}
+		if f.ACLKnown {
+			// A partly readable ACL is not used: a dropped negative
+			// entry would show too much.
+			if a, err := acl.Parse(f.ACL); err == nil {
+				d.Folder.ACL, d.Folder.ACLKnown = a, true
+			} else {
+				d.ACLError = err
+			}
+		}
 		switch {
 		case f.Type != "" && f.Type != "event" && !strings.HasPrefix(f.Type, "event."):
 			d.Reason = fmt.Sprintf("a Kolab %q folder, not a calendar", f.Type)

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/freebusy"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/internal/testbed"
@@ -164,7 +165,7 @@ func expunge(t *testing.T, c *imapclient.Client, folder string, uid imap.UID) {
 
 func (f *fixture) feed(t *testing.T) string {
 	t.Helper()
-	a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
+	a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}})
 	if err != nil {
 		t.Fatalf("Calendar: %v", err)
 	}
@@ -267,7 +268,7 @@ func TestHerd(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
+			a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}})
 			if err != nil {
 				t.Error(err)
 				return
@@ -337,7 +338,7 @@ func TestOutage(t *testing.T) {
 	f.srv.Stop(t)
 	// The pool's idle session died with the server.
 	for i := 0; i < 3; i++ {
-		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
+		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}})
 		if err != nil {
 			t.Fatalf("during the outage: %v", err)
 		}
@@ -350,7 +351,7 @@ func TestOutage(t *testing.T) {
 	appendMany(t, alice, "Calendar", 1, "after")
 	deadline := time.Now().Add(45 * time.Second) // the circuit's backoff is at most 30 s
 	for {
-		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
+		a, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}})
 		if err == nil && !a.Stale && strings.Contains(string(a.Body), "SUMMARY:after 0") {
 			break
 		}
@@ -370,14 +371,14 @@ func TestRestartWarm(t *testing.T) {
 	f.cache.opts.StateDir = dir
 	alice := setupAlice(t, f.srv)
 	appendMany(t, alice, "Calendar", 200, "warm")
-	before, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
+	before, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	restarted := newFixture(t, 0)
 	restarted.cache.opts.StateDir = dir
-	after, err := restarted.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true})
+	after, err := restarted.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +412,7 @@ func TestRevokedGrant(t *testing.T) {
 	appendMany(t, alice, "Calendar", 2, "revoke")
 	f.feed(t)
 	f.srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "")
-	if _, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Details: true}); err != ErrNotFound {
+	if _, err := f.cache.Calendar(context.Background(), CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}}); err != ErrNotFound {
 		t.Errorf("feed after the grant was revoked: err = %v, want ErrNotFound", err)
 	}
 	if _, err := f.cache.FreeBusy(context.Background(), FreeBusyQuery{Owner: "alice", Window: freebusy.Window{Start: time.Now(), End: time.Now().AddDate(0, 1, 0)}}); err != ErrNotFound {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-ical"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/freebusy"
 )
@@ -71,11 +72,18 @@ type FreeBusyQuery struct {
 	Organizer string
 	// Zone places the owner's floating and all-day times; nil means UTC.
 	Zone *time.Location
+	// Viewer is who asks; the cache's Policy decides which folders count
+	// for them and, in the extended view, what they may read.
+	Viewer acl.Requester
+	// Extended asks for Kolab 2's extended view (.xfb): one FREEBUSY line
+	// per occurrence, annotated with its UID, summary and location where
+	// the viewer may read them.
+	Extended bool
 }
 
 // FreeBusy renders the VFREEBUSY of q.
 func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) {
-	snaps, stale, err := c.snapshots(ctx, q.Owner, q.Folder)
+	snaps, levels, stale, err := c.snapshots(ctx, q.Owner, q.Folder, q.Viewer)
 	if err != nil {
 		return nil, err
 	}
@@ -83,16 +91,27 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 	if zone == nil {
 		zone = time.UTC
 	}
-	key := renderKey("freebusy", q.Owner, strings.Join(q.Folder, "/"), q.Organizer, zone.String(),
-		q.Window.Start.UTC().Format(time.RFC3339), q.Window.End.UTC().Format(time.RFC3339)) + statesKey(snaps)
+	view, levelKey := "freebusy", ""
+	if q.Extended {
+		view, levelKey = "xfreebusy", levelsKey(levels)
+	}
+	key := renderKey(view, q.Owner, strings.Join(q.Folder, "/"), q.Organizer, zone.String(),
+		q.Window.Start.UTC().Format(time.RFC3339), q.Window.End.UTC().Format(time.RFC3339), levelKey) + statesKey(snaps)
 	return c.render(ctx, "freebusy", key, snaps, stale, func() ([]byte, error) {
 		var objs []*calendar.Object
-		for _, s := range snaps {
+		access := map[*calendar.Object]acl.Access{}
+		for i, s := range snaps {
 			objs = append(objs, s.Objects...)
+			if q.Extended {
+				for _, o := range s.Objects {
+					access[o] = levels[i]
+				}
+			}
 		}
 		res := freebusy.Compute(objs, q.Window, &freebusy.Options{
-			Owner:  q.Organizer,
-			Expand: &calendar.Options{Zone: zone},
+			Owner:       q.Organizer,
+			Expand:      &calendar.Options{Zone: zone},
+			Occurrences: q.Extended,
 		})
 		if res.Truncated > 0 {
 			c.m.ExpansionLimits.Add(float64(res.Truncated))
@@ -103,6 +122,16 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 			Stamp:     c.opts.Now(),
 			Window:    q.Window,
 			Periods:   res.Periods,
+		}
+		if q.Extended {
+			reply.Periods = make([]freebusy.Period, len(res.Occurrences))
+			reply.Details = map[int][]freebusy.Detail{}
+			for i, oc := range res.Occurrences {
+				reply.Periods[i] = oc.Period
+				if d := detail(oc, access[oc.Object]); d != nil {
+					reply.Details[i] = d
+				}
+			}
 		}
 		var b bytes.Buffer
 		if err := reply.Encode(&b); err != nil {
@@ -123,21 +152,21 @@ type CalendarQuery struct {
 	// Refresh is how often clients should poll (REFRESH-INTERVAL and
 	// X-PUBLISHED-TTL); zero leaves both out.
 	Refresh time.Duration
-	// Details asks for the events as stored; without it every event is
-	// in its busy view (times only, titled "Busy"; see views.go). The
-	// caller decides who may see details.
-	Details bool
+	// Viewer is who asks: the cache's Policy decides, per folder, whether
+	// they get its events as stored, in the reader view or in the busy
+	// view (see views.go), or not at all.
+	Viewer acl.Requester
 }
 
 // Calendar renders the events of q as one VCALENDAR: the VTIMEZONEs its
 // events use, then every VEVENT with its alarms removed (a subscriber
 // should not get the owner's reminders).
 func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) {
-	snaps, stale, err := c.snapshots(ctx, q.Owner, q.Folder)
+	snaps, levels, stale, err := c.snapshots(ctx, q.Owner, q.Folder, q.Viewer)
 	if err != nil {
 		return nil, err
 	}
-	key := renderKey("calendar", q.Owner, strings.Join(q.Folder, "/"), q.Name, q.Refresh.String(), fmt.Sprint(q.Details)) + statesKey(snaps)
+	key := renderKey("calendar", q.Owner, strings.Join(q.Folder, "/"), q.Name, q.Refresh.String(), levelsKey(levels)) + statesKey(snaps)
 	return c.render(ctx, "calendar", key, snaps, stale, func() ([]byte, error) {
 		cal := ical.NewComponent(ical.CompCalendar)
 		cal.Props.SetText(ical.PropVersion, "2.0")
@@ -191,14 +220,10 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 				return nil, err
 			}
 		}
-		for _, s := range snaps {
+		for i, s := range snaps {
 			for _, uid := range s.uids {
 				if m := s.messages[uid]; !m.deleted {
-					if q.Details {
-						b.Write(m.events)
-					} else {
-						b.Write(m.busy)
-					}
+					b.Write(m.view(levels[i]))
 				}
 			}
 		}
@@ -235,19 +260,24 @@ func isoDuration(d time.Duration) string {
 	return fmt.Sprintf("PT%dS", s)
 }
 
-// snapshots returns the current snapshots of owner's folders, or of the
-// one folder named by segments.
+// snapshots returns the current snapshots of owner's folders that viewer
+// may see, or of the one folder named by segments, with what viewer may
+// see of each. A folder viewer may not see is never read.
 //
 // While IMAP cannot be read, the last snapshots fbpub holds are used and
 // stale is set; only when it holds none does the caller get
 // ErrUnavailable.
-func (c *Cache) snapshots(ctx context.Context, owner string, folder []string) (out []*Snapshot, stale bool, err error) {
+func (c *Cache) snapshots(ctx context.Context, owner string, folder []string, viewer acl.Requester) (out []*Snapshot, levels []acl.Access, stale bool, err error) {
 	owned, stale, err := c.owned(ctx, owner)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	for _, f := range owned {
 		if folder != nil && f.Path() != strings.Join(folder, "/") {
+			continue
+		}
+		a := c.Access(viewer, f)
+		if a == acl.NoAccess {
 			continue
 		}
 		s, err := c.Snapshot(ctx, f)
@@ -261,14 +291,29 @@ func (c *Cache) snapshots(ctx context.Context, owner string, folder []string) (o
 			}
 		}
 		if err != nil {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		out = append(out, s)
+		levels = append(levels, a)
 	}
 	if len(out) == 0 {
-		return nil, false, ErrNotFound
+		return nil, nil, false, ErrNotFound
 	}
-	return out, stale, nil
+	return out, levels, stale, nil
+}
+
+// Access is what viewer may see of f under the cache's Policy.
+func (c *Cache) Access(viewer acl.Requester, f Folder) acl.Access {
+	return c.opts.Policy.Access(viewer, acl.Folder{Owner: f.Owner, ACL: f.ACL, ACLKnown: f.ACLKnown})
+}
+
+func levelsKey(levels []acl.Access) string {
+	var b strings.Builder
+	for _, a := range levels {
+		b.WriteString(a.String())
+		b.WriteByte(',')
+	}
+	return b.String()
 }
 
 func renderKey(parts ...string) string { return strings.Join(parts, "\x00") + "\x00" }

@@ -1,6 +1,7 @@
 package freebusy
 
 import (
+	"encoding/base64"
 	"io"
 	"time"
 
@@ -30,7 +31,10 @@ type Reply struct {
 }
 
 // Detail is what the extended free/busy view may say about a period to a
-// requester allowed to read it (Kolab 2's X-UID, X-SUMMARY, X-LOCATION).
+// requester allowed to read it: Kolab 2's X-UID, X-SUMMARY and X-LOCATION
+// parameters of the FREEBUSY line, each written as the base64 of its
+// UTF-8 text as Kolab clients (Kontact) read them, so that no summary can
+// break the parameter syntax. Empty fields are left out.
 type Detail struct {
 	UID, Summary, Location string
 }
@@ -66,14 +70,10 @@ func (r *Reply) Calendar() *ical.Component {
 		p.Params.Set(ical.ParamFreeBusyType, string(per.Type))
 		p.Value = per.Start.UTC().Format(utcFormat) + "/" + per.End.UTC().Format(utcFormat)
 		for _, d := range r.Details[i] {
-			if d.UID != "" {
-				p.Params.Add("X-UID", d.UID)
-			}
-			if d.Summary != "" {
-				p.Params.Add("X-SUMMARY", d.Summary)
-			}
-			if d.Location != "" {
-				p.Params.Add("X-LOCATION", d.Location)
+			for _, kv := range [...][2]string{{"X-UID", d.UID}, {"X-SUMMARY", d.Summary}, {"X-LOCATION", d.Location}} {
+				if kv[1] != "" {
+					p.Params.Add(kv[0], base64.StdEncoding.EncodeToString([]byte(kv[1])))
+				}
 			}
 		}
 		fb.Props.Add(p)

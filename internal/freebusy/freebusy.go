@@ -47,6 +47,21 @@ type Options struct {
 	Owner string
 	// Expand is passed to the expansion of every object.
 	Expand *calendar.Options
+	// Occurrences asks Compute to keep, besides the merged periods, every
+	// busy occurrence on its own with the event it came from (Result.
+	// Occurrences): what the extended free/busy view annotates.
+	Occurrences bool
+}
+
+// Occurrence is one busy occurrence of an event, clipped to the window,
+// or one period of a published VFREEBUSY (Event nil).
+type Occurrence struct {
+	Period
+	Object *calendar.Object
+	// Event is the VEVENT whose properties apply (the master, or the
+	// override of this occurrence); shared with Object, not to be
+	// modified.
+	Event *ical.Component
 }
 
 // DefaultBudget bounds the occurrences one Compute generates across all
@@ -57,6 +72,9 @@ const DefaultBudget = 2_000_000
 // Result is what Compute found.
 type Result struct {
 	Periods []Period
+	// Occurrences are the busy occurrences, unmerged, ordered by start,
+	// when Options.Occurrences asked for them.
+	Occurrences []Occurrence
 	// Truncated counts objects whose expansion hit a limit.
 	Truncated int
 	// Errors counts objects that had unusable parts (bad dates or rules);
@@ -68,9 +86,9 @@ type Result struct {
 func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 	var res Result
 	var exp calendar.Options
-	owner := ""
+	owner, keep := "", false
 	if opts != nil {
-		owner = opts.Owner
+		owner, keep = opts.Owner, opts.Occurrences
 		if opts.Expand != nil {
 			exp = *opts.Expand
 		}
@@ -93,13 +111,39 @@ func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 			if !ok || !in.End.After(in.Start) {
 				continue
 			}
-			res.Periods = append(res.Periods, Period{Start: in.Start.UTC(), End: in.End.UTC(), Type: t})
+			p := Period{Start: in.Start.UTC(), End: in.End.UTC(), Type: t}
+			res.Periods = append(res.Periods, p)
+			if keep {
+				res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: o, Event: in.Event})
+			}
 		}
 		for _, fb := range o.FreeBusy {
-			res.Periods = append(res.Periods, published(fb)...)
+			ps := published(fb)
+			res.Periods = append(res.Periods, ps...)
+			if keep {
+				for _, p := range ps {
+					res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: o})
+				}
+			}
 		}
 	}
 	res.Periods = Merge(Clip(res.Periods, w))
+	if keep {
+		kept := res.Occurrences[:0]
+		for _, oc := range res.Occurrences {
+			if c := Clip([]Period{oc.Period}, w); len(c) == 1 {
+				oc.Period = c[0]
+				kept = append(kept, oc)
+			}
+		}
+		slices.SortStableFunc(kept, func(a, b Occurrence) int {
+			if c := a.Start.Compare(b.Start); c != 0 {
+				return c
+			}
+			return a.End.Compare(b.End)
+		})
+		res.Occurrences = kept
+	}
 	return res
 }
 

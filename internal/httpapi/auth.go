@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -56,6 +57,14 @@ var errUnauthorized = &httpError{code: http.StatusUnauthorized, msg: "wrong user
 // requester returns who asks: "" for anonymous. Wrong credentials are an
 // error (401), as is trying again too soon after a failure (429).
 func (h *Handler) requester(r *http.Request) (string, error) {
+	if h.opts.UserHeader != "" {
+		if v := r.Header.Get(h.opts.UserHeader); v != "" && h.fromTrustedProxy(r) {
+			if checkName(v, maxUser) != nil {
+				return "", badRequest("%s: not a user name", h.opts.UserHeader)
+			}
+			return v, nil
+		}
+	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		if r.Header.Get("Authorization") != "" {
@@ -120,4 +129,20 @@ func (h *Handler) requester(r *http.Request) (string, error) {
 		return "", errUnauthorized
 	}
 	return user, nil
+}
+
+// fromTrustedProxy reports whether r came straight from one of the
+// configured reverse proxies, whose user header is believed.
+func (h *Handler) fromTrustedProxy(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range h.opts.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }

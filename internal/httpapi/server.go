@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/freebusy"
@@ -53,6 +55,19 @@ type Options struct {
 	// It reports false for wrong credentials, and an error when it could
 	// not tell.
 	Verify func(ctx context.Context, user, password string) (bool, error)
+	// Groups is the group membership of requesters, for ACL entries that
+	// name groups.
+	Groups acl.Groups
+	// Policy is the cache's access policy; the handler asks anonymous
+	// requesters to log in when free/busy is not public. Nil means the
+	// zero Policy.
+	Policy *acl.Policy
+	// UserHeader names a request header (e.g. "X-Remote-User") that
+	// carries the requester's login, set by an authenticating reverse
+	// proxy. It is believed only from TrustedProxies; from anywhere else
+	// it is ignored.
+	UserHeader     string
+	TrustedProxies []netip.Prefix
 	// Ready reports whether IMAP is reachable and the proxy logged in;
 	// nil always answers ready.
 	Ready func(context.Context) error
@@ -88,6 +103,9 @@ func New(opts Options) *Handler {
 	}
 	if opts.Zone == nil {
 		opts.Zone = func(string) *time.Location { return time.UTC }
+	}
+	if opts.Policy == nil {
+		opts.Policy = &acl.Policy{}
 	}
 	if opts.MaxSpan <= 0 {
 		opts.MaxSpan = 366 * 24 * time.Hour
@@ -262,16 +280,21 @@ func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
 	file := r.PathValue("file")
 	name, ext := splitExt(file)
 	switch ext {
-	case "vfb", "ifb":
+	case "vfb", "ifb", "xfb":
 	default:
-		return notFound("free/busy is served as <user>.vfb or <user>.ifb")
+		return notFound("free/busy is served as <user>.vfb, <user>.ifb or <user>.xfb (extended)")
 	}
 	user, addr, err := h.owner(name)
 	if err != nil {
 		return err
 	}
+	viewer, err := h.viewer(w, r)
+	if err != nil {
+		return err
+	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
 		Owner: user, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
+		Viewer: viewer, Extended: ext == "xfb",
 	})
 	if err != nil {
 		return err
@@ -309,8 +332,12 @@ func (h *Handler) freeBusyRead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	viewer, err := h.viewer(w, r)
+	if err != nil {
+		return err
+	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
-		Owner: user, Folder: folder, Window: win, Organizer: addr, Zone: h.opts.Zone(user),
+		Owner: user, Folder: folder, Window: win, Organizer: addr, Zone: h.opts.Zone(user), Viewer: viewer,
 	})
 	if err != nil {
 		return err
@@ -394,16 +421,21 @@ func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	viewer, err := h.viewer(w, r)
+	if err != nil {
+		return err
+	}
 	if err := h.opts.Cache.Check(r.Context()); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
 		Owner: user, Folder: segs, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
+		Viewer: viewer, Extended: ext == "pxfb",
 	})
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, "freebusy", a, segs[len(segs)-1]+".pfb")
+	h.serve(w, r, "freebusy", a, segs[len(segs)-1]+"."+ext)
 	return nil
 }
 
@@ -418,11 +450,11 @@ func (h *Handler) calendarAll(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	details, err := h.details(w, r, user)
+	viewer, err := h.viewer(w, r)
 	if err != nil {
 		return err
 	}
-	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{Owner: user, Name: user, Refresh: h.opts.Refresh, Details: details})
+	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{Owner: user, Name: user, Refresh: h.opts.Refresh, Viewer: viewer})
 	if err != nil {
 		return err
 	}
@@ -445,12 +477,12 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	details, err := h.details(w, r, user)
+	viewer, err := h.viewer(w, r)
 	if err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{
-		Owner: user, Folder: segs, Name: user + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Details: details,
+		Owner: user, Folder: segs, Name: user + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Viewer: viewer,
 	})
 	if err != nil {
 		return err
@@ -459,20 +491,26 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// details decides whether the requester sees owner's events as stored:
-// only the owner does, authenticated with HTTP Basic against IMAP;
-// everyone else gets the busy view. A request with credentials gets a
-// private answer that shared caches must not keep.
-func (h *Handler) details(w http.ResponseWriter, r *http.Request, owner string) (bool, error) {
+// viewer returns who asks, for the cache's access policy: anonymous, a
+// user proved by HTTP Basic against IMAP, or a user named by a trusted
+// reverse proxy. An answer that depends on credentials is private: shared
+// caches must not keep it. When free/busy is not public, an anonymous
+// requester is asked to log in before anything is looked up, so the
+// answer is the same for every name.
+func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester, error) {
 	w.Header().Add("Vary", "Authorization")
 	who, err := h.requester(r)
 	if err != nil {
-		return false, err
+		return acl.Requester{}, err
 	}
-	if who != "" {
-		w.Header().Set("Cache-Control", "private, "+h.cacheControl)
+	if who == "" {
+		if h.opts.Policy.Challenges() {
+			return acl.Requester{}, &httpError{code: http.StatusUnauthorized, msg: "log in to see free/busy times"}
+		}
+		return acl.Requester{Anonymous: true}, nil
 	}
-	return who != "" && strings.EqualFold(who, owner), nil
+	w.Header().Set("Cache-Control", "private, "+h.cacheControl)
+	return h.opts.Groups.Requester(who), nil
 }
 
 // serve writes a calendar answer: ETag, Last-Modified and If-None-Match

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
-	"sync"
-	"weak"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -95,67 +92,31 @@ const (
 // Server returns the server's software as far as it can be told:
 // ServerDovecot, ServerCyrus or "" when unknown (no ID extension, or a name
 // fbpub does not know). fbpub needs it to choose how ACL entries combine:
-// acl.Dovecot(owner) for Dovecot, the RFC union otherwise.
-//
-// The answer comes from the ID command (RFC 2971), sent once, on the first
-// call, when the server advertises ID; it is then cached for the life of
-// the session. That first call is a round trip bounded by Options.Timeout
-// (Server takes no context); it waits for any operation in progress on the
-// session. A NO answer to ID is cached as ""; a connection failure is not
-// cached (the session is broken anyway, and a Pool drops it).
-//
-// Server takes the session's lock: code of this package that holds s.mu
-// must call serverLocked instead.
-func (s *Session) Server() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.serverLocked(context.Background())
-}
+// acl.Dovecot(owner) for Dovecot, the RFC union otherwise. It is read once
+// at login (Features.Server).
+func (s *Session) Server() string { return s.features.Server }
 
-// serverLocked is Server for a caller that holds s.mu.
-func (s *Session) serverLocked(ctx context.Context) string {
-	key := weak.Make(s)
-	if v, ok := serverNames.Load(key); ok {
-		return v.(string)
-	}
+// identify asks the server who it is with the ID command (RFC 2971), when
+// it advertises ID. A NO answer means "unknown"; a connection failure is
+// an error. fbpub identifies itself too: RFC 2971 lets the server log it,
+// and some servers want a client ID. No version or OS: nothing that helps
+// an attacker.
+func (s *Session) identify() (string, error) {
 	if !s.client.Caps().Has(imap.CapID) {
-		s.cacheServer(key, "")
-		return ""
+		return "", nil
 	}
-	release := s.bind(ctx)
-	defer release()
 	var data *imap.IDData
-	// fbpub identifies itself too: RFC 2971 lets the server log it, and
-	// some servers (Yahoo) want a client ID. No version or OS: nothing
-	// that helps an attacker.
 	err := s.observe("ID", func() (err error) {
 		data, err = s.client.ID(&imap.IDData{Name: "fbpub"}).Wait()
 		return err
 	})
-	if err != nil && !isNo(err) {
-		s.opts.Logger.Warn("ID failed", "err", err)
-		return ""
+	if err != nil {
+		if isNo(err) {
+			return "", nil
+		}
+		return "", err
 	}
-	name := ""
-	if err == nil {
-		name = serverName(data)
-	}
-	s.cacheServer(key, name)
-	return name
-}
-
-// serverNames caches Server's answer per session: weak.Pointer[Session] to
-// string. It lives outside Session only because the Session struct is
-// defined elsewhere (TODO(lead): move it into a field of Session guarded
-// by mu). Its keys are weak, so it keeps no Session alive, and a cleanup
-// removes the entry of a collected Session. An entry is written only with
-// that Session's mu held.
-var serverNames sync.Map
-
-func (s *Session) cacheServer(key weak.Pointer[Session], name string) {
-	if _, loaded := serverNames.LoadOrStore(key, name); !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Session]) { serverNames.Delete(k) }, key)
-	}
+	return serverName(data), nil
 }
 
 // serverName recognises the software in an ID answer: Dovecot sends

@@ -37,6 +37,11 @@ type Folder struct {
 	// State is filled when the server answered LIST-STATUS.
 	State    State
 	HasState bool
+	// ACL is the folder's access control list (GETACL: raw identifier to
+	// raw rights, for acl.Parse), read where the session holds the "a"
+	// right; ACLKnown says whether it was.
+	ACL      map[string]string
+	ACLKnown bool
 	// Type is the Kolab folder-type annotation ("event", "event.default",
 	// "mail", "task", …) read through METADATA, shared value first; empty
 	// when there is none or the server has no METADATA.
@@ -129,6 +134,34 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 			// leaves Rights empty but known: nothing may be read.
 			if err != nil {
 				out[i].RightsKnown = true
+			}
+		}
+		// The ACL, where the session may read it: it tells fbpub who
+		// else may read the folder. Pipelined too.
+		acls := map[int]*imapclient.GetACLCommand{}
+		for i := range out {
+			if strings.ContainsRune(out[i].Rights, 'a') {
+				acls[i] = s.client.GetACL(out[i].Name)
+			}
+		}
+		for i := range out {
+			c := acls[i]
+			if c == nil {
+				continue
+			}
+			err := s.observe("GETACL", func() error {
+				d, err := c.Wait()
+				if err == nil {
+					out[i].ACL = make(map[string]string, len(d.Rights))
+					for id, rs := range d.Rights {
+						out[i].ACL[string(id)] = rightsString(rs)
+					}
+					out[i].ACLKnown = true
+				}
+				return err
+			})
+			if err != nil && !isNo(err) {
+				return nil, opErr(ctx, "GETACL", err)
 			}
 		}
 	}

@@ -93,11 +93,17 @@ type Features struct {
 	Namespace  bool // RFC 2342
 	Notify     bool // RFC 5465
 	IMAP4rev2  bool
+	// Server is the server software (ServerDovecot, ServerCyrus) as its
+	// ID answer names it, or "" when unknown.
+	Server string
 }
 
 // String lists the features for logs, e.g. "ACL CONDSTORE LIST-STATUS".
 func (f Features) String() string {
 	var s []string
+	if f.Server != "" {
+		s = append(s, "server="+f.Server)
+	}
 	add := func(ok bool, name string) {
 		if ok {
 			s = append(s, name)
@@ -201,6 +207,10 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 	if err := s.readNamespaces(); err != nil {
 		s.client.Close()
 		return nil, err
+	}
+	if s.features.Server, err = s.identify(); err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("imapstore: ID at %s: %w", opts.Addr, err)
 	}
 	return s, nil
 }
