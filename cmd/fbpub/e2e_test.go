@@ -44,9 +44,15 @@ func freePort(t *testing.T) string {
 // as the README shows, and waits until it answers.
 func startBinary(t *testing.T, bin string, env ...string) (base string, logs *syncBuffer) {
 	t.Helper()
+	return startBinaryArgs(t, bin, nil, env...)
+}
+
+// startBinaryArgs runs "fbpub serve" with extra arguments (--config FILE).
+func startBinaryArgs(t *testing.T, bin string, args []string, env ...string) (base string, logs *syncBuffer) {
+	t.Helper()
 	listen := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), append([]string{"FBPUB_LISTEN=" + listen}, env...)...)
 	logs = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
