@@ -299,8 +299,11 @@ func (c *Config) Validate() error {
 	}
 	for _, owner := range slices.Sorted(maps.Keys(c.Access.Readers)) {
 		for _, id := range c.Access.Readers[owner] {
-			if _, err := acl.ParseIdentifier(id); err != nil || strings.HasPrefix(id, "-") {
+			switch parsed, err := acl.ParseIdentifier(id); {
+			case err != nil:
 				bad("access.readers: %s: %q is not an ACL identifier", owner, id)
+			case parsed.Negative:
+				bad("access.readers: %s: %q is a negative right; list only who may read", owner, id)
 			}
 		}
 	}

@@ -21,6 +21,16 @@ func TestGoodFile(t *testing.T) {
 		c.Publish.PastDays != 0 || len(c.Publish.Folders) != 3 || c.Log.Format != "json" {
 		t.Errorf("LoadFile(good.toml) = %+v", c)
 	}
+	p := c.Policy(nil)
+	if p.FreeBusy != "authenticated" || len(p.Readers["alice"]) != 3 {
+		t.Errorf("Policy() = %+v", p)
+	}
+	if ps, err := c.TrustedProxies(); err != nil || len(ps) != 3 || ps[0].String() != "127.0.0.1/32" || ps[2].String() != "::1/128" {
+		t.Errorf("TrustedProxies() = %v, %v", ps, err)
+	}
+	if g := c.Groups().Of("dave"); len(g) != 1 || g[0] != "team" {
+		t.Errorf("Groups().Of(dave) = %v", g)
+	}
 }
 
 // TestBadFiles checks each bad configuration in testdata against the exact
