@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/internal/testbed"
@@ -65,6 +67,12 @@ END:VCALENDAR
 // non-ASCII characters (modified UTF-7 on the wire), and serves them.
 func setup(t *testing.T, interval time.Duration) *server {
 	t.Helper()
+	return setupWith(t, interval, nil)
+}
+
+// setupWith is setup with options adjusted by adjust.
+func setupWith(t *testing.T, interval time.Duration, adjust func(o *Options, src feed.Source)) *server {
+	t.Helper()
 	srv := testbed.Get(t)
 	srv.Reset(t)
 	for _, f := range []string{"Calendar", "Calendar/Work", "Calendar/Réunions équipe"} {
@@ -90,7 +98,7 @@ func setup(t *testing.T, interval time.Duration) *server {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	now := time.Date(2025, 3, 2, 12, 0, 0, 0, time.UTC)
-	h := New(Options{
+	opts := Options{
 		Cache:    feed.New(feed.Options{Source: pool, CheckInterval: interval, Metrics: m}),
 		PastDays: 1, FutureDays: 30, MaxAge: interval, Refresh: 15 * time.Minute,
 		Verify: func(ctx context.Context, user, password string) (bool, error) {
@@ -106,7 +114,11 @@ func setup(t *testing.T, interval time.Duration) *server {
 		},
 		MailDomain: "example.org", Addresses: map[string]string{"Alice.Adler@Example.org": "alice"}, Ready: pool.Ping, Gatherer: reg, Metrics: m,
 		Now: func() time.Time { return now },
-	})
+	}
+	if adjust != nil {
+		adjust(&opts, pool)
+	}
+	h := New(opts)
 	s.m = m
 	s.Server = httptest.NewServer(h)
 	t.Cleanup(s.Close)
@@ -401,5 +413,62 @@ END:VCALENDAR
 	}
 	if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", wrong...); r.code != http.StatusUnauthorized && r.code != http.StatusTooManyRequests {
 		t.Errorf("second wrong password: %d, want 401 or 429", r.code)
+	}
+}
+
+// TestTrustedProxyHeader: a reverse proxy's user header names the
+// requester, but only when the request comes from a trusted address.
+func TestTrustedProxyHeader(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted string
+		details bool
+	}{
+		{"trusted", "127.0.0.0/8", true},
+		{"untrusted", "10.0.0.0/8", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := setupWith(t, time.Second, func(o *Options, _ feed.Source) {
+				o.UserHeader = "X-Remote-User"
+				o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix(tc.trusted)}
+			})
+			r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "X-Remote-User", "alice")
+			if r.code != 200 {
+				t.Fatalf("GET = %d %s", r.code, r.body)
+			}
+			if got := strings.Contains(r.body, "SUMMARY:Planning"); got != tc.details {
+				t.Errorf("details shown = %v, want %v:\n%s", got, tc.details, r.body)
+			}
+			if tc.details && !strings.HasPrefix(r.hdr.Get("Cache-Control"), "private") {
+				t.Errorf("Cache-Control %q for a named requester", r.hdr.Get("Cache-Control"))
+			}
+			if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "X-Remote-User", strings.Repeat("a", 1000)); tc.details && r.code != 400 {
+				t.Errorf("a bad name in the header: %d, want 400", r.code)
+			}
+		})
+	}
+}
+
+// TestVisibilityChallenge: with free/busy for authenticated requesters
+// only, anonymous requests are asked to log in, whatever the name, and
+// logged-in ones are served.
+func TestVisibilityChallenge(t *testing.T) {
+	s := setupWith(t, time.Second, func(o *Options, src feed.Source) {
+		o.Policy = &acl.Policy{FreeBusy: acl.AuthenticatedOnly}
+		o.Cache = feed.New(feed.Options{Source: src, Policy: o.Policy, CheckInterval: time.Second})
+	})
+	before := s.commands()
+	for _, p := range []string{"/freebusy/alice.vfb", "/freebusy/nobody.vfb", "/calendar/alice.ics", "/freebusy/user/alice"} {
+		r := s.do(t, "GET", p)
+		if r.code != http.StatusUnauthorized || !strings.HasPrefix(r.hdr.Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("anonymous GET %s = %d (WWW-Authenticate %q), want 401 with a challenge", p, r.code, r.hdr.Get("WWW-Authenticate"))
+		}
+	}
+	if n := s.commands() - before; n != 0 {
+		t.Errorf("anonymous requests sent %d IMAP commands; want none", n)
+	}
+	bob := []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("bob:"+testbed.Password("bob")))}
+	if r := s.do(t, "GET", "/freebusy/alice.vfb", bob...); r.code != 200 || !strings.Contains(r.body, "FREEBUSY;FBTYPE=BUSY:20250303T090000Z/20250303T100000Z") {
+		t.Errorf("bob GET alice.vfb = %d:\n%s", r.code, r.body)
 	}
 }
