@@ -171,6 +171,15 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(body, "BEGIN:VALARM") {
 		t.Errorf("feed still carries alarms")
 	}
+	// The demo server has no ACLs: the feed is the busy view, and the
+	// extended free/busy names nothing, for everyone but the owner.
+	if strings.Contains(body, "Lunch with Bob") || !strings.Contains(body, "SUMMARY:Busy") {
+		t.Errorf("an anonymous requester sees event details on a server without ACLs:\n%s", body)
+	}
+	code, _, body = get("/freebusy/alice.xfb")
+	if code != 200 || !strings.Contains(body, "FREEBUSY;FBTYPE=BUSY:"+tomorrow+"T110000Z/"+tomorrow+"T123000Z") || strings.Contains(body, "X-SUMMARY") {
+		t.Errorf("alice .xfb: %d\n%s", code, body)
+	}
 
 	if code, _, _ := get("/calendar/bob/Tasks.ics"); code != http.StatusNotFound {
 		t.Errorf("bob's Tasks folder (not a calendar) answered %d, want 404", code)
