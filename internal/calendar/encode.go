@@ -2,6 +2,7 @@ package calendar
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"slices"
@@ -22,20 +23,30 @@ const maxLine = 75
 // (identity and time properties first), does not insist on UID or DTSTAMP,
 // and accepts an empty VCALENDAR. An Encoder is not safe for concurrent use.
 type Encoder struct {
-	w   *bufio.Writer
+	w   io.StringWriter
+	buf *bufio.Writer // nil when w buffers itself
 	err error
 }
 
-// NewEncoder returns an encoder that writes to w.
+// NewEncoder returns an encoder that writes to w. An in-memory w
+// (*bytes.Buffer, *strings.Builder) is written directly; anything else
+// through a buffer.
 func NewEncoder(w io.Writer) *Encoder {
-	return &Encoder{w: bufio.NewWriter(w)}
+	switch w := w.(type) {
+	case *bytes.Buffer:
+		return &Encoder{w: w}
+	case *strings.Builder:
+		return &Encoder{w: w}
+	}
+	b := bufio.NewWriter(w)
+	return &Encoder{w: b, buf: b}
 }
 
 // Encode writes comp and its children, then flushes.
 func (e *Encoder) Encode(comp *ical.Component) error {
 	e.component(comp)
-	if e.err == nil {
-		e.err = e.w.Flush()
+	if e.err == nil && e.buf != nil {
+		e.err = e.buf.Flush()
 	}
 	return e.err
 }
@@ -102,7 +113,7 @@ func (e *Encoder) prop(p *ical.Prop) {
 	// A value never holds a raw line break: go-ical keeps values escaped,
 	// but decoded input may still carry a stray CR; drop it rather than
 	// write a broken line.
-	b.WriteString(strings.NewReplacer("\r", "", "\n", `\n`).Replace(p.Value))
+	b.WriteString(lineBreaks.Replace(p.Value))
 	e.line(b.String())
 }
 
@@ -162,3 +173,7 @@ func Marshal(comp *ical.Component) ([]byte, error) {
 	}
 	return []byte(b.String()), nil
 }
+
+// lineBreaks escapes the line breaks a property value may hold; built once,
+// as a Replacer is costly to build.
+var lineBreaks = strings.NewReplacer("\r", "", "\n", `\n`)

@@ -11,7 +11,7 @@ import (
 
 // escapeText escapes an RFC 5545 TEXT value.
 func escapeText(s string) string {
-	return strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\r\n", `\n`, "\n", `\n`).Replace(s)
+	return textEscaper.Replace(s)
 }
 
 func prop(name, value string) *ical.Prop {
@@ -125,7 +125,7 @@ func xcalValue(v *node) (string, string) {
 }
 
 func compactDateTime(s string) string {
-	return strings.NewReplacer("-", "", ":", "").Replace(strings.TrimSpace(s))
+	return dateCompactor.Replace(strings.TrimSpace(s))
 }
 
 // xcalRecur converts an xCal recur element into an RRULE value.
@@ -391,3 +391,8 @@ func kolab2Rule(r *node, start time.Time, allDay bool) (string, error) {
 	}
 	return strings.Join(parts, ";"), nil
 }
+
+var (
+	textEscaper   = strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\r\n", `\n`, "\n", `\n`)
+	dateCompactor = strings.NewReplacer("-", "", ":", "")
+)

@@ -49,12 +49,16 @@ const maxDepth = 10
 // multipart) yields one part. Parse errors in one branch do not hide
 // calendar parts found elsewhere.
 func MessageParts(raw []byte) ([]Part, error) {
-	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
+	// A small buffer: long header lines are still read whole, and the
+	// body is sliced from raw rather than copied.
+	src := bytes.NewReader(raw)
+	br := bufio.NewReaderSize(src, 256)
+	tp := textproto.NewReader(br)
 	hdr, err := tp.ReadMIMEHeader()
 	if err != nil && len(hdr) == 0 {
 		return nil, fmt.Errorf("calendar: message header: %w", ErrMalformed)
 	}
-	body, _ := io.ReadAll(tp.R)
+	body := raw[len(raw)-src.Len()-br.Buffered():]
 	var parts []Part
 	count := 0
 	walkPart(textproto.MIMEHeader(hdr), body, 0, &count, &parts)

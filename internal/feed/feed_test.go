@@ -27,7 +27,7 @@ type counting struct {
 	*imapstore.Pool
 	mu       sync.Mutex
 	commands map[string]int
-	bodies   atomic.Int64 // message parts fetched
+	bodies   atomic.Int64 // messages or message parts fetched
 	// afterSelect, when set, runs once right after a SELECT: the moment
 	// between reading the folder state and fetching its messages.
 	afterSelect func()
@@ -50,6 +50,9 @@ func (c *counting) Fetch(ctx context.Context, folder string, q imapstore.Query) 
 	l, err := c.Pool.Fetch(ctx, folder, q)
 	if l != nil {
 		for _, m := range l.Messages {
+			if m.Raw != nil {
+				c.bodies.Add(1) // fetched whole
+			}
 			for _, p := range m.Parts {
 				if p.Body != nil {
 					c.bodies.Add(1)

@@ -31,6 +31,9 @@ type Message struct {
 	Deleted bool   // flagged \Deleted: on its way out, not to be published
 	ModSeq  uint64 // with CONDSTORE
 	Parts   []Part
+	// Raw is the whole message, fetched instead of its parts when it was
+	// small enough (Query.WholeBelow); the caller finds its parts.
+	Raw []byte
 }
 
 // Query says what to fetch from a folder.
@@ -49,6 +52,17 @@ type Query struct {
 	ChangedSince uint64
 	// MaxPart bounds the size of one fetched part (default 16 MiB).
 	MaxPart uint32
+	// WholeBelow, when non-zero, fetches messages of at most this many
+	// octets whole (Message.Raw) instead of reading their body structure
+	// first and then the wanted parts: one round trip and no body
+	// structure for the server to compute, at the price of the headers
+	// and of parts not wanted, which for small messages is less.
+	WholeBelow uint32
+	// Received, when set, is called on Fetch's goroutine with each
+	// message fetched whole in the first round trip, as soon as it has
+	// arrived, so that the caller can parse while the rest is read. The
+	// same messages are in Listing.Messages too.
+	Received func(Message)
 }
 
 // Listing is what Fetch found.
@@ -132,17 +146,34 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 			l.UIDs = append(l.UIDs, uint32(u))
 		}
 		slices.Sort(l.UIDs)
-		meta, err = s.fetchMeta(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ChangedSince})
+		meta, err = s.fetchMeta(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ChangedSince, RFC822Size: q.WholeBelow > 0})
 		if err != nil {
 			return nil, opErr(ctx, "UID FETCH", err)
 		}
 	} else {
-		opts := &imap.FetchOptions{UID: true, Flags: true}
-		// When nothing is known, ask for every body structure at once.
+		opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: q.WholeBelow > 0}
+		// When nothing is known, ask for every body structure at once;
+		// or, when small messages are fetched whole, for the first
+		// WholeBelow octets of every message: one round trip holds the
+		// whole content of a folder of small messages.
 		if q.Want != nil && nothingKnown {
-			opts.BodyStructure = &imap.FetchItemBodyStructure{}
+			if q.WholeBelow > 0 {
+				opts.BodySection = []*imap.FetchItemBodySection{wholeSection(q.WholeBelow)}
+			} else {
+				opts.BodyStructure = &imap.FetchItemBodyStructure{}
+			}
 		}
-		meta, err = s.fetchMeta(all, opts)
+		var each func(*imapclient.FetchMessageBuffer)
+		if q.Received != nil && len(opts.BodySection) > 0 {
+			each = func(m *imapclient.FetchMessageBuffer) {
+				if m.RFC822Size > 0 && m.RFC822Size <= int64(q.WholeBelow) && !isDeleted(m.Flags) {
+					if raw := m.FindBodySection(opts.BodySection[0]); raw != nil {
+						q.Received(Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq, Raw: raw})
+					}
+				}
+			}
+		}
+		meta, err = s.fetchMetaEach(all, opts, each)
 		if err != nil {
 			return nil, opErr(ctx, "UID FETCH", err)
 		}
@@ -153,8 +184,7 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	}
 	byUID := map[uint32]*imapclient.FetchMessageBuffer{}
 	for _, m := range meta {
-		deleted := slices.ContainsFunc(m.Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), string(imap.FlagDeleted)) })
-		l.Deleted[uint32(m.UID)] = deleted
+		l.Deleted[uint32(m.UID)] = isDeleted(m.Flags)
 		byUID[uint32(m.UID)] = m
 	}
 
@@ -168,8 +198,17 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	if q.Want == nil || len(fresh) == 0 {
 		return l, nil
 	}
+	// Small messages are fetched whole; the others by body structure.
+	whole := func(u uint32) bool {
+		m := byUID[u]
+		return q.WholeBelow > 0 && m != nil && m.RFC822Size > 0 && m.RFC822Size <= int64(q.WholeBelow)
+	}
 	var need imap.UIDSet
+	var wholeIdx []int
 	for _, u := range fresh {
+		if whole(u) {
+			continue
+		}
 		if m := byUID[u]; m == nil || m.BodyStructure == nil {
 			need.AddNum(imap.UID(u))
 		}
@@ -196,11 +235,15 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		if m == nil { // expunged between the commands
 			continue
 		}
-		msg := Message{UID: u, ModSeq: m.ModSeq}
-		for _, f := range m.Flags {
-			msg.Flags = append(msg.Flags, string(f))
-		}
-		if m.BodyStructure != nil {
+		msg := Message{UID: u, ModSeq: m.ModSeq, Flags: flagStrings(m.Flags)}
+		if whole(u) {
+			if len(m.BodySection) > 0 {
+				msg.Raw = m.FindBodySection(wholeSection(q.WholeBelow))
+			}
+			if msg.Raw == nil {
+				wholeIdx = append(wholeIdx, len(l.Messages))
+			}
+		} else if m.BodyStructure != nil {
 			m.BodyStructure.Walk(func(path []int, part imap.BodyStructure) bool {
 				sp, ok := part.(*imap.BodyStructureSinglePart)
 				if !ok || !q.Want(sp.MediaType()) {
@@ -221,6 +264,9 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		}
 		l.Messages = append(l.Messages, msg)
 	}
+	if len(wholeIdx) > 0 {
+		byPath[""] = wholeIdx
+	}
 	keys := make([]string, 0, len(byPath))
 	for k := range byPath {
 		keys = append(keys, k)
@@ -238,18 +284,56 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	return l, nil
 }
 
+// wholeSection is BODY.PEEK[]<0.n>: the first n octets of a message.
+func wholeSection(n uint32) *imap.FetchItemBodySection {
+	return &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: int64(n)}}
+}
+
+func isDeleted(flags []imap.Flag) bool {
+	return slices.ContainsFunc(flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), string(imap.FlagDeleted)) })
+}
+
+func flagStrings(flags []imap.Flag) []string {
+	var out []string
+	for _, f := range flags {
+		out = append(out, string(f))
+	}
+	return out
+}
+
 func (s *Session) fetchMeta(set imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
+	return s.fetchMetaEach(set, opts, nil)
+}
+
+// fetchMetaEach is fetchMeta calling each, when set, with every message
+// as it arrives.
+func (s *Session) fetchMetaEach(set imap.UIDSet, opts *imap.FetchOptions, each func(*imapclient.FetchMessageBuffer)) ([]*imapclient.FetchMessageBuffer, error) {
 	var msgs []*imapclient.FetchMessageBuffer
-	err := s.observe("UID FETCH", func() (err error) {
-		msgs, err = s.client.Fetch(set, opts).Collect()
-		return err
+	err := s.observe("UID FETCH", func() error {
+		cmd := s.client.Fetch(set, opts)
+		defer cmd.Close()
+		for {
+			m := cmd.Next()
+			if m == nil {
+				break
+			}
+			buf, err := m.Collect()
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, buf)
+			if each != nil {
+				each(buf)
+			}
+		}
+		return cmd.Close()
 	})
 	slices.SortFunc(msgs, func(a, b *imapclient.FetchMessageBuffer) int { return int(int64(a.UID) - int64(b.UID)) })
 	return msgs, err
 }
 
 // fetchBodies fetches the part at path of the messages at idx and stores
-// each body in its Part.
+// each body in its Part; the empty key fetches whole messages into Raw.
 func (s *Session) fetchBodies(msgs []Message, idx []int, key string) error {
 	path := parseKey(key)
 	var set imap.UIDSet
@@ -277,6 +361,10 @@ func (s *Session) fetchBodies(msgs []Message, idx []int, key string) error {
 				continue
 			}
 			body := buf.FindBodySection(section)
+			if key == "" {
+				msg.Raw = body
+				continue
+			}
 			for i := range msg.Parts {
 				if pathKey(msg.Parts[i].Path) == key {
 					msg.Parts[i].Body = body
@@ -299,6 +387,9 @@ func pathKey(p []int) string {
 }
 
 func parseKey(k string) []int {
+	if k == "" {
+		return nil // the whole message
+	}
 	var out []int
 	for _, s := range strings.Split(k, ".") {
 		var n int

@@ -212,7 +212,7 @@ func unescapeText(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
-	return strings.NewReplacer(`\\`, `\`, `\;`, ";", `\,`, ",", `\n`, "\n", `\N`, "\n").Replace(s)
+	return textUnescaper.Replace(s)
 }
 
 func normalizeTZID(s string) string {
@@ -291,3 +291,5 @@ func plausibleIANA(name string) bool {
 	}
 	return prev != '/'
 }
+
+var textUnescaper = strings.NewReplacer(`\\`, `\`, `\;`, ";", `\,`, ",", `\n`, "\n", `\N`, "\n")
