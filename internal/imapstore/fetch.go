@@ -322,6 +322,7 @@ func (s *Session) fetchMetaEach(set imap.UIDSet, opts *imap.FetchOptions, each f
 				return err
 			}
 			msgs = append(msgs, buf)
+			s.progress()
 			if each != nil {
 				each(buf)
 			}
@@ -356,6 +357,7 @@ func (s *Session) fetchBodies(msgs []Message, idx []int, key string) error {
 			if err != nil {
 				return err
 			}
+			s.progress()
 			msg := byUID[buf.UID]
 			if msg == nil {
 				continue

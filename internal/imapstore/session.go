@@ -6,7 +6,8 @@
 //
 // go-imap takes no context and has a fixed 30 s response timeout, so every
 // operation here binds its connection to the caller's context (closing the
-// connection when the context ends) and sets a deadline on the socket.
+// connection when the context ends), and every command sets a deadline on
+// the socket, moved on while a long answer keeps arriving.
 package imapstore
 
 import (
@@ -172,15 +173,15 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 			return nil, fmt.Errorf("imapstore: TLS with %s: %w", opts.Addr, err)
 		}
 		s.conn = tc
-		s.client = imapclient.New(tc, copts)
+		s.client = imapclient.New(ownDeadlines{tc}, copts)
 	case TLSStartTLS:
-		s.client, err = imapclient.NewStartTLS(conn, copts)
+		s.client, err = imapclient.NewStartTLS(ownDeadlines{conn}, copts)
 		if err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, err)
 		}
 	default:
-		s.client = imapclient.New(conn, copts)
+		s.client = imapclient.New(ownDeadlines{conn}, copts)
 	}
 	if err := s.client.WaitGreeting(); err != nil {
 		s.client.Close()
@@ -248,15 +249,38 @@ func (s *Session) bind(ctx context.Context) (release func()) {
 	}
 }
 
-// observe runs one command and reports it.
+// observe runs one command and reports it. Each command gets the whole
+// timeout from its start: the deadline on the connection is set here, so
+// that a slow answer to one command cannot eat the time of the next.
 func (s *Session) observe(name string, f func() error) error {
 	t0 := time.Now()
+	s.progress()
 	err := f()
 	if s.opts.Observe != nil {
 		s.opts.Observe(name, err, time.Since(t0))
 	}
 	return err
 }
+
+// progress moves the connection's deadline a timeout ahead: called when
+// a command starts, and as a long answer (a FETCH of thousands of
+// messages) keeps arriving, so that only a stalled server times out.
+func (s *Session) progress() {
+	if s.conn != nil {
+		_ = s.conn.SetDeadline(time.Now().Add(s.opts.timeout()))
+	}
+}
+
+// ownDeadlines hides the connection's deadlines from go-imap, which sets
+// its own: a fixed 30 s while a response is being read, and none at all
+// while it waits for the next one — so a server that stops answering
+// between two responses would hold a command forever. fbpub sets the
+// deadlines itself (bind, progress), on the connection underneath.
+type ownDeadlines struct{ net.Conn }
+
+func (ownDeadlines) SetDeadline(time.Time) error      { return nil }
+func (ownDeadlines) SetReadDeadline(time.Time) error  { return nil }
+func (ownDeadlines) SetWriteDeadline(time.Time) error { return nil }
 
 // opErr wraps a failed operation, preferring the context's reason when the
 // context ended the connection.
