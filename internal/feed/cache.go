@@ -169,6 +169,13 @@ type Snapshot struct {
 	uids     []uint32
 	// checked is the folder-list check this snapshot was validated for.
 	checked time.Time
+	// key names the folder and its content in render keys (setKey).
+	key string
+}
+
+// setKey computes s.key once the snapshot is complete.
+func (s *Snapshot) setKey() {
+	s.key = s.Folder.Name + "=" + stateKey(s.State) + "/" + s.Digest + ";"
 }
 
 type message struct {
@@ -611,6 +618,7 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		s.Objects = append(s.Objects, m.objects...)
 	}
 	s.Digest = hex.EncodeToString(d.Sum(nil)[:12])
+	s.setKey()
 	if prev != nil && prev.State == s.State && prev.Digest == s.Digest {
 		kind = "unchanged"
 		s.Fetched = prev.Fetched

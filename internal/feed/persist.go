@@ -112,6 +112,7 @@ func (c *Cache) load(f Folder) *Snapshot {
 			s.Objects = append(s.Objects, msg.objects...)
 		}
 	}
+	s.setKey()
 	return s
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,7 +97,7 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 		view, levelKey = "xfreebusy", levelsKey(levels)
 	}
 	key := renderKey(view, q.Owner, strings.Join(q.Folder, "/"), q.Organizer, zone.String(),
-		q.Window.Start.UTC().Format(time.RFC3339), q.Window.End.UTC().Format(time.RFC3339), levelKey) + statesKey(snaps)
+		strconv.FormatInt(q.Window.Start.Unix(), 10), strconv.FormatInt(q.Window.End.Unix(), 10), levelKey) + statesKey(snaps)
 	return c.render(ctx, "freebusy", key, snaps, stale, func() ([]byte, error) {
 		var objs []*calendar.Object
 		access := map[*calendar.Object]acl.Access{}
@@ -319,14 +320,17 @@ func levelsKey(levels []acl.Access) string {
 func renderKey(parts ...string) string { return strings.Join(parts, "\x00") + "\x00" }
 
 func statesKey(snaps []*Snapshot) string {
-	var b strings.Builder
+	if len(snaps) == 1 {
+		return snaps[0].key
+	}
+	n := 0
 	for _, s := range snaps {
-		b.WriteString(s.Folder.Name)
-		b.WriteByte('=')
-		b.WriteString(stateKey(s.State))
-		b.WriteByte('/')
-		b.WriteString(s.Digest)
-		b.WriteByte(';')
+		n += len(s.key)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, s := range snaps {
+		b.WriteString(s.key)
 	}
 	return b.String()
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -250,8 +251,12 @@ func TestCachingHeaders(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	if id := r.hdr.Get("X-Request-ID"); len(id) != 16 {
-		t.Errorf("X-Request-ID = %q, want a fresh 16-hex-digit ID", id)
+	id := r.hdr.Get("X-Request-ID")
+	if !regexp.MustCompile(`^[0-9a-f]{12}-[0-9a-f]+$`).MatchString(id) {
+		t.Errorf("X-Request-ID = %q, want a process prefix and a counter", id)
+	}
+	if next := s.do(t, "GET", "/healthz").hdr.Get("X-Request-ID"); next == id || next == "" {
+		t.Errorf("two requests got the IDs %q and %q", id, next)
 	}
 	if r := s.do(t, "GET", "/healthz", "X-Request-ID", "lb-1234"); r.hdr.Get("X-Request-ID") != "lb-1234" {
 		t.Errorf("a proxy's X-Request-ID was not kept: %q", r.hdr.Get("X-Request-ID"))

@@ -83,8 +83,41 @@ func checkName(s string, max int) error {
 
 // contentDisposition names the file for clients that save it.
 func contentDisposition(name string) string {
+	// What FormatMediaType writes for plain ASCII names, without its cost.
+	if isToken(name) {
+		return "inline; filename=" + name
+	}
+	if isQuotable(name) {
+		return `inline; filename="` + name + `"`
+	}
 	if v := mime.FormatMediaType("inline", map[string]string{"filename": name}); v != "" {
 		return v
 	}
 	return "inline"
+}
+
+// isToken reports whether s is a non-empty RFC 2045 token, which a MIME
+// parameter value may be without quotes.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isQuotable reports whether s is printable ASCII that a quoted string
+// holds without escapes.
+func isQuotable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -16,6 +16,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,10 +86,15 @@ type Handler struct {
 	// addresses is Options.Addresses with lower-case keys.
 	addresses map[string]string
 	// cacheControl is the Cache-Control header of calendar answers.
-	cacheControl string
-	auth         *verifier
-	log          *slog.Logger
-	mux          *http.ServeMux
+	cacheControl      string
+	cacheControlValue []string
+	auth              *verifier
+	log               *slog.Logger
+	mux               *http.ServeMux
+	// lastDate remembers the last Last-Modified value formatted, and
+	// counters the metric children of the hot path (bounded label sets).
+	lastDate atomic.Pointer[formattedDate]
+	counters sync.Map
 }
 
 // New builds the handler.
@@ -115,6 +122,7 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux(), addresses: map[string]string{}}
 	h.cacheControl = fmt.Sprintf("max-age=%d", int(opts.MaxAge/time.Second))
+	h.cacheControlValue = []string{h.cacheControl}
 	if opts.Verify != nil {
 		h.auth = newVerifier(opts.Verify)
 	}
@@ -150,6 +158,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 
 // handle registers a route whose handler returns an error, and counts it.
 func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *http.Request) error) {
+	duration := h.opts.Metrics.HTTPDuration.WithLabelValues(route)
+	bytesOut := h.opts.Metrics.HTTPBytes.WithLabelValues(route)
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
 		id := requestID(r)
@@ -159,9 +169,9 @@ func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *htt
 			h.writeError(rw, r, h.log.With("request_id", id), err)
 		}
 		d := time.Since(t0)
-		h.opts.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rw.code)).Inc()
-		h.opts.Metrics.HTTPDuration.WithLabelValues(route).Observe(d.Seconds())
-		h.opts.Metrics.HTTPBytes.WithLabelValues(route).Add(float64(rw.bytes))
+		h.requests(route, rw.code).Inc()
+		duration.Observe(d.Seconds())
+		bytesOut.Add(float64(rw.bytes))
 		// The path is not logged: it names users and folders. The route
 		// and the outcome are enough to follow a request.
 		if h.log.Enabled(r.Context(), slog.LevelDebug) {
@@ -170,16 +180,37 @@ func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *htt
 	})
 }
 
+// requests returns the counter of fbpub_http_requests_total for a route
+// and status code, looked up once.
+func (h *Handler) requests(route string, code int) prometheus.Counter {
+	key := route + "\x00" + strconv.Itoa(code)
+	if c, ok := h.counters.Load(key); ok {
+		return c.(prometheus.Counter)
+	}
+	c := h.opts.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(code))
+	h.counters.Store(key, c)
+	return c
+}
+
 // requestID returns the caller's X-Request-ID when it is short and plain,
 // else a new random one, so that a reverse proxy's ID runs through.
 func requestID(r *http.Request) string {
 	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
 		return id
 	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	// A random prefix per process and a counter: unique, and cheaper
+	// than reading the system's random source for every request.
+	return idPrefix + strconv.FormatUint(idCounter.Add(1), 16)
 }
+
+var (
+	idPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + "-"
+	}()
+	idCounter atomic.Uint64
+)
 
 type recorder struct {
 	http.ResponseWriter
@@ -519,20 +550,22 @@ func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester,
 // A client that accepts gzip gets the compressed body of a large answer,
 // with its own entity tag, as RFC 9110 §8.8.3 wants for another encoding.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *feed.Answer, filename string) {
+	// Header values are assigned to canonical keys directly, constants
+	// from shared slices: this runs for every request of the hot path.
 	hd := w.Header()
-	hd.Set("Content-Type", "text/calendar; charset=utf-8")
-	if hd.Get("Cache-Control") == "" {
-		hd.Set("Cache-Control", h.cacheControl)
+	hd["Content-Type"] = calendarType
+	if hd["Cache-Control"] == nil {
+		hd["Cache-Control"] = h.cacheControlValue
 	}
-	hd.Set("Content-Disposition", contentDisposition(filename))
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Add("Vary", "Accept-Encoding")
+	hd["Content-Disposition"] = []string{contentDisposition(filename)}
+	hd["X-Content-Type-Options"] = nosniff
+	hd["Vary"] = append(hd["Vary"], "Accept-Encoding")
 	body, tag := a.Body, a.ETag
 	if len(body) >= minGzip && acceptsGzip(r) {
 		body, tag = a.Gzipped(), strings.TrimSuffix(tag, `"`)+`-gzip"`
-		hd.Set("Content-Encoding", "gzip")
+		hd["Content-Encoding"] = gzipValue
 	}
-	hd.Set("ETag", tag)
+	hd["Etag"] = []string{tag}
 	if a.Stale {
 		// The IMAP server could not be read: this is the last good answer.
 		hd.Set("X-Fbpub-Stale", "1")
@@ -542,9 +575,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *
 		// The common case, written directly: http.ServeContent would copy
 		// the body through a fresh 32 KiB buffer for every request.
 		if !a.Modified.IsZero() {
-			hd.Set("Last-Modified", a.Modified.UTC().Format(http.TimeFormat))
+			hd["Last-Modified"] = []string{h.httpDate(a.Modified)}
 		}
-		hd.Set("Content-Length", strconv.Itoa(len(body)))
+		hd["Content-Length"] = []string{strconv.Itoa(len(body))}
 		w.WriteHeader(http.StatusOK)
 		w.Write(body)
 	} else {
@@ -554,7 +587,43 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *
 	if rw, ok := w.(*recorder); ok && rw.code == http.StatusNotModified {
 		result = "not_modified"
 	}
-	h.opts.Metrics.CacheRequests.WithLabelValues(view, result).Inc()
+	h.cacheRequests(view, result).Inc()
+}
+
+// Constant header values, shared by every response (net/http does not
+// modify them).
+var (
+	calendarType = []string{"text/calendar; charset=utf-8"}
+	nosniff      = []string{"nosniff"}
+	gzipValue    = []string{"gzip"}
+)
+
+// httpDate formats t for Last-Modified, remembering the last answer: most
+// requests ask for the same few answers.
+func (h *Handler) httpDate(t time.Time) string {
+	if d := h.lastDate.Load(); d != nil && d.t.Equal(t) {
+		return d.s
+	}
+	d := &formattedDate{t: t, s: t.UTC().Format(http.TimeFormat)}
+	h.lastDate.Store(d)
+	return d.s
+}
+
+type formattedDate struct {
+	t time.Time
+	s string
+}
+
+// cacheRequests returns the counter of fbpub_cache_requests_total for a
+// view and result, looked up once.
+func (h *Handler) cacheRequests(view, result string) prometheus.Counter {
+	key := view + "\x00" + result
+	if c, ok := h.counters.Load(key); ok {
+		return c.(prometheus.Counter)
+	}
+	c := h.opts.Metrics.CacheRequests.WithLabelValues(view, result)
+	h.counters.Store(key, c)
+	return c
 }
 
 // minGzip is the smallest body worth compressing.
