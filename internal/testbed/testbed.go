@@ -1,4 +1,5 @@
-// Package testbed runs a private Dovecot for the tests of one package and seeds it.
+// Package testbed runs a private Dovecot, and on demand a private Cyrus IMAP,
+// for the tests of one package and seeds them.
 //
 // A package that needs a real IMAP server calls Main from its TestMain:
 //
@@ -20,11 +21,40 @@
 // When Dovecot cannot be started, Get skips the test, or fails it when the
 // environment variable CI is "true".
 //
-// The users are listed in Users; each one's password is Password(user).
-// The user "dave" is in the ACL group "team", which Dovecot names "$team" in
-// ACL commands. Other users' folders appear to a user under the shared
-// namespace "shared/<owner>/" with "/" as separator, for example
-// "shared/alice/Calendar".
+// A Cyrus IMAP server is started on the first call of GetCyrus or Servers in
+// a test binary (by testbed/cyrus-up, which runs the Cyrus that
+// testbed/install unpacks into /opt/fbpub-cyrus) and stopped by Main. Tests
+// that must hold on both servers loop over Servers:
+//
+//	for _, srv := range testbed.Servers(t) {
+//		t.Run(string(srv.Kind), func(t *testing.T) {
+//			srv.Reset(t)
+//			srv.CreateFolder(t, "alice", "Calendar")
+//			srv.SetACL(t, "alice", "Calendar", srv.GroupIdentifier(), "lr")
+//			c := srv.Dial(t, "dave")
+//			c.MyRights(srv.SharedName("alice", "Calendar"))
+//		})
+//	}
+//
+// The users are listed in Users; each one's password is Password(user), and
+// each has an INBOX. The user "dave" is in the ACL group "team", which
+// Dovecot names "$team" and Cyrus "group:team" in ACL commands
+// (Server.GroupIdentifier). Both servers use "/" as the hierarchy separator
+// and put personal folders beside INBOX. Other users' folders appear to a user
+// under "shared/<owner>/" on Dovecot, for example "shared/alice/Calendar",
+// and under "Other Users/<owner>/" on Cyrus (Server.SharedName). The
+// package-level SharedPrefix, GroupIdentifier and SharedName are Dovecot's.
+//
+// What else differs on Cyrus: an owner has "lrswipkxtecdan" on a new
+// mailbox, and the implicit rights "lkxan" on its own mailboxes whatever the
+// ACL says (SETACL on its own entry is refused); a new folder copies its
+// parent's ACL; SETACL maps the legacy rights "c" to "kxc" and "d" to "ted";
+// a folder one may not see answers "NO Mailbox does not exist", GETACL
+// without "a" "NO Permission denied", an unknown group "NO Invalid
+// identifier"; BODYSTRUCTURE types come in upper case ("TEXT" "CALENDAR";
+// use MediaType); GETMETADATA with DEPTH lists Cyrus' own entries under
+// /shared/vendor/cmu/cyrus-imapd/ and predefined ones with the value NIL;
+// METADATA entries Cyrus does not define are allowed (annotation_allow_undefined).
 package testbed
 
 import (
@@ -59,13 +89,15 @@ const Proxy = "fbproxy"
 const Group = "team"
 
 // GroupIdentifier is the ACL identifier Dovecot uses for the group Group.
+// Tests that also run on Cyrus use Server.GroupIdentifier.
 const GroupIdentifier = "$" + Group
 
-// SharedPrefix is the prefix of the shared namespace: alice's folder
+// SharedPrefix is the prefix of Dovecot's shared namespace: alice's folder
 // "Calendar" is seen by other users as SharedPrefix + "alice/Calendar".
+// Tests that also run on Cyrus use Server.SharedPrefix.
 const SharedPrefix = "shared/"
 
-// Users are the logins known to the test bed Dovecot. Their passwords are
+// Users are the logins known to the test bed servers. Their passwords are
 // given by Password.
 var Users = []string{"fbproxy", "alice", "bob", "carol", "dave"}
 
@@ -74,35 +106,101 @@ var Users = []string{"fbproxy", "alice", "bob", "carol", "dave"}
 func Password(user string) string { return user + "-pw" }
 
 // SharedName returns the name under which users other than owner see the
-// owner's folder, for example "shared/alice/Calendar".
+// owner's folder on Dovecot, for example "shared/alice/Calendar". Tests that
+// also run on Cyrus use Server.SharedName.
 func SharedName(owner, folder string) string { return SharedPrefix + owner + "/" + folder }
 
-// Server is a running test bed Dovecot.
+// Kind names an IMAP server implementation; it is also the name of its
+// subtests and the stem of its scripts (testbed/<kind>-up).
+type Kind string
+
+// The servers the test bed runs.
+const (
+	Dovecot Kind = "dovecot" // Dovecot 2.3, Debian's dovecot-imapd
+	Cyrus   Kind = "cyrus"   // Cyrus IMAP 3.6, Debian's cyrus-imapd
+)
+
+// String returns the server's name as written in messages, "Dovecot" or
+// "Cyrus".
+func (k Kind) String() string {
+	switch k {
+	case Dovecot:
+		return "Dovecot"
+	case Cyrus:
+		return "Cyrus"
+	}
+	return string(k)
+}
+
+// Server is a running test bed server.
 type Server struct {
+	// Kind is the server implementation.
+	Kind Kind
 	// Addr is the address of the plain-text IMAP listener, "127.0.0.1:PORT".
 	Addr string
-	// Dir is the directory that holds Dovecot's configuration, state, logs
-	// and mail.
+	// Dir is the directory that holds the server's configuration, state,
+	// logs and mail.
 	Dir string
 
-	root string // the module root, which holds testbed/dovecot-up
+	root string // the module root, which holds testbed/<kind>-up
 
 	mu      sync.Mutex
 	stopped bool
 }
 
+// SharedPrefix returns the prefix under which a user sees other users'
+// folders: "shared/" on Dovecot, "Other Users/" on Cyrus (its NAMESPACE
+// answers (("" "/")) (("Other Users/" "/")) (("Shared Folders/" "/"))).
+func (s *Server) SharedPrefix() string {
+	if s.Kind == Cyrus {
+		return cyrusUserPrefix
+	}
+	return SharedPrefix
+}
+
+// SharedName returns the name under which users other than owner see the
+// owner's folder, for example "shared/alice/Calendar" on Dovecot and
+// "Other Users/alice/Calendar" on Cyrus.
+func (s *Server) SharedName(owner, folder string) string {
+	return s.SharedPrefix() + owner + "/" + folder
+}
+
+// GroupIdentifier returns the ACL identifier of the group Group: "$team" on
+// Dovecot, "group:team" on Cyrus.
+func (s *Server) GroupIdentifier() string {
+	if s.Kind == Cyrus {
+		return "group:" + Group
+	}
+	return GroupIdentifier
+}
+
+// Cyrus' namespaces of other users' folders and of shared folders.
+const (
+	cyrusUserPrefix   = "Other Users/"
+	cyrusSharedPrefix = "Shared Folders/"
+)
+
 var (
-	current  *Server
-	startErr error
+	mainCalled bool // set by Main before the tests run
+	current    *Server
+	startErr   error
+
+	// Cyrus is started by the first GetCyrus or Servers and stopped by Main.
+	cyrusMu      sync.Mutex
+	cyrusStarted bool    // guarded by cyrusMu
+	cyrusSrv     *Server // guarded by cyrusMu
+	cyrusErr     error   // guarded by cyrusMu
 )
 
 // Main is called from a package's TestMain: it starts Dovecot through
 // testbed/dovecot-up (found by walking up from the working directory to the
 // directory holding go.mod), runs m.Run(), stops it with testbed/dovecot-down,
 // and exits with the tests' code. If Dovecot cannot start, Main remembers the
-// error and still runs the tests; Get then skips or fails them.
+// error and still runs the tests; Get then skips or fails them. A Cyrus that
+// a test started (GetCyrus, Servers) is stopped with testbed/cyrus-down.
 func Main(m *testing.M) {
-	srv, err := start()
+	mainCalled = true
+	srv, err := start(Dovecot)
 	if err != nil {
 		startErr = err
 	} else {
@@ -114,26 +212,121 @@ func Main(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
 		}
 	}
+	cyrusMu.Lock()
+	if cyrusSrv != nil {
+		if err := cyrusSrv.down(false); err != nil {
+			fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
+		}
+		cyrusSrv = nil
+	}
+	cyrusMu.Unlock()
 	os.Exit(code)
 }
 
-// Get returns the running server. When Dovecot could not be started, it fails
-// the test with the error if the environment variable CI is "true", and
-// skips it with a one-line hint otherwise.
+// Get returns the running Dovecot. When Dovecot could not be started, it
+// fails the test with the error if the environment variable CI is "true",
+// and skips it with a one-line hint otherwise.
 func Get(t testing.TB) *Server {
 	t.Helper()
+	srv, err := dovecot()
+	if err != nil {
+		unavailable(t, Dovecot, err)
+	}
+	return srv
+}
+
+// GetCyrus returns the test binary's Cyrus, starting it on the first call;
+// it may be called from parallel tests. When Cyrus cannot be started, it
+// fails the test with the error if the environment variable CI is "true",
+// and skips it with a one-line hint otherwise.
+func GetCyrus(t testing.TB) *Server {
+	t.Helper()
+	srv, err := cyrus()
+	if err != nil {
+		unavailable(t, Cyrus, err)
+	}
+	return srv
+}
+
+// Servers returns every test bed server, Dovecot then Cyrus, for tests that
+// must hold on both (run each in a subtest named string(srv.Kind)). A server
+// that cannot be started fails the test if the environment variable CI is
+// "true"; otherwise it is left out with a logged hint, and the test is
+// skipped if neither runs.
+func Servers(t testing.TB) []*Server {
+	t.Helper()
+	var srvs []*Server
+	var hints []string
+	for _, k := range []Kind{Dovecot, Cyrus} {
+		var srv *Server
+		var err error
+		if k == Dovecot {
+			srv, err = dovecot()
+		} else {
+			srv, err = cyrus()
+		}
+		if err == nil {
+			srvs = append(srvs, srv)
+			continue
+		}
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("testbed: %s not available: %v", k, err)
+		}
+		hints = append(hints, hint(k, err))
+	}
+	if len(srvs) == 0 {
+		t.Skipf("%s", strings.Join(hints, "; "))
+	}
+	for _, h := range hints {
+		t.Logf("%s; testing on %s only", h, srvs[0].Kind)
+	}
+	return srvs
+}
+
+// dovecot returns the Dovecot that Main started, or why there is none.
+func dovecot() (*Server, error) {
 	if current != nil {
-		return current
+		return current, nil
 	}
-	err := startErr
-	if err == nil {
-		err = errors.New("testbed.Main was not called from TestMain")
+	if startErr != nil {
+		return nil, startErr
 	}
+	return nil, errors.New("testbed.Main was not called from TestMain")
+}
+
+// cyrus returns the test binary's Cyrus, starting it on the first call, or
+// why there is none. A failed start is not retried.
+func cyrus() (*Server, error) {
+	cyrusMu.Lock()
+	defer cyrusMu.Unlock()
+	if !mainCalled {
+		return nil, errors.New("testbed.Main was not called from TestMain")
+	}
+	if !cyrusStarted {
+		cyrusStarted = true
+		cyrusSrv, cyrusErr = start(Cyrus)
+	}
+	return cyrusSrv, cyrusErr
+}
+
+// unavailable fails the test because server kind could not start if the
+// environment variable CI is "true", and skips it with a hint otherwise.
+func unavailable(t testing.TB, kind Kind, err error) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("testbed: Dovecot not available: %v", err)
+		t.Fatalf("testbed: %s not available: %v", kind, err)
 	}
-	t.Skipf("testbed: Dovecot not available (%s); run testbed/dovecot-up or set CI=true to make this fatal", oneLine(err))
-	return nil
+	t.Skip(hint(kind, err))
+}
+
+// hint returns the one-line explanation of a skip because server kind could
+// not start.
+func hint(kind Kind, err error) string {
+	how := "run testbed/dovecot-up"
+	if kind == Cyrus {
+		how = "run testbed/install as root"
+	}
+	return fmt.Sprintf("testbed: %s not available (%s); %s or set CI=true to make this fatal", kind, oneLine(err), how)
 }
 
 // oneLine returns the first line of err's message.
@@ -164,31 +357,31 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// start runs testbed/dovecot-up in a new directory and returns the server it
+// start runs testbed/<kind>-up in a new directory and returns the server it
 // reports.
-func start() (*Server, error) {
+func start(kind Kind) (*Server, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{root: root}
+	srv := &Server{Kind: kind, root: root}
 	if err := srv.up(""); err != nil {
 		return nil, err
 	}
 	return srv, nil
 }
 
-// up runs testbed/dovecot-up, in dir if it is not empty, and records the
+// up runs testbed/<kind>-up, in dir if it is not empty, and records the
 // address and directory it prints.
 func (s *Server) up(dir string) error {
-	script := filepath.Join(s.root, "testbed", "dovecot-up")
+	script := filepath.Join(s.root, "testbed", string(s.Kind)+"-up")
 	var args []string
 	if dir != "" {
 		args = append(args, dir)
 	}
 	cmd := exec.Command(script, args...)
-	// Let the script stop Dovecot itself if this test binary dies without
-	// reaching dovecot-down (a timeout panic, a signal).
+	// Let the script stop the server itself if this test binary dies
+	// without reaching <kind>-down (a timeout panic, a signal).
 	cmd.Env = append(os.Environ(), fmt.Sprintf("FBPUB_TESTBED_WATCH_PID=%d", os.Getpid()))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
@@ -208,16 +401,16 @@ func (s *Server) up(dir string) error {
 		return fmt.Errorf("%s printed no address and directory: %q", script, stdout.String())
 	}
 	if s.Addr != "" && s.Addr != addr {
-		return fmt.Errorf("%s restarted Dovecot on %s instead of %s", script, addr, s.Addr)
+		return fmt.Errorf("%s restarted %s on %s instead of %s", script, s.Kind, addr, s.Addr)
 	}
 	s.Addr, s.Dir = addr, gotDir
 	return nil
 }
 
-// down runs testbed/dovecot-down; keep keeps the directory so that the
+// down runs testbed/<kind>-down; keep keeps the directory so that the
 // instance can be started again.
 func (s *Server) down(keep bool) error {
-	script := filepath.Join(s.root, "testbed", "dovecot-down")
+	script := filepath.Join(s.root, "testbed", string(s.Kind)+"-down")
 	args := []string{s.Dir}
 	if keep {
 		args = []string{"--keep", s.Dir}
@@ -229,14 +422,14 @@ func (s *Server) down(keep bool) error {
 	return nil
 }
 
-// Stop simulates the server going away: it kills the Dovecot master and
-// every session, keeping the data. Open clients see their connection close.
+// Stop simulates the server going away: it kills the server's master
+// process and every session, keeping the data. Open clients see their connection close.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
-		t.Fatalf("testbed: Stop: Dovecot is already stopped")
+		t.Fatalf("testbed: Stop: %s is already stopped", s.Kind)
 	}
 	if err := s.down(true); err != nil {
 		t.Fatalf("testbed: Stop: %v", err)
@@ -247,7 +440,7 @@ func (s *Server) Stop(t testing.TB) {
 		defer s.mu.Unlock()
 		if s.stopped {
 			if err := s.up(s.Dir); err != nil {
-				t.Errorf("testbed: restarting Dovecot after the test: %v", err)
+				t.Errorf("testbed: restarting %s after the test: %v", s.Kind, err)
 				return
 			}
 			s.stopped = false
@@ -255,7 +448,7 @@ func (s *Server) Stop(t testing.TB) {
 	})
 }
 
-// Start brings Dovecot back after Stop, on the same port with the same data.
+// Start brings the server back after Stop, on the same port with the same data.
 // If the test ends while the server is stopped, it is started again so that
 // later tests find it running.
 func (s *Server) Start(t testing.TB) {
@@ -263,7 +456,7 @@ func (s *Server) Start(t testing.TB) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.stopped {
-		t.Fatalf("testbed: Start: Dovecot is already running")
+		t.Fatalf("testbed: Start: %s is already running", s.Kind)
 	}
 	if err := s.up(s.Dir); err != nil {
 		t.Fatalf("testbed: Start: %v", err)
@@ -278,7 +471,7 @@ func (s *Server) ensureRunning(t testing.TB) {
 	stopped := s.stopped
 	s.mu.Unlock()
 	if stopped {
-		t.Fatalf("testbed: Dovecot is stopped; call Start first")
+		t.Fatalf("testbed: %s is stopped; call Start first", s.Kind)
 	}
 }
 
@@ -431,7 +624,8 @@ func (rs *rawSession) close() {
 }
 
 // run sends command and returns its untagged responses, with every literal
-// replaced by NIL, or an error unless the command is answered OK.
+// replaced by an empty quoted string, or an error unless the command is
+// answered OK.
 func (rs *rawSession) run(command string) ([]string, error) {
 	rs.n++
 	tag := fmt.Sprintf("r%d", rs.n)
@@ -454,7 +648,7 @@ func (rs *rawSession) run(command string) ([]string, error) {
 	}
 }
 
-// readResponse reads one response line, skipping literals (each becomes NIL).
+// readResponse reads one response line, skipping literals (each becomes "").
 func (rs *rawSession) readResponse() (string, error) {
 	var b strings.Builder
 	for {
@@ -469,7 +663,7 @@ func (rs *rawSession) readResponse() (string, error) {
 			return b.String(), nil
 		}
 		b.WriteString(line[:strings.LastIndexByte(line, '{')])
-		b.WriteString("NIL")
+		b.WriteString(`""`)
 		if _, err := io.CopyN(io.Discard, rs.r, n); err != nil {
 			return "", err
 		}
@@ -494,16 +688,28 @@ func literalSize(line string) (int64, bool) {
 }
 
 // metadataEntries returns the names of the METADATA entries of mailbox (""
-// for the server) under /private and /shared, at any depth. go-imap puts
-// GETMETADATA's options after the mailbox, where Dovecot does not accept
-// them, so the command goes over a raw session.
+// for the server) under /private and /shared (on Cyrus only /private for the
+// server), at any depth, that have a
+// value (Cyrus also lists its predefined entries, with the value NIL).
+// go-imap puts GETMETADATA's options after the mailbox, where Dovecot does
+// not accept them, so the command goes over a raw session.
 func (s *Server) metadataEntries(user, mailbox string) ([]string, error) {
 	rs, err := s.rawLogin(user)
 	if err != nil {
 		return nil, err
 	}
 	defer rs.close()
-	resps, err := rs.run("GETMETADATA (DEPTH infinity) " + quote(encodeMailbox(mailbox)) + " (/private /shared)")
+	roots := "(/private /shared)"
+	if s.Kind == Cyrus && mailbox == "" {
+		// Users cannot set Cyrus' /shared server entries. Reading them is
+		// also best avoided: the freespace entries run Cyrus 3.6's
+		// partlist_initialize, which reseeds rand() with time(NULL), a
+		// suspected cause of mailboxes created in the same second by
+		// different imapd processes getting the same unique id (see
+		// mailbox_legacy_dirs in testbed/cyrus-up).
+		roots = "/private"
+	}
+	resps, err := rs.run("GETMETADATA (DEPTH infinity) " + quote(encodeMailbox(mailbox)) + " " + roots)
 	if err != nil {
 		return nil, fmt.Errorf("GETMETADATA %q: %w", mailbox, err)
 	}
@@ -520,24 +726,34 @@ func (s *Server) metadataEntries(user, mailbox string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot parse %q: %v", resp, err)
 		}
-		for i := 0; i < len(tokens); i += 2 {
-			names = append(names, tokens[i])
+		for i := 0; i+1 < len(tokens); i += 2 {
+			if v := tokens[i+1]; !v.quoted && strings.EqualFold(v.text, "NIL") {
+				continue
+			}
+			names = append(names, tokens[i].text)
 		}
 	}
 	return names, nil
 }
 
+// token is an IMAP atom or quoted string; quoted tells which, so that the
+// atom NIL and the string "NIL" can be told apart.
+type token struct {
+	text   string
+	quoted bool
+}
+
 // splitTokens splits a space-separated sequence of IMAP atoms and quoted
 // strings.
-func splitTokens(s string) ([]string, error) {
-	var tokens []string
+func splitTokens(s string) ([]token, error) {
+	var tokens []token
 	for s = strings.TrimLeft(s, " "); s != ""; s = strings.TrimLeft(s, " ") {
 		if s[0] != '"' {
 			i := strings.IndexByte(s, ' ')
 			if i < 0 {
 				i = len(s)
 			}
-			tokens = append(tokens, s[:i])
+			tokens = append(tokens, token{text: s[:i]})
 			s = s[i:]
 			continue
 		}
@@ -552,7 +768,7 @@ func splitTokens(s string) ([]string, error) {
 		if i >= len(s) {
 			return nil, errors.New("unterminated quoted string")
 		}
-		tokens = append(tokens, b.String())
+		tokens = append(tokens, token{text: b.String(), quoted: true})
 		s = s[i+1:]
 	}
 	return tokens, nil
@@ -651,16 +867,18 @@ func (s *Server) SetMetadata(t testing.TB, user, folder, entry, value string) {
 }
 
 // Reset removes every mailbox except INBOX of every user, empties every
-// INBOX, clears the INBOX ACLs and metadata, and drops subscriptions, so that
-// each test can start from a known state. Folders removed with their
-// mailboxes take their ACLs and metadata along.
+// INBOX, clears the INBOX ACLs (only the owner's entry stays) and metadata,
+// and drops subscriptions, so that each test can start from a known state.
+// Folders removed with their mailboxes take their ACLs and metadata along.
+// Everything is done as the users themselves; on Cyrus an owner keeps the
+// rights to do so whatever the ACLs say.
 func (s *Server) Reset(t testing.TB) {
 	t.Helper()
 	for _, user := range Users {
 		var ids []string
 		s.session(t, user, "reset", func(c *imapclient.Client) error {
 			var err error
-			ids, err = resetUser(c, user)
+			ids, err = s.resetUser(c, user)
 			return err
 		})
 		for _, id := range ids {
@@ -674,14 +892,14 @@ func (s *Server) Reset(t testing.TB) {
 
 // resetUser does Reset's work for one user.
 // It returns the identifiers other than the user in the INBOX ACL.
-func resetUser(c *imapclient.Client, user string) (aclIDs []string, err error) {
+func (s *Server) resetUser(c *imapclient.Client, user string) (aclIDs []string, err error) {
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("LIST: %w", err)
 	}
 	var names []string
 	for _, m := range list {
-		if strings.EqualFold(m.Mailbox, "INBOX") || isShared(m.Mailbox) {
+		if strings.EqualFold(m.Mailbox, "INBOX") || s.isShared(m.Mailbox) {
 			continue
 		}
 		names = append(names, m.Mailbox)
@@ -744,7 +962,8 @@ func resetUser(c *imapclient.Client, user string) (aclIDs []string, err error) {
 }
 
 // clearMetadata removes, as user, every METADATA entry of mailbox (""
-// for the server) except Dovecot's own.
+// for the server) except the server's own (Dovecot's vendor.dovecot
+// entries, Cyrus' /vendor/cmu/ ones, which users cannot set).
 func (s *Server) clearMetadata(t testing.TB, user, mailbox string) {
 	t.Helper()
 	names, err := s.metadataEntries(user, mailbox)
@@ -753,7 +972,8 @@ func (s *Server) clearMetadata(t testing.TB, user, mailbox string) {
 	}
 	unset := map[string]*[]byte{}
 	for _, name := range names {
-		if !strings.Contains(strings.ToLower(name), "/vendor/vendor.dovecot/") {
+		lower := strings.ToLower(name)
+		if !strings.Contains(lower, "/vendor/vendor.dovecot/") && !strings.Contains(lower, "/vendor/cmu/") {
 			unset[name] = nil
 		}
 	}
@@ -765,9 +985,19 @@ func (s *Server) clearMetadata(t testing.TB, user, mailbox string) {
 	})
 }
 
-// isShared reports whether a mailbox name is in the shared namespace.
-func isShared(name string) bool {
-	return name == strings.TrimSuffix(SharedPrefix, "/") || strings.HasPrefix(name, SharedPrefix)
+// isShared reports whether a mailbox name is in a namespace other than the
+// personal one: other users' folders, and on Cyrus also shared folders.
+func (s *Server) isShared(name string) bool {
+	prefixes := []string{SharedPrefix}
+	if s.Kind == Cyrus {
+		prefixes = []string{cyrusUserPrefix, cyrusSharedPrefix}
+	}
+	for _, p := range prefixes {
+		if name == strings.TrimSuffix(p, "/") || strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // CalendarMessage wraps an iCalendar text into an RFC 5322 message, the shape

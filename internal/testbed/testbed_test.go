@@ -30,6 +30,13 @@ func list(t *testing.T, c *imapclient.Client) []string {
 	return names
 }
 
+// forEach runs f in a subtest for every test bed server.
+func forEach(t *testing.T, f func(t *testing.T, srv *testbed.Server)) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { f(t, srv) })
+	}
+}
+
 // myRights returns c's rights on mailbox, or the error.
 func myRights(c *imapclient.Client, mailbox string) (string, error) {
 	data, err := c.MyRights(mailbox).Wait()
@@ -39,9 +46,12 @@ func myRights(c *imapclient.Client, mailbox string) (string, error) {
 	return string(data.Rights), nil
 }
 
-func TestSharedCalendar(t *testing.T) {
-	srv := testbed.Get(t)
+func TestSharedCalendar(t *testing.T) { forEach(t, testSharedCalendar) }
+
+func testSharedCalendar(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
+	shared := srv.SharedName("alice", "Calendar")
+	bobs := srv.SharedName("bob", "Calendar")
 
 	srv.CreateFolder(t, "alice", "Calendar")
 	uid := srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("Standup", sampleICS), imap.FlagSeen)
@@ -53,21 +63,21 @@ func TestSharedCalendar(t *testing.T) {
 
 	p := srv.Dial(t, testbed.Proxy)
 	names := list(t, p)
-	if !slices.Contains(names, "shared/alice/Calendar") {
-		t.Errorf("fbproxy's LIST lacks shared/alice/Calendar: %q", names)
+	if !slices.Contains(names, shared) {
+		t.Errorf("fbproxy's LIST lacks %s: %q", shared, names)
 	}
 	for _, n := range names {
-		if strings.HasPrefix(n, "shared/bob") {
+		if strings.HasPrefix(n, srv.SharedPrefix()+"bob") {
 			t.Errorf("fbproxy sees %q without a grant", n)
 		}
 	}
-	if got, err := myRights(p, "shared/alice/Calendar"); err != nil || got != "lr" {
-		t.Errorf("MYRIGHTS shared/alice/Calendar = %q, %v; want lr", got, err)
+	if got, err := myRights(p, shared); err != nil || got != "lr" {
+		t.Errorf("MYRIGHTS %s = %q, %v; want lr", shared, got, err)
 	}
-	if _, err := myRights(p, "shared/bob/Calendar"); err == nil {
-		t.Errorf("MYRIGHTS shared/bob/Calendar succeeded without a grant")
+	if _, err := myRights(p, bobs); err == nil {
+		t.Errorf("MYRIGHTS %s succeeded without a grant", bobs)
 	}
-	st, err := p.Status("shared/alice/Calendar", &imap.StatusOptions{NumMessages: true, HighestModSeq: true, UIDValidity: true}).Wait()
+	st, err := p.Status(shared, &imap.StatusOptions{NumMessages: true, HighestModSeq: true, UIDValidity: true}).Wait()
 	if err != nil {
 		t.Fatalf("STATUS: %v", err)
 	}
@@ -79,7 +89,7 @@ func TestSharedCalendar(t *testing.T) {
 	}
 
 	// The proxy reads the calendar part of the message.
-	if _, err := p.Select("shared/alice/Calendar", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+	if _, err := p.Select(shared, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 		t.Fatalf("SELECT: %v", err)
 	}
 	var uids imap.UIDSet
@@ -102,7 +112,7 @@ func TestSharedCalendar(t *testing.T) {
 
 	// Revoking is seen at once (the ACL cache is off).
 	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "")
-	if got, err := myRights(p, "shared/alice/Calendar"); err == nil {
+	if got, err := myRights(p, shared); err == nil {
 		t.Errorf("after revoking, MYRIGHTS = %q", got)
 	}
 	if acl := srv.GetACL(t, "alice", "Calendar"); len(acl) != 1 || acl["alice"] == "" {
@@ -110,36 +120,45 @@ func TestSharedCalendar(t *testing.T) {
 	}
 }
 
-func TestGroupAndAnyoneGrants(t *testing.T) {
-	srv := testbed.Get(t)
+func TestGroupAndAnyoneGrants(t *testing.T) { forEach(t, testGroupAndAnyoneGrants) }
+
+func testGroupAndAnyoneGrants(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
+	team, public := srv.SharedName("carol", "Team"), srv.SharedName("carol", "Public")
 
 	srv.CreateFolder(t, "carol", "Team")
-	srv.SetACL(t, "carol", "Team", testbed.GroupIdentifier, "lrs")
+	srv.SetACL(t, "carol", "Team", srv.GroupIdentifier(), "lrs")
 	srv.CreateFolder(t, "carol", "Public")
 	srv.SetACL(t, "carol", "Public", "anyone", "lr")
 
 	d := srv.Dial(t, "dave")
-	if got, err := myRights(d, "shared/carol/Team"); err != nil || got != "lrs" {
-		t.Errorf("dave's MYRIGHTS shared/carol/Team = %q, %v; want lrs", got, err)
+	if got, err := myRights(d, team); err != nil || got != "lrs" {
+		t.Errorf("dave's MYRIGHTS %s = %q, %v; want lrs", team, got, err)
 	}
 	b := srv.Dial(t, "bob")
-	if got, err := myRights(b, "shared/carol/Team"); err == nil {
-		t.Errorf("bob (not in team) has %q on shared/carol/Team", got)
+	if got, err := myRights(b, team); err == nil {
+		t.Errorf("bob (not in team) has %q on %s", got, team)
 	}
 	for _, user := range []string{"bob", "dave", testbed.Proxy} {
 		c := srv.Dial(t, user)
-		if got, err := myRights(c, "shared/carol/Public"); err != nil || got != "lr" {
-			t.Errorf("%s's MYRIGHTS shared/carol/Public = %q, %v; want lr", user, got, err)
+		if got, err := myRights(c, public); err != nil || got != "lr" {
+			t.Errorf("%s's MYRIGHTS %s = %q, %v; want lr", user, public, got, err)
 		}
 	}
-	if acl := srv.GetACL(t, "carol", "Team"); acl["$team"] != "lrs" {
-		t.Errorf("GETACL Team = %v, want $team lrs", acl)
+	if acl := srv.GetACL(t, "carol", "Team"); acl[srv.GroupIdentifier()] != "lrs" {
+		t.Errorf("GETACL Team = %v, want %s lrs", acl, srv.GroupIdentifier())
+	}
+
+	// A negative entry takes a right away from a group member.
+	srv.SetACL(t, "carol", "Team", "-dave", "s")
+	if got, err := myRights(d, team); err != nil || got != "lr" {
+		t.Errorf("with -dave s, dave's MYRIGHTS %s = %q, %v; want lr", team, got, err)
 	}
 }
 
-func TestMetadata(t *testing.T) {
-	srv := testbed.Get(t)
+func TestMetadata(t *testing.T) { forEach(t, testMetadata) }
+
+func testMetadata(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
 
 	const entry = "/private/vendor/kolab/folder-type"
@@ -156,6 +175,19 @@ func TestMetadata(t *testing.T) {
 		t.Errorf("GETMETADATA %s = %v, want event", entry, v)
 	}
 
+	// The proxy reads the shared entry of a folder it may read.
+	const sharedEntry = "/shared/vendor/kolab/folder-type"
+	srv.SetMetadata(t, "alice", "Calendar", sharedEntry, "event")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	p := srv.Dial(t, testbed.Proxy)
+	md, err = p.GetMetadata(srv.SharedName("alice", "Calendar"), []string{sharedEntry}, nil).Wait()
+	if err != nil {
+		t.Fatalf("fbproxy's GETMETADATA: %v", err)
+	}
+	if v := md.Entries[sharedEntry]; v == nil || string(*v) != "event" {
+		t.Errorf("fbproxy's GETMETADATA %s = %v, want event", sharedEntry, v)
+	}
+
 	srv.Reset(t)
 	md, err = c.GetMetadata("INBOX", []string{"/shared/comment"}, nil).Wait()
 	if err != nil {
@@ -166,16 +198,18 @@ func TestMetadata(t *testing.T) {
 	}
 }
 
-func TestStopStartKeepsData(t *testing.T) {
-	srv := testbed.Get(t)
+func TestStopStartKeepsData(t *testing.T) { forEach(t, testStopStartKeepsData) }
+
+func testStopStartKeepsData(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
 	addr := srv.Addr
+	shared := srv.SharedName("alice", "Calendar")
 
 	srv.CreateFolder(t, "alice", "Calendar")
 	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("Standup", sampleICS))
 	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
 	before := srv.Dial(t, testbed.Proxy)
-	if _, err := myRights(before, "shared/alice/Calendar"); err != nil {
+	if _, err := myRights(before, shared); err != nil {
 		t.Fatalf("MYRIGHTS before Stop: %v", err)
 	}
 
@@ -184,7 +218,7 @@ func TestStopStartKeepsData(t *testing.T) {
 		t.Errorf("a session survived Stop")
 	}
 	if _, err := imapclient.DialInsecure(addr, nil); err == nil {
-		t.Errorf("Dovecot still accepts connections after Stop")
+		t.Errorf("%s still accepts connections after Stop", srv.Kind)
 	}
 	srv.Start(t)
 	if srv.Addr != addr {
@@ -192,7 +226,7 @@ func TestStopStartKeepsData(t *testing.T) {
 	}
 
 	p := srv.Dial(t, testbed.Proxy)
-	st, err := p.Status("shared/alice/Calendar", &imap.StatusOptions{NumMessages: true}).Wait()
+	st, err := p.Status(shared, &imap.StatusOptions{NumMessages: true}).Wait()
 	if err != nil {
 		t.Fatalf("STATUS after Start: %v", err)
 	}
@@ -202,20 +236,27 @@ func TestStopStartKeepsData(t *testing.T) {
 }
 
 func TestStoppedServerRestartsAfterTest(t *testing.T) {
-	srv := testbed.Get(t)
-	t.Run("stop", func(t *testing.T) { srv.Stop(t) })
-	// The cleanup of the subtest started it again.
-	srv.Dial(t, "alice")
+	forEach(t, func(t *testing.T, srv *testbed.Server) {
+		t.Run("stop", func(t *testing.T) { srv.Stop(t) })
+		// The cleanup of the subtest started it again.
+		srv.Dial(t, "alice")
+	})
 }
 
-func TestReset(t *testing.T) {
-	srv := testbed.Get(t)
+func TestReset(t *testing.T) { forEach(t, testReset) }
+
+func testReset(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
 
 	srv.CreateFolder(t, "alice", "Calendar/Work")
 	srv.CreateFolder(t, "alice", "Tasks")
 	srv.SetACL(t, "alice", "Calendar/Work", testbed.Proxy, "lr")
 	srv.SetACL(t, "alice", "INBOX", "bob", "lr")
+	srv.SetACL(t, "alice", "INBOX", srv.GroupIdentifier(), "lr")
+	srv.SetACL(t, "alice", "INBOX", "-carol", "r")
+	srv.SetMetadata(t, "alice", "INBOX", "/private/comment", "note")
+	srv.CreateFolder(t, "carol", "Shared")
+	srv.SetACL(t, "carol", "Shared", "alice", "lrx")
 	srv.Append(t, "alice", "INBOX", []byte("Subject: hi\r\n\r\nhello\r\n"))
 	srv.Append(t, "bob", "INBOX", []byte("Subject: hi\r\n\r\nhello\r\n"), imap.FlagSeen)
 	srv.CreateFolder(t, "bob", "Ünïcode & more")
@@ -238,6 +279,67 @@ func TestReset(t *testing.T) {
 	if acl := srv.GetACL(t, "alice", "INBOX"); len(acl) != 1 {
 		t.Errorf("alice's INBOX ACL after Reset = %v, want only alice", acl)
 	}
+	c := srv.Dial(t, "alice")
+	md, err := c.GetMetadata("INBOX", []string{"/private/comment"}, nil).Wait()
+	if err != nil {
+		t.Fatalf("GETMETADATA after Reset: %v", err)
+	}
+	if v := md.Entries["/private/comment"]; v != nil {
+		t.Errorf("after Reset, INBOX /private/comment = %q", *v)
+	}
+}
+
+// TestNamespace checks that SharedPrefix is the other users' namespace the
+// server announces, and that every user can log in with its password.
+func TestNamespace(t *testing.T) {
+	forEach(t, func(t *testing.T, srv *testbed.Server) {
+		for _, user := range testbed.Users {
+			c := srv.Dial(t, user)
+			ns, err := c.Namespace().Wait()
+			if err != nil {
+				t.Fatalf("NAMESPACE as %s: %v", user, err)
+			}
+			if len(ns.Other) == 0 || ns.Other[0].Prefix != srv.SharedPrefix() || ns.Other[0].Delim != '/' {
+				t.Errorf("NAMESPACE as %s: other users = %+v, want prefix %q with /", user, ns.Other, srv.SharedPrefix())
+			}
+			if len(ns.Personal) == 0 || ns.Personal[0].Prefix != "" || ns.Personal[0].Delim != '/' {
+				t.Errorf("NAMESPACE as %s: personal = %+v, want prefix \"\" with /", user, ns.Personal)
+			}
+		}
+	})
+}
+
+// TestBodyStructure checks that the calendar part of CalendarMessage is found
+// through BODYSTRUCTURE whatever case the server writes the types in.
+func TestBodyStructure(t *testing.T) {
+	forEach(t, func(t *testing.T, srv *testbed.Server) {
+		srv.Reset(t)
+		srv.CreateFolder(t, "alice", "Calendar")
+		uid := srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("Standup", sampleICS))
+		c := srv.Dial(t, "alice")
+		if _, err := c.Select("Calendar", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			t.Fatalf("SELECT: %v", err)
+		}
+		var uids imap.UIDSet
+		uids.AddNum(uid)
+		msgs, err := c.Fetch(uids, &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}).Collect()
+		if err != nil || len(msgs) != 1 || msgs[0].BodyStructure == nil {
+			t.Fatalf("UID FETCH BODYSTRUCTURE = %v, %v", msgs, err)
+		}
+		var found []int
+		msgs[0].BodyStructure.Walk(func(path []int, part imap.BodyStructure) bool {
+			if sp, ok := part.(*imap.BodyStructureSinglePart); ok && sp.MediaType() == "text/calendar" {
+				found = path
+				if sp.Params["method"] != "PUBLISH" {
+					t.Errorf("calendar part parameters = %v", sp.Params)
+				}
+			}
+			return true
+		})
+		if !slices.Equal(found, []int{2}) {
+			t.Errorf("calendar part at %v, want [2]", found)
+		}
+	})
 }
 
 func TestCalendarMessage(t *testing.T) {
