@@ -16,7 +16,7 @@ import (
 )
 
 // privacyServers are the IMAP servers the privacy matrix runs against.
-func privacyServers(t *testing.T) []*testbed.Server { return []*testbed.Server{testbed.Get(t)} }
+func privacyServers(t *testing.T) []*testbed.Server { return testbed.Servers(t) }
 
 // The events of the privacy matrix. Each names the texts that identify it:
 // its summary, location, description, attendee and UID.
@@ -159,7 +159,7 @@ func get(t *testing.T, url, user string) (int, string) {
 func TestPrivacyMatrix(t *testing.T) {
 	bin := buildBinary(t)
 	for _, srv := range privacyServers(t) {
-		t.Run("dovecot", func(t *testing.T) { privacyMatrix(t, bin, srv) })
+		t.Run(string(srv.Kind), func(t *testing.T) { privacyMatrix(t, bin, srv) })
 	}
 }
 
@@ -179,7 +179,7 @@ func privacyMatrix(t *testing.T, bin string, srv *testbed.Server) {
 	srv.SetACL(t, "alice", "Calendar", "bob", "lr")
 	srv.SetACL(t, "alice", "Calendar", "carol", "l")
 	srv.SetACL(t, "alice", "Calendar", "dave", "lr")
-	srv.SetACL(t, "alice", "Calendar", "-"+testbed.GroupIdentifier, "r")
+	srv.SetACL(t, "alice", "Calendar", "-"+srv.GroupIdentifier(), "r")
 	// Calendar/Secret: the proxy cannot read the ACL; the configuration
 	// names carol as alice's reader.
 	srv.SetACL(t, "alice", "Calendar/Secret", testbed.Proxy, "lr")
