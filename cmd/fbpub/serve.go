@@ -126,15 +126,21 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		OnConnections: func(d int) { m.IMAPConnections.Add(float64(d)) },
 		Logger:        log.With("component", "imap"),
 	}, cfg.IMAP.Connections)
-	// How the server combines ACL entries: Dovecot's precedence layers
-	// (a requester other than the owner sees the folder in a shared
-	// namespace, where Dovecot grants no owner rights), else the RFC's
-	// union, which Cyrus computes.
+	// How the server combines ACL entries, for a requester other than
+	// the owner: Dovecot's precedence layers (in a shared namespace,
+	// where Dovecot grants no owner rights), Cyrus's union (where
+	// "authenticated" is a plain user name), else the RFC's union.
 	semantics := func(string) *acl.Options {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.IMAP.Timeout))
 		defer cancel()
-		if f, err := pool.Features(ctx); err == nil && f.Server == imapstore.ServerDovecot {
+		f, err := pool.Features(ctx)
+		switch {
+		case err != nil:
+			return nil
+		case f.Server == imapstore.ServerDovecot:
 			return acl.Dovecot("")
+		case f.Server == imapstore.ServerCyrus:
+			return acl.Cyrus()
 		}
 		return nil
 	}

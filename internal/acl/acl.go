@@ -103,13 +103,15 @@ const (
 	// lib/acl_afs.c). Under Union, GroupOverride counts as a plain group
 	// and a Global entry as a plain entry.
 	//
-	// For the live differential test against Cyrus: Cyrus's auth_unix
-	// knows no "authenticated" (it would be a user of that name) and
-	// gives the anonymous login the user name "anonymous"; with
-	// acl_admin_implies_write set, "a" also grants "switen"; the owner
-	// of a personal mailbox gets implicit_owner_rights (Options.Owner,
-	// Options.OwnerRights), which this package adds after the negative
-	// rights, an order still to be confirmed.
+	// Against Cyrus 3.6 (the MYRIGHTS differential test, 31 ACLs × 4
+	// users, all agree under Cyrus()): its auth_unix knows no
+	// "authenticated" (it is a user of that name: AuthenticatedIsUser).
+	// Not covered by that test: with acl_admin_implies_write set, "a"
+	// also grants "switen"; the owner of a personal mailbox gets
+	// implicit_owner_rights (Options.Owner, Options.OwnerRights), which
+	// this package adds after the negative rights, an order still to be
+	// confirmed — fbpub never evaluates an owner's rights (owners see
+	// everything of their own folders).
 	Union Combine = iota
 
 	// Precedence is Dovecot's combination (acl_object_rebuild_cache in
@@ -172,6 +174,19 @@ type Options struct {
 	// after the negative rights are taken away (Cyrus's
 	// implicit_owner_rights for personal mailboxes).
 	OwnerRights Rights
+
+	// AuthenticatedIsUser makes "authenticated" an ordinary user name
+	// instead of every logged-in requester: Cyrus with its unix auth
+	// module knows no such pseudo-identifier (checked against Cyrus 3.6
+	// by the MYRIGHTS differential test).
+	AuthenticatedIsUser bool
+}
+
+// Cyrus returns Options modelling Cyrus 3.6 (auth_unix) evaluating a
+// mailbox for a requester other than its owner: the union of grants minus
+// the union of negative grants, "authenticated" a plain user name.
+func Cyrus() *Options {
+	return &Options{Combine: Union, AuthenticatedIsUser: true}
 }
 
 // Dovecot returns Options modelling Dovecot 2.3's acl plugin evaluating a
@@ -234,6 +249,9 @@ func matches(id Identifier, r Requester, o *Options, c Combine) bool {
 	case Anyone:
 		return true
 	case Authenticated:
+		if o.AuthenticatedIsUser {
+			return !r.Anonymous && r.User == "authenticated"
+		}
 		return !r.Anonymous
 	case Anonymous:
 		if c == Precedence {

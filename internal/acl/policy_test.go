@@ -47,6 +47,8 @@ func TestPolicyAccess(t *testing.T) {
 		{"anonymous never owner", Policy{}, folder, Requester{Anonymous: true, User: "alice"}, FreeBusyAccess},
 		{"Dovecot precedence", Policy{Semantics: func(string) *Options { return Dovecot("") }},
 			Folder{Owner: "alice", ACLKnown: true, ACL: mustACL(t, map[string]string{"anyone": "lr", "$team": "w"})}, dave, FreeBusyAccess},
+		{"Cyrus: authenticated is a user name", Policy{Semantics: func(string) *Options { return Cyrus() }},
+			Folder{Owner: "alice", ACLKnown: true, ACL: mustACL(t, map[string]string{"authenticated": "lr"})}, bob, FreeBusyAccess},
 		{"union", Policy{},
 			Folder{Owner: "alice", ACLKnown: true, ACL: mustACL(t, map[string]string{"anyone": "lr", "$team": "w"})}, dave, ReadAccess},
 	} {

@@ -58,42 +58,53 @@ type aclCase struct {
 // authenticated, the group $team that dave is in, negative entries of each)
 // and the combinations where Dovecot's precedence layers (anyone <
 // authenticated < groups < user) give another answer than the RFC union.
-var differentialCases = []aclCase{
-	{"no entries", map[string]string{}},
-	{"proxy lr", map[string]string{"fbproxy": "lr"}},
-	{"user with k x t e", map[string]string{"bob": "lrswipkxte"}},
-	{"user with a", map[string]string{"bob": "lra"}},
-	{"anyone", map[string]string{"anyone": "lr"}},
-	{"authenticated", map[string]string{"authenticated": "lrs"}},
-	{"group", map[string]string{testbed.GroupIdentifier: "lrw"}},
-	{"user replaces anyone", map[string]string{"anyone": "lrw", "bob": "l"}},
-	{"user replaces authenticated", map[string]string{"authenticated": "lrwi", "carol": "lr"}},
-	{"group replaces anyone", map[string]string{"anyone": "lrw", testbed.GroupIdentifier: "l"}},
-	{"user replaces group", map[string]string{testbed.GroupIdentifier: "lrw", "dave": "l"}},
-	{"authenticated replaces anyone", map[string]string{"anyone": "lrwi", "authenticated": "l"}},
-	{"negative user", map[string]string{"authenticated": "lr", "-bob": "r"}},
-	{"negative user, all", map[string]string{"anyone": "lr", "-bob": "lr"}},
-	{"negative user, own grant", map[string]string{"bob": "lrw", "-bob": "w"}},
-	{"negative group", map[string]string{testbed.GroupIdentifier: "lrwi", "-" + testbed.GroupIdentifier: "w"}},
-	{"negative group on anyone", map[string]string{"anyone": "lr", "-" + testbed.GroupIdentifier: "r"}},
-	{"negative group, user grant", map[string]string{"-" + testbed.GroupIdentifier: "r", "dave": "lr"}},
-	{"negative anyone", map[string]string{"anyone": "lr", "-anyone": "r"}},
-	{"negative anyone, user grant", map[string]string{"-anyone": "r", "bob": "lr", "authenticated": "lrw"}},
-	{"negative authenticated", map[string]string{"authenticated": "lrw", "-authenticated": "w", "carol": "lrw"}},
-	{"negative user replaces negative anyone", map[string]string{"anyone": "lrw", "-anyone": "w", "-bob": "r"}},
-	{"group override beats user", map[string]string{"!" + testbed.GroupIdentifier: "l", "dave": "lrw"}},
-	{"negative group override", map[string]string{"anyone": "lrw", "-!" + testbed.GroupIdentifier: "w", "dave": "lrw"}},
-	{"anonymous is a user", map[string]string{"anonymous": "lr", "authenticated": "l"}},
-	{"empty user entry", map[string]string{"anyone": "lr", "bob": ""}},
-	{"empty group entry", map[string]string{"authenticated": "lrw", testbed.GroupIdentifier: ""}},
-	{"post only", map[string]string{"bob": "p"}},
-	{"seen and write only", map[string]string{"bob": "sw"}},
-	{"insert only", map[string]string{"bob": "i"}},
-	{"obsolete c and d", map[string]string{"bob": "lrcd"}},
-	{"mixed", map[string]string{
-		"anyone": "l", "authenticated": "lr", testbed.GroupIdentifier: "lrsw", "-" + testbed.GroupIdentifier: "s",
-		"bob": "lrswipkxtea", "-bob": "a", "fbproxy": "lr", "-carol": "l",
-	}},
+//
+// group is the server's spelling of the group dave is in ($team, or
+// group:team on Cyrus); override says whether the server knows group
+// overrides ("!$team", Dovecot only).
+func differentialCases(group string, override bool) []aclCase {
+	cases := []aclCase{
+		{"no entries", map[string]string{}},
+		{"proxy lr", map[string]string{"fbproxy": "lr"}},
+		{"user with k x t e", map[string]string{"bob": "lrswipkxte"}},
+		{"user with a", map[string]string{"bob": "lra"}},
+		{"anyone", map[string]string{"anyone": "lr"}},
+		{"authenticated", map[string]string{"authenticated": "lrs"}},
+		{"group", map[string]string{group: "lrw"}},
+		{"user replaces anyone", map[string]string{"anyone": "lrw", "bob": "l"}},
+		{"user replaces authenticated", map[string]string{"authenticated": "lrwi", "carol": "lr"}},
+		{"group replaces anyone", map[string]string{"anyone": "lrw", group: "l"}},
+		{"user replaces group", map[string]string{group: "lrw", "dave": "l"}},
+		{"authenticated replaces anyone", map[string]string{"anyone": "lrwi", "authenticated": "l"}},
+		{"negative user", map[string]string{"authenticated": "lr", "-bob": "r"}},
+		{"negative user, all", map[string]string{"anyone": "lr", "-bob": "lr"}},
+		{"negative user, own grant", map[string]string{"bob": "lrw", "-bob": "w"}},
+		{"negative group", map[string]string{group: "lrwi", "-" + group: "w"}},
+		{"negative group on anyone", map[string]string{"anyone": "lr", "-" + group: "r"}},
+		{"negative group, user grant", map[string]string{"-" + group: "r", "dave": "lr"}},
+		{"negative anyone", map[string]string{"anyone": "lr", "-anyone": "r"}},
+		{"negative anyone, user grant", map[string]string{"-anyone": "r", "bob": "lr", "authenticated": "lrw"}},
+		{"negative authenticated", map[string]string{"authenticated": "lrw", "-authenticated": "w", "carol": "lrw"}},
+		{"negative user replaces negative anyone", map[string]string{"anyone": "lrw", "-anyone": "w", "-bob": "r"}},
+		{"anonymous is a user", map[string]string{"anonymous": "lr", "authenticated": "l"}},
+		{"empty user entry", map[string]string{"anyone": "lr", "bob": ""}},
+		{"empty group entry", map[string]string{"authenticated": "lrw", group: ""}},
+		{"post only", map[string]string{"bob": "p"}},
+		{"seen and write only", map[string]string{"bob": "sw"}},
+		{"insert only", map[string]string{"bob": "i"}},
+		{"obsolete c and d", map[string]string{"bob": "lrcd"}},
+		{"mixed", map[string]string{
+			"anyone": "l", "authenticated": "lr", group: "lrsw", "-" + group: "s",
+			"bob": "lrswipkxtea", "-bob": "a", "fbproxy": "lr", "-carol": "l",
+		}},
+	}
+	if override {
+		cases = append(cases,
+			aclCase{"group override beats user", map[string]string{"!" + group: "l", "dave": "lrw"}},
+			aclCase{"negative group override", map[string]string{"anyone": "lrw", "-!" + group: "w", "dave": "lrw"}},
+		)
+	}
+	return cases
 }
 
 // requesters are the users the differential test logs in as, with their
@@ -105,26 +116,43 @@ var requesters = []acl.Requester{
 	{User: "dave", Groups: []string{testbed.Group}},
 }
 
-// TestMyRightsDifferential logs in to Dovecot as each test user, asks
-// MYRIGHTS on alice's Calendar, and compares the answer with fbpub's own
-// evaluation (acl.Dovecot) of the GETACL answer that alice, the owner,
-// reads, for every ACL of differentialCases. A NO answer to MYRIGHTS agrees
-// with no rights and with "p" alone: Dovecot (cmd_myrights) answers "NO
-// [NONEXISTENT]" for both, as the post right does not reveal that a folder
-// exists ("s w", say, is answered as such, although RFC 4314 §3.5 would
-// allow a NO without l r i k x a). The test also logs where the plain RFC
+// TestMyRightsDifferential logs in to Dovecot and to Cyrus as each test
+// user, asks MYRIGHTS on alice's Calendar, and compares the answer with
+// fbpub's own evaluation (acl.Dovecot, acl.Cyrus) of the GETACL answer
+// that alice, the owner, reads, for every ACL of differentialCases. A NO
+// answer to MYRIGHTS agrees with rights that hide the folder: on Dovecot
+// (cmd_myrights) no rights or "p" alone, as the post right does not reveal
+// that a folder exists ("s w", say, is answered as such, although RFC 4314
+// §3.5 would allow a NO without l r i k x a); on Cyrus any rights without
+// "l". The test also logs where the plain RFC
 // union would have differed.
 func TestMyRightsDifferential(t *testing.T) {
-	srv := testbed.Get(t)
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { myRightsDifferential(t, srv) })
+	}
+}
+
+func myRightsDifferential(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
 	const owner, folder = "alice", "Calendar"
-	shared := testbed.SharedName(owner, folder)
+	shared := srv.SharedName(owner, folder)
+	// How the server combines entries, for a requester other than the
+	// owner: Dovecot's precedence layers, or Cyrus's union.
+	// A NO answer to MYRIGHTS means the server hides the folder from
+	// this user: Dovecot does so for no rights or "p" alone, Cyrus for any
+	// rights without "l".
+	semantics := acl.Dovecot(owner)
+	hidden := func(x acl.Rights) bool { return x&^acl.Post == 0 }
+	if srv.Kind == testbed.Cyrus {
+		semantics = acl.Cyrus()
+		hidden = func(x acl.Rights) bool { return !x.Has(acl.Lookup) }
+	}
 	srv.CreateFolder(t, owner, folder)
 	ctx := t.Context()
 	admin := srv.Dial(t, owner)
 
 	var table, mismatches, unionDiffs []string
-	for _, c := range differentialCases {
+	for _, c := range differentialCases(srv.GroupIdentifier(), srv.Kind == testbed.Dovecot) {
 		// Start from alice's own entry only.
 		for id := range srv.GetACL(t, owner, folder) {
 			if id != owner {
@@ -169,16 +197,16 @@ func TestMyRightsDifferential(t *testing.T) {
 			}
 			agrees := func(x acl.Rights) bool {
 				if no {
-					return x&^acl.Post == 0
+					return hidden(x)
 				}
 				return x == server
 			}
-			fb := a.EffectiveWith(r, acl.Dovecot(owner))
+			fb := a.EffectiveWith(r, semantics)
 			table = append(table, fmt.Sprintf("%-70s %-8s server %-14s fbpub %-14q union %q", desc, r.User, serverText, fb, a.Effective(r)))
 			if !agrees(fb) {
 				mismatches = append(mismatches, fmt.Sprintf("%-70s %-8s server %-14s fbpub %q", desc, r.User, serverText, fb))
 			} else if no && fb != 0 {
-				t.Logf("%s: %s: MYRIGHTS says NO, fbpub finds %q (Dovecot hides p alone)", desc, r.User, fb)
+				t.Logf("%s: %s: MYRIGHTS says NO, fbpub finds %q (the server hides the folder from this user)", desc, r.User, fb)
 			}
 			if u := a.Effective(r); !agrees(u) {
 				unionDiffs = append(unionDiffs, fmt.Sprintf("%-70s %-8s server %-14s union %q", desc, r.User, serverText, u))
@@ -190,7 +218,7 @@ func TestMyRightsDifferential(t *testing.T) {
 		t.Logf("where the plain RFC union (acl.Effective) differs from Dovecot (%d rows):\n%s", len(unionDiffs), strings.Join(unionDiffs, "\n"))
 	}
 	if len(mismatches) > 0 {
-		t.Errorf("MYRIGHTS differs from acl.EffectiveWith(requester, acl.Dovecot(%q)) (%d rows):\n%s", owner, len(mismatches), strings.Join(mismatches, "\n"))
+		t.Errorf("MYRIGHTS differs from fbpub's evaluation of GETACL (%d rows):\n%s", len(mismatches), strings.Join(mismatches, "\n"))
 	}
 }
 
