@@ -21,6 +21,7 @@ import (
 	"path"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -596,6 +597,7 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		fresh[m.UID] = m
 	}
 	d := sha256.New()
+	var line []byte
 	for _, uid := range l.UIDs {
 		var m message
 		if old, ok := prev.message(uid); ok {
@@ -610,11 +612,12 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		}
 		s.messages[uid] = m
 		s.uids = append(s.uids, uid)
+		line = strconv.AppendUint(line[:0], uint64(uid), 10)
 		if m.deleted {
-			fmt.Fprintf(d, "%d-;", uid)
+			d.Write(append(line, '-', ';'))
 			continue
 		}
-		fmt.Fprintf(d, "%d;", uid)
+		d.Write(append(line, ';'))
 		s.Objects = append(s.Objects, m.objects...)
 	}
 	s.Digest = hex.EncodeToString(d.Sum(nil)[:12])
@@ -702,6 +705,7 @@ func (c *Cache) query(prev *Snapshot) imapstore.Query {
 	if prev != nil {
 		q.Known = func(uid uint32) bool { _, ok := prev.messages[uid]; return ok }
 		q.ChangedSince = prev.State.HighestModSeq
+		q.Previous = prev.uids
 	}
 	return q
 }

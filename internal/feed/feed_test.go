@@ -225,8 +225,24 @@ func TestIncremental(t *testing.T) {
 	if got := f.src.bodies.Load(); got != 0 {
 		t.Errorf("after deleting one event, fetched %d bodies, want 0", got)
 	}
+	if got := f.src.count("UID SEARCH"); got != 1 {
+		t.Errorf("after deleting one event, %d UID SEARCH, want 1 (the expunge must be found)", got)
+	}
 	if strings.Contains(body, "SUMMARY:ev 7\r\n") || strings.Count(body, "BEGIN:VEVENT") != n-1 {
 		t.Errorf("feed still shows the deleted event, or lost others")
+	}
+
+	// Add one event: nothing was expunged, so the UID list is derived
+	// from the count and no UID SEARCH is needed; the expunges above
+	// needed one each.
+	f.src.reset()
+	appendMany(t, alice, "Calendar", 1, "added")
+	body = f.feed(t)
+	if got := f.src.count("UID SEARCH"); got != 0 {
+		t.Errorf("after adding one event, %d UID SEARCH, want 0", got)
+	}
+	if !strings.Contains(body, "SUMMARY:added 0") || strings.Count(body, "BEGIN:VEVENT") != n {
+		t.Errorf("feed does not show the added event, or lost others")
 	}
 
 	// Nothing changed: no SELECT at all.

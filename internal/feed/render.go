@@ -197,6 +197,15 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 			return nil, err
 		}
 		var b bytes.Buffer
+		size := len(head)
+		for i, s := range snaps {
+			for _, uid := range s.uids {
+				if m := s.messages[uid]; !m.deleted {
+					size += len(m.view(levels[i]))
+				}
+			}
+		}
+		b.Grow(size + 64<<10) // the events, and room for the zones
 		b.Write(bytes.TrimSuffix(head, []byte("END:VCALENDAR\r\n")))
 		zones := map[string]*ical.Component{}
 		for _, s := range snaps {

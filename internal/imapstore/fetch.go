@@ -50,6 +50,11 @@ type Query struct {
 	// flags fetched to messages whose MODSEQ is greater (RFC 7162
 	// CHANGEDSINCE); the UID list is still complete.
 	ChangedSince uint64
+	// Previous, with ChangedSince, lists the UIDs of the earlier fetch
+	// (those Known reports). When the folder's message count shows that
+	// nothing was expunged since, the UID list is derived from it instead
+	// of searched for: one round trip less, and no list of every UID.
+	Previous []uint32
 	// MaxPart bounds the size of one fetched part (default 16 MiB).
 	MaxPart uint32
 	// WholeBelow, when non-zero, fetches messages of at most this many
@@ -133,23 +138,37 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
 	var meta []*imapclient.FetchMessageBuffer
 	if q.ChangedSince > 0 && s.features.CondStore {
-		// Every UID (for expunges), then flags of what changed only.
-		var sd *imap.SearchData
-		err := s.observe("UID SEARCH", func() (err error) {
-			sd, err = s.client.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
-			return err
-		})
-		if err != nil {
-			return nil, opErr(ctx, "UID SEARCH", err)
-		}
-		for _, u := range sd.AllUIDs() {
-			l.UIDs = append(l.UIDs, uint32(u))
-		}
-		slices.Sort(l.UIDs)
+		// Flags of what changed only (new messages among them), then
+		// every UID, for expunges — unless the count shows there were
+		// none: the messages known before plus the new ones are then
+		// exactly the folder (an expunge lowers the count; a message
+		// appended and expunged in between is in neither).
 		meta, err = s.fetchMeta(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ChangedSince, RFC822Size: q.WholeBelow > 0})
 		if err != nil {
 			return nil, opErr(ctx, "UID FETCH", err)
 		}
+		var added []uint32
+		for _, m := range meta {
+			if !q.Known(uint32(m.UID)) {
+				added = append(added, uint32(m.UID))
+			}
+		}
+		if q.Previous != nil && uint32(len(q.Previous)+len(added)) == sel.NumMessages {
+			l.UIDs = append(slices.Clone(q.Previous), added...)
+		} else {
+			var sd *imap.SearchData
+			err := s.observe("UID SEARCH", func() (err error) {
+				sd, err = s.client.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+				return err
+			})
+			if err != nil {
+				return nil, opErr(ctx, "UID SEARCH", err)
+			}
+			for _, u := range sd.AllUIDs() {
+				l.UIDs = append(l.UIDs, uint32(u))
+			}
+		}
+		slices.Sort(l.UIDs)
 	} else {
 		opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: q.WholeBelow > 0}
 		// When nothing is known, ask for every body structure at once;
