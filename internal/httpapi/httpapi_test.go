@@ -477,3 +477,64 @@ func TestVisibilityChallenge(t *testing.T) {
 		t.Errorf("bob GET alice.vfb = %d:\n%s", r.code, r.body)
 	}
 }
+
+// TestUploadHTTP checks the HTTP side of PUT with a stand-in uploader:
+// authentication, limits, If-Match against the feed's entity tag, and the
+// answer. The IMAP side is tested in internal/ical2imap and end to end.
+func TestUploadHTTP(t *testing.T) {
+	var got []Upload
+	s := setupWith(t, time.Second, func(o *Options, _ feed.Source) {
+		o.MaxUpload = 4096
+		o.Upload = func(ctx context.Context, u Upload) (UploadResult, error) {
+			if u.Check != nil {
+				if err := u.Check(ctx); err != nil {
+					return UploadResult{}, err
+				}
+			}
+			got = append(got, u)
+			return UploadResult{Unchanged: 1}, nil
+		}
+	})
+	body := ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z")
+	put := func(path, body string, hdr ...string) response {
+		t.Helper()
+		req, err := http.NewRequest("PUT", s.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/calendar")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return response{resp.StatusCode, resp.Header, string(b)}
+	}
+	if r := put("/calendar/alice/Calendar.ics", body); r.code != http.StatusUnauthorized {
+		t.Errorf("anonymous PUT = %d, want 401", r.code)
+	}
+	if r := put("/calendar/alice/Calendar.ics", strings.Repeat("x", 5000), asAlice...); r.code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized PUT = %d, want 413", r.code)
+	}
+	if r := put("/calendar/alice/Calendar.ics", body, append(asAlice, "If-Match", `"stale"`)...); r.code != http.StatusPreconditionFailed {
+		t.Errorf("PUT with a stale If-Match = %d %s, want 412", r.code, r.body)
+	}
+	if len(got) != 0 {
+		t.Fatalf("the uploader wrote for a refused request: %+v", got)
+	}
+	cur := s.do(t, "GET", "/calendar/alice/Calendar.ics", asAlice...)
+	r := put("/calendar/alice/Calendar.ics", body, append(asAlice, "If-Match", cur.hdr.Get("ETag"))...)
+	if r.code != 200 || !strings.Contains(r.body, "SUMMARY:Planning") || r.hdr.Get("ETag") == "" {
+		t.Errorf("PUT with the current If-Match = %d %q\n%s", r.code, r.hdr.Get("ETag"), r.body)
+	}
+	if len(got) != 1 || got[0].User != "alice" || got[0].Owner != "alice" || strings.Join(got[0].Folder, "/") != "Calendar" || string(got[0].Body) != body {
+		t.Errorf("the uploader got %+v", got)
+	}
+	if r := put("/calendar/alice/Calendar.ics", "x", append(asAlice, "Content-Type", "image/png")...); r.code != http.StatusUnsupportedMediaType {
+		t.Errorf("PUT of an image = %d, want 415", r.code)
+	}
+}

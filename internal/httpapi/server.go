@@ -70,6 +70,11 @@ type Options struct {
 	// it is ignored.
 	UserHeader     string
 	TrustedProxies []netip.Prefix
+	// Upload, when set, writes an uploaded calendar into IMAP (PUT
+	// /calendar/<owner>/<folder>.ics); nil refuses uploads with 405.
+	Upload func(ctx context.Context, u Upload) (UploadResult, error)
+	// MaxUpload bounds an upload's body (default 10 MiB).
+	MaxUpload int64
 	// Ready reports whether IMAP is reachable and the proxy logged in;
 	// nil always answers ready.
 	Ready func(context.Context) error
@@ -135,6 +140,7 @@ func New(opts Options) *Handler {
 	h.handle("GET /freebusy/user/{owner}/{path...}", "freebusy", h.freeBusyRead)
 	h.handle("GET /calendar/{file}", "calendar", h.calendarAll)
 	h.handle("GET /calendar/{owner}/{path...}", "calendar", h.calendarFolder)
+	h.handle("PUT /calendar/{owner}/{path...}", "upload", h.upload)
 	h.handle("GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, err := fmt.Fprintln(w, "ok")

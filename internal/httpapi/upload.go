@@ -1,0 +1,182 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/fbpub/fbpub/internal/feed"
+)
+
+// An upload (PUT /calendar/<owner>/<folder>.ics, the ical2imap direction)
+// replaces a folder's events with those of a whole calendar. The handler
+// authenticates the requester, bounds and reads the body, maps If-Match
+// onto the feed's entity tag, and answers with the resulting feed; the
+// writing itself, made as the requester's own IMAP session so that the
+// server's ACL decides, is Options.Upload's.
+
+// Upload is one upload for Options.Upload.
+type Upload struct {
+	// User and Password are the requester's IMAP credentials.
+	User, Password string
+	// Owner and Folder name the folder as in the URL.
+	Owner  string
+	Folder []string
+	Body   []byte
+	// Check, when set, must be called once the uploader holds the folder
+	// (no other upload through fbpub can change it), before anything is
+	// written; an error from it aborts the upload with nothing written.
+	// It is how If-Match is honoured.
+	Check func(ctx context.Context) error
+}
+
+// UploadResult says what an upload did.
+type UploadResult struct {
+	Added, Replaced, Deleted, Unchanged, Refused int
+}
+
+// UploadError is an upload refused for a reason the client should see:
+// Status is the HTTP status (400, 403, 404, 412, 413), Message says why.
+type UploadError struct {
+	Status  int
+	Message string
+	Err     error
+}
+
+func (e *UploadError) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+func (e *UploadError) Unwrap() error { return e.Err }
+
+// errPreconditionFailed is what the If-Match check returns.
+var errPreconditionFailed = &UploadError{Status: http.StatusPreconditionFailed, Message: "the calendar changed since you read it (If-Match): read it again, merge, and retry"}
+
+// defaultMaxUpload bounds an upload's body when Options.MaxUpload is zero.
+const defaultMaxUpload = 10 << 20
+
+// upload serves PUT /calendar/<owner>/<folder>.ics.
+func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
+	if h.opts.Upload == nil {
+		w.Header().Set("Allow", "GET, HEAD")
+		return &httpError{code: http.StatusMethodNotAllowed, msg: "uploads are not enabled"}
+	}
+	owner, _, err := h.owner(r.PathValue("owner"))
+	if err != nil {
+		return err
+	}
+	p, ext := splitExt(r.PathValue("path"))
+	if ext != "ics" {
+		return notFound("calendars are uploaded as <user>/<folder>.ics")
+	}
+	segs, err := folderSegments(p)
+	if err != nil {
+		return err
+	}
+	// Writes are made as the requester: that needs their password, so a
+	// reverse proxy's user header is not enough.
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return errUnauthorized
+	}
+	who, err := h.requester(r)
+	if err != nil {
+		return err
+	}
+	if who != user {
+		return errUnauthorized
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := strings.Cut(ct, ";")
+		switch strings.ToLower(strings.TrimSpace(mt)) {
+		case "text/calendar", "application/ics", "application/octet-stream", "text/plain":
+		default:
+			return &httpError{code: http.StatusUnsupportedMediaType, msg: "upload a text/calendar body"}
+		}
+	}
+	limit := h.opts.MaxUpload
+	if limit <= 0 {
+		limit = defaultMaxUpload
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the calendar is larger than %d bytes", limit)}
+		}
+		return badRequest("reading the upload: %v", err)
+	}
+	viewer := h.opts.Groups.Requester(user)
+	query := feed.CalendarQuery{Owner: owner, Folder: segs, Name: owner + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Viewer: viewer}
+	up := Upload{User: user, Password: pass, Owner: owner, Folder: segs, Body: body}
+	if tags := r.Header.Get("If-Match"); tags != "" {
+		up.Check = func(ctx context.Context) error {
+			if err := h.opts.Cache.Check(ctx); err != nil {
+				return err
+			}
+			a, err := h.opts.Cache.Calendar(ctx, query)
+			if errors.Is(err, feed.ErrNotFound) {
+				return errPreconditionFailed
+			}
+			if err != nil {
+				return err
+			}
+			if !etagMatches(tags, a.ETag) {
+				return errPreconditionFailed
+			}
+			return nil
+		}
+	}
+	res, err := h.opts.Upload(r.Context(), up)
+	if err != nil {
+		var ue *UploadError
+		if errors.As(err, &ue) {
+			return &httpError{code: ue.Status, msg: ue.Message, cause: err}
+		}
+		return err
+	}
+	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
+		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)
+	// The answer is the resulting calendar, read back from IMAP.
+	if err := h.opts.Cache.Check(r.Context()); err != nil {
+		return err
+	}
+	a, err := h.opts.Cache.Calendar(r.Context(), query)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "private, no-store")
+	w.Header().Set("X-Fbpub-Upload", fmt.Sprintf("added=%d replaced=%d deleted=%d unchanged=%d refused=%d",
+		res.Added, res.Replaced, res.Deleted, res.Unchanged, res.Refused))
+	r.Header.Del("If-None-Match")
+	r.Header.Del("If-Modified-Since")
+	r.Header.Del("Range")
+	get := r.Clone(r.Context())
+	get.Method = http.MethodGet
+	h.serve(w, get, "calendar", a, segs[len(segs)-1]+".ics")
+	return nil
+}
+
+// etagMatches applies If-Match: "*", or one of a list of entity tags,
+// compared strongly; the gzip variant of a tag names the same content.
+func etagMatches(header, current string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if strings.HasPrefix(t, "W/") {
+			continue // weak tags never match If-Match (RFC 9110 §13.1.1)
+		}
+		if t == current || t == strings.TrimSuffix(current, `"`)+`-gzip"` {
+			return true
+		}
+	}
+	return false
+}
