@@ -1,0 +1,561 @@
+// Package upload writes an uploaded calendar into an IMAP folder: the
+// ical2imap direction of the 2003 design, for clients that only publish
+// iCalendar over HTTP (Apple Calendar's and Outlook's "publish to a web
+// server", a script, curl -T).
+//
+// An upload is the whole calendar. Its events are split by UID, one
+// message per object (a master and its overrides), and reconciled with
+// the folder, which stays the authority:
+//
+//   - a UID new to the folder is appended — unless the deleted-events log
+//     holds a copy at least as new: a stale client cannot undo someone's
+//     deletion;
+//   - a UID already there is replaced when the upload's copy differs and
+//     is not older (SEQUENCE, then LAST-MODIFIED or DTSTAMP): the new
+//     message is appended first, then the old one removed;
+//   - a UID the upload lacks is moved to the log folder (a copy appended
+//     with who deleted it and when, then the original removed), never
+//     destroyed.
+//
+// Every write is made as the uploader's own IMAP session, so the server's
+// ACL decides; the rights the plan needs are checked before the first
+// write, so a refused upload changes nothing. Each step is idempotent: a
+// retry after a broken connection finds what the last attempt left (a
+// duplicate from an append whose removal never came, a log copy already
+// made) and converges to the same folder.
+package upload
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"mime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-ical"
+
+	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/calendar"
+	"github.com/fbpub/fbpub/internal/imapstore"
+)
+
+// Errors an upload may end with, besides connection failures.
+var (
+	// ErrBadInput: the upload is not a calendar fbpub can read; nothing
+	// was changed.
+	ErrBadInput = errors.New("upload: not a readable calendar")
+	// ErrTooMany: more events than Options.MaxEvents.
+	ErrTooMany = errors.New("upload: too many events")
+	// ErrNotFound: the folder does not exist or the uploader may not see
+	// it.
+	ErrNotFound = errors.New("upload: no such folder")
+	// ErrAuth: the uploader's credentials were refused.
+	ErrAuth = errors.New("upload: wrong user name or password")
+)
+
+// DeniedError says which right the uploader lacks on which folder.
+type DeniedError struct {
+	Right  acl.Rights
+	Folder string // as the URL names it ("Calendar", "Deleted Events")
+	Why    string // what the right was needed for
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("you need the %q right on %s to %s", e.Right.String(), e.Folder, e.Why)
+}
+
+// Options configure a Service.
+type Options struct {
+	// Dial logs in as the uploader.
+	Dial func(ctx context.Context, user, password string) (*imapstore.Session, error)
+	// LogFolder is the deleted-events log, a folder of the owner's
+	// (default "Deleted Events"); created when missing.
+	LogFolder string
+	// MaxEvents bounds the events (VEVENTs) of one upload (default 5000).
+	MaxEvents int
+	Logger    *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultLogFolder is where deleted events go when nothing else is set.
+const DefaultLogFolder = "Deleted Events"
+
+// Service performs uploads. It is safe for concurrent use; uploads to one
+// folder through one Service are serialized.
+type Service struct {
+	opts  Options
+	log   *slog.Logger
+	locks sync.Map // folder key → *sync.Mutex
+}
+
+// New makes a Service.
+func New(opts Options) *Service {
+	if opts.LogFolder == "" {
+		opts.LogFolder = DefaultLogFolder
+	}
+	if opts.MaxEvents <= 0 {
+		opts.MaxEvents = 5000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{opts: opts, log: opts.Logger.With("component", "upload")}
+}
+
+// Request is one upload.
+type Request struct {
+	User, Password string
+	Owner          string
+	Folder         []string
+	Body           []byte
+	// Check, when set, is called once the folder is held and read, before
+	// anything is written; an error aborts the upload unchanged.
+	Check func(ctx context.Context) error
+}
+
+// Result says what an upload did.
+type Result struct {
+	Added, Replaced, Deleted, Unchanged int
+	// Refused counts events of the upload that were not written: older
+	// than the folder's copy, or deleted before (in the log) and not
+	// newer than the deleted copy.
+	Refused int
+}
+
+// Put performs one upload.
+func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
+	if slices.Equal(r.Folder, strings.Split(s.opts.LogFolder, "/")) {
+		return Result{}, fmt.Errorf("%w: %s is the deleted-events log", ErrBadInput, s.opts.LogFolder)
+	}
+	incoming, err := s.split(r.Body)
+	if err != nil {
+		return Result{}, err
+	}
+	sess, err := s.opts.Dial(ctx, r.User, r.Password)
+	if errors.Is(err, imapstore.ErrAuth) {
+		return Result{}, ErrAuth
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	defer sess.Close()
+	folder, ok := sess.Locate(r.Owner, r.Folder)
+	logFolder, _ := sess.Locate(r.Owner, strings.Split(s.opts.LogFolder, "/"))
+	if !ok {
+		return Result{}, ErrNotFound
+	}
+
+	mu, _ := s.locks.LoadOrStore(r.Owner+"\x00"+folder, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+
+	rights, err := s.rights(ctx, sess, folder)
+	if err != nil {
+		return Result{}, err
+	}
+	if !rights.Has(acl.Lookup | acl.Read) {
+		return Result{}, ErrNotFound
+	}
+	current, err := s.read(ctx, sess, folder)
+	if err != nil {
+		return Result{}, err
+	}
+	if r.Check != nil {
+		if err := r.Check(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	var logged map[string]*stored
+	logRights, err := s.rights(ctx, sess, logFolder)
+	if err != nil {
+		return Result{}, err
+	}
+	// MYRIGHTS does not tell whether a folder exists (Dovecot answers an
+	// owner's rights for a folder not yet created): reading it does.
+	logExists := false
+	if logRights.Has(acl.Read) {
+		logged, err = s.read(ctx, sess, logFolder)
+		switch {
+		case err == nil:
+			logExists = true
+		case !errors.Is(err, ErrNotFound):
+			return Result{}, err
+		}
+	} else if logRights != 0 {
+		logExists = true // there, but unreadable to the uploader
+	}
+
+	p := s.plan(incoming, current, logged)
+	if err := s.permitted(p, rights, logRights, logExists, r); err != nil {
+		return Result{}, err
+	}
+	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, r.User); err != nil {
+		return Result{}, err
+	}
+	return p.result, nil
+}
+
+// rights returns the session's rights on folder; none when it does not
+// exist or is hidden.
+func (s *Service) rights(ctx context.Context, sess *imapstore.Session, folder string) (acl.Rights, error) {
+	if !sess.Features().ACL {
+		// No ACLs: whoever can log in may do what the server lets them.
+		return acl.MustParseRights("lrswipkxte"), nil
+	}
+	raw, err := sess.MyRights(ctx, folder)
+	if errors.Is(err, imapstore.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	r, err := acl.ParseRights(raw)
+	if err != nil {
+		return 0, fmt.Errorf("upload: MYRIGHTS %q: %w", raw, err)
+	}
+	return r, nil
+}
+
+// object is one uploaded calendar object, ready to be written.
+type object struct {
+	uid     string
+	version version
+	hash    string // of its content, DTSTAMP left out
+	obj     *calendar.Object
+}
+
+// stored is one UID as a folder holds it: possibly several messages (a
+// duplicate left by an interrupted replace), the newest first.
+type stored struct {
+	uid      string
+	version  version
+	hashes   []string
+	messages []uint32
+	objects  []*calendar.Object
+}
+
+// version orders copies of one event: SEQUENCE, then LAST-MODIFIED,
+// else DTSTAMP.
+type version struct {
+	seq   int
+	stamp time.Time
+}
+
+func (v version) compare(w version) int {
+	if v.seq != w.seq {
+		return v.seq - w.seq
+	}
+	return v.stamp.Compare(w.stamp)
+}
+
+func versionOf(o *calendar.Object) version {
+	var v version
+	for _, ev := range o.Events() {
+		if p := ev.Props.Get(ical.PropSequence); p != nil {
+			if n, err := strconv.Atoi(strings.TrimSpace(p.Value)); err == nil && n > v.seq {
+				v.seq = n
+			}
+		}
+		for _, name := range []string{ical.PropLastModified, ical.PropDateTimeStamp} {
+			if p := ev.Props.Get(name); p != nil {
+				if t, err := time.Parse("20060102T150405Z", strings.TrimSpace(p.Value)); err == nil {
+					if t.After(v.stamp) {
+						v.stamp = t
+					}
+					break
+				}
+			}
+		}
+	}
+	return v
+}
+
+// contentHash identifies an object's content: its events and the zones
+// they use, encoded canonically, without DTSTAMP (clients rewrite it on
+// every export).
+func contentHash(o *calendar.Object) string {
+	h := sha256.New()
+	enc := calendar.NewEncoder(h)
+	for _, tz := range calendar.UsedTimezones([]*calendar.Object{o}) {
+		enc.Encode(tz)
+	}
+	for _, ev := range o.Events() {
+		cp := &ical.Component{Name: ev.Name, Props: ical.Props{}, Children: ev.Children}
+		for name, ps := range ev.Props {
+			if name != ical.PropDateTimeStamp {
+				cp.Props[name] = ps
+			}
+		}
+		enc.Encode(cp)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// split parses the upload into objects by UID.
+func (s *Service) split(body []byte) ([]object, error) {
+	cals, err := calendar.Decode(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	var out []object
+	events := 0
+	seen := map[string]bool{}
+	for _, o := range calendar.Objects(cals) {
+		if len(o.Events()) == 0 {
+			continue // VFREEBUSY and the like: not events
+		}
+		events += len(o.Events())
+		if events > s.opts.MaxEvents {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooMany, s.opts.MaxEvents)
+		}
+		for _, ev := range o.Events() {
+			if ev.Props.Get(ical.PropUID) == nil {
+				// Objects gave it a stable UID from its content; write it.
+				ev.Props.SetText(ical.PropUID, o.UID)
+			}
+		}
+		if seen[o.UID] {
+			continue
+		}
+		seen[o.UID] = true
+		out = append(out, object{uid: o.UID, version: versionOf(o), hash: contentHash(o), obj: o})
+	}
+	return out, nil
+}
+
+// read returns the objects of a folder by UID. Messages that cannot be
+// read are left alone: an upload never touches what it does not
+// understand.
+func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder string) (map[string]*stored, error) {
+	l, err := sess.Fetch(ctx, folder, imapstore.Query{Want: calendar.IsCalendarType, WholeBelow: 64 << 10})
+	if errors.Is(err, imapstore.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*stored{}
+	for _, m := range l.Messages {
+		if l.Deleted[m.UID] {
+			continue
+		}
+		for _, o := range messageObjects(m) {
+			if len(o.Events()) == 0 {
+				continue
+			}
+			st := out[o.UID]
+			if st == nil {
+				st = &stored{uid: o.UID}
+				out[o.UID] = st
+			}
+			v := versionOf(o)
+			if len(st.messages) == 0 || v.compare(st.version) > 0 {
+				st.version = v
+			}
+			st.messages = append(st.messages, m.UID)
+			st.hashes = append(st.hashes, contentHash(o))
+			st.objects = append(st.objects, o)
+		}
+	}
+	return out, nil
+}
+
+func messageObjects(m imapstore.Message) []*calendar.Object {
+	var parts []calendar.Part
+	if m.Raw != nil {
+		parts, _ = calendar.MessageParts(m.Raw)
+	}
+	for _, p := range m.Parts {
+		if !p.TooLarge {
+			parts = append(parts, calendar.Part{MediaType: p.MediaType, Params: p.Params, Body: calendar.DecodeTransfer(p.Encoding, p.Body)})
+		}
+	}
+	var out []*calendar.Object
+	for _, p := range parts {
+		if objs, err := calendar.PartObjects(p); err == nil {
+			out = append(out, objs...)
+		}
+	}
+	return out
+}
+
+// plan is what an upload will do.
+type plan struct {
+	appends []object  // to the folder
+	remove  []uint32  // from the folder, after the appends and log copies
+	toLog   []*stored // copied to the log before removal
+	result  Result
+}
+
+func (s *Service) plan(incoming []object, current, logged map[string]*stored) plan {
+	var p plan
+	uploaded := map[string]bool{}
+	for _, in := range incoming {
+		uploaded[in.uid] = true
+		cur := current[in.uid]
+		if cur == nil {
+			if d := logged[in.uid]; d != nil && in.version.compare(d.version) <= 0 {
+				p.result.Refused++ // deleted before, and not changed since
+				continue
+			}
+			p.appends = append(p.appends, in)
+			p.result.Added++
+			continue
+		}
+		if i := slices.Index(cur.hashes, in.hash); i >= 0 {
+			// Already there; drop duplicates an interrupted replace left.
+			for j, m := range cur.messages {
+				if j != i {
+					p.remove = append(p.remove, m)
+				}
+			}
+			p.result.Unchanged++
+			continue
+		}
+		if in.version.compare(cur.version) < 0 {
+			p.result.Refused++ // the folder's copy is newer
+			continue
+		}
+		p.appends = append(p.appends, in)
+		p.remove = append(p.remove, cur.messages...)
+		p.result.Replaced++
+	}
+	replaced := map[string]bool{}
+	for _, a := range p.appends {
+		replaced[a.uid] = true
+	}
+	deleted := map[string]bool{}
+	for _, uid := range slices.Sorted(maps.Keys(current)) {
+		if !uploaded[uid] {
+			cur := current[uid]
+			p.toLog = append(p.toLog, cur)
+			p.remove = append(p.remove, cur.messages...)
+			p.result.Deleted++
+			deleted[uid] = true
+		}
+	}
+	// A message holding several objects is removed once.
+	slices.Sort(p.remove)
+	p.remove = slices.Compact(p.remove)
+	// An object that stays but shares a message with one that goes (a
+	// whole calendar stored as one message) is first written on its own.
+	for _, uid := range slices.Sorted(maps.Keys(current)) {
+		cur := current[uid]
+		if deleted[uid] || replaced[uid] {
+			continue
+		}
+		kept := slices.ContainsFunc(cur.messages, func(m uint32) bool { _, gone := slices.BinarySearch(p.remove, m); return !gone })
+		if !kept {
+			o := cur.objects[0]
+			p.appends = append(p.appends, object{uid: uid, version: versionOf(o), hash: contentHash(o), obj: o})
+		}
+	}
+	return p
+}
+
+// permitted checks, before any write, that the uploader holds every right
+// the plan needs.
+func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool, r Request) error {
+	name := strings.Join(r.Folder, "/")
+	if len(p.appends) > 0 && !rights.Has(acl.Insert) {
+		return &DeniedError{Right: acl.Insert, Folder: name, Why: "add or change events"}
+	}
+	if len(p.remove) > 0 {
+		if !rights.Has(acl.DeleteMessages) {
+			return &DeniedError{Right: acl.DeleteMessages, Folder: name, Why: "change or delete events"}
+		}
+		if !rights.Has(acl.Expunge) {
+			return &DeniedError{Right: acl.Expunge, Folder: name, Why: "change or delete events"}
+		}
+	}
+	if len(p.toLog) > 0 && logExists && !logRights.Has(acl.Insert) {
+		return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted events in the log"}
+	}
+	return nil
+}
+
+// apply carries the plan out: log copies, then appends, then removals,
+// so that an interruption anywhere loses nothing.
+func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists bool, user string) error {
+	if len(p.toLog) > 0 {
+		if !logExists {
+			if err := sess.Create(ctx, logFolder); err != nil {
+				return &DeniedError{Right: acl.CreateMailbox, Folder: s.opts.LogFolder, Why: "create the deleted-events log"}
+			}
+		}
+		// A copy left by an interrupted earlier attempt is not made again.
+		already, err := s.read(ctx, sess, logFolder)
+		if err != nil {
+			return err
+		}
+		now := s.opts.Now().UTC().Format(time.RFC3339)
+		for _, st := range p.toLog {
+			for i, o := range st.objects {
+				if d := already[st.uid]; d != nil && slices.Contains(d.hashes, st.hashes[i]) {
+					continue
+				}
+				msg := message(o, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user))
+				if err := sess.Append(ctx, logFolder, msg); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, in := range p.appends {
+		if err := sess.Append(ctx, folder, message(in.obj, user, s.opts.Now(), "")); err != nil {
+			return err
+		}
+	}
+	return sess.Remove(ctx, folder, p.remove)
+}
+
+// message builds the message that holds one object: a text/calendar
+// message with the object's UID as subject (as Kolab clients do).
+func message(o *calendar.Object, user string, now time.Time, extra string) []byte {
+	cal := ical.NewComponent(ical.CompCalendar)
+	cal.Props.SetText(ical.PropVersion, "2.0")
+	cal.Props.SetText(ical.PropProductID, "-//fbpub//upload//EN")
+	cal.Children = append(cal.Children, calendar.UsedTimezones([]*calendar.Object{o})...)
+	cal.Children = append(cal.Children, o.Events()...)
+	body, _ := calendar.Marshal(cal)
+	var b bytes.Buffer
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	fmt.Fprintf(&b, "From: %s\r\n", headerSafe(user))
+	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", headerSafe(o.UID)))
+	fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Message-ID: <%s@fbpub>\r\n", hex.EncodeToString(id[:]))
+	fmt.Fprintf(&b, "X-Fbpub-UID: %s\r\n", mime.QEncoding.Encode("utf-8", headerSafe(o.UID)))
+	if extra != "" {
+		b.WriteString(extra + "\r\n")
+	}
+	b.WriteString("MIME-Version: 1.0\r\n")
+	b.WriteString("Content-Type: text/calendar; charset=utf-8; component=VEVENT\r\n")
+	b.WriteString("Content-Transfer-Encoding: 8bit\r\n\r\n")
+	b.Write(body)
+	return b.Bytes()
+}
+
+// headerSafe keeps a value on one header line.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == 0 {
+			return ' '
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,430 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-ical"
+
+	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/calendar"
+	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/testbed"
+)
+
+func TestMain(m *testing.M) { testbed.Main(m) }
+
+func dialer(addr string) func(ctx context.Context, user, password string) (*imapstore.Session, error) {
+	return func(ctx context.Context, user, password string) (*imapstore.Session, error) {
+		return imapstore.Dial(ctx, imapstore.Options{Addr: addr, TLS: imapstore.TLSNone, User: user, Password: password, Timeout: 5 * time.Second})
+	}
+}
+
+func newService(addr string) *Service {
+	return New(Options{Dial: dialer(addr), Now: func() time.Time { return time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC) }})
+}
+
+// ev is one VEVENT; seq "" leaves SEQUENCE out.
+func ev(uid, summary, seq string) string {
+	s := "BEGIN:VEVENT\r\nUID:" + uid + "\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250310T090000Z\r\nDTEND:20250310T100000Z\r\nSUMMARY:" + summary + "\r\n"
+	if seq != "" {
+		s += "SEQUENCE:" + seq + "\r\n"
+	}
+	return s + "END:VEVENT\r\n"
+}
+
+func cal(events ...string) []byte {
+	return []byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fbpub tests//EN\r\n" + strings.Join(events, "") + "END:VCALENDAR\r\n")
+}
+
+// content reads a folder as the owner: summary by UID, and how many
+// messages hold each UID.
+func content(t *testing.T, srv *testbed.Server, owner, folder string) (summaries map[string]string, copies map[string]int) {
+	t.Helper()
+	s, err := dialer(srv.Addr)(t.Context(), owner, testbed.Password(owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := s.Fetch(t.Context(), folder, imapstore.Query{Want: calendar.IsCalendarType, WholeBelow: 1 << 20})
+	if errors.Is(err, imapstore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	summaries, copies = map[string]string{}, map[string]int{}
+	for _, m := range l.Messages {
+		if l.Deleted[m.UID] {
+			continue
+		}
+		for _, o := range messageObjects(m) {
+			copies[o.UID]++
+			summaries[o.UID], _ = o.Events()[0].Props.Text(ical.PropSummary)
+		}
+	}
+	return summaries, copies
+}
+
+func state(t *testing.T, srv *testbed.Server, owner, folder string) imapstore.State {
+	t.Helper()
+	s, err := dialer(srv.Addr)(t.Context(), owner, testbed.Password(owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.States(t.Context(), []string{folder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[folder]
+}
+
+func seed(t *testing.T, srv *testbed.Server, events ...string) {
+	t.Helper()
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Calendar")
+	for _, e := range events {
+		srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("event", string(cal(e))))
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	srv := testbed.Get(t)
+	seed(t, srv, ev("a", "Alpha", ""), ev("b", "Bravo", ""), ev("c", "Charlie", ""))
+	svc := newService(srv.Addr)
+	up := Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"},
+		Body: cal(ev("a", "Alpha moved", "1"), ev("c", "Charlie", ""), ev("d", "Delta", ""))}
+	res, err := svc.Put(t.Context(), up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Result{Added: 1, Replaced: 1, Deleted: 1, Unchanged: 1}); res != want {
+		t.Errorf("result %+v, want %+v", res, want)
+	}
+	got, copies := content(t, srv, "alice", "Calendar")
+	if want := map[string]string{"a": "Alpha moved", "c": "Charlie", "d": "Delta"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("folder holds %v, want %v", got, want)
+	}
+	for uid, n := range copies {
+		if n != 1 {
+			t.Errorf("%d messages hold %s", n, uid)
+		}
+	}
+	logged, _ := content(t, srv, "alice", DefaultLogFolder)
+	if fmt.Sprint(logged) != fmt.Sprint(map[string]string{"b": "Bravo"}) {
+		t.Errorf("log holds %v, want the deleted Bravo", logged)
+	}
+
+	// The same upload again changes nothing.
+	before := state(t, srv, "alice", "Calendar")
+	res, err = svc.Put(t.Context(), up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Result{Unchanged: 3}); res != want {
+		t.Errorf("second upload: %+v, want %+v", res, want)
+	}
+	if after := state(t, srv, "alice", "Calendar"); after != before {
+		t.Errorf("an identical upload changed the folder: %+v → %+v", before, after)
+	}
+
+	// A stale client still holding Bravo does not bring it back; one
+	// that changed it since (a higher SEQUENCE) does.
+	stale := up
+	stale.Body = cal(ev("a", "Alpha moved", "1"), ev("b", "Bravo", ""), ev("c", "Charlie", ""), ev("d", "Delta", ""))
+	if res, err = svc.Put(t.Context(), stale); err != nil || res.Refused != 1 || res.Added != 0 {
+		t.Errorf("stale upload: %+v, %v; want Bravo refused", res, err)
+	}
+	if got, _ := content(t, srv, "alice", "Calendar"); got["b"] != "" {
+		t.Errorf("a stale upload resurrected Bravo: %v", got)
+	}
+	newer := up
+	newer.Body = cal(ev("a", "Alpha moved", "1"), ev("b", "Bravo again", "1"), ev("c", "Charlie", ""), ev("d", "Delta", ""))
+	if res, err = svc.Put(t.Context(), newer); err != nil || res.Added != 1 {
+		t.Errorf("newer upload: %+v, %v; want Bravo added", res, err)
+	}
+	if got, _ := content(t, srv, "alice", "Calendar"); got["b"] != "Bravo again" {
+		t.Errorf("a newer Bravo was not restored: %v", got)
+	}
+
+	// An older copy of an event does not overwrite a newer one.
+	older := newer
+	older.Body = cal(ev("a", "Alpha", ""), ev("b", "Bravo again", "1"), ev("c", "Charlie", ""), ev("d", "Delta", ""))
+	if res, err = svc.Put(t.Context(), older); err != nil || res.Refused != 1 {
+		t.Errorf("older upload: %+v, %v; want Alpha refused", res, err)
+	}
+	if got, _ := content(t, srv, "alice", "Calendar"); got["a"] != "Alpha moved" {
+		t.Errorf("an older copy overwrote a newer one: %v", got)
+	}
+}
+
+// TestSharedMessage: deleting one event of a message that holds several
+// keeps the others.
+func TestSharedMessage(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("all", string(cal(ev("a", "Alpha", ""), ev("b", "Bravo", "")))))
+	res, err := newService(srv.Addr).Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal(ev("a", "Alpha", ""))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 1 {
+		t.Errorf("result %+v", res)
+	}
+	if got, _ := content(t, srv, "alice", "Calendar"); fmt.Sprint(got) != fmt.Sprint(map[string]string{"a": "Alpha"}) {
+		t.Errorf("folder holds %v, want Alpha alone", got)
+	}
+}
+
+func TestDenied(t *testing.T) {
+	srv := testbed.Get(t)
+	seed(t, srv, ev("a", "Alpha", ""))
+	srv.SetACL(t, "alice", "Calendar", "bob", "lr")
+	before := state(t, srv, "alice", "Calendar")
+	svc := newService(srv.Addr)
+	_, err := svc.Put(t.Context(), Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal(ev("a", "Alpha", ""), ev("x", "Bob's", ""))})
+	var de *DeniedError
+	if !errors.As(err, &de) || de.Right != acl.Insert {
+		t.Fatalf("bob with lr: %v; want a DeniedError for i", err)
+	}
+	if after := state(t, srv, "alice", "Calendar"); after != before {
+		t.Errorf("a refused upload changed the folder")
+	}
+
+	// bob may write the folder but not create alice's log: deleting is
+	// refused before anything is written.
+	srv.SetACL(t, "alice", "Calendar", "bob", "lrswite")
+	_, err = svc.Put(t.Context(), Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal(ev("x", "Bob's", ""))})
+	if !errors.As(err, &de) {
+		t.Fatalf("bob without a log folder: %v; want a DeniedError", err)
+	}
+	if got, _ := content(t, srv, "alice", "Calendar"); fmt.Sprint(got) != fmt.Sprint(map[string]string{"a": "Alpha"}) {
+		t.Errorf("a refused upload changed the folder: %v", got)
+	}
+	// With a log he may write to, it works, as bob.
+	srv.CreateFolder(t, "alice", DefaultLogFolder)
+	srv.SetACL(t, "alice", DefaultLogFolder, "bob", "lri")
+	res, err := svc.Put(t.Context(), Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal(ev("x", "Bob's", ""))})
+	if err != nil || res != (Result{Added: 1, Deleted: 1}) {
+		t.Fatalf("bob with rights: %+v, %v", res, err)
+	}
+	if logged, _ := content(t, srv, "alice", DefaultLogFolder); logged["a"] != "Alpha" {
+		t.Errorf("log holds %v", logged)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	srv := testbed.Get(t)
+	seed(t, srv, ev("a", "Alpha", ""))
+	before := state(t, srv, "alice", "Calendar")
+	svc := New(Options{Dial: dialer(srv.Addr), MaxEvents: 2})
+	for name, body := range map[string][]byte{
+		"garbage":  []byte("this is not a calendar"),
+		"too many": cal(ev("1", "x", ""), ev("2", "x", ""), ev("3", "x", "")),
+		"broken":   []byte("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\n"),
+	} {
+		_, err := svc.Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"}, Body: body})
+		if !errors.Is(err, ErrBadInput) && !errors.Is(err, ErrTooMany) {
+			t.Errorf("%s: %v; want ErrBadInput or ErrTooMany", name, err)
+		}
+	}
+	if after := state(t, srv, "alice", "Calendar"); after != before {
+		t.Errorf("bad uploads changed the folder")
+	}
+}
+
+// TestConcurrent: two uploads from the same starting point. With a
+// precondition, one wins and the other changes nothing; without, every
+// event ends up in the folder or in the log.
+func TestConcurrent(t *testing.T) {
+	srv := testbed.Get(t)
+	seed(t, srv, ev("a", "Alpha", ""), ev("b", "Bravo", ""))
+	svc := newService(srv.Addr)
+	start := state(t, srv, "alice", "Calendar")
+	check := func(ctx context.Context) error {
+		if state(t, srv, "alice", "Calendar") != start {
+			return errors.New("changed since read")
+		}
+		return nil
+	}
+	bodies := [][]byte{
+		cal(ev("a", "Alpha by one", "1"), ev("b", "Bravo", "")),
+		cal(ev("a", "Alpha", ""), ev("c", "Charlie by two", "")),
+	}
+	run := func(withCheck bool) []error {
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				r := Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"}, Body: bodies[i]}
+				if withCheck {
+					r.Check = check
+				}
+				_, errs[i] = svc.Put(context.Background(), r)
+			})
+		}
+		wg.Wait()
+		return errs
+	}
+	errs := run(true)
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Fatalf("with a precondition: errors %v; want exactly one upload to win", errs)
+	}
+	got, _ := content(t, srv, "alice", "Calendar")
+	winner := 0
+	if errs[0] != nil {
+		winner = 1
+	}
+	if want := [][]string{{"a", "b"}, {"a", "c"}}[winner]; fmt.Sprint(sortedKeys(got)) != fmt.Sprint(want) {
+		t.Errorf("folder holds %v after upload %d won", got, winner)
+	}
+
+	seed(t, srv, ev("a", "Alpha", ""), ev("b", "Bravo", ""))
+	for _, err := range run(false) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	inFolder, _ := content(t, srv, "alice", "Calendar")
+	inLog, _ := content(t, srv, "alice", DefaultLogFolder)
+	for _, uid := range []string{"a", "b", "c"} {
+		if inFolder[uid] == "" && inLog[uid] == "" {
+			t.Errorf("%s is lost: folder %v, log %v", uid, inFolder, inLog)
+		}
+	}
+	if inFolder["a"] != "Alpha by one" {
+		t.Errorf("the newer Alpha was lost: %v", inFolder)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cutProxy forwards to addr and drops a connection once the client has
+// sent more than limit bytes; limit < 0 never drops.
+func cutProxy(t *testing.T, addr string, limit int64) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			var sent atomic.Int64
+			go func() {
+				buf := make([]byte, 512)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						if limit >= 0 && sent.Add(int64(n)) > limit {
+							c.Close()
+							s.Close()
+							return
+						}
+						s.Write(buf[:n])
+					}
+					if err != nil {
+						s.Close()
+						return
+					}
+				}
+			}()
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := s.Read(buf)
+					if n > 0 {
+						c.Write(buf[:n])
+					}
+					if err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestCutConnection cuts the uploader's connection after more and more
+// bytes, so that the cut lands at every step of the reconcile, then
+// retries without the cut: the folder and the log must end up as after an
+// uncut upload, with no event lost or doubled.
+func TestCutConnection(t *testing.T) {
+	srv := testbed.Get(t)
+	initial := []string{ev("a", "Alpha", ""), ev("b", "Bravo", ""), ev("c", "Charlie", "")}
+	body := cal(ev("a", "Alpha moved", "1"), ev("c", "Charlie", ""), ev("d", "Delta", ""))
+	wantFolder := map[string]string{"a": "Alpha moved", "c": "Charlie", "d": "Delta"}
+	wantLog := map[string]string{"b": "Bravo"}
+	cuts := 0
+	for limit := int64(100); limit < 6000; limit += 173 {
+		seed(t, srv, initial...)
+		cut := New(Options{Dial: dialer(cutProxy(t, srv.Addr, limit))})
+		_, err := cut.Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"}, Body: body})
+		if err == nil {
+			break // the whole upload fits under the limit: every step was cut before
+		}
+		cuts++
+		// Nothing is lost at the moment of the cut either.
+		inFolder, _ := content(t, srv, "alice", "Calendar")
+		inLog, _ := content(t, srv, "alice", DefaultLogFolder)
+		for _, uid := range []string{"a", "b", "c"} {
+			if inFolder[uid] == "" && inLog[uid] == "" {
+				t.Errorf("cut after %d bytes: %s is lost", limit, uid)
+			}
+		}
+		if _, err := newService(srv.Addr).Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"}, Body: body}); err != nil {
+			t.Fatalf("retry after a cut at %d bytes: %v", limit, err)
+		}
+		gotFolder, folderCopies := content(t, srv, "alice", "Calendar")
+		gotLog, logCopies := content(t, srv, "alice", DefaultLogFolder)
+		if fmt.Sprint(gotFolder) != fmt.Sprint(wantFolder) || fmt.Sprint(gotLog) != fmt.Sprint(wantLog) {
+			t.Errorf("cut after %d bytes, then retried: folder %v, log %v; want %v, %v", limit, gotFolder, gotLog, wantFolder, wantLog)
+		}
+		for uid, n := range folderCopies {
+			if n != 1 {
+				t.Errorf("cut after %d bytes, then retried: %d copies of %s in the folder", limit, n, uid)
+			}
+		}
+		for uid, n := range logCopies {
+			if n != 1 {
+				t.Errorf("cut after %d bytes, then retried: %d copies of %s in the log", limit, n, uid)
+			}
+		}
+	}
+	if cuts < 5 {
+		t.Errorf("only %d cuts landed inside the upload", cuts)
+	}
+	t.Logf("%d cuts at different steps, each retried to the same result", cuts)
+}
