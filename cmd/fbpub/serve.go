@@ -23,6 +23,7 @@ import (
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/httpapi"
 	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
 )
 
@@ -110,18 +111,8 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 	pool := imapstore.NewPool(imapstore.Options{
 		Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
 		User: cfg.IMAP.User, Password: password,
-		Timeout: time.Duration(cfg.IMAP.Timeout),
-		Observe: func(cmd string, err error, d time.Duration) {
-			result := "ok"
-			var ie *imap.Error
-			switch {
-			case errors.As(err, &ie):
-				result = "no"
-			case err != nil:
-				result = "error"
-			}
-			m.ObserveIMAP(cmd, result, d)
-		},
+		Timeout:       time.Duration(cfg.IMAP.Timeout),
+		Observe:       func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) },
 		OnReconnect:   m.IMAPReconnects.Inc,
 		OnConnections: func(d int) { m.IMAPConnections.Add(float64(d)) },
 		Logger:        log.With("component", "imap"),
@@ -158,6 +149,16 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Metrics:       m,
 		Logger:        log,
 	})
+	dialAs := func(ctx context.Context, user, password string) (*imapstore.Session, error) {
+		return imapstore.Dial(ctx, imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
+			User: user, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout),
+			Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) }})
+	}
+	var putCalendar func(context.Context, httpapi.Upload) (httpapi.UploadResult, error)
+	if cfg.Upload.Enabled {
+		putCalendar = uploader(upload.New(upload.Options{Dial: dialAs, LogFolder: cfg.Upload.LogFolder,
+			MaxEvents: cfg.Upload.MaxEvents, Logger: log}))
+	}
 	h := httpapi.New(httpapi.Options{
 		Cache:      cache,
 		MailDomain: cfg.Publish.MailDomain,
@@ -179,6 +180,8 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 			s.Close()
 			return true, nil
 		},
+		Upload:         putCalendar,
+		MaxUpload:      cfg.Upload.MaxBytes,
 		Policy:         policy,
 		Groups:         cfg.Groups(),
 		UserHeader:     cfg.Access.UserHeader,
@@ -257,4 +260,41 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "devel"
+}
+
+// imapResult names the outcome of an IMAP command for the metrics: "ok",
+// "no" (the server refused) or "error" (the connection failed).
+func imapResult(err error) string {
+	var ie *imap.Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ie):
+		return "no"
+	}
+	return "error"
+}
+
+// uploader adapts the upload engine to the HTTP layer, turning its
+// refusals into the statuses a client should see.
+func uploader(svc *upload.Service) func(context.Context, httpapi.Upload) (httpapi.UploadResult, error) {
+	return func(ctx context.Context, u httpapi.Upload) (httpapi.UploadResult, error) {
+		res, err := svc.Put(ctx, upload.Request{User: u.User, Password: u.Password, Owner: u.Owner, Folder: u.Folder, Body: u.Body, Check: u.Check})
+		var denied *upload.DeniedError
+		switch {
+		case err == nil:
+			return httpapi.UploadResult(res), nil
+		case errors.As(err, &denied):
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusForbidden, Message: denied.Error(), Err: err}
+		case errors.Is(err, upload.ErrNotFound):
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusNotFound, Message: "not found", Err: err}
+		case errors.Is(err, upload.ErrAuth):
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusUnauthorized, Message: "wrong user name or password", Err: err}
+		case errors.Is(err, upload.ErrTooMany):
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusRequestEntityTooLarge, Message: err.Error(), Err: err}
+		case errors.Is(err, upload.ErrBadInput):
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusBadRequest, Message: "the upload is not a calendar fbpub can read; nothing was changed", Err: err}
+		}
+		return httpapi.UploadResult{}, err
+	}
 }

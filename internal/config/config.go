@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +33,18 @@ type Config struct {
 	IMAP    IMAP    `toml:"imap"`
 	Publish Publish `toml:"publish"`
 	Access  Access  `toml:"access"`
+	Upload  Upload  `toml:"upload"`
 	Log     Log     `toml:"log"`
+}
+
+// Upload configures PUT /calendar/<owner>/<folder>.ics, which writes an
+// uploaded calendar into IMAP as the uploader.
+type Upload struct {
+	Enabled bool `toml:"enabled"`
+	// LogFolder is the deleted-events log, a folder of the owner's.
+	LogFolder string `toml:"log_folder"`
+	MaxBytes  int64  `toml:"max_bytes"`
+	MaxEvents int    `toml:"max_events"`
 }
 
 // Access says who sees what. The folder ACLs on the IMAP server decide;
@@ -157,6 +169,7 @@ func Default() Config {
 			Refresh:     Duration(15 * time.Minute),
 		},
 		Access: Access{FreeBusy: "public"},
+		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},
 		Log:    Log{Format: "text", Level: "info"},
 	}
 }
@@ -312,6 +325,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Access.UserHeader != "" && len(c.Access.TrustedProxies) == 0 {
 		bad("access.user_header is set but access.trusted_proxies is empty: the header would be believed from no one")
+	}
+	if c.Upload.LogFolder == "" || strings.HasPrefix(c.Upload.LogFolder, "/") || strings.Contains(c.Upload.LogFolder, "..") {
+		bad("upload.log_folder: %q is not a folder path", c.Upload.LogFolder)
+	}
+	for _, pat := range c.Publish.Folders {
+		if ok, _ := path.Match(pat, c.Upload.LogFolder); ok {
+			bad("upload.log_folder: %q would be published (publish.folders %q)", c.Upload.LogFolder, pat)
+		}
+	}
+	if c.Upload.MaxBytes < 1024 || c.Upload.MaxBytes > 1<<30 {
+		bad("upload.max_bytes: %d is not between 1024 and 1 GiB", c.Upload.MaxBytes)
+	}
+	if c.Upload.MaxEvents < 1 || c.Upload.MaxEvents > 1000000 {
+		bad("upload.max_events: %d is not between 1 and 1000000", c.Upload.MaxEvents)
 	}
 	switch c.Log.Format {
 	case "text", "json":

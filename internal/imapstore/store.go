@@ -12,11 +12,11 @@ import (
 // Writing, for uploads (ical2imap). These run as the uploading user's own
 // session, so that the server's ACL decides what they may do.
 
-// Locate returns the name under which this session's user sees owner's
+// FolderName returns the name under which this session's user sees owner's
 // folder path (segments): in its personal namespace when the user is the
 // owner, else under the other users' namespace. It reports false when the
 // server announced no namespace for other users.
-func (s *Session) Locate(owner string, path []string) (string, bool) {
+func (s *Session) FolderName(owner string, path []string) (string, bool) {
 	for _, ns := range s.spaces {
 		if ns.Kind != Personal || !strings.EqualFold(owner, s.opts.User) {
 			continue
@@ -39,8 +39,8 @@ func delimString(d rune) string {
 	return string(d)
 }
 
-// Create creates folder; a folder that exists already is not an error.
-func (s *Session) Create(ctx context.Context, folder string) error {
+// CreateFolder creates folder; a folder that exists already is not an error.
+func (s *Session) CreateFolder(ctx context.Context, folder string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	release := s.bind(ctx)
@@ -59,8 +59,8 @@ func (s *Session) Create(ctx context.Context, folder string) error {
 	return nil
 }
 
-// Append adds msg (a whole RFC 5322 message) to folder.
-func (s *Session) Append(ctx context.Context, folder string, msg []byte, flags ...string) error {
+// AppendMessage adds msg (a whole RFC 5322 message) to folder.
+func (s *Session) AppendMessage(ctx context.Context, folder string, msg []byte, flags ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	release := s.bind(ctx)
@@ -93,9 +93,9 @@ func (s *Session) Append(ctx context.Context, folder string, msg []byte, flags .
 	return nil
 }
 
-// Remove expunges the messages uids of folder, and only those (UID
+// RemoveMessages expunges the messages uids of folder, and only those (UID
 // EXPUNGE, RFC 4315): other clients' messages flagged \Deleted stay.
-func (s *Session) Remove(ctx context.Context, folder string, uids []uint32) error {
+func (s *Session) RemoveMessages(ctx context.Context, folder string, uids []uint32) error {
 	if len(uids) == 0 {
 		return nil
 	}

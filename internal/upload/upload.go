@@ -153,8 +153,8 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 		return Result{}, err
 	}
 	defer sess.Close()
-	folder, ok := sess.Locate(r.Owner, r.Folder)
-	logFolder, _ := sess.Locate(r.Owner, strings.Split(s.opts.LogFolder, "/"))
+	folder, ok := sess.FolderName(r.Owner, r.Folder)
+	logFolder, _ := sess.FolderName(r.Owner, strings.Split(s.opts.LogFolder, "/"))
 	if !ok {
 		return Result{}, ErrNotFound
 	}
@@ -286,7 +286,8 @@ func versionOf(o *calendar.Object) version {
 
 // contentHash identifies an object's content: its events and the zones
 // they use, encoded canonically, without DTSTAMP (clients rewrite it on
-// every export).
+// every export) and without alarms (fbpub's feeds leave them out, so a
+// client that edits a feed and uploads it never has them).
 func contentHash(o *calendar.Object) string {
 	h := sha256.New()
 	enc := calendar.NewEncoder(h)
@@ -294,7 +295,12 @@ func contentHash(o *calendar.Object) string {
 		enc.Encode(tz)
 	}
 	for _, ev := range o.Events() {
-		cp := &ical.Component{Name: ev.Name, Props: ical.Props{}, Children: ev.Children}
+		cp := &ical.Component{Name: ev.Name, Props: ical.Props{}}
+		for _, ch := range ev.Children {
+			if ch.Name != ical.CompAlarm {
+				cp.Children = append(cp.Children, ch)
+			}
+		}
 		for name, ps := range ev.Props {
 			if name != ical.PropDateTimeStamp {
 				cp.Props[name] = ps
@@ -430,6 +436,7 @@ func (s *Service) plan(incoming []object, current, logged map[string]*stored) pl
 			p.result.Refused++ // the folder's copy is newer
 			continue
 		}
+		keepAlarms(in.obj, cur.objects[0])
 		p.appends = append(p.appends, in)
 		p.remove = append(p.remove, cur.messages...)
 		p.result.Replaced++
@@ -467,6 +474,33 @@ func (s *Service) plan(incoming []object, current, logged map[string]*stored) pl
 	return p
 }
 
+// keepAlarms gives the events of an uploaded object that carry no alarm
+// the alarms of the same occurrence in the stored copy: the owner's
+// reminders survive a round trip through a feed, which has none.
+func keepAlarms(in, old *calendar.Object) {
+	rid := func(ev *ical.Component) string {
+		if p := ev.Props.Get(ical.PropRecurrenceID); p != nil {
+			return p.Value
+		}
+		return ""
+	}
+	for _, ev := range in.Events() {
+		if slices.ContainsFunc(ev.Children, func(c *ical.Component) bool { return c.Name == ical.CompAlarm }) {
+			continue
+		}
+		for _, o := range old.Events() {
+			if rid(o) != rid(ev) {
+				continue
+			}
+			for _, ch := range o.Children {
+				if ch.Name == ical.CompAlarm {
+					ev.Children = append(ev.Children, ch)
+				}
+			}
+		}
+	}
+}
+
 // permitted checks, before any write, that the uploader holds every right
 // the plan needs.
 func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool, r Request) error {
@@ -493,7 +527,7 @@ func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool
 func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists bool, user string) error {
 	if len(p.toLog) > 0 {
 		if !logExists {
-			if err := sess.Create(ctx, logFolder); err != nil {
+			if err := sess.CreateFolder(ctx, logFolder); err != nil {
 				return &DeniedError{Right: acl.CreateMailbox, Folder: s.opts.LogFolder, Why: "create the deleted-events log"}
 			}
 		}
@@ -509,18 +543,18 @@ func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, fo
 					continue
 				}
 				msg := message(o, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user))
-				if err := sess.Append(ctx, logFolder, msg); err != nil {
+				if err := sess.AppendMessage(ctx, logFolder, msg); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	for _, in := range p.appends {
-		if err := sess.Append(ctx, folder, message(in.obj, user, s.opts.Now(), "")); err != nil {
+		if err := sess.AppendMessage(ctx, folder, message(in.obj, user, s.opts.Now(), "")); err != nil {
 			return err
 		}
 	}
-	return sess.Remove(ctx, folder, p.remove)
+	return sess.RemoveMessages(ctx, folder, p.remove)
 }
 
 // message builds the message that holds one object: a text/calendar

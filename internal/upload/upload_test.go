@@ -428,3 +428,36 @@ func TestCutConnection(t *testing.T) {
 	}
 	t.Logf("%d cuts at different steps, each retried to the same result", cuts)
 }
+
+// TestAlarmsSurvive: a client that uploads what fbpub's feed gave it (no
+// alarms) neither rewrites unchanged events nor drops the owner's alarms
+// from the events it changed.
+func TestAlarmsSurvive(t *testing.T) {
+	srv := testbed.Get(t)
+	alarm := "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Soon\r\nTRIGGER:-PT10M\r\nEND:VALARM\r\n"
+	withAlarm := func(e string) string { return strings.Replace(e, "END:VEVENT", alarm+"END:VEVENT", 1) }
+	seed(t, srv, withAlarm(ev("a", "Alpha", "")), withAlarm(ev("b", "Bravo", "")))
+	svc := newService(srv.Addr)
+	res, err := svc.Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"},
+		Body: cal(ev("a", "Alpha", ""), ev("b", "Bravo moved", "1"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res != (Result{Replaced: 1, Unchanged: 1}) {
+		t.Errorf("result %+v, want Alpha unchanged and Bravo replaced", res)
+	}
+	s, err := dialer(srv.Addr)(t.Context(), "alice", testbed.Password("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := s.Fetch(t.Context(), "Calendar", imapstore.Query{Want: calendar.IsCalendarType, WholeBelow: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range l.Messages {
+		if !strings.Contains(string(m.Raw), "BEGIN:VALARM") {
+			t.Errorf("a message lost its alarm:\n%s", m.Raw)
+		}
+	}
+}
