@@ -9,10 +9,12 @@
 package calendar
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/emersion/go-ical"
 )
@@ -47,7 +49,9 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 			cals, err = nil, fmt.Errorf("%w (decoder panic)", ErrMalformed)
 		}
 	}()
-	dec := ical.NewDecoder(bytes.NewReader(data))
+	br := getReader(bytes.NewReader(data))
+	defer putReader(br)
+	dec := ical.NewDecoder(br)
 	n := 0
 	for {
 		cal, err := dec.Decode()
@@ -79,4 +83,21 @@ func countComponents(c *ical.Component) int {
 		n += countComponents(ch)
 	}
 	return n
+}
+
+// readers recycles the 4 KiB buffered readers that go-ical's decoder and
+// mime/multipart would otherwise allocate for every message: both use a
+// *bufio.Reader they are given as it is, when it is at least that large.
+// Parsing a folder is thousands of small messages, so this matters.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+func getReader(r io.Reader) *bufio.Reader {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	readers.Put(br)
 }

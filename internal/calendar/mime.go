@@ -88,7 +88,9 @@ func walkPart(h textproto.MIMEHeader, body []byte, depth int, count *int, out *[
 		if b == "" {
 			return
 		}
-		mr := multipart.NewReader(bytes.NewReader(body), b)
+		br := getReader(bytes.NewReader(body))
+		defer putReader(br)
+		mr := multipart.NewReader(br, b)
 		for {
 			p, err := mr.NextRawPart()
 			if err != nil {
