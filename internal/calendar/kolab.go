@@ -87,7 +87,11 @@ func xcalProp(n *node) *ical.Prop {
 	if len(values) == 0 {
 		return nil
 	}
-	p.Value = strings.Join(values, ",")
+	sep := ","
+	if p.Name == ical.PropGeo {
+		sep = ";" // latitude;longitude
+	}
+	p.Value = strings.Join(values, sep)
 	switch valueType {
 	case "DATE", "PERIOD":
 		p.Params.Set(ical.ParamValue, valueType)

@@ -136,3 +136,34 @@ func (s *Session) RemoveMessages(ctx context.Context, folder string, uids []uint
 	}
 	return nil
 }
+
+// KolabFolderType returns folder's Kolab folder-type annotation ("event",
+// "event.default", "mail", …; shared value first), or "" when it has none
+// or the server has no METADATA.
+func (s *Session) KolabFolderType(ctx context.Context, folder string) (string, error) {
+	if !s.features.Metadata {
+		return "", nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+	var typ string
+	err := s.observe("GETMETADATA", func() error {
+		d, err := s.client.GetMetadata(folder, folderTypeEntries, nil).Wait()
+		if err != nil {
+			return err
+		}
+		for _, e := range folderTypeEntries {
+			if v := d.Entries[e]; v != nil && len(*v) > 0 {
+				typ = strings.ToLower(strings.TrimSpace(string(*v)))
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil && !isNo(err) {
+		return "", opErr(ctx, "GETMETADATA", err)
+	}
+	return typ, nil
+}

@@ -174,6 +174,28 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// Write in the folder's format: Kolab format 3 in a Kolab folder (by
+	// its annotation, or by what it holds already), else text/calendar.
+	kolab := false
+	for _, st := range current {
+		kolab = kolab || st.kolab
+	}
+	if !kolab {
+		typ, err := sess.KolabFolderType(ctx, folder)
+		if err != nil {
+			return Result{}, err
+		}
+		kolab = typ == "event" || strings.HasPrefix(typ, "event.")
+	}
+	if kolab {
+		// Compare what the folder would hold: the upload as Kolab stores
+		// it, so that an unchanged event is seen as unchanged.
+		for i := range incoming {
+			if o := viaXCal(incoming[i].obj); o != nil {
+				incoming[i].hash = contentHash(o)
+			}
+		}
+	}
 	if r.Check != nil {
 		if err := r.Check(ctx); err != nil {
 			return Result{}, err
@@ -203,7 +225,7 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if err := s.permitted(p, rights, logRights, logExists, r); err != nil {
 		return Result{}, err
 	}
-	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, r.User); err != nil {
+	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, r.User, kolab); err != nil {
 		return Result{}, err
 	}
 	return p.result, nil
@@ -246,6 +268,7 @@ type stored struct {
 	hashes   []string
 	messages []uint32
 	objects  []*calendar.Object
+	kolab    bool // stored in Kolab format 3
 }
 
 // version orders copies of one event: SEQUENCE, then LAST-MODIFIED,
@@ -359,7 +382,8 @@ func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder stri
 		if l.Deleted[m.UID] {
 			continue
 		}
-		for _, o := range messageObjects(m) {
+		objs, kolab := messageObjects(m)
+		for _, o := range objs {
 			if len(o.Events()) == 0 {
 				continue
 			}
@@ -375,12 +399,15 @@ func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder stri
 			st.messages = append(st.messages, m.UID)
 			st.hashes = append(st.hashes, contentHash(o))
 			st.objects = append(st.objects, o)
+			st.kolab = st.kolab || kolab
 		}
 	}
 	return out, nil
 }
 
-func messageObjects(m imapstore.Message) []*calendar.Object {
+// messageObjects returns the calendar objects of a message, and whether
+// it is a Kolab format 3 object (an xCal part).
+func messageObjects(m imapstore.Message) ([]*calendar.Object, bool) {
 	var parts []calendar.Part
 	if m.Raw != nil {
 		parts, _ = calendar.MessageParts(m.Raw)
@@ -391,12 +418,14 @@ func messageObjects(m imapstore.Message) []*calendar.Object {
 		}
 	}
 	var out []*calendar.Object
+	kolab := false
 	for _, p := range parts {
 		if objs, err := calendar.PartObjects(p); err == nil {
 			out = append(out, objs...)
+			kolab = kolab || p.MediaType == "application/calendar+xml"
 		}
 	}
-	return out
+	return out, kolab
 }
 
 // plan is what an upload will do.
@@ -474,6 +503,21 @@ func (s *Service) plan(incoming []object, current, logged map[string]*stored) pl
 	return p
 }
 
+// viaXCal returns o as it reads back from Kolab format 3, or nil.
+func viaXCal(o *calendar.Object) *calendar.Object {
+	cal := ical.NewComponent(ical.CompCalendar)
+	cal.Children = append(calendar.UsedTimezones([]*calendar.Object{o}), o.Events()...)
+	var x bytes.Buffer
+	if err := calendar.EncodeXCal(&x, cal); err != nil {
+		return nil
+	}
+	objs, err := calendar.PartObjects(calendar.Part{MediaType: "application/calendar+xml", Body: x.Bytes()})
+	if err != nil || len(objs) != 1 {
+		return nil
+	}
+	return objs[0]
+}
+
 // keepAlarms gives the events of an uploaded object that carry no alarm
 // the alarms of the same occurrence in the stored copy: the owner's
 // reminders survive a round trip through a feed, which has none.
@@ -524,7 +568,7 @@ func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool
 
 // apply carries the plan out: log copies, then appends, then removals,
 // so that an interruption anywhere loses nothing.
-func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists bool, user string) error {
+func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists bool, user string, kolab bool) error {
 	if len(p.toLog) > 0 {
 		if !logExists {
 			if err := sess.CreateFolder(ctx, logFolder); err != nil {
@@ -542,7 +586,7 @@ func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, fo
 				if d := already[st.uid]; d != nil && slices.Contains(d.hashes, st.hashes[i]) {
 					continue
 				}
-				msg := message(o, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user))
+				msg := message(o, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user), false)
 				if err := sess.AppendMessage(ctx, logFolder, msg); err != nil {
 					return err
 				}
@@ -550,16 +594,18 @@ func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, fo
 		}
 	}
 	for _, in := range p.appends {
-		if err := sess.AppendMessage(ctx, folder, message(in.obj, user, s.opts.Now(), "")); err != nil {
+		if err := sess.AppendMessage(ctx, folder, message(in.obj, user, s.opts.Now(), "", kolab)); err != nil {
 			return err
 		}
 	}
 	return sess.RemoveMessages(ctx, folder, p.remove)
 }
 
-// message builds the message that holds one object: a text/calendar
-// message with the object's UID as subject (as Kolab clients do).
-func message(o *calendar.Object, user string, now time.Time, extra string) []byte {
+// message builds the message that holds one object, with the object's UID
+// as subject as Kolab clients do: a text/calendar message, or with kolab a
+// Kolab format 3 object (multipart/mixed, an explanation for mail clients,
+// and the event as xCal in an application/calendar+xml attachment).
+func message(o *calendar.Object, user string, now time.Time, extra string, kolab bool) []byte {
 	cal := ical.NewComponent(ical.CompCalendar)
 	cal.Props.SetText(ical.PropVersion, "2.0")
 	cal.Props.SetText(ical.PropProductID, "-//fbpub//upload//EN")
@@ -578,6 +624,21 @@ func message(o *calendar.Object, user string, now time.Time, extra string) []byt
 		b.WriteString(extra + "\r\n")
 	}
 	b.WriteString("MIME-Version: 1.0\r\n")
+	if kolab {
+		var x bytes.Buffer
+		_ = calendar.EncodeXCal(&x, cal)
+		boundary := "=_fbpub_" + hex.EncodeToString(id[:6])
+		b.WriteString("X-Kolab-Type: application/x-vnd.kolab.event\r\n")
+		b.WriteString("X-Kolab-Mime-Version: 3.0\r\n")
+		b.WriteString("Content-Type: multipart/mixed; boundary=\"" + boundary + "\"\r\n\r\n")
+		b.WriteString("--" + boundary + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
+		b.WriteString("This is a Kolab Groupware object. To view it, use a client that understands the Kolab format.\r\n")
+		b.WriteString("--" + boundary + "\r\nContent-Type: application/calendar+xml; charset=utf-8; name=kolab.xml\r\n")
+		b.WriteString("Content-Disposition: attachment; filename=kolab.xml\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+		b.Write(x.Bytes())
+		b.WriteString("\r\n--" + boundary + "--\r\n")
+		return b.Bytes()
+	}
 	b.WriteString("Content-Type: text/calendar; charset=utf-8; component=VEVENT\r\n")
 	b.WriteString("Content-Transfer-Encoding: 8bit\r\n\r\n")
 	b.Write(body)

@@ -66,7 +66,8 @@ func content(t *testing.T, srv *testbed.Server, owner, folder string) (summaries
 		if l.Deleted[m.UID] {
 			continue
 		}
-		for _, o := range messageObjects(m) {
+		objs, _ := messageObjects(m)
+		for _, o := range objs {
 			copies[o.UID]++
 			summaries[o.UID], _ = o.Events()[0].Props.Text(ical.PropSummary)
 		}
@@ -459,5 +460,44 @@ func TestAlarmsSurvive(t *testing.T) {
 		if !strings.Contains(string(m.Raw), "BEGIN:VALARM") {
 			t.Errorf("a message lost its alarm:\n%s", m.Raw)
 		}
+	}
+}
+
+// TestKolabFolder: in a folder that Kolab's annotation marks as a
+// calendar, uploads are written in Kolab format 3, and read back as the
+// same events.
+func TestKolabFolder(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Kalender")
+	srv.SetMetadata(t, "alice", "Kalender", "/shared/vendor/kolab/folder-type", "event.default")
+	res, err := newService(srv.Addr).Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice",
+		Folder: []string{"Kalender"}, Body: cal(ev("k1", "Kolab, with a comma & an ampersand", ""))})
+	if err != nil || res.Added != 1 {
+		t.Fatalf("upload: %+v, %v", res, err)
+	}
+	s, err := dialer(srv.Addr)(t.Context(), "alice", testbed.Password("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := s.Fetch(t.Context(), "Kalender", imapstore.Query{Want: calendar.IsCalendarType, WholeBelow: 1 << 20})
+	if err != nil || len(l.Messages) != 1 {
+		t.Fatalf("folder: %v, %v", l, err)
+	}
+	raw := string(l.Messages[0].Raw)
+	for _, want := range []string{"X-Kolab-Type: application/x-vnd.kolab.event", "X-Kolab-Mime-Version: 3.0", "Content-Type: application/calendar+xml", "<vevent>"} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("the message lacks %q:\n%s", want, raw)
+		}
+	}
+	if got, _ := content(t, srv, "alice", "Kalender"); got["k1"] != "Kolab, with a comma & an ampersand" {
+		t.Errorf("read back: %v", got)
+	}
+	// The same upload again is recognised as unchanged.
+	res, err = newService(srv.Addr).Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice",
+		Folder: []string{"Kalender"}, Body: cal(ev("k1", "Kolab, with a comma & an ampersand", ""))})
+	if err != nil || res != (Result{Unchanged: 1}) {
+		t.Errorf("second upload: %+v, %v", res, err)
 	}
 }

@@ -1,0 +1,234 @@
+package calendar
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-ical"
+)
+
+// EncodeXCal writes cal as an xCal document (RFC 6321): the payload of a
+// Kolab format 3 object (application/calendar+xml). It is what
+// PartObjects reads back; property value types follow RFC 5545's
+// defaults and VALUE parameters.
+func EncodeXCal(w io.Writer, cal *ical.Component) error {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8" standalone="no" ?>` + "\n")
+	b.WriteString(`<icalendar xmlns="urn:ietf:params:xml:ns:icalendar-2.0">`)
+	xcalWriteComponent(&b, cal)
+	b.WriteString("</icalendar>\n")
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func xcalWriteComponent(b *bytes.Buffer, c *ical.Component) {
+	name := strings.ToLower(c.Name)
+	b.WriteString("<" + name + "><properties>")
+	for _, pname := range propOrder(c.Props) {
+		for _, p := range c.Props[pname] {
+			xcalWriteProp(b, &p)
+		}
+	}
+	b.WriteString("</properties>")
+	if len(c.Children) > 0 {
+		b.WriteString("<components>")
+		for _, ch := range c.Children {
+			xcalWriteComponent(b, ch)
+		}
+		b.WriteString("</components>")
+	}
+	b.WriteString("</" + name + ">")
+}
+
+// xcalTypes are the default value types of the properties fbpub writes
+// that are not TEXT (RFC 5545 §3.8, RFC 6321 §3.4).
+var xcalTypes = map[string]string{
+	"DTSTART": "date-time", "DTEND": "date-time", "DUE": "date-time", "RECURRENCE-ID": "date-time",
+	"EXDATE": "date-time", "RDATE": "date-time", "DTSTAMP": "date-time", "CREATED": "date-time",
+	"LAST-MODIFIED": "date-time", "COMPLETED": "date-time", "ACKNOWLEDGED": "date-time",
+	"DURATION": "duration", "TRIGGER": "duration",
+	"RRULE": "recur", "EXRULE": "recur",
+	"SEQUENCE": "integer", "PRIORITY": "integer", "PERCENT-COMPLETE": "integer", "REPEAT": "integer",
+	"ORGANIZER": "cal-address", "ATTENDEE": "cal-address",
+	"URL": "uri", "ATTACH": "uri", "TZURL": "uri",
+	"TZOFFSETFROM": "utc-offset", "TZOFFSETTO": "utc-offset",
+	"GEO": "float",
+}
+
+// xcalMulti are TEXT properties whose value is a comma-separated list.
+var xcalMulti = map[string]bool{"CATEGORIES": true, "RESOURCES": true}
+
+// xcalParamTypes are the parameters whose values are not TEXT.
+var xcalParamTypes = map[string]string{
+	"DELEGATED-FROM": "cal-address", "DELEGATED-TO": "cal-address", "MEMBER": "cal-address",
+	"SENT-BY": "cal-address", "ALTREP": "uri", "DIR": "uri",
+}
+
+func xcalWriteProp(b *bytes.Buffer, p *ical.Prop) {
+	name := strings.ToLower(p.Name)
+	typ, ok := xcalTypes[p.Name]
+	if !ok {
+		typ = "text"
+	}
+	if v := strings.ToUpper(p.Params.Get(ical.ParamValue)); v != "" {
+		typ = strings.ToLower(v)
+	}
+	b.WriteString("<" + name + ">")
+	var params []string
+	for k := range p.Params {
+		if k != ical.ParamValue {
+			params = append(params, k)
+		}
+	}
+	if len(params) > 0 {
+		slices.Sort(params)
+		b.WriteString("<parameters>")
+		for _, k := range params {
+			pt, ok := xcalParamTypes[k]
+			if !ok {
+				pt = "text"
+			}
+			b.WriteString("<" + strings.ToLower(k) + ">")
+			for _, v := range p.Params[k] {
+				xcalElem(b, pt, v)
+			}
+			b.WriteString("</" + strings.ToLower(k) + ">")
+		}
+		b.WriteString("</parameters>")
+	}
+	switch typ {
+	case "text":
+		if xcalMulti[p.Name] {
+			for _, v := range splitText(p.Value) {
+				xcalElem(b, "text", unescapeText(v))
+			}
+		} else {
+			xcalElem(b, "text", unescapeText(p.Value))
+		}
+	case "date-time", "date":
+		for _, v := range strings.Split(p.Value, ",") {
+			v = strings.TrimSpace(v)
+			if len(v) == 8 {
+				xcalElem(b, "date", xcalDate(v))
+			} else {
+				xcalElem(b, "date-time", xcalDateTime(v))
+			}
+		}
+	case "period":
+		for _, v := range strings.Split(p.Value, ",") {
+			start, rest, _ := strings.Cut(strings.TrimSpace(v), "/")
+			b.WriteString("<period>")
+			xcalElem(b, "start", xcalDateTime(start))
+			if strings.HasPrefix(rest, "P") || strings.HasPrefix(rest, "+P") || strings.HasPrefix(rest, "-P") {
+				xcalElem(b, "duration", rest)
+			} else {
+				xcalElem(b, "end", xcalDateTime(rest))
+			}
+			b.WriteString("</period>")
+		}
+	case "recur":
+		b.WriteString("<recur>")
+		for _, part := range strings.Split(p.Value, ";") {
+			k, v, ok := strings.Cut(part, "=")
+			if !ok {
+				continue
+			}
+			k = strings.ToLower(strings.TrimSpace(k))
+			if k == "until" {
+				b.WriteString("<until>")
+				if len(v) == 8 {
+					b.WriteString(xmlText(xcalDate(v)))
+				} else {
+					b.WriteString(xmlText(xcalDateTime(v)))
+				}
+				b.WriteString("</until>")
+				continue
+			}
+			for _, x := range strings.Split(v, ",") {
+				xcalElem(b, k, x)
+			}
+		}
+		b.WriteString("</recur>")
+	case "utc-offset":
+		v := p.Value
+		if len(v) >= 5 {
+			v = v[:3] + ":" + v[3:]
+		}
+		xcalElem(b, "utc-offset", v)
+	case "float":
+		for _, v := range strings.Split(p.Value, ";") {
+			xcalElem(b, "float", v)
+		}
+	default: // duration, integer, cal-address, uri, boolean, time, binary…
+		xcalElem(b, typ, p.Value)
+	}
+	b.WriteString("</" + name + ">")
+}
+
+func xcalElem(b *bytes.Buffer, name, text string) {
+	b.WriteString("<" + name + ">" + xmlText(text) + "</" + name + ">")
+}
+
+func xmlText(s string) string {
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// xcalDate turns 20250310 into 2025-03-10.
+func xcalDate(v string) string {
+	if len(v) != 8 {
+		return v
+	}
+	return v[:4] + "-" + v[4:6] + "-" + v[6:]
+}
+
+// xcalDateTime turns 20250310T090000Z into 2025-03-10T09:00:00Z.
+func xcalDateTime(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) < 15 || v[8] != 'T' {
+		return v
+	}
+	return xcalDate(v[:8]) + "T" + v[9:11] + ":" + v[11:13] + ":" + v[13:]
+}
+
+// splitText splits a TEXT list at the commas that are not escaped.
+func splitText(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case ',':
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// unescapeText undoes RFC 5545 TEXT escaping.
+func unescapeText(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+			switch s[i] {
+			case 'n', 'N':
+				b.WriteByte('\n')
+			default:
+				b.WriteByte(s[i])
+			}
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
