@@ -204,6 +204,19 @@ func TestDenied(t *testing.T) {
 		t.Errorf("a refused upload changed the folder")
 	}
 
+	// With t but not e (Dovecot answers MYRIGHTS "lrsitd": the obsolete d
+	// then proves nothing about e), removing is refused up front.
+	srv.SetACL(t, "alice", "Calendar", "bob", "lrsit")
+	before = state(t, srv, "alice", "Calendar") // Dovecot's SETACL moves HIGHESTMODSEQ
+	_, err = svc.Put(t.Context(), Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal(ev("a", "Alpha changed", "1"))})
+	if !errors.As(err, &de) || de.Right != acl.Expunge {
+		t.Fatalf("bob with lrsit: %v; want a DeniedError for e", err)
+	}
+	if after := state(t, srv, "alice", "Calendar"); after != before {
+		t.Errorf("a refused upload changed the folder")
+	}
+
 	// bob may write the folder but not create alice's log: deleting is
 	// refused before anything is written.
 	srv.SetACL(t, "alice", "Calendar", "bob", "lrswite")
