@@ -28,6 +28,10 @@ type Metrics struct {
 	IMAPReconnects  prometheus.Counter
 
 	FoldersPublished prometheus.Gauge
+	// Pushes counts changes the IMAP server announced (IDLE), and
+	// Watched the folders watched that way.
+	Pushes  prometheus.Counter
+	Watched prometheus.Gauge
 	// FoldersACLUnknown counts published folders whose ACL the proxy
 	// cannot read (it lacks the "a" right, or the server has no ACLs).
 	FoldersACLUnknown prometheus.Gauge
@@ -86,6 +90,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		FoldersPublished: f.NewGauge(prometheus.GaugeOpts{
 			Name: "fbpub_folders_published", Help: "Calendar folders the proxy may read and publishes.",
+		}),
+		Pushes: f.NewCounter(prometheus.CounterOpts{
+			Name: "fbpub_imap_pushes_total", Help: "Changes the IMAP server announced on a watched folder (IDLE), each making the next request re-read folder states.",
+		}),
+		Watched: f.NewGauge(prometheus.GaugeOpts{
+			Name: "fbpub_imap_watched_folders", Help: "Folders watched with IMAP IDLE (the most requested ones).",
 		}),
 		FoldersACLUnknown: f.NewGauge(prometheus.GaugeOpts{
 			Name: "fbpub_folders_acl_unknown", Help: "Published folders whose ACL fbpub cannot read (the proxy lacks the a right, or the server has no ACL extension); their details go to the owner and configured readers only.",

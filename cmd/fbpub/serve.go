@@ -82,6 +82,9 @@ type service struct {
 	pool    *imapstore.Pool
 	cache   *feed.Cache
 	handler http.Handler
+	// watcher pushes changes of the most requested folders (IDLE); nil
+	// when publish.watch is 0.
+	watcher *imapstore.Watcher
 }
 
 func newService(cfg config.Config, log *slog.Logger) (*service, error) {
@@ -190,7 +193,14 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Metrics:        m,
 		Logger:         log,
 	})
-	return &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}, nil
+	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}
+	if cfg.Publish.Watch > 0 {
+		svc.watcher = imapstore.NewWatcher(imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
+			User: cfg.IMAP.User, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout),
+			Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) },
+			Logger:  log.With("component", "watch")}, cfg.Publish.Watch, cache.Changed)
+	}
+	return svc, nil
 }
 
 // run logs in once to report the server's features, then serves HTTP until
@@ -203,6 +213,10 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	s.announce(ctx)
+	if s.watcher != nil {
+		defer s.watcher.Close()
+		go s.watchHot(ctx)
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -227,6 +241,24 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// watchHot moves the IDLE watches to the folders requested most, every
+// few seconds at first and then every half minute.
+func (s *service) watchHot(ctx context.Context) {
+	every := 2 * time.Second
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		if hot := s.cache.Hot(s.cfg.Publish.Watch); len(hot) > 0 {
+			s.watcher.Watch(hot)
+			s.metrics.Watched.Set(float64(len(s.watcher.Watching())))
+			every = 30 * time.Second
+		}
+	}
 }
 
 // announce logs in once and says which server features fbpub found and

@@ -102,6 +102,10 @@ type Publish struct {
 	DefaultZone string `toml:"default_zone"`
 	// Refresh is the polling interval suggested to feed subscribers.
 	Refresh Duration `toml:"refresh"`
+	// Watch is how many of the most requested folders are watched with
+	// IMAP IDLE, one connection each, so that their changes show at once
+	// rather than at the next check; 0 turns it off.
+	Watch int `toml:"watch"`
 	// StateDir, when set, keeps folder snapshots across restarts, so a
 	// restart costs one state check per folder instead of a full fetch.
 	StateDir string `toml:"state_dir"`
@@ -167,6 +171,7 @@ func Default() Config {
 			PastDays:      7, FutureDays: 90,
 			DefaultZone: "UTC",
 			Refresh:     Duration(15 * time.Minute),
+			Watch:       4,
 		},
 		Access: Access{FreeBusy: "public"},
 		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},
@@ -210,6 +215,11 @@ var Env = []struct {
 	{"FBPUB_DEFAULT_ZONE", func(c *Config, v string) error { c.Publish.DefaultZone = v; return nil }},
 	{"FBPUB_STATE_DIR", func(c *Config, v string) error { c.Publish.StateDir = v; return nil }},
 	{"FBPUB_CHECK_INTERVAL", func(c *Config, v string) error { return c.Publish.CheckInterval.UnmarshalText([]byte(v)) }},
+	{"FBPUB_WATCH", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Publish.Watch = n
+		return err
+	}},
 	{"FBPUB_FREEBUSY", func(c *Config, v string) error { c.Access.FreeBusy = v; return nil }},
 	{"FBPUB_USER_HEADER", func(c *Config, v string) error { c.Access.UserHeader = v; return nil }},
 	{"FBPUB_TRUSTED_PROXIES", func(c *Config, v string) error {
@@ -287,6 +297,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Publish.CheckInterval < 0 {
 		bad("publish.check_interval is negative")
+	}
+	if c.Publish.Watch < 0 || c.Publish.Watch > 64 {
+		bad("publish.watch: %d is not between 0 and 64", c.Publish.Watch)
 	}
 	if c.Publish.PastDays < 0 || c.Publish.PastDays > 366 {
 		bad("publish.past_days: %d is not between 0 and 366", c.Publish.PastDays)

@@ -124,6 +124,12 @@ type Cache struct {
 	// aclNoted records the folders whose missing ACL was logged; guarded
 	// by mu.
 	aclNoted map[string]bool
+	// pushed is when the server last announced a change (Changed): no
+	// folder list read before it is fresh. Guarded by mu.
+	pushed time.Time
+	// hits counts requests per folder since the last call of Hot;
+	// guarded by mu.
+	hits map[string]int
 }
 
 // New makes a cache. It does no I/O.
@@ -147,7 +153,7 @@ func New(opts Options) *Cache {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
-		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}, aclNoted: map[string]bool{}}
+		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{}}
 }
 
 // Snapshot is the parsed content of one folder at one state. Snapshots are
@@ -279,6 +285,38 @@ func (c *Cache) Folders(ctx context.Context) ([]Folder, error) {
 	return dir, err
 }
 
+// Changed records that the server announced a change in folder (IMAP
+// IDLE): the next request reads the folder states again, whatever the
+// check interval, and no read that started before now counts as fresh.
+func (c *Cache) Changed(folder string) {
+	c.log.Debug("change announced", "folder", folder)
+	c.mu.Lock()
+	c.pushed = c.opts.Now()
+	c.mu.Unlock()
+	c.m.Pushes.Inc()
+}
+
+// Hot returns the names of at most n folders requested most since the
+// last call, most requested first, and starts counting anew: the folders
+// worth a connection that pushes their changes.
+func (c *Cache) Hot(n int) []string {
+	c.mu.Lock()
+	hits := c.hits
+	c.hits = map[string]int{}
+	c.mu.Unlock()
+	names := make([]string, 0, len(hits))
+	for name := range hits {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if hits[a] != hits[b] {
+			return hits[b] - hits[a]
+		}
+		return strings.Compare(a, b)
+	})
+	return names[:min(n, len(names))]
+}
+
 // Check forces a fresh read of the folder states, whatever the check
 // interval: the Kolab trigger URL calls it after a client wrote a folder.
 func (c *Cache) Check(ctx context.Context) error {
@@ -329,12 +367,16 @@ func (c *Cache) checkFolders(ctx context.Context) ([]Folder, error) {
 	// A read that started at t is good enough for this request when it
 	// started after the request arrived, or within the check interval
 	// before that.
+	c.mu.Lock()
+	dir, at, pushed := c.dir, c.dirTime, c.pushed
+	c.mu.Unlock()
+	// ... and, after the server announced a change, started after that.
 	good := func(t time.Time) bool {
+		if !pushed.IsZero() && t.Before(pushed) {
+			return false
+		}
 		return !t.Before(arrived) || (c.opts.CheckInterval > 0 && t.After(arrived.Add(-c.opts.CheckInterval)))
 	}
-	c.mu.Lock()
-	dir, at := c.dir, c.dirTime
-	c.mu.Unlock()
 	if dir != nil && good(at) {
 		return dir, nil
 	}
@@ -533,6 +575,7 @@ func (c *Cache) owned(ctx context.Context, owner string) ([]Folder, bool, error)
 func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 	c.mu.Lock()
 	prev := c.snaps[f.Name]
+	c.hits[f.Name]++
 	c.mu.Unlock()
 	if prev == nil {
 		if prev = c.loadOnce(f); prev != nil {
