@@ -122,6 +122,36 @@ END:VCALENDAR
 	if hdr.Get("ETag") != hdr2.Get("ETag") || hdr.Get("ETag") == etag {
 		t.Errorf("ETags: before %s, PUT answer %s, next GET %s", etag, hdr.Get("ETag"), hdr2.Get("ETag"))
 	}
+	// Two clients edit the same state at once, each with If-Match: one
+	// wins, the other gets 412 and must merge; nothing is lost.
+	_, cur, body := getAs(t, url, "alice")
+	one := strings.Replace(body, "SUMMARY:Lunch", "SUMMARY:Lunch (client one)\r\nSEQUENCE:1", 1)
+	two := strings.Replace(body, "SUMMARY:Retro", "SUMMARY:Retro (client two)\r\nSEQUENCE:1", 1)
+	codes := make(chan int, 2)
+	for _, b := range []string{one, two} {
+		go func() {
+			// Not put: t.Fatal must not run on another goroutine.
+			req, _ := http.NewRequest("PUT", url, strings.NewReader(b))
+			req.SetBasicAuth("alice", testbed.Password("alice"))
+			req.Header.Set("If-Match", cur.Get("ETag"))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	got := []int{<-codes, <-codes}
+	if !(got[0] == 200 && got[1] == http.StatusPreconditionFailed || got[0] == http.StatusPreconditionFailed && got[1] == 200) {
+		t.Errorf("two concurrent PUTs with the same If-Match: %v; want one 200 and one 412", got)
+	}
+	_, _, after := getAs(t, url, "alice")
+	if strings.Contains(after, "(client one)") == strings.Contains(after, "(client two)") {
+		t.Errorf("not exactly one client's edit landed:\n%s", after)
+	}
+
 	// The review is in alice's log folder, not destroyed.
 	c := srv.Dial(t, "alice")
 	if _, err := c.Select("Deleted Events", nil).Wait(); err != nil {
