@@ -232,3 +232,13 @@ func unescapeText(s string) string {
 	}
 	return b.String()
 }
+
+// Text returns a TEXT property's value unescaped. Unlike go-ical's
+// Prop.Text it keeps the whole value when a producer left a comma
+// unescaped ("Budget, Q2"), as many do.
+func Text(p *ical.Prop) string {
+	if p == nil {
+		return ""
+	}
+	return unescapeText(p.Value)
+}

@@ -178,15 +178,6 @@ func detail(oc freebusy.Occurrence, a acl.Access) []freebusy.Detail {
 	if a < acl.OwnerAccess && eventClass(oc.Object, oc.Event) != public {
 		return nil
 	}
-	text := func(name string) string {
-		p := oc.Event.Props.Get(name)
-		if p == nil {
-			return ""
-		}
-		if v, err := p.Text(); err == nil {
-			return v
-		}
-		return p.Value
-	}
+	text := func(name string) string { return calendar.Text(oc.Event.Props.Get(name)) }
 	return []freebusy.Detail{{UID: oc.Object.UID, Summary: text(ical.PropSummary), Location: text(ical.PropLocation)}}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,4 +131,59 @@ func perUID(feed string) []string {
 		out = append(out, head+groups[uid]+"END:VCALENDAR\r\n")
 	}
 	return out
+}
+
+// TestExtendedFreeBusy: the .xfb view lists every busy occurrence on its
+// own line; merged, they are exactly the .vfb periods; its annotations
+// decode to the events' summaries for the owner; and it parses in ical.js
+// and Python's icalendar like any VFREEBUSY.
+func TestExtendedFreeBusy(t *testing.T) {
+	s := setup(t, time.Second)
+	s.srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("b", ics("a2", "Budget, Q2 & more", "20250303T093000Z", "20250303T110000Z")))
+	vfb := s.do(t, "GET", "/freebusy/alice.vfb", asAlice...)
+	xfb := s.do(t, "GET", "/freebusy/alice.xfb", asAlice...)
+	if vfb.code != 200 || xfb.code != 200 {
+		t.Fatalf("vfb %d, xfb %d", vfb.code, xfb.code)
+	}
+	line := regexp.MustCompile(`(?m)^FREEBUSY;FBTYPE=([A-Z-]+)[^:]*:(\d{8}T\d{6}Z)/(\d{8}T\d{6}Z)\r$`)
+	periods := func(body string) []freebusy.Period {
+		var ps []freebusy.Period
+		for _, m := range line.FindAllStringSubmatch(strings.ReplaceAll(body, "\r\n ", ""), -1) {
+			start, _ := time.Parse("20060102T150405Z", m[2])
+			end, _ := time.Parse("20060102T150405Z", m[3])
+			ps = append(ps, freebusy.Period{Start: start, End: end, Type: freebusy.Type(m[1])})
+		}
+		return ps
+	}
+	x, v := periods(xfb.body), periods(vfb.body)
+	if len(x) <= len(v) {
+		t.Errorf("the .xfb has %d lines, the .vfb %d: occurrences should stay apart", len(x), len(v))
+	}
+	if fmt.Sprint(freebusy.Merge(x)) != fmt.Sprint(v) {
+		t.Errorf("merged .xfb periods differ from the .vfb:\n%v\n%v", freebusy.Merge(x), v)
+	}
+	summaries := map[string]bool{}
+	for _, m := range regexp.MustCompile(`X-SUMMARY=([A-Za-z0-9+/=]+)`).FindAllStringSubmatch(strings.ReplaceAll(xfb.body, "\r\n ", ""), -1) {
+		b, err := base64.StdEncoding.DecodeString(m[1])
+		if err != nil {
+			t.Errorf("X-SUMMARY %q is not base64", m[1])
+		}
+		summaries[string(b)] = true
+	}
+	for _, want := range []string{"Planning", "Budget, Q2 & more", "Review", "Réunion"} {
+		if !summaries[want] {
+			t.Errorf("the owner's .xfb does not name %q: %v", want, summaries)
+		}
+	}
+	if _, err := oracle.ParseICalJS(t, xfb.body); err != nil {
+		t.Errorf("ical.js: %v", err)
+	}
+	if _, err := oracle.ParsePython(t, xfb.body); err != nil {
+		t.Errorf("python icalendar: %v", err)
+	}
+	// Anonymous: the same times, no annotations.
+	anon := s.do(t, "GET", "/freebusy/alice.xfb")
+	if strings.Contains(anon.body, "X-SUMMARY") || strings.Contains(anon.body, "X-UID") || fmt.Sprint(periods(anon.body)) != fmt.Sprint(x) {
+		t.Errorf("anonymous .xfb:\n%s", anon.body)
+	}
 }

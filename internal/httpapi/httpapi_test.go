@@ -164,6 +164,8 @@ func TestRoutes(t *testing.T) {
 	}{
 		{"/freebusy/alice.vfb", 200, []string{"BEGIN:VFREEBUSY", "ORGANIZER:mailto:alice@example.org", "FREEBUSY;FBTYPE=BUSY:20250303T090000Z/20250303T100000Z", "DTSTART:20250301T000000Z", "DTEND:20250402T000000Z"}, []string{"Planning"}},
 		{"/freebusy/alice.ifb", 200, []string{"BEGIN:VFREEBUSY"}, nil},
+		{"/freebusy/alice.xfb", 200, []string{"BEGIN:VFREEBUSY", "X-UID=", "X-SUMMARY=", "FREEBUSY;FBTYPE=BUSY;"}, []string{"Planning"}},
+		{"/freebusy/trigger/alice/Calendar.pxfb", 200, []string{"X-SUMMARY=UGxhbm5pbmc="}, nil},
 		{"/freebusy/alice@example.com.vfb", 200, []string{"ORGANIZER:mailto:alice@example.com"}, nil},
 		{"/freebusy/alice.adler@example.org.vfb", 200, []string{"ORGANIZER:mailto:alice.adler@example.org", "20250303T090000Z"}, nil},
 		{"/freebusy/user/alice?start=20250304T000000Z&end=20250305T000000Z", 200, []string{"DTSTART:20250304T000000Z", "FREEBUSY;FBTYPE=BUSY:20250304T090000Z/20250304T110000Z"}, []string{"20250303T09"}},
