@@ -81,13 +81,31 @@ func startBinaryArgs(t *testing.T, bin string, args []string, env ...string) (ba
 
 func fetch(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	code, _, body := request(t, "GET", url, "", "")
+	return code, body
+}
+
+// request sends one request, as user (HTTP Basic with the test bed
+// password) unless user is "", with body and the header pairs hdr.
+func request(t *testing.T, method, url, user, body string, hdr ...string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, testbed.Password(user))
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,35 +13,12 @@ import (
 
 func put(t *testing.T, url, user string, body string, hdr ...string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest("PUT", url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth(user, testbed.Password(user))
-	req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
+	return request(t, "PUT", url, user, body, append([]string{"Content-Type", "text/calendar; charset=utf-8"}, hdr...)...)
 }
 
 func getAs(t *testing.T, url, user string) (int, http.Header, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.SetBasicAuth(user, testbed.Password(user))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
+	return request(t, "GET", url, user, "")
 }
 
 // TestUploadEndToEnd is the ical2imap round trip as a client does it:

@@ -2,7 +2,6 @@ package imapstore
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,54 +9,18 @@ import (
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
-// stallProxy forwards to addr until stall is set; from then on it reads
-// but forwards nothing, like a server that hangs with the connection open.
-func stallProxy(t *testing.T, addr string, stall *atomic.Bool) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			pipe := func(dst, src net.Conn) {
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := src.Read(buf)
-					if n > 0 && !stall.Load() {
-						dst.Write(buf[:n])
-					}
-					if err != nil {
-						dst.Close()
-						return
-					}
-				}
-			}
-			go pipe(s, c)
-			go pipe(c, s)
-			t.Cleanup(func() { c.Close(); s.Close() })
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestStalledServer: a server that stops answering in the middle of a
 // session fails the command after the timeout, instead of holding the
 // caller (and the pool's connection) forever.
 func TestStalledServer(t *testing.T) {
 	srv := testbed.Get(t)
 	var stall atomic.Bool
-	addr := stallProxy(t, srv.Addr, &stall)
+	addr := testbed.Relay(t, srv.Addr, func(int64) testbed.Fault {
+		if stall.Load() {
+			return testbed.Stall
+		}
+		return testbed.Forward
+	})
 	s, err := Dial(t.Context(), Options{Addr: addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy), Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)

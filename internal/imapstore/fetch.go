@@ -108,19 +108,10 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		q.Known = func(uint32) bool { return false }
 	}
 
-	var sel *imap.SelectData
-	err := s.observe("SELECT", func() (err error) {
-		sel, err = s.client.Select(folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore}).Wait()
-		return err
-	})
+	sel, err := s.selectFolder(ctx, folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore})
 	if err != nil {
-		s.selected = ""
-		if isNo(err) {
-			return nil, fmt.Errorf("%w: %q", ErrNotFound, folder)
-		}
-		return nil, opErr(ctx, "SELECT", err)
+		return nil, err
 	}
-	s.selected = folder
 	l := &Listing{
 		State: State{
 			UIDValidity:   sel.UIDValidity,
@@ -303,6 +294,25 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	return l, nil
 }
 
+// selectFolder selects folder (read-only or not, as opts say) and records
+// it; a folder that does not exist or may not be selected is ErrNotFound.
+func (s *Session) selectFolder(ctx context.Context, folder string, opts *imap.SelectOptions) (*imap.SelectData, error) {
+	var sel *imap.SelectData
+	err := s.observe("SELECT", func() (err error) {
+		sel, err = s.client.Select(folder, opts).Wait()
+		return err
+	})
+	if err != nil {
+		s.selected = ""
+		if isNo(err) {
+			return nil, fmt.Errorf("%w: %q", ErrNotFound, folder)
+		}
+		return nil, opErr(ctx, "SELECT", err)
+	}
+	s.selected = folder
+	return sel, nil
+}
+
 // wholeSection is BODY.PEEK[]<0.n>: the first n octets of a message.
 func wholeSection(n uint32) *imap.FetchItemBodySection {
 	return &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: int64(n)}}
@@ -320,6 +330,24 @@ func flagStrings(flags []imap.Flag) []string {
 	return out
 }
 
+// fetchEach runs one UID FETCH, calling fn with every message as it
+// arrives, and moves the connection's deadline on with each.
+func (s *Session) fetchEach(set imap.UIDSet, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer)) error {
+	return s.observe("UID FETCH", func() error {
+		cmd := s.client.Fetch(set, opts)
+		defer cmd.Close()
+		for m := cmd.Next(); m != nil; m = cmd.Next() {
+			buf, err := m.Collect()
+			if err != nil {
+				return err
+			}
+			s.progress()
+			fn(buf)
+		}
+		return cmd.Close()
+	})
+}
+
 func (s *Session) fetchMeta(set imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
 	return s.fetchMetaEach(set, opts, nil)
 }
@@ -328,25 +356,11 @@ func (s *Session) fetchMeta(set imap.UIDSet, opts *imap.FetchOptions) ([]*imapcl
 // as it arrives.
 func (s *Session) fetchMetaEach(set imap.UIDSet, opts *imap.FetchOptions, each func(*imapclient.FetchMessageBuffer)) ([]*imapclient.FetchMessageBuffer, error) {
 	var msgs []*imapclient.FetchMessageBuffer
-	err := s.observe("UID FETCH", func() error {
-		cmd := s.client.Fetch(set, opts)
-		defer cmd.Close()
-		for {
-			m := cmd.Next()
-			if m == nil {
-				break
-			}
-			buf, err := m.Collect()
-			if err != nil {
-				return err
-			}
-			msgs = append(msgs, buf)
-			s.progress()
-			if each != nil {
-				each(buf)
-			}
+	err := s.fetchEach(set, opts, func(buf *imapclient.FetchMessageBuffer) {
+		msgs = append(msgs, buf)
+		if each != nil {
+			each(buf)
 		}
-		return cmd.Close()
 	})
 	slices.SortFunc(msgs, func(a, b *imapclient.FetchMessageBuffer) int { return int(int64(a.UID) - int64(b.UID)) })
 	return msgs, err
@@ -364,35 +378,21 @@ func (s *Session) fetchBodies(msgs []Message, idx []int, key string) error {
 	}
 	section := &imap.FetchItemBodySection{Part: path, Peek: true}
 	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}
-	return s.observe("UID FETCH", func() error {
-		cmd := s.client.Fetch(set, opts)
-		defer cmd.Close()
-		for {
-			m := cmd.Next()
-			if m == nil {
-				break
-			}
-			buf, err := m.Collect()
-			if err != nil {
-				return err
-			}
-			s.progress()
-			msg := byUID[buf.UID]
-			if msg == nil {
-				continue
-			}
-			body := buf.FindBodySection(section)
-			if key == "" {
-				msg.Raw = body
-				continue
-			}
-			for i := range msg.Parts {
-				if pathKey(msg.Parts[i].Path) == key {
-					msg.Parts[i].Body = body
-				}
+	return s.fetchEach(set, opts, func(buf *imapclient.FetchMessageBuffer) {
+		msg := byUID[buf.UID]
+		if msg == nil {
+			return
+		}
+		body := buf.FindBodySection(section)
+		if key == "" {
+			msg.Raw = body
+			return
+		}
+		for i := range msg.Parts {
+			if pathKey(msg.Parts[i].Path) == key {
+				msg.Parts[i].Body = body
 			}
 		}
-		return cmd.Close()
 	})
 }
 

@@ -106,23 +106,14 @@ func (s *Session) RemoveMessages(ctx context.Context, folder string, uids []uint
 	if !s.client.Caps().Has(imap.CapUIDPlus) && !s.client.Caps().Has(imap.CapIMAP4rev2) {
 		return fmt.Errorf("imapstore: the server lacks UIDPLUS; fbpub will not expunge other clients' deleted messages")
 	}
-	err := s.observe("SELECT", func() error {
-		_, err := s.client.Select(folder, nil).Wait()
+	if _, err := s.selectFolder(ctx, folder, nil); err != nil {
 		return err
-	})
-	if err != nil {
-		s.selected = ""
-		if isNo(err) {
-			return fmt.Errorf("%w: %q", ErrNotFound, folder)
-		}
-		return opErr(ctx, "SELECT", err)
 	}
-	s.selected = folder
 	var set imap.UIDSet
 	for _, u := range uids {
 		set.AddNum(imap.UID(u))
 	}
-	err = s.observe("UID STORE", func() error {
+	err := s.observe("UID STORE", func() error {
 		return s.client.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
 	})
 	if err == nil {

@@ -3,7 +3,6 @@ package imapstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -26,20 +25,11 @@ func (s *Session) Idle(ctx context.Context, folder string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.progress()
-	err := s.observe("SELECT", func() error {
-		_, err := s.client.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if _, err := s.selectFolder(ctx, folder, &imap.SelectOptions{ReadOnly: true}); err != nil {
 		return err
-	})
-	if err != nil {
-		s.selected = ""
-		if isNo(err) {
-			return fmt.Errorf("%w: %q", ErrNotFound, folder)
-		}
-		return opErr(ctx, "SELECT", err)
 	}
-	s.selected = folder
 	var cmd interface{ Close() error }
-	err = s.observe("IDLE", func() (err error) {
+	err := s.observe("IDLE", func() (err error) {
 		cmd, err = s.client.Idle()
 		return err
 	})

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,63 +332,6 @@ func sortedKeys(m map[string]string) []string {
 	return out
 }
 
-// cutProxy forwards to addr and drops a connection once the client has
-// sent more than limit bytes; limit < 0 never drops.
-func cutProxy(t *testing.T, addr string, limit int64) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			var sent atomic.Int64
-			go func() {
-				buf := make([]byte, 512)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						if limit >= 0 && sent.Add(int64(n)) > limit {
-							c.Close()
-							s.Close()
-							return
-						}
-						s.Write(buf[:n])
-					}
-					if err != nil {
-						s.Close()
-						return
-					}
-				}
-			}()
-			go func() {
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := s.Read(buf)
-					if n > 0 {
-						c.Write(buf[:n])
-					}
-					if err != nil {
-						c.Close()
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestCutConnection cuts the uploader's connection after more and more
 // bytes, so that the cut lands at every step of the reconcile, then
 // retries without the cut: the folder and the log must end up as after an
@@ -404,7 +345,13 @@ func TestCutConnection(t *testing.T) {
 	cuts := 0
 	for limit := int64(100); limit < 6000; limit += 173 {
 		seed(t, srv, initial...)
-		cut := New(Options{Dial: dialer(cutProxy(t, srv.Addr, limit))})
+		relay := testbed.Relay(t, srv.Addr, func(sent int64) testbed.Fault {
+			if sent > limit {
+				return testbed.Cut
+			}
+			return testbed.Forward
+		})
+		cut := New(Options{Dial: dialer(relay)})
 		_, err := cut.Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"}, Body: body})
 		if err == nil {
 			break // the whole upload fits under the limit: every step was cut before
