@@ -1,15 +1,12 @@
 package calendar
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
 	"mime/quotedprintable"
-	"net/textproto"
 	"strings"
 	"unicode/utf8"
 
@@ -48,32 +45,82 @@ const maxDepth = 10
 // depth of multipart nesting. A message that is itself text/calendar (no
 // multipart) yields one part. Parse errors in one branch do not hide
 // calendar parts found elsewhere.
+//
+// It splits the message itself rather than with net/textproto and
+// mime/multipart: a folder is thousands of small messages, and those
+// packages' buffers and maps were the largest cost of reading one (see
+// TestMessagePartsAgree for the comparison with them).
 func MessageParts(raw []byte) ([]Part, error) {
-	// A small buffer: long header lines are still read whole, and the
-	// body is sliced from raw rather than copied.
-	src := bytes.NewReader(raw)
-	br := bufio.NewReaderSize(src, 256)
-	tp := textproto.NewReader(br)
-	hdr, err := tp.ReadMIMEHeader()
-	if err != nil && len(hdr) == 0 {
+	h, body, ok := splitHeader(raw)
+	if !ok {
 		return nil, fmt.Errorf("calendar: message header: %w", ErrMalformed)
 	}
-	body := raw[len(raw)-src.Len()-br.Buffered():]
 	var parts []Part
 	count := 0
-	walkPart(textproto.MIMEHeader(hdr), body, 0, &count, &parts)
+	walkPart(h, body, 0, &count, &parts)
 	if len(parts) == 0 {
 		return nil, ErrNoCalendar
 	}
 	return parts, nil
 }
 
-func walkPart(h textproto.MIMEHeader, body []byte, depth int, count *int, out *[]Part) {
+// header holds the two fields MessageParts reads.
+type header struct {
+	contentType, encoding string
+}
+
+// splitHeader reads an RFC 5322 header (unfolding continuation lines)
+// for Content-Type and Content-Transfer-Encoding, and returns the body
+// after the blank line. It reports false for text with no header field at
+// all; a header that runs to the end of the text has a nil body.
+func splitHeader(raw []byte) (header, []byte, bool) {
+	var h header
+	var last *string                // the field a continuation line belongs to
+	var seenType, seenEncoding bool // the first of repeated fields counts
+	fields := 0
+	rest := raw
+	for len(rest) > 0 {
+		line := rest
+		next := len(rest)
+		if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
+			line, next = rest[:nl], nl+1
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		rest = rest[next:]
+		if len(line) == 0 {
+			return h, rest, fields > 0 || len(raw) > 0 && (raw[0] == '\n' || raw[0] == '\r')
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if last != nil {
+				*last += " " + string(bytes.TrimSpace(line))
+			}
+			continue
+		}
+		name, value, found := bytes.Cut(line, []byte(":"))
+		if !found {
+			last = nil
+			continue
+		}
+		fields++
+		last = nil
+		switch {
+		case !seenType && bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Type")):
+			h.contentType, seenType = string(bytes.TrimSpace(value)), true
+			last = &h.contentType
+		case !seenEncoding && bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Transfer-Encoding")):
+			h.encoding, seenEncoding = string(bytes.TrimSpace(value)), true
+			last = &h.encoding
+		}
+	}
+	return h, nil, fields > 0
+}
+
+func walkPart(h header, body []byte, depth int, count *int, out *[]Part) {
 	*count++
 	if *count > maxParts || depth > maxDepth {
 		return
 	}
-	ct := h.Get("Content-Type")
+	ct := h.contentType
 	if ct == "" {
 		ct = "text/plain"
 	}
@@ -88,25 +135,89 @@ func walkPart(h textproto.MIMEHeader, body []byte, depth int, count *int, out *[
 		if b == "" {
 			return
 		}
-		br := getReader(bytes.NewReader(body))
-		defer putReader(br)
-		mr := multipart.NewReader(br, b)
-		for {
-			p, err := mr.NextRawPart()
-			if err != nil {
-				return
+		for _, p := range splitMultipart(body, b) {
+			ph, pb, _ := splitHeader(p.text)
+			if pb == nil {
+				continue // a part header that never ends: no body
 			}
-			pb, err := io.ReadAll(io.LimitReader(p, MaxPayload+1))
-			if err != nil && len(pb) == 0 {
-				return
+			if p.delimited {
+				// The line break before the delimiter belongs to it.
+				pb = bytes.TrimSuffix(pb, []byte("\n"))
+				pb = bytes.TrimSuffix(pb, []byte("\r"))
 			}
-			walkPart(p.Header, pb, depth+1, count, out)
+			if len(pb) > MaxPayload {
+				pb = pb[:MaxPayload+1]
+			}
+			walkPart(ph, pb, depth+1, count, out)
 		}
+		return
 	}
 	if !IsCalendarType(mt) {
 		return
 	}
-	*out = append(*out, Part{MediaType: mt, Params: params, Body: DecodeTransfer(h.Get("Content-Transfer-Encoding"), body)})
+	*out = append(*out, Part{MediaType: mt, Params: params, Body: DecodeTransfer(h.encoding, body)})
+}
+
+// bodyPart is one part of a multipart body: its text (header and body),
+// and whether a delimiter line follows it, whose line break then ends
+// text.
+type bodyPart struct {
+	text      []byte
+	delimited bool
+}
+
+// splitMultipart returns the body parts of a multipart body (RFC 2046
+// §5.1.1): what lies between delimiter lines "--boundary", after the
+// first and before the closing "--boundary--". A last part with no
+// closing delimiter runs to the end. Bare LF line ends are accepted, as
+// mail software writes them.
+func splitMultipart(body []byte, boundary string) []bodyPart {
+	dash := "--" + boundary
+	var parts []bodyPart
+	at, closing := delimiter(body, dash, 0)
+	for at >= 0 && !closing {
+		nl := bytes.IndexByte(body[at:], '\n')
+		if nl < 0 {
+			break
+		}
+		start := at + nl + 1
+		next, isClose := delimiter(body, dash, start)
+		if next < 0 {
+			parts = append(parts, bodyPart{text: body[start:]})
+			break
+		}
+		parts = append(parts, bodyPart{text: body[start:next], delimited: true})
+		at, closing = next, isClose
+	}
+	return parts
+}
+
+// delimiter finds the next delimiter line at or after from: dash at the
+// start of a line, followed by "--" (closing) or by nothing but white
+// space up to the end of the line.
+func delimiter(body []byte, dash string, from int) (at int, closing bool) {
+	for from <= len(body) {
+		i := bytes.Index(body[from:], []byte(dash))
+		if i < 0 {
+			return -1, false
+		}
+		i += from
+		if i == 0 || body[i-1] == '\n' {
+			rest := body[i+len(dash):]
+			if bytes.HasPrefix(rest, []byte("--")) {
+				return i, true
+			}
+			line := rest
+			if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
+				line = rest[:nl]
+			}
+			if len(bytes.Trim(line, " \t\r")) == 0 {
+				return i, false
+			}
+		}
+		from = i + 1
+	}
+	return -1, false
 }
 
 // DecodeTransfer removes a Content-Transfer-Encoding. Damaged base64 or
