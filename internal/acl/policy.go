@@ -76,6 +76,10 @@ type Policy struct {
 	// of owner, as a requester other than the owner sees it; nil means
 	// the RFC's union (Cyrus).
 	Semantics func(owner string) *Options
+	// Groups is the group membership of users, for entries that name
+	// groups when fbpub evaluates a user's rights on its own (whose
+	// free/busy a folder counts for).
+	Groups Groups
 }
 
 // Folder is what a Policy needs to know of a folder.

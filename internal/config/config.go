@@ -416,7 +416,7 @@ func (c *Config) TrustedProxies() ([]netip.Prefix, error) {
 // combines ACL entries (see acl.Policy).
 func (c *Config) Policy(semantics func(owner string) *acl.Options) *acl.Policy {
 	v, _ := acl.ParseVisibility(c.Access.FreeBusy)
-	p := &acl.Policy{FreeBusy: v, Semantics: semantics}
+	p := &acl.Policy{FreeBusy: v, Semantics: semantics, Groups: c.Groups()}
 	if len(c.Access.Readers) > 0 {
 		p.Readers = map[string]acl.ACL{}
 		for owner, ids := range c.Access.Readers {

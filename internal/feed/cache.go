@@ -91,10 +91,45 @@ type Folder struct {
 	// (ACLKnown): it decides who else sees what (Options.Policy).
 	ACL      acl.ACL
 	ACLKnown bool
-	State    imapstore.State
+	// IncidencesFor is Kolab's incidences-for annotation: whose
+	// free/busy the folder counts for (see CountsFor).
+	IncidencesFor string
+	State         imapstore.State
 
 	// checked is when the folder list holding this entry was read.
 	checked time.Time
+}
+
+// CountsFor reports whether f's events make user busy, as Kolab's
+// incidences-for annotation says: "readers", every user with the r right
+// on the folder; "admins", every user with the a right; "nobody", no one;
+// unset, the owner alone. The owner counts for "readers" and "admins"
+// too. Rights come from the folder's ACL; where it is unknown, only the
+// owner counts. groups and semantics are those of the access policy.
+func (f *Folder) CountsFor(user string, p *acl.Policy) bool {
+	isOwner := f.Owner != "" && strings.EqualFold(f.Owner, user)
+	var need acl.Rights
+	switch f.IncidencesFor {
+	case "nobody":
+		return false
+	case "readers":
+		need = acl.Read
+	case "admins":
+		need = acl.Administer
+	default:
+		return isOwner
+	}
+	if isOwner {
+		return true
+	}
+	if !f.ACLKnown || user == "" {
+		return false
+	}
+	var o *acl.Options
+	if p.Semantics != nil {
+		o = p.Semantics(f.Owner)
+	}
+	return f.ACL.EffectiveWith(p.Groups.Requester(user), o).Has(need)
 }
 
 // Path is the folder's path with "/" separators, as it appears in URLs.
@@ -496,7 +531,8 @@ func (c *Cache) decide(all []imapstore.Folder) []Decision {
 	var out []Decision
 	for _, f := range all {
 		segs := strings.Split(f.Path, string(delimOr(f.Delim)))
-		d := Decision{Folder: Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State}, hasState: f.HasState}
+		d := Decision{Folder: Folder{Name: f.Name, Owner: f.Owner, Segments: segs, Rights: f.Rights, RightsKnown: f.RightsKnown, State: f.State,
+			IncidencesFor: f.IncidencesFor}, hasState: f.HasState}
 		if f.ACLKnown {
 			// A partly readable ACL is not used: a dropped negative
 			// entry would show too much.
@@ -511,8 +547,8 @@ func (c *Cache) decide(all []imapstore.Folder) []Decision {
 			d.Reason = fmt.Sprintf("a Kolab %q folder, not a calendar", f.Type)
 		case f.Type == "" && !c.isCalendar(segs):
 			d.Reason = "not a calendar folder (publish.folders)"
-		case f.Owner == "":
-			d.Reason = "no owner: a shared folder outside any user's namespace"
+		case f.Owner == "" && f.IncidencesFor != "readers" && f.IncidencesFor != "admins":
+			d.Reason = "no owner: a shared folder outside any user's namespace, and no incidences-for annotation says whose free/busy it counts for"
 		case f.RightsKnown && !(strings.ContainsRune(f.Rights, 'l') && strings.ContainsRune(f.Rights, 'r')):
 			d.Reason = fmt.Sprintf("the proxy may not read it (rights %q, needs l and r)", f.Rights)
 		}

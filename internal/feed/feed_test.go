@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -463,5 +464,45 @@ func TestKolabFolderType(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "Calendar,Kalender" {
 		t.Errorf("published %v, want Calendar and Kalender (annotated event), not Calendar/Notes (annotated note)", got)
+	}
+}
+
+// TestIncidencesFor: Kolab's incidences-for annotation decides whose
+// free/busy a folder counts for: "readers" adds every user with the r
+// right, "nobody" takes even the owner out; the feed is not affected.
+func TestIncidencesFor(t *testing.T) {
+	f := newFixture(t, 0)
+	alice := setupAlice(t, f.srv)
+	appendMany(t, alice, "Calendar", 1, "team")
+	f.srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lra")
+	f.srv.SetACL(t, "alice", "Calendar", "bob", "lr")
+	f.srv.SetACL(t, "alice", "Calendar", "carol", "l")
+	f.srv.CreateFolder(t, "bob", "Calendar")
+	f.srv.SetACL(t, "bob", "Calendar", testbed.Proxy, "lr")
+	win := freebusy.Window{Start: time.Now().UTC().AddDate(0, 0, -1), End: time.Now().UTC().AddDate(0, 0, 62)}
+	busy := func(user string) bool {
+		t.Helper()
+		a, err := f.cache.FreeBusy(context.Background(), FreeBusyQuery{Owner: user, Window: win, Viewer: acl.Requester{Anonymous: true}})
+		if errors.Is(err, ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(a.Body), "FREEBUSY;FBTYPE=BUSY:")
+	}
+	if !busy("alice") || busy("bob") || busy("carol") {
+		t.Fatalf("without the annotation: alice %v, bob %v, carol %v; want alice only", busy("alice"), busy("bob"), busy("carol"))
+	}
+	f.srv.SetMetadata(t, "alice", "Calendar", "/shared/vendor/kolab/incidences-for", "readers")
+	if !busy("alice") || !busy("bob") || busy("carol") {
+		t.Errorf("incidences-for readers: alice %v, bob %v, carol %v; want alice and bob (r), not carol (l)", busy("alice"), busy("bob"), busy("carol"))
+	}
+	f.srv.SetMetadata(t, "alice", "Calendar", "/shared/vendor/kolab/incidences-for", "nobody")
+	if busy("alice") || busy("bob") {
+		t.Errorf("incidences-for nobody: alice %v, bob %v; want neither", busy("alice"), busy("bob"))
+	}
+	if body := f.feed(t); !strings.Contains(body, "SUMMARY:team 0") {
+		t.Errorf("the feed lost the folder")
 	}
 }

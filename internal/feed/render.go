@@ -84,7 +84,15 @@ type FreeBusyQuery struct {
 
 // FreeBusy renders the VFREEBUSY of q.
 func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) {
-	snaps, levels, stale, err := c.snapshots(ctx, q.Owner, q.Folder, q.Viewer)
+	var snaps []*Snapshot
+	var levels []acl.Access
+	var stale bool
+	var err error
+	if q.Folder == nil {
+		snaps, levels, stale, err = c.countingFor(ctx, q.Owner, q.Viewer)
+	} else {
+		snaps, levels, stale, err = c.snapshots(ctx, q.Owner, q.Folder, q.Viewer)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +278,23 @@ func isoDuration(d time.Duration) string {
 	return fmt.Sprintf("PT%dS", s)
 }
 
+// countingFor returns the snapshots of the folders whose events make user
+// busy (Folder.CountsFor) and that viewer may see, with what viewer may
+// see of each; ErrNotFound when there are none.
+func (c *Cache) countingFor(ctx context.Context, user string, viewer acl.Requester) (out []*Snapshot, levels []acl.Access, stale bool, err error) {
+	dir, stale, err := c.folders(ctx)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var fs []Folder
+	for _, f := range dir {
+		if f.CountsFor(user, c.opts.Policy) {
+			fs = append(fs, f)
+		}
+	}
+	return c.snapshotsOf(ctx, fs, viewer, stale)
+}
+
 // snapshots returns the current snapshots of owner's folders that viewer
 // may see, or of the one folder named by segments, with what viewer may
 // see of each. A folder viewer may not see is never read.
@@ -282,10 +307,19 @@ func (c *Cache) snapshots(ctx context.Context, owner string, folder []string, vi
 	if err != nil {
 		return nil, nil, false, err
 	}
+	var fs []Folder
 	for _, f := range owned {
-		if folder != nil && f.Path() != strings.Join(folder, "/") {
-			continue
+		if folder == nil || f.Path() == strings.Join(folder, "/") {
+			fs = append(fs, f)
 		}
+	}
+	return c.snapshotsOf(ctx, fs, viewer, stale)
+}
+
+// snapshotsOf returns the current snapshots of the folders fs that viewer
+// may see. A folder viewer may not see is never read.
+func (c *Cache) snapshotsOf(ctx context.Context, fs []Folder, viewer acl.Requester, stale bool) (out []*Snapshot, levels []acl.Access, _ bool, err error) {
+	for _, f := range fs {
 		a := c.Access(viewer, f)
 		if a == acl.NoAccess {
 			continue

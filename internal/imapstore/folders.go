@@ -42,6 +42,10 @@ type Folder struct {
 	// right; ACLKnown says whether it was.
 	ACL      map[string]string
 	ACLKnown bool
+	// IncidencesFor is Kolab's incidences-for annotation ("admins",
+	// "readers", "nobody"): whose free/busy the folder's events count
+	// for; empty when unset.
+	IncidencesFor string
 	// Type is the Kolab folder-type annotation ("event", "event.default",
 	// "mail", "task", …) read through METADATA, shared value first; empty
 	// when there is none or the server has no METADATA.
@@ -50,6 +54,10 @@ type Folder struct {
 
 // Kolab's folder-type annotation, as RFC 5464 entries.
 var folderTypeEntries = []string{"/shared/vendor/kolab/folder-type", "/private/vendor/kolab/folder-type"}
+
+// incidencesFor is Kolab's annotation naming whose free/busy a folder
+// counts for.
+const incidencesFor = "/shared/vendor/kolab/incidences-for"
 
 // Folders lists every selectable folder in every namespace with the
 // session's rights on it. With LIST-STATUS the states come in the same
@@ -94,7 +102,7 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 		// leaves the type empty.
 		cmds := make([]*imapclient.GetMetadataCommand, len(out))
 		for i := range out {
-			cmds[i] = s.client.GetMetadata(out[i].Name, folderTypeEntries, nil)
+			cmds[i] = s.client.GetMetadata(out[i].Name, append(slices.Clone(folderTypeEntries), incidencesFor), nil)
 		}
 		for i, c := range cmds {
 			err := s.observe("GETMETADATA", func() error {
@@ -105,6 +113,9 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 							out[i].Type = strings.ToLower(strings.TrimSpace(string(*v)))
 							break
 						}
+					}
+					if v := d.Entries[incidencesFor]; v != nil {
+						out[i].IncidencesFor = strings.ToLower(strings.TrimSpace(string(*v)))
 					}
 				}
 				return err
