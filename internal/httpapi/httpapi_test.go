@@ -536,6 +536,9 @@ func TestUploadHTTP(t *testing.T) {
 	if len(got) != 1 || got[0].User != "alice" || got[0].Owner != "alice" || strings.Join(got[0].Folder, "/") != "Calendar" || string(got[0].Body) != body {
 		t.Errorf("the uploader got %+v", got)
 	}
+	if r := put("/calendar/alice/INBOX.ics", body, asAlice...); r.code != http.StatusNotFound || len(got) != 1 {
+		t.Errorf("PUT into a folder fbpub does not publish = %d (uploader called %d times), want 404", r.code, len(got))
+	}
 	if r := put("/calendar/alice/Calendar.ics", "x", append(asAlice, "Content-Type", "image/png")...); r.code != http.StatusUnsupportedMediaType {
 		t.Errorf("PUT of an image = %d, want 415", r.code)
 	}

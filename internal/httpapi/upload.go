@@ -100,6 +100,11 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 			return &httpError{code: http.StatusUnsupportedMediaType, msg: "upload a text/calendar body"}
 		}
 	}
+	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
+	// folder the owner has not shared with the proxy.
+	if err := h.published(r.Context(), owner, segs); err != nil {
+		return err
+	}
 	limit := h.opts.MaxUpload
 	if limit <= 0 {
 		limit = defaultMaxUpload
@@ -161,6 +166,22 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	get.Method = http.MethodGet
 	h.serve(w, get, "calendar", a, segs[len(segs)-1]+".ics")
 	return nil
+}
+
+// published reports feed.ErrNotFound unless owner's folder segs is one
+// fbpub publishes.
+func (h *Handler) published(ctx context.Context, owner string, segs []string) error {
+	dir, err := h.opts.Cache.Folders(ctx)
+	if err != nil {
+		return err
+	}
+	path := strings.Join(segs, "/")
+	for _, f := range dir {
+		if strings.EqualFold(f.Owner, owner) && f.Path() == path {
+			return nil
+		}
+	}
+	return feed.ErrNotFound
 }
 
 // etagMatches applies If-Match: "*", or one of a list of entity tags,
