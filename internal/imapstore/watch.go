@@ -16,6 +16,13 @@ import (
 // announces, so that the most-requested folders are seen changed at once
 // instead of at the next check. Every other folder is covered by the
 // regular checks.
+//
+// Not NOTIFY (RFC 5465), although one connection could then watch every
+// folder: Dovecot 2.3 accepts NOTIFY SET for other users' folders
+// (mailboxes, subtree) but reports changes only in the proxy's own
+// personal folders, never in the shared namespace where the calendars
+// fbpub publishes live (tried against the test bed), and Cyrus 3.6 has
+// no NOTIFY at all.
 
 // Idle selects folder read-only and waits in IDLE until ctx ends or the
 // connection breaks; the server's announcements reach Options.OnChange.
