@@ -16,10 +16,12 @@ import (
 // defaults and VALUE parameters.
 func EncodeXCal(w io.Writer, cal *ical.Component) error {
 	var b bytes.Buffer
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8" standalone="no" ?>` + "\n")
+	// CRLF, the only line ends a message may hold (Cyrus refuses bare
+	// LF); line breaks inside values are escaped by xmlText.
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8" standalone="no" ?>` + "\r\n")
 	b.WriteString(`<icalendar xmlns="urn:ietf:params:xml:ns:icalendar-2.0">`)
 	xcalWriteComponent(&b, cal)
-	b.WriteString("</icalendar>\n")
+	b.WriteString("</icalendar>\r\n")
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -74,3 +74,23 @@ func describe(in []Instance) string {
 	}
 	return b.String()
 }
+
+// TestXCalLineEnds: xCal written for a message has no bare LF, even for
+// values with line breaks: IMAP servers refuse bare LF in messages.
+func TestXCalLineEnds(t *testing.T) {
+	cals, err := Decode([]byte("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20250101T100000Z\r\nDESCRIPTION:one\\ntwo\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x bytes.Buffer
+	if err := EncodeXCal(&x, cals[0].Component); err != nil {
+		t.Fatal(err)
+	}
+	if n, crlf := bytes.Count(x.Bytes(), []byte("\n")), bytes.Count(x.Bytes(), []byte("\r\n")); n != crlf {
+		t.Errorf("%d LF, only %d of them in CRLF:\n%q", n, crlf, x.String())
+	}
+	back, err := PartObjects(Part{MediaType: "application/calendar+xml", Body: x.Bytes()})
+	if err != nil || Text(back[0].Master.Props.Get("DESCRIPTION")) != "one\ntwo" {
+		t.Errorf("read back: %v %v", back, err)
+	}
+}

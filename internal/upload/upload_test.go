@@ -20,6 +20,14 @@ import (
 
 func TestMain(m *testing.M) { testbed.Main(m) }
 
+// onBothServers runs f against Dovecot and against Cyrus, which spell
+// namespaces, rights and errors differently.
+func onBothServers(t *testing.T, f func(*testing.T, *testbed.Server)) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { f(t, srv) })
+	}
+}
+
 func dialer(addr string) func(ctx context.Context, user, password string) (*imapstore.Session, error) {
 	return func(ctx context.Context, user, password string) (*imapstore.Session, error) {
 		return imapstore.Dial(ctx, imapstore.Options{Addr: addr, TLS: imapstore.TLSNone, User: user, Password: password, Timeout: 5 * time.Second})
@@ -96,8 +104,9 @@ func seed(t *testing.T, srv *testbed.Server, events ...string) {
 	}
 }
 
-func TestRoundTrip(t *testing.T) {
-	srv := testbed.Get(t)
+func TestRoundTrip(t *testing.T) { onBothServers(t, testRoundTrip) }
+
+func testRoundTrip(t *testing.T, srv *testbed.Server) {
 	seed(t, srv, ev("a", "Alpha", ""), ev("b", "Bravo", ""), ev("c", "Charlie", ""))
 	svc := newService(srv.Addr)
 	up := Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"},
@@ -168,8 +177,9 @@ func TestRoundTrip(t *testing.T) {
 
 // TestSharedMessage: deleting one event of a message that holds several
 // keeps the others.
-func TestSharedMessage(t *testing.T) {
-	srv := testbed.Get(t)
+func TestSharedMessage(t *testing.T) { onBothServers(t, testSharedMessage) }
+
+func testSharedMessage(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
 	srv.CreateFolder(t, "alice", "Calendar")
 	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("all", string(cal(ev("a", "Alpha", ""), ev("b", "Bravo", "")))))
@@ -186,8 +196,9 @@ func TestSharedMessage(t *testing.T) {
 	}
 }
 
-func TestDenied(t *testing.T) {
-	srv := testbed.Get(t)
+func TestDenied(t *testing.T) { onBothServers(t, testDenied) }
+
+func testDenied(t *testing.T, srv *testbed.Server) {
 	seed(t, srv, ev("a", "Alpha", ""))
 	srv.SetACL(t, "alice", "Calendar", "bob", "lr")
 	before := state(t, srv, "alice", "Calendar")
@@ -239,8 +250,9 @@ func TestDenied(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
-	srv := testbed.Get(t)
+func TestBadInput(t *testing.T) { onBothServers(t, testBadInput) }
+
+func testBadInput(t *testing.T, srv *testbed.Server) {
 	seed(t, srv, ev("a", "Alpha", ""))
 	before := state(t, srv, "alice", "Calendar")
 	svc := New(Options{Dial: dialer(srv.Addr), MaxEvents: 2})
@@ -262,8 +274,9 @@ func TestBadInput(t *testing.T) {
 // TestConcurrent: two uploads from the same starting point. With a
 // precondition, one wins and the other changes nothing; without, every
 // event ends up in the folder or in the log.
-func TestConcurrent(t *testing.T) {
-	srv := testbed.Get(t)
+func TestConcurrent(t *testing.T) { onBothServers(t, testConcurrent) }
+
+func testConcurrent(t *testing.T, srv *testbed.Server) {
 	seed(t, srv, ev("a", "Alpha", ""), ev("b", "Bravo", ""))
 	svc := newService(srv.Addr)
 	start := state(t, srv, "alice", "Calendar")
@@ -336,8 +349,9 @@ func sortedKeys(m map[string]string) []string {
 // bytes, so that the cut lands at every step of the reconcile, then
 // retries without the cut: the folder and the log must end up as after an
 // uncut upload, with no event lost or doubled.
-func TestCutConnection(t *testing.T) {
-	srv := testbed.Get(t)
+func TestCutConnection(t *testing.T) { onBothServers(t, testCutConnection) }
+
+func testCutConnection(t *testing.T, srv *testbed.Server) {
 	initial := []string{ev("a", "Alpha", ""), ev("b", "Bravo", ""), ev("c", "Charlie", "")}
 	body := cal(ev("a", "Alpha moved", "1"), ev("c", "Charlie", ""), ev("d", "Delta", ""))
 	wantFolder := map[string]string{"a": "Alpha moved", "c": "Charlie", "d": "Delta"}
@@ -393,8 +407,9 @@ func TestCutConnection(t *testing.T) {
 // TestAlarmsSurvive: a client that uploads what fbpub's feed gave it (no
 // alarms) neither rewrites unchanged events nor drops the owner's alarms
 // from the events it changed.
-func TestAlarmsSurvive(t *testing.T) {
-	srv := testbed.Get(t)
+func TestAlarmsSurvive(t *testing.T) { onBothServers(t, testAlarmsSurvive) }
+
+func testAlarmsSurvive(t *testing.T, srv *testbed.Server) {
 	alarm := "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Soon\r\nTRIGGER:-PT10M\r\nEND:VALARM\r\n"
 	withAlarm := func(e string) string { return strings.Replace(e, "END:VEVENT", alarm+"END:VEVENT", 1) }
 	seed(t, srv, withAlarm(ev("a", "Alpha", "")), withAlarm(ev("b", "Bravo", "")))
@@ -426,8 +441,9 @@ func TestAlarmsSurvive(t *testing.T) {
 // TestKolabFolder: in a folder that Kolab's annotation marks as a
 // calendar, uploads are written in Kolab format 3, and read back as the
 // same events.
-func TestKolabFolder(t *testing.T) {
-	srv := testbed.Get(t)
+func TestKolabFolder(t *testing.T) { onBothServers(t, testKolabFolder) }
+
+func testKolabFolder(t *testing.T, srv *testbed.Server) {
 	srv.Reset(t)
 	srv.CreateFolder(t, "alice", "Kalender")
 	srv.SetMetadata(t, "alice", "Kalender", "/shared/vendor/kolab/folder-type", "event.default")
