@@ -79,7 +79,13 @@ func (f *fixture) advance(d time.Duration) { f.skew.Add(int64(d)) }
 
 func newFixture(t *testing.T, interval time.Duration) *fixture {
 	t.Helper()
-	f := &fixture{srv: testbed.Get(t), m: metrics.Discard()}
+	return newFixtureOn(t, testbed.Get(t), interval)
+}
+
+// newFixtureOn is newFixture against a given server.
+func newFixtureOn(t *testing.T, srv *testbed.Server, interval time.Duration) *fixture {
+	t.Helper()
+	f := &fixture{srv: srv, m: metrics.Discard()}
 	f.src = &counting{commands: map[string]int{}}
 	f.src.Pool = imapstore.NewPool(imapstore.Options{
 		Addr: f.srv.Addr, TLS: imapstore.TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
@@ -188,11 +194,19 @@ func setupAlice(t *testing.T, srv *testbed.Server) *imapclient.Client {
 // message body at the next request, deleting one costs none, and both
 // answers are right.
 func TestIncremental(t *testing.T) {
-	n := 10000
-	if testing.Short() {
-		n = 1000
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			n := 10000
+			if testing.Short() || srv.Kind == testbed.Cyrus {
+				n = 2000 // Cyrus appends more slowly; the paths are the same
+			}
+			incrementalOn(t, srv, n)
+		})
 	}
-	f := newFixture(t, 0)
+}
+
+func incrementalOn(t *testing.T, srv *testbed.Server, n int) {
+	f := newFixtureOn(t, srv, 0)
 	alice := setupAlice(t, f.srv)
 	uids := appendMany(t, alice, "Calendar", n, "ev")
 
@@ -323,7 +337,13 @@ func TestHerd(t *testing.T) {
 // fetch is seen by the next request, and with a zero check interval every
 // request made after a change sees it.
 func TestNoLostUpdate(t *testing.T) {
-	f := newFixture(t, 0)
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { noLostUpdate(t, srv) })
+	}
+}
+
+func noLostUpdate(t *testing.T, srv *testbed.Server) {
+	f := newFixtureOn(t, srv, 0)
 	alice := setupAlice(t, f.srv)
 	appendMany(t, alice, "Calendar", 5, "base")
 	f.feed(t)
@@ -349,7 +369,13 @@ func TestNoLostUpdate(t *testing.T) {
 // good answer, marked stale; when it is back, the next check recovers
 // without a restart.
 func TestOutage(t *testing.T) {
-	f := newFixture(t, 0)
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { outageOn(t, srv) })
+	}
+}
+
+func outageOn(t *testing.T, srv *testbed.Server) {
+	f := newFixtureOn(t, srv, 0)
 	alice := setupAlice(t, f.srv)
 	appendMany(t, alice, "Calendar", 3, "keep")
 	good := f.feed(t)
@@ -427,7 +453,13 @@ func TestRestartWarm(t *testing.T) {
 // TestRevokedGrant: when the owner takes the proxy's grant back, the
 // folder leaves every view at the next check.
 func TestRevokedGrant(t *testing.T) {
-	f := newFixture(t, 0)
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { revokedGrantOn(t, srv) })
+	}
+}
+
+func revokedGrantOn(t *testing.T, srv *testbed.Server) {
+	f := newFixtureOn(t, srv, 0)
 	alice := setupAlice(t, f.srv)
 	appendMany(t, alice, "Calendar", 2, "revoke")
 	f.feed(t)
