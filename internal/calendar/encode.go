@@ -73,21 +73,38 @@ var leading = []string{
 	"ORGANIZER", "ATTENDEE", "FREEBUSY", "TZOFFSETFROM", "TZOFFSETTO", "TZNAME",
 }
 
+// leadingRank is each leading property's place, from 1.
+var leadingRank = func() map[string]int {
+	m := make(map[string]int, len(leading))
+	for i, n := range leading {
+		m[n] = i + 1
+	}
+	return m
+}()
+
+// propOrder returns the names of props in writing order: the leading
+// ones in their order, then the rest by name. One pass over props, so
+// that a component of a few properties costs a few look-ups.
 func propOrder(props ical.Props) []string {
 	names := make([]string, 0, len(props))
-	for _, n := range leading {
-		if len(props[n]) > 0 {
+	for n, ps := range props {
+		if len(ps) > 0 {
 			names = append(names, n)
 		}
 	}
-	var rest []string
-	for n, ps := range props {
-		if len(ps) > 0 && !slices.Contains(leading, n) {
-			rest = append(rest, n)
+	slices.SortFunc(names, func(a, b string) int {
+		ra, rb := leadingRank[a], leadingRank[b]
+		switch {
+		case ra != 0 && rb != 0:
+			return ra - rb
+		case ra != 0:
+			return -1
+		case rb != 0:
+			return 1
 		}
-	}
-	slices.Sort(rest)
-	return append(names, rest...)
+		return strings.Compare(a, b)
+	})
+	return names
 }
 
 func (e *Encoder) prop(p *ical.Prop) {

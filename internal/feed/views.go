@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-ical"
 
@@ -101,39 +103,53 @@ func restricted(o *calendar.Object) (any, hideUID bool) {
 }
 
 func hashedUID(uid string) string {
-	m := hmac.New(sha256.New, uidKey)
+	m := uidMACs.Get().(hash.Hash)
+	defer uidMACs.Put(m)
+	m.Reset()
 	m.Write([]byte(uid))
-	return "busy-" + hex.EncodeToString(m.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	return "busy-" + hex.EncodeToString(m.Sum(sum[:0])[:16])
 }
+
+// uidMACs recycles the keyed hashes of hashedUID: one is made for every
+// event of every message parsed.
+var uidMACs = sync.Pool{New: func() any { return hmac.New(sha256.New, uidKey) }}
 
 // reduce returns ev with only its times and busy state; c says what title
 // it gets. ev is not modified.
 func reduce(ev *ical.Component, c class, hideUID bool) *ical.Component {
-	out := &ical.Component{Name: ev.Name, Props: ical.Props{}}
+	out := &ical.Component{Name: ev.Name, Props: make(ical.Props, 8)}
 	for name, props := range ev.Props {
 		if busyKeep[name] {
 			out.Props[name] = props
 		}
 	}
-	uid := ""
-	if p := ev.Props.Get(ical.PropUID); p != nil {
-		uid = p.Value
-	}
-	if hideUID {
-		out.Props.SetText(ical.PropUID, hashedUID(uid))
-	} else {
-		out.Props.SetText(ical.PropUID, uid)
+	uid := ev.Props[ical.PropUID]
+	switch {
+	case hideUID:
+		raw := ""
+		if len(uid) > 0 {
+			raw = uid[0].Value
+		}
+		out.Props[ical.PropUID] = plain(ical.PropUID, hashedUID(raw))
+	case len(uid) > 0:
+		out.Props[ical.PropUID] = uid[:1]
 	}
 	switch c {
 	case private:
-		out.Props.SetText(ical.PropClass, "PRIVATE")
+		out.Props[ical.PropClass] = plain(ical.PropClass, "PRIVATE")
 	case confidential:
-		out.Props.SetText(ical.PropSummary, "Busy")
-		out.Props.SetText(ical.PropClass, "CONFIDENTIAL")
+		out.Props[ical.PropSummary] = plain(ical.PropSummary, "Busy")
+		out.Props[ical.PropClass] = plain(ical.PropClass, "CONFIDENTIAL")
 	default:
-		out.Props.SetText(ical.PropSummary, "Busy")
+		out.Props[ical.PropSummary] = plain(ical.PropSummary, "Busy")
 	}
 	return out
+}
+
+// plain is a property holding value, which needs no escaping.
+func plain(name, value string) []ical.Prop {
+	return []ical.Prop{{Name: name, Value: value}}
 }
 
 // busyOnly returns the busy view of one event.
