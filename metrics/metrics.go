@@ -28,8 +28,8 @@ type Metrics struct {
 	IMAPReconnects  prometheus.Counter
 
 	FoldersPublished prometheus.Gauge
-	// Pushes counts changes the IMAP server announced (IDLE), and
-	// Watched the folders watched that way.
+	// Pushes counts changes the IMAP server announced (NOTIFY or IDLE),
+	// and Watched the folders watched that way.
 	Pushes  prometheus.Counter
 	Watched prometheus.Gauge
 	// FoldersACLUnknown counts published folders whose ACL the proxy
@@ -92,10 +92,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "fbpub_folders_published", Help: "Calendar folders the proxy may read and publishes.",
 		}),
 		Pushes: f.NewCounter(prometheus.CounterOpts{
-			Name: "fbpub_imap_pushes_total", Help: "Changes the IMAP server announced on a watched folder (IDLE), each making the next request re-read folder states.",
+			Name: "fbpub_imap_pushes_total", Help: "Changes the IMAP server announced in a watched folder (NOTIFY or IDLE), each making the next request re-read folder states.",
 		}),
 		Watched: f.NewGauge(prometheus.GaugeOpts{
-			Name: "fbpub_imap_watched_folders", Help: "Folders watched with IMAP IDLE (the most requested ones).",
+			Name: "fbpub_imap_watched_folders", Help: "Folders watched for changes the IMAP server announces: every published folder with NOTIFY, the most requested ones with IDLE.",
 		}),
 		FoldersACLUnknown: f.NewGauge(prometheus.GaugeOpts{
 			Name: "fbpub_folders_acl_unknown", Help: "Published folders whose ACL fbpub cannot read (the proxy lacks the a right, or the server has no ACL extension); their details go to the owner and configured readers only.",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,9 +10,15 @@ import (
 )
 
 // TestPush: with a check interval of an hour, a change shows at once in a
-// folder fbpub watches with IDLE (one of the most requested), and only at
-// the next check in one it does not watch.
+// watched folder. With NOTIFY (Dovecot has it) every published folder is
+// watched on one connection; with IDLE only the most requested ones
+// (publish.watch), and a change elsewhere waits for the next check.
 func TestPush(t *testing.T) {
+	t.Run("notify", func(t *testing.T) { testPush(t, true) })
+	t.Run("idle", func(t *testing.T) { testPush(t, false) })
+}
+
+func testPush(t *testing.T, notify bool) {
 	srv := testbed.Get(t)
 	srv.Reset(t)
 	day := time.Now().UTC().AddDate(0, 0, 1).Format("20060102")
@@ -27,20 +34,24 @@ func TestPush(t *testing.T) {
 	bin := buildBinary(t)
 	base, logs := startBinary(t, bin, "FBPUB_IMAP_ADDR="+srv.Addr, "FBPUB_IMAP_TLS=none",
 		"FBPUB_IMAP_USER="+testbed.Proxy, "FBPUB_IMAP_PASSWORD="+testbed.Password(testbed.Proxy),
-		"FBPUB_CHECK_INTERVAL=1h", "FBPUB_WATCH=1")
+		"FBPUB_CHECK_INTERVAL=1h", "FBPUB_WATCH=1", "FBPUB_NOTIFY="+strconv.FormatBool(notify))
+	watched := "fbpub_imap_watched_folders 1\n"
+	if notify {
+		watched = "fbpub_imap_watched_folders 2\n"
+	}
 	alice := base + "/freebusy/alice.vfb"
-	// alice is asked for most: her folder gets the one watch.
+	// alice is asked for most: with IDLE her folder gets the one watch.
 	for range 5 {
 		fetch(t, alice)
 	}
 	fetch(t, base+"/freebusy/bob.vfb")
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		_, m := fetch(t, base+"/metrics")
-		if strings.Contains(m, "fbpub_imap_watched_folders 1") {
+		if strings.Contains(m, watched) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no folder watched after 20 s; log:\n%s", logs.String())
+			t.Fatalf("no %q after 20 s; log:\n%s", watched, logs.String())
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // the watch's SELECT and IDLE
@@ -55,12 +66,25 @@ func TestPush(t *testing.T) {
 		}
 		return strings.Count(body, "BEGIN:VEVENT")
 	}
-	// A change in bob's folder, which is not watched, waits for the next
-	// check, an hour away.
-	srv.Append(t, "bob", "Calendar", event("b2", "Second"))
-	time.Sleep(1500 * time.Millisecond)
-	if n := events(base + "/calendar/bob.ics"); n != 1 {
-		t.Fatalf("bob's feed has %d events before any check or push; the check interval is not honoured", n)
+	if notify {
+		if !strings.Contains(logs.String(), "watching with NOTIFY") {
+			t.Errorf("the log does not say NOTIFY is used:\n%s", logs.String())
+		}
+		// bob's folder, requested once, is watched too.
+		srv.Append(t, "bob", "Calendar", event("b2", "Second"))
+		for deadline := time.Now().Add(20 * time.Second); events(base+"/calendar/bob.ics") != 2; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a change in bob's folder did not show within 20 s with NOTIFY; log:\n%s", logs.String())
+			}
+		}
+	} else {
+		// A change in bob's folder, which is not watched, waits for the
+		// next check, an hour away.
+		srv.Append(t, "bob", "Calendar", event("b2", "Second"))
+		time.Sleep(1500 * time.Millisecond)
+		if n := events(base + "/calendar/bob.ics"); n != 1 {
+			t.Fatalf("bob's feed has %d events before any check or push; the check interval is not honoured", n)
+		}
 	}
 	// A change in alice's folder is pushed.
 	srv.Append(t, "alice", "Calendar", event("a2", "Second"))

@@ -195,10 +195,19 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 	})
 	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}
 	if cfg.Publish.Watch > 0 {
-		svc.watcher = imapstore.NewWatcher(imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
-			User: cfg.IMAP.User, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout),
-			Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) },
-			Logger:  log.With("component", "watch")}, cfg.Publish.Watch, cache.Changed)
+		svc.watcher = imapstore.NewWatcherWith(imapstore.WatchOptions{
+			Options: imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
+				User: cfg.IMAP.User, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout),
+				Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) },
+				Logger:  log.With("component", "watch")},
+			MaxIdle:  cfg.Publish.Watch,
+			NoNotify: !cfg.Publish.Notify,
+			Changed:  cache.Changed,
+			// Every folder may have changed unseen (the NOTIFY
+			// connection was down, or its list was being replaced):
+			// the next request reads all states again.
+			Resync: func() { cache.Changed("") },
+		})
 	}
 	return svc, nil
 }
@@ -243,21 +252,27 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 	return nil
 }
 
-// watchHot moves the IDLE watches to the folders requested most, every
-// few seconds at first and then every half minute.
+// watchHot gives the watcher the published folders, the most requested
+// first, every half minute (every few seconds until there are any): with
+// NOTIFY it watches them all, with IDLE the first publish.watch.
 func (s *service) watchHot(ctx context.Context) {
-	every := 2 * time.Second
+	const tick, every = 2 * time.Second, 30 * time.Second
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(every):
+		case <-time.After(tick):
 		}
-		if hot := s.cache.Hot(s.cfg.Publish.Watch); len(hot) > 0 {
-			s.watcher.Watch(hot)
-			s.metrics.Watched.Set(float64(len(s.watcher.Watching())))
-			every = 30 * time.Second
+		if time.Since(last) >= every {
+			if list := s.cache.Watchlist(); len(list) > 0 {
+				s.watcher.Watch(list)
+				last = time.Now()
+			}
 		}
+		// The watcher connects in the background, and learns only then
+		// whether it has NOTIFY.
+		s.metrics.Watched.Set(float64(len(s.watcher.Watching())))
 	}
 }
 

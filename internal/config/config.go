@@ -104,8 +104,13 @@ type Publish struct {
 	Refresh Duration `toml:"refresh"`
 	// Watch is how many of the most requested folders are watched with
 	// IMAP IDLE, one connection each, so that their changes show at once
-	// rather than at the next check; 0 turns it off.
+	// rather than at the next check; 0 turns pushed changes off
+	// altogether, NOTIFY included.
 	Watch int `toml:"watch"`
+	// Notify watches every published folder on one connection with IMAP
+	// NOTIFY (RFC 5465) where the server offers it (Dovecot does); IDLE
+	// and Watch are then used only where it does not.
+	Notify bool `toml:"notify"`
 	// StateDir, when set, keeps folder snapshots across restarts, so a
 	// restart costs one state check per folder instead of a full fetch.
 	StateDir string `toml:"state_dir"`
@@ -172,6 +177,7 @@ func Default() Config {
 			DefaultZone: "UTC",
 			Refresh:     Duration(15 * time.Minute),
 			Watch:       4,
+			Notify:      true,
 		},
 		Access: Access{FreeBusy: "public"},
 		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},
@@ -218,6 +224,11 @@ var Env = []struct {
 	{"FBPUB_WATCH", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.Publish.Watch = n
+		return err
+	}},
+	{"FBPUB_NOTIFY", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Publish.Notify = b
 		return err
 	}},
 	{"FBPUB_FREEBUSY", func(c *Config, v string) error { c.Access.FreeBusy = v; return nil }},

@@ -331,17 +331,27 @@ func (c *Cache) Changed(folder string) {
 	c.m.Pushes.Inc()
 }
 
-// Hot returns the names of at most n folders requested most since the
-// last call, most requested first, and starts counting anew: the folders
-// worth a connection that pushes their changes.
-func (c *Cache) Hot(n int) []string {
+// Watchlist returns the names of the folders worth watching for pushed
+// changes, best first: those requested since the last call, most
+// requested first, then every other published folder by name. It starts
+// counting requests anew. A watcher with few connections (IDLE) takes the
+// head of the list; one that can watch everything (NOTIFY) takes it all.
+func (c *Cache) Watchlist() []string {
 	c.mu.Lock()
 	hits := c.hits
 	c.hits = map[string]int{}
+	published := make([]string, 0, len(c.dir))
+	for _, f := range c.dir {
+		published = append(published, f.Name)
+	}
 	c.mu.Unlock()
-	names := make([]string, 0, len(hits))
+	names := make([]string, 0, len(published)+len(hits))
 	for name := range hits {
-		names = append(names, name)
+		// A folder requested, then no longer published (a grant
+		// revoked), is not watched.
+		if _, ok := slices.BinarySearch(published, name); ok || len(published) == 0 {
+			names = append(names, name)
+		}
 	}
 	slices.SortFunc(names, func(a, b string) int {
 		if hits[a] != hits[b] {
@@ -349,7 +359,12 @@ func (c *Cache) Hot(n int) []string {
 		}
 		return strings.Compare(a, b)
 	})
-	return names[:min(n, len(names))]
+	for _, name := range published { // sorted by name
+		if hits[name] == 0 {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // Check forces a fresh read of the folder states, whatever the check

@@ -1,19 +1,37 @@
 package imapstore
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
-// events records the folders a Watcher reports.
+// events records what a Watcher reports.
 type events struct {
-	mu  sync.Mutex
-	got map[string]int
+	mu     sync.Mutex
+	got    map[string]int
+	resync atomic.Int32
 }
+
+func newEvents() *events { return &events{got: map[string]int{}} }
 
 func (e *events) changed(folder string) {
 	e.mu.Lock()
@@ -31,7 +49,7 @@ func (e *events) count(folder string) int {
 // loaded CI machine must not fail the test.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if cond() {
 			return
 		}
@@ -39,7 +57,152 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func TestWatcher(t *testing.T) {
+// waitChange waits until folder is reported more often than before.
+func waitChange(t *testing.T, ev *events, folder string, before int, what string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%s: a change of %q", what, folder), func() bool { return ev.count(folder) > before })
+}
+
+var emptyCalendar = testbed.CalendarMessage("x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+
+func proxyOptions(srv *testbed.Server) Options {
+	return Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy), Timeout: 5 * time.Second}
+}
+
+// flagDeleted flags alice's first message in folder \Deleted, then
+// (after the caller's check, in between) expunges it.
+func flagDeleted(t *testing.T, srv *testbed.Server, folder string) (expunge func()) {
+	t.Helper()
+	c := srv.Dial(t, "alice")
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	flags := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}
+	if err := c.Store(imap.SeqSetNum(1), flags, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := c.Expunge().Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.Logout().Wait()
+	}
+}
+
+// TestWatcherNotify watches alice's shared folders with NOTIFY: every
+// kind of change is pushed, only for the folders watched, under the names
+// the proxy sees, and the watch survives a server restart.
+func TestWatcherNotify(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	const cal, other, spaced, amp = "Calendar", "Other", "Réunions d'équipe", "R&D"
+	for _, f := range []string{cal, other, spaced, amp} {
+		srv.CreateFolder(t, "alice", f)
+		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
+	}
+	shared := func(f string) string { return srv.SharedName("alice", f) }
+	// The proxy's own folder: the personal namespace.
+	srv.CreateFolder(t, testbed.Proxy, "Calendar")
+
+	before := runtime.NumGoroutine()
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), Changed: ev.changed, Resync: func() { ev.resync.Add(1) }})
+	defer w.Close()
+	if m := w.Mode(); m != WatchOff {
+		t.Errorf("Mode() before Watch = %q, want off", m)
+	}
+	watched := []string{shared(cal), shared(spaced), shared(amp), "Calendar"}
+	w.Watch(watched)
+	waitFor(t, "the NOTIFY connection", func() bool { return ev.resync.Load() == 1 })
+	if m := w.Mode(); m != WatchNotify {
+		t.Fatalf("Mode() = %q, want notify", m)
+	}
+	if got, want := w.Watching(), slices.Sorted(slices.Values(watched)); !slices.Equal(got, want) {
+		t.Errorf("Watching() = %q, want %q", got, want)
+	}
+
+	// A message appended to a folder not watched, then one to a watched
+	// folder: the server reports in order, so once the second is seen,
+	// the first would have been too.
+	srv.Append(t, "alice", other, emptyCalendar)
+	n := ev.count(shared(cal))
+	srv.Append(t, "alice", cal, emptyCalendar)
+	waitChange(t, ev, shared(cal), n, "APPEND")
+	if got := ev.count(shared(other)); got != 0 {
+		t.Errorf("folder not watched reported %d times", got)
+	}
+
+	n = ev.count(shared(cal))
+	expunge := flagDeleted(t, srv, cal)
+	waitChange(t, ev, shared(cal), n, `STORE +FLAGS (\Deleted)`)
+	n = ev.count(shared(cal))
+	expunge()
+	waitChange(t, ev, shared(cal), n, "EXPUNGE")
+
+	for _, f := range []string{spaced, amp} {
+		n := ev.count(shared(f))
+		srv.Append(t, "alice", f, emptyCalendar)
+		waitChange(t, ev, shared(f), n, "APPEND")
+	}
+	n = ev.count("Calendar")
+	srv.Append(t, testbed.Proxy, "Calendar", emptyCalendar)
+	waitChange(t, ev, "Calendar", n, "APPEND to the proxy's own folder")
+
+	// The list changes: a resync (changes between NOTIFY NONE and
+	// NOTIFY SET may have been missed), then a new folder is reported
+	// with every change; a folder dropped is no longer reported.
+	w.Watch([]string{shared(other), shared(cal)})
+	waitFor(t, "a resync for the new list", func() bool { return ev.resync.Load() == 2 })
+	n = ev.count(shared(other))
+	nSpaced := ev.count(shared(spaced))
+	srv.Append(t, "alice", spaced, emptyCalendar)
+	srv.Append(t, "alice", other, emptyCalendar)
+	waitChange(t, ev, shared(other), n, "APPEND to the folder added")
+	if got := w.Watching(); !slices.Equal(got, []string{shared(cal), shared(other)}) {
+		t.Errorf("Watching() after the change = %q", got)
+	}
+	// The same folders in another order: nothing to do.
+	w.Watch([]string{shared(cal), shared(other)})
+	n = ev.count(shared(cal))
+	srv.Append(t, "alice", cal, emptyCalendar)
+	waitChange(t, ev, shared(cal), n, "APPEND after reordering")
+	if r := ev.resync.Load(); r != 2 {
+		t.Errorf("Resync called %d times for one change of the list", r)
+	}
+
+	// A server restart: the watcher comes back, asks for a resync, and
+	// changes are pushed again.
+	srv.Stop(t)
+	srv.Start(t)
+	waitFor(t, "a resync after the restart", func() bool { return ev.resync.Load() > 2 })
+	n = ev.count(shared(cal))
+	srv.Append(t, "alice", spaced, emptyCalendar)
+	srv.Append(t, "alice", cal, emptyCalendar)
+	waitChange(t, ev, shared(cal), n, "APPEND after the restart")
+	if got := ev.count(shared(spaced)); got != nSpaced {
+		t.Errorf("a folder no longer watched was reported %d times", got-nSpaced)
+	}
+
+	// A watched folder deleted is announced too (a renamed one is not).
+	n = ev.count(shared(cal))
+	c := srv.Dial(t, "alice")
+	if err := c.Delete(cal).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	waitChange(t, ev, shared(cal), n, "DELETE")
+
+	w.Close()
+	if m := w.Mode(); m != WatchOff {
+		t.Errorf("Mode() after Close = %q, want off", m)
+	}
+	waitFor(t, "the watcher's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// TestWatcherIdle forces IDLE: the two most wanted of three folders are
+// watched, the watch moves with the list, survives a restart, and the
+// number of goroutines stays bounded however often it moves.
+func TestWatcherIdle(t *testing.T) {
 	srv := testbed.Get(t)
 	srv.Reset(t)
 	names := []string{"Calendar", "Calendar/Work", "Calendar/Home"}
@@ -47,45 +210,550 @@ func TestWatcher(t *testing.T) {
 		srv.CreateFolder(t, "alice", f)
 		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
 	}
-	shared := func(f string) string { return srv.SharedName("alice", f) }
+	shared := func(i int) string { return srv.SharedName("alice", names[i]) }
 	before := runtime.NumGoroutine()
-	ev := &events{got: map[string]int{}}
-	w := NewWatcher(Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy), Timeout: 5 * time.Second}, 2, ev.changed)
-
-	// Three wanted, two watched: the most wanted.
-	w.Watch([]string{shared(names[0]), shared(names[1]), shared(names[2])})
-	if got := w.Watching(); len(got) != 2 {
-		t.Fatalf("watching %v, want two folders", got)
+	ev := newEvents()
+	var logins atomic.Int32
+	opts := proxyOptions(srv)
+	opts.Observe = func(cmd string, err error, _ time.Duration) {
+		if cmd == "LOGIN" && err == nil {
+			logins.Add(1)
+		}
 	}
-	waitFor(t, "the first connection", func() bool { return ev.count(shared(names[0])) > 0 && ev.count(shared(names[1])) > 0 })
-	base := ev.count(shared(names[0]))
-	srv.Append(t, "alice", names[0], testbed.CalendarMessage("x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
-	waitFor(t, "a push for the new message", func() bool { return ev.count(shared(names[0])) > base })
-	srv.Append(t, "alice", names[2], testbed.CalendarMessage("x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
-	time.Sleep(500 * time.Millisecond)
-	if n := ev.count(shared(names[2])); n != 0 {
-		t.Errorf("an unwatched folder was reported %d times", n)
+	w := NewWatcherWith(WatchOptions{Options: opts, MaxIdle: 2, NoNotify: true, Changed: ev.changed})
+	defer w.Close()
+
+	w.Watch([]string{shared(0), shared(1), shared(2)})
+	// Each watch reports its folder once IDLE has begun.
+	waitChange(t, ev, shared(0), 0, "the first watch")
+	waitChange(t, ev, shared(1), 0, "the second watch")
+	if m := w.Mode(); m != WatchIdle {
+		t.Fatalf("Mode() = %q, want idle", m)
+	}
+	if got := w.Watching(); !slices.Equal(got, []string{shared(0), shared(1)}) {
+		t.Fatalf("Watching() = %q, want the two most wanted", got)
+	}
+	n := ev.count(shared(0))
+	srv.Append(t, "alice", names[0], emptyCalendar)
+	waitChange(t, ev, shared(0), n, "APPEND")
+	n = ev.count(shared(1))
+	expunge := flagDeleted(t, srv, names[0])
+	expunge()
+	srv.Append(t, "alice", names[1], emptyCalendar)
+	waitChange(t, ev, shared(1), n, "APPEND")
+	if got := ev.count(shared(2)); got != 0 {
+		t.Errorf("the folder not watched was reported %d times", got)
 	}
 
-	// The wish list changes: the watch moves.
-	w.Watch([]string{shared(names[2])})
-	if got := w.Watching(); len(got) != 1 || got[0] != shared(names[2]) {
-		t.Fatalf("watching %v after the move", got)
-	}
-	waitFor(t, "the moved watch", func() bool { return ev.count(shared(names[2])) > 0 })
-	base = ev.count(shared(names[2]))
-	srv.Append(t, "alice", names[2], testbed.CalendarMessage("x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
-	waitFor(t, "a push in the moved watch", func() bool { return ev.count(shared(names[2])) > base })
+	// The priorities change: the watch moves.
+	w.Watch([]string{shared(2), shared(0)})
+	waitChange(t, ev, shared(2), 0, "the moved watch")
+	waitFor(t, "the watch list", func() bool { return slices.Equal(w.Watching(), []string{shared(0), shared(2)}) })
+	n = ev.count(shared(2))
+	srv.Append(t, "alice", names[2], emptyCalendar)
+	waitChange(t, ev, shared(2), n, "APPEND in the moved watch")
 
-	// A server restart: the watch comes back by itself and says so.
-	base = ev.count(shared(names[2]))
+	// Moving back and forth: never more than two watches, and no
+	// goroutines left behind.
+	for i := range 10 {
+		w.Watch([]string{shared(i % 3), shared((i + 1) % 3)})
+	}
+	w.Watch([]string{shared(2), shared(1)})
+	waitFor(t, "the last list", func() bool {
+		return slices.Equal(w.Watching(), slices.Sorted(slices.Values([]string{shared(1), shared(2)})))
+	})
+	if g := runtime.NumGoroutine(); g > before+2*8+2 {
+		t.Errorf("%d goroutines with two watches, %d before", g, before)
+	}
+
+	// A restart: the watches come back and report their folders.
+	n = ev.count(shared(2))
 	srv.Stop(t)
 	srv.Start(t)
-	waitFor(t, "the watch after a restart", func() bool { return ev.count(shared(names[2])) > base })
-	base = ev.count(shared(names[2]))
-	srv.Append(t, "alice", names[2], testbed.CalendarMessage("x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"))
-	waitFor(t, "a push after the restart", func() bool { return ev.count(shared(names[2])) > base })
+	waitChange(t, ev, shared(2), n, "the watch after the restart")
+	n = ev.count(shared(2))
+	srv.Append(t, "alice", names[2], emptyCalendar)
+	waitChange(t, ev, shared(2), n, "APPEND after the restart")
 
 	w.Close()
-	waitFor(t, "the watch goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
+	waitFor(t, "the watch goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	if l := logins.Load(); l > 20 {
+		t.Errorf("%d logins for a dozen moves and one restart", l)
+	}
+}
+
+// TestWatcherNotifyRefused runs the watcher against a fake
+// server whose NOTIFY refuses every filter: the watcher says so and
+// watches with IDLE (which the fake cannot, so it just keeps trying).
+func TestWatcherNotifyRefused(t *testing.T) {
+	f := newFakeServer(t, "IMAP4rev1 NOTIFY", nil, func(cmd string) string {
+		if strings.HasPrefix(cmd, "NOTIFY") {
+			return "NO [BADEVENT] not these"
+		}
+		return "OK done"
+	})
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{Options: Options{Addr: f.addr, TLS: TLSNone, User: "u", Password: "p", Timeout: 5 * time.Second}, Changed: ev.changed})
+	defer w.Close()
+	w.Watch([]string{"Calendar"})
+	waitFor(t, "the fall back to IDLE", func() bool { return w.Mode() == WatchIdle })
+}
+
+// TestNotifyFakeServer drives the NOTIFY client against a scripted server
+// without LITERAL+: a password that needs a synchronizing literal, a
+// server that refuses names in UTF-8 (and gets modified UTF-7 alone), and
+// announcements in modified UTF-7, quoted, and in literals.
+func TestNotifyFakeServer(t *testing.T) {
+	pushes := make(chan string, 10)
+	f := newFakeServer(t, "IMAP4rev1 NOTIFY LIST-EXTENDED", pushes, func(cmd string) string {
+		if strings.HasPrefix(cmd, "NOTIFY SET") && strings.Contains(cmd, "ré") {
+			return "BAD 8-bit names"
+		}
+		return "OK done"
+	})
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{
+		Options: Options{Addr: f.addr, TLS: TLSNone, User: "user", Password: "pässwörd \"q\"", Timeout: 5 * time.Second},
+		Changed: ev.changed, Resync: func() { ev.resync.Add(1) }, Keepalive: 20 * time.Millisecond,
+	})
+	defer w.Close()
+	w.Watch([]string{"réunion", `a "b" \c`, "R&D"})
+	waitFor(t, "the NOTIFY SET", func() bool { return ev.resync.Load() == 1 })
+	pushes <- "* STATUS r&AOk-union (MESSAGES 1)\r\n"
+	waitChange(t, ev, "réunion", 0, "a modified UTF-7 name")
+	pushes <- `* STATUS "a \"b\" \\c" (MESSAGES 1)` + "\r\n"
+	waitChange(t, ev, `a "b" \c`, 0, "a quoted name")
+	pushes <- "* LIST () \"/\" {4}\r\nR&-D\r\n"
+	waitChange(t, ev, "R&D", 0, "a name in a literal")
+	pushes <- "* STATUS Other (MESSAGES 1)\r\n* STATUS {8}\r\nr\xc3\xa9union (MESSAGES 2)\r\n"
+	waitChange(t, ev, "réunion", 1, "a UTF-8 name in a literal")
+	if n := ev.count("Other"); n != 0 {
+		t.Errorf("a folder not watched was reported %d times", n)
+	}
+
+	log := f.log()
+	wantLogin := "LOGIN \"user\" {14}\r\npässwörd \"q\""
+	if !strings.Contains(log, wantLogin) {
+		t.Errorf("the server saw\n%s\nwant a LOGIN with a synchronizing literal: %q", log, wantLogin)
+	}
+	wantNotify := `NOTIFY SET (mailboxes ("r&AOk-union" "a \"b\" \\c" "R&-D") (MessageNew MessageExpunge FlagChange MailboxName))`
+	if !strings.Contains(log, wantNotify) {
+		t.Errorf("the server saw\n%s\nwant %s", log, wantNotify)
+	}
+	if !strings.Contains(log, `LIST "" ("r&AOk-union" "a \"b\" \\c" "R&-D")`) {
+		t.Errorf("the server saw\n%s\nwant one LIST of the new names", log)
+	}
+	if !strings.Contains(log, " NOOP\n") {
+		t.Errorf("the server saw\n%s\nwant a NOOP to keep the connection alive", log)
+	}
+}
+
+// TestNotifyDeadServer: a server that stops answering is found out by the
+// keepalive NOOP; the watcher reconnects and asks for a resync.
+func TestNotifyDeadServer(t *testing.T) {
+	var noops atomic.Int32
+	f := newFakeServer(t, "IMAP4rev1 NOTIFY", nil, func(cmd string) string {
+		if strings.HasPrefix(cmd, "NOOP") && noops.Add(1) == 1 {
+			return "" // no answer, ever
+		}
+		return "OK done"
+	})
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{
+		Options: Options{Addr: f.addr, TLS: TLSNone, User: "u", Password: "p", Timeout: 200 * time.Millisecond},
+		Changed: ev.changed, Resync: func() { ev.resync.Add(1) }, Keepalive: 20 * time.Millisecond,
+	})
+	defer w.Close()
+	w.Watch([]string{"Calendar"})
+	waitFor(t, "a resync after the server stopped answering", func() bool { return ev.resync.Load() >= 2 })
+	if m := w.Mode(); m != WatchNotify {
+		t.Errorf("Mode() = %q, want notify", m)
+	}
+}
+
+// TestNotifyTLS logs in over implicit TLS and over STARTTLS, verifying
+// the server's certificate.
+func TestNotifyTLS(t *testing.T) {
+	hs := httptest.NewTLSServer(http.NotFoundHandler())
+	defer hs.Close()
+	serverTLS := &tls.Config{Certificates: hs.TLS.Certificates}
+	clientTLS := hs.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	clientTLS.ServerName = "example.com"
+	for _, mode := range []TLSMode{TLSImplicit, TLSStartTLS} {
+		t.Run(string(mode), func(t *testing.T) {
+			f := startFake(t, "IMAP4rev1 STARTTLS NOTIFY", nil, serverTLS, mode == TLSImplicit, func(string) string { return "OK done" })
+			ev := newEvents()
+			w := NewWatcherWith(WatchOptions{
+				Options: Options{Addr: f.addr, TLS: mode, TLSConfig: clientTLS, User: "u", Password: "p", Timeout: 5 * time.Second},
+				Changed: ev.changed, Resync: func() { ev.resync.Add(1) },
+			})
+			defer w.Close()
+			w.Watch([]string{"Calendar"})
+			waitFor(t, "the NOTIFY SET", func() bool { return ev.resync.Load() == 1 })
+			log := f.log()
+			if mode == TLSStartTLS && !strings.Contains(log, "S STARTTLS\n") {
+				t.Errorf("the server saw\n%s\nwant STARTTLS", log)
+			}
+			if !strings.Contains(log, `LOGIN "u" "p"`) {
+				t.Errorf("the server saw\n%s\nwant a LOGIN", log)
+			}
+		})
+	}
+	// A certificate that does not verify: no login.
+	f := startFake(t, "IMAP4rev1 NOTIFY", nil, serverTLS, true, func(string) string { return "OK done" })
+	_, err := dialNotify(t.Context(), &Options{Addr: f.addr, TLS: TLSImplicit, User: "u", Password: "p", Timeout: 5 * time.Second}, func(*response) {})
+	if err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Errorf("dialNotify with an unknown certificate: %v, want a TLS error", err)
+	}
+}
+
+// fakeServer is a scripted IMAP server for one connection at a time: it
+// answers each command with answer(command line), asks for synchronizing
+// literals with "+", and writes what is sent on pushes.
+type fakeServer struct {
+	addr   string
+	pushes chan string
+	mu     sync.Mutex
+	buf    bytes.Buffer // what clients sent; guarded by mu
+}
+
+func (f *fakeServer) log() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.buf.String()
+}
+
+func newFakeServer(t *testing.T, caps string, pushes chan string, answer func(cmd string) string) *fakeServer {
+	return startFake(t, caps, pushes, nil, false, answer)
+}
+
+// startFake starts a fake server; with tlsConfig, it speaks TLS at once
+// (implicit) or after STARTTLS.
+func startFake(t *testing.T, caps string, pushes chan string, tlsConfig *tls.Config, implicit bool, answer func(cmd string) string) *fakeServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeServer{addr: ln.Addr().String(), pushes: pushes}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if implicit {
+				c = tls.Server(c, tlsConfig)
+			}
+			wg.Go(func() {
+				defer func() { c.Close() }()
+				done := make(chan struct{})
+				defer close(done)
+				var wmu sync.Mutex
+				write := func(s string) {
+					wmu.Lock()
+					defer wmu.Unlock()
+					c.Write([]byte(s))
+				}
+				if f.pushes != nil {
+					go func() {
+						for {
+							select {
+							case p := <-f.pushes:
+								write(p)
+							case <-done:
+								return
+							}
+						}
+					}()
+				}
+				write("* OK [CAPABILITY " + caps + "] fake ready\r\n")
+				br := bufio.NewReader(c)
+				for {
+					line, err := readLine(br)
+					if err != nil {
+						return
+					}
+					cmd := line
+					for {
+						n, _, ok := literalAt(line)
+						if !ok {
+							break
+						}
+						write("+ go on\r\n")
+						b := make([]byte, n)
+						if _, err := io.ReadFull(br, b); err != nil {
+							return
+						}
+						if line, err = readLine(br); err != nil {
+							return
+						}
+						cmd += "\r\n" + string(b) + line
+					}
+					f.mu.Lock()
+					f.buf.WriteString(cmd + "\n")
+					f.mu.Unlock()
+					tag, rest, _ := strings.Cut(cmd, " ")
+					switch {
+					case strings.HasPrefix(rest, "LOGOUT"):
+						write("* BYE\r\n" + tag + " OK bye\r\n")
+						return
+					case strings.HasPrefix(rest, "STARTTLS") && tlsConfig != nil && !implicit:
+						write(tag + " OK begin TLS\r\n")
+						wmu.Lock()
+						c = tls.Server(c, tlsConfig)
+						wmu.Unlock()
+						br = bufio.NewReader(c)
+					case strings.HasPrefix(rest, "CAPABILITY"):
+						write("* CAPABILITY " + caps + "\r\n" + tag + " OK done\r\n")
+					default:
+						if a := answer(rest); a != "" {
+							write(tag + " " + a + "\r\n")
+						}
+					}
+				}
+			})
+		}
+	})
+	return f
+}
+
+func TestReadResponse(t *testing.T) {
+	tests := []struct {
+		in       string
+		tag      string
+		kind     string
+		name     string // the folder a STATUS or LIST names
+		nameErr  bool
+		text     string
+		nextKind string // the kind of the following response, if any
+	}{
+		{in: "* STATUS shared/alice/Calendar (MESSAGES 1 UIDNEXT 2 HIGHESTMODSEQ 3)\r\n", tag: "*", kind: "STATUS", name: "shared/alice/Calendar"},
+		{in: "* status INBOX (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: "INBOX"},
+		{in: `* STATUS "shared/alice/a \"b\" \\c" (MESSAGES 1)` + "\r\n", tag: "*", kind: "STATUS", name: `shared/alice/a "b" \c`},
+		{in: "* STATUS {19}\r\nshared/alice/Sp \xc3\xa9t (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: "shared/alice/Sp ét"},
+		{in: "* STATUS {7}\r\na\r\nb)(\" (MESSAGES 1)\r\n* OK x\r\n", tag: "*", kind: "STATUS", name: "a\r\nb)(\"", nextKind: "OK"},
+		{in: "* STATUS {0}\r\n (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: ""},
+		{in: `* LIST (\HasNoChildren \UnMarked) "/" "shared/alice/Sp &AOk-t"` + "\r\n", tag: "*", kind: "LIST", name: "shared/alice/Sp &AOk-t"},
+		{in: `* LIST (\NonExistent) NIL {5}` + "\r\nINBOX\r\n", tag: "*", kind: "LIST", name: "INBOX"},
+		{in: `* LIST () "/" {3}` + "\r\nabc (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n", tag: "*", kind: "LIST", name: "abc"},
+		{in: `* LIST (\Noselect) "/"` + "\r\n", tag: "*", kind: "LIST", nameErr: true},
+		{in: "* STATUS \"unterminated (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", nameErr: true},
+		{in: "* STATUS x \"bad (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: "x"},
+		// resp-text is not data: a brace at the end is no literal.
+		{in: "* OK [CAPABILITY IMAP4rev1] ready {5}\r\n* BYE x\r\n", tag: "*", kind: "OK", text: "[CAPABILITY IMAP4rev1] ready {5}", nextKind: "BYE"},
+		{in: "N1 NO [NONEXISTENT] no such {3}\r\n", tag: "N1", kind: "NO", text: "[NONEXISTENT] no such {3}"},
+		{in: "+ go on\r\n", tag: "+", text: "go on"},
+		{in: "* 3 EXISTS\r\n", tag: "*", kind: "EXISTS"},
+		{in: "* 1 FETCH (UID 5 BODY[] {4}\r\nab\r\n)\r\n* 2 EXPUNGE\r\n", tag: "*", kind: "FETCH", nextKind: "EXPUNGE"},
+		{in: "* 1 FETCH (BINARY[1] ~{2}\r\n\x00\x01)\r\n", tag: "*", kind: "FETCH"},
+		{in: "* STATUS bare (MESSAGES 1)\n", tag: "*", kind: "STATUS", name: "bare"},
+	}
+	for _, tt := range tests {
+		br := bufio.NewReader(strings.NewReader(tt.in))
+		r, err := readResponse(br)
+		if err != nil {
+			t.Errorf("readResponse(%q): %v", tt.in, err)
+			continue
+		}
+		if r.tag != tt.tag || r.kind != tt.kind || r.text != tt.text {
+			t.Errorf("readResponse(%q) = tag %q kind %q text %q, want %q %q %q", tt.in, r.tag, r.kind, r.text, tt.tag, tt.kind, tt.text)
+		}
+		name, ok, err := announcedName(r)
+		if ok != (tt.kind == "STATUS" || tt.kind == "LIST") {
+			t.Errorf("announcedName(%q) ok = %v", tt.in, ok)
+		}
+		if ok && (err != nil) != tt.nameErr {
+			t.Errorf("announcedName(%q) error = %v, want error %v", tt.in, err, tt.nameErr)
+		}
+		if ok && err == nil && name != tt.name {
+			t.Errorf("announcedName(%q) = %q, want %q", tt.in, name, tt.name)
+		}
+		next, err := readResponse(br)
+		switch {
+		case tt.nextKind == "" && err == nil:
+			t.Errorf("readResponse(%q): a second response %+v", tt.in, next)
+		case tt.nextKind != "" && (err != nil || next.kind != tt.nextKind):
+			t.Errorf("readResponse(%q): second response %+v, %v, want kind %s", tt.in, next, err, tt.nextKind)
+		}
+	}
+}
+
+func TestReadResponseBounds(t *testing.T) {
+	long := "* STATUS " + strings.Repeat("x", maxLine) + " (MESSAGES 1)\r\n"
+	if _, err := readResponse(bufio.NewReader(strings.NewReader(long))); err == nil {
+		t.Errorf("readResponse accepted a line of %d bytes", len(long))
+	}
+	big := fmt.Sprintf("* STATUS {%d}\r\n%s (MESSAGES 1)\r\n* OK next\r\n", maxLiteral+1, strings.Repeat("y", maxLiteral+1))
+	br := bufio.NewReader(strings.NewReader(big))
+	r, err := readResponse(br)
+	if err != nil {
+		t.Fatalf("readResponse of an oversized literal: %v", err)
+	}
+	if name, _, _ := announcedName(r); name != "" {
+		t.Errorf("an oversized literal was kept (%d bytes)", len(name))
+	}
+	if next, err := readResponse(br); err != nil || next.kind != "OK" {
+		t.Errorf("after an oversized literal: %+v, %v; want the next response", next, err)
+	}
+	if _, err := readResponse(bufio.NewReader(strings.NewReader("* STATUS {5}\r\nab"))); err == nil {
+		t.Error("readResponse accepted a truncated literal")
+	}
+}
+
+func FuzzReadResponse(f *testing.F) {
+	for _, s := range []string{
+		"* STATUS {19}\r\nshared/alice/Sp \xc3\xa9t (MESSAGES 1)\r\n",
+		`* LIST (\HasNoChildren) "/" "a \"b\""` + "\r\n",
+		"* OK [CAPABILITY IMAP4rev1] x {5}\r\n",
+		"* 1 FETCH (BODY[] {3}\r\nabc)\r\n",
+		"+ \r\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		br := bufio.NewReader(strings.NewReader(in))
+		for range 100 {
+			r, err := readResponse(br)
+			if err != nil {
+				return
+			}
+			name, _, _ := announcedName(r)
+			resolveName(name, map[string]bool{"a": true})
+		}
+	})
+}
+
+func TestMUTF7(t *testing.T) {
+	tests := []struct{ utf8, mutf7 string }{
+		{"Calendar", "Calendar"},
+		{"R&D", "R&-D"},
+		{"&", "&-"},
+		{"Sp ét", "Sp &AOk-t"},
+		{"Réunions d'équipe", "R&AOk-unions d'&AOk-quipe"},
+		{"~peter/mail/台北/日本語", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"},
+		{"😀", "&2D3eAA-"},
+		{"a\tb", "a&AAk-b"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := encodeMUTF7(tt.utf8); got != tt.mutf7 {
+			t.Errorf("encodeMUTF7(%q) = %q, want %q", tt.utf8, got, tt.mutf7)
+		}
+		if got, err := decodeMUTF7(tt.mutf7); err != nil || got != tt.utf8 {
+			t.Errorf("decodeMUTF7(%q) = %q, %v, want %q", tt.mutf7, got, err, tt.utf8)
+		}
+	}
+	for _, bad := range []string{
+		"R&D",      // & not closed
+		"&AOk",     // not closed either
+		"&AOk!-",   // not base64
+		"&AGE-",    // "a" shifted
+		"&AO-",     // odd number of bytes
+		"&2D0-",    // a lone surrogate
+		"&3gDYPQ-", // surrogates in the wrong order
+		"é",        // 8-bit
+		"a\tb",     // a control character
+	} {
+		if got, err := decodeMUTF7(bad); err == nil {
+			t.Errorf("decodeMUTF7(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func FuzzMUTF7(f *testing.F) {
+	for _, s := range []string{"Calendar", "R&D", "Sp ét", "~peter/mail/台北/日本語", "😀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return
+		}
+		enc := encodeMUTF7(s)
+		if got, err := decodeMUTF7(enc); err != nil || got != s {
+			t.Errorf("decodeMUTF7(encodeMUTF7(%q) = %q) = %q, %v", s, enc, got, err)
+		}
+		if dec, err := decodeMUTF7(s); err == nil && encodeMUTF7(dec) != s {
+			t.Errorf("encodeMUTF7(decodeMUTF7(%q) = %q) = %q", s, dec, encodeMUTF7(dec))
+		}
+	})
+}
+
+func TestResolveName(t *testing.T) {
+	watched := map[string]bool{"shared/alice/Sp ét": true, "shared/alice/R&D": true, "INBOX": true, "Plain": true, "A&-B": true}
+	tests := []struct {
+		sent, want string
+		ok         bool
+	}{
+		{"shared/alice/Sp &AOk-t", "shared/alice/Sp ét", true}, // RFC 3501
+		{"shared/alice/Sp ét", "shared/alice/Sp ét", true},     // Dovecot 2.3
+		{"shared/alice/R&-D", "shared/alice/R&D", true},
+		{"shared/alice/R&D", "shared/alice/R&D", true},
+		{"inbox", "INBOX", true},
+		{"Plain", "Plain", true},
+		{"A&--B", "A&-B", true},
+		{"A&-B", "A&-B", true}, // decodes to "A&B", not watched; sent raw
+		{"Other", "", false},
+		{"shared/alice/Sp \xe9t", "", false},
+	}
+	for _, tt := range tests {
+		if got, ok := resolveName(tt.sent, watched); got != tt.want || ok != tt.ok {
+			t.Errorf("resolveName(%q) = %q, %v, want %q, %v", tt.sent, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestEncodeArgs(t *testing.T) {
+	args := []cmdArg{atomArg("LOGIN"), stringArg(`us"er\`), stringArg("pässwort"), listArg(stringArg("a"), listArg()), stringArg("")}
+	if got, want := string(bytes.Join(encodeArgs(args, true), nil)), "LOGIN \"us\\\"er\\\\\" {9+}\r\npässwort (\"a\" ()) \"\"\r\n"; got != want {
+		t.Errorf("encodeArgs with LITERAL+ = %q, want %q", got, want)
+	}
+	chunks := encodeArgs(args, false)
+	if len(chunks) != 2 || !strings.HasSuffix(string(chunks[0]), "{9}\r\n") || !strings.HasPrefix(string(chunks[1]), "pässwort ") {
+		t.Errorf("encodeArgs without LITERAL+ = %q, want two chunks split at a synchronizing literal", chunks)
+	}
+	if got := string(bytes.Join(encodeArgs([]cmdArg{stringArg("a\r\nb")}, true), nil)); got != "{4+}\r\na\r\nb\r\n" {
+		t.Errorf("encodeArgs(CRLF) = %q", got)
+	}
+}
+
+func TestStatusError(t *testing.T) {
+	err := statusError(&response{tag: "N1", kind: "NO", text: "[BADEVENT] nope"})
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code != "BADEVENT" || ie.Text != "nope" {
+		t.Errorf("statusError = %#v", err)
+	}
+}
+
+// TestWatcherCyrusIdle runs the default watcher against Cyrus 3.6, which
+// has no NOTIFY: it watches with IDLE on its own, within MaxIdle
+// connections, and reports a change in a watched folder.
+func TestWatcherCyrusIdle(t *testing.T) {
+	srv := testbed.GetCyrus(t)
+	srv.Reset(t)
+	names := []string{"Calendar", "Other"}
+	for _, f := range names {
+		srv.CreateFolder(t, "alice", f)
+		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
+	}
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), MaxIdle: 1, Changed: ev.changed})
+	defer w.Close()
+	cal, other := srv.SharedName("alice", names[0]), srv.SharedName("alice", names[1])
+	w.Watch([]string{cal, other})
+	waitChange(t, ev, cal, 0, "the IDLE watch to begin")
+	if m := w.Mode(); m != WatchIdle {
+		t.Fatalf("Mode() = %q against Cyrus, want idle", m)
+	}
+	if got := w.Watching(); !slices.Equal(got, []string{cal}) {
+		t.Errorf("Watching() = %q, want only the most wanted folder", got)
+	}
+	n := ev.count(cal)
+	srv.Append(t, "alice", names[1], emptyCalendar)
+	srv.Append(t, "alice", names[0], emptyCalendar)
+	waitChange(t, ev, cal, n, "APPEND")
+	if got := ev.count(other); got != 0 {
+		t.Errorf("the folder beyond MaxIdle was reported %d times", got)
+	}
 }
