@@ -174,3 +174,66 @@ func FuzzMessageParts(f *testing.F) {
 		checkAgree(t, "fuzz input", raw)
 	})
 }
+
+// refMediaType is how a part's Content-Type was read before the fast
+// path: mime.ParseMediaType, and for a value it refuses, the type before
+// the ';' and no parameters.
+func refMediaType(ct string) (string, map[string]string) {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0])), map[string]string{}
+	}
+	return mt, params
+}
+
+func checkMediaType(t *testing.T, ct string) {
+	t.Helper()
+	wantType, wantParams := refMediaType(ct)
+	if got := mediaTypeOnly(ct); got != wantType {
+		t.Errorf("mediaTypeOnly(%q) = %q, want %q", ct, got, wantType)
+	}
+	if got := mediaParams(ct); fmt.Sprint(got) != fmt.Sprint(wantParams) {
+		t.Errorf("mediaParams(%q) = %q, want %q", ct, got, wantParams)
+	}
+}
+
+var mediaTypeCases = []string{
+	"text/calendar",
+	"text/calendar; charset=utf-8; method=REQUEST",
+	`text/calendar; charset="UTF-8"; method=REQUEST; component=VEVENT`,
+	"TEXT/Calendar;Charset=ISO-8859-1",
+	"multipart/mixed; boundary=\"----=_Part_1_2.3\"",
+	"multipart/alternative;\r\n boundary=abc",
+	"multipart/mixed; boundary=abc;",
+	"multipart/mixed; boundary=abc; boundary=def",
+	"text/calendar; charset = utf-8",
+	"text/calendar; name*=utf-8''%E2%82%AC.ics",
+	"text/calendar; name*0=a; name*1=b",
+	`text/calendar; name="a\"b"`,
+	"text/calendar; name=\"\xc3\xa9.ics\"",
+	"text/calendar; name=a/b",
+	"text/calendar; name=",
+	`text/calendar; name=""`,
+	"text/calendar;;charset=utf-8",
+	"text/calendar; charset=utf-8 method=x",
+	"text/ calendar; charset=utf-8",
+	"text; charset=utf-8",
+	"/calendar",
+	"",
+	"application/x-vnd.kolab.event; name=kolab.xml",
+}
+
+// TestMediaTypeAgrees compares the Content-Type fast path with
+// mime.ParseMediaType.
+func TestMediaTypeAgrees(t *testing.T) {
+	for _, ct := range mediaTypeCases {
+		checkMediaType(t, ct)
+	}
+}
+
+func FuzzMediaType(f *testing.F) {
+	for _, ct := range mediaTypeCases {
+		f.Add(ct)
+	}
+	f.Fuzz(checkMediaType)
+}

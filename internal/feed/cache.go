@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path"
 	"runtime"
 	"slices"
@@ -205,10 +206,11 @@ type Snapshot struct {
 	// on a server without CONDSTORE it is what reveals a flag change.
 	Digest string
 
-	// messages holds each message's objects by UID; uids lists them in
-	// ascending order.
-	messages map[uint32]message
-	uids     []uint32
+	// uids lists the folder's messages in ascending UID order, and msgs
+	// holds each one's parsed content at the same index: slices, not a
+	// map, because every sync and render walks them all.
+	uids []uint32
+	msgs []message
 	// checked is the folder-list check this snapshot was validated for.
 	checked time.Time
 	// key names the folder and its content in render keys (setKey).
@@ -229,53 +231,71 @@ type message struct {
 	// VTIMEZONEs those events refer to, by TZID.
 	events []byte
 	zones  map[string]*ical.Component
-	// busy is the busy view of the same events, and reader their reader
-	// view where it differs from events (see views.go).
-	busy, reader []byte
+	// restricted says whether an event is confidential or private: only
+	// then does the reader view differ from events.
+	restricted bool
+	// lazy holds the busy and reader views (see views.go), encoded the
+	// first time a requester needs them: most folders are only ever read
+	// by their owners or only ever asked for free/busy, which needs no
+	// encoded view at all. Copies of a message share it.
+	lazy *lazyViews
+}
+
+type lazyViews struct {
+	busyOnce, readerOnce sync.Once
+	busy, reader         []byte
 }
 
 // view returns the message's events as a requester with access a sees
 // them.
 func (m *message) view(a acl.Access) []byte {
 	switch {
+	case m.lazy == nil: // no calendar data
+		return m.events
 	case a >= acl.OwnerAccess:
 		return m.events
-	case a == acl.ReadAccess && m.reader != nil:
-		return m.reader
+	case a == acl.ReadAccess && m.restricted:
+		m.lazy.readerOnce.Do(func() {
+			var b bytes.Buffer
+			enc := calendar.NewEncoder(&b)
+			for _, o := range m.objects {
+				for _, ev := range readerEvents(o) {
+					enc.Encode(ev)
+				}
+			}
+			m.lazy.reader = b.Bytes()
+		})
+		return m.lazy.reader
 	case a == acl.ReadAccess:
 		return m.events
 	}
-	return m.busy
+	m.lazy.busyOnce.Do(func() {
+		var b bytes.Buffer
+		enc := calendar.NewEncoder(&b)
+		for _, o := range m.objects {
+			for _, ev := range o.Events() {
+				enc.Encode(busyOnly(ev))
+			}
+		}
+		m.lazy.busy = b.Bytes()
+	})
+	return m.lazy.busy
 }
 
 // newMessage prepares a parsed message for rendering.
 func newMessage(objs []*calendar.Object) message {
-	m := message{objects: objs}
-	var b, busy, reader bytes.Buffer
-	enc, benc, renc := calendar.NewEncoder(&b), calendar.NewEncoder(&busy), calendar.NewEncoder(&reader)
-	differs := false
+	m := message{objects: objs, lazy: &lazyViews{}}
+	var b bytes.Buffer
+	enc := calendar.NewEncoder(&b)
 	for _, o := range objs {
 		for _, ev := range o.Events() {
 			enc.Encode(withoutAlarms(ev))
-			benc.Encode(busyOnly(ev))
 		}
 		if r, _ := restricted(o); r {
-			differs = true
+			m.restricted = true
 		}
 	}
-	if differs {
-		// Only messages with a confidential or private event have a
-		// reader view of their own.
-		for _, o := range objs {
-			for _, ev := range readerEvents(o) {
-				renc.Encode(ev)
-			}
-		}
-	}
-	m.events, m.busy = b.Bytes(), busy.Bytes()
-	if differs {
-		m.reader = reader.Bytes()
-	}
+	m.events = b.Bytes()
 	for _, tz := range calendar.UsedTimezones(objs) {
 		if m.zones == nil {
 			m.zones = map[string]*ical.Component{}
@@ -685,16 +705,18 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		}
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	s := &Snapshot{Folder: f, State: l.State, Fetched: t0, checked: f.checked, messages: make(map[uint32]message, len(l.UIDs))}
+	s := &Snapshot{Folder: f, State: l.State, Fetched: t0, checked: f.checked,
+		uids: make([]uint32, 0, len(l.UIDs)), msgs: make([]message, 0, len(l.UIDs))}
 	fresh := make(map[uint32]imapstore.Message, len(l.Messages))
 	for _, m := range l.Messages {
 		fresh[m.UID] = m
 	}
 	d := sha256.New()
 	var line []byte
+	next := 0 // l.UIDs ascend, like prev's: one walk finds the known ones
 	for _, uid := range l.UIDs {
 		var m message
-		if old, ok := prev.message(uid); ok {
+		if old, ok := prev.messageFrom(&next, uid); ok {
 			m = old
 		} else if pm, ok := parsed[uid]; ok {
 			m = pm
@@ -704,8 +726,8 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		if del, ok := l.Deleted[uid]; ok || l.FlagsComplete {
 			m.deleted = del
 		}
-		s.messages[uid] = m
 		s.uids = append(s.uids, uid)
+		s.msgs = append(s.msgs, m)
 		line = strconv.AppendUint(line[:0], uint64(uid), 10)
 		if m.deleted {
 			d.Write(append(line, '-', ';'))
@@ -738,34 +760,41 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 // returns the listing and the messages parsed so far, by UID.
 func (c *Cache) fetch(ctx context.Context, f Folder, prev *Snapshot) (*imapstore.Listing, map[uint32]message, error) {
 	q := c.query(prev)
-	type done struct {
-		uid uint32
-		m   message
-	}
-	jobs := make(chan imapstore.Message, 256)
-	results := make(chan done, 256)
+	// Messages go to the workers in batches, and each worker keeps what
+	// it parsed until the end: a hand-off per message woke a goroutine
+	// per message, a measurable share of a cold read.
+	const batch = 64
+	jobs := make(chan []imapstore.Message, 8)
+	results := make([]map[uint32]message, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for i := range results {
+		results[i] = map[uint32]message{}
 		wg.Go(func() {
-			for msg := range jobs {
-				results <- done{msg.UID, newMessage(c.parse(f, msg))}
+			for msgs := range jobs {
+				for _, msg := range msgs {
+					results[i][msg.UID] = newMessage(c.parse(f, msg))
+				}
 			}
 		})
 	}
-	parsed := map[uint32]message{}
-	collected := make(chan struct{})
-	go func() {
-		for r := range results {
-			parsed[r.uid] = r.m
+	var pending []imapstore.Message
+	q.Received = func(m imapstore.Message) {
+		pending = append(pending, m)
+		if len(pending) == batch {
+			jobs <- pending
+			pending = make([]imapstore.Message, 0, batch)
 		}
-		close(collected)
-	}()
-	q.Received = func(m imapstore.Message) { jobs <- m }
+	}
 	l, err := c.opts.Source.Fetch(ctx, f.Name, q)
+	if len(pending) > 0 {
+		jobs <- pending
+	}
 	close(jobs)
 	wg.Wait()
-	close(results)
-	<-collected
+	parsed := results[0]
+	for _, r := range results[1:] {
+		maps.Copy(parsed, r)
+	}
 	return l, parsed, err
 }
 
@@ -797,7 +826,7 @@ const wholeBelow = 64 << 10
 func (c *Cache) query(prev *Snapshot) imapstore.Query {
 	q := imapstore.Query{Want: calendar.IsCalendarType, WholeBelow: wholeBelow}
 	if prev != nil {
-		q.Known = func(uid uint32) bool { _, ok := prev.messages[uid]; return ok }
+		q.Known = func(uid uint32) bool { _, ok := slices.BinarySearch(prev.uids, uid); return ok }
 		q.ChangedSince = prev.State.HighestModSeq
 		q.Previous = prev.uids
 	}
@@ -821,12 +850,23 @@ func (s *Snapshot) covers(f Folder) bool {
 	return s.State == f.State && !s.checked.Before(f.checked)
 }
 
-func (s *Snapshot) message(uid uint32) (message, bool) {
+// messageFrom returns the message with uid, looking from index *next on
+// and moving *next past it: callers asking for ascending UIDs walk the
+// snapshot once.
+func (s *Snapshot) messageFrom(next *int, uid uint32) (message, bool) {
 	if s == nil {
 		return message{}, false
 	}
-	m, ok := s.messages[uid]
-	return m, ok
+	i := *next
+	for i < len(s.uids) && s.uids[i] < uid {
+		i++
+	}
+	*next = i
+	if i < len(s.uids) && s.uids[i] == uid {
+		*next = i + 1
+		return s.msgs[i], true
+	}
+	return message{}, false
 }
 
 // parse turns one message's calendar parts into objects. A part that

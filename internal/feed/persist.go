@@ -55,8 +55,8 @@ func (c *Cache) save(s *Snapshot) {
 		return
 	}
 	f := snapFile{Version: snapVersion, Folder: s.Folder.Name, State: s.State, Digest: s.Digest, Fetched: s.Fetched}
-	for _, uid := range s.uids {
-		m := s.messages[uid]
+	for i, uid := range s.uids {
+		m := s.msgs[i]
 		sm := snapMessage{UID: uid, Deleted: m.deleted}
 		if len(m.objects) > 0 {
 			text, err := objectsText(m.objects)
@@ -94,7 +94,7 @@ func (c *Cache) load(f Folder) *Snapshot {
 		c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
 		return nil
 	}
-	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched, messages: make(map[uint32]message, len(sf.Messages))}
+	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched}
 	for _, m := range sf.Messages {
 		var msg message
 		if m.ICS != "" {
@@ -106,8 +106,12 @@ func (c *Cache) load(f Folder) *Snapshot {
 			msg = newMessage(calendar.Objects(cals))
 		}
 		msg.deleted = m.Deleted
-		s.messages[m.UID] = msg
+		if n := len(s.uids); n > 0 && s.uids[n-1] >= m.UID {
+			c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
+			return nil
+		}
 		s.uids = append(s.uids, m.UID)
+		s.msgs = append(s.msgs, msg)
 		if !msg.deleted {
 			s.Objects = append(s.Objects, msg.objects...)
 		}

@@ -207,8 +207,8 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		var b bytes.Buffer
 		size := len(head)
 		for i, s := range snaps {
-			for _, uid := range s.uids {
-				if m := s.messages[uid]; !m.deleted {
+			for j := range s.msgs {
+				if m := &s.msgs[j]; !m.deleted {
 					size += len(m.view(levels[i]))
 				}
 			}
@@ -217,8 +217,8 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		b.Write(bytes.TrimSuffix(head, []byte("END:VCALENDAR\r\n")))
 		zones := map[string]*ical.Component{}
 		for _, s := range snaps {
-			for _, uid := range s.uids {
-				if m := s.messages[uid]; !m.deleted {
+			for j := range s.msgs {
+				if m := &s.msgs[j]; !m.deleted {
 					for id, z := range m.zones {
 						if zones[id] == nil {
 							zones[id] = z
@@ -239,8 +239,8 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 			}
 		}
 		for i, s := range snaps {
-			for _, uid := range s.uids {
-				if m := s.messages[uid]; !m.deleted {
+			for j := range s.msgs {
+				if m := &s.msgs[j]; !m.deleted {
 					b.Write(m.view(levels[i]))
 				}
 			}
