@@ -3,6 +3,7 @@ package imapstore
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -337,7 +338,7 @@ func (s *Session) fetchEach(set imap.UIDSet, opts *imap.FetchOptions, fn func(*i
 		cmd := s.client.Fetch(set, opts)
 		defer cmd.Close()
 		for m := cmd.Next(); m != nil; m = cmd.Next() {
-			buf, err := m.Collect()
+			buf, err := collect(m)
 			if err != nil {
 				return err
 			}
@@ -346,6 +347,60 @@ func (s *Session) fetchEach(set imap.UIDSet, opts *imap.FetchOptions, fn func(*i
 		}
 		return cmd.Close()
 	})
+}
+
+// collect is imapclient's FetchMessageData.Collect for the items fbpub
+// asks for, reading each literal into a buffer of its announced size at
+// once instead of growing one (io.ReadAll), which was a measurable share
+// of reading a folder.
+func collect(m *imapclient.FetchMessageData) (*imapclient.FetchMessageBuffer, error) {
+	buf := &imapclient.FetchMessageBuffer{SeqNum: m.SeqNum}
+	for item := m.Next(); item != nil; item = m.Next() {
+		switch item := item.(type) {
+		case imapclient.FetchItemDataBodySection:
+			b, err := readLiteral(item.Literal)
+			if err != nil {
+				return buf, err
+			}
+			buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: item.Section, Bytes: b})
+		case imapclient.FetchItemDataBinarySection:
+			b, err := readLiteral(item.Literal)
+			if err != nil {
+				return buf, err
+			}
+			buf.BinarySection = append(buf.BinarySection, imapclient.FetchBinarySectionBuffer{Section: item.Section, Bytes: b})
+		case imapclient.FetchItemDataFlags:
+			buf.Flags = item.Flags
+		case imapclient.FetchItemDataRFC822Size:
+			buf.RFC822Size = item.Size
+		case imapclient.FetchItemDataUID:
+			buf.UID = item.UID
+		case imapclient.FetchItemDataBodyStructure:
+			buf.BodyStructure = item.BodyStructure
+		case imapclient.FetchItemDataModSeq:
+			buf.ModSeq = item.ModSeq
+		case imapclient.FetchItemDataInternalDate:
+			buf.InternalDate = item.Time
+		case imapclient.FetchItemDataEnvelope:
+			buf.Envelope = item.Envelope
+		case imapclient.FetchItemDataBinarySectionSize:
+			buf.BinarySectionSize = append(buf.BinarySectionSize, item)
+		}
+	}
+	return buf, nil
+}
+
+// readLiteral reads a literal whole; nil stays nil (NIL).
+func readLiteral(lit imap.LiteralReader) ([]byte, error) {
+	if lit == nil {
+		return nil, nil
+	}
+	if n := lit.Size(); n >= 0 && n <= 64<<20 {
+		b := make([]byte, n)
+		_, err := io.ReadFull(lit, b)
+		return b, err
+	}
+	return io.ReadAll(lit)
 }
 
 func (s *Session) fetchMeta(set imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
