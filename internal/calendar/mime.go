@@ -129,9 +129,8 @@ func walkPart(h header, body []byte, depth int, count *int, out *[]Part) {
 	if !multi && !IsCalendarType(mt) {
 		return // its parameters do not matter
 	}
-	params := mediaParams(ct)
 	if multi {
-		b := params["boundary"]
+		b := mediaParam(ct, "boundary")
 		if b == "" {
 			return
 		}
@@ -152,7 +151,7 @@ func walkPart(h header, body []byte, depth int, count *int, out *[]Part) {
 		}
 		return
 	}
-	*out = append(*out, Part{MediaType: mt, Params: params, Body: DecodeTransfer(h.encoding, body)})
+	*out = append(*out, Part{MediaType: mt, Params: mediaParams(ct), Body: DecodeTransfer(h.encoding, body)})
 }
 
 // mediaTypeOnly returns the lower-case media type of a Content-Type
@@ -176,7 +175,8 @@ func mediaTypeOnly(ct string) string {
 // spacing) goes to mime.ParseMediaType, whose maps and checks were a
 // measurable share of reading a folder.
 func mediaParams(ct string) map[string]string {
-	if params, ok := simpleParams(ct); ok {
+	params := make(map[string]string, 2)
+	if simpleParams(ct, func(name, value string) { params[name] = value }) {
 		return params
 	}
 	_, params, err := mime.ParseMediaType(ct)
@@ -186,15 +186,34 @@ func mediaParams(ct string) map[string]string {
 	return params
 }
 
-// simpleParams is mediaParams' fast path; ok is false when the value is
-// not plain enough for it.
-func simpleParams(ct string) (params map[string]string, ok bool) {
+// mediaParam returns one parameter of a Content-Type value, as
+// mediaParams(ct)[name] would, without building the map.
+func mediaParam(ct, name string) string {
+	var value string
+	if simpleParams(ct, func(n, v string) {
+		if n == name {
+			value = v
+		}
+	}) {
+		return value
+	}
+	return mediaParams(ct)[name]
+}
+
+// simpleParams is mediaParams' fast path: it calls each with every
+// parameter (name in lower case) and reports true, or reports false when
+// the value is not plain enough for it.
+func simpleParams(ct string, each func(name, value string)) bool {
 	mt, rest, _ := strings.Cut(ct, ";")
 	main, sub, found := strings.Cut(strings.TrimSpace(mt), "/")
 	if !found || !isToken(main) || !isToken(sub) {
-		return nil, false
+		return false
 	}
-	params = make(map[string]string, 2)
+	// A name given twice makes mime.ParseMediaType refuse the value:
+	// check before calling each.
+	var names [8]string
+	var values [8]string
+	n := 0
 	for rest != "" {
 		rest = strings.TrimLeft(rest, " \t")
 		if rest == "" {
@@ -202,20 +221,20 @@ func simpleParams(ct string) (params map[string]string, ok bool) {
 		}
 		eq := strings.IndexByte(rest, '=')
 		if eq <= 0 || !isToken(rest[:eq]) || strings.IndexByte(rest[:eq], '*') >= 0 {
-			return nil, false
+			return false
 		}
-		name := strings.ToLower(rest[:eq])
+		name := rest[:eq]
 		rest = rest[eq+1:]
 		var value string
 		if strings.HasPrefix(rest, `"`) {
 			end := strings.IndexByte(rest[1:], '"')
 			if end < 0 {
-				return nil, false
+				return false
 			}
 			value = rest[1 : 1+end]
 			for i := 0; i < len(value); i++ {
 				if c := value[i]; c == '\\' || c < 0x20 || c >= 0x7f {
-					return nil, false
+					return false
 				}
 			}
 			rest = rest[2+end:]
@@ -226,24 +245,45 @@ func simpleParams(ct string) (params map[string]string, ok bool) {
 			}
 			value = rest[:end]
 			if !isToken(value) {
-				return nil, false
+				return false
 			}
 			rest = rest[end:]
 		}
-		if _, dup := params[name]; dup {
-			return nil, false
+		if n == len(names) {
+			return false
 		}
-		params[name] = value
+		name = lowerASCII(name)
+		for _, seen := range names[:n] {
+			if seen == name {
+				return false
+			}
+		}
+		names[n], values[n] = name, value
+		n++
 		rest = strings.TrimLeft(rest, " \t")
 		if rest == "" {
 			break
 		}
 		if rest[0] != ';' {
-			return nil, false
+			return false
 		}
 		rest = rest[1:]
 	}
-	return params, true
+	for i := range n {
+		each(names[i], values[i])
+	}
+	return true
+}
+
+// lowerASCII lower-cases an ASCII token, without allocating when it is
+// already lower case.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 // isToken reports whether s is a non-empty RFC 2045 token.
@@ -353,6 +393,9 @@ func ToUTF8(charset string, b []byte) []byte {
 	switch cs {
 	case "iso-8859-1", "latin1", "iso_8859-1", "l1", "windows-1252", "cp1252":
 	default:
+		if utf8.Valid(b) {
+			return b // the common case: no copy
+		}
 		return bytes.ToValidUTF8(b, []byte("\uFFFD"))
 	}
 	if utf8.Valid(b) {

@@ -195,6 +195,11 @@ func checkMediaType(t *testing.T, ct string) {
 	if got := mediaParams(ct); fmt.Sprint(got) != fmt.Sprint(wantParams) {
 		t.Errorf("mediaParams(%q) = %q, want %q", ct, got, wantParams)
 	}
+	for _, name := range []string{"boundary", "charset"} {
+		if got := mediaParam(ct, name); got != wantParams[name] {
+			t.Errorf("mediaParam(%q, %q) = %q, want %q", ct, name, got, wantParams[name])
+		}
+	}
 }
 
 var mediaTypeCases = []string{
@@ -221,6 +226,8 @@ var mediaTypeCases = []string{
 	"/calendar",
 	"",
 	"application/x-vnd.kolab.event; name=kolab.xml",
+	"multipart/mixed; Boundary=x; BOUNDARY=y",
+	"multipart/mixed; a=1; b=2; c=3; d=4; e=5; f=6; g=7; h=8; boundary=9",
 }
 
 // TestMediaTypeAgrees compares the Content-Type fast path with
