@@ -23,9 +23,17 @@ const maxLine = 75
 // (identity and time properties first), does not insist on UID or DTSTAMP,
 // and accepts an empty VCALENDAR. An Encoder is not safe for concurrent use.
 type Encoder struct {
-	w   io.StringWriter
+	w   writer
 	buf *bufio.Writer // nil when w buffers itself
 	err error
+	// scratch holds the content line being built, reused for every
+	// property.
+	scratch []byte
+}
+
+type writer interface {
+	io.Writer
+	io.StringWriter
 }
 
 // NewEncoder returns an encoder that writes to w. An in-memory w
@@ -52,7 +60,8 @@ func (e *Encoder) Encode(comp *ical.Component) error {
 }
 
 func (e *Encoder) component(c *ical.Component) {
-	e.line("BEGIN:" + c.Name)
+	e.scratch = append(append(e.scratch[:0], "BEGIN:"...), c.Name...)
+	e.line(e.scratch)
 	for _, name := range propOrder(c.Props) {
 		for _, p := range c.Props[name] {
 			e.prop(&p)
@@ -61,7 +70,8 @@ func (e *Encoder) component(c *ical.Component) {
 	for _, child := range c.Children {
 		e.component(child)
 	}
-	e.line("END:" + c.Name)
+	e.scratch = append(append(e.scratch[:0], "END:"...), c.Name...)
+	e.line(e.scratch)
 }
 
 // leading lists the properties written first, in this order; the rest
@@ -108,36 +118,59 @@ func propOrder(props ical.Props) []string {
 }
 
 func (e *Encoder) prop(p *ical.Prop) {
-	var b strings.Builder
-	b.WriteString(p.Name)
-	params := make([]string, 0, len(p.Params))
-	for k := range p.Params {
-		params = append(params, k)
-	}
-	slices.Sort(params)
-	for _, k := range params {
-		b.WriteString(";")
-		b.WriteString(k)
-		b.WriteString("=")
-		for i, v := range p.Params[k] {
-			if i > 0 {
-				b.WriteString(",")
-			}
-			writeParamValue(&b, v)
+	b := append(e.scratch[:0], p.Name...)
+	switch len(p.Params) {
+	case 0:
+	case 1:
+		for k, vs := range p.Params {
+			b = appendParam(b, k, vs)
+		}
+	default:
+		params := make([]string, 0, len(p.Params))
+		for k := range p.Params {
+			params = append(params, k)
+		}
+		slices.Sort(params)
+		for _, k := range params {
+			b = appendParam(b, k, p.Params[k])
 		}
 	}
-	b.WriteString(":")
+	b = append(b, ':')
 	// A value never holds a raw line break: go-ical keeps values escaped,
 	// but decoded input may still carry a stray CR; drop it rather than
 	// write a broken line.
-	b.WriteString(lineBreaks.Replace(p.Value))
-	e.line(b.String())
+	v := p.Value
+	for {
+		i := strings.IndexAny(v, "\r\n")
+		if i < 0 {
+			b = append(b, v...)
+			break
+		}
+		b = append(b, v[:i]...)
+		if v[i] == '\n' {
+			b = append(b, `\n`...)
+		}
+		v = v[i+1:]
+	}
+	e.scratch = b
+	e.line(b)
 }
 
-// writeParamValue quotes a parameter value when RFC 5545 requires it and
-// drops the characters a parameter value may not hold at all (DQUOTE and
-// controls), so that no input can break the line structure.
-func writeParamValue(b *strings.Builder, v string) {
+func appendParam(b []byte, k string, vs []string) []byte {
+	b = append(append(append(b, ';'), k...), '=')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendParamValue(b, v)
+	}
+	return b
+}
+
+// appendParamValue quotes a parameter value when RFC 5545 requires it
+// and drops the characters a parameter value may not hold at all (DQUOTE
+// and controls), so that no input can break the line structure.
+func appendParamValue(b []byte, v string) []byte {
 	clean := strings.Map(func(r rune) rune {
 		if r == '"' || (r < 0x20 && r != '\t') || r == 0x7f {
 			return -1
@@ -145,16 +178,15 @@ func writeParamValue(b *strings.Builder, v string) {
 		return r
 	}, v)
 	if strings.ContainsAny(clean, ";:,") {
-		b.WriteString(`"` + clean + `"`)
-		return
+		return append(append(append(b, '"'), clean...), '"')
 	}
-	b.WriteString(clean)
+	return append(b, clean...)
 }
 
 // line writes one content line folded at maxLine octets. Folding never
 // splits a UTF-8 sequence; continuation lines start with one space, which
 // counts toward their length.
-func (e *Encoder) line(s string) {
+func (e *Encoder) line(s []byte) {
 	if e.err != nil {
 		return
 	}
@@ -168,15 +200,21 @@ func (e *Encoder) line(s string) {
 			cut = limit
 		}
 		e.write(s[:cut])
-		e.write("\r\n ")
+		e.writeString("\r\n ")
 		s = s[cut:]
 		limit = maxLine - 1
 	}
 	e.write(s)
-	e.write("\r\n")
+	e.writeString("\r\n")
 }
 
-func (e *Encoder) write(s string) {
+func (e *Encoder) write(b []byte) {
+	if e.err == nil {
+		_, e.err = e.w.Write(b)
+	}
+}
+
+func (e *Encoder) writeString(s string) {
 	if e.err == nil {
 		_, e.err = e.w.WriteString(s)
 	}
@@ -190,7 +228,3 @@ func Marshal(comp *ical.Component) ([]byte, error) {
 	}
 	return []byte(b.String()), nil
 }
-
-// lineBreaks escapes the line breaks a property value may hold; built once,
-// as a Replacer is costly to build.
-var lineBreaks = strings.NewReplacer("\r", "", "\n", `\n`)
