@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"path"
 	"runtime"
 	"slices"
@@ -706,7 +705,7 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	s := &Snapshot{Folder: f, State: l.State, Fetched: t0, checked: f.checked,
-		uids: make([]uint32, 0, len(l.UIDs)), msgs: make([]message, 0, len(l.UIDs))}
+		uids: make([]uint32, 0, len(l.UIDs)), msgs: make([]message, 0, len(l.UIDs)), Objects: make([]*calendar.Object, 0, len(l.UIDs))}
 	fresh := make(map[uint32]imapstore.Message, len(l.Messages))
 	for _, m := range l.Messages {
 		fresh[m.UID] = m
@@ -718,7 +717,7 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		var m message
 		if old, ok := prev.messageFrom(&next, uid); ok {
 			m = old
-		} else if pm, ok := parsed[uid]; ok {
+		} else if pm, ok := parsed.get(uid); ok {
 			m = pm
 		} else if fm, ok := fresh[uid]; ok {
 			m = newMessage(c.parse(f, fm))
@@ -758,7 +757,7 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 // fetch reads folder f (incrementally from prev, when given), parsing the
 // messages that arrive whole on every core while the rest is read. It
 // returns the listing and the messages parsed so far, by UID.
-func (c *Cache) fetch(ctx context.Context, f Folder, prev *Snapshot) (*imapstore.Listing, map[uint32]message, error) {
+func (c *Cache) fetch(ctx context.Context, f Folder, prev *Snapshot) (*imapstore.Listing, parsedSet, error) {
 	q := c.query(prev)
 	// Messages go to the workers in batches, and each worker keeps what
 	// it parsed until the end: a hand-off per message woke a goroutine
@@ -791,11 +790,19 @@ func (c *Cache) fetch(ctx context.Context, f Folder, prev *Snapshot) (*imapstore
 	}
 	close(jobs)
 	wg.Wait()
-	parsed := results[0]
-	for _, r := range results[1:] {
-		maps.Copy(parsed, r)
+	return l, parsedSet(results), err
+}
+
+// parsedSet holds the messages the workers parsed, one map per worker.
+type parsedSet []map[uint32]message
+
+func (p parsedSet) get(uid uint32) (message, bool) {
+	for _, m := range p {
+		if msg, ok := m[uid]; ok {
+			return msg, true
+		}
 	}
-	return l, parsed, err
+	return message{}, false
 }
 
 // loadOnce loads folder f's persisted snapshot, once per folder for the

@@ -48,6 +48,12 @@ func (c *counting) reset() {
 }
 
 func (c *counting) Fetch(ctx context.Context, folder string, q imapstore.Query) (*imapstore.Listing, error) {
+	if received := q.Received; received != nil {
+		q.Received = func(m imapstore.Message) {
+			c.bodies.Add(1) // fetched whole, handed over as it arrived
+			received(m)
+		}
+	}
 	l, err := c.Pool.Fetch(ctx, folder, q)
 	if l != nil {
 		for _, m := range l.Messages {

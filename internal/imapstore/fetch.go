@@ -66,8 +66,9 @@ type Query struct {
 	WholeBelow uint32
 	// Received, when set, is called on Fetch's goroutine with each
 	// message fetched whole in the first round trip, as soon as it has
-	// arrived, so that the caller can parse while the rest is read. The
-	// same messages are in Listing.Messages too.
+	// arrived, so that the caller can parse while the rest is read. Those
+	// messages are then left out of Listing.Messages (their UIDs and
+	// flags are in the listing as for every message).
 	Received func(Message)
 }
 
@@ -246,11 +247,18 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		if m == nil { // expunged between the commands
 			continue
 		}
-		msg := Message{UID: u, ModSeq: m.ModSeq, Flags: flagStrings(m.Flags)}
-		if whole(u) {
-			if len(m.BodySection) > 0 {
-				msg.Raw = m.FindBodySection(wholeSection(q.WholeBelow))
+		var raw []byte
+		if whole(u) && len(m.BodySection) > 0 {
+			raw = m.FindBodySection(wholeSection(q.WholeBelow))
+			if raw != nil && q.Received != nil {
+				continue // handed to Received as it arrived
 			}
+		}
+		if l.Messages == nil {
+			l.Messages = make([]Message, 0, len(fresh))
+		}
+		msg := Message{UID: u, ModSeq: m.ModSeq, Flags: flagStrings(m.Flags), Raw: raw}
+		if whole(u) {
 			if msg.Raw == nil {
 				wholeIdx = append(wholeIdx, len(l.Messages))
 			}

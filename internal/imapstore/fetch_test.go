@@ -3,6 +3,7 @@ package imapstore
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,9 @@ func bigMessage(uid string, n int) []byte {
 }
 
 // TestFetchWholeAndParts: with WholeBelow, a small message comes whole in
-// the first round trip (and through Received), a large one by body
-// structure and only its calendar part; a \Deleted one comes without
-// content.
+// the first round trip, through Received (and so not again in the
+// listing's messages), a large one by body structure and only its
+// calendar part; a \Deleted one comes without content.
 func TestFetchWholeAndParts(t *testing.T) {
 	srv := testbed.Get(t)
 	srv.Reset(t)
@@ -37,11 +38,11 @@ func TestFetchWholeAndParts(t *testing.T) {
 
 	commands := map[string]int{}
 	s := dialAs(t, srv, testbed.Proxy, func(cmd string, _ error, _ time.Duration) { commands[cmd]++ })
-	var received []uint32
+	var received []Message
 	l, err := s.Fetch(t.Context(), testbed.SharedName("alice", "Calendar"), Query{
 		Want:       func(mt string) bool { return mt == "text/calendar" },
 		WholeBelow: 4096,
-		Received:   func(m Message) { received = append(received, m.UID) },
+		Received:   func(m Message) { received = append(received, m) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +51,14 @@ func TestFetchWholeAndParts(t *testing.T) {
 	for _, m := range l.Messages {
 		byUID[m.UID] = m
 	}
-	if m := byUID[uint32(small)]; !bytes.Contains(m.Raw, []byte("SUMMARY:small")) || len(m.Parts) != 0 {
+	if len(received) != 1 || received[0].UID != uint32(small) {
+		t.Fatalf("Received got %d messages, want only the small message %d", len(received), small)
+	}
+	if m := received[0]; !bytes.Contains(m.Raw, []byte("SUMMARY:small")) || len(m.Parts) != 0 {
 		t.Errorf("small message: Raw %q, %d parts; want it whole", m.Raw, len(m.Parts))
+	}
+	if _, ok := byUID[uint32(small)]; ok || !slices.Contains(l.UIDs, uint32(small)) || l.Deleted[uint32(small)] {
+		t.Errorf("small message: in Messages %v, in UIDs %v, deleted %v; want it listed by UID only", ok, slices.Contains(l.UIDs, uint32(small)), l.Deleted[uint32(small)])
 	}
 	m := byUID[uint32(big)]
 	if m.Raw != nil || len(m.Parts) != 1 || !bytes.Contains(m.Parts[0].Body, []byte("SUMMARY:big")) || bytes.Contains(m.Parts[0].Body, []byte("aaaa")) {
@@ -59,9 +66,6 @@ func TestFetchWholeAndParts(t *testing.T) {
 	}
 	if m := byUID[uint32(gone)]; m.Raw != nil || len(m.Parts) != 0 || !l.Deleted[uint32(gone)] {
 		t.Errorf("deleted message: %+v, deleted %v; want no content", m, l.Deleted[uint32(gone)])
-	}
-	if len(received) != 1 || received[0] != uint32(small) {
-		t.Errorf("Received got %v, want only the small message %d", received, small)
 	}
 	if commands["UID FETCH"] != 3 { // whole + flags, then body structure, then the part
 		t.Errorf("%d UID FETCH commands, want 3: %v", commands["UID FETCH"], commands)
