@@ -240,6 +240,8 @@ type message struct {
 	lazy *lazyViews
 }
 
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 type lazyViews struct {
 	busyOnce, readerOnce sync.Once
 	busy, reader         []byte
@@ -284,8 +286,11 @@ func (m *message) view(a acl.Access) []byte {
 // newMessage prepares a parsed message for rendering.
 func newMessage(objs []*calendar.Object) message {
 	m := message{objects: objs, lazy: &lazyViews{}}
-	var b bytes.Buffer
-	enc := calendar.NewEncoder(&b)
+	// Encoded in a pooled buffer, then copied once at its final size.
+	b := encodeBuffers.Get().(*bytes.Buffer)
+	defer encodeBuffers.Put(b)
+	b.Reset()
+	enc := calendar.NewEncoder(b)
 	for _, o := range objs {
 		for _, ev := range o.Events() {
 			enc.Encode(withoutAlarms(ev))
@@ -294,7 +299,9 @@ func newMessage(objs []*calendar.Object) message {
 			m.restricted = true
 		}
 	}
-	m.events = b.Bytes()
+	if b.Len() > 0 {
+		m.events = bytes.Clone(b.Bytes())
+	}
 	for _, tz := range calendar.UsedTimezones(objs) {
 		if m.zones == nil {
 			m.zones = map[string]*ical.Component{}
