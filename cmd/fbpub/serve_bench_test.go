@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -49,6 +54,95 @@ func BenchmarkCachedFreeBusy(b *testing.B) {
 		for pb.Next() {
 			clear(w.h)
 			s.handler.ServeHTTP(w, req)
+		}
+	})
+}
+
+// BenchmarkCachedFreeBusyHTTP is BenchmarkCachedFreeBusy through a real
+// net/http server on loopback, configured as serve configures it, with a
+// minimal keep-alive client that allocates nothing: ns/op includes the
+// client and the system calls of both sides, allocs/op is the server's
+// (net/http's and fbpub's), which the handler benchmark cannot show: the
+// cost of each response header in net/http, for one.
+func BenchmarkCachedFreeBusyHTTP(b *testing.B) {
+	srv, err := demo.Start(time.Now(), io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := config.Default()
+	cfg.IMAP.Addr, cfg.IMAP.TLS = srv.Addr, "none"
+	cfg.IMAP.User, cfg.IMAP.Password = demo.Proxy, config.Secret(srv.Password)
+	cfg.Publish.MailDomain = "example.org"
+	s, err := newService(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.pool.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go hs.Serve(ln)
+	defer hs.Close()
+	req := []byte("GET /freebusy/alice@example.org.vfb HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\n\r\n")
+	get := func(c net.Conn, r *bufio.Reader) error {
+		if _, err := c.Write(req); err != nil {
+			return err
+		}
+		status, err := r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
+			return fmt.Errorf("status %q", status)
+		}
+		n := -1
+		for {
+			line, err := r.ReadSlice('\n')
+			if err != nil {
+				return err
+			}
+			if len(line) <= 2 {
+				break
+			}
+			if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+				n = 0
+				for _, d := range bytes.TrimSpace(v) {
+					n = n*10 + int(d-'0')
+				}
+			}
+		}
+		if n < 0 {
+			return errors.New("no Content-Length")
+		}
+		_, err = r.Discard(n)
+		return err
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := get(c, bufio.NewReader(c)); err != nil { // fills the cache
+		b.Fatal(err)
+	}
+	c.Close()
+	b.ReportAllocs()
+	b.SetParallelism(16) // 32 connections on 2 CPUs, as bench/http-vs-nginx
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReaderSize(c, 8192)
+		for pb.Next() {
+			if err := get(c, r); err != nil {
+				b.Error(err)
+				return
+			}
 		}
 	})
 }

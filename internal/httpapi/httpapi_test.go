@@ -12,8 +12,10 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -541,5 +543,94 @@ func TestUploadHTTP(t *testing.T) {
 	}
 	if r := put("/calendar/alice/Calendar.ics", "x", append(asAlice, "Content-Type", "image/png")...); r.code != http.StatusUnsupportedMediaType {
 		t.Errorf("PUT of an image = %d, want 415", r.code)
+	}
+}
+
+// TestFreeBusyFastPath checks that the route matched before the mux
+// answers as the mux would, and that every answer has its length and
+// headers, whether net/http or the handler writes Content-Length.
+func TestFreeBusyFastPath(t *testing.T) {
+	s := setup(t, time.Second)
+	plain := s.do(t, "GET", "/freebusy/alice.vfb")
+	if plain.code != 200 || plain.hdr.Get("Content-Length") != strconv.Itoa(len(plain.body)) || plain.hdr.Get("Last-Modified") == "" {
+		t.Fatalf("GET: %d, Content-Length %q for %d bytes, Last-Modified %q", plain.code, plain.hdr.Get("Content-Length"), len(plain.body), plain.hdr.Get("Last-Modified"))
+	}
+	if r := s.do(t, "HEAD", "/freebusy/alice.vfb"); r.code != 200 || r.body != "" || r.hdr.Get("Content-Length") != strconv.Itoa(len(plain.body)) {
+		t.Errorf("HEAD: %d, body %q, Content-Length %q", r.code, r.body, r.hdr.Get("Content-Length"))
+	}
+	// Another file name of the same answer gets its own disposition.
+	addr := s.do(t, "GET", "/freebusy/alice@example.org.vfb")
+	if addr.hdr.Get("Content-Disposition") != `inline; filename="alice@example.org.vfb"` || plain.hdr.Get("Content-Disposition") != "inline; filename=alice.vfb" {
+		t.Errorf("Content-Disposition %q and %q", addr.hdr.Get("Content-Disposition"), plain.hdr.Get("Content-Disposition"))
+	}
+	if r := s.do(t, "GET", "/freebusy/alice.vfb", "If-None-Match", plain.hdr.Get("ETag")); r.code != 304 {
+		t.Errorf("If-None-Match: %d, want 304", r.code)
+	}
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{
+		// Not for the route: the mux answers these, as before.
+		{"POST", "/freebusy/alice.vfb", http.StatusNotFound},
+		{"GET", "/freebusy/alice%2Fx.vfb", http.StatusNotFound},
+		{"GET", "/freebusy/x/../alice.vfb", http.StatusTemporaryRedirect},
+		{"GET", "/freebusy/user", http.StatusNotFound},
+		{"GET", "/freebusy/nobody.vfb", http.StatusNotFound},
+	} {
+		if r := s.do(t, tc.method, tc.path); r.code != tc.code {
+			t.Errorf("%s %s = %d, want %d", tc.method, tc.path, r.code, tc.code)
+		}
+	}
+}
+
+// TestLargeAnswerLength checks that an answer larger than net/http's
+// buffer is sent with a Content-Length, not chunked.
+func TestLargeAnswerLength(t *testing.T) {
+	s := setup(t, time.Second)
+	req, _ := http.NewRequest("GET", s.URL+"/calendar/alice/Calendar/Big.ics", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if len(b) <= implicitLength || resp.ContentLength != int64(len(b)) || len(resp.TransferEncoding) != 0 {
+		t.Errorf("%d bytes: Content-Length %d, Transfer-Encoding %v", len(b), resp.ContentLength, resp.TransferEncoding)
+	}
+}
+
+// failingSource fails every folder list once down is set.
+type failingSource struct {
+	feed.Source
+	down atomic.Bool
+}
+
+func (f *failingSource) Folders(ctx context.Context) ([]imapstore.Folder, error) {
+	if f.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return f.Source.Folders(ctx)
+}
+
+// TestStaleHeaders checks the headers of an answer served from the last
+// good data while IMAP cannot be read.
+func TestStaleHeaders(t *testing.T) {
+	var src *failingSource
+	s := setupWith(t, 0, func(o *Options, pool feed.Source) {
+		src = &failingSource{Source: pool}
+		o.Cache = feed.New(feed.Options{Source: src, Metrics: o.Metrics})
+	})
+	fresh := s.do(t, "GET", "/freebusy/alice.vfb")
+	if fresh.code != 200 || fresh.hdr.Get("X-Fbpub-Stale") != "" {
+		t.Fatalf("fresh: %d, X-Fbpub-Stale %q", fresh.code, fresh.hdr.Get("X-Fbpub-Stale"))
+	}
+	src.down.Store(true)
+	stale := s.do(t, "GET", "/freebusy/alice.vfb")
+	if stale.code != 200 || stale.body != fresh.body || stale.hdr.Get("X-Fbpub-Stale") != "1" || stale.hdr.Get("Warning") != `110 fbpub "Response is Stale"` || stale.hdr.Get("ETag") != fresh.hdr.Get("ETag") {
+		t.Errorf("stale: %d, X-Fbpub-Stale %q, Warning %q, ETag %q (fresh %q)", stale.code, stale.hdr.Get("X-Fbpub-Stale"), stale.hdr.Get("Warning"), stale.hdr.Get("ETag"), fresh.hdr.Get("ETag"))
+	}
+	if got := testutil.ToFloat64(s.m.CacheRequests.WithLabelValues("freebusy", "stale")); got != 1 {
+		t.Errorf("stale answers counted %v times, want 1", got)
 	}
 }

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"hash/maphash"
 	"mime"
 	"strings"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -19,6 +21,30 @@ const (
 // returns the IMAP user and the calendar address. The default mapping
 // takes the local part of an address as the login.
 func (h *Handler) owner(name string) (user, addr string, err error) {
+	// Most requests name the same few owners: their mapping is
+	// remembered in a small array of slots, indexed by a hash of the
+	// name, bounded and lock-free.
+	slot := &h.owners.slots[maphash.String(h.owners.seed, name)%uint64(len(h.owners.slots))]
+	if o := slot.Load(); o != nil && o.name == name {
+		return o.user, o.addr, nil
+	}
+	user, addr, err = h.mapOwner(name)
+	if err == nil {
+		slot.Store(&ownerEntry{name: name, user: user, addr: addr})
+	}
+	return user, addr, err
+}
+
+// ownerCache remembers the results of owner.
+type ownerCache struct {
+	seed  maphash.Seed // set by New
+	slots [256]atomic.Pointer[ownerEntry]
+}
+
+type ownerEntry struct{ name, user, addr string }
+
+// mapOwner is owner without the cache.
+func (h *Handler) mapOwner(name string) (user, addr string, err error) {
 	if err := checkName(name, maxUser); err != nil {
 		return "", "", badRequest("bad user name: %v", err)
 	}

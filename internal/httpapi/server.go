@@ -11,12 +11,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,13 +93,27 @@ type Handler struct {
 	// cacheControl is the Cache-Control header of calendar answers.
 	cacheControl      string
 	cacheControlValue []string
-	auth              *verifier
-	log               *slog.Logger
-	mux               *http.ServeMux
-	// lastDate remembers the last Last-Modified value formatted, and
-	// counters the metric children of the hot path (bounded label sets).
-	lastDate atomic.Pointer[formattedDate]
-	counters sync.Map
+	// privateCacheControl is the Cache-Control header of answers that
+	// depend on the requester's credentials.
+	privateCacheControl []string
+	auth                *verifier
+	log                 *slog.Logger
+	mux                 *http.ServeMux
+	// freeBusyRoute serves GET /freebusy/<user>.vfb, the hot path, without
+	// the mux's pattern matching (see ServeHTTP).
+	freeBusyRoute *route
+	// cacheCounters are the fbpub_cache_requests_total children of each
+	// view, resolved once.
+	cacheCounters map[string]*cacheCounters
+	// headers remembers the header values of recent answers, and owners
+	// the owners of recent requests.
+	headers headerCache
+	owners  ownerCache
+	// day is the default window of the current day.
+	day atomic.Pointer[dayWindow]
+	// systemClock is set when Options.Now is time.Now: a request's start
+	// time is then as good as another reading of the clock.
+	systemClock bool
 }
 
 // New builds the handler.
@@ -110,7 +124,8 @@ func New(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
+	systemClock := opts.Now == nil
+	if systemClock {
 		opts.Now = time.Now
 	}
 	if opts.Zone == nil {
@@ -128,13 +143,23 @@ func New(opts Options) *Handler {
 	h := &Handler{opts: opts, log: opts.Logger.With("component", "http"), mux: http.NewServeMux(), addresses: map[string]string{}}
 	h.cacheControl = fmt.Sprintf("max-age=%d", int(opts.MaxAge/time.Second))
 	h.cacheControlValue = []string{h.cacheControl}
+	h.systemClock = systemClock
+	h.privateCacheControl = []string{"private, " + h.cacheControl}
+	h.headers.seed = maphash.MakeSeed()
+	h.owners.seed = maphash.MakeSeed()
+	h.cacheCounters = map[string]*cacheCounters{}
+	for _, v := range metrics.Views {
+		h.cacheCounters[v] = newCacheCounters(opts.Metrics, v)
+	}
 	if opts.Verify != nil {
 		h.auth = newVerifier(opts.Verify)
 	}
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login
 	}
-	h.handle("GET /freebusy/{file}", "freebusy", h.freeBusy)
+	h.freeBusyRoute = h.handle(freeBusyPattern, "freebusy", func(w http.ResponseWriter, r *http.Request) error {
+		return h.freeBusy(w, r, r.PathValue("file"))
+	})
 	h.handle("GET /freebusy/trigger/{owner}/{path...}", "trigger", h.trigger)
 	h.handle("GET /freebusy/user/{owner}", "freebusy", h.freeBusyRead)
 	h.handle("GET /freebusy/user/{owner}/{path...}", "freebusy", h.freeBusyRead)
@@ -160,53 +185,126 @@ func New(opts Options) *Handler {
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// freeBusyPattern is the route of Internet Free/Busy URLs.
+const freeBusyPattern = "GET /freebusy/{file}"
 
-// handle registers a route whose handler returns an error, and counts it.
-func (h *Handler) handle(pattern, route string, f func(http.ResponseWriter, *http.Request) error) {
-	duration := h.opts.Metrics.HTTPDuration.WithLabelValues(route)
-	bytesOut := h.opts.Metrics.HTTPBytes.WithLabelValues(route)
-	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		t0 := time.Now()
-		id := requestID(r)
-		w.Header().Set("X-Request-ID", id)
-		rw := &recorder{ResponseWriter: w, code: http.StatusOK}
-		if err := f(rw, r); err != nil {
-			h.writeError(rw, r, h.log.With("request_id", id), err)
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// GET /freebusy/<file> is what calendar clients poll: it is matched
+	// here, as the mux would match it, without the mux's pattern search.
+	// Anything unusual (another method, an escaped or unclean path, more
+	// segments) goes to the mux.
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.RawPath == "" {
+		if file, ok := strings.CutPrefix(r.URL.Path, "/freebusy/"); ok && file != "" && file != "." && file != ".." && strings.IndexByte(file, '/') < 0 {
+			r.Pattern = freeBusyPattern
+			rt := h.freeBusyRoute
+			x := rt.begin(w, r)
+			if err := h.freeBusy(x, r, file); err != nil {
+				h.writeError(x, r, x.id, err)
+			}
+			rt.end(x, r)
+			return
 		}
-		d := time.Since(t0)
-		h.requests(route, rw.code).Inc()
-		duration.Observe(d.Seconds())
-		bytesOut.Add(float64(rw.bytes))
-		// The path is not logged: it names users and folders. The route
-		// and the outcome are enough to follow a request.
-		if h.log.Enabled(r.Context(), slog.LevelDebug) {
-			h.log.Debug("request", "request_id", id, "method", r.Method, "route", route, "code", rw.code, "bytes", rw.bytes, "duration", d)
-		}
-	})
+	}
+	h.mux.ServeHTTP(w, r)
 }
 
-// requests returns the counter of fbpub_http_requests_total for a route
-// and status code, looked up once.
-func (h *Handler) requests(route string, code int) prometheus.Counter {
-	key := route + "\x00" + strconv.Itoa(code)
-	if c, ok := h.counters.Load(key); ok {
-		return c.(prometheus.Counter)
+// route is a registered route with its metric children, resolved once.
+type route struct {
+	h        *Handler
+	name     string
+	duration prometheus.Observer
+	bytes    prometheus.Counter
+	// codes holds the fbpub_http_requests_total child of each status
+	// code seen, created on first use.
+	codes [600]atomic.Pointer[prometheus.Counter]
+}
+
+// handle registers a route whose handler returns an error, and counts it.
+func (h *Handler) handle(pattern, name string, f func(http.ResponseWriter, *http.Request) error) *route {
+	rt := &route{h: h, name: name,
+		duration: h.opts.Metrics.HTTPDuration.WithLabelValues(name),
+		bytes:    h.opts.Metrics.HTTPBytes.WithLabelValues(name)}
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		x := rt.begin(w, r)
+		if err := f(x, r); err != nil {
+			h.writeError(x, r, x.id, err)
+		}
+		rt.end(x, r)
+	})
+	return rt
+}
+
+// begin starts an exchange: its start time and request ID.
+func (rt *route) begin(w http.ResponseWriter, r *http.Request) *exchange {
+	x := &exchange{recorder: recorder{ResponseWriter: w, code: http.StatusOK}, t0: time.Now()}
+	x.id = requestID(r)
+	x.idValue[0] = x.id
+	w.Header()["X-Request-Id"] = x.idValue[:]
+	return x
+}
+
+// end counts an exchange and logs it at debug level.
+func (rt *route) end(x *exchange, r *http.Request) {
+	d := time.Since(x.t0)
+	rt.requests(x.code).Inc()
+	rt.duration.Observe(d.Seconds())
+	rt.bytes.Add(float64(x.bytes))
+	// The path is not logged: it names users and folders. The route
+	// and the outcome are enough to follow a request.
+	if log := rt.h.log; log.Enabled(r.Context(), slog.LevelDebug) {
+		log.Debug("request", "request_id", x.id, "method", r.Method, "route", rt.name, "code", x.code, "bytes", x.bytes, "duration", d)
 	}
-	c := h.opts.Metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(code))
-	h.counters.Store(key, c)
+}
+
+// requests returns the child of fbpub_http_requests_total for the route
+// and a status code, created once.
+func (rt *route) requests(code int) prometheus.Counter {
+	if code < 0 || code >= len(rt.codes) {
+		return rt.h.opts.Metrics.HTTPRequests.WithLabelValues(rt.name, strconv.Itoa(code))
+	}
+	if c := rt.codes[code].Load(); c != nil {
+		return *c
+	}
+	c := rt.h.opts.Metrics.HTTPRequests.WithLabelValues(rt.name, strconv.Itoa(code))
+	rt.codes[code].Store(&c)
 	return c
+}
+
+// exchange is one request's response writer, with what its route needs
+// to count and log it: one allocation per request.
+type exchange struct {
+	recorder
+	t0      time.Time
+	id      string
+	idValue [1]string // the X-Request-Id header value
 }
 
 // requestID returns the caller's X-Request-ID when it is short and plain,
 // else a new random one, so that a reverse proxy's ID runs through.
 func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
-		return id
+	// The canonical key, looked up directly: Header.Get would canonicalise
+	// "X-Request-ID" again for every request.
+	if v := r.Header["X-Request-Id"]; len(v) > 0 && validID(v[0]) {
+		return v[0]
 	}
 	// A random prefix per process and a counter: unique, and cheaper
 	// than reading the system's random source for every request.
-	return idPrefix + strconv.FormatUint(idCounter.Add(1), 16)
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], idPrefix...), idCounter.Add(1), 16))
+}
+
+// validID reports whether a caller's request ID is short and plain.
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 var (
@@ -278,10 +376,10 @@ func classify(err error) (int, string) {
 	return http.StatusInternalServerError, "internal error"
 }
 
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, id string, err error) {
 	code, msg := classify(err)
 	if code >= 500 {
-		log.Warn("request failed", "method", r.Method, "route", r.Pattern, "code", code, "err", err)
+		h.log.Warn("request failed", "request_id", id, "method", r.Method, "route", r.Pattern, "code", code, "err", err)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -313,8 +411,7 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) error {
 
 // freeBusy serves /freebusy/<user>.vfb and .ifb, where <user> is a login
 // or an address (Outlook's %NAME%@%SERVER%).
-func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
-	file := r.PathValue("file")
+func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request, file string) error {
 	name, ext := splitExt(file)
 	switch ext {
 	case "vfb", "ifb", "xfb":
@@ -330,7 +427,7 @@ func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
-		Owner: user, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
+		Owner: user, Window: h.defaultWindowAt(h.now(w)), Organizer: addr, Zone: h.opts.Zone(user),
 		Viewer: viewer, Extended: ext == "xfb",
 	})
 	if err != nil {
@@ -342,10 +439,33 @@ func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request) error {
 
 // defaultWindow runs from PastDays before today to FutureDays after it,
 // in whole UTC days, so that answers stay the same all day and cache well.
-func (h *Handler) defaultWindow() freebusy.Window {
-	now := h.opts.Now().UTC()
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
-	return freebusy.Window{Start: today.AddDate(0, 0, -h.opts.PastDays), End: today.AddDate(0, 0, h.opts.FutureDays+1)}
+func (h *Handler) defaultWindow() freebusy.Window { return h.defaultWindowAt(h.opts.Now()) }
+
+// now is the time of the request w answers.
+func (h *Handler) now(w http.ResponseWriter) time.Time {
+	if x, ok := w.(*exchange); ok && h.systemClock {
+		return x.t0
+	}
+	return h.opts.Now()
+}
+
+func (h *Handler) defaultWindowAt(now time.Time) freebusy.Window {
+	// The window of the day, computed once a day.
+	if d := h.day.Load(); d != nil && !now.Before(d.start) && now.Before(d.end) {
+		return d.window
+	}
+	u := now.UTC()
+	today := time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC)
+	d := &dayWindow{start: today, end: today.AddDate(0, 0, 1),
+		window: freebusy.Window{Start: today.AddDate(0, 0, -h.opts.PastDays), End: today.AddDate(0, 0, h.opts.FutureDays+1)}}
+	h.day.Store(d)
+	return d.window
+}
+
+// dayWindow is the default window of the UTC day [start, end).
+type dayWindow struct {
+	start, end time.Time
+	window     freebusy.Window
 }
 
 // freeBusyRead serves the Cyrus / CalConnect free/busy read URL:
@@ -535,7 +655,12 @@ func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
 // requester is asked to log in before anything is looked up, so the
 // answer is the same for every name.
 func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester, error) {
-	w.Header().Add("Vary", "Authorization")
+	hd := w.Header()
+	if hd["Vary"] == nil {
+		hd["Vary"] = varyAuthorization
+	} else {
+		hd.Add("Vary", "Authorization")
+	}
 	who, err := h.requester(r)
 	if err != nil {
 		return acl.Requester{}, err
@@ -546,7 +671,7 @@ func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester,
 		}
 		return acl.Requester{Anonymous: true}, nil
 	}
-	w.Header().Set("Cache-Control", "private, "+h.cacheControl)
+	hd["Cache-Control"] = h.privateCacheControl
 	return h.opts.Groups.Requester(who), nil
 }
 
@@ -556,80 +681,159 @@ func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester,
 // A client that accepts gzip gets the compressed body of a large answer,
 // with its own entity tag, as RFC 9110 §8.8.3 wants for another encoding.
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *feed.Answer, filename string) {
-	// Header values are assigned to canonical keys directly, constants
-	// from shared slices: this runs for every request of the hot path.
+	// Header values are assigned to canonical keys directly, from shared
+	// slices that net/http does not modify: constants, and the values of
+	// this answer, formatted once for all the requests that get it.
 	hd := w.Header()
 	hd["Content-Type"] = calendarType
 	if hd["Cache-Control"] == nil {
 		hd["Cache-Control"] = h.cacheControlValue
 	}
-	hd["Content-Disposition"] = []string{contentDisposition(filename)}
 	hd["X-Content-Type-Options"] = nosniff
-	hd["Vary"] = append(hd["Vary"], "Accept-Encoding")
-	body, tag := a.Body, a.ETag
+	if v := hd["Vary"]; len(v) == 1 && v[0] == "Authorization" {
+		hd["Vary"] = varyAuthorizationEncoding
+	} else {
+		hd["Vary"] = append(v, "Accept-Encoding")
+	}
+	body, gzipped := a.Body, false
 	if len(body) >= minGzip && acceptsGzip(r) {
-		body, tag = a.Gzipped(), strings.TrimSuffix(tag, `"`)+`-gzip"`
+		body, gzipped = a.Gzipped(), true
 		hd["Content-Encoding"] = gzipValue
 	}
-	hd["Etag"] = []string{tag}
+	v := h.headers.get(a.Rendered, len(body), gzipped, filename)
+	hd["Content-Disposition"] = v.disposition
+	hd["Etag"] = v.etag
 	if a.Stale {
 		// The IMAP server could not be read: this is the last good answer.
-		hd.Set("X-Fbpub-Stale", "1")
-		hd.Set("Warning", `110 fbpub "Response is Stale"`)
+		hd["X-Fbpub-Stale"] = staleValue
+		hd["Warning"] = staleWarning
 	}
-	if r.Method == http.MethodGet && r.Header.Get("If-None-Match") == "" && r.Header.Get("If-Modified-Since") == "" && r.Header.Get("Range") == "" {
+	if r.Method == http.MethodGet && !hasAny(r.Header, "If-None-Match", "If-Modified-Since", "Range") {
 		// The common case, written directly: http.ServeContent would copy
 		// the body through a fresh 32 KiB buffer for every request.
-		if !a.Modified.IsZero() {
-			hd["Last-Modified"] = []string{h.httpDate(a.Modified)}
+		if v.lastModified != nil {
+			hd["Last-Modified"] = v.lastModified
 		}
-		hd["Content-Length"] = []string{strconv.Itoa(len(body))}
+		if len(body) > implicitLength {
+			hd["Content-Length"] = v.length
+		}
 		w.WriteHeader(http.StatusOK)
 		w.Write(body)
 	} else {
 		http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
 	}
-	result := a.Result
-	if rw, ok := w.(*recorder); ok && rw.code == http.StatusNotModified {
-		result = "not_modified"
+	c := h.cacheCounters[view]
+	if c == nil {
+		c = newCacheCounters(h.opts.Metrics, view)
 	}
-	h.cacheRequests(view, result).Inc()
+	if x, ok := w.(*exchange); ok && x.code == http.StatusNotModified {
+		c.notModified.Inc()
+		return
+	}
+	c.result(a.Result).Inc()
+}
+
+// implicitLength is the size of the buffer net/http's response writer
+// fills before it sends anything (bufferBeforeChunkingSize): a body
+// written whole that fits in it gets its Content-Length from net/http, set
+// outside the header map. Leaving it out of the map keeps an anonymous
+// answer's map at eight keys, the most a Go map holds without growing a
+// table, which net/http then clones and sorts for every response.
+const implicitLength = 2048
+
+// hasAny reports whether the request has any of the (canonical) header
+// keys, non-empty.
+func hasAny(h http.Header, keys ...string) bool {
+	for _, k := range keys {
+		if v := h[k]; len(v) > 0 && v[0] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Constant header values, shared by every response (net/http does not
-// modify them).
+// modify them; their length is their capacity, so that append copies).
 var (
-	calendarType = []string{"text/calendar; charset=utf-8"}
-	nosniff      = []string{"nosniff"}
-	gzipValue    = []string{"gzip"}
+	calendarType              = []string{"text/calendar; charset=utf-8"}
+	nosniff                   = []string{"nosniff"}
+	gzipValue                 = []string{"gzip"}
+	varyAuthorization         = []string{"Authorization"}
+	varyAuthorizationEncoding = []string{"Authorization", "Accept-Encoding"}
+	staleValue                = []string{"1"}
+	staleWarning              = []string{`110 fbpub "Response is Stale"`}
 )
 
-// httpDate formats t for Last-Modified, remembering the last answer: most
-// requests ask for the same few answers.
-func (h *Handler) httpDate(t time.Time) string {
-	if d := h.lastDate.Load(); d != nil && d.t.Equal(t) {
-		return d.s
-	}
-	d := &formattedDate{t: t, s: t.UTC().Format(http.TimeFormat)}
-	h.lastDate.Store(d)
-	return d.s
+// cacheCounters are the children of fbpub_cache_requests_total for one
+// view.
+type cacheCounters struct {
+	m                             *metrics.Metrics
+	view                          string
+	hit, miss, stale, notModified prometheus.Counter
 }
 
-type formattedDate struct {
-	t time.Time
-	s string
+func newCacheCounters(m *metrics.Metrics, view string) *cacheCounters {
+	return &cacheCounters{m: m, view: view,
+		hit:         m.CacheRequests.WithLabelValues(view, "hit"),
+		miss:        m.CacheRequests.WithLabelValues(view, "miss"),
+		stale:       m.CacheRequests.WithLabelValues(view, "stale"),
+		notModified: m.CacheRequests.WithLabelValues(view, "not_modified"),
+	}
 }
 
-// cacheRequests returns the counter of fbpub_cache_requests_total for a
-// view and result, looked up once.
-func (h *Handler) cacheRequests(view, result string) prometheus.Counter {
-	key := view + "\x00" + result
-	if c, ok := h.counters.Load(key); ok {
-		return c.(prometheus.Counter)
+func (c *cacheCounters) result(r string) prometheus.Counter {
+	switch r {
+	case "hit":
+		return c.hit
+	case "miss":
+		return c.miss
+	case "stale":
+		return c.stale
 	}
-	c := h.opts.Metrics.CacheRequests.WithLabelValues(view, result)
-	h.counters.Store(key, c)
-	return c
+	return c.m.CacheRequests.WithLabelValues(c.view, r)
+}
+
+// headerCache remembers the formatted header values of recent answers
+// (entity tag, Last-Modified, Content-Length, Content-Disposition), so
+// that the requests that get the same answer share them instead of
+// formatting and allocating them again. It is a fixed array of slots
+// indexed by a hash of the entity tag and file name: bounded, lock-free,
+// and an entry is only used when everything it was made from matches.
+type headerCache struct {
+	seed  maphash.Seed // set by New
+	slots [256]atomic.Pointer[answerHeaders]
+}
+
+type answerHeaders struct {
+	// What the values were made from.
+	etagIn   string
+	modified time.Time
+	size     int
+	gzipped  bool
+	filename string
+
+	etag, lastModified, length, disposition []string
+}
+
+func (c *headerCache) get(a *feed.Rendered, size int, gzipped bool, filename string) *answerHeaders {
+	hash := maphash.String(c.seed, a.ETag) ^ maphash.String(c.seed, filename)<<1
+	slot := &c.slots[hash%uint64(len(c.slots))]
+	if v := slot.Load(); v != nil && v.etagIn == a.ETag && v.size == size && v.gzipped == gzipped && v.filename == filename && v.modified.Equal(a.Modified) {
+		return v
+	}
+	tag := a.ETag
+	if gzipped {
+		// Another encoding is another representation: its own tag
+		// (RFC 9110 §8.8.3).
+		tag = strings.TrimSuffix(tag, `"`) + `-gzip"`
+	}
+	v := &answerHeaders{etagIn: a.ETag, modified: a.Modified, size: size, gzipped: gzipped, filename: filename,
+		etag: []string{tag}, length: []string{strconv.Itoa(size)}, disposition: []string{contentDisposition(filename)}}
+	if !a.Modified.IsZero() {
+		v.lastModified = []string{a.Modified.UTC().Format(http.TimeFormat)}
+	}
+	slot.Store(v)
+	return v
 }
 
 // minGzip is the smallest body worth compressing.
