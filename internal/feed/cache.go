@@ -675,6 +675,18 @@ func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 		key += "\x00" + f.checked.String()
 	}
 	v, err := c.shared(ctx, "sync", key, func(ctx context.Context) (any, error) {
+		// A request that found the snapshot stale may get here just
+		// after a sync for the same state finished: look again first,
+		// or it would sync a second time (seen by TestHerd under load).
+		c.mu.Lock()
+		cur := c.snaps[f.Name]
+		c.mu.Unlock()
+		if cur.covers(f) {
+			return cur, nil
+		}
+		if cur != nil {
+			prev = cur
+		}
 		return c.sync(ctx, f, prev)
 	})
 	if err != nil {
