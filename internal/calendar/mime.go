@@ -206,7 +206,7 @@ func mediaParam(ct, name string) string {
 func simpleParams(ct string, each func(name, value string)) bool {
 	mt, rest, _ := strings.Cut(ct, ";")
 	main, sub, found := strings.Cut(strings.TrimSpace(mt), "/")
-	if !found || !isToken(main) || !isToken(sub) {
+	if !found || !IsMIMEToken(main) || !IsMIMEToken(sub) {
 		return false
 	}
 	// A name given twice makes mime.ParseMediaType refuse the value:
@@ -220,7 +220,7 @@ func simpleParams(ct string, each func(name, value string)) bool {
 			break // a trailing ';'
 		}
 		eq := strings.IndexByte(rest, '=')
-		if eq <= 0 || !isToken(rest[:eq]) || strings.IndexByte(rest[:eq], '*') >= 0 {
+		if eq <= 0 || !IsMIMEToken(rest[:eq]) || strings.IndexByte(rest[:eq], '*') >= 0 {
 			return false
 		}
 		name := rest[:eq]
@@ -244,7 +244,7 @@ func simpleParams(ct string, each func(name, value string)) bool {
 				end++
 			}
 			value = rest[:end]
-			if !isToken(value) {
+			if !IsMIMEToken(value) {
 				return false
 			}
 			rest = rest[end:]
@@ -287,7 +287,7 @@ func lowerASCII(s string) string {
 }
 
 // isToken reports whether s is a non-empty RFC 2045 token.
-func isToken(s string) bool {
+func IsMIMEToken(s string) bool {
 	if s == "" {
 		return false
 	}

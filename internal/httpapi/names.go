@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fbpub/fbpub/internal/calendar"
 )
 
 // Bounds on names taken from URLs.
@@ -110,7 +112,7 @@ func checkName(s string, max int) error {
 // contentDisposition names the file for clients that save it.
 func contentDisposition(name string) string {
 	// What FormatMediaType writes for plain ASCII names, without its cost.
-	if isToken(name) {
+	if calendar.IsMIMEToken(name) {
 		return "inline; filename=" + name
 	}
 	if isQuotable(name) {
@@ -120,21 +122,6 @@ func contentDisposition(name string) string {
 		return v
 	}
 	return "inline"
-}
-
-// isToken reports whether s is a non-empty RFC 2045 token, which a MIME
-// parameter value may be without quotes.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // isQuotable reports whether s is printable ASCII that a quoted string
