@@ -446,16 +446,11 @@ func (c *Cache) checkFolders(ctx context.Context) ([]Folder, error) {
 	c.mu.Lock()
 	dir, at, pushed := c.dir, c.dirTime, c.pushed
 	c.mu.Unlock()
-	// ... and, after the server announced a change, started after that.
-	good := func(t time.Time) bool {
-		if !pushed.IsZero() && t.Before(pushed) {
-			return false
-		}
-		return !t.Before(arrived) || (c.opts.CheckInterval > 0 && t.After(arrived.Add(-c.opts.CheckInterval)))
-	}
-	if dir != nil && good(at) {
+	if dir != nil && c.goodRead(at, arrived, pushed) {
 		return dir, nil
 	}
+	// The closures below escape: they are made only on this slow path.
+	good := func(t time.Time) bool { return c.goodRead(t, arrived, pushed) }
 	for {
 		v, err := c.shared(ctx, "state", "", func(ctx context.Context) (any, error) {
 			// Re-check inside the shared call: a check that finished
@@ -476,6 +471,17 @@ func (c *Cache) checkFolders(ctx context.Context) ([]Folder, error) {
 		}
 		// That read started before this request arrived: read again.
 	}
+}
+
+// goodRead reports whether a folder read that started at t is good
+// enough for a request that arrived at arrived: it started after that, or
+// within the check interval before it, and, after the server announced a
+// change at pushed, after that.
+func (c *Cache) goodRead(t, arrived, pushed time.Time) bool {
+	if !pushed.IsZero() && t.Before(pushed) {
+		return false
+	}
+	return !t.Before(arrived) || (c.opts.CheckInterval > 0 && t.After(arrived.Add(-c.opts.CheckInterval)))
 }
 
 // folderList is one read of the published folders.
@@ -667,6 +673,12 @@ func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 	if prev.covers(f) {
 		return prev, nil
 	}
+	return c.syncShared(ctx, f, prev)
+}
+
+// syncShared is Snapshot's slow path, apart so that the closure it makes
+// (and the copies of f and prev the closure holds) are only allocated here.
+func (c *Cache) syncShared(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, error) {
 	// With CONDSTORE the state names the content, so every request that
 	// saw this state may share one sync. Without it, the same state may
 	// hide a flag change, so only requests of one check share.

@@ -104,8 +104,53 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 	if q.Extended {
 		view, levelKey = "xfreebusy", levelsKey(levels)
 	}
-	key := renderKey(view, q.Owner, strings.Join(q.Folder, "/"), q.Organizer, zone.String(),
-		strconv.FormatInt(q.Window.Start.Unix(), 10), strconv.FormatInt(q.Window.End.Unix(), 10), levelKey) + statesKey(snaps)
+	// The key, in renderKey's layout (fields ended by NUL, then the
+	// states), built in one allocation: this runs for every request.
+	n := len(view) + len(q.Owner) + len(q.Organizer) + len(zone.String()) + len(levelKey) + 2*20 + 8
+	for _, s := range q.Folder {
+		n += len(s) + 1
+	}
+	for _, s := range snaps {
+		n += len(s.key)
+	}
+	var k strings.Builder
+	k.Grow(n)
+	var num [20]byte
+	for _, s := range []string{view, q.Owner} {
+		k.WriteString(s)
+		k.WriteByte(0)
+	}
+	for i, s := range q.Folder {
+		if i > 0 {
+			k.WriteByte('/')
+		}
+		k.WriteString(s)
+	}
+	k.WriteByte(0)
+	for _, s := range []string{q.Organizer, zone.String()} {
+		k.WriteString(s)
+		k.WriteByte(0)
+	}
+	for _, t := range []time.Time{q.Window.Start, q.Window.End} {
+		k.Write(strconv.AppendInt(num[:0], t.Unix(), 10))
+		k.WriteByte(0)
+	}
+	k.WriteString(levelKey)
+	k.WriteByte(0)
+	for _, s := range snaps {
+		k.WriteString(s.key)
+	}
+	key := k.String()
+	if a := c.cached(key, stale); a != nil {
+		return a, nil
+	}
+	return c.renderFreeBusy(ctx, q, key, snaps, levels, stale, zone)
+}
+
+// renderFreeBusy is FreeBusy's slow path, apart so that the closure it
+// makes (and the copies of q, snaps and levels it holds) are only
+// allocated when an answer is rendered.
+func (c *Cache) renderFreeBusy(ctx context.Context, q FreeBusyQuery, key string, snaps []*Snapshot, levels []acl.Access, stale bool, zone *time.Location) (*Answer, error) {
 	return c.render(ctx, "freebusy", key, snaps, stale, func() ([]byte, error) {
 		var objs []*calendar.Object
 		access := map[*calendar.Object]acl.Access{}
@@ -286,10 +331,12 @@ func (c *Cache) countingFor(ctx context.Context, user string, viewer acl.Request
 	if err != nil {
 		return nil, nil, false, err
 	}
-	var fs []Folder
-	for _, f := range dir {
-		if f.CountsFor(user, c.opts.Policy) {
-			fs = append(fs, f)
+	// Most users have a few folders: they are listed on the stack.
+	var buf [4]Folder
+	fs := buf[:0]
+	for i := range dir {
+		if dir[i].CountsFor(user, c.opts.Policy) {
+			fs = append(fs, dir[i])
 		}
 	}
 	return c.snapshotsOf(ctx, fs, viewer, stale)
@@ -380,6 +427,18 @@ func statesKey(snaps []*Snapshot) string {
 
 // render returns the cached answer for key, or renders it once for all
 // concurrent callers.
+// cached returns the answer for key when it was rendered before, else nil.
+func (c *Cache) cached(key string, stale bool) *Answer {
+	r := c.answers.get(key)
+	switch {
+	case r == nil:
+		return nil
+	case stale:
+		return &Answer{Rendered: r, Stale: true, Result: "stale"}
+	}
+	return &Answer{Rendered: r, Result: "hit"}
+}
+
 func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot, stale bool, f func() ([]byte, error)) (*Answer, error) {
 	answer := func(r *Rendered, result string) *Answer {
 		if stale {
