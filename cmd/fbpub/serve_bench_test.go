@@ -25,17 +25,14 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
-// BenchmarkCachedFreeBusy is the hot path of an Internet Free/Busy server:
-// a cached .vfb, as Outlook asks for it, through the whole handler (route,
-// name mapping, access policy, freshness check, cache, headers, metrics),
-// without the network. The demo server (no CONDSTORE) is checked once per
-// check interval, as in production.
-func BenchmarkCachedFreeBusy(b *testing.B) {
+// demoService is fbpub's service on the demo's embedded IMAP server, as
+// serve sets it up; it is closed when b ends.
+func demoService(b *testing.B) *service {
 	srv, err := demo.Start(time.Now(), io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer srv.Close()
+	b.Cleanup(func() { srv.Close() })
 	cfg := config.Default()
 	cfg.IMAP.Addr, cfg.IMAP.TLS = srv.Addr, "none"
 	cfg.IMAP.User, cfg.IMAP.Password = demo.Proxy, config.Secret(srv.Password)
@@ -44,7 +41,17 @@ func BenchmarkCachedFreeBusy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.pool.Close()
+	b.Cleanup(func() { s.pool.Close() })
+	return s
+}
+
+// BenchmarkCachedFreeBusy is the hot path of an Internet Free/Busy server:
+// a cached .vfb, as Outlook asks for it, through the whole handler (route,
+// name mapping, access policy, freshness check, cache, headers, metrics),
+// without the network. The demo server (no CONDSTORE) is checked once per
+// check interval, as in production.
+func BenchmarkCachedFreeBusy(b *testing.B) {
+	s := demoService(b)
 	req := httptest.NewRequest("GET", "/freebusy/alice@example.org.vfb", nil)
 	w := &discardWriter{h: http.Header{}}
 	s.handler.ServeHTTP(w, req)
@@ -65,20 +72,7 @@ func BenchmarkCachedFreeBusy(b *testing.B) {
 // (net/http's and fbpub's), which the handler benchmark cannot show: the
 // cost of each response header in net/http, for one.
 func BenchmarkCachedFreeBusyHTTP(b *testing.B) {
-	srv, err := demo.Start(time.Now(), io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	cfg := config.Default()
-	cfg.IMAP.Addr, cfg.IMAP.TLS = srv.Addr, "none"
-	cfg.IMAP.User, cfg.IMAP.Password = demo.Proxy, config.Secret(srv.Password)
-	cfg.Publish.MailDomain = "example.org"
-	s, err := newService(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.pool.Close()
+	s := demoService(b)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
