@@ -22,6 +22,7 @@ import (
 	"github.com/fbpub/fbpub/internal/config"
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/httpapi"
+	"github.com/fbpub/fbpub/internal/httpserve"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
@@ -232,8 +233,13 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	serve, shutdown := srv.Serve, srv.Shutdown
+	if s.cfg.FastPath {
+		lean := &httpserve.Server{HTTP: srv, Fast: httpapi.FastTarget}
+		serve, shutdown = lean.Serve, lean.Shutdown
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "version", version())
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -246,7 +252,7 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

@@ -29,12 +29,16 @@ import (
 // Config is fbpub's whole configuration.
 type Config struct {
 	// Listen is the HTTP address (host:port).
-	Listen  string  `toml:"listen"`
-	IMAP    IMAP    `toml:"imap"`
-	Publish Publish `toml:"publish"`
-	Access  Access  `toml:"access"`
-	Upload  Upload  `toml:"upload"`
-	Log     Log     `toml:"log"`
+	Listen string `toml:"listen"`
+	// FastPath serves the plain GETs of free/busy files that clients
+	// poll on fbpub's lean HTTP/1.1 loop (package httpserve); false
+	// leaves every request to Go's net/http.
+	FastPath bool    `toml:"fast_path"`
+	IMAP     IMAP    `toml:"imap"`
+	Publish  Publish `toml:"publish"`
+	Access   Access  `toml:"access"`
+	Upload   Upload  `toml:"upload"`
+	Log      Log     `toml:"log"`
 }
 
 // Upload configures PUT /calendar/<owner>/<folder>.ics, which writes an
@@ -165,7 +169,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // 127.0.0.1:143 with STARTTLS, "Calendar" folders, a 1 s check interval.
 func Default() Config {
 	return Config{
-		Listen: "127.0.0.1:8080",
+		Listen:   "127.0.0.1:8080",
+		FastPath: true,
 		IMAP: IMAP{
 			Addr: "127.0.0.1:143", TLS: "starttls", User: "fbproxy",
 			Timeout: Duration(30 * time.Second), Connections: 4,
@@ -211,6 +216,11 @@ var Env = []struct {
 	set  func(c *Config, v string) error
 }{
 	{"FBPUB_LISTEN", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"FBPUB_FAST_PATH", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.FastPath = b
+		return err
+	}},
 	{"FBPUB_IMAP_ADDR", func(c *Config, v string) error { c.IMAP.Addr = v; return nil }},
 	{"FBPUB_IMAP_TLS", func(c *Config, v string) error { c.IMAP.TLS = v; return nil }},
 	{"FBPUB_IMAP_USER", func(c *Config, v string) error { c.IMAP.User = v; return nil }},
