@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/fbpub/fbpub/internal/config"
 	"github.com/fbpub/fbpub/internal/demo"
+	"github.com/fbpub/fbpub/internal/httpapi"
+	"github.com/fbpub/fbpub/internal/httpserve"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so that the
@@ -66,20 +69,35 @@ func BenchmarkCachedFreeBusy(b *testing.B) {
 }
 
 // BenchmarkCachedFreeBusyHTTP is BenchmarkCachedFreeBusy through a real
-// net/http server on loopback, configured as serve configures it, with a
-// minimal keep-alive client that allocates nothing: ns/op includes the
-// client and the system calls of both sides, allocs/op is the server's
-// (net/http's and fbpub's), which the handler benchmark cannot show: the
-// cost of each response header in net/http, for one.
+// server on loopback, configured as serve configures it, with a minimal
+// keep-alive client that allocates nothing: ns/op includes the client and
+// the system calls of both sides, allocs/op is the server's, which the
+// handler benchmark cannot show. Sub-benchmarks: net/http alone, and the
+// lean loop of internal/httpserve in front of it (fast_path, the default).
 func BenchmarkCachedFreeBusyHTTP(b *testing.B) {
 	s := demoService(b)
+	b.Run("net-http", func(b *testing.B) {
+		benchHTTP(b, s, func(hs *http.Server, ln net.Listener) func() {
+			go hs.Serve(ln)
+			return func() { hs.Close() }
+		})
+	})
+	b.Run("lean", func(b *testing.B) {
+		benchHTTP(b, s, func(hs *http.Server, ln net.Listener) func() {
+			lean := &httpserve.Server{HTTP: hs, Fast: httpapi.FastTarget}
+			go lean.Serve(ln)
+			return func() { lean.Shutdown(context.Background()) }
+		})
+	})
+}
+
+func benchHTTP(b *testing.B, s *service, serve func(*http.Server, net.Listener) (stop func())) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	go hs.Serve(ln)
-	defer hs.Close()
+	defer serve(hs, ln)()
 	req := []byte("GET /freebusy/alice@example.org.vfb HTTP/1.1\r\nHost: " + ln.Addr().String() + "\r\n\r\n")
 	get := func(c net.Conn, r *bufio.Reader) error {
 		if _, err := c.Write(req); err != nil {

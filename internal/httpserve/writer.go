@@ -74,17 +74,18 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader, w.status = true, code
 	hd := w.header
-	if cl := hd.Get("Content-Length"); cl != "" {
+	// Canonical keys, looked up directly, as net/http looks them up.
+	if cl := first(hd["Content-Length"]); cl != "" {
 		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
 			w.length = v
 		} else {
-			hd.Del("Content-Length") // net/http drops an invalid one too
+			delete(hd, "Content-Length") // net/http drops an invalid one too
 		}
 	}
 	_, w.hasDate = hd["Date"]
 	_, w.hasType = hd["Content-Type"]
-	w.hasEncoding = hd.Get("Content-Encoding") != ""
-	w.closeAfter = hasToken(hd.Get("Connection"), "close")
+	w.hasEncoding = first(hd["Content-Encoding"]) != ""
+	w.closeAfter = hasToken(first(hd["Connection"]), "close")
 	// The body goes out whole, with its length: never chunked.
 	skip := framingFields
 	if !bodyAllowed(code) {
@@ -191,12 +192,9 @@ func (w *responseWriter) appendFields(out []byte, skip []string) []byte {
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range w.header[k] {
-			if strings.ContainsAny(v, "\r\n") {
-				v = newlineToSpace.Replace(v)
-			}
 			out = append(out, k...)
 			out = append(out, ": "...)
-			out = append(out, strings.Trim(v, " \t")...)
+			out = appendValue(out, v)
 			out = append(out, "\r\n"...)
 		}
 	}
@@ -217,6 +215,27 @@ const (
 	// headLengthMax is net/http's response buffer size.
 	headLengthMax = 2048
 )
+
+// appendValue appends a header value as net/http writes it: line breaks
+// turned to spaces, then spaces and tabs trimmed at both ends. Values
+// that need neither, nearly all, are copied in one pass over them.
+func appendValue(out []byte, v string) []byte {
+	plain := len(v) == 0 || v[0] != ' ' && v[0] != '\t' && v[len(v)-1] != ' ' && v[len(v)-1] != '\t'
+	for i := 0; plain && i < len(v); i++ {
+		plain = v[i] != '\r' && v[i] != '\n'
+	}
+	if plain {
+		return append(out, v...)
+	}
+	return append(out, strings.Trim(newlineToSpace.Replace(v), " \t")...)
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
 
 var (
 	newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
