@@ -274,12 +274,22 @@ func (c *conn) readHead(first bool) (end int, ok bool) {
 	if headTimeout <= 0 {
 		headTimeout = hs.ReadTimeout
 	}
+	// headBy is when the head must be complete: the header timeout runs
+	// from the connection's start for its first request, from the first
+	// byte for the next ones, however slowly the bytes come.
+	var headBy time.Time
+	if headTimeout > 0 && (first || c.r < c.w) {
+		headBy = time.Now().Add(headTimeout)
+	}
 	for {
 		if i := indexHeadEnd(c.buf[c.r:c.w]); i >= 0 {
 			return c.r + i, true
 		}
-		if bareLF(c.buf[c.r:c.w]) {
-			return 0, false // lines ended by LF alone: net/http's to judge
+		// Lines ended by LF alone are net/http's to judge; between
+		// keep-alive requests, once it would have read the 4 bytes it
+		// waits for (see below).
+		if bareLF(c.buf[c.r:c.w]) && (first || c.w-c.r >= 4) {
+			return 0, false
 		}
 		if c.r > 0 {
 			c.w = copy(c.buf[:], c.buf[c.r:c.w])
@@ -288,21 +298,19 @@ func (c *conn) readHead(first bool) (end int, ok bool) {
 		if c.w == c.srv.headMax {
 			return 0, false
 		}
-		var deadline time.Time
+		deadline := headBy
 		if c.w == 0 {
 			c.idle.Store(true)
 			if c.srv.closing.Load() {
 				return -1, false
 			}
-			// Waiting for a request: the idle timeout, or the header
-			// timeout for a connection's first request.
+			// Waiting for the next request: the idle timeout.
 			if d := hs.IdleTimeout; d > 0 && !first {
 				deadline = time.Now().Add(d)
-			} else if headTimeout > 0 {
-				deadline = time.Now().Add(headTimeout)
 			}
-		} else if headTimeout > 0 {
-			deadline = time.Now().Add(headTimeout)
+		} else if headBy.IsZero() && headTimeout > 0 {
+			headBy = time.Now().Add(headTimeout)
+			deadline = headBy
 		}
 		c.rwc.SetReadDeadline(deadline)
 		n, err := c.rwc.Read(c.buf[c.w:c.srv.headMax])
@@ -311,9 +319,12 @@ func (c *conn) readHead(first bool) (end int, ok bool) {
 		if err != nil {
 			// Part of a request, then the end of the stream: net/http
 			// reads the part, meets the same end and answers as it
-			// does. A timeout or a closed connection just ends.
+			// does. Except that, between keep-alive requests, net/http
+			// first waits for 4 bytes and closes silently when the
+			// stream ends before. A timeout or a closed connection just
+			// ends.
 			var ne net.Error
-			if c.r < c.w && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
+			if c.r < c.w && (first || c.w-c.r >= 4) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
 				return 0, false
 			}
 			return -1, false
