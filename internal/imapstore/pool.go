@@ -130,6 +130,7 @@ func (p *Pool) put(s *Session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || isClosed(s) {
+		s.dropBulk()
 		s.client.Close()
 		p.connections(-1)
 		return

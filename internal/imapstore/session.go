@@ -130,9 +130,16 @@ type Session struct {
 	features Features
 	spaces   []Namespace
 
-	mu sync.Mutex // serializes operations; guards selected
+	mu sync.Mutex // serializes operations; guards what follows
 	// selected is the folder currently selected, "" if none.
 	selected string
+	// bulk is the connection for the first round of full fetches (see
+	// bulkConn), while idle; bulkTimer logs it out after bulkIdle.
+	bulk      *bulkConn
+	bulkTimer *time.Timer
+	// bulkOff is set once the server answered a bulk fetch with
+	// something the bulk reader does not know: go-imap fetches alone.
+	bulkOff bool
 }
 
 // Dial connects, logs in and reads the capabilities and namespaces. The
@@ -227,6 +234,7 @@ func (s *Session) Closed() <-chan struct{} { return s.client.Closed() }
 
 // Close logs out (briefly) and closes the connection.
 func (s *Session) Close() error {
+	s.dropBulk()
 	_ = s.conn.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = s.client.Logout().Wait()
 	return s.client.Close()
