@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -33,8 +34,8 @@ import (
 // not understand; the fetch falls back to go-imap.
 var errBulkSyntax = errors.New("imapstore: bulk fetch: unexpected response")
 
-// bulkIdle is how long a session keeps its bulk connection after a fetch,
-// for the next folder read from scratch (at start-up, one per folder).
+// bulkIdle is how long a bulk connection is kept after a fetch (see
+// bulkSlot).
 const bulkIdle = time.Minute
 
 // bulkConn is a logged-in connection of fbpub's own, driven synchronously
@@ -577,39 +578,111 @@ func isAtomChar(c byte) bool {
 	return !strings.ContainsRune(`(){%*"\]`, rune(c))
 }
 
-// fetchBulk runs the first round of a full fetch of folder on the
-// session's bulk connection, dialing one when there is none, and hands
-// every small message to q.Received as it arrives. It returns the listing
-// (without Deleted) and the messages read. On an error other than
+// bulkSlot lends one bulk connection to the sessions of a pool, one
+// session at a time: bulk reads add one connection to the pool's, not one
+// per session (servers limit connections per user: Dovecot to 10 from
+// one address). A session that finds it lent out fetches with go-imap.
+// The connection is kept for bulkIdle after a fetch, for the next folder
+// read from scratch (at start-up, one per folder), then logged out.
+type bulkSlot struct {
+	mu    sync.Mutex
+	lent  bool
+	off   bool // the server answered what the bulk reader does not know
+	idle  *bulkConn
+	timer *time.Timer // logs idle out
+}
+
+// take lends the slot with its idle connection, or nil when there is
+// none; ok is false when it is lent out already, or off.
+func (b *bulkSlot) take() (c *bulkConn, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lent || b.off {
+		return nil, false
+	}
+	b.lent = true
+	if c, b.idle = b.idle, nil; c != nil {
+		b.timer.Stop()
+	}
+	return c, true
+}
+
+// give returns the slot, with c to keep (nil: none).
+func (b *bulkSlot) give(c *bulkConn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lent = false
+	if c == nil {
+		return
+	}
+	b.idle = c
+	b.timer = time.AfterFunc(bulkIdle, func() {
+		b.mu.Lock()
+		mine := b.idle == c
+		if mine {
+			b.idle = nil
+		}
+		b.mu.Unlock()
+		if mine {
+			c.close()
+		}
+	})
+}
+
+// turnOff makes take refuse from now on.
+func (b *bulkSlot) turnOff() {
+	b.mu.Lock()
+	b.off = true
+	b.mu.Unlock()
+}
+
+// drop logs out the idle connection, if any.
+func (b *bulkSlot) drop() {
+	b.mu.Lock()
+	c := b.idle
+	if b.idle = nil; c != nil {
+		b.timer.Stop()
+	}
+	b.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// fetchBulk runs the first round of a full fetch of folder on c, the
+// bulk connection lent by s.bulk (dialing one when c is nil), and hands
+// every small message to q.Received as it arrives. It returns the
+// listing (without Deleted) and the messages read. On an error other than
 // ErrNotFound the connection is closed, and the listing, when the folder
 // was examined, and the messages read so far are returned all the same,
 // for the go-imap fetch that takes over.
-func (s *Session) fetchBulk(ctx context.Context, folder string, q Query) (*Listing, []*imapclient.FetchMessageBuffer, error) {
-	b := s.takeBulk()
-	if b == nil {
+func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Query) (*Listing, []*imapclient.FetchMessageBuffer, error) {
+	if c == nil {
 		var err error
-		if b, err = dialBulk(ctx, &s.opts); err != nil {
+		if c, err = dialBulk(ctx, &s.opts); err != nil {
+			s.bulk.give(nil)
 			return nil, nil, err
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { b.conn.Close() })
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	f := wholeFetch(q.WholeBelow)
 	each := func(m *imapclient.FetchMessageBuffer) { takeWhole(q, f.section, m) }
-	st, meta, err := b.fetchAll(folder, s.features.CondStore, f, each, s.changed)
+	st, meta, err := c.fetchAll(folder, s.features.CondStore, f, each, s.changed)
 	stop()
 	var l *Listing
 	if st.UIDValidity != 0 {
 		l = &Listing{State: st, Deleted: map[uint32]bool{}, FlagsComplete: true}
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		b.close()
+		c.close()
+		s.bulk.give(nil)
 		if errors.Is(err, errBulkSyntax) {
-			s.opts.Logger.Warn("the server's FETCH answer is not understood by the bulk reader; fetching with go-imap only", "err", err)
-			s.bulkOff = true
+			s.opts.Logger.Warn("the bulk reader does not understand the server's FETCH answer; fetching with go-imap only", "err", err)
+			s.bulk.turnOff()
 		}
 		return l, meta, err
 	}
-	s.keepBulk(b)
+	s.bulk.give(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -618,40 +691,6 @@ func (s *Session) fetchBulk(ctx context.Context, folder string, q Query) (*Listi
 		l.UIDs = append(l.UIDs, uint32(m.UID))
 	}
 	return l, meta, nil
-}
-
-// takeBulk returns the session's idle bulk connection, or nil.
-func (s *Session) takeBulk() *bulkConn {
-	b := s.bulk
-	if b != nil {
-		s.bulkTimer.Stop()
-		s.bulk = nil
-	}
-	return b
-}
-
-// keepBulk keeps b for the next full fetch, and logs it out when none
-// came for bulkIdle.
-func (s *Session) keepBulk(b *bulkConn) {
-	s.bulk = b
-	s.bulkTimer = time.AfterFunc(bulkIdle, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.bulk == b {
-			s.bulk = nil
-			b.close()
-		}
-	})
-}
-
-// dropBulk logs out the idle bulk connection, if any.
-func (s *Session) dropBulk() {
-	s.mu.Lock()
-	b := s.takeBulk()
-	s.mu.Unlock()
-	if b != nil {
-		b.close()
-	}
 }
 
 // Bare is a bulk connection on its own, reading one part of every message

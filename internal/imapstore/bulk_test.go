@@ -53,7 +53,7 @@ func fetchBoth(t *testing.T, srv *testbed.Server, bulkAddr, plainAddr, folder st
 			t.Fatal(err)
 		}
 		defer s.Close()
-		s.bulkOff = off
+		s.bulk.off = off
 		s.opts.Addr = addr // where the bulk connection goes
 		var res fetchResult
 		res.listing, err = s.Fetch(t.Context(), folder, Query{
@@ -170,8 +170,8 @@ func TestBulkFetchNotFound(t *testing.T) {
 			t.Fatalf("Fetch of a folder without rights: %v, want ErrNotFound", err)
 		}
 	}
-	if cmds["LOGIN"] != 2 || cmds["SELECT"] != 2 || s.bulk == nil {
-		t.Errorf("commands %v, bulk connection kept: %v; want 2 LOGIN, 2 SELECT, kept", cmds, s.bulk != nil)
+	if cmds["LOGIN"] != 2 || cmds["SELECT"] != 2 || s.bulk.idle == nil {
+		t.Errorf("commands %v, bulk connection kept: %v; want 2 LOGIN, 2 SELECT, kept", cmds, s.bulk.idle != nil)
 	}
 }
 

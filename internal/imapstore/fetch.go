@@ -112,8 +112,8 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		q.Known = func(uint32) bool { return false }
 	}
 	var bulk *Listing // the state of what a failed bulk fetch handed over
-	if nothingKnown && q.Want != nil && q.WholeBelow > 0 && q.ChangedSince == 0 && !s.bulkOff {
-		l, meta, err := s.fetchBulk(ctx, folder, q)
+	if c, ok := s.bulkFor(q, nothingKnown); ok {
+		l, meta, err := s.fetchBulk(ctx, c, folder, q)
 		switch {
 		case err == nil:
 			return s.fetchRest(ctx, folder, q, l, meta, true)
@@ -137,6 +137,16 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		return nil, fmt.Errorf("imapstore: %q changed UIDVALIDITY during the fetch", folder)
 	}
 	return s.fetchRest(ctx, folder, q, l, meta, false)
+}
+
+// bulkFor lends the bulk connection (nil: to be dialed) when q is for a
+// folder read from scratch, with small messages whole, and the
+// connection is not lent out.
+func (s *Session) bulkFor(q Query, nothingKnown bool) (*bulkConn, bool) {
+	if !nothingKnown || q.Want == nil || q.WholeBelow == 0 || q.ChangedSince != 0 {
+		return nil, false
+	}
+	return s.bulk.take()
 }
 
 // fetchFirst selects folder and makes the first round trip of Fetch:

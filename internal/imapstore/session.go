@@ -130,22 +130,19 @@ type Session struct {
 	features Features
 	spaces   []Namespace
 
-	mu sync.Mutex // serializes operations; guards what follows
+	// bulk lends the connection for the first round of full fetches
+	// (see bulkConn): the session's own, or its pool's.
+	bulk *bulkSlot
+
+	mu sync.Mutex // serializes operations; guards selected
 	// selected is the folder currently selected, "" if none.
 	selected string
-	// bulk is the connection for the first round of full fetches (see
-	// bulkConn), while idle; bulkTimer logs it out after bulkIdle.
-	bulk      *bulkConn
-	bulkTimer *time.Timer
-	// bulkOff is set once the server answered a bulk fetch with
-	// something the bulk reader does not know: go-imap fetches alone.
-	bulkOff bool
 }
 
 // Dial connects, logs in and reads the capabilities and namespaces. The
 // password never appears in an error.
 func Dial(ctx context.Context, opts Options) (*Session, error) {
-	s := &Session{opts: opts}
+	s := &Session{opts: opts, bulk: &bulkSlot{}}
 	if s.opts.Logger == nil {
 		s.opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -234,7 +231,7 @@ func (s *Session) Closed() <-chan struct{} { return s.client.Closed() }
 
 // Close logs out (briefly) and closes the connection.
 func (s *Session) Close() error {
-	s.dropBulk()
+	s.bulk.drop()
 	_ = s.conn.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = s.client.Logout().Wait()
 	return s.client.Close()
