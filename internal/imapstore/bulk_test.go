@@ -3,10 +3,13 @@ package imapstore
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"slices"
@@ -29,6 +32,7 @@ const bulkWholeBelow = 64 << 10
 type fetchResult struct {
 	listing  *Listing
 	received []Message
+	changes  *atomic.Int32 // calls of Options.OnChange
 }
 
 // fetchBoth reads folder with q, the way a cold build does, once on the
@@ -41,6 +45,7 @@ func fetchBoth(t *testing.T, srv *testbed.Server, bulkAddr, plainAddr, folder st
 	t.Helper()
 	run := func(addr string, off bool) (fetchResult, map[string]int) {
 		cmds := map[string]int{}
+		res := fetchResult{changes: new(atomic.Int32)}
 		sessionAddr := srv.Addr
 		if off {
 			sessionAddr = addr
@@ -48,6 +53,7 @@ func fetchBoth(t *testing.T, srv *testbed.Server, bulkAddr, plainAddr, folder st
 		s, err := Dial(t.Context(), Options{
 			Addr: sessionAddr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
 			Timeout: 10 * time.Second, Observe: func(cmd string, _ error, _ time.Duration) { cmds[cmd]++ },
+			OnChange: func() { res.changes.Add(1) },
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +61,6 @@ func fetchBoth(t *testing.T, srv *testbed.Server, bulkAddr, plainAddr, folder st
 		defer s.Close()
 		s.bulk.off = off
 		s.opts.Addr = addr // where the bulk connection goes
-		var res fetchResult
 		res.listing, err = s.Fetch(t.Context(), folder, Query{
 			Want:       func(mt string) bool { return mt == "text/calendar" },
 			WholeBelow: bulkWholeBelow,
@@ -196,6 +201,9 @@ func TestBulkFetchUnsolicited(t *testing.T) {
 	})
 	bulk, plain, _, _ := fetchBoth(t, srv, relay, relay, folder)
 	sameResults(t, bulk, plain)
+	if bulk.changes.Load() == 0 {
+		t.Error("no change reported for the unsolicited responses")
+	}
 
 	for _, bad := range []string{"* 2 FETCH (UID 2 X-GM-LABELS (a))\r\n", "* 2 VANISHED 1:3\r\n", "* 2 FETCH (UID 2 BODY[]<0> {3+}\r\nabc)\r\n"} {
 		relay := injectRelay(t, srv.Addr, func(i int) string {
@@ -209,6 +217,45 @@ func TestBulkFetchUnsolicited(t *testing.T) {
 		if bulkCmds["UID FETCH"] != plainCmds["UID FETCH"]+1 {
 			t.Errorf("after %q: commands %v, go-imap alone %v; want the bulk UID FETCH more", bad, bulkCmds, plainCmds)
 		}
+	}
+}
+
+// TestBulkTLS: the bulk connection logs in over implicit TLS and over
+// STARTTLS, verifying the certificate, sends a password that cannot be
+// quoted as a literal (waiting for the server's continuation), and names
+// a folder in modified UTF-7.
+func TestBulkTLS(t *testing.T) {
+	hs := httptest.NewTLSServer(http.NotFoundHandler())
+	defer hs.Close()
+	serverTLS := &tls.Config{Certificates: hs.TLS.Certificates}
+	clientTLS := hs.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	clientTLS.ServerName = "example.com"
+	for _, mode := range []TLSMode{TLSImplicit, TLSStartTLS} {
+		t.Run(string(mode), func(t *testing.T) {
+			f := startFake(t, "IMAP4rev1 STARTTLS", nil, serverTLS, mode == TLSImplicit, func(string) string { return "OK done" })
+			b, err := dialBulk(t.Context(), &Options{Addr: f.addr, TLS: mode, TLSConfig: clientTLS, User: "u", Password: "pässwort", Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, msgs, err := b.fetchAll("Kalender/Grüße", false, wholeFetch(64), func(*imapclient.FetchMessageBuffer) {}, func() {})
+			b.close()
+			if err != nil || st.Messages != 0 || len(msgs) != 0 {
+				t.Errorf("fetchAll of an empty folder: %+v, %d messages, %v", st, len(msgs), err)
+			}
+			log := f.log()
+			for _, want := range []string{"B1 LOGIN \"u\" {9}\r\npässwort\n", "B2 EXAMINE \"Kalender/Gr&APwA3w-e\"\n"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("the server saw\n%s\nwant %q", log, want)
+				}
+			}
+			if mode == TLSStartTLS && !strings.Contains(log, "S STARTTLS\n") {
+				t.Errorf("the server saw\n%s\nwant STARTTLS", log)
+			}
+		})
+	}
+	f := startFake(t, "IMAP4rev1", nil, serverTLS, true, func(string) string { return "OK done" })
+	if _, err := dialBulk(t.Context(), &Options{Addr: f.addr, TLS: TLSImplicit, User: "u", Password: "p", Timeout: 5 * time.Second}); err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Errorf("dialBulk with an unknown certificate: %v, want a TLS error", err)
 	}
 }
 
