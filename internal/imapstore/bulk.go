@@ -217,7 +217,9 @@ func (b *bulkConn) examine(folder string, condStore bool) (State, error) {
 }
 
 // stateCode reads the response codes of EXAMINE that make a folder's
-// state: [UIDVALIDITY n], [UIDNEXT n], [HIGHESTMODSEQ n].
+// state: [UIDVALIDITY n], [UIDNEXT n], [HIGHESTMODSEQ n] or [NOMODSEQ];
+// [CLOSED] says that what came before was about the folder selected
+// before (RFC 7162 section 3.2.11).
 func stateCode(st *State, text string) error {
 	rest, ok := strings.CutPrefix(text, "[")
 	if !ok {
@@ -228,19 +230,22 @@ func stateCode(st *State, text string) error {
 		return nil
 	}
 	name, arg, _ := strings.Cut(code, " ")
-	bits := 32
-	switch strings.ToUpper(name) {
-	case "UIDVALIDITY", "UIDNEXT":
-	case "HIGHESTMODSEQ":
-		bits = 64
+	switch name = strings.ToUpper(name); name {
+	case "CLOSED":
+		*st = State{}
+		return nil
+	case "NOMODSEQ":
+		st.HighestModSeq = 0
+		return nil
+	case "UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ":
 	default:
 		return nil
 	}
-	n, err := strconv.ParseUint(arg, 10, bits)
-	if err != nil {
+	n, err := strconv.ParseUint(arg, 10, 64)
+	if err != nil || name != "HIGHESTMODSEQ" && n > math.MaxUint32 {
 		return fmt.Errorf("%w: [%s]", errBulkSyntax, code)
 	}
-	switch strings.ToUpper(name) {
+	switch name {
 	case "UIDVALIDITY":
 		st.UIDValidity = uint32(n)
 	case "UIDNEXT":

@@ -161,6 +161,37 @@ func TestBulkFetchMatchesGoIMAP(t *testing.T) {
 	}
 }
 
+// TestBulkFetchReused: the bulk connection, kept after one folder, reads
+// the next one's state, not what is left of the first's.
+func TestBulkFetchReused(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			srv.Reset(t)
+			variedFolder(t, srv, "Calendar")
+			srv.CreateFolder(t, "alice", "Empty")
+			srv.SetACL(t, "alice", "Empty", testbed.Proxy, "lr")
+			cmds := map[string]int{}
+			s := dialAs(t, srv, testbed.Proxy, func(cmd string, _ error, _ time.Duration) { cmds[cmd]++ })
+			q := Query{Want: func(string) bool { return true }, WholeBelow: bulkWholeBelow}
+			if _, err := s.Fetch(t.Context(), srv.SharedName("alice", "Calendar"), q); err != nil {
+				t.Fatal(err)
+			}
+			bulk, err := s.Fetch(t.Context(), srv.SharedName("alice", "Empty"), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.bulk.off = true
+			plain, err := s.Fetch(t.Context(), srv.SharedName("alice", "Empty"), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(bulk, plain) || cmds["LOGIN"] != 2 {
+				t.Errorf("empty folder after another: bulk %+v, go-imap %+v; %d LOGIN, want 2", bulk, plain, cmds["LOGIN"])
+			}
+		})
+	}
+}
+
 // TestBulkFetchNotFound: a folder the proxy may not see is ErrNotFound,
 // as with go-imap, and the bulk connection stays for the next fetch.
 func TestBulkFetchNotFound(t *testing.T) {
