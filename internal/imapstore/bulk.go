@@ -191,8 +191,8 @@ func (b *bulkConn) examine(folder string, condStore bool) (State, error) {
 		if err != nil {
 			return err
 		}
-		// Anything else is about the folder selected before, and was
-		// due when this command started: the new state follows it.
+		// EXISTS and the codes of OK make the state; other data (FLAGS,
+		// news of the folder selected before) does not matter here.
 		switch {
 		case r.kind == "EXISTS":
 			n, err := strconv.ParseUint(r.num, 10, 32)
@@ -283,8 +283,9 @@ func (b *bulkConn) fetchAll(folder string, condStore bool, f bulkFetch, each fun
 		return st, nil, err
 	}
 	r := &fetchReader{br: b.br, f: f, line: b.line}
-	msgs := make([]*imapclient.FetchMessageBuffer, 0, st.Messages)
-	seen := make(map[imap.UID]bool, st.Messages)
+	expect := min(st.Messages, 1<<16) // as the server said, within reason
+	msgs := make([]*imapclient.FetchMessageBuffer, 0, expect)
+	seen := make(map[imap.UID]bool, expect)
 	untagged := func(line []byte) error {
 		m, err := r.response(line)
 		switch {

@@ -392,8 +392,9 @@ func FuzzBulkFetch(f *testing.F) {
 // parses, more strictly.
 var statusLine = regexp.MustCompile(`(?im)^\* (OK|NO|BAD|FLAGS)\b`)
 
-// fakeFetchServer answers LOGIN, EXAMINE and SELECT for a folder of 3
-// messages, and UID FETCH with answer, on conn.
+// fakeFetchServer answers LOGIN, EXAMINE and SELECT for a folder that
+// claims the most messages there can be, and UID FETCH with answer, on
+// conn.
 func fakeFetchServer(conn net.Conn, answer []byte) {
 	defer conn.Close()
 	conn.Write([]byte("* OK [CAPABILITY IMAP4rev1 CONDSTORE] fake\r\n"))
@@ -406,7 +407,7 @@ func fakeFetchServer(conn net.Conn, answer []byte) {
 		tag, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
 		switch cmd := strings.ToUpper(rest); {
 		case strings.HasPrefix(cmd, "EXAMINE"), strings.HasPrefix(cmd, "SELECT"):
-			fmt.Fprintf(conn, "* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 10] x\r\n%s OK [READ-ONLY] done\r\n", tag)
+			fmt.Fprintf(conn, "* 4294967295 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 10] x\r\n%s OK [READ-ONLY] done\r\n", tag)
 		case strings.HasPrefix(cmd, "UID FETCH"):
 			// Then hang up: a client still waiting for the tagged
 			// answer (which an unterminated literal in answer ate)
