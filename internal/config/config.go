@@ -85,7 +85,8 @@ type IMAP struct {
 	CAFile string `toml:"ca_file"`
 	// Timeout bounds each IMAP operation.
 	Timeout Duration `toml:"timeout"`
-	// Connections bounds the proxy's concurrent IMAP connections.
+	// Connections bounds the proxy's concurrent IMAP connections (plus
+	// one that reads folders from scratch).
 	Connections int `toml:"connections"`
 }
 

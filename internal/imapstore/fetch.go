@@ -1,7 +1,9 @@
 package imapstore
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -109,10 +111,52 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	if nothingKnown {
 		q.Known = func(uint32) bool { return false }
 	}
-
-	sel, err := s.selectFolder(ctx, folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore})
+	var bulk *Listing // the state of what a failed bulk fetch handed over
+	if c, ok := s.bulkFor(q, nothingKnown); ok {
+		l, meta, err := s.fetchBulk(ctx, c, folder, q)
+		switch {
+		case err == nil:
+			return s.fetchRest(ctx, folder, q, l, meta, true)
+		case errors.Is(err, ErrNotFound):
+			return nil, err
+		case ctx.Err() != nil:
+			return nil, opErr(ctx, "UID FETCH", err)
+		}
+		s.opts.Logger.Debug("bulk fetch failed, fetching with go-imap", "folder", folder, "err", err)
+		if len(meta) > 0 {
+			bulk = l
+			q.Received = skipHanded(q, meta)
+		}
+	}
+	l, meta, err := s.fetchFirst(ctx, folder, q, nothingKnown)
 	if err != nil {
 		return nil, err
+	}
+	if bulk != nil && l.State.UIDValidity != bulk.State.UIDValidity {
+		// What the bulk fetch handed over belongs to another folder.
+		return nil, fmt.Errorf("imapstore: %q changed UIDVALIDITY during the fetch", folder)
+	}
+	return s.fetchRest(ctx, folder, q, l, meta, false)
+}
+
+// bulkFor lends the bulk connection (nil: to be dialed) when q is for a
+// folder read from scratch, with small messages whole, and the
+// connection is not lent out.
+func (s *Session) bulkFor(q Query, nothingKnown bool) (*bulkConn, bool) {
+	if !nothingKnown || q.Want == nil || q.WholeBelow == 0 || q.ChangedSince != 0 {
+		return nil, false
+	}
+	return s.bulk.take()
+}
+
+// fetchFirst selects folder and makes the first round trip of Fetch:
+// every UID with its flags, or those changed since q.ChangedSince, with
+// body structures or small messages whole when nothing is known. It
+// returns the listing without Deleted and the messages fetched.
+func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothingKnown bool) (*Listing, []*imapclient.FetchMessageBuffer, error) {
+	sel, err := s.selectFolder(ctx, folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore})
+	if err != nil {
+		return nil, nil, err
 	}
 	l := &Listing{
 		State: State{
@@ -125,7 +169,7 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	}
 	if sel.NumMessages == 0 {
 		l.FlagsComplete = true
-		return l, nil
+		return l, nil, nil
 	}
 
 	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
@@ -138,7 +182,7 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		// appended and expunged in between is in neither).
 		meta, err = s.fetchMeta(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ChangedSince, RFC822Size: q.WholeBelow > 0})
 		if err != nil {
-			return nil, opErr(ctx, "UID FETCH", err)
+			return nil, nil, opErr(ctx, "UID FETCH", err)
 		}
 		var added []uint32
 		for _, m := range meta {
@@ -155,56 +199,87 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 				return err
 			})
 			if err != nil {
-				return nil, opErr(ctx, "UID SEARCH", err)
+				return nil, nil, opErr(ctx, "UID SEARCH", err)
 			}
 			for _, u := range sd.AllUIDs() {
 				l.UIDs = append(l.UIDs, uint32(u))
 			}
 		}
 		slices.Sort(l.UIDs)
-	} else {
-		opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: q.WholeBelow > 0}
-		// When nothing is known, ask for every body structure at once;
-		// or, when small messages are fetched whole, for the first
-		// WholeBelow octets of every message: one round trip holds the
-		// whole content of a folder of small messages. Their size then
-		// tells which messages came whole (less than WholeBelow octets),
-		// without RFC822.SIZE, which costs the server and go-imap a few
-		// percent of the fetch.
-		var whole *imap.FetchItemBodySection
-		if q.Want != nil && nothingKnown {
-			if q.WholeBelow > 0 {
-				whole = wholeSection(q.WholeBelow)
-				opts.BodySection = []*imap.FetchItemBodySection{whole}
-				opts.RFC822Size = false
-			} else {
-				opts.BodyStructure = &imap.FetchItemBodyStructure{}
-			}
-		}
-		each := func(m *imapclient.FetchMessageBuffer) {
-			if whole == nil {
-				return
-			}
-			raw := m.FindBodySection(whole)
-			if raw == nil || uint32(len(raw)) >= q.WholeBelow {
-				// Cut at WholeBelow (or NIL): fetched by body structure.
-				m.RFC822Size = int64(q.WholeBelow) + 1
-				return
-			}
-			m.RFC822Size = int64(len(raw))
-			if q.Received != nil && len(raw) > 0 && !isDeleted(m.Flags) {
-				q.Received(Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq, Raw: raw})
-			}
-		}
-		meta, err = s.fetchMetaEach(all, opts, each)
-		if err != nil {
-			return nil, opErr(ctx, "UID FETCH", err)
-		}
-		for _, m := range meta {
-			l.UIDs = append(l.UIDs, uint32(m.UID))
-		}
-		l.FlagsComplete = true
+		return l, meta, nil
 	}
+	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: q.WholeBelow > 0}
+	// When nothing is known, ask for every body structure at once;
+	// or, when small messages are fetched whole, for the first
+	// WholeBelow octets of every message: one round trip holds the
+	// whole content of a folder of small messages. Their size then
+	// tells which messages came whole (less than WholeBelow octets),
+	// without RFC822.SIZE, which costs the server and go-imap a few
+	// percent of the fetch.
+	var each func(*imapclient.FetchMessageBuffer)
+	if q.Want != nil && nothingKnown {
+		if q.WholeBelow > 0 {
+			whole := wholeSection(q.WholeBelow)
+			opts.BodySection = []*imap.FetchItemBodySection{whole}
+			opts.RFC822Size = false
+			each = func(m *imapclient.FetchMessageBuffer) { takeWhole(q, whole, m) }
+		} else {
+			opts.BodyStructure = &imap.FetchItemBodyStructure{}
+		}
+	}
+	meta, err = s.fetchMetaEach(all, opts, each)
+	if err != nil {
+		return nil, nil, opErr(ctx, "UID FETCH", err)
+	}
+	for _, m := range meta {
+		l.UIDs = append(l.UIDs, uint32(m.UID))
+	}
+	l.FlagsComplete = true
+	return l, meta, nil
+}
+
+// takeWhole notes whether m, fetched with section (the first WholeBelow
+// octets), came whole: RFC822Size is then its size, else WholeBelow+1, to
+// be fetched by body structure. A message that came whole, with content
+// and not \Deleted, goes to q.Received.
+func takeWhole(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchMessageBuffer) {
+	raw := m.FindBodySection(section)
+	if raw == nil || uint32(len(raw)) >= q.WholeBelow {
+		// Cut at WholeBelow (or NIL): fetched by body structure.
+		m.RFC822Size = int64(q.WholeBelow) + 1
+		return
+	}
+	m.RFC822Size = int64(len(raw))
+	if q.Received != nil && len(raw) > 0 && !isDeleted(m.Flags) {
+		q.Received(Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq, Raw: raw})
+	}
+}
+
+// skipHanded returns q.Received leaving out the messages that a failed
+// bulk fetch handed over already (meta, what it read), so that the fetch
+// that takes over from it hands over each message once.
+func skipHanded(q Query, meta []*imapclient.FetchMessageBuffer) func(Message) {
+	handed := map[uint32]bool{}
+	for _, m := range meta {
+		if raw := m.FindBodySection(wholeSection(q.WholeBelow)); len(raw) > 0 && uint32(len(raw)) < q.WholeBelow && !isDeleted(m.Flags) {
+			handed[uint32(m.UID)] = true
+		}
+	}
+	if q.Received == nil || len(handed) == 0 {
+		return q.Received
+	}
+	return func(m Message) {
+		if !handed[m.UID] {
+			q.Received(m)
+		}
+	}
+}
+
+// fetchRest completes Fetch after its first round trip (l and meta): the
+// body structures still missing, then the wanted parts. reselect says the
+// first round ran on the bulk connection, so that go-imap's must select
+// the folder before fetching more; its UIDVALIDITY must not have moved.
+func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *Listing, meta []*imapclient.FetchMessageBuffer, reselect bool) (*Listing, error) {
 	byUID := map[uint32]*imapclient.FetchMessageBuffer{}
 	for _, m := range meta {
 		l.Deleted[uint32(m.UID)] = isDeleted(m.Flags)
@@ -220,6 +295,20 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	}
 	if q.Want == nil || len(fresh) == 0 {
 		return l, nil
+	}
+	ready := func() error {
+		if !reselect {
+			return nil
+		}
+		reselect = false
+		sel, err := s.selectFolder(ctx, folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore})
+		if err != nil {
+			return err
+		}
+		if sel.UIDValidity != l.State.UIDValidity {
+			return fmt.Errorf("imapstore: %q changed UIDVALIDITY during the fetch", folder)
+		}
+		return nil
 	}
 	// Small messages are fetched whole; the others by body structure.
 	whole := func(u uint32) bool {
@@ -237,6 +326,9 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		}
 	}
 	if len(need) > 0 {
+		if err := ready(); err != nil {
+			return nil, err
+		}
 		more, err := s.fetchMeta(need, &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{}})
 		if err != nil {
 			return nil, opErr(ctx, "UID FETCH", err)
@@ -302,6 +394,11 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	if len(keys) > 0 {
+		if err := ready(); err != nil {
+			return nil, err
+		}
+	}
 	for _, key := range keys {
 		idx := byPath[key]
 		for start := 0; start < len(idx); start += batch {
@@ -436,9 +533,11 @@ func (s *Session) fetchMetaEach(set imap.UIDSet, opts *imap.FetchOptions, each f
 			each(buf)
 		}
 	})
-	slices.SortFunc(msgs, func(a, b *imapclient.FetchMessageBuffer) int { return int(int64(a.UID) - int64(b.UID)) })
+	slices.SortFunc(msgs, uidOrder)
 	return msgs, err
 }
+
+func uidOrder(a, b *imapclient.FetchMessageBuffer) int { return cmp.Compare(a.UID, b.UID) }
 
 // fetchBodies fetches the part at path of the messages at idx and stores
 // each body in its Part; the empty key fetches whole messages into Raw.

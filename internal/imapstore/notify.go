@@ -119,55 +119,14 @@ func dialNotify(ctx context.Context, opts *Options, onData func(*response)) (*no
 		}
 	}()
 	_ = raw.SetDeadline(time.Now().Add(c.timeout))
-	tlsConfig := opts.TLSConfig
-	if tlsConfig == nil {
-		host, _, _ := net.SplitHostPort(opts.Addr)
-		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-	if opts.TLS == TLSImplicit {
-		tc := tls.Client(raw, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("imapstore: TLS with %s: %w", opts.Addr, err)
-		}
-		c.conn = tc
-	}
-	c.br = bufio.NewReader(c.conn)
-	g, err := readResponse(c.br)
+	conn, br, g, err := handshake(ctx, raw, opts)
 	if err != nil {
-		return nil, fmt.Errorf("imapstore: greeting from %s: %w", opts.Addr, opErrCtx(ctx, err))
+		return nil, err
 	}
-	if g.tag != "*" || (g.kind != "OK" && g.kind != "PREAUTH") {
-		return nil, fmt.Errorf("imapstore: greeting from %s: %s %s", opts.Addr, g.kind, g.text)
-	}
-	c.capsFrom(g.text)
-	if opts.TLS == TLSStartTLS {
-		// Synchronous: nothing may be read past the tagged OK before the
-		// handshake (RFC 9051 section 6.2.1).
-		if _, err := io.WriteString(c.conn, "S STARTTLS\r\n"); err != nil {
-			return nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, opErrCtx(ctx, err))
-		}
-		for {
-			r, err := readResponse(c.br)
-			if err != nil {
-				return nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, opErrCtx(ctx, err))
-			}
-			if r.tag != "S" {
-				continue
-			}
-			if r.kind != "OK" {
-				return nil, fmt.Errorf("imapstore: STARTTLS with %s: %s %s", opts.Addr, r.kind, r.text)
-			}
-			break
-		}
-		if c.br.Buffered() > 0 {
-			return nil, fmt.Errorf("imapstore: STARTTLS with %s: data injected before the handshake", opts.Addr)
-		}
-		tc := tls.Client(raw, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, err)
-		}
-		c.conn, c.br = tc, bufio.NewReader(tc)
-		c.forgetCaps()
+	c.conn, c.br = conn, br
+	if opts.TLS != TLSStartTLS {
+		// After STARTTLS the capabilities of the greeting are void.
+		c.capsFrom(g.text)
 	}
 	go c.read()
 	reading = true
@@ -199,6 +158,63 @@ func opErrCtx(ctx context.Context, err error) error {
 		return context.Cause(ctx)
 	}
 	return err
+}
+
+// handshake sets up TLS on raw as opts say (at once, or after STARTTLS)
+// and reads the server's greeting, which it returns as the server sent it
+// (before STARTTLS, when that was used). It does not log in, and leaves
+// raw's deadline and closing to the caller.
+func handshake(ctx context.Context, raw net.Conn, opts *Options) (net.Conn, *bufio.Reader, *response, error) {
+	tlsConfig := opts.TLSConfig
+	if tlsConfig == nil {
+		host, _, _ := net.SplitHostPort(opts.Addr)
+		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	conn := raw
+	if opts.TLS == TLSImplicit {
+		tc := tls.Client(raw, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, nil, nil, fmt.Errorf("imapstore: TLS with %s: %w", opts.Addr, err)
+		}
+		conn = tc
+	}
+	br := bufio.NewReader(conn)
+	g, err := readResponse(br)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("imapstore: greeting from %s: %w", opts.Addr, opErrCtx(ctx, err))
+	}
+	if g.tag != "*" || (g.kind != "OK" && g.kind != "PREAUTH") {
+		return nil, nil, nil, fmt.Errorf("imapstore: greeting from %s: %s %s", opts.Addr, g.kind, g.text)
+	}
+	if opts.TLS != TLSStartTLS {
+		return conn, br, g, nil
+	}
+	// Synchronous: nothing may be read past the tagged OK before the
+	// handshake (RFC 9051 section 6.2.1).
+	if _, err := io.WriteString(conn, "S STARTTLS\r\n"); err != nil {
+		return nil, nil, nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, opErrCtx(ctx, err))
+	}
+	for {
+		r, err := readResponse(br)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, opErrCtx(ctx, err))
+		}
+		if r.tag != "S" {
+			continue
+		}
+		if r.kind != "OK" {
+			return nil, nil, nil, fmt.Errorf("imapstore: STARTTLS with %s: %s %s", opts.Addr, r.kind, r.text)
+		}
+		break
+	}
+	if br.Buffered() > 0 {
+		return nil, nil, nil, fmt.Errorf("imapstore: STARTTLS with %s: data injected before the handshake", opts.Addr)
+	}
+	tc := tls.Client(raw, tlsConfig)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, nil, nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, err)
+	}
+	return tc, bufio.NewReader(tc), g, nil
 }
 
 // capsFrom reads a [CAPABILITY …] response code.
@@ -497,6 +513,12 @@ func readResponse(br *bufio.Reader) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseResponse(br, line)
+}
+
+// parseResponse parses a response whose first line has been read (without
+// its CRLF), reading its literals and the lines after them from br.
+func parseResponse(br *bufio.Reader, line string) (*response, error) {
 	tag, rest, _ := strings.Cut(line, " ")
 	r := &response{tag: tag}
 	if tag == "+" {
@@ -537,6 +559,7 @@ func readResponse(br *bufio.Reader) (*response, error) {
 		if total += len(after); total > maxLine {
 			return nil, errors.New("imapstore: response too long")
 		}
+		var err error
 		if after, err = readLine(br); err != nil {
 			return nil, err
 		}

@@ -10,10 +10,12 @@ import (
 )
 
 // Pool hands out logged-in sessions of one identity, at most Size at once,
-// and replaces sessions whose connection died.
+// and replaces sessions whose connection died. Besides them it keeps at
+// most one bulk connection, for folders read from scratch (see bulkSlot).
 type Pool struct {
 	opts Options
 	sem  chan struct{} // one token per session that may exist
+	bulk *bulkSlot     // shared by the sessions
 
 	mu   sync.Mutex
 	idle []*Session // guarded by mu
@@ -33,7 +35,7 @@ func NewPool(opts Options, size int) *Pool {
 	if size < 1 {
 		size = 1
 	}
-	return &Pool{opts: opts, sem: make(chan struct{}, size)}
+	return &Pool{opts: opts, sem: make(chan struct{}, size), bulk: &bulkSlot{}}
 }
 
 // ErrClosed is returned by a closed pool.
@@ -108,6 +110,7 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 	}
 	p.failures, p.retryAt, p.lastErr = 0, time.Time{}, nil
 	p.connections(+1)
+	s.bulk = p.bulk
 	f := s.Features()
 	p.features = &f
 	return s, nil
@@ -129,6 +132,9 @@ func backoff(n int) time.Duration {
 func (p *Pool) put(s *Session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		p.bulk.drop()
+	}
 	if p.closed || isClosed(s) {
 		s.client.Close()
 		p.connections(-1)
@@ -153,6 +159,7 @@ func (p *Pool) Close() error {
 	idle := p.idle
 	p.idle, p.closed = nil, true
 	p.mu.Unlock()
+	p.bulk.drop()
 	for _, s := range idle {
 		s.Close()
 		p.connections(-1)

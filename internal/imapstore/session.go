@@ -1,5 +1,7 @@
 // Package imapstore is fbpub's access to the IMAP server: the only package
-// that speaks IMAP (through go-imap v2). It logs in, finds folders through
+// that speaks IMAP, through go-imap v2 but for NOTIFY (notify.go) and the
+// first round trip of a folder read from scratch (bulk.go), which use a
+// minimal client of fbpub's own. It logs in, finds folders through
 // every namespace with the proxy's rights on them, reads folder states and
 // fetches the calendar parts of messages. It knows nothing of iCalendar:
 // callers say which MIME types they want and get their bodies.
@@ -130,6 +132,10 @@ type Session struct {
 	features Features
 	spaces   []Namespace
 
+	// bulk lends the connection for the first round of full fetches
+	// (see bulkConn): the session's own, or its pool's.
+	bulk *bulkSlot
+
 	mu sync.Mutex // serializes operations; guards selected
 	// selected is the folder currently selected, "" if none.
 	selected string
@@ -138,7 +144,7 @@ type Session struct {
 // Dial connects, logs in and reads the capabilities and namespaces. The
 // password never appears in an error.
 func Dial(ctx context.Context, opts Options) (*Session, error) {
-	s := &Session{opts: opts}
+	s := &Session{opts: opts, bulk: &bulkSlot{}}
 	if s.opts.Logger == nil {
 		s.opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -227,6 +233,7 @@ func (s *Session) Closed() <-chan struct{} { return s.client.Closed() }
 
 // Close logs out (briefly) and closes the connection.
 func (s *Session) Close() error {
+	s.bulk.drop()
 	_ = s.conn.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = s.client.Logout().Wait()
 	return s.client.Close()

@@ -1,0 +1,727 @@
+package imapstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// The first round of a folder read from scratch, UID FETCH 1:* of every
+// message's first WholeBelow octets, is most of a cold build, and go-imap
+// spends most of fbpub's CPU on it: it hands every message and every item
+// through channels between goroutines, with some twenty allocations per
+// message (for a folder of 10,000 small messages on the test bed Dovecot,
+// ~95 ms of client CPU, against ~23 ms for a reader that parses the
+// answer where it arrives). So that round runs on a connection of fbpub's own,
+// a bulkConn, read on the caller's goroutine into buffers of the announced
+// size. It understands only what that command brings; anything else ends
+// it with errBulkSyntax, and the caller fetches with go-imap instead.
+
+// errBulkSyntax means the server answered something the bulk reader does
+// not understand; the fetch falls back to go-imap.
+var errBulkSyntax = errors.New("imapstore: bulk fetch: unexpected response")
+
+// bulkIdle is how long a bulk connection is kept after a fetch (see
+// bulkSlot).
+const bulkIdle = time.Minute
+
+// bulkConn is a logged-in connection of fbpub's own, driven synchronously
+// by one goroutine at a time (its session's).
+type bulkConn struct {
+	conn    net.Conn
+	br      *bufio.Reader // maxLine octets: a longer line is an error
+	timeout time.Duration
+	observe func(command string, err error, d time.Duration)
+	tag     int
+	moved   time.Time // when the deadline was last moved on
+}
+
+// dialBulk connects and logs in as opts say. The password never appears
+// in an error.
+func dialBulk(ctx context.Context, opts *Options) (*bulkConn, error) {
+	d := net.Dialer{Timeout: opts.timeout()}
+	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("imapstore: connect %s: %w", opts.Addr, err)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	_ = raw.SetDeadline(time.Now().Add(opts.timeout()))
+	conn, br, g, err := handshake(ctx, raw, opts)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	b := &bulkConn{conn: conn, br: bufio.NewReaderSize(br, maxLine), timeout: opts.timeout(), observe: opts.Observe}
+	if g.kind != "PREAUTH" {
+		_, err := b.exec("LOGIN", nil, atomArg("LOGIN"), stringArg(opts.User), stringArg(opts.Password))
+		var ie *imap.Error
+		switch {
+		case errors.As(err, &ie):
+			conn.Close()
+			return nil, fmt.Errorf("%w for %q", ErrAuth, opts.User)
+		case err != nil:
+			conn.Close()
+			return nil, fmt.Errorf("imapstore: login to %s: %w", opts.Addr, opErrCtx(ctx, err))
+		}
+	}
+	return b, nil
+}
+
+// close logs out briefly and closes the connection.
+func (b *bulkConn) close() {
+	_ = b.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(b.conn, "Z LOGOUT\r\n")
+	b.conn.Close()
+}
+
+// progress moves the deadline a timeout ahead, at most once a second: a
+// long answer that keeps arriving does not time out, a stalled one does.
+func (b *bulkConn) progress() {
+	if now := time.Now(); now.Sub(b.moved) > time.Second {
+		_ = b.conn.SetDeadline(now.Add(b.timeout))
+		b.moved = now
+	}
+}
+
+// line reads the next line, without its CRLF (a bare LF is accepted). It
+// points into the reader's buffer, valid until the next read.
+func (b *bulkConn) line() ([]byte, error) {
+	b.progress()
+	line, err := b.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return nil, errors.New("imapstore: response line too long")
+	}
+	if err != nil {
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	return bytes.TrimSuffix(line, []byte{'\r'}), nil
+}
+
+// exec sends a command and reads its responses on this goroutine: the
+// tagged one is returned (a NO or BAD as an *imap.Error), untagged ones go
+// to untagged, when set, as raw lines. name, when not empty, is reported
+// to Options.Observe.
+func (b *bulkConn) exec(name string, untagged func(line []byte) error, args ...cmdArg) (*response, error) {
+	t0 := time.Now()
+	r, err := b.exec1(untagged, args)
+	if name != "" && b.observe != nil {
+		b.observe(name, err, time.Since(t0))
+	}
+	return r, err
+}
+
+func (b *bulkConn) exec1(untagged func(line []byte) error, args []cmdArg) (*response, error) {
+	b.tag++
+	tag := "B" + strconv.Itoa(b.tag)
+	chunks := encodeArgs(args, false)
+	chunks[0] = append([]byte(tag+" "), chunks[0]...)
+	_ = b.conn.SetDeadline(time.Now().Add(b.timeout))
+	b.moved = time.Now()
+	for i, chunk := range chunks {
+		if i > 0 {
+			if _, err := b.await("+", untagged); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := b.conn.Write(chunk); err != nil {
+			return nil, err
+		}
+	}
+	return b.await(tag, untagged)
+}
+
+// await reads responses until the one tagged tag ("+" for a continuation
+// request).
+func (b *bulkConn) await(tag string, untagged func(line []byte) error) (*response, error) {
+	for {
+		line, err := b.line()
+		if err != nil {
+			return nil, err
+		}
+		if bytes.HasPrefix(line, []byte("* ")) && !isBye(line) {
+			if untagged != nil {
+				if err := untagged(line); err != nil {
+					return nil, err
+				}
+			} else if _, err := parseResponse(b.br, string(line)); err != nil {
+				return nil, err // read to its end, literals included
+			}
+			continue
+		}
+		r, err := parseResponse(b.br, string(line))
+		switch {
+		case err != nil:
+			return nil, err
+		case r.tag == "*": // BYE
+			return nil, fmt.Errorf("imapstore: server said BYE: %s", r.text)
+		case r.tag != tag:
+			return nil, fmt.Errorf("%w: %s %s", errBulkSyntax, r.tag, r.kind)
+		case r.tag != "+" && r.kind != "OK":
+			return r, statusError(r)
+		}
+		return r, nil
+	}
+}
+
+func isBye(line []byte) bool {
+	return len(line) >= 5 && bytes.EqualFold(line[2:5], []byte("BYE"))
+}
+
+// examine selects folder read-only, with CONDSTORE when the server has
+// it, and returns its state. A refusal is ErrNotFound.
+func (b *bulkConn) examine(folder string, condStore bool) (State, error) {
+	var st State
+	untagged := func(line []byte) error {
+		r, err := parseResponse(b.br, string(line))
+		if err != nil {
+			return err
+		}
+		// EXISTS and the codes of OK make the state; other data (FLAGS,
+		// news of the folder selected before) does not matter here.
+		switch {
+		case r.kind == "EXISTS":
+			n, err := strconv.ParseUint(r.num, 10, 32)
+			if err != nil {
+				return fmt.Errorf("%w: EXISTS %s", errBulkSyntax, r.num)
+			}
+			st.Messages = uint32(n)
+		case r.kind == "OK":
+			return stateCode(&st, r.text)
+		}
+		return nil
+	}
+	args := []cmdArg{atomArg("EXAMINE"), stringArg(encodeMUTF7(folder))}
+	if condStore {
+		args = append(args, listArg(atomArg("CONDSTORE")))
+	}
+	_, err := b.exec("SELECT", untagged, args...)
+	if isNo(err) {
+		return st, fmt.Errorf("%w: %q", ErrNotFound, folder)
+	}
+	return st, err
+}
+
+// stateCode reads the response codes of EXAMINE that make a folder's
+// state: [UIDVALIDITY n], [UIDNEXT n], [HIGHESTMODSEQ n] or [NOMODSEQ];
+// [CLOSED] says that what came before was about the folder selected
+// before (RFC 7162 section 3.2.11).
+func stateCode(st *State, text string) error {
+	rest, ok := strings.CutPrefix(text, "[")
+	if !ok {
+		return nil
+	}
+	code, _, ok := strings.Cut(rest, "]")
+	if !ok {
+		return nil
+	}
+	name, arg, _ := strings.Cut(code, " ")
+	switch name = strings.ToUpper(name); name {
+	case "CLOSED":
+		*st = State{}
+		return nil
+	case "NOMODSEQ":
+		st.HighestModSeq = 0
+		return nil
+	case "UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ":
+	default:
+		return nil
+	}
+	n, err := strconv.ParseUint(arg, 10, 64)
+	if err != nil || name != "HIGHESTMODSEQ" && n > math.MaxUint32 {
+		return fmt.Errorf("%w: [%s]", errBulkSyntax, code)
+	}
+	switch name {
+	case "UIDVALIDITY":
+		st.UIDValidity = uint32(n)
+	case "UIDNEXT":
+		st.UIDNext = uint32(n)
+	default:
+		st.HighestModSeq = n
+	}
+	return nil
+}
+
+// bulkFetch says what a bulk UID FETCH 1:* asks for: items, sent as they
+// are, among them one body section, which the server names name in its
+// answer, of at most max octets.
+type bulkFetch struct {
+	items   string
+	name    string
+	section *imap.FetchItemBodySection
+	max     int
+}
+
+// wholeFetch asks for every message's UID, flags (and MODSEQ, which
+// CONDSTORE adds) and first n octets.
+func wholeFetch(n uint32) bulkFetch {
+	size := strconv.FormatUint(uint64(n), 10)
+	return bulkFetch{items: "UID FLAGS BODY.PEEK[]<0." + size + ">", name: "BODY[]<0>", section: wholeSection(n), max: int(n)}
+}
+
+// fetchAll examines folder and, unless it is empty, fetches f of every
+// message, calling each with every message as it arrives, and changed
+// when the server reports a change meanwhile. On an error it returns the
+// messages read so far (each has seen them).
+func (b *bulkConn) fetchAll(folder string, condStore bool, f bulkFetch, each func(*imapclient.FetchMessageBuffer), changed func()) (State, []*imapclient.FetchMessageBuffer, error) {
+	st, err := b.examine(folder, condStore)
+	if err != nil || st.Messages == 0 {
+		return st, nil, err
+	}
+	r := &fetchReader{br: b.br, f: f, line: b.line}
+	expect := min(st.Messages, 1<<16) // as the server said, within reason
+	msgs := make([]*imapclient.FetchMessageBuffer, 0, expect)
+	seen := make(map[imap.UID]bool, expect)
+	untagged := func(line []byte) error {
+		m, err := r.response(line)
+		switch {
+		case err != nil:
+			return err
+		case m == nil: // other data: EXISTS, EXPUNGE, OK […]
+			if r.changed {
+				changed()
+			}
+		case m.UID == 0 || seen[m.UID]:
+			// Unsolicited flags of a message, by number or already
+			// read: the folder moved past the state just read, and the
+			// next check sees it. (go-imap hands these to the same
+			// handler.)
+			changed()
+		default:
+			seen[m.UID] = true
+			msgs = append(msgs, m)
+			each(m)
+		}
+		return nil
+	}
+	_, err = b.exec("UID FETCH", untagged, atomArg("UID FETCH 1:* ("+f.items+")"))
+	return st, msgs, err
+}
+
+// fetchReader parses the untagged responses to the bulk UID FETCH.
+type fetchReader struct {
+	br   *bufio.Reader
+	line func() ([]byte, error) // reads the line after a literal
+	f    bulkFetch
+	// changed is set by response for data that reports a change to the
+	// folder (EXISTS, EXPUNGE).
+	changed bool
+}
+
+// response parses one untagged response whose first line is line: a FETCH
+// (returned) or data that may come with one (nil). Anything else, or a
+// FETCH with items other than those asked for, is errBulkSyntax.
+func (r *fetchReader) response(line []byte) (*imapclient.FetchMessageBuffer, error) {
+	r.changed = false
+	p := &lineParser{s: line[2:], all: line}
+	if seq, ok := p.number(); ok {
+		if !p.sp() {
+			return nil, p.fail()
+		}
+		switch kind := p.atom(); {
+		case bytes.EqualFold(kind, []byte("FETCH")) && p.sp() && p.byte('('):
+			return r.fetch(seq, p)
+		case bytes.EqualFold(kind, []byte("EXISTS")), bytes.EqualFold(kind, []byte("EXPUNGE")):
+			r.changed = true
+			return nil, p.end()
+		case bytes.EqualFold(kind, []byte("RECENT")):
+			return nil, p.end()
+		}
+		return nil, p.fail()
+	}
+	switch kind := p.atom(); {
+	case bytes.EqualFold(kind, []byte("FLAGS")):
+		if !p.sp() {
+			return nil, p.fail()
+		}
+		if _, ok := p.flags(); !ok {
+			return nil, p.fail()
+		}
+		return nil, p.end()
+	case bytes.EqualFold(kind, []byte("OK")), bytes.EqualFold(kind, []byte("NO")), bytes.EqualFold(kind, []byte("BAD")):
+		// Warnings, and response codes such as a new HIGHESTMODSEQ,
+		// which the next check reads anyway.
+		if !p.sp() {
+			return nil, p.fail()
+		}
+		var ignored State
+		return nil, stateCode(&ignored, string(p.s))
+	}
+	return nil, p.fail()
+}
+
+// fetch parses the items of a FETCH response after its "(": UID n, FLAGS
+// (…), MODSEQ (n) and the body section asked for, as NIL, a quoted string
+// or a literal, in any order.
+func (r *fetchReader) fetch(seq uint64, p *lineParser) (*imapclient.FetchMessageBuffer, error) {
+	if seq == 0 || seq > math.MaxUint32 {
+		return nil, p.fail()
+	}
+	m := &imapclient.FetchMessageBuffer{SeqNum: uint32(seq)}
+	for i := 0; ; i++ {
+		if p.byte(')') {
+			return m, p.end()
+		}
+		if i > 0 && !p.sp() {
+			return nil, p.fail()
+		}
+		name := p.atom()
+		if !p.sp() {
+			return nil, p.fail()
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("UID")):
+			n, ok := p.number()
+			if !ok || n == 0 || n > math.MaxUint32 || m.UID != 0 {
+				return nil, p.fail()
+			}
+			m.UID = imap.UID(n)
+		case bytes.EqualFold(name, []byte("FLAGS")):
+			flags, ok := p.flags()
+			if !ok || m.Flags != nil {
+				return nil, p.fail()
+			}
+			m.Flags = flags
+		case bytes.EqualFold(name, []byte("MODSEQ")):
+			if !p.byte('(') {
+				return nil, p.fail()
+			}
+			n, ok := p.number()
+			if !ok || n > math.MaxInt64 || !p.byte(')') || m.ModSeq != 0 {
+				return nil, p.fail()
+			}
+			m.ModSeq = n
+		case bytes.EqualFold(name, []byte(r.f.name)) && m.BodySection == nil:
+			body, err := r.nstring(p)
+			if err != nil {
+				return nil, err
+			}
+			m.BodySection = []imapclient.FetchBodySectionBuffer{{Section: r.f.section, Bytes: body}}
+		default:
+			return nil, p.fail()
+		}
+	}
+}
+
+// nstring reads NIL (nil), a quoted string or a literal of at most
+// f.max octets, after which parsing goes on on the next line.
+func (r *fetchReader) nstring(p *lineParser) ([]byte, error) {
+	switch {
+	case p.word("NIL"):
+		return nil, nil
+	case p.byte('"'):
+		s, ok := p.quoted()
+		if !ok {
+			return nil, p.fail()
+		}
+		return s, nil
+	case p.byte('{'):
+		n, ok := p.number()
+		if !ok || !p.byte('}') || len(p.s) != 0 || n > uint64(r.f.max) {
+			return nil, p.fail()
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.br, body); err != nil {
+			return nil, err
+		}
+		line, err := r.line()
+		if err != nil {
+			return nil, err
+		}
+		p.s, p.all = line, line
+		return body, nil
+	}
+	return nil, p.fail()
+}
+
+// lineParser reads the tokens of one line of a response.
+type lineParser struct {
+	s   []byte // what is left
+	all []byte // the line, for errors
+}
+
+func (p *lineParser) fail() error {
+	return fmt.Errorf("%w: at %.40q of %.60q", errBulkSyntax, p.s, p.all)
+}
+
+// end checks that nothing is left.
+func (p *lineParser) end() error {
+	if len(p.s) != 0 {
+		return p.fail()
+	}
+	return nil
+}
+
+func (p *lineParser) byte(c byte) bool {
+	if len(p.s) > 0 && p.s[0] == c {
+		p.s = p.s[1:]
+		return true
+	}
+	return false
+}
+
+func (p *lineParser) sp() bool { return p.byte(' ') }
+
+// word consumes w (upper case) when it stands there, in any case, as a
+// whole atom.
+func (p *lineParser) word(w string) bool {
+	if len(p.s) < len(w) || !bytes.EqualFold(p.s[:len(w)], []byte(w)) || (len(p.s) > len(w) && isAtomChar(p.s[len(w)])) {
+		return false
+	}
+	p.s = p.s[len(w):]
+	return true
+}
+
+// number reads a number of at most 19 digits.
+func (p *lineParser) number() (uint64, bool) {
+	i := 0
+	for i < len(p.s) && p.s[i] >= '0' && p.s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 19 {
+		return 0, false
+	}
+	n, _ := strconv.ParseUint(string(p.s[:i]), 10, 64)
+	p.s = p.s[i:]
+	return n, true
+}
+
+// atom reads a fetch item name: atom characters and the brackets,
+// angle brackets and dots of a section ("BODY[]<0>").
+func (p *lineParser) atom() []byte {
+	i := 0
+	for i < len(p.s) && (isAtomChar(p.s[i]) || p.s[i] == ']') {
+		i++
+	}
+	a := p.s[:i]
+	p.s = p.s[i:]
+	return a
+}
+
+// flags reads a parenthesized list of flags: atoms, or "\" and an atom.
+func (p *lineParser) flags() ([]imap.Flag, bool) {
+	if !p.byte('(') {
+		return nil, false
+	}
+	flags := []imap.Flag{}
+	for i := 0; !p.byte(')'); i++ {
+		if i > 0 && !p.sp() {
+			return nil, false
+		}
+		j := 0
+		if len(p.s) > 0 && p.s[0] == '\\' {
+			j++
+		}
+		k := j
+		for k < len(p.s) && isAtomChar(p.s[k]) {
+			k++
+		}
+		if k == j {
+			return nil, false
+		}
+		flags = append(flags, flag(p.s[:k]))
+		p.s = p.s[k:]
+	}
+	return flags, true
+}
+
+// flag returns f as go-imap does, with the flags it knows in their
+// canonical case; these are not allocated again.
+func flag(f []byte) imap.Flag {
+	for _, known := range knownFlags {
+		if bytes.EqualFold(f, []byte(known)) {
+			return known
+		}
+	}
+	return imap.Flag(f)
+}
+
+var knownFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft,
+	imap.FlagForwarded, imap.FlagMDNSent, imap.FlagJunk, imap.FlagNotJunk, imap.FlagPhishing, imap.FlagImportant}
+
+// quoted reads the rest of a quoted string (after its opening quote),
+// undoing its escapes.
+func (p *lineParser) quoted() ([]byte, bool) {
+	out := []byte{}
+	for i := 0; i < len(p.s); i++ {
+		switch c := p.s[i]; c {
+		case '"':
+			p.s = p.s[i+1:]
+			return out, true
+		case '\\':
+			if i+1 >= len(p.s) || (p.s[i+1] != '\\' && p.s[i+1] != '"') {
+				return nil, false
+			}
+			i++
+			out = append(out, p.s[i])
+		default:
+			out = append(out, c)
+		}
+	}
+	return nil, false
+}
+
+// isAtomChar reports an ATOM-CHAR of RFC 9051: any CHAR but atom-specials
+// ("(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]").
+func isAtomChar(c byte) bool {
+	if c <= ' ' || c >= 0x7f {
+		return false
+	}
+	return !strings.ContainsRune(`(){%*"\]`, rune(c))
+}
+
+// bulkSlot lends one bulk connection to the sessions of a pool, one
+// session at a time: bulk reads add one connection to the pool's, not one
+// per session (servers limit connections per user: Dovecot to 10 from
+// one address). A session that finds it lent out fetches with go-imap.
+// The connection is kept for bulkIdle after a fetch, for the next folder
+// read from scratch (at start-up, one per folder), then logged out.
+type bulkSlot struct {
+	mu    sync.Mutex
+	lent  bool
+	off   bool // the server answered what the bulk reader does not know
+	idle  *bulkConn
+	timer *time.Timer // logs idle out
+}
+
+// take lends the slot with its idle connection, or nil when there is
+// none; ok is false when it is lent out already, or off.
+func (b *bulkSlot) take() (c *bulkConn, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lent || b.off {
+		return nil, false
+	}
+	b.lent = true
+	if c, b.idle = b.idle, nil; c != nil {
+		b.timer.Stop()
+	}
+	return c, true
+}
+
+// give returns the slot, with c to keep (nil: none).
+func (b *bulkSlot) give(c *bulkConn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lent = false
+	if c == nil {
+		return
+	}
+	b.idle = c
+	b.timer = time.AfterFunc(bulkIdle, func() {
+		b.mu.Lock()
+		mine := b.idle == c
+		if mine {
+			b.idle = nil
+		}
+		b.mu.Unlock()
+		if mine {
+			c.close()
+		}
+	})
+}
+
+// turnOff makes take refuse from now on.
+func (b *bulkSlot) turnOff() {
+	b.mu.Lock()
+	b.off = true
+	b.mu.Unlock()
+}
+
+// drop logs out the idle connection, if any.
+func (b *bulkSlot) drop() {
+	b.mu.Lock()
+	c := b.idle
+	if b.idle = nil; c != nil {
+		b.timer.Stop()
+	}
+	b.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// fetchBulk runs the first round of a full fetch of folder on c, the
+// bulk connection lent by s.bulk (dialing one when c is nil), and hands
+// every small message to q.Received as it arrives. It returns the
+// listing (without Deleted) and the messages read. On an error other than
+// ErrNotFound the connection is closed, and the listing, when the folder
+// was examined, and the messages read so far are returned all the same,
+// for the go-imap fetch that takes over.
+func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Query) (*Listing, []*imapclient.FetchMessageBuffer, error) {
+	if c == nil {
+		var err error
+		if c, err = dialBulk(ctx, &s.opts); err != nil {
+			s.bulk.give(nil)
+			return nil, nil, err
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	f := wholeFetch(q.WholeBelow)
+	each := func(m *imapclient.FetchMessageBuffer) { takeWhole(q, f.section, m) }
+	st, meta, err := c.fetchAll(folder, s.features.CondStore, f, each, s.changed)
+	stop()
+	var l *Listing
+	if st.UIDValidity != 0 {
+		l = &Listing{State: st, Deleted: map[uint32]bool{}, FlagsComplete: true}
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		c.close()
+		s.bulk.give(nil)
+		if errors.Is(err, errBulkSyntax) {
+			s.opts.Logger.Warn("the bulk reader does not understand the server's FETCH answer; fetching with go-imap only", "err", err)
+			s.bulk.turnOff()
+		}
+		return l, meta, err
+	}
+	s.bulk.give(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(meta, uidOrder)
+	for _, m := range meta {
+		l.UIDs = append(l.UIDs, uint32(m.UID))
+	}
+	return l, meta, nil
+}
+
+// Bare is a bulk connection on its own, reading one part of every message
+// of a folder and nothing else: the floor under a cold build, against
+// which BenchmarkFolder10k measures it, read the way a cold build reads.
+type Bare struct{ b *bulkConn }
+
+// DialBare connects and logs in as opts say.
+func DialBare(ctx context.Context, opts Options) (*Bare, error) {
+	b, err := dialBulk(ctx, &opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Bare{b}, nil
+}
+
+// Fetch examines folder and fetches BODY.PEEK[part] of every message
+// (of at most 16 MiB), calling fn with each as it arrives.
+func (c *Bare) Fetch(folder string, part []int, fn func(uid uint32, body []byte)) error {
+	key := pathKey(part)
+	f := bulkFetch{items: "UID BODY.PEEK[" + key + "]", name: "BODY[" + key + "]", section: &imap.FetchItemBodySection{Part: part}, max: 16 << 20}
+	each := func(m *imapclient.FetchMessageBuffer) { fn(uint32(m.UID), m.FindBodySection(f.section)) }
+	_, _, err := c.b.fetchAll(folder, false, f, each, func() {})
+	return err
+}
+
+// Close logs out.
+func (c *Bare) Close() { c.b.close() }
