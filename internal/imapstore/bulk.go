@@ -594,14 +594,51 @@ type bulkSlot struct {
 	mu    sync.Mutex
 	lent  bool
 	off   bool // the server answered what the bulk reader does not know
+	shut  bool // the pool is closed: nothing is kept any more
 	idle  *bulkConn
 	timer *time.Timer // logs idle out
+	// ready, while prepare dials, is closed when it is done.
+	ready chan struct{}
+}
+
+// prepare dials a connection into the slot in the background, unless it
+// holds one, is lent out or off: a pool does at its first login, since
+// that is when every folder is read from scratch. A take meanwhile waits
+// for the dial.
+func (b *bulkSlot) prepare(dial func() (*bulkConn, error)) {
+	b.mu.Lock()
+	if b.lent || b.off || b.shut || b.idle != nil {
+		b.mu.Unlock()
+		return
+	}
+	b.lent = true
+	ready := make(chan struct{})
+	b.ready = ready
+	b.mu.Unlock()
+	go func() {
+		defer close(ready)
+		c, err := dial()
+		if err != nil {
+			c = nil // the first fetch dials again, or uses go-imap
+		}
+		b.give(c)
+	}()
 }
 
 // take lends the slot with its idle connection, or nil when there is
-// none; ok is false when it is lent out already, or off.
-func (b *bulkSlot) take() (c *bulkConn, ok bool) {
+// none; ok is false when it is lent out already, or off. While prepare
+// dials, it waits for the dial (or ctx).
+func (b *bulkSlot) take(ctx context.Context) (c *bulkConn, ok bool) {
 	b.mu.Lock()
+	if ready := b.ready; ready != nil {
+		b.mu.Unlock()
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, false
+		}
+		b.mu.Lock()
+	}
 	defer b.mu.Unlock()
 	if b.lent || b.off {
 		return nil, false
@@ -617,8 +654,12 @@ func (b *bulkSlot) take() (c *bulkConn, ok bool) {
 func (b *bulkSlot) give(c *bulkConn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.lent = false
+	b.lent, b.ready = false, nil
 	if c == nil {
+		return
+	}
+	if b.shut {
+		go c.close()
 		return
 	}
 	b.idle = c
@@ -640,6 +681,15 @@ func (b *bulkSlot) turnOff() {
 	b.mu.Lock()
 	b.off = true
 	b.mu.Unlock()
+}
+
+// shutDown logs out the idle connection, if any, and keeps none from now
+// on: the pool is closed.
+func (b *bulkSlot) shutDown() {
+	b.mu.Lock()
+	b.shut = true
+	b.mu.Unlock()
+	b.drop()
 }
 
 // drop logs out the idle connection, if any.

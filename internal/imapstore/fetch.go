@@ -112,7 +112,7 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		q.Known = func(uint32) bool { return false }
 	}
 	var bulk *Listing // the state of what a failed bulk fetch handed over
-	if c, ok := s.bulkFor(q, nothingKnown); ok {
+	if c, ok := s.bulkFor(ctx, q, nothingKnown); ok {
 		l, meta, err := s.fetchBulk(ctx, c, folder, q)
 		switch {
 		case err == nil:
@@ -142,11 +142,11 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 // bulkFor lends the bulk connection (nil: to be dialed) when q is for a
 // folder read from scratch, with small messages whole, and the
 // connection is not lent out.
-func (s *Session) bulkFor(q Query, nothingKnown bool) (*bulkConn, bool) {
+func (s *Session) bulkFor(ctx context.Context, q Query, nothingKnown bool) (*bulkConn, bool) {
 	if !nothingKnown || q.Want == nil || q.WholeBelow == 0 || q.ChangedSince != 0 {
 		return nil, false
 	}
-	return s.bulk.take()
+	return s.bulk.take(ctx)
 }
 
 // fetchFirst selects folder and makes the first round trip of Fetch:

@@ -28,6 +28,7 @@ type Pool struct {
 	// features is what the last login found; guarded by mu.
 	features *Features
 	closed   bool // guarded by mu
+	loggedIn bool // a session was ever dialed; guarded by mu
 }
 
 // NewPool makes a pool of at most size sessions (at least one).
@@ -111,6 +112,16 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 	p.failures, p.retryAt, p.lastErr = 0, time.Time{}, nil
 	p.connections(+1)
 	s.bulk = p.bulk
+	if !p.loggedIn {
+		// The first login is at start-up, when every folder is read
+		// from scratch: the bulk connection logs in alongside.
+		p.loggedIn = true
+		p.bulk.prepare(func() (*bulkConn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), p.opts.timeout())
+			defer cancel()
+			return dialBulk(ctx, &p.opts)
+		})
+	}
 	f := s.Features()
 	p.features = &f
 	return s, nil
@@ -159,7 +170,7 @@ func (p *Pool) Close() error {
 	idle := p.idle
 	p.idle, p.closed = nil, true
 	p.mu.Unlock()
-	p.bulk.drop()
+	p.bulk.shutDown()
 	for _, s := range idle {
 		s.Close()
 		p.connections(-1)
