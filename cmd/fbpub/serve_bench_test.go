@@ -30,7 +30,7 @@ func (w *discardWriter) WriteHeader(int)             {}
 
 // demoService is fbpub's service on the demo's embedded IMAP server, as
 // serve sets it up; it is closed when b ends.
-func demoService(b *testing.B) *service {
+func demoService(b testing.TB) *service {
 	srv, err := demo.Start(time.Now(), io.Discard)
 	if err != nil {
 		b.Fatal(err)

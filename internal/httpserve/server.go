@@ -34,7 +34,9 @@ import (
 //
 // Differences from net/http on the lean loop, none of which a GET of a
 // cached answer can notice: a request's context ends with its connection
-// (or Shutdown), not when its handler returns; the whole response is
+// (or Shutdown), not when its handler returns, and a client that goes
+// away while the handler runs is noticed when the answer is written (net/http
+// reads in the background and cancels the context); the whole response is
 // buffered and sent with a Content-Length, never chunked; headers changed
 // after WriteHeader are still sent; ConnState sees only the connections
 // handed to HTTP.
