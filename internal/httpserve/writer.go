@@ -99,7 +99,12 @@ func (w *responseWriter) WriteHeader(code int) {
 	w.head = w.appendFields(w.head, skip)
 }
 
-func (w *responseWriter) Write(p []byte) (int, error) {
+func (w *responseWriter) Write(p []byte) (int, error) { return writeBody(w, p) }
+
+// WriteString lets io.WriteString skip a conversion.
+func (w *responseWriter) WriteString(s string) (int, error) { return writeBody(w, s) }
+
+func writeBody[T []byte | string](w *responseWriter, p T) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -117,27 +122,6 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.body = append(w.body, p[:min(n, len(p))]...)
 	}
 	return len(p), nil
-}
-
-// WriteString lets io.WriteString skip a conversion.
-func (w *responseWriter) WriteString(s string) (int, error) {
-	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
-	}
-	if !bodyAllowed(w.status) {
-		return 0, http.ErrBodyNotAllowed
-	}
-	w.written += int64(len(s))
-	if w.length >= 0 && w.written > w.length {
-		return 0, http.ErrContentLength
-	}
-	if w.req.Method != http.MethodHead {
-		w.body = append(w.body, s...)
-	} else if n := sniffLen - len(w.body); n > 0 {
-		// Kept only to sniff a Content-Type from.
-		w.body = append(w.body, s[:min(n, len(s))]...)
-	}
-	return len(s), nil
 }
 
 // finish appends the whole response to out. closing adds Connection:
