@@ -27,6 +27,8 @@ var (
 	ErrTooLarge   = errors.New("calendar data too large")
 )
 
+var crlf, lf = []byte("\r\n"), []byte("\n")
+
 // MaxPayload bounds the size of one calendar payload that is decoded.
 const MaxPayload = 16 << 20
 
@@ -43,6 +45,13 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, ErrNoCalendar
+	}
+	// go-ical reads blanks after the last line break as a continuation of
+	// END:VCALENDAR and drops the calendar: the text is made to end with
+	// one line break after its last non-blank character (copied only
+	// when it does not already).
+	if t := bytes.TrimRight(data, " \t\r\n"); !bytes.Equal(data[len(t):], crlf) && !bytes.Equal(data[len(t):], lf) {
+		data = append(t[:len(t):len(t)], crlf...)
 	}
 	defer func() {
 		if r := recover(); r != nil {
