@@ -17,6 +17,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/fbpub/fbpub/internal/mutf7"
 )
 
 // The first round of a folder read from scratch, UID FETCH 1:* of every
@@ -205,7 +207,7 @@ func (b *bulkConn) examine(folder string, condStore bool) (State, error) {
 		}
 		return nil
 	}
-	args := []cmdArg{atomArg("EXAMINE"), stringArg(encodeMUTF7(folder))}
+	args := []cmdArg{atomArg("EXAMINE"), stringArg(mutf7.Encode(folder))}
 	if condStore {
 		args = append(args, listArg(atomArg("CONDSTORE")))
 	}

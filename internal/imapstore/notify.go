@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +13,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/fbpub/fbpub/internal/mutf7"
 )
 
 // NOTIFY (RFC 5465) on a connection of its own. go-imap v2 beta.8 has no
@@ -711,106 +711,11 @@ func resolveName(sent string, watched map[string]bool) (string, bool) {
 	if strings.EqualFold(sent, "INBOX") {
 		return "INBOX", watched["INBOX"]
 	}
-	if d, err := decodeMUTF7(sent); err == nil && watched[d] {
+	if d, err := mutf7.Decode(sent); err == nil && watched[d] {
 		return d, true
 	}
 	if utf8.ValidString(sent) && watched[sent] {
 		return sent, true
 	}
 	return "", false
-}
-
-// mutf7 is base64 with "," for "/" and no padding (RFC 3501 section
-// 5.1.3).
-var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,").WithPadding(base64.NoPadding).Strict()
-
-// encodeMUTF7 encodes a folder name in modified UTF-7.
-func encodeMUTF7(s string) string {
-	var b strings.Builder
-	var run []rune
-	flush := func() {
-		if len(run) == 0 {
-			return
-		}
-		u := utf16.Encode(run)
-		raw := make([]byte, 2*len(u))
-		for i, v := range u {
-			raw[2*i], raw[2*i+1] = byte(v>>8), byte(v)
-		}
-		b.WriteByte('&')
-		b.WriteString(mutf7.EncodeToString(raw))
-		b.WriteByte('-')
-		run = run[:0]
-	}
-	for _, r := range s {
-		if r >= 0x20 && r <= 0x7e {
-			flush()
-			if r == '&' {
-				b.WriteString("&-")
-			} else {
-				b.WriteRune(r)
-			}
-			continue
-		}
-		run = append(run, r)
-	}
-	flush()
-	return b.String()
-}
-
-// decodeMUTF7 decodes a modified UTF-7 folder name strictly: printable
-// ASCII only, every shift closed, no printable ASCII shifted, valid
-// UTF-16.
-func decodeMUTF7(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		ch := s[i]
-		if ch < 0x20 || ch > 0x7e {
-			return "", errors.New("imapstore: modified UTF-7: byte outside printable ASCII")
-		}
-		if ch != '&' {
-			b.WriteByte(ch)
-			i++
-			continue
-		}
-		end := strings.IndexByte(s[i+1:], '-')
-		if end < 0 {
-			return "", errors.New("imapstore: modified UTF-7: unterminated shift")
-		}
-		enc := s[i+1 : i+1+end]
-		i += end + 2
-		if enc == "" {
-			b.WriteByte('&')
-			continue
-		}
-		raw, err := mutf7.DecodeString(enc)
-		if err != nil || len(raw)%2 != 0 {
-			return "", errors.New("imapstore: modified UTF-7: bad base64")
-		}
-		u := make([]uint16, len(raw)/2)
-		for j := range u {
-			u[j] = uint16(raw[2*j])<<8 | uint16(raw[2*j+1])
-		}
-		for j := 0; j < len(u); j++ {
-			var r rune
-			switch {
-			case utf16.IsSurrogate(rune(u[j])):
-				if j+1 >= len(u) {
-					return "", errors.New("imapstore: modified UTF-7: lone surrogate")
-				}
-				r = utf16.DecodeRune(rune(u[j]), rune(u[j+1]))
-				if r == utf8.RuneError {
-					return "", errors.New("imapstore: modified UTF-7: bad surrogate pair")
-				}
-				j++
-			default:
-				r = rune(u[j])
-			}
-			if r >= 0x20 && r <= 0x7e {
-				return "", errors.New("imapstore: modified UTF-7: printable ASCII shifted")
-			}
-			b.WriteRune(r)
-		}
-	}
-	return b.String(), nil
 }

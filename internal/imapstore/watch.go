@@ -13,6 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/fbpub/fbpub/internal/mutf7"
 )
 
 // Push: a Watcher has the server announce changes, so that a folder is
@@ -351,7 +353,7 @@ func (w *Watcher) notifySet(c *notifyConn, ns *notifyState, want []string) error
 	var patterns []cmdArg
 	for _, f := range want {
 		if !ns.listed[f] {
-			patterns = append(patterns, stringArg(encodeMUTF7(f)))
+			patterns = append(patterns, stringArg(mutf7.Encode(f)))
 		}
 	}
 	if len(patterns) > 0 && c.has("LIST-EXTENDED") {
@@ -369,7 +371,7 @@ func (w *Watcher) notifySet(c *notifyConn, ns *notifyState, want []string) error
 	for {
 		var names []cmdArg
 		for _, f := range want {
-			m := encodeMUTF7(f)
+			m := mutf7.Encode(f)
 			names = append(names, stringArg(m))
 			if ns.utf8 && m != f {
 				names = append(names, stringArg(f))
@@ -383,7 +385,7 @@ func (w *Watcher) notifySet(c *notifyConn, ns *notifyState, want []string) error
 		if !isStatusErr(err) {
 			return err
 		}
-		if ns.utf8 && slices.ContainsFunc(want, func(f string) bool { return encodeMUTF7(f) != f }) {
+		if ns.utf8 && slices.ContainsFunc(want, func(f string) bool { return mutf7.Encode(f) != f }) {
 			// A server that takes only modified UTF-7, as RFC 3501 says.
 			ns.utf8 = false
 			continue

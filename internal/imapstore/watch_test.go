@@ -17,10 +17,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/fbpub/fbpub/internal/mutf7"
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
@@ -638,11 +638,11 @@ func TestMUTF7(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := encodeMUTF7(tt.utf8); got != tt.mutf7 {
-			t.Errorf("encodeMUTF7(%q) = %q, want %q", tt.utf8, got, tt.mutf7)
+		if got := mutf7.Encode(tt.utf8); got != tt.mutf7 {
+			t.Errorf("mutf7.Encode(%q) = %q, want %q", tt.utf8, got, tt.mutf7)
 		}
-		if got, err := decodeMUTF7(tt.mutf7); err != nil || got != tt.utf8 {
-			t.Errorf("decodeMUTF7(%q) = %q, %v, want %q", tt.mutf7, got, err, tt.utf8)
+		if got, err := mutf7.Decode(tt.mutf7); err != nil || got != tt.utf8 {
+			t.Errorf("mutf7.Decode(%q) = %q, %v, want %q", tt.mutf7, got, err, tt.utf8)
 		}
 	}
 	for _, bad := range []string{
@@ -656,28 +656,10 @@ func TestMUTF7(t *testing.T) {
 		"é",        // 8-bit
 		"a\tb",     // a control character
 	} {
-		if got, err := decodeMUTF7(bad); err == nil {
-			t.Errorf("decodeMUTF7(%q) = %q, want an error", bad, got)
+		if got, err := mutf7.Decode(bad); err == nil {
+			t.Errorf("mutf7.Decode(%q) = %q, want an error", bad, got)
 		}
 	}
-}
-
-func FuzzMUTF7(f *testing.F) {
-	for _, s := range []string{"Calendar", "R&D", "Sp ét", "~peter/mail/台北/日本語", "😀"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if !utf8.ValidString(s) {
-			return
-		}
-		enc := encodeMUTF7(s)
-		if got, err := decodeMUTF7(enc); err != nil || got != s {
-			t.Errorf("decodeMUTF7(encodeMUTF7(%q) = %q) = %q, %v", s, enc, got, err)
-		}
-		if dec, err := decodeMUTF7(s); err == nil && encodeMUTF7(dec) != s {
-			t.Errorf("encodeMUTF7(decodeMUTF7(%q) = %q) = %q", s, dec, encodeMUTF7(dec))
-		}
-	})
 }
 
 func TestResolveName(t *testing.T) {

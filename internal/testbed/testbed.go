@@ -75,10 +75,11 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/fbpub/fbpub/internal/mutf7"
 )
 
 // Proxy is the login of the publishing proxy.
@@ -567,7 +568,7 @@ func (s *Server) GetACL(t testing.TB, user, folder string) map[string]string {
 func (s *Server) deleteACL(t testing.TB, owner, folder, identifier string) {
 	t.Helper()
 	s.ensureRunning(t)
-	cmd := "DELETEACL " + quote(encodeMailbox(folder)) + " " + quote(identifier)
+	cmd := "DELETEACL " + quote(mutf7.Encode(folder)) + " " + quote(identifier)
 	if err := s.raw(owner, cmd); err != nil {
 		t.Fatalf("testbed: %s as %s: %v", cmd, owner, err)
 	}
@@ -709,7 +710,7 @@ func (s *Server) metadataEntries(user, mailbox string) ([]string, error) {
 		// mailbox_legacy_dirs in testbed/cyrus-up).
 		roots = "/private"
 	}
-	resps, err := rs.run("GETMETADATA (DEPTH infinity) " + quote(encodeMailbox(mailbox)) + " " + roots)
+	resps, err := rs.run("GETMETADATA (DEPTH infinity) " + quote(mutf7.Encode(mailbox)) + " " + roots)
 	if err != nil {
 		return nil, fmt.Errorf("GETMETADATA %q: %w", mailbox, err)
 	}
@@ -777,51 +778,6 @@ func splitTokens(s string) ([]token, error) {
 // quote returns s as an IMAP quoted string.
 func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
-
-// encodeMailbox encodes a mailbox name in IMAP's modified UTF-7 (RFC 3501
-// section 5.1.3).
-func encodeMailbox(name string) string {
-	var b strings.Builder
-	var pending []rune
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		units := utf16.Encode(pending)
-		buf := make([]byte, 0, 2*len(units))
-		for _, u := range units {
-			buf = append(buf, byte(u>>8), byte(u))
-		}
-		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,"
-		b.WriteByte('&')
-		for i := 0; i < len(buf); i += 3 {
-			var n uint32
-			k := 0
-			for ; k < 3 && i+k < len(buf); k++ {
-				n |= uint32(buf[i+k]) << (16 - 8*k)
-			}
-			for j := 0; j <= k; j++ {
-				b.WriteByte(alphabet[(n>>(18-6*j))&0x3f])
-			}
-		}
-		b.WriteByte('-')
-		pending = pending[:0]
-	}
-	for _, r := range name {
-		switch {
-		case r == '&':
-			flush()
-			b.WriteString("&-")
-		case r >= 0x20 && r <= 0x7e:
-			flush()
-			b.WriteRune(r)
-		default:
-			pending = append(pending, r)
-		}
-	}
-	flush()
-	return b.String()
 }
 
 // Append appends msg to user's folder with the given flags and returns the
