@@ -69,15 +69,9 @@ func dialBulk(ctx context.Context, opts *Options) (*bulkConn, error) {
 	}
 	b := &bulkConn{conn: conn, br: bufio.NewReaderSize(br, maxLine), timeout: opts.timeout(), observe: opts.Observe}
 	if g.kind != "PREAUTH" {
-		_, err := b.exec("LOGIN", nil, atomArg("LOGIN"), stringArg(opts.User), stringArg(opts.Password))
-		var ie *imap.Error
-		switch {
-		case errors.As(err, &ie):
+		if _, err := b.exec("LOGIN", nil, loginArgs(opts)...); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("%w for %q", ErrAuth, opts.User)
-		case err != nil:
-			conn.Close()
-			return nil, fmt.Errorf("imapstore: login to %s: %w", opts.Addr, opErrCtx(ctx, err))
+			return nil, loginError(ctx, opts, err)
 		}
 	}
 	return b, nil

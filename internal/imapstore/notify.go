@@ -94,6 +94,22 @@ type notifyConn struct {
 // is closed.
 var errNotifyTimeout = errors.New("imapstore: NOTIFY connection: no answer in time")
 
+// loginArgs is the LOGIN command of fbpub's own clients. The password
+// never appears in an error.
+func loginArgs(opts *Options) []cmdArg {
+	return []cmdArg{atomArg("LOGIN"), stringArg(opts.User), stringArg(opts.Password)}
+}
+
+// loginError says why a LOGIN of fbpub's own clients failed: refused
+// (ErrAuth) or not answered.
+func loginError(ctx context.Context, opts *Options, err error) error {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return fmt.Errorf("%w for %q", ErrAuth, opts.User)
+	}
+	return fmt.Errorf("imapstore: login to %s: %w", opts.Addr, opErrCtx(ctx, err))
+}
+
 // dialNotify connects (TLS as opts say), logs in and reads the
 // capabilities. onData receives the untagged responses that arrive from
 // then on. The password never appears in an error.
@@ -131,13 +147,9 @@ func dialNotify(ctx context.Context, opts *Options, onData func(*response)) (*no
 	go c.read()
 	reading = true
 	if g.kind != "PREAUTH" {
-		r, err := c.exec("LOGIN", atomArg("LOGIN"), stringArg(opts.User), stringArg(opts.Password))
+		r, err := c.exec("LOGIN", loginArgs(opts)...)
 		if err != nil {
-			var ie *imap.Error
-			if errors.As(err, &ie) {
-				return nil, fmt.Errorf("%w for %q", ErrAuth, opts.User)
-			}
-			return nil, fmt.Errorf("imapstore: login to %s: %w", opts.Addr, opErrCtx(ctx, err))
+			return nil, loginError(ctx, opts, err)
 		}
 		// The capabilities before login may be fewer.
 		c.forgetCaps()
