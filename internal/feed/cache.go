@@ -930,6 +930,11 @@ func (c *Cache) parse(f Folder, msg imapstore.Message) []*calendar.Object {
 		}
 		return out
 	}
+	if len(msg.Parts) == 0 {
+		// No part of a calendar type, as a whole message with none is.
+		c.failed(f, msg.UID, calendar.ErrNoCalendar)
+		return nil
+	}
 	for _, p := range msg.Parts {
 		c.m.MessagesFetched.Inc()
 		c.m.BytesFetched.Add(float64(len(p.Body)))

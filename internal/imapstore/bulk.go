@@ -260,6 +260,12 @@ type bulkFetch struct {
 	name    string
 	section *imap.FetchItemBodySection
 	max     int
+	// structure says that items hold BODYSTRUCTURE (see bulkstruct.go),
+	// whose parts of a media type want accepts are wanted, those over
+	// maxPart octets too large.
+	structure bool
+	want      func(mediaType string) bool
+	maxPart   uint32
 }
 
 // wholeFetch asks for every message's UID, flags (and MODSEQ, which
@@ -269,13 +275,18 @@ func wholeFetch(n uint32) bulkFetch {
 	return bulkFetch{items: "UID FLAGS BODY.PEEK[]<0." + size + ">", name: "BODY[]<0>", section: wholeSection(n), max: int(n)}
 }
 
-// fetchAll examines folder and, unless it is empty, fetches f of every
-// message, calling each with every message as it arrives, and changed
-// when the server reports a change meanwhile. On an error it returns the
-// messages read so far (each has seen them).
-func (b *bulkConn) fetchAll(folder string, condStore bool, f bulkFetch, each func(*imapclient.FetchMessageBuffer), changed func()) (State, []*imapclient.FetchMessageBuffer, error) {
+// fetchAll examines folder and, unless it is empty, fetches what plan
+// says (asked once the folder is examined) of every message, calling each
+// with every message as it arrives (and its body structure, when plan
+// asked for it), and changed when the server reports a change meanwhile.
+// On an error it returns the messages read so far (each has seen them).
+func (b *bulkConn) fetchAll(folder string, condStore bool, plan func() (bulkFetch, error), each func(*imapclient.FetchMessageBuffer, *structure), changed func()) (State, []*imapclient.FetchMessageBuffer, error) {
 	st, err := b.examine(folder, condStore)
 	if err != nil || st.Messages == 0 {
+		return st, nil, err
+	}
+	f, err := plan()
+	if err != nil {
 		return st, nil, err
 	}
 	r := &fetchReader{br: b.br, f: f, line: b.line}
@@ -300,7 +311,7 @@ func (b *bulkConn) fetchAll(folder string, condStore bool, f bulkFetch, each fun
 		default:
 			seen[m.UID] = true
 			msgs = append(msgs, m)
-			each(m)
+			each(m, r.structure)
 		}
 		return nil
 	}
@@ -313,6 +324,15 @@ type fetchReader struct {
 	br   *bufio.Reader
 	line func() ([]byte, error) // reads the line after a literal
 	f    bulkFetch
+	// structure is the body structure of the FETCH response read last,
+	// when f asks for it; mt, types, strings and lower serve reading
+	// body structures (see bulkstruct.go).
+	structure      *structure
+	mt             []byte
+	types          map[string]knownType
+	strings, lower map[string]string
+	pairs          [][2]string
+	params1        map[string]string
 	// changed is set by response for data that reports a change to the
 	// folder (EXISTS, EXPUNGE).
 	changed bool
@@ -323,7 +343,8 @@ type fetchReader struct {
 // FETCH with items other than those asked for, is errBulkSyntax.
 func (r *fetchReader) response(line []byte) (*imapclient.FetchMessageBuffer, error) {
 	r.changed = false
-	p := &lineParser{s: line[2:], all: line}
+	r.structure = nil
+	p := &lineParser{all: line, i: 2}
 	if seq, ok := p.number(); ok {
 		if !p.sp() {
 			return nil, p.fail()
@@ -355,7 +376,7 @@ func (r *fetchReader) response(line []byte) (*imapclient.FetchMessageBuffer, err
 			return nil, p.fail()
 		}
 		var ignored State
-		return nil, stateCode(&ignored, string(p.s))
+		return nil, stateCode(&ignored, string(p.rest()))
 	}
 	return nil, p.fail()
 }
@@ -401,6 +422,12 @@ func (r *fetchReader) fetch(seq uint64, p *lineParser) (*imapclient.FetchMessage
 				return nil, p.fail()
 			}
 			m.ModSeq = n
+		case r.f.structure && bytes.EqualFold(name, []byte("BODYSTRUCTURE")) && r.structure == nil:
+			st, err := r.bodyStructure(p, r.f.want, r.f.maxPart)
+			if err != nil {
+				return nil, err
+			}
+			r.structure = st
 		case bytes.EqualFold(name, []byte(r.f.name)) && m.BodySection == nil:
 			body, err := r.nstring(p)
 			if err != nil {
@@ -427,7 +454,7 @@ func (r *fetchReader) nstring(p *lineParser) ([]byte, error) {
 		return s, nil
 	case p.byte('{'):
 		n, ok := p.number()
-		if !ok || !p.byte('}') || len(p.s) != 0 || n > uint64(r.f.max) {
+		if !ok || !p.byte('}') || p.end() != nil || n > uint64(r.f.max) {
 			return nil, p.fail()
 		}
 		body := make([]byte, n)
@@ -438,33 +465,45 @@ func (r *fetchReader) nstring(p *lineParser) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.s, p.all = line, line
+		p.reset(line)
 		return body, nil
 	}
 	return nil, p.fail()
 }
 
-// lineParser reads the tokens of one line of a response.
+// lineParser reads the tokens of one line of a response. It moves an
+// index, not a slice, through the line: a cold read parses some fifty
+// tokens a message while the garbage collector is often marking, and
+// storing a slice through a pointer then costs a write barrier.
 type lineParser struct {
-	s   []byte // what is left
-	all []byte // the line, for errors
+	all []byte // the line
+	i   int    // what is left is all[i:]
 }
 
+// rest is what is left of the line.
+func (p *lineParser) rest() []byte { return p.all[p.i:] }
+
+// next reports whether c comes next, without consuming it.
+func (p *lineParser) next(c byte) bool { return p.i < len(p.all) && p.all[p.i] == c }
+
+// reset goes on reading line (after a literal).
+func (p *lineParser) reset(line []byte) { p.all, p.i = line, 0 }
+
 func (p *lineParser) fail() error {
-	return fmt.Errorf("%w: at %.40q of %.60q", errBulkSyntax, p.s, p.all)
+	return fmt.Errorf("%w: at %.40q of %.60q", errBulkSyntax, p.rest(), p.all)
 }
 
 // end checks that nothing is left.
 func (p *lineParser) end() error {
-	if len(p.s) != 0 {
+	if p.i != len(p.all) {
 		return p.fail()
 	}
 	return nil
 }
 
 func (p *lineParser) byte(c byte) bool {
-	if len(p.s) > 0 && p.s[0] == c {
-		p.s = p.s[1:]
+	if p.next(c) {
+		p.i++
 		return true
 	}
 	return false
@@ -475,37 +514,40 @@ func (p *lineParser) sp() bool { return p.byte(' ') }
 // word consumes w (upper case) when it stands there, in any case, as a
 // whole atom.
 func (p *lineParser) word(w string) bool {
-	if len(p.s) < len(w) || !bytes.EqualFold(p.s[:len(w)], []byte(w)) || (len(p.s) > len(w) && isAtomChar(p.s[len(w)])) {
+	s := p.rest()
+	if len(s) < len(w) || !bytes.EqualFold(s[:len(w)], []byte(w)) || (len(s) > len(w) && isAtomChar(s[len(w)])) {
 		return false
 	}
-	p.s = p.s[len(w):]
+	p.i += len(w)
 	return true
 }
 
 // number reads a number of at most 19 digits.
 func (p *lineParser) number() (uint64, bool) {
+	s := p.rest()
+	var n uint64
 	i := 0
-	for i < len(p.s) && p.s[i] >= '0' && p.s[i] <= '9' {
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		n = n*10 + uint64(s[i]-'0')
 		i++
 	}
 	if i == 0 || i > 19 {
 		return 0, false
 	}
-	n, _ := strconv.ParseUint(string(p.s[:i]), 10, 64)
-	p.s = p.s[i:]
+	p.i += i
 	return n, true
 }
 
 // atom reads a fetch item name: atom characters and the brackets,
 // angle brackets and dots of a section ("BODY[]<0>").
 func (p *lineParser) atom() []byte {
+	s := p.rest()
 	i := 0
-	for i < len(p.s) && (isAtomChar(p.s[i]) || p.s[i] == ']') {
+	for i < len(s) && (isAtomChar(s[i]) || s[i] == ']') {
 		i++
 	}
-	a := p.s[:i]
-	p.s = p.s[i:]
-	return a
+	p.i += i
+	return s[:i]
 }
 
 // flags reads a parenthesized list of flags: atoms, or "\" and an atom.
@@ -518,19 +560,20 @@ func (p *lineParser) flags() ([]imap.Flag, bool) {
 		if i > 0 && !p.sp() {
 			return nil, false
 		}
+		s := p.rest()
 		j := 0
-		if len(p.s) > 0 && p.s[0] == '\\' {
+		if len(s) > 0 && s[0] == '\\' {
 			j++
 		}
 		k := j
-		for k < len(p.s) && isAtomChar(p.s[k]) {
+		for k < len(s) && isAtomChar(s[k]) {
 			k++
 		}
 		if k == j {
 			return nil, false
 		}
-		flags = append(flags, flag(p.s[:k]))
-		p.s = p.s[k:]
+		flags = append(flags, flag(s[:k]))
+		p.i += k
 	}
 	return flags, true
 }
@@ -552,18 +595,19 @@ var knownFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged,
 // quoted reads the rest of a quoted string (after its opening quote),
 // undoing its escapes.
 func (p *lineParser) quoted() ([]byte, bool) {
+	s := p.rest()
 	out := []byte{}
-	for i := 0; i < len(p.s); i++ {
-		switch c := p.s[i]; c {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
 		case '"':
-			p.s = p.s[i+1:]
+			p.i += i + 1
 			return out, true
 		case '\\':
-			if i+1 >= len(p.s) || (p.s[i+1] != '\\' && p.s[i+1] != '"') {
+			if i+1 >= len(s) || (s[i+1] != '\\' && s[i+1] != '"') {
 				return nil, false
 			}
 			i++
-			out = append(out, p.s[i])
+			out = append(out, s[i])
 		default:
 			out = append(out, c)
 		}
@@ -571,14 +615,38 @@ func (p *lineParser) quoted() ([]byte, bool) {
 	return nil, false
 }
 
-// isAtomChar reports an ATOM-CHAR of RFC 9051: any CHAR but atom-specials
-// ("(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]").
-func isAtomChar(c byte) bool {
-	if c <= ' ' || c >= 0x7f {
+// skipQuoted passes over a quoted string, escapes and all, and reports
+// whether it was one.
+func (p *lineParser) skipQuoted() bool {
+	if !p.byte('"') {
 		return false
 	}
-	return !strings.ContainsRune(`(){%*"\]`, rune(c))
+	s := p.rest()
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			p.i += i + 1
+			return true
+		case '\\':
+			if i+1 >= len(s) || (s[i+1] != '\\' && s[i+1] != '"') {
+				return false
+			}
+			i++
+		}
+	}
+	return false
 }
+
+// isAtomChar reports an ATOM-CHAR of RFC 9051: any CHAR but atom-specials
+// ("(" ")" "{" SP CTL "%" "*" DQUOTE "\" "]").
+func isAtomChar(c byte) bool { return atomChars[c] }
+
+var atomChars = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`(){%*"\]`, c)
+	}
+	return t
+}()
 
 // bulkSlot lends one bulk connection to the sessions of a pool, one
 // session at a time: bulk reads add one connection to the pool's, not one
@@ -703,23 +771,40 @@ func (b *bulkSlot) drop() {
 
 // fetchBulk runs the first round of a full fetch of folder on c, the
 // bulk connection lent by s.bulk (dialing one when c is nil), and hands
-// every small message to q.Received as it arrives. It returns the
-// listing (without Deleted) and the messages read. On an error other than
-// ErrNotFound the connection is closed, and the listing, when the folder
-// was examined, and the messages read so far are returned all the same,
-// for the go-imap fetch that takes over.
-func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Query) (*Listing, []*imapclient.FetchMessageBuffer, error) {
+// the messages it can to q.Received as they arrive (see plan). It returns
+// the listing (without Deleted), the messages read and the UIDs of those
+// handed over. On an error other than ErrNotFound the connection is
+// closed, and the listing, when the folder was examined, and what was
+// read so far are returned all the same, for the go-imap fetch that takes
+// over.
+func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Query) (*Listing, []*imapclient.FetchMessageBuffer, map[uint32]bool, error) {
 	if c == nil {
 		var err error
 		if c, err = dialBulk(ctx, &s.opts); err != nil {
 			s.bulk.give(nil)
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
-	f := wholeFetch(q.WholeBelow)
-	each := func(m *imapclient.FetchMessageBuffer) { takeWhole(q, f.section, m) }
-	st, meta, err := c.fetchAll(folder, s.features.CondStore, f, each, s.changed)
+	var f bulkFetch
+	plan := func() (bulkFetch, error) {
+		var err error
+		f, err = c.plan(q, s.changed)
+		return f, err
+	}
+	handed := map[uint32]bool{}
+	each := func(m *imapclient.FetchMessageBuffer, st *structure) {
+		var ok bool
+		if f.structure {
+			ok = takeStructured(q, f, m, st)
+		} else {
+			ok = takeWhole(q, f.section, m)
+		}
+		if ok {
+			handed[uint32(m.UID)] = true
+		}
+	}
+	st, meta, err := c.fetchAll(folder, s.features.CondStore, plan, each, s.changed)
 	stop()
 	var l *Listing
 	if st.UIDValidity != 0 {
@@ -732,17 +817,52 @@ func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Q
 			s.opts.Logger.Warn("the bulk reader does not understand the server's FETCH answer; fetching with go-imap only", "err", err)
 			s.bulk.turnOff()
 		}
-		return l, meta, err
+		return l, meta, handed, err
 	}
 	s.bulk.give(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	slices.SortFunc(meta, uidOrder)
 	for _, m := range meta {
 		l.UIDs = append(l.UIDs, uint32(m.UID))
 	}
-	return l, meta, nil
+	return l, meta, handed, nil
+}
+
+// plan chooses the first round of a full fetch of the folder just
+// examined: when the body structure of its last message shows one wanted
+// part, small enough, every message's body structure and that part
+// (structureFetch); otherwise the first q.WholeBelow octets of every
+// message (wholeFetch). Calendar folders hold messages of one layout
+// (Kolab's: the calendar in part 2), so the guess is right for nearly
+// every message, and a message it misses is read as go-imap reads it.
+func (b *bulkConn) plan(q Query, changed func()) (bulkFetch, error) {
+	r := &fetchReader{br: b.br, line: b.line, f: bulkFetch{name: "\x00", structure: true, want: q.Want, maxPart: q.MaxPart}}
+	var last *structure
+	untagged := func(line []byte) error {
+		m, err := r.response(line)
+		switch {
+		case err != nil:
+			return err
+		case m != nil && r.structure != nil:
+			last = r.structure
+		case r.changed:
+			changed()
+		}
+		return nil
+	}
+	_, err := b.exec("FETCH", untagged, atomArg("FETCH * (BODYSTRUCTURE)"))
+	var ie *imap.Error
+	switch {
+	case errors.As(err, &ie):
+		// Refused (the folder emptied meanwhile): read it whole.
+	case err != nil:
+		return bulkFetch{}, err
+	case last != nil && last.ok && len(last.wanted) == 1 && !last.wanted[0].TooLarge:
+		return structureFetch(last.wanted[0].Path, q), nil
+	}
+	return wholeFetch(q.WholeBelow), nil
 }
 
 // Bare is a bulk connection on its own, reading one part of every message
@@ -764,8 +884,9 @@ func DialBare(ctx context.Context, opts Options) (*Bare, error) {
 func (c *Bare) Fetch(folder string, part []int, fn func(uid uint32, body []byte)) error {
 	key := pathKey(part)
 	f := bulkFetch{items: "UID BODY.PEEK[" + key + "]", name: "BODY[" + key + "]", section: &imap.FetchItemBodySection{Part: part}, max: 16 << 20}
-	each := func(m *imapclient.FetchMessageBuffer) { fn(uint32(m.UID), m.FindBodySection(f.section)) }
-	_, _, err := c.b.fetchAll(folder, false, f, each, func() {})
+	plan := func() (bulkFetch, error) { return f, nil }
+	each := func(m *imapclient.FetchMessageBuffer, _ *structure) { fn(uint32(m.UID), m.FindBodySection(f.section)) }
+	_, _, err := c.b.fetchAll(folder, false, plan, each, func() {})
 	return err
 }
 

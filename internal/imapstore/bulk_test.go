@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
@@ -77,20 +78,64 @@ func fetchBoth(t *testing.T, srv *testbed.Server, bulkAddr, plainAddr, folder st
 	return bulk, plain, bulkCmds, plainCmds
 }
 
-// sameResults fails the test where the two results differ.
+// sameResults fails the test where the two results differ: their
+// listings but for the messages, and what each message gives as calendar
+// data, whichever way it came (whole through Received, its calendar part
+// through Received, or its calendar parts in the listing).
 func sameResults(t *testing.T, bulk, plain fetchResult) {
 	t.Helper()
-	if !reflect.DeepEqual(bulk.listing, plain.listing) {
-		t.Errorf("listings differ:\nbulk    %+v\ngo-imap %+v", bulk.listing, plain.listing)
+	strip := func(l *Listing) Listing {
+		c := *l
+		c.Messages = nil
+		return c
 	}
-	if len(bulk.received) != len(plain.received) {
-		t.Fatalf("bulk handed over %d messages, go-imap %d", len(bulk.received), len(plain.received))
+	if a, b := strip(bulk.listing), strip(plain.listing); !reflect.DeepEqual(a, b) {
+		t.Errorf("listings differ:\nbulk    %+v\ngo-imap %+v", a, b)
 	}
-	for i := range bulk.received {
-		if !reflect.DeepEqual(bulk.received[i], plain.received[i]) {
-			t.Errorf("message %d: bulk %+v, go-imap %+v", plain.received[i].UID, bulk.received[i], plain.received[i])
+	a, b := contents(t, bulk), contents(t, plain)
+	if len(a) != len(b) {
+		t.Errorf("bulk gave %d messages, go-imap %d", len(a), len(b))
+	}
+	for uid, want := range b {
+		if got, ok := a[uid]; !ok || !slices.Equal(got, want) {
+			t.Errorf("UID %d: bulk %q, go-imap %q", uid, got, want)
 		}
 	}
+}
+
+// contents is what each message of res gives as calendar data, by UID:
+// each calendar part's media type, charset and decoded body, found as
+// fbpub finds them (calendar.MessageParts for a whole message).
+func contents(t *testing.T, res fetchResult) map[uint32][]string {
+	t.Helper()
+	out := map[uint32][]string{}
+	add := func(m Message) {
+		if _, dup := out[m.UID]; dup {
+			t.Errorf("UID %d came twice", m.UID)
+		}
+		out[m.UID] = []string{}
+		if m.Raw != nil {
+			parts, _ := calendar.MessageParts(m.Raw)
+			for _, p := range parts {
+				out[m.UID] = append(out[m.UID], p.MediaType+" "+p.Params["charset"]+"\n"+string(p.Body))
+			}
+			return
+		}
+		for _, p := range m.Parts {
+			body := string(calendar.DecodeTransfer(p.Encoding, p.Body))
+			if p.TooLarge {
+				body = "(too large)"
+			}
+			out[m.UID] = append(out[m.UID], p.MediaType+" "+p.Params["charset"]+"\n"+body)
+		}
+	}
+	for _, m := range res.received {
+		add(m)
+	}
+	for _, m := range res.listing.Messages {
+		add(m)
+	}
+	return out
 }
 
 // variedFolder fills alice's folder with the messages a calendar folder
@@ -150,6 +195,22 @@ func TestBulkFetchMatchesGoIMAP(t *testing.T) {
 			}
 			if bulkCmds["LOGIN"] != 2 || bulkCmds["SELECT"] != 2 {
 				t.Errorf("commands %v: want 2 LOGIN (session, bulk), 2 SELECT (bulk, then go-imap for the large messages)", bulkCmds)
+			}
+
+			// The same and more, ending with a Kolab-style message: the
+			// bulk connection reads body structures and part 2.
+			n = variedFolder(t, srv, "Structured")
+			for _, m := range [][]byte{singlePart("o1"), twoCalendars("t"), testbed.CalendarMessage("z", fmt.Sprintf(fetchICS, "z1", "last"))} {
+				srv.Append(t, "alice", "Structured", m)
+				n++
+			}
+			bulk, plain, bulkCmds, _ = fetchBoth(t, srv, srv.Addr, srv.Addr, srv.SharedName("alice", "Structured"))
+			sameResults(t, bulk, plain)
+			// Handed over: the five calendar messages with part 2 (one
+			// after a large attachment), the three without a calendar;
+			// the other two by body structure.
+			if len(bulk.listing.UIDs) != n || len(bulk.received) != 8 || bulkCmds["FETCH"] != 1 {
+				t.Errorf("%d UIDs, %d handed over, commands %v; want %d, 8, one FETCH (the probe)", len(bulk.listing.UIDs), len(bulk.received), bulkCmds, n)
 			}
 
 			bulk, plain, bulkCmds, _ = fetchBoth(t, srv, srv.Addr, srv.Addr, srv.SharedName("alice", "Kalender/Grüße"))
@@ -268,7 +329,7 @@ func TestBulkTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, msgs, err := b.fetchAll("Kalender/Grüße", false, wholeFetch(64), func(*imapclient.FetchMessageBuffer) {}, func() {})
+			st, msgs, err := b.fetchAll("Kalender/Grüße", false, fixedPlan(wholeFetch(64)), func(*imapclient.FetchMessageBuffer, *structure) {}, func() {})
 			b.close()
 			if err != nil || st.Messages != 0 || len(msgs) != 0 {
 				t.Errorf("fetchAll of an empty folder: %+v, %d messages, %v", st, len(msgs), err)
@@ -433,7 +494,7 @@ func fakeBulkFetch(t *testing.T, answer []byte) ([]*imapclient.FetchMessageBuffe
 	if _, err := b.line(); err != nil { // the greeting
 		t.Fatal(err)
 	}
-	_, msgs, err := b.fetchAll("INBOX", true, wholeFetch(64), func(*imapclient.FetchMessageBuffer) {}, func() { changes.Add(1) })
+	_, msgs, err := b.fetchAll("INBOX", true, fixedPlan(wholeFetch(64)), func(*imapclient.FetchMessageBuffer, *structure) {}, func() { changes.Add(1) })
 	for _, m := range msgs {
 		if m.UID == 0 || len(m.FindBodySection(wholeSection(64))) > 64 {
 			t.Fatalf("bulk reader returned %+v from %q", m, answer)
@@ -443,6 +504,11 @@ func fakeBulkFetch(t *testing.T, answer []byte) ([]*imapclient.FetchMessageBuffe
 }
 
 func fakeGoIMAPFetch(t *testing.T, answer []byte) ([]*imapclient.FetchMessageBuffer, error) {
+	return fakeGoIMAPFetchOf(t, answer, &imap.FetchOptions{UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{wholeSection(64)}})
+}
+
+// fakeGoIMAPFetchOf is go-imap reading answer to a UID FETCH of opts.
+func fakeGoIMAPFetchOf(t *testing.T, answer []byte, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
 	client, server := net.Pipe()
 	go fakeFetchServer(server, answer)
 	c := imapclient.New(client, nil)
@@ -451,6 +517,10 @@ func fakeGoIMAPFetch(t *testing.T, answer []byte) ([]*imapclient.FetchMessageBuf
 		t.Fatal(err)
 	}
 	s := &Session{client: c, opts: Options{Timeout: 5 * time.Second}}
-	opts := &imap.FetchOptions{UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{wholeSection(64)}}
 	return s.fetchMetaEach(imap.UIDSet{imap.UIDRange{Start: 1}}, opts, nil)
+}
+
+// fixedPlan plans f whatever the folder holds.
+func fixedPlan(f bulkFetch) func() (bulkFetch, error) {
+	return func() (bulkFetch, error) { return f, nil }
 }

@@ -112,20 +112,21 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		q.Known = func(uint32) bool { return false }
 	}
 	var bulk *Listing // the state of what a failed bulk fetch handed over
+	var handed map[uint32]bool
 	if c, ok := s.bulkFor(ctx, q, nothingKnown); ok {
-		l, meta, err := s.fetchBulk(ctx, c, folder, q)
+		l, meta, h, err := s.fetchBulk(ctx, c, folder, q)
 		switch {
 		case err == nil:
-			return s.fetchRest(ctx, folder, q, l, meta, true)
+			return s.fetchRest(ctx, folder, q, l, meta, h, true)
 		case errors.Is(err, ErrNotFound):
 			return nil, err
 		case ctx.Err() != nil:
 			return nil, opErr(ctx, "UID FETCH", err)
 		}
 		s.opts.Logger.Debug("bulk fetch failed, fetching with go-imap", "folder", folder, "err", err)
-		if len(meta) > 0 {
-			bulk = l
-			q.Received = skipHanded(q, meta)
+		if len(h) > 0 {
+			bulk, handed = l, h
+			q.Received = skipHanded(q, h)
 		}
 	}
 	l, meta, err := s.fetchFirst(ctx, folder, q, nothingKnown)
@@ -136,7 +137,7 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 		// What the bulk fetch handed over belongs to another folder.
 		return nil, fmt.Errorf("imapstore: %q changed UIDVALIDITY during the fetch", folder)
 	}
-	return s.fetchRest(ctx, folder, q, l, meta, false)
+	return s.fetchRest(ctx, folder, q, l, meta, handed, false)
 }
 
 // bulkFor lends the bulk connection (nil: to be dialed) when q is for a
@@ -241,30 +242,50 @@ func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothin
 // takeWhole notes whether m, fetched with section (the first WholeBelow
 // octets), came whole: RFC822Size is then its size, else WholeBelow+1, to
 // be fetched by body structure. A message that came whole, with content
-// and not \Deleted, goes to q.Received.
-func takeWhole(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchMessageBuffer) {
+// and not \Deleted, goes to q.Received; takeWhole reports whether it did.
+func takeWhole(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchMessageBuffer) bool {
 	raw := m.FindBodySection(section)
 	if raw == nil || uint32(len(raw)) >= q.WholeBelow {
 		// Cut at WholeBelow (or NIL): fetched by body structure.
 		m.RFC822Size = int64(q.WholeBelow) + 1
-		return
+		return false
 	}
 	m.RFC822Size = int64(len(raw))
 	if q.Received != nil && len(raw) > 0 && !isDeleted(m.Flags) {
 		q.Received(Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq, Raw: raw})
+		return true
 	}
+	return false
+}
+
+// takeStructured hands m, fetched with f (a structureFetch), to
+// q.Received when its body structure s shows that the part fetched with
+// it is its one wanted part, and that part came whole; or that it has no
+// wanted part at all. It reports whether it did. The parts of any other
+// message (not \Deleted) are fetched after the first round, by body
+// structure, as go-imap reads them.
+func takeStructured(q Query, f bulkFetch, m *imapclient.FetchMessageBuffer, s *structure) bool {
+	if q.Received == nil || isDeleted(m.Flags) || s == nil || !s.ok || len(s.wanted) > 1 {
+		return false
+	}
+	msg := Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq}
+	if len(s.wanted) == 1 {
+		p := s.wanted[0]
+		body := m.FindBodySection(f.section)
+		if p.TooLarge || !slices.Equal(p.Path, f.section.Part) || body == nil || len(body) >= f.max {
+			return false
+		}
+		p.Body = body
+		msg.Parts = []Part{p}
+	}
+	q.Received(msg)
+	return true
 }
 
 // skipHanded returns q.Received leaving out the messages that a failed
-// bulk fetch handed over already (meta, what it read), so that the fetch
-// that takes over from it hands over each message once.
-func skipHanded(q Query, meta []*imapclient.FetchMessageBuffer) func(Message) {
-	handed := map[uint32]bool{}
-	for _, m := range meta {
-		if raw := m.FindBodySection(wholeSection(q.WholeBelow)); len(raw) > 0 && uint32(len(raw)) < q.WholeBelow && !isDeleted(m.Flags) {
-			handed[uint32(m.UID)] = true
-		}
-	}
+// bulk fetch handed over already, so that the fetch that takes over from
+// it hands over each message once.
+func skipHanded(q Query, handed map[uint32]bool) func(Message) {
 	if q.Received == nil || len(handed) == 0 {
 		return q.Received
 	}
@@ -276,10 +297,11 @@ func skipHanded(q Query, meta []*imapclient.FetchMessageBuffer) func(Message) {
 }
 
 // fetchRest completes Fetch after its first round trip (l and meta): the
-// body structures still missing, then the wanted parts. reselect says the
-// first round ran on the bulk connection, so that go-imap's must select
-// the folder before fetching more; its UIDVALIDITY must not have moved.
-func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *Listing, meta []*imapclient.FetchMessageBuffer, reselect bool) (*Listing, error) {
+// body structures still missing, then the wanted parts. The messages in
+// handed went to q.Received already. reselect says the first round ran
+// on the bulk connection, so that go-imap's must select the folder before
+// fetching more; its UIDVALIDITY must not have moved.
+func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *Listing, meta []*imapclient.FetchMessageBuffer, handed map[uint32]bool, reselect bool) (*Listing, error) {
 	byUID := map[uint32]*imapclient.FetchMessageBuffer{}
 	for _, m := range meta {
 		l.Deleted[uint32(m.UID)] = isDeleted(m.Flags)
@@ -289,7 +311,7 @@ func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *List
 	// New messages: body structures (unless already fetched), then parts.
 	var fresh []uint32
 	for _, u := range l.UIDs {
-		if !q.Known(u) && !l.Deleted[u] {
+		if !q.Known(u) && !l.Deleted[u] && !handed[u] {
 			fresh = append(fresh, u)
 		}
 	}
@@ -366,23 +388,13 @@ func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *List
 				wholeIdx = append(wholeIdx, len(l.Messages))
 			}
 		} else if m.BodyStructure != nil {
-			m.BodyStructure.Walk(func(path []int, part imap.BodyStructure) bool {
-				sp, ok := part.(*imap.BodyStructureSinglePart)
-				if !ok || !q.Want(sp.MediaType()) {
-					return true
-				}
-				p := Part{Path: slices.Clone(path), MediaType: sp.MediaType(), Params: lowerKeys(sp.Params),
-					Encoding: strings.ToLower(sp.Encoding)}
-				if sp.Size > q.MaxPart {
-					p.TooLarge = true
-				}
-				msg.Parts = append(msg.Parts, p)
+			msg.Parts = wantedParts(m.BodyStructure, q)
+			for _, p := range msg.Parts {
 				if !p.TooLarge {
-					key := pathKey(path)
+					key := pathKey(p.Path)
 					byPath[key] = append(byPath[key], len(l.Messages))
 				}
-				return true
-			})
+			}
 		}
 		l.Messages = append(l.Messages, msg)
 	}
@@ -409,6 +421,22 @@ func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *List
 		}
 	}
 	return l, nil
+}
+
+// wantedParts lists the single parts of bs whose media type q wants,
+// with their bodies still empty, those over q.MaxPart marked TooLarge.
+func wantedParts(bs imap.BodyStructure, q Query) []Part {
+	var parts []Part
+	bs.Walk(func(path []int, part imap.BodyStructure) bool {
+		sp, ok := part.(*imap.BodyStructureSinglePart)
+		if !ok || !q.Want(sp.MediaType()) {
+			return true
+		}
+		parts = append(parts, Part{Path: slices.Clone(path), MediaType: sp.MediaType(), Params: lowerKeys(sp.Params),
+			Encoding: strings.ToLower(sp.Encoding), TooLarge: sp.Size > q.MaxPart})
+		return true
+	})
+	return parts
 }
 
 // selectFolder selects folder (read-only or not, as opts say) and records

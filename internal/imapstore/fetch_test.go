@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
@@ -23,10 +25,11 @@ func bigMessage(uid string, n int) []byte {
 	return b.Bytes()
 }
 
-// TestFetchWholeAndParts: with WholeBelow, a small message comes whole in
-// the first round trip, through Received (and so not again in the
-// listing's messages), a large one by body structure and only its
-// calendar part; a \Deleted one comes without content.
+// TestFetchWholeAndParts: with WholeBelow, go-imap alone (no bulk
+// connection) reads a small message whole in the first round trip,
+// through Received (and so not again in the listing's messages), a large
+// one by body structure and only its calendar part; a \Deleted one comes
+// without content.
 func TestFetchWholeAndParts(t *testing.T) {
 	srv := testbed.Get(t)
 	srv.Reset(t)
@@ -38,6 +41,7 @@ func TestFetchWholeAndParts(t *testing.T) {
 
 	commands := map[string]int{}
 	s := dialAs(t, srv, testbed.Proxy, func(cmd string, _ error, _ time.Duration) { commands[cmd]++ })
+	s.bulk.off = true
 	var received []Message
 	l, err := s.Fetch(t.Context(), testbed.SharedName("alice", "Calendar"), Query{
 		Want:       func(mt string) bool { return mt == "text/calendar" },
@@ -69,5 +73,125 @@ func TestFetchWholeAndParts(t *testing.T) {
 	}
 	if commands["UID FETCH"] != 3 { // whole + flags, then body structure, then the part
 		t.Errorf("%d UID FETCH commands, want 3: %v", commands["UID FETCH"], commands)
+	}
+}
+
+// singlePart is a message that is itself text/calendar, in
+// quoted-printable.
+func singlePart(uid string) []byte {
+	ics := strings.ReplaceAll(fmt.Sprintf(fetchICS, uid, "single"), "SUMMARY:single", "SUMMARY:caf=C3=A9 single")
+	return []byte("Subject: " + uid + "\r\nMIME-Version: 1.0\r\nContent-Type: text/calendar; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + ics)
+}
+
+// twoCalendars is a multipart message with two calendar parts.
+func twoCalendars(uid string) []byte {
+	var b bytes.Buffer
+	b.WriteString("Subject: " + uid + "\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"YY\"\r\n\r\n")
+	for i := range 2 {
+		b.WriteString("--YY\r\nContent-Type: text/calendar; charset=utf-8\r\n\r\n" + fmt.Sprintf(fetchICS, fmt.Sprint(uid, i), "twin") + "\r\n")
+	}
+	b.WriteString("--YY--\r\n")
+	return b.Bytes()
+}
+
+// TestFetchStructured: when the folder's last message has its calendar in
+// part 2 (as Kolab's do), the bulk connection asks for every message's
+// body structure and part 2 in its first round trip. Messages of that
+// layout, even one with a large attachment before the calendar, come
+// through Received with only their calendar part; a message without a
+// calendar part comes without parts; the others (a message that is
+// itself text/calendar, one with two calendar parts, one whose calendar
+// part is too large for the first round) come in the listing with their
+// calendar parts, read by body structure afterwards; a \Deleted one comes
+// without content. On both servers.
+func TestFetchStructured(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			srv.Reset(t)
+			srv.CreateFolder(t, "alice", "Calendar")
+			srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+			add := func(msg []byte, flags ...imap.Flag) uint32 {
+				return uint32(srv.Append(t, "alice", "Calendar", msg, flags...))
+			}
+			small := add(testbed.CalendarMessage("small", fmt.Sprintf(fetchICS, "s1", "small")))
+			attached := add(bigMessage("b1", 8000))
+			single := add(singlePart("o1"))
+			twins := add(twoCalendars("t"))
+			large := add(testbed.CalendarMessage("large", fmt.Sprintf(fetchICS, "l1", "large "+strings.Repeat("x", 5000))))
+			text := add([]byte("Subject: no calendar\r\n\r\nhello\r\n"))
+			gone := add(testbed.CalendarMessage("gone", fmt.Sprintf(fetchICS, "g1", "gone")), imap.FlagDeleted)
+			last := add(testbed.CalendarMessage("last", fmt.Sprintf(fetchICS, "z1", "last")))
+
+			commands := map[string]int{}
+			s := dialAs(t, srv, testbed.Proxy, func(cmd string, _ error, _ time.Duration) { commands[cmd]++ })
+			received := map[uint32]Message{}
+			l, err := s.Fetch(t.Context(), srv.SharedName("alice", "Calendar"), Query{
+				Want:       func(mt string) bool { return mt == "text/calendar" },
+				WholeBelow: 4096,
+				Received: func(m Message) {
+					if _, dup := received[m.UID]; dup {
+						t.Errorf("UID %d received twice", m.UID)
+					}
+					received[m.UID] = m
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed := map[uint32]Message{}
+			for _, m := range l.Messages {
+				listed[m.UID] = m
+			}
+			// summaries is what the calendar parts of m say, in order.
+			summaries := func(m Message) []string {
+				var out []string
+				for _, p := range m.Parts {
+					body := string(p.Body)
+					if p.Encoding == "quoted-printable" {
+						body = strings.ReplaceAll(body, "=C3=A9", "é")
+					}
+					_, summary, _ := strings.Cut(body, "SUMMARY:")
+					summary, _, _ = strings.Cut(summary, "\r\n")
+					out = append(out, fmt.Sprintf("%v %s %s %s", p.Path, p.MediaType, p.Params["charset"], summary))
+				}
+				return out
+			}
+			for _, c := range []struct {
+				uid   uint32
+				via   map[uint32]Message
+				parts []string
+			}{
+				{small, received, []string{"[2] text/calendar utf-8 small"}},
+				{attached, received, []string{"[2] text/calendar utf-8 big"}},
+				{text, received, nil},
+				{last, received, []string{"[2] text/calendar utf-8 last"}},
+				{single, listed, []string{"[1] text/calendar utf-8 café single"}},
+				{twins, listed, []string{"[1] text/calendar utf-8 twin", "[2] text/calendar utf-8 twin"}},
+				{large, listed, []string{"[2] text/calendar utf-8 large " + strings.Repeat("x", 5000)}},
+			} {
+				m, ok := c.via[c.uid]
+				if !ok {
+					t.Errorf("UID %d: not where expected (received %v, listed %v)", c.uid, received[c.uid].UID != 0, listed[c.uid].UID != 0)
+					continue
+				}
+				if got := summaries(m); m.Raw != nil || !slices.Equal(got, c.parts) {
+					t.Errorf("UID %d: raw %d octets, parts %q; want parts %q", c.uid, len(m.Raw), got, c.parts)
+				}
+			}
+			if len(received)+len(listed) != 7 {
+				t.Errorf("%d received, %d listed; want 7 in all", len(received), len(listed))
+			}
+			if _, ok := received[gone]; ok || listed[gone].UID != 0 || !l.Deleted[gone] {
+				t.Errorf("deleted message: received or listed, or not marked deleted")
+			}
+			if len(l.UIDs) != 8 {
+				t.Errorf("%d UIDs, want 8", len(l.UIDs))
+			}
+			// The probe, the first round, body structures of the misses,
+			// then parts [1] and [2].
+			if commands["FETCH"] != 1 || commands["UID FETCH"] != 4 {
+				t.Errorf("commands %v: want 1 FETCH and 4 UID FETCH", commands)
+			}
+		})
 	}
 }
