@@ -855,10 +855,11 @@ func (c *Cache) loadOnce(f Folder) *Snapshot {
 	return v.(*Snapshot)
 }
 
-// wholeBelow is the size under which a message is fetched whole and its
-// MIME structure read here, rather than asking the server for its body
-// structure first: calendar messages are small, and one round trip with
-// no body structure to compute is much faster (see BenchmarkFolder10k).
+// wholeBelow bounds what the first round trip of a folder read from
+// scratch fetches of each message: the message whole, or the part the
+// folder keeps its calendar in (see imapstore.Query.WholeBelow). Calendar
+// messages are small, and one round trip instead of a body structure
+// first and then the parts is much faster (see BenchmarkFolder10k).
 const wholeBelow = 64 << 10
 
 func (c *Cache) query(prev *Snapshot) imapstore.Query {

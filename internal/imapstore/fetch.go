@@ -60,17 +60,21 @@ type Query struct {
 	Previous []uint32
 	// MaxPart bounds the size of one fetched part (default 16 MiB).
 	MaxPart uint32
-	// WholeBelow, when non-zero, fetches messages of at most this many
-	// octets whole (Message.Raw) instead of reading their body structure
-	// first and then the wanted parts: one round trip and no body
-	// structure for the server to compute, at the price of the headers
-	// and of parts not wanted, which for small messages is less.
+	// WholeBelow, when non-zero, reads the content of a folder read from
+	// scratch in its first round trip instead of reading body structures
+	// first and then the wanted parts. Messages of at most this many
+	// octets come whole (Message.Raw); or, on the bulk connection, when
+	// the folder's last message has one wanted part, every message's
+	// body structure and the first WholeBelow octets of the part at that
+	// place come, and a message whose one wanted part that is comes with
+	// it (Message.Parts; see bulkstruct.go).
 	WholeBelow uint32
 	// Received, when set, is called on Fetch's goroutine with each
-	// message fetched whole in the first round trip, as soon as it has
-	// arrived, so that the caller can parse while the rest is read. Those
-	// messages are then left out of Listing.Messages (their UIDs and
-	// flags are in the listing as for every message).
+	// message whose content came in the first round trip (whole, or its
+	// one wanted part), as soon as it has arrived, so that the caller can
+	// parse while the rest is read. Those messages are then left out of
+	// Listing.Messages (their UIDs and flags are in the listing as for
+	// every message).
 	Received func(Message)
 }
 
