@@ -233,6 +233,7 @@ func BenchmarkFolder10k(b *testing.B) {
 	var pairedRatio float64
 	b.Run("paired", func(b *testing.B) {
 		pairedRatio = paired(b, srv)
+		b.ReportMetric(pairedRatio, "cold/bare-paired")
 	})
 	b.Run("ratios", func(b *testing.B) {
 		if len(perOp) < 4 || pairedRatio == 0 {
