@@ -115,6 +115,21 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 	if nothingKnown {
 		q.Known = func(uint32) bool { return false }
 	}
+	if q.Received == nil {
+		// What would go to Received goes to the listing instead.
+		var early []Message
+		q.Received = func(m Message) { early = append(early, m) }
+		l, err := s.fetch(ctx, folder, q, nothingKnown)
+		if err == nil && len(early) > 0 {
+			l.Messages = append(l.Messages, early...)
+			slices.SortFunc(l.Messages, func(a, b Message) int { return cmp.Compare(a.UID, b.UID) })
+		}
+		return l, err
+	}
+	return s.fetch(ctx, folder, q, nothingKnown)
+}
+
+func (s *Session) fetch(ctx context.Context, folder string, q Query, nothingKnown bool) (*Listing, error) {
 	var bulk *Listing // the state of what a failed bulk fetch handed over
 	var handed map[uint32]bool
 	if c, ok := s.bulkFor(ctx, q, nothingKnown); ok {

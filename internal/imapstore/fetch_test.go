@@ -192,6 +192,28 @@ func TestFetchStructured(t *testing.T) {
 			if commands["FETCH"] != 1 || commands["UID FETCH"] != 4 {
 				t.Errorf("commands %v: want 1 FETCH and 4 UID FETCH", commands)
 			}
+
+			// Without Received, every message with content is in the
+			// listing, in UID order, with the same parts.
+			l2, err := s.Fetch(t.Context(), srv.SharedName("alice", "Calendar"), Query{
+				Want: func(mt string) bool { return mt == "text/calendar" }, WholeBelow: 4096})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var uids []uint32
+			for _, m := range l2.Messages {
+				uids = append(uids, m.UID)
+				before := received[m.UID]
+				if before.UID == 0 {
+					before = listed[m.UID]
+				}
+				if !slices.Equal(summaries(m), summaries(before)) {
+					t.Errorf("UID %d without Received: %q, with: %q", m.UID, summaries(m), summaries(before))
+				}
+			}
+			if want := []uint32{small, attached, single, twins, large, text, last}; !slices.Equal(uids, want) {
+				t.Errorf("without Received, the listing holds %v, want %v", uids, want)
+			}
 		})
 	}
 }
