@@ -2,6 +2,7 @@ package calendar
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"sync"
 	"unsafe"
@@ -16,12 +17,19 @@ import (
 // parameter value with a strings.Builder or string concatenation and grows
 // every Props slice by appending.
 //
-// Here the text is unfolded once into a single buffer that becomes one
-// string; names, values and parameter values are substrings of it. Props,
-// child lists, components and parameter value lists are carved out of a
-// few slabs (with their capacity clipped, so an append by a caller never
-// writes into a neighbour). What remains per property is the Params map,
-// which callers modify and so must own.
+// Here the text is unfolded once into a scratch buffer, and each line is
+// split into spans of that buffer. When a component ends, everything it
+// holds is allocated at its final size: the values of its properties and
+// of their parameters are copied into one string of just those bytes, its
+// properties into one slice (carved into the Props lists, capacities
+// clipped so that an append by a caller never writes into a neighbour),
+// its parameter value lists into another. Names are the ical constants
+// (or those of knownNames) wherever the name is a common one, and a copy
+// of their own otherwise. So a component keeps alive what it holds and
+// nothing else: not the text, names, delimiters or folding, and not its
+// parent or siblings, which matters when a cache keeps one VEVENT of a
+// message. What remains per property is the Params map, which callers
+// modify and so must own.
 //
 // The contract is the loop of Decode without its preliminaries (size
 // limit, BOM, blank text):
@@ -35,9 +43,11 @@ import (
 //   - once the components of the calendars decoded so far exceed
 //     maxComponents, ErrTooLarge, at the same point Decode gives it.
 //
-// It never panics and uses no recursion, so nesting depth is bounded only
-// by the input size. All returned strings share one allocation holding the
-// unfolded text.
+// Data of 2 GiB or more (far above MaxPayload) is ErrTooLarge: spans are
+// 32-bit. It never panics and uses no recursion, so nesting depth is
+// bounded only by the input size. It may be called concurrently; the
+// values it returns share no memory with data, nor, constants aside, with
+// another call's.
 func decodeFast(data []byte) (cals []*ical.Calendar, err error) {
 	defer func() {
 		// Nothing below is expected to panic; this keeps the promise
@@ -46,6 +56,9 @@ func decodeFast(data []byte) (cals []*ical.Calendar, err error) {
 			cals, err = nil, ErrMalformed
 		}
 	}()
+	if len(data) >= math.MaxInt32 {
+		return nil, ErrTooLarge
+	}
 	d := decoders.Get().(*fastDecoder)
 	defer d.release()
 	return d.decode(data)
@@ -94,17 +107,14 @@ func physLine(data []byte, p int) (end, next int, ok bool) {
 	return n, n, true
 }
 
-// unfoldLines turns data into its logical lines, as go-ical's
+// unfoldLines appends to buf the logical lines of data, as go-ical's
 // readContinuedLine reads them, each followed by LF; empty lines (which
 // go-ical skips) are left out. A physical line that starts with a space or
 // a tab continues the previous one, without that first byte. Where go-ical
 // meets io.EOF inside a logical line (a continuation line that is one
 // space or tab and nothing more at the very end, or the piece case of
 // physLine) it drops that line and stops, and so does this.
-//
-// It also counts the lines and, roughly, the BEGIN lines, so that the
-// slabs can be sized.
-func unfoldLines(buf, data []byte) (out []byte, lines, begins int) {
+func unfoldLines(buf, data []byte) []byte {
 	pos, n := 0, len(data)
 	for pos < n {
 		end, next, ok := physLine(data, pos)
@@ -112,33 +122,25 @@ func unfoldLines(buf, data []byte) (out []byte, lines, begins int) {
 			break
 		}
 		start := len(buf)
-		if isBeginLine(data[pos:end]) {
-			begins++
-		}
 		buf = append(buf, data[pos:end]...)
 		pos = next
 		for pos < n && (data[pos] == ' ' || data[pos] == '\t') {
 			end, next, ok = physLine(data, pos+1)
 			if !ok {
-				return buf[:start], lines, begins
+				return buf[:start]
 			}
 			buf = append(buf, data[pos+1:end]...)
 			pos = next
 		}
 		if len(buf) > start {
 			buf = append(buf, '\n')
-			lines++
 		}
 	}
-	return buf, lines, begins
+	return buf
 }
 
-// isBeginLine is a cheap guess at whether a line is a BEGIN line, used
-// only to size the slabs.
-func isBeginLine(b []byte) bool {
-	return len(b) > 5 && (b[5] == ':' || b[5] == ';') &&
-		(b[0]|0x20) == 'b' && (b[1]|0x20) == 'e' && (b[2]|0x20) == 'g' && (b[3]|0x20) == 'i' && (b[4]|0x20) == 'n'
-}
+// span is a piece of the unfolded text: text[off:off+n].
+type span struct{ off, n int32 }
 
 // frame is a component being decoded.
 type frame struct {
@@ -147,44 +149,55 @@ type frame struct {
 	childStart int // its children are d.children[childStart:]
 }
 
-// param is one parameter of the line being decoded; its values are
-// d.values[lo:hi].
-type param struct {
-	name   string
-	lo, hi int
+// lexProp is a property of an open component: its value is a span of the
+// text, its parameters are d.params[plo:phi].
+type lexProp struct {
+	name     string
+	value    span
+	plo, phi int32
+}
+
+// lexParam is one parameter of a lexProp; its values are d.pvals[vlo:vhi].
+type lexParam struct {
+	name     string
+	vlo, vhi int32
 }
 
 // fastDecoder holds the scratch space of one decodeFast call; it is
-// recycled through a pool.
+// recycled through a pool. Nothing returned refers to it: names are
+// constants or copies, values are copied out of text.
 type fastDecoder struct {
+	text     []byte // the unfolded text
 	stack    []frame
-	props    []ical.Prop       // properties of the open components
+	props    []lexProp // properties of the open components, in order
+	params   []lexParam
+	pvals    []span
 	children []*ical.Component // children of the open components
-	params   []param
-	values   []string
-	groups   []int32 // group of each property of the component being closed
-	firsts   []int32 // index of the first property of each group
+	groups   []int32           // group of each property of the component being closed
+	firsts   []int32           // index of the first property of each group
 	counts   []int32
 	groupMap map[string]int32
-
-	// Slabs the results are carved from.
-	propSlab  []ical.Prop
-	compSlab  []ical.Component
-	childSlab []*ical.Component
-	valueSlab []string
 }
 
 var decoders = sync.Pool{New: func() any { return new(fastDecoder) }}
 
-// maxScratch bounds the scratch slices kept in the pool.
-const maxScratch = 4096
+// maxScratch bounds the scratch slices kept in the pool, and
+// maxTextScratch the text buffer.
+const (
+	maxScratch     = 4096
+	maxTextScratch = 256 << 10
+)
 
 func (d *fastDecoder) release() {
+	if cap(d.text) > maxTextScratch {
+		d.text = nil
+	}
+	d.text = d.text[:0]
 	d.stack = keep(d.stack)
 	d.props = keep(d.props)
-	d.children = keep(d.children)
 	d.params = keep(d.params)
-	d.values = keep(d.values)
+	d.pvals = keep(d.pvals)
+	d.children = keep(d.children)
 	d.groups = keep(d.groups)
 	d.firsts = keep(d.firsts)
 	d.counts = keep(d.counts)
@@ -193,7 +206,6 @@ func (d *fastDecoder) release() {
 	} else {
 		clear(d.groupMap)
 	}
-	d.propSlab, d.compSlab, d.childSlab, d.valueSlab = nil, nil, nil, nil
 	decoders.Put(d)
 }
 
@@ -208,69 +220,59 @@ func keep[T any](s []T) []T {
 }
 
 func (d *fastDecoder) decode(data []byte) ([]*ical.Calendar, error) {
-	buf, lines, begins := unfoldLines(make([]byte, 0, len(data)+1), data)
-	if len(buf) == 0 {
-		return nil, nil
-	}
-	// buf is never written again: the string may share its memory.
-	text := unsafe.String(unsafe.SliceData(buf), len(buf))
-
-	// Nothing is built past maxComponents, whatever the guess says.
-	begins = min(begins, lines, maxComponents+1)
-	d.compSlab = make([]ical.Component, begins)
-	if np := lines - 2*begins; np > 0 {
-		d.propSlab = make([]ical.Prop, np)
-	}
-	if begins > 1 {
-		d.childSlab = make([]*ical.Component, begins-1)
-	}
+	d.text = unfoldLines(d.text[:0], data)
+	// d.text is not written again during this call; text views it, and
+	// nothing returned is a substring of it.
+	text := unsafe.String(unsafe.SliceData(d.text), len(d.text))
 
 	var cals []*ical.Calendar
 	total := 0    // components of the calendars in cals
 	current := 0  // components of the top-level component being decoded
 	build := true // false once current makes the total too large
-	for len(text) > 0 {
-		i := strings.IndexByte(text, '\n')
-		line := text[:i]
-		text = text[i+1:]
+	for pos := 0; pos < len(text); {
+		i := strings.IndexByte(text[pos:], '\n')
+		line, base := text[pos:pos+i], pos
+		pos += i + 1
 
-		name, value, params, ok := d.parseLine(line, build)
+		plo, vlo := len(d.params), len(d.pvals)
+		name, voff, ok := d.parseLine(line, base, build)
 		if !ok {
 			return nil, ErrMalformed
+		}
+		value := text[voff : base+len(line)]
+		if name == "BEGIN" || name == "END" {
+			// Their parameters are checked, and dropped.
+			d.params, d.pvals = d.params[:plo], d.pvals[:vlo]
 		}
 		if len(d.stack) == 0 {
 			if name != "BEGIN" {
 				return nil, ErrMalformed
 			}
-			d.stack = append(d.stack, frame{name: upperName(value)})
 			current = 1
 			build = total+current <= maxComponents
+			d.stack = append(d.stack, frame{name: upperName(value, build)})
 			continue
 		}
 		switch name {
 		case "BEGIN":
-			d.stack = append(d.stack, frame{
-				name:       upperName(value),
-				propStart:  len(d.props),
-				childStart: len(d.children),
-			})
 			current++
 			if total+current > maxComponents {
 				build = false
 			}
+			d.stack = append(d.stack, frame{
+				name:       upperName(value, build),
+				propStart:  len(d.props),
+				childStart: len(d.children),
+			})
 		case "END":
 			f := d.stack[len(d.stack)-1]
 			d.stack = d.stack[:len(d.stack)-1]
 			if !strings.EqualFold(value, f.name) {
 				return nil, ErrMalformed
 			}
-			var comp *ical.Component
-			if build {
-				comp = d.component(f)
-			}
 			if len(d.stack) > 0 {
 				if build {
-					d.children = append(d.children, comp)
+					d.children = append(d.children, d.component(f, new(ical.Component)))
 				}
 				continue
 			}
@@ -281,10 +283,22 @@ func (d *fastDecoder) decode(data []byte) ([]*ical.Calendar, error) {
 			if total > maxComponents {
 				return nil, ErrTooLarge
 			}
-			cals = append(cals, &ical.Calendar{Component: comp})
+			// The Calendar and its component in one allocation: they
+			// live and die together.
+			cc := new(struct {
+				cal  ical.Calendar
+				comp ical.Component
+			})
+			cc.cal.Component = d.component(f, &cc.comp)
+			cals = append(cals, &cc.cal)
 		default:
 			if build {
-				d.props = append(d.props, ical.Prop{Name: name, Params: params, Value: value})
+				d.props = append(d.props, lexProp{
+					name:  name,
+					value: span{int32(voff), int32(len(value))},
+					plo:   int32(plo),
+					phi:   int32(len(d.params)),
+				})
 			}
 		}
 	}
@@ -293,29 +307,15 @@ func (d *fastDecoder) decode(data []byte) ([]*ical.Calendar, error) {
 	return cals, nil
 }
 
-// component builds the component f from the properties and children
-// gathered since it began, and removes them from the scratch lists.
-func (d *fastDecoder) component(f frame) *ical.Component {
-	var c *ical.Component
-	if len(d.compSlab) > 0 {
-		c = &d.compSlab[0]
-		d.compSlab = d.compSlab[1:]
-	} else {
-		c = new(ical.Component)
-	}
+// component fills c with the component f, from the properties and
+// children gathered since it began, and removes them from the scratch
+// lists. Everything c refers to is allocated here, for c alone.
+func (d *fastDecoder) component(f frame, c *ical.Component) *ical.Component {
 	c.Name = f.name
 
 	// Children, in order; nil when there are none, as go-ical leaves them.
 	if kids := d.children[f.childStart:]; len(kids) > 0 {
-		var dst []*ical.Component
-		if len(d.childSlab) >= len(kids) {
-			dst = d.childSlab[:len(kids):len(kids)]
-			d.childSlab = d.childSlab[len(kids):]
-		} else {
-			dst = make([]*ical.Component, len(kids))
-		}
-		copy(dst, kids)
-		c.Children = dst
+		c.Children = append([]*ical.Component(nil), kids...)
 		clear(kids)
 		d.children = d.children[:f.childStart]
 	}
@@ -325,9 +325,33 @@ func (d *fastDecoder) component(f frame) *ical.Component {
 		c.Props = make(ical.Props)
 		return c
 	}
+	// The parameters of ps, and their values, are the last in the scratch
+	// lists: those of children already built were removed.
+	plo := int(ps[0].plo)
+	vlo := len(d.pvals)
+	if plo < len(d.params) {
+		vlo = int(d.params[plo].vlo)
+	}
+	pvals := d.pvals[vlo:]
+
+	// One allocation for the bytes of every value, one for the parameter
+	// value lists.
+	size := 0
+	for i := range ps {
+		size += int(ps[i].value.n)
+	}
+	for _, v := range pvals {
+		size += int(v.n)
+	}
+	a := valueArena{b: make([]byte, size), text: d.text}
+	var lists []string
+	if len(pvals) > 0 {
+		lists = make([]string, len(pvals))
+	}
+
 	// Group the properties by name, groups in order of first appearance
 	// and properties in order within a group, and lay the groups out one
-	// after another in one slab piece.
+	// after another in one slice.
 	d.groups = d.groups[:0]
 	d.firsts = d.firsts[:0]
 	d.counts = d.counts[:0]
@@ -342,12 +366,12 @@ func (d *fastDecoder) component(f frame) *ical.Component {
 	for i := range ps {
 		g := int32(-1)
 		if useMap {
-			if x, ok := d.groupMap[ps[i].Name]; ok {
+			if x, ok := d.groupMap[ps[i].name]; ok {
 				g = x
 			}
 		} else {
 			for j, fi := range d.firsts {
-				if ps[fi].Name == ps[i].Name {
+				if ps[fi].name == ps[i].name {
 					g = int32(j)
 					break
 				}
@@ -358,84 +382,106 @@ func (d *fastDecoder) component(f frame) *ical.Component {
 			d.firsts = append(d.firsts, int32(i))
 			d.counts = append(d.counts, 0)
 			if useMap {
-				d.groupMap[ps[i].Name] = g
+				d.groupMap[ps[i].name] = g
 			}
 		}
 		d.groups = append(d.groups, g)
 		d.counts[g]++
 	}
-	var dst []ical.Prop
-	if len(d.propSlab) >= len(ps) {
-		dst = d.propSlab[:len(ps):len(ps)]
-		d.propSlab = d.propSlab[len(ps):]
-	} else {
-		dst = make([]ical.Prop, len(ps))
-	}
+	dst := make([]ical.Prop, len(ps))
 	props := make(ical.Props, len(d.firsts))
-	if len(d.firsts) == len(ps) {
-		// Every name once: the common case.
-		copy(dst, ps)
-		for i := range dst {
-			props[dst[i].Name] = dst[i : i+1 : i+1]
+	// counts becomes the next free index of each group.
+	off := int32(0)
+	for g, n := range d.counts {
+		start := off
+		off += n
+		props[ps[d.firsts[g]].name] = dst[start:off:off]
+		d.counts[g] = start
+	}
+	for i := range ps {
+		p := &ps[i]
+		g := d.groups[i]
+		at := d.counts[g]
+		d.counts[g]++
+		params := make(ical.Params, p.phi-p.plo)
+		for _, pa := range d.params[p.plo:p.phi] {
+			n := int(pa.vhi - pa.vlo)
+			vs := lists[:n:n]
+			lists = lists[n:]
+			for j, v := range d.pvals[pa.vlo:pa.vhi] {
+				vs[j] = a.take(v)
+			}
+			if old, dup := params[pa.name]; dup {
+				params[pa.name] = append(old, vs...)
+			} else {
+				params[pa.name] = vs
+			}
 		}
-	} else {
-		// counts becomes the next free index of each group.
-		off := int32(0)
-		for g, n := range d.counts {
-			start := off
-			off += n
-			props[ps[d.firsts[g]].Name] = dst[start:off:off]
-			d.counts[g] = start
-		}
-		for i := range ps {
-			g := d.groups[i]
-			dst[d.counts[g]] = ps[i]
-			d.counts[g]++
-		}
+		dst[at] = ical.Prop{Name: p.name, Params: params, Value: a.take(p.value)}
 	}
 	c.Props = props
 	clear(ps)
 	d.props = d.props[:f.propStart]
+	clear(d.params[plo:])
+	d.params = d.params[:plo]
+	d.pvals = d.pvals[:vlo]
 	return c
 }
 
-// parseLine splits one logical line like go-ical's lineDecoder: the name
-// runs to the first ';' or ':'; each parameter name runs from a ';' to the
-// next '=' anywhere in the rest of the line (so it may hold ':' or '"');
-// a parameter value is a quoted string or runs to the next ';', ',' or
-// ':' and may not hold '"'; after a value must come ',' (another value),
-// ';' (another parameter) or ':' (the property value, the rest of the
-// line). Names and parameter names are upper-cased with strings.ToUpper.
-// ok is false where go-ical returns an error or panics. params is nil
-// unless build is set.
-func (d *fastDecoder) parseLine(s string, build bool) (name, value string, params ical.Params, ok bool) {
+// valueArena hands out strings copied from spans of text into b, a new
+// allocation sized for them; each byte of b is written once, before the
+// string that holds it is made.
+type valueArena struct {
+	b, text []byte
+}
+
+func (a *valueArena) take(v span) string {
+	if v.n == 0 {
+		return ""
+	}
+	n := copy(a.b, a.text[v.off:v.off+v.n])
+	s := unsafe.String(&a.b[0], n)
+	a.b = a.b[n:]
+	return s
+}
+
+// parseLine splits one logical line, which starts at offset base of the
+// text, like go-ical's lineDecoder: the name runs to the first ';' or ':';
+// each parameter name runs from a ';' to the next '=' anywhere in the rest
+// of the line (so it may hold ':' or '"'); a parameter value is a quoted
+// string or runs to the next ';', ',' or ':' and may not hold '"'; after a
+// value must come ',' (another value), ';' (another parameter) or ':' (the
+// property value, the rest of the line, which starts at text offset voff).
+// Names and parameter names are upper-cased as strings.ToUpper does (see
+// upperName). When build is set, the parameters are appended to d.params
+// and their values to d.pvals. ok is false where go-ical returns an error
+// or panics.
+func (d *fastDecoder) parseLine(s string, base int, build bool) (name string, voff int, ok bool) {
 	i := 0
 	for i < len(s) && s[i] != ';' && s[i] != ':' {
 		i++
 	}
 	if i == 0 || i == len(s) {
-		return "", "", nil, false
+		return "", 0, false
 	}
-	name = upperName(s[:i])
-	d.params = d.params[:0]
-	d.values = d.values[:0]
+	name = upperName(s[:i], build)
 	for s[i] == ';' {
 		rest := s[i+1:]
 		eq := strings.IndexByte(rest, '=')
 		if eq <= 0 {
-			return "", "", nil, false
+			return "", 0, false
 		}
 		pname := rest[:eq]
 		p := i + 1 + eq + 1
-		lo := len(d.values)
+		vlo := len(d.pvals)
 		for {
-			var v string
+			var v span
 			if p < len(s) && s[p] == '"' {
 				q := strings.IndexByte(s[p+1:], '"')
 				if q < 0 {
-					return "", "", nil, false
+					return "", 0, false
 				}
-				v = s[p+1 : p+1+q]
+				v = span{int32(base + p + 1), int32(q)}
 				p += q + 2
 			} else {
 				j := p
@@ -445,19 +491,19 @@ func (d *fastDecoder) parseLine(s string, build bool) (name, value string, param
 						break
 					}
 					if c == '"' {
-						return "", "", nil, false
+						return "", 0, false
 					}
 					j++
 				}
-				v = s[p:j]
+				v = span{int32(base + p), int32(j - p)}
 				p = j
 			}
 			if build {
-				d.values = append(d.values, v)
+				d.pvals = append(d.pvals, v)
 			}
 			if p >= len(s) {
 				// go-ical indexes past the end of the line: a panic.
-				return "", "", nil, false
+				return "", 0, false
 			}
 			c := s[p]
 			if c == ',' {
@@ -468,67 +514,48 @@ func (d *fastDecoder) parseLine(s string, build bool) (name, value string, param
 				break
 			}
 			// Text right after a closing quote: go-ical panics.
-			return "", "", nil, false
+			return "", 0, false
 		}
 		if build {
-			d.params = append(d.params, param{name: upperName(pname), lo: lo, hi: len(d.values)})
+			d.params = append(d.params, lexParam{name: upperName(pname, true), vlo: int32(vlo), vhi: int32(len(d.pvals))})
 		}
 		i = p
 	}
 	// s[i] is ':' here.
-	value = s[i+1:]
-	if !build {
-		return name, value, nil, true
-	}
-	params = make(ical.Params, len(d.params))
-	for _, pa := range d.params {
-		vs := d.carveValues(d.values[pa.lo:pa.hi])
-		if old, dup := params[pa.name]; dup {
-			params[pa.name] = append(old, vs...)
-		} else {
-			params[pa.name] = vs
-		}
-	}
-	return name, value, params, true
+	return name, base + i + 1, true
 }
 
-// carveValues copies vs into a piece of the value slab.
-func (d *fastDecoder) carveValues(vs []string) []string {
-	n := len(vs)
-	if len(d.valueSlab) < n {
-		size := 2 * cap(d.valueSlab)
-		if size < 16 {
-			size = 16
-		}
-		if size > 1024 {
-			size = 1024
-		}
-		if size < n {
-			size = n
-		}
-		d.valueSlab = make([]string, size)
-	}
-	dst := d.valueSlab[:n:n]
-	d.valueSlab = d.valueSlab[n:]
-	copy(dst, vs)
-	return dst
-}
-
-// upperName upper-cases a name exactly as strings.ToUpper does, returning
-// the ical constants for the usual names written in lower case so that
-// they cost no allocation either.
-func upperName(s string) string {
+// upperName upper-cases a name exactly as strings.ToUpper does. A common
+// name (see knownNames) comes back as its constant, whatever its case, so
+// that it costs no allocation and shares no memory with the text. Any
+// other name is a copy of its own when own is set, and may be a substring
+// of s otherwise.
+func upperName(s string, own bool) string {
 	lower := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 {
-			return strings.ToUpper(s)
+			u := strings.ToUpper(s)
+			if k, ok := knownNames[u]; ok {
+				return k
+			}
+			if own && unsafe.StringData(u) == unsafe.StringData(s) {
+				// strings.ToUpper returns s itself when nothing changes.
+				u = strings.Clone(u)
+			}
+			return u
 		}
 		if 'a' <= c && c <= 'z' {
 			lower = true
 		}
 	}
 	if !lower {
+		if k, ok := knownNames[s]; ok {
+			return k
+		}
+		if own {
+			return strings.Clone(s)
+		}
 		return s
 	}
 	var b [32]byte
@@ -543,12 +570,14 @@ func upperName(s string) string {
 		if k, ok := knownNames[string(b[:len(s)])]; ok {
 			return k
 		}
+		return string(b[:len(s)])
 	}
 	return strings.ToUpper(s)
 }
 
 // knownNames are the names of components, properties and parameters
-// upperName hands out without allocating.
+// upperName hands out as constants: those of RFC 5545 and RFC 7986, and
+// the extensions the clients in testdata/corpus write most.
 var knownNames = func() map[string]string {
 	m := make(map[string]string)
 	for _, s := range []string{
@@ -572,6 +601,7 @@ var knownNames = func() map[string]string {
 		ical.PropAction, ical.PropRepeat, ical.PropTrigger,
 		ical.PropCreated, ical.PropDateTimeStamp, ical.PropLastModified, ical.PropSequence,
 		ical.PropRequestStatus,
+		"EXRULE", "TZUNTIL", "ACKNOWLEDGED",
 		// Parameters.
 		ical.ParamAltRep, ical.ParamCommonName, ical.ParamCalendarUserType,
 		ical.ParamDelegatedFrom, ical.ParamDelegatedTo, ical.ParamDir,
@@ -580,11 +610,18 @@ var knownNames = func() map[string]string {
 		ical.ParamMember, ical.ParamParticipationStatus, ical.ParamRange,
 		ical.ParamRelated, ical.ParamRelationshipType, ical.ParamRole, ical.ParamRSVP,
 		ical.ParamSentBy, ical.ParamTimezoneID, ical.ParamValue,
-		// Common extensions.
-		"X-WR-CALNAME", "X-WR-TIMEZONE", "X-WR-CALDESC", "X-LIC-LOCATION",
-		"X-MICROSOFT-CDO-BUSYSTATUS", "X-MICROSOFT-CDO-ALLDAYEVENT",
-		"X-MOZ-GENERATION", "X-MOZ-LASTACK", "X-APPLE-TRAVEL-ADVISORY-BEHAVIOR",
 		"SCHEDULE-STATUS", "SCHEDULE-AGENT", "X-NUM-GUESTS",
+		// Common extensions.
+		"X-WR-CALNAME", "X-WR-TIMEZONE", "X-WR-CALDESC", "X-WR-ALARMUID", "X-LIC-LOCATION",
+		"X-MICROSOFT-CDO-BUSYSTATUS", "X-MICROSOFT-CDO-INTENDEDSTATUS",
+		"X-MICROSOFT-CDO-ALLDAYEVENT", "X-MICROSOFT-CDO-IMPORTANCE",
+		"X-MICROSOFT-CDO-INSTTYPE", "X-MICROSOFT-CDO-OWNERAPPTID",
+		"X-MICROSOFT-CDO-APPT-SEQUENCE", "X-MICROSOFT-DISALLOW-COUNTER",
+		"X-MICROSOFT-DONOTFORWARDMEETING", "X-ALT-DESC",
+		"X-MOZ-GENERATION", "X-MOZ-LASTACK", "X-MOZ-RECEIVED-SEQUENCE",
+		"X-MOZ-RECEIVED-DTSTAMP", "X-MOZ-SEND-INVITATIONS",
+		"X-APPLE-TRAVEL-ADVISORY-BEHAVIOR", "X-APPLE-STRUCTURED-LOCATION",
+		"X-GOOGLE-CONFERENCE", "X-KOLAB-VERSION",
 	} {
 		m[s] = s
 	}

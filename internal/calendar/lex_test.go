@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/emersion/go-ical"
 )
@@ -476,6 +478,121 @@ func TestDecodeFastLimit(t *testing.T) {
 	}
 }
 
+// TestDecodeFastOwnsStrings decodes every corpus input while keeping
+// what came out, then compares it all with go-ical: a string left pointing
+// into the decoder's pooled scratch text would have been overwritten by
+// the inputs decoded after it.
+func TestDecodeFastOwnsStrings(t *testing.T) {
+	inputs := corpusInputs(t)
+	got := make([][]*ical.Calendar, len(inputs))
+	for i, in := range inputs {
+		got[i], _ = decodeFast(in.data)
+	}
+	for i, in := range inputs {
+		want, err := decodeGoICal(in.data)
+		if err != nil {
+			continue
+		}
+		if !reflect.DeepEqual(got[i], want) {
+			t.Errorf("%s: decoded before the others, now differs from go-ical:\n got %s\nwant %s", in.name, dumpCals(got[i]), dumpCals(want))
+		}
+	}
+}
+
+// TestDecodeFastNames checks that the names of the usual components,
+// properties and parameters are the package's constants, in any case, and
+// that an unusual name is a copy of its own.
+func TestDecodeFastNames(t *testing.T) {
+	same := func(a, b string) bool { return unsafe.StringData(a) == unsafe.StringData(b) }
+	for _, in := range []string{smallEvent, strings.ToLower(smallEvent)} {
+		cals, err := decodeFast([]byte(in))
+		if err != nil || len(cals) != 1 {
+			t.Fatalf("smallEvent: %d calendars, %v", len(cals), err)
+		}
+		var walk func(c *ical.Component)
+		walk = func(c *ical.Component) {
+			if k, ok := knownNames[c.Name]; !ok || !same(c.Name, k) {
+				t.Errorf("component name %q is not a constant", c.Name)
+			}
+			for name, ps := range c.Props {
+				for _, p := range ps {
+					if k, ok := knownNames[p.Name]; !ok || !same(p.Name, k) || !same(name, k) {
+						t.Errorf("property name %q is not a constant", p.Name)
+					}
+					for pname := range p.Params {
+						if k, ok := knownNames[pname]; !ok || !same(pname, k) {
+							t.Errorf("parameter name %q of %s is not a constant", pname, p.Name)
+						}
+					}
+				}
+			}
+			for _, ch := range c.Children {
+				walk(ch)
+			}
+		}
+		walk(cals[0].Component)
+	}
+	for _, s := range knownNames {
+		for _, in := range []string{s, strings.ToLower(s)} {
+			if got := upperName(in, true); !same(got, s) {
+				t.Errorf("upperName(%q) = %q, not the constant", in, got)
+			}
+		}
+	}
+	for _, in := range []string{"X-FBPUB-TEST", "x-fbpub-test", "X-\u00c4", "X-\u00e4", "X-\xff"} {
+		got := upperName(in, true)
+		if got != strings.ToUpper(in) {
+			t.Errorf("upperName(%q) = %q, want %q", in, got, strings.ToUpper(in))
+		}
+		if same(got, in) {
+			t.Errorf("upperName(%q, true) shares the memory of its argument", in)
+		}
+	}
+}
+
+// TestDecodeFastRetains checks what a VEVENT kept from a decoded message
+// holds alive, as a cache of events keeps them: no more than go-ical's own
+// VEVENT does, although the message also has a VTIMEZONE, calendar
+// properties and, here, a long calendar description.
+func TestDecodeFastRetains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap")
+	}
+	msg := []byte(strings.Replace(smallEvent, "BEGIN:VEVENT\r\n",
+		"X-WR-CALDESC:"+strings.Repeat("calendar description ", 200)+"\r\n"+
+			"BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\n"+
+			"TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\n"+
+			"END:VTIMEZONE\r\nBEGIN:VEVENT\r\n", 1))
+	const n = 500
+	retained := func(decode func([]byte) ([]*ical.Calendar, error)) float64 {
+		kept := make([]*ical.Component, 0, n)
+		decode(msg) // scratch space, pools
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range n {
+			cals, err := decode(msg)
+			if err != nil || len(cals) != 1 {
+				t.Fatalf("%d calendars, %v", len(cals), err)
+			}
+			for _, c := range cals[0].Children {
+				if c.Name == ical.CompEvent {
+					kept = append(kept, c)
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(kept)
+		return (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / n
+	}
+	goical, fast := retained(decodeGoICal), retained(decodeFast)
+	t.Logf("heap kept per VEVENT: go-ical %.0f B, decodeFast %.0f B (message %d B)", goical, fast, len(msg))
+	if fast > goical {
+		t.Errorf("a VEVENT from decodeFast keeps %.0f B alive, one from go-ical %.0f B", fast, goical)
+	}
+}
+
 // TestDecodeFastTokenSoup compares decodeFast with go-ical on inputs put
 // together at random from the pieces that matter to the line syntax, far
 // denser in them than what the fuzzer's byte mutations reach.
@@ -684,8 +801,8 @@ func benchDecoder(b *testing.B, decode func([]byte) ([]*ical.Calendar, error)) {
 func BenchmarkDecodeFast(b *testing.B)   { benchDecoder(b, decodeFast) }
 func BenchmarkDecodeGoICal(b *testing.B) { benchDecoder(b, decodeGoICal) }
 
-// BenchmarkDecodeCurrent is Decode as it is, for comparison: go-ical with
-// a pooled bufio.Reader.
+// BenchmarkDecodeCurrent is Decode as it is: decodeFast after Decode's
+// preliminaries.
 func BenchmarkDecodeCurrent(b *testing.B) { benchDecoder(b, Decode) }
 
 func countComponents(c *ical.Component) int {
