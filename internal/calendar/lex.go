@@ -168,6 +168,7 @@ type lexParam struct {
 // constants or copies, values are copied out of text.
 type fastDecoder struct {
 	text     []byte // the unfolded text
+	vbuf     []byte // the values of the component being closed
 	stack    []frame
 	props    []lexProp // properties of the open components, in order
 	params   []lexParam
@@ -193,6 +194,10 @@ func (d *fastDecoder) release() {
 		d.text = nil
 	}
 	d.text = d.text[:0]
+	if cap(d.vbuf) > maxTextScratch {
+		d.vbuf = nil
+	}
+	d.vbuf = d.vbuf[:0]
 	d.stack = keep(d.stack)
 	d.props = keep(d.props)
 	d.params = keep(d.params)
@@ -334,16 +339,20 @@ func (d *fastDecoder) component(f frame, c *ical.Component) *ical.Component {
 	}
 	pvals := d.pvals[vlo:]
 
-	// One allocation for the bytes of every value, one for the parameter
-	// value lists.
-	size := 0
+	// The bytes of every value, gathered in the order they are used below,
+	// become one string: one allocation, of just those bytes. Another
+	// holds the parameter value lists.
+	d.vbuf = d.vbuf[:0]
 	for i := range ps {
-		size += int(ps[i].value.n)
+		p := &ps[i]
+		if p.phi > p.plo {
+			for _, v := range d.pvals[d.params[p.plo].vlo:d.params[p.phi-1].vhi] {
+				d.vbuf = append(d.vbuf, d.text[v.off:v.off+v.n]...)
+			}
+		}
+		d.vbuf = append(d.vbuf, d.text[p.value.off:p.value.off+p.value.n]...)
 	}
-	for _, v := range pvals {
-		size += int(v.n)
-	}
-	a := valueArena{b: make([]byte, size), text: d.text}
+	vals := packedValues(d.vbuf)
 	var lists []string
 	if len(pvals) > 0 {
 		lists = make([]string, len(pvals))
@@ -409,7 +418,7 @@ func (d *fastDecoder) component(f frame, c *ical.Component) *ical.Component {
 			vs := lists[:n:n]
 			lists = lists[n:]
 			for j, v := range d.pvals[pa.vlo:pa.vhi] {
-				vs[j] = a.take(v)
+				vs[j] = vals.next(v.n)
 			}
 			if old, dup := params[pa.name]; dup {
 				params[pa.name] = append(old, vs...)
@@ -417,7 +426,7 @@ func (d *fastDecoder) component(f frame, c *ical.Component) *ical.Component {
 				params[pa.name] = vs
 			}
 		}
-		dst[at] = ical.Prop{Name: p.name, Params: params, Value: a.take(p.value)}
+		dst[at] = ical.Prop{Name: p.name, Params: params, Value: vals.next(p.value.n)}
 	}
 	c.Props = props
 	clear(ps)
@@ -428,20 +437,17 @@ func (d *fastDecoder) component(f frame, c *ical.Component) *ical.Component {
 	return c
 }
 
-// valueArena hands out strings copied from spans of text into b, a new
-// allocation sized for them; each byte of b is written once, before the
-// string that holds it is made.
-type valueArena struct {
-	b, text []byte
-}
+// packedValues hands out, in order, the values copied into one string.
+type packedValues string
 
-func (a *valueArena) take(v span) string {
-	if v.n == 0 {
+// next returns the next n bytes of *v as a string, and drops them from *v.
+// An empty value is "", which refers to no memory.
+func (v *packedValues) next(n int32) string {
+	if n == 0 {
 		return ""
 	}
-	n := copy(a.b, a.text[v.off:v.off+v.n])
-	s := unsafe.String(&a.b[0], n)
-	a.b = a.b[n:]
+	s := string((*v)[:n])
+	*v = (*v)[n:]
 	return s
 }
 
