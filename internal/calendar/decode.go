@@ -51,8 +51,9 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 		data = append(t[:len(t):len(t)], crlf...)
 	}
 	// decodeFast (lex.go) reads exactly what go-ical's decoder reads,
-	// into the same values, in half the time and a fifth of the
-	// allocations; lex_test.go holds the comparison with go-ical.
+	// into the same values, 1.3 times as fast with 41 % of the
+	// allocations (BenchmarkParse), and what it returns holds less
+	// memory; lex_test.go holds the comparison with go-ical.
 	cals, err = decodeFast(data)
 	if err != nil {
 		// Only the category: go-ical's messages quoted the input, which
