@@ -545,7 +545,7 @@ func upperName(s string, own bool) string {
 			if k, ok := knownNames[u]; ok {
 				return k
 			}
-			if own && unsafe.StringData(u) == unsafe.StringData(s) {
+			if own && u == s {
 				// strings.ToUpper returns s itself when nothing changes.
 				u = strings.Clone(u)
 			}

@@ -698,6 +698,19 @@ func FuzzDecodeFast(f *testing.F) {
 		if _, diff := diffDecode(data); diff != "" {
 			t.Fatalf("input %q:\n%s", data, diff)
 		}
+		// What one decode returns must own its memory: decoding other
+		// text (which reuses the pooled scratch space) leaves it as
+		// go-ical reads it. A string left pointing into the scratch
+		// would show one message's data in another's events.
+		got, err := decodeFast(data)
+		if err != nil {
+			return
+		}
+		decodeFast(bytes.Repeat([]byte("X"), len(data)))
+		decodeFast([]byte(strings.ToLower(string(data))))
+		if want, err := decodeGoICal(data); err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("input %q: changed by the next decodes:\n got %s\nwant %s", data, dumpCals(got), dumpCals(want))
+		}
 	})
 }
 
