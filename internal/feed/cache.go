@@ -12,6 +12,7 @@ package feed
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -795,14 +796,13 @@ func (c *Cache) fetch(ctx context.Context, f Folder, prev *Snapshot) (*imapstore
 	// per message, a measurable share of a cold read.
 	const batch = 64
 	jobs := make(chan []imapstore.Message, 8)
-	results := make([]map[uint32]message, runtime.GOMAXPROCS(0))
+	results := make(parsedSet, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for i := range results {
-		results[i] = map[uint32]message{}
 		wg.Go(func() {
 			for msgs := range jobs {
 				for _, msg := range msgs {
-					results[i][msg.UID] = newMessage(c.parse(f, msg))
+					results[i].add(msg.UID, newMessage(c.parse(f, msg)))
 				}
 			}
 		})
@@ -821,16 +821,61 @@ func (c *Cache) fetch(ctx context.Context, f Folder, prev *Snapshot) (*imapstore
 	}
 	close(jobs)
 	wg.Wait()
-	return l, parsedSet(results), err
+	return l, results, err
 }
 
-// parsedSet holds the messages the workers parsed, one map per worker.
-type parsedSet []map[uint32]message
+// parsedSet holds the messages the workers parsed, one list per worker.
+// Messages arrive, and go to the workers in batches, in ascending UID
+// order, so each list ascends: a walk in UID order finds each message
+// at the head of one of them, without the maps whose inserts and look-ups
+// were a measurable share of the work after the last byte.
+type parsedSet []parsedList
 
+type parsedList struct {
+	uids     []uint32
+	msgs     []message
+	next     int  // where the walk goes on
+	unsorted bool // a UID came out of order: look up by binary search
+}
+
+func (p *parsedList) add(uid uint32, m message) {
+	if n := len(p.uids); n > 0 && p.uids[n-1] >= uid {
+		p.unsorted = true
+	}
+	p.uids = append(p.uids, uid)
+	p.msgs = append(p.msgs, m)
+}
+
+// get returns the message with uid. Called with ascending UIDs, it finds
+// each at the head of a list.
 func (p parsedSet) get(uid uint32) (message, bool) {
-	for _, m := range p {
-		if msg, ok := m[uid]; ok {
-			return msg, true
+	for i := range p {
+		l := &p[i]
+		if l.unsorted {
+			// Sort the list once, then go on as for any other.
+			order := make([]int, len(l.uids))
+			for j := range order {
+				order[j] = j
+			}
+			slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(l.uids[a], l.uids[b]) })
+			uids, msgs := make([]uint32, len(order)), make([]message, len(order))
+			for j, k := range order {
+				uids[j], msgs[j] = l.uids[k], l.msgs[k]
+			}
+			l.uids, l.msgs, l.next, l.unsorted = uids, msgs, 0, false
+		}
+		if l.next > 0 && l.next <= len(l.uids) && l.uids[l.next-1] >= uid {
+			// Asked out of order: look it up.
+			if j, ok := slices.BinarySearch(l.uids, uid); ok {
+				return l.msgs[j], true
+			}
+			continue
+		}
+		for l.next < len(l.uids) && l.uids[l.next] < uid {
+			l.next++
+		}
+		if l.next < len(l.uids) && l.uids[l.next] == uid {
+			return l.msgs[l.next], true
 		}
 	}
 	return message{}, false

@@ -292,7 +292,28 @@ func (b *bulkConn) fetchAll(folder string, condStore bool, plan func() (bulkFetc
 	r := &fetchReader{br: b.br, f: f, line: b.line}
 	expect := min(st.Messages, 1<<16) // as the server said, within reason
 	msgs := make([]*imapclient.FetchMessageBuffer, 0, expect)
-	seen := make(map[imap.UID]bool, expect)
+	// read reports whether a message was read before, and notes it. The
+	// answer comes in ascending UID order, so the highest UID so far
+	// tells; a set is made only if the order breaks.
+	var last imap.UID
+	var seen map[imap.UID]bool
+	read := func(uid imap.UID) bool {
+		if seen == nil {
+			if uid > last {
+				last = uid
+				return false
+			}
+			seen = make(map[imap.UID]bool, len(msgs))
+			for _, m := range msgs {
+				seen[m.UID] = true
+			}
+		}
+		if seen[uid] {
+			return true
+		}
+		seen[uid] = true
+		return false
+	}
 	untagged := func(line []byte) error {
 		m, err := r.response(line)
 		switch {
@@ -302,14 +323,13 @@ func (b *bulkConn) fetchAll(folder string, condStore bool, plan func() (bulkFetc
 			if r.changed {
 				changed()
 			}
-		case m.UID == 0 || seen[m.UID]:
+		case m.UID == 0 || read(m.UID):
 			// Unsolicited flags of a message, by number or already
 			// read: the folder moved past the state just read, and the
 			// next check sees it. (go-imap hands these to the same
 			// handler.)
 			changed()
 		default:
-			seen[m.UID] = true
 			msgs = append(msgs, m)
 			each(m, r.structure)
 		}
@@ -777,7 +797,7 @@ func (b *bulkSlot) drop() {
 // closed, and the listing, when the folder was examined, and what was
 // read so far are returned all the same, for the go-imap fetch that takes
 // over.
-func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Query) (*Listing, []*imapclient.FetchMessageBuffer, map[uint32]bool, error) {
+func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Query) (*Listing, []*imapclient.FetchMessageBuffer, *uidSet, error) {
 	if c == nil {
 		var err error
 		if c, err = dialBulk(ctx, &s.opts); err != nil {
@@ -792,7 +812,7 @@ func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Q
 		f, err = c.plan(q, s.changed)
 		return f, err
 	}
-	handed := map[uint32]bool{}
+	handed := &uidSet{}
 	each := func(m *imapclient.FetchMessageBuffer, st *structure) {
 		var ok bool
 		if f.structure {
@@ -801,7 +821,7 @@ func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Q
 			ok = takeWhole(q, f.section, m)
 		}
 		if ok {
-			handed[uint32(m.UID)] = true
+			handed.add(uint32(m.UID))
 		}
 	}
 	st, meta, err := c.fetchAll(folder, s.features.CondStore, plan, each, s.changed)
