@@ -21,7 +21,7 @@ const benchEvents = 10000
 
 // benchFolder fills alice's Calendar with benchEvents events, once per
 // benchmark run.
-func benchFolder(b *testing.B) *testbed.Server {
+func benchFolder(b testing.TB) *testbed.Server {
 	b.Helper()
 	srv := testbed.Get(b)
 	c := srv.Dial(b, testbed.Proxy)
@@ -33,14 +33,14 @@ func benchFolder(b *testing.B) *testbed.Server {
 	return srv
 }
 
-func setupAliceB(b *testing.B, srv *testbed.Server) *imapclient.Client {
+func setupAliceB(b testing.TB, srv *testbed.Server) *imapclient.Client {
 	srv.Reset(b)
 	srv.CreateFolder(b, "alice", "Calendar")
 	srv.SetACL(b, "alice", "Calendar", testbed.Proxy, "lr")
 	return srv.Dial(b, "alice")
 }
 
-func appendManyB(b *testing.B, c *imapclient.Client, folder string, n int) []imap.UID {
+func appendManyB(b testing.TB, c *imapclient.Client, folder string, n int) []imap.UID {
 	var uids []imap.UID
 	day := time.Now().UTC()
 	cmds := make([]*imapclient.AppendCommand, 0, n)
@@ -63,7 +63,7 @@ func appendManyB(b *testing.B, c *imapclient.Client, folder string, n int) []ima
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-func newBenchCache(b *testing.B, srv *testbed.Server) (*Cache, *imapstore.Pool) {
+func newBenchCache(b testing.TB, srv *testbed.Server) (*Cache, *imapstore.Pool) {
 	pool := imapstore.NewPool(imapstore.Options{Addr: srv.Addr, TLS: imapstore.TLSNone,
 		User: testbed.Proxy, Password: testbed.Password(testbed.Proxy)}, 2)
 	b.Cleanup(func() { pool.Close() })

@@ -97,14 +97,25 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 		}
 		out = append(out, f)
 	}
-	if s.features.Metadata && len(out) > 0 {
-		// Pipelined, one per folder; a NO (no such entry, no right)
-		// leaves the type empty.
-		cmds := make([]*imapclient.GetMetadataCommand, len(out))
+	// GETMETADATA and MYRIGHTS of every folder go out together, before
+	// any answer is read: one round trip for both.
+	var meta []*imapclient.GetMetadataCommand
+	if s.features.Metadata {
+		meta = make([]*imapclient.GetMetadataCommand, len(out))
 		for i := range out {
-			cmds[i] = s.client.GetMetadata(out[i].Name, append(slices.Clone(folderTypeEntries), incidencesFor), nil)
+			meta[i] = s.client.GetMetadata(out[i].Name, append(slices.Clone(folderTypeEntries), incidencesFor), nil)
 		}
-		for i, c := range cmds {
+	}
+	var rights []*imapclient.MyRightsCommand
+	if s.features.ACL {
+		rights = make([]*imapclient.MyRightsCommand, len(out))
+		for i := range out {
+			rights[i] = s.client.MyRights(out[i].Name)
+		}
+	}
+	if len(meta) > 0 {
+		// A NO (no such entry, no right) leaves the type empty.
+		for i, c := range meta {
 			err := s.observe("GETMETADATA", func() error {
 				d, err := c.Wait()
 				if err == nil {
@@ -126,11 +137,7 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 		}
 	}
 	if s.features.ACL {
-		cmds := make([]*imapclient.MyRightsCommand, len(out))
-		for i := range out {
-			cmds[i] = s.client.MyRights(out[i].Name)
-		}
-		for i, c := range cmds {
+		for i, c := range rights {
 			err := s.observe("MYRIGHTS", func() error {
 				d, err := c.Wait()
 				if err == nil {
