@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -162,6 +163,23 @@ func variedFolder(t *testing.T, srv *testbed.Server, folder string) int {
 	return len(msgs)
 }
 
+// latin1Base64 is a Kolab-style message whose calendar, part 2, is
+// ISO-8859-1 text in base64.
+func latin1Base64(uid string) []byte {
+	ics := []byte(fmt.Sprintf(fetchICS, uid, "Gr\xfc\xdfe"))
+	enc := base64.StdEncoding.EncodeToString(ics)
+	var b strings.Builder
+	b.WriteString("Subject: " + uid + "\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"ZZ\"\r\n\r\n")
+	b.WriteString("--ZZ\r\nContent-Type: text/plain\r\n\r\nA calendar object.\r\n")
+	b.WriteString("--ZZ\r\nContent-Type: text/calendar; charset=ISO-8859-1\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n--ZZ--\r\n")
+	return []byte(b.String())
+}
+
 // padded is a text message of exactly n octets, in lines of at most 80.
 func padded(t *testing.T, n int) []byte {
 	msg := []byte("Subject: padded to " + strconv.Itoa(n) + "\r\n\r\n")
@@ -200,17 +218,17 @@ func TestBulkFetchMatchesGoIMAP(t *testing.T) {
 			// The same and more, ending with a Kolab-style message: the
 			// bulk connection reads body structures and part 2.
 			n = variedFolder(t, srv, "Structured")
-			for _, m := range [][]byte{singlePart("o1"), twoCalendars("t"), testbed.CalendarMessage("z", fmt.Sprintf(fetchICS, "z1", "last"))} {
+			for _, m := range [][]byte{singlePart("o1"), twoCalendars("t"), latin1Base64("b64"), testbed.CalendarMessage("z", fmt.Sprintf(fetchICS, "z1", "last"))} {
 				srv.Append(t, "alice", "Structured", m)
 				n++
 			}
 			bulk, plain, bulkCmds, _ = fetchBoth(t, srv, srv.Addr, srv.Addr, srv.SharedName("alice", "Structured"))
 			sameResults(t, bulk, plain)
-			// Handed over: the five calendar messages with part 2 (one
-			// after a large attachment), the three without a calendar;
-			// the other two by body structure.
-			if len(bulk.listing.UIDs) != n || len(bulk.received) != 8 || bulkCmds["FETCH"] != 1 {
-				t.Errorf("%d UIDs, %d handed over, commands %v; want %d, 8, one FETCH (the probe)", len(bulk.listing.UIDs), len(bulk.received), bulkCmds, n)
+			// Handed over: the six calendar messages with part 2 (one
+			// after a large attachment, one in base64 and Latin-1), the
+			// three without a calendar; the other two by body structure.
+			if len(bulk.listing.UIDs) != n || len(bulk.received) != 9 || bulkCmds["FETCH"] != 1 {
+				t.Errorf("%d UIDs, %d handed over, commands %v; want %d, 9, one FETCH (the probe)", len(bulk.listing.UIDs), len(bulk.received), bulkCmds, n)
 			}
 
 			bulk, plain, bulkCmds, _ = fetchBoth(t, srv, srv.Addr, srv.Addr, srv.SharedName("alice", "Kalender/Grüße"))
