@@ -70,20 +70,26 @@ func FuzzRecurrence(f *testing.F) {
 				return
 			}
 		}
-		ics := "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTART;TZID=Europe/Berlin:" + dtstart + "\r\nDURATION:PT1H\r\nRRULE:" + rule + "\r\n"
-		if rdate != "" {
-			ics += "RDATE:" + rdate + "\r\n"
-		}
-		if exdate != "" {
-			ics += "EXDATE:" + exdate + "\r\n"
-		}
-		ics += "END:VEVENT\r\nEND:VCALENDAR\r\n"
+		ics := recurrenceICS(rule, dtstart, rdate, exdate)
 		start := time.Now()
 		expandAll(t, []byte(ics))
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("expansion of %q took %v", rule, d)
 		}
 	})
+}
+
+// recurrenceICS is the calendar FuzzRecurrence expands: one event in
+// Europe/Berlin with the rule, start and dates given.
+func recurrenceICS(rule, dtstart, rdate, exdate string) string {
+	ics := "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTART;TZID=Europe/Berlin:" + dtstart + "\r\nDURATION:PT1H\r\nRRULE:" + rule + "\r\n"
+	if rdate != "" {
+		ics += "RDATE:" + rdate + "\r\n"
+	}
+	if exdate != "" {
+		ics += "EXDATE:" + exdate + "\r\n"
+	}
+	return ics + "END:VEVENT\r\nEND:VCALENDAR\r\n"
 }
 
 // FuzzEncode checks the encoder on everything the decoder accepts: its

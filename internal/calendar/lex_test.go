@@ -156,16 +156,7 @@ func corpusInputs(t testing.TB) []namedInput {
 		if len(v) != 4 {
 			continue
 		}
-		rule, dtstart, rdate, exdate := v[0], v[1], v[2], v[3]
-		ics := "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTART;TZID=Europe/Berlin:" + dtstart + "\r\nDURATION:PT1H\r\nRRULE:" + rule + "\r\n"
-		if rdate != "" {
-			ics += "RDATE:" + rdate + "\r\n"
-		}
-		if exdate != "" {
-			ics += "EXDATE:" + exdate + "\r\n"
-		}
-		ics += "END:VEVENT\r\nEND:VCALENDAR\r\n"
-		in = append(in, namedInput{f, []byte(ics)})
+		in = append(in, namedInput{f, []byte(recurrenceICS(v[0], v[1], v[2], v[3]))})
 	}
 	for i, c := range lexCases {
 		in = append(in, namedInput{fmt.Sprintf("lexCases[%d]", i), []byte(c.in)})

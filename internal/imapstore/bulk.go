@@ -472,21 +472,8 @@ func (r *fetchReader) nstring(p *lineParser) ([]byte, error) {
 			return nil, p.fail()
 		}
 		return s, nil
-	case p.byte('{'):
-		n, ok := p.number()
-		if !ok || !p.byte('}') || p.end() != nil || n > uint64(r.f.max) {
-			return nil, p.fail()
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r.br, body); err != nil {
-			return nil, err
-		}
-		line, err := r.line()
-		if err != nil {
-			return nil, err
-		}
-		p.reset(line)
-		return body, nil
+	case p.next('{'):
+		return r.literal(p, uint64(r.f.max))
 	}
 	return nil, p.fail()
 }

@@ -270,20 +270,21 @@ func (r *fetchReader) text(p *lineParser) ([]byte, bool, error) {
 		}
 		return v, true, nil
 	case p.next('{'):
-		v, err := r.literal(p)
+		v, err := r.literal(p, maxStructLiteral)
 		return v, err == nil, err
 	}
 	return nil, false, nil
 }
 
 // literal reads a literal ({n} at the end of the line, then n octets) of
-// at most maxStructLiteral octets; parsing goes on on the line after it.
-func (r *fetchReader) literal(p *lineParser) ([]byte, error) {
+// at most max octets into a buffer of its size; parsing goes on on the
+// line after it.
+func (r *fetchReader) literal(p *lineParser, max uint64) ([]byte, error) {
 	if !p.byte('{') {
 		return nil, p.fail()
 	}
 	n, ok := p.number()
-	if !ok || !p.byte('}') || p.end() != nil || n > maxStructLiteral {
+	if !ok || !p.byte('}') || p.end() != nil || n > max {
 		return nil, p.fail()
 	}
 	v := make([]byte, n)
@@ -320,7 +321,7 @@ func (r *fetchReader) skipList(p *lineParser) error {
 				return p.fail()
 			}
 		case c == '{':
-			if _, err := r.literal(p); err != nil {
+			if _, err := r.literal(p, maxStructLiteral); err != nil {
 				return err
 			}
 		case isAtomChar(c) || c == '\\':
