@@ -14,7 +14,9 @@ import (
 // whole (BODY.PEEK[]<0.n>) and split its MIME structure here. Asking for
 // each message's BODYSTRUCTURE and the one part that holds its calendar
 // instead costs the server less (Dovecot answers BODYSTRUCTURE from its
-// cache, and sends a quarter of the octets) and fbpub no MIME splitting.
+// cache; for the test bed's 10,000 messages it sends 5.5 MB instead of
+// 9.6 MB, in 120-128 ms of CPU instead of 127-141) and fbpub no MIME
+// splitting.
 // Which part that is, the body structure of the folder's last message
 // tells (probe); a message whose structure says otherwise has its parts
 // fetched after the first round, as go-imap reads them.
