@@ -180,7 +180,7 @@ func isBye(line []byte) bool {
 
 // examine selects folder read-only, with CONDSTORE when the server has
 // it, and returns its state. A refusal is ErrNotFound.
-func (b *bulkConn) examine(folder string, condStore bool) (State, error) {
+func (b *bulkConn) examine(folder string, condStore bool, probe *Query, changed func()) (State, *structure, error) {
 	var st State
 	untagged := func(line []byte) error {
 		r, err := parseResponse(b.br, string(line))
@@ -205,11 +205,93 @@ func (b *bulkConn) examine(folder string, condStore bool) (State, error) {
 	if condStore {
 		args = append(args, listArg(atomArg("CONDSTORE")))
 	}
-	_, err := b.exec("SELECT", untagged, args...)
-	if isNo(err) {
-		return st, fmt.Errorf("%w: %q", ErrNotFound, folder)
+	var err, probeErr error
+	var last *structure
+	if probe == nil {
+		_, err = b.exec("SELECT", untagged, args...)
+	} else {
+		// The body structure of the folder's last message (see plan),
+		// asked in the same round trip: a server answers pipelined
+		// commands in order, and if EXAMINE fails, FETCH fails too.
+		r := &fetchReader{br: b.br, line: b.line, f: bulkFetch{name: "\x00", structure: true, want: probe.Want, maxPart: probe.MaxPart}}
+		probed := func(line []byte) error {
+			m, err := r.response(line)
+			switch {
+			case err != nil:
+				return err
+			case m != nil && r.structure != nil:
+				last = r.structure
+			case r.changed:
+				changed()
+			}
+			return nil
+		}
+		err, probeErr = b.execTwo(command{"SELECT", untagged, args}, command{"FETCH", probed, []cmdArg{atomArg("FETCH * (BODYSTRUCTURE)")}})
 	}
-	return st, err
+	if isNo(err) {
+		return st, nil, fmt.Errorf("%w: %q", ErrNotFound, folder)
+	}
+	if err == nil && probeErr != nil {
+		var ie *imap.Error
+		if !errors.As(probeErr, &ie) {
+			return st, nil, probeErr
+		}
+		last = nil // refused (the folder emptied meanwhile): read it whole
+	}
+	return st, last, err
+}
+
+// command is one command for execTwo: the name reported to
+// Options.Observe, the handler of its untagged responses, its arguments.
+type command struct {
+	name     string
+	untagged func(line []byte) error
+	args     []cmdArg
+}
+
+// execTwo sends two commands and reads their answers, each with its own
+// handler: in one round trip when both fit on a line (no literal to wait
+// for a continuation), else one after the other. A failure of the
+// connection is both errors.
+func (b *bulkConn) execTwo(c1, c2 command) (err1, err2 error) {
+	ch1, ch2 := encodeArgs(c1.args, false), encodeArgs(c2.args, false)
+	if len(ch1) > 1 || len(ch2) > 1 {
+		_, err1 = b.exec(c1.name, c1.untagged, c1.args...)
+		if err1 != nil && !isStatus(err1) {
+			return err1, err1
+		}
+		_, err2 = b.exec(c2.name, c2.untagged, c2.args...)
+		return err1, err2
+	}
+	t0 := time.Now()
+	tag1, tag2 := "B"+strconv.Itoa(b.tag+1), "B"+strconv.Itoa(b.tag+2)
+	b.tag += 2
+	line := append([]byte(tag1+" "), ch1[0]...)
+	line = append(append(line, tag2+" "...), ch2[0]...)
+	_ = b.conn.SetDeadline(time.Now().Add(b.timeout))
+	b.moved = time.Now()
+	if _, err := b.conn.Write(line); err != nil {
+		return err, err
+	}
+	_, err1 = b.await(tag1, c1.untagged)
+	if b.observe != nil {
+		b.observe(c1.name, err1, time.Since(t0))
+	}
+	if err1 != nil && !isStatus(err1) {
+		return err1, err1
+	}
+	_, err2 = b.await(tag2, c2.untagged)
+	if b.observe != nil {
+		b.observe(c2.name, err2, time.Since(t0))
+	}
+	return err1, err2
+}
+
+// isStatus reports whether err is the server's NO or BAD, after which the
+// connection goes on.
+func isStatus(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie)
 }
 
 // stateCode reads the response codes of EXAMINE that make a folder's
@@ -276,19 +358,18 @@ func wholeFetch(n uint32) bulkFetch {
 }
 
 // fetchAll examines folder and, unless it is empty, fetches what plan
-// says (asked once the folder is examined) of every message, calling each
-// with every message as it arrives (and its body structure, when plan
-// asked for it), and changed when the server reports a change meanwhile.
-// On an error it returns the messages read so far (each has seen them).
-func (b *bulkConn) fetchAll(folder string, condStore bool, plan func() (bulkFetch, error), each func(*imapclient.FetchMessageBuffer, *structure), changed func()) (State, []*imapclient.FetchMessageBuffer, error) {
-	st, err := b.examine(folder, condStore)
+// says of every message, calling each with every message as it arrives
+// (and its body structure, when plan asked for it), and changed when the
+// server reports a change meanwhile. When probe is set, the body
+// structure of the folder's last message is read with EXAMINE, for the
+// parts probe wants, and given to plan (nil when there is none). On an
+// error it returns the messages read so far (each has seen them).
+func (b *bulkConn) fetchAll(folder string, condStore bool, probe *Query, plan func(last *structure) bulkFetch, each func(*imapclient.FetchMessageBuffer, *structure), changed func()) (State, []*imapclient.FetchMessageBuffer, error) {
+	st, lastStructure, err := b.examine(folder, condStore, probe, changed)
 	if err != nil || st.Messages == 0 {
 		return st, nil, err
 	}
-	f, err := plan()
-	if err != nil {
-		return st, nil, err
-	}
+	f := plan(lastStructure)
 	r := &fetchReader{br: b.br, f: f, line: b.line}
 	expect := min(st.Messages, 1<<16) // as the server said, within reason
 	msgs := make([]*imapclient.FetchMessageBuffer, 0, expect)
@@ -794,10 +875,9 @@ func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Q
 	}
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	var f bulkFetch
-	plan := func() (bulkFetch, error) {
-		var err error
-		f, err = c.plan(q, s.changed)
-		return f, err
+	choose := func(last *structure) bulkFetch {
+		f = plan(q, last)
+		return f
 	}
 	handed := &uidSet{}
 	each := func(m *imapclient.FetchMessageBuffer, st *structure) {
@@ -811,7 +891,7 @@ func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Q
 			handed.add(uint32(m.UID))
 		}
 	}
-	st, meta, err := c.fetchAll(folder, s.features.CondStore, plan, each, s.changed)
+	st, meta, err := c.fetchAll(folder, s.features.CondStore, &q, choose, each, s.changed)
 	stop()
 	var l *Listing
 	if st.UIDValidity != 0 {
@@ -837,39 +917,18 @@ func (s *Session) fetchBulk(ctx context.Context, c *bulkConn, folder string, q Q
 	return l, meta, handed, nil
 }
 
-// plan chooses the first round of a full fetch of the folder just
-// examined: when the body structure of its last message shows one wanted
-// part, small enough, every message's body structure and that part
+// plan chooses the first round of a full fetch of a folder whose last
+// message has the body structure last: when it shows one wanted part,
+// small enough, every message's body structure and that part
 // (structureFetch); otherwise the first q.WholeBelow octets of every
 // message (wholeFetch). Calendar folders hold messages of one layout
 // (Kolab's: the calendar in part 2), so the guess is right for nearly
 // every message, and a message it misses is read as go-imap reads it.
-func (b *bulkConn) plan(q Query, changed func()) (bulkFetch, error) {
-	r := &fetchReader{br: b.br, line: b.line, f: bulkFetch{name: "\x00", structure: true, want: q.Want, maxPart: q.MaxPart}}
-	var last *structure
-	untagged := func(line []byte) error {
-		m, err := r.response(line)
-		switch {
-		case err != nil:
-			return err
-		case m != nil && r.structure != nil:
-			last = r.structure
-		case r.changed:
-			changed()
-		}
-		return nil
+func plan(q Query, last *structure) bulkFetch {
+	if last != nil && last.ok && len(last.wanted) == 1 && !last.wanted[0].TooLarge {
+		return structureFetch(last.wanted[0].Path, q)
 	}
-	_, err := b.exec("FETCH", untagged, atomArg("FETCH * (BODYSTRUCTURE)"))
-	var ie *imap.Error
-	switch {
-	case errors.As(err, &ie):
-		// Refused (the folder emptied meanwhile): read it whole.
-	case err != nil:
-		return bulkFetch{}, err
-	case last != nil && last.ok && len(last.wanted) == 1 && !last.wanted[0].TooLarge:
-		return structureFetch(last.wanted[0].Path, q), nil
-	}
-	return wholeFetch(q.WholeBelow), nil
+	return wholeFetch(q.WholeBelow)
 }
 
 // Bare is a bulk connection on its own, reading one part of every message
@@ -891,9 +950,9 @@ func DialBare(ctx context.Context, opts Options) (*Bare, error) {
 func (c *Bare) Fetch(folder string, part []int, fn func(uid uint32, body []byte)) error {
 	key := pathKey(part)
 	f := bulkFetch{items: "UID BODY.PEEK[" + key + "]", name: "BODY[" + key + "]", section: &imap.FetchItemBodySection{Part: part}, max: 16 << 20}
-	plan := func() (bulkFetch, error) { return f, nil }
+	plan := func(*structure) bulkFetch { return f }
 	each := func(m *imapclient.FetchMessageBuffer, _ *structure) { fn(uint32(m.UID), m.FindBodySection(f.section)) }
-	_, _, err := c.b.fetchAll(folder, false, plan, each, func() {})
+	_, _, err := c.b.fetchAll(folder, false, nil, plan, each, func() {})
 	return err
 }
 

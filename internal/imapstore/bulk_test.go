@@ -347,7 +347,7 @@ func TestBulkTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, msgs, err := b.fetchAll("Kalender/Grüße", false, fixedPlan(wholeFetch(64)), func(*imapclient.FetchMessageBuffer, *structure) {}, func() {})
+			st, msgs, err := b.fetchAll("Kalender/Grüße", false, nil, fixedPlan(wholeFetch(64)), func(*imapclient.FetchMessageBuffer, *structure) {}, func() {})
 			b.close()
 			if err != nil || st.Messages != 0 || len(msgs) != 0 {
 				t.Errorf("fetchAll of an empty folder: %+v, %d messages, %v", st, len(msgs), err)
@@ -512,7 +512,7 @@ func fakeBulkFetch(t *testing.T, answer []byte) ([]*imapclient.FetchMessageBuffe
 	if _, err := b.line(); err != nil { // the greeting
 		t.Fatal(err)
 	}
-	_, msgs, err := b.fetchAll("INBOX", true, fixedPlan(wholeFetch(64)), func(*imapclient.FetchMessageBuffer, *structure) {}, func() { changes.Add(1) })
+	_, msgs, err := b.fetchAll("INBOX", true, nil, fixedPlan(wholeFetch(64)), func(*imapclient.FetchMessageBuffer, *structure) {}, func() { changes.Add(1) })
 	for _, m := range msgs {
 		if m.UID == 0 || len(m.FindBodySection(wholeSection(64))) > 64 {
 			t.Fatalf("bulk reader returned %+v from %q", m, answer)
@@ -539,6 +539,6 @@ func fakeGoIMAPFetchOf(t *testing.T, answer []byte, opts *imap.FetchOptions) ([]
 }
 
 // fixedPlan plans f whatever the folder holds.
-func fixedPlan(f bulkFetch) func() (bulkFetch, error) {
-	return func() (bulkFetch, error) { return f, nil }
+func fixedPlan(f bulkFetch) func(*structure) bulkFetch {
+	return func(*structure) bulkFetch { return f }
 }
