@@ -1,6 +1,7 @@
 package calendar
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -145,4 +146,20 @@ func BenchmarkExpandYearBaseline(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n), "instances")
+}
+
+// BenchmarkEncodeEvent encodes one typical VEVENT, as a cold read does for
+// every message (the owner's view of its events).
+func BenchmarkEncodeEvent(b *testing.B) {
+	cals, err := Decode([]byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:u1\r\nDTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Europe/Berlin:20250312T100000\r\nDTEND;TZID=Europe/Berlin:20250312T110000\r\nRRULE:FREQ=WEEKLY;BYDAY=WE\r\nSUMMARY:Team sync\r\nLOCATION:Room 4.12\r\nDESCRIPTION:Weekly\\, agenda in the doc.\r\nORGANIZER;CN=Jana:mailto:jana@example.org\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:jana@example.org\r\nSEQUENCE:0\r\nSTATUS:CONFIRMED\r\nTRANSP:OPAQUE\r\nCREATED:20250301T101000Z\r\nLAST-MODIFIED:20250301T101112Z\r\nX-MOZ-GENERATION:3\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := cals[0].Children[0]
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		NewEncoder(&buf).Encode(ev)
+	}
 }
