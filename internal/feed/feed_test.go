@@ -544,3 +544,38 @@ func TestIncidencesFor(t *testing.T) {
 		t.Errorf("the feed lost the folder")
 	}
 }
+
+// TestUnusableMessages: in a folder read by body structure (its last
+// message keeps its calendar in part 2), a message without a calendar
+// part and one whose calendar is broken are skipped and counted by
+// reason; every other event is still published. On both servers.
+func TestUnusableMessages(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			setupAlice(t, srv)
+			day := time.Now().UTC()
+			srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("first", event("u-first", "First", day, 9)))
+			srv.Append(t, "alice", "Calendar", []byte("Subject: not a calendar\r\n\r\nhello\r\n"))
+			srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("broken", "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:u-broken\r\nSUMMARY;X=\"a\"b:Broken\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+			srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("last", event("u-last", "Last", day, 11)))
+			f := newFixtureOn(t, srv, time.Second)
+			body := f.feed(t)
+			for _, want := range []string{"SUMMARY:First", "SUMMARY:Last"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("feed lacks %q:\n%s", want, body)
+				}
+			}
+			if strings.Contains(body, "Broken") {
+				t.Errorf("feed shows the broken event:\n%s", body)
+			}
+			for reason, want := range map[string]float64{"no_calendar": 1, "malformed": 1} {
+				if got := testutil.ToFloat64(f.m.ParseFailures.WithLabelValues(reason)); got != want {
+					t.Errorf("parse failures %s = %v, want %v", reason, got, want)
+				}
+			}
+			if f.src.count("FETCH") != 1 {
+				t.Errorf("%d FETCH (the probe), want 1: the folder was not read by structure", f.src.count("FETCH"))
+			}
+		})
+	}
+}
