@@ -213,7 +213,7 @@ func (b *bulkConn) examine(folder string, condStore bool, probe *Query, changed 
 		// The body structure of the folder's last message (see plan),
 		// asked in the same round trip: a server answers pipelined
 		// commands in order, and if EXAMINE fails, FETCH fails too.
-		r := &fetchReader{br: b.br, line: b.line, f: bulkFetch{name: "\x00", structure: true, want: probe.Want, maxPart: probe.MaxPart}}
+		r := &fetchReader{br: b.br, line: b.line, f: bulkFetch{structure: true, want: probe.Want, maxPart: probe.MaxPart}}
 		probed := func(line []byte) error {
 			m, err := r.response(line)
 			switch {
@@ -433,7 +433,7 @@ type fetchReader struct {
 	types          map[string]knownType
 	strings, lower map[string]string
 	pairs          [][2]string
-	params1        map[string]string
+	lastParams     map[string]string
 	// changed is set by response for data that reports a change to the
 	// folder (EXISTS, EXPUNGE).
 	changed bool
@@ -529,7 +529,7 @@ func (r *fetchReader) fetch(seq uint64, p *lineParser) (*imapclient.FetchMessage
 				return nil, err
 			}
 			r.structure = st
-		case bytes.EqualFold(name, []byte(r.f.name)) && m.BodySection == nil:
+		case r.f.section != nil && bytes.EqualFold(name, []byte(r.f.name)) && m.BodySection == nil:
 			body, err := r.nstring(p)
 			if err != nil {
 				return nil, err

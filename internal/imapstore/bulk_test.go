@@ -3,14 +3,11 @@ package imapstore
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"regexp"
 	"slices"
@@ -335,11 +332,7 @@ func TestBulkFetchUnsolicited(t *testing.T) {
 // quoted as a literal (waiting for the server's continuation), and names
 // a folder in modified UTF-7.
 func TestBulkTLS(t *testing.T) {
-	hs := httptest.NewTLSServer(http.NotFoundHandler())
-	defer hs.Close()
-	serverTLS := &tls.Config{Certificates: hs.TLS.Certificates}
-	clientTLS := hs.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-	clientTLS.ServerName = "example.com"
+	serverTLS, clientTLS := testTLS(t)
 	for _, mode := range []TLSMode{TLSImplicit, TLSStartTLS} {
 		t.Run(string(mode), func(t *testing.T) {
 			f := startFake(t, "IMAP4rev1 STARTTLS", nil, serverTLS, mode == TLSImplicit, func(string) string { return "OK done" })

@@ -232,7 +232,7 @@ func (r *fetchReader) params(p *lineParser) (map[string]string, bool, error) {
 			r.pairs = append(r.pairs, [2]string{k, r.intern(value, false)})
 		}
 	}
-	if last := r.params1; last != nil && len(last) <= len(r.pairs) {
+	if last := r.lastParams; last != nil && len(last) <= len(r.pairs) {
 		same := true
 		for _, kv := range r.pairs {
 			if v, ok := last[kv[0]]; !ok || v != kv[1] {
@@ -249,7 +249,7 @@ func (r *fetchReader) params(p *lineParser) (map[string]string, bool, error) {
 	for _, kv := range r.pairs {
 		params[kv[0]] = kv[1]
 	}
-	r.params1 = params
+	r.lastParams = params
 	return params, true, nil
 }
 

@@ -371,14 +371,20 @@ func TestNotifyDeadServer(t *testing.T) {
 	}
 }
 
+// testTLS returns a server configuration with a test certificate for
+// example.com and a client configuration that trusts it.
+func testTLS(t *testing.T) (server, client *tls.Config) {
+	hs := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(hs.Close)
+	client = hs.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	client.ServerName = "example.com"
+	return &tls.Config{Certificates: hs.TLS.Certificates}, client
+}
+
 // TestNotifyTLS logs in over implicit TLS and over STARTTLS, verifying
 // the server's certificate.
 func TestNotifyTLS(t *testing.T) {
-	hs := httptest.NewTLSServer(http.NotFoundHandler())
-	defer hs.Close()
-	serverTLS := &tls.Config{Certificates: hs.TLS.Certificates}
-	clientTLS := hs.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-	clientTLS.ServerName = "example.com"
+	serverTLS, clientTLS := testTLS(t)
 	for _, mode := range []TLSMode{TLSImplicit, TLSStartTLS} {
 		t.Run(string(mode), func(t *testing.T) {
 			f := startFake(t, "IMAP4rev1 STARTTLS NOTIFY", nil, serverTLS, mode == TLSImplicit, func(string) string { return "OK done" })
