@@ -33,8 +33,10 @@ const maxComponents = 100000
 
 // Decode parses every VCALENDAR in data. It accepts a leading UTF-8 BOM,
 // bare LF line endings and several concatenated VCALENDARs, and reads
-// them exactly as go-ical's decoder does (see decodeFast). It never
-// panics.
+// them exactly as go-ical's decoder does (see decodeFast), but for one
+// thing: a property without parameters has nil Params, not an empty map;
+// give it a map before adding a parameter (ical.NewProp makes new ones
+// with one). It never panics.
 func Decode(data []byte) (cals []*ical.Calendar, err error) {
 	if len(data) > MaxPayload {
 		return nil, ErrTooLarge

@@ -28,8 +28,12 @@ import (
 // of their own otherwise. So a component keeps alive what it holds and
 // nothing else: not the text, names, delimiters or folding, and not its
 // parent or siblings, which matters when a cache keeps one VEVENT of a
-// message. What remains per property is the Params map, which callers
-// modify and so must own.
+// message. A property with parameters gets a Params map of its own, which
+// a caller may modify; one without has nil Params, like a zero ical.Prop
+// (go-ical gives it an empty map): Get, Values, len and range read a nil
+// map as empty, and the properties of a calendar in IMAP mostly have no
+// parameters, so an empty map for each was a sixth of the allocations of
+// a cold folder read and some 300 octets of every cached event.
 //
 // The contract is the loop of Decode without its preliminaries (size
 // limit, BOM, blank text):
@@ -412,7 +416,10 @@ func (d *fastDecoder) component(f frame, c *ical.Component) *ical.Component {
 		g := d.groups[i]
 		at := d.counts[g]
 		d.counts[g]++
-		params := make(ical.Params, p.phi-p.plo)
+		var params ical.Params
+		if p.phi > p.plo {
+			params = make(ical.Params, p.phi-p.plo)
+		}
 		for _, pa := range d.params[p.plo:p.phi] {
 			n := int(pa.vhi - pa.vlo)
 			vs := lists[:n:n]

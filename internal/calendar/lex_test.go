@@ -19,7 +19,8 @@ import (
 
 // decodeGoICal is the reference decodeFast must agree with: Decode's loop
 // over go-ical's decoder, without Decode's preliminaries (size limit, BOM,
-// blank text).
+// blank text), and with nil Params for properties without parameters, as
+// decodeFast gives them (go-ical gives empty maps).
 func decodeGoICal(data []byte) (cals []*ical.Calendar, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -40,9 +41,23 @@ func decodeGoICal(data []byte) (cals []*ical.Calendar, err error) {
 		if n > maxComponents {
 			return nil, ErrTooLarge
 		}
+		nilEmptyParams(cal.Component)
 		cals = append(cals, cal)
 	}
 	return cals, nil
+}
+
+func nilEmptyParams(c *ical.Component) {
+	for _, ps := range c.Props {
+		for i := range ps {
+			if len(ps[i].Params) == 0 {
+				ps[i].Params = nil
+			}
+		}
+	}
+	for _, child := range c.Children {
+		nilEmptyParams(child)
+	}
 }
 
 // diffDecode reports how decodeFast and go-ical disagree on data, or "".
@@ -74,7 +89,9 @@ func dumpComp(b *strings.Builder, c *ical.Component, indent string) {
 	fmt.Fprintf(b, "\n%s%q props=%d(nil=%v) children=%d(nil=%v)", indent, c.Name, len(c.Props), c.Props == nil, len(c.Children), c.Children == nil)
 	for name, ps := range c.Props {
 		for _, p := range ps {
-			fmt.Fprintf(b, "\n%s  %q=%q %q params(nil=%v)=%q", indent, name, p.Name, p.Value, p.Params == nil, map[string][]string(p.Params))
+			// nil or empty alike: decodeFast gives nil Params where
+			// go-ical gives an empty map (see lex.go).
+			fmt.Fprintf(b, "\n%s  %q=%q %q params=%q", indent, name, p.Name, p.Value, map[string][]string(p.Params))
 		}
 	}
 	for _, ch := range c.Children {
@@ -352,14 +369,21 @@ func TestDecodeFastQuirks(t *testing.T) {
 	if c.Children[0].Name != "\uFFFD" {
 		t.Errorf("component name %q", c.Children[0].Name)
 	}
-	// Params are never nil and may be written; Children stay nil; the
-	// Props slices do not share space an append could overwrite.
-	c = one("BEGIN:VCALENDAR\r\nX:1\r\nY:2\r\nX:3\r\nEND:VCALENDAR\r\n")
+	// Params are nil without parameters, and a map of each property's
+	// own with them, which may be written; Children stay nil; the Props
+	// slices do not share space an append could overwrite.
+	c = one("BEGIN:VCALENDAR\r\nX;A=1:1\r\nY:2\r\nX;A=1:3\r\nEND:VCALENDAR\r\n")
 	if c.Children != nil {
 		t.Error("Children not nil")
 	}
 	x := c.Props["X"]
+	if y := c.Props["Y"][0]; y.Params != nil {
+		t.Errorf("Y's Params = %#v, want nil", y.Params)
+	}
 	x[0].Params.Set("TZID", "a")
+	if x[1].Params.Get("TZID") != "" {
+		t.Error("a parameter set on one property appeared on another")
+	}
 	c.Props["X"] = append(x, ical.Prop{Name: "X", Value: "new"})
 	if y := c.Props["Y"]; len(y) != 1 || y[0].Value != "2" || len(y[0].Params) != 0 {
 		t.Errorf("append to one name changed another: %+v", y)
