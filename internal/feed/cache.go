@@ -797,6 +797,16 @@ func (c *Cache) fetch(ctx context.Context, f Folder, prev *Snapshot) (*imapstore
 	const batch = 64
 	jobs := make(chan []imapstore.Message, 8)
 	results := make(parsedSet, runtime.GOMAXPROCS(0))
+	if prev == nil && f.State.Messages > 0 {
+		// A folder read from scratch: its lists are sized once for
+		// their share of the count the check read (with a quarter
+		// more, as the shares are uneven), not grown by copying.
+		per := int(min(f.State.Messages, 1<<20))*5/4/len(results) + batch
+		for i := range results {
+			results[i].uids = make([]uint32, 0, per)
+			results[i].msgs = make([]message, 0, per)
+		}
+	}
 	var wg sync.WaitGroup
 	for i := range results {
 		wg.Go(func() {
