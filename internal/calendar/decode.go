@@ -11,6 +11,7 @@ package calendar
 import (
 	"bytes"
 	"errors"
+	"sync"
 
 	"github.com/emersion/go-ical"
 )
@@ -31,6 +32,9 @@ const MaxPayload = 16 << 20
 // maxComponents bounds how many components one payload may hold.
 const maxComponents = 100000
 
+// ended holds the texts Decode gives a final line break.
+var ended = sync.Pool{New: func() any { return new([]byte) }}
+
 // Decode parses every VCALENDAR in data. It accepts a leading UTF-8 BOM,
 // bare LF line endings and several concatenated VCALENDARs, and reads
 // them exactly as go-ical's decoder does (see decodeFast), but for one
@@ -48,9 +52,19 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 	// go-ical reads blanks after the last line break as a continuation of
 	// END:VCALENDAR and drops the calendar, and decodeFast reads as go-ical
 	// does: the text is made to end with one line break after its last
-	// non-blank character (copied only when it does not already).
+	// non-blank character. A calendar MIME part seldom has one (the line
+	// break before the next boundary belongs to the boundary), so it is
+	// copied into pooled space: what decodeFast returns shares no memory
+	// with its input.
 	if t := bytes.TrimRight(data, " \t\r\n"); !bytes.Equal(data[len(t):], crlf) && !bytes.Equal(data[len(t):], lf) {
-		data = append(t[:len(t):len(t)], crlf...)
+		b := ended.Get().(*[]byte)
+		defer func() {
+			if cap(*b) <= 1<<20 { // a rare large one is left to the collector
+				ended.Put(b)
+			}
+		}()
+		*b = append(append((*b)[:0], t...), crlf...)
+		data = *b
 	}
 	// decodeFast (lex.go) reads exactly what go-ical's decoder reads,
 	// into the same values, 1.3 times as fast with 41 % of the

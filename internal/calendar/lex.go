@@ -33,7 +33,7 @@ import (
 // (go-ical gives it an empty map): Get, Values, len and range read a nil
 // map as empty, and the properties of a calendar in IMAP mostly have no
 // parameters, so an empty map for each was a sixth of the allocations of
-// a cold folder read and some 300 octets of every cached event.
+// a cold folder read and some 240 octets of every cached event.
 //
 // The contract is the loop of Decode without its preliminaries (size
 // limit, BOM, blank text):

@@ -514,6 +514,33 @@ func TestDecodeFastOwnsStrings(t *testing.T) {
 	}
 }
 
+// TestDecodeOwnsItsCopy: Decode copies a text without a final line break
+// (every calendar MIME part) into pooled space before decoding it; what
+// it returns must not change when that space holds the next text.
+func TestDecodeOwnsItsCopy(t *testing.T) {
+	inputs := corpusInputs(t)
+	type decoded struct {
+		text []byte
+		cals []*ical.Calendar
+	}
+	var all []decoded
+	for _, in := range inputs {
+		text := bytes.TrimRight(in.data, " \t\r\n")
+		if cals, err := Decode(text); err == nil {
+			all = append(all, decoded{text, cals})
+		}
+	}
+	if len(all) < 100 {
+		t.Fatalf("only %d corpus texts decode without a final line break", len(all))
+	}
+	for _, d := range all {
+		want, _ := Decode(d.text)
+		if !reflect.DeepEqual(d.cals, want) {
+			t.Errorf("decoded before the others, now differs:\n got %s\nwant %s", dumpCals(d.cals), dumpCals(want))
+		}
+	}
+}
+
 // TestDecodeFastNames checks that the names of the usual components,
 // properties and parameters are the package's constants, in any case, and
 // that an unusual name is a copy of its own.
