@@ -115,6 +115,12 @@ func closeBare(c *imapstore.Bare) {
 	time.Sleep(settle)
 }
 
+// closePool is closeBare for a cold build's pool.
+func closePool(p *imapstore.Pool) {
+	p.Close()
+	time.Sleep(settle)
+}
+
 func dialBare(b *testing.B, srv *testbed.Server) *imapstore.Bare {
 	c, err := imapstore.DialBare(context.Background(), imapstore.Options{Addr: srv.Addr, TLS: imapstore.TLSNone,
 		User: testbed.Proxy, Password: testbed.Password(testbed.Proxy)})
@@ -152,8 +158,7 @@ func coldBuild(b *testing.B, srv *testbed.Server) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		pool.Close() // Dovecot allows a user ten connections
-		time.Sleep(settle)
+		closePool(pool)
 		b.StartTimer()
 	}
 }
@@ -161,10 +166,7 @@ func coldBuild(b *testing.B, srv *testbed.Server) {
 // timeCold times one cold build as coldBuild does.
 func timeCold(b *testing.B, srv *testbed.Server) time.Duration {
 	c, pool := newBenchCache(b, srv)
-	defer func() {
-		pool.Close()
-		time.Sleep(settle)
-	}()
+	defer closePool(pool)
 	if err := pool.Ping(context.Background()); err != nil {
 		b.Fatal(err)
 	}
