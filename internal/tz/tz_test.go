@@ -175,6 +175,12 @@ func TestWindowsOffsets(t *testing.T) {
 		{"Tokyo Standard Time", time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC), 9 * 3600},
 		{"India Standard Time", time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC), 5*3600 + 1800},
 		{"UTC", time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC), 0},
+		// Windows names whose representative zone CLDR changed after
+		// tzdata 2021a: Chihuahua left the Pacific-Mexico offset in 2022
+		// (Windows kept the name for Mazatlán's UTC-7), and Almaty moved
+		// to UTC+5 in 2024 (the name stays with Bishkek's UTC+6).
+		{"Mountain Standard Time (Mexico)", time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC), -7 * 3600},
+		{"Central Asia Standard Time", time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC), 6 * 3600},
 	}
 	for _, tt := range tests {
 		loc, _ := r.Resolve(tt.tzid)
