@@ -209,6 +209,7 @@ func TestRacingReplicas(t *testing.T) {
 	replicas := []*Service{newService(srv.Addr), newService(srv.Addr)}
 	stored := []string{"start"} // every version that reached the folder
 	newest := 0
+	duplicates, refusals := 0, 0 // rounds that left two copies; uploads refused
 	const rounds = 30
 	for round := 1; round <= rounds; round++ {
 		// Replica 0 writes SEQUENCE round; replica 1 one less, as much
@@ -237,10 +238,15 @@ func TestRacingReplicas(t *testing.T) {
 			if results[i].Refused == 0 {
 				stored = append(stored, summaries[i])
 				newest = max(newest, seqs[i])
+			} else {
+				refusals++
 			}
 		}
 		folder := copiesIn(t, srv, "alice", "Calendar")
 		logged := copiesIn(t, srv, "alice", DefaultLogFolder)
+		if len(folder["x"]) > 1 {
+			duplicates++
+		}
 		for _, s := range stored {
 			if !slices.Contains(folder["x"], s) && !slices.Contains(logged["x"], s) {
 				t.Errorf("round %d: %q is lost: in neither the folder %v nor the log %v", round, s, folder["x"], logged["x"])
@@ -265,7 +271,8 @@ func TestRacingReplicas(t *testing.T) {
 	if got := copiesIn(t, srv, "alice", "Calendar"); fmt.Sprint(got["x"]) != fmt.Sprint([]string{stored[last]}) {
 		t.Errorf("after the race, the newest upload again: folder holds %v, want %q once", got["x"], stored[last])
 	}
-	t.Logf("%d versions reached the folder in %d rounds; none lost", len(stored), rounds)
+	t.Logf("%d versions reached the folder in %d rounds, %d uploads were refused as older, %d rounds left two copies; none lost",
+		len(stored), rounds, refusals, duplicates)
 }
 
 // TestTwoEventsOneUID: an upload that holds one event twice (two masters
