@@ -388,3 +388,23 @@ func testPutWithoutInsert(t *testing.T, srv *testbed.Server) {
 		t.Errorf("a refused upload changed the folder")
 	}
 }
+
+// TestLogWithoutRead: a delegate who may add to the owner's log but not
+// read it (li) can still replace events: the replaced copy is logged
+// without fbpub looking for an earlier copy of it there.
+func TestLogWithoutRead(t *testing.T) { onBothServers(t, testLogWithoutRead) }
+
+func testLogWithoutRead(t *testing.T, srv *testbed.Server) {
+	seed(t, srv, ev("a", "Alpha", ""))
+	srv.SetACL(t, "alice", "Calendar", "bob", "lrswite")
+	srv.CreateFolder(t, "alice", DefaultLogFolder)
+	srv.SetACL(t, "alice", DefaultLogFolder, "bob", "li")
+	res, err := newService(srv.Addr).Put(t.Context(), Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal(ev("a", "Alpha by bob", "1"))})
+	if err != nil || res != (Result{Replaced: 1}) {
+		t.Fatalf("bob replacing with li on the log: %+v, %v", res, err)
+	}
+	if got := copiesIn(t, srv, "alice", DefaultLogFolder); fmt.Sprint(got) != "map[a:[Alpha]]" {
+		t.Errorf("log holds %v, want the replaced Alpha", got)
+	}
+}

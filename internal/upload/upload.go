@@ -279,7 +279,7 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if err := s.permitted(p, rights, logRights, logExists, r); err != nil {
 		return Result{}, err
 	}
-	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, r.User, kolab); err != nil {
+	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, logRights.Has(acl.Read), r.User, kolab); err != nil {
 		return Result{}, unavailable(err)
 	}
 	return p.result, nil
@@ -479,7 +479,7 @@ func (s *Service) split(body []byte) ([]object, error) {
 	}
 	cals, err := calendar.Decode(body)
 	if errors.Is(err, calendar.ErrTooLarge) {
-		return nil, fmt.Errorf("%w: the calendar is larger than fbpub reads at once (%d bytes, %d events); nothing was changed", ErrTooMany, calendar.MaxPayload, s.opts.MaxEvents)
+		return nil, fmt.Errorf("%w: the calendar holds more components than fbpub reads at once, or more than %d bytes; nothing was changed", ErrTooMany, calendar.MaxPayload)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
@@ -777,7 +777,11 @@ func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool
 
 // apply carries the plan out: log copies, then appends, then removals,
 // so that an interruption anywhere loses nothing.
-func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists bool, user string, kolab bool) error {
+//
+// logReadable says whether the uploader may read the log: a delegate who
+// may only add to it (i without r) adds every copy, without looking for
+// one made before.
+func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists, logReadable bool, user string, kolab bool) error {
 	if len(p.toLog) > 0 {
 		if !logExists {
 			if err := sess.CreateFolder(ctx, logFolder); err != nil {
@@ -789,9 +793,12 @@ func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, fo
 		}
 		// A copy the log holds already (left by an interrupted earlier
 		// attempt, or by a racing upload) is not made again.
-		already, err := s.read(ctx, sess, logFolder)
-		if err != nil {
-			return err
+		var already map[string]*stored
+		if logReadable {
+			var err error
+			if already, err = s.read(ctx, sess, logFolder); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
 		}
 		now := s.opts.Now().UTC().Format(time.RFC3339)
 		for _, rm := range p.toLog {
