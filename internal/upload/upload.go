@@ -94,18 +94,21 @@ type DuplicateError struct {
 	NoUID bool
 }
 
+// Error is meant for the uploader: it quotes their own UID, cut short.
 func (e *DuplicateError) Error() string {
-	uid := e.UID
-	if len(uid) > 200 {
-		uid = uid[:200] + "…"
+	clip := func(s string) string {
+		if len(s) > 200 {
+			return strings.ToValidUTF8(s[:200], "") + "…"
+		}
+		return s
 	}
 	switch {
 	case e.NoUID:
 		return "the calendar holds two identical events without a UID; remove one"
 	case e.RecurrenceID != "":
-		return fmt.Sprintf("the calendar holds two overrides of UID %q with RECURRENCE-ID %q; only one can be stored", uid, e.RecurrenceID)
+		return fmt.Sprintf("the calendar holds two overrides of UID %q with RECURRENCE-ID %q; only one can be stored", clip(e.UID), clip(e.RecurrenceID))
 	}
-	return fmt.Sprintf("the calendar holds two events with UID %q (two masters); only one can be stored", uid)
+	return fmt.Sprintf("the calendar holds two events with UID %q (two masters); only one can be stored", clip(e.UID))
 }
 
 func (e *DuplicateError) Unwrap() error { return ErrBadInput }
@@ -522,9 +525,10 @@ func (s *Service) split(body []byte) ([]object, error) {
 	return out, nil
 }
 
-// beginLines counts the lines of body that begin a VEVENT: at least as
-// many as the VEVENTs the calendar decodes to, short only of a folded
-// BEGIN line, which split counts again after the parse.
+// beginLines counts the lines of body that begin a VEVENT. It counts
+// fewer than the calendar decodes to only where a BEGIN line is folded
+// (split counts again after the parse), and more only where a VEVENT is
+// nested in another component, which the parse builds all the same.
 func beginLines(body []byte) int {
 	n := 0
 	for len(body) > 0 {
