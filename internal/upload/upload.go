@@ -13,12 +13,13 @@
 //   - a UID new to the folder is appended — unless the deleted-events log
 //     holds a copy at least as new: a stale client cannot undo someone's
 //     deletion;
-//   - a UID already there is refused, whatever copies there are, when the
-//     upload's copy is older than the newest of them (SEQUENCE, then
-//     LAST-MODIFIED or DTSTAMP); otherwise it is left alone when one copy,
-//     or all of them together, hold the upload's content, and replaced
-//     when none does: the new message is appended first, then the old
-//     ones removed;
+//   - a UID already there is left alone when its copies together hold
+//     the upload's content (one copy, or a series and its overrides in
+//     messages of their own); else the upload's copy is refused, whatever
+//     copies there are, when it is older than the newest of them
+//     (SEQUENCE, then LAST-MODIFIED or DTSTAMP); else the copy that holds
+//     the upload's content stays, or the upload's is appended, and then
+//     the other copies are removed;
 //   - a UID the upload lacks is removed.
 //
 // So a copy is only ever removed by an upload at least as new as it is
