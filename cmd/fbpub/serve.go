@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -334,9 +335,14 @@ func uploader(svc *upload.Service) func(context.Context, httpapi.Upload) (httpap
 	return func(ctx context.Context, u httpapi.Upload) (httpapi.UploadResult, error) {
 		res, err := svc.Put(ctx, upload.Request{User: u.User, Password: u.Password, Owner: u.Owner, Folder: u.Folder, Body: u.Body, Check: u.Check})
 		var denied *upload.DeniedError
+		var dup *upload.DuplicateError
 		switch {
 		case err == nil:
 			return httpapi.UploadResult(res), nil
+		case errors.As(err, &dup):
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusBadRequest, Message: dup.Error() + "; nothing was changed", Err: err}
+		case errors.Is(err, upload.ErrUnavailable):
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusServiceUnavailable, Message: "calendar store unavailable; retry the upload later (a retry completes any part already written)", Err: err}
 		case errors.As(err, &denied):
 			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusForbidden, Message: denied.Error(), Err: err}
 		case errors.Is(err, upload.ErrNotFound):
@@ -344,7 +350,7 @@ func uploader(svc *upload.Service) func(context.Context, httpapi.Upload) (httpap
 		case errors.Is(err, upload.ErrAuth):
 			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusUnauthorized, Message: "wrong user name or password", Err: err}
 		case errors.Is(err, upload.ErrTooMany):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusRequestEntityTooLarge, Message: err.Error(), Err: err}
+			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusRequestEntityTooLarge, Message: strings.TrimPrefix(err.Error(), upload.ErrTooMany.Error()+": "), Err: err}
 		case errors.Is(err, upload.ErrBadInput):
 			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusBadRequest, Message: "the upload is not a calendar fbpub can read; nothing was changed", Err: err}
 		}

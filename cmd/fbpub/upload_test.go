@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +26,8 @@ func getAs(t *testing.T, url, user string) (int, http.Header, string) {
 // TestUploadEndToEnd is the ical2imap round trip as a client does it:
 // GET the feed, edit one event, delete one, add one, PUT it back with
 // If-Match; the answer, the next GET and the log folder agree. A stale
-// If-Match gets 412, and a reader without the insert right 403, both
-// with the folder untouched.
+// If-Match gets 412, and a reader without the insert right 403 (even for
+// a PUT that would change nothing), all with the folder untouched.
 func TestUploadEndToEnd(t *testing.T) {
 	srv := testbed.Get(t)
 	srv.Reset(t)
@@ -69,6 +71,9 @@ END:VCALENDAR
 	st0, _ := before.Status("Calendar", &imap.StatusOptions{UIDNext: true}).Wait()
 	if code, _, body := put(t, url, "bob", edited); code != http.StatusForbidden || !strings.Contains(body, `"i"`) {
 		t.Errorf("bob (lr) PUT = %d %q; want 403 naming the i right", code, body)
+	}
+	if code, _, body := put(t, url, "bob", feed); code != http.StatusForbidden || !strings.Contains(body, `"i"`) {
+		t.Errorf("bob (lr) PUT of the calendar as it is = %d %q; want 403 naming the i right", code, body)
 	}
 	if code, _, _ := put(t, url, "alice", edited, "If-Match", `"not-the-current-tag"`); code != http.StatusPreconditionFailed {
 		t.Errorf("PUT with a stale If-Match = %d, want 412", code)
@@ -128,21 +133,97 @@ END:VCALENDAR
 		t.Errorf("not exactly one client's edit landed:\n%s", after)
 	}
 
-	// The review is in alice's log folder, not destroyed.
+	// The review is in alice's log folder, not destroyed, and so are the
+	// versions the edits replaced.
 	c := srv.Dial(t, "alice")
 	if _, err := c.Select("Deleted Events", nil).Wait(); err != nil {
 		t.Fatalf("no log folder: %v", err)
 	}
 	msgs, err := c.Fetch(imapAll(), fetchBodies()).Collect()
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("log folder: %d messages, %v", len(msgs), err)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("log folder: %d messages, %v; want the review, the standup and the lunch or retro before the edits", len(msgs), err)
 	}
-	if body := string(msgs[0].BodySection[0].Bytes); !strings.Contains(body, "SUMMARY:Review") || !strings.Contains(body, "X-Fbpub-Deleted: ") || !strings.Contains(body, "by=alice") {
-		t.Errorf("log copy:\n%s", body)
+	var log []string
+	for _, m := range msgs {
+		log = append(log, string(m.BodySection[0].Bytes))
+	}
+	for _, want := range [][]string{
+		{"SUMMARY:Review\r\n", "reason=deleted"},
+		{"SUMMARY:Standup\r\n", "reason=replaced"},
+	} {
+		if !slices.ContainsFunc(log, func(b string) bool {
+			return strings.Contains(b, want[0]) && strings.Contains(b, "X-Fbpub-Deleted: ") && strings.Contains(b, "by=alice; "+want[1])
+		}) {
+			t.Errorf("the log lacks %s with %s:\n%s", want[0], want[1], strings.Join(log, "\n"))
+		}
 	}
 }
 
-func imapAll() imap.SeqSet { return imap.SeqSetNum(1) }
+// TestUploadRefusals: what a client is told when fbpub cannot store its
+// upload, through the binary against Dovecot behind a relay: one event
+// twice is 400 naming the UID, 100,000 events 413 naming
+// upload.max_events, a connection cut under the upload 503 with
+// Retry-After; each leaves the folder as it was.
+func TestUploadRefusals(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	day := time.Now().UTC().AddDate(0, 0, 2).Format("20060102")
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	event := func(uid, summary, extra string) string {
+		return "BEGIN:VEVENT\r\nUID:" + uid + "\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:" + day + "T090000Z\r\nDTEND:" + day +
+			"T100000Z\r\nSUMMARY:" + summary + "\r\n" + extra + "END:VEVENT\r\n"
+	}
+	calendar := func(events ...string) string {
+		return "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example//Test//EN\r\n" + strings.Join(events, "") + "END:VCALENDAR\r\n"
+	}
+	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("Standup", calendar(event("e-1", "Standup", ""))))
+	// The relay cuts a connection once it has sent 20 kB: far more than
+	// fbpub's own connections send here, far less than the upload of a
+	// 30 kB event.
+	relay := testbed.Relay(t, srv.Addr, func(sent int64) testbed.Fault {
+		if sent > 20<<10 {
+			return testbed.Cut
+		}
+		return testbed.Forward
+	})
+	bin := buildBinary(t)
+	base, _ := startBinary(t, bin, "FBPUB_IMAP_ADDR="+relay, "FBPUB_IMAP_TLS=none",
+		"FBPUB_IMAP_USER="+testbed.Proxy, "FBPUB_IMAP_PASSWORD="+testbed.Password(testbed.Proxy), "FBPUB_CHECK_INTERVAL=0s")
+	url := base + "/calendar/alice/Calendar.ics"
+	unchanged := func(what string) {
+		t.Helper()
+		code, _, body := getAs(t, url, "alice")
+		if code != 200 || strings.Count(body, "BEGIN:VEVENT") != 1 || !strings.Contains(body, "SUMMARY:Standup") {
+			t.Errorf("after %s: GET = %d\n%s", what, code, body)
+		}
+	}
+
+	code, _, body := put(t, url, "alice", calendar(event("e-1", "Standup", ""), event("dup-7", "One", ""), event("dup-7", "Two", "")))
+	if code != http.StatusBadRequest || !strings.Contains(body, `"dup-7"`) {
+		t.Errorf("PUT of two events with one UID = %d %q; want 400 naming the UID", code, body)
+	}
+	unchanged("two events with one UID")
+
+	var huge strings.Builder
+	for i := range 100000 {
+		fmt.Fprintf(&huge, "BEGIN:VEVENT\r\nUID:%d\r\nDTSTART:%sT090000Z\r\nEND:VEVENT\r\n", i, day)
+	}
+	code, _, body = put(t, url, "alice", calendar(huge.String()))
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "upload.max_events") {
+		t.Errorf("PUT of 100,000 events = %d %q; want 413 naming upload.max_events", code, body)
+	}
+	unchanged("100,000 events")
+
+	big := event("e-2", "Offsite", "DESCRIPTION:"+strings.Repeat("x", 30<<10)+"\r\n")
+	code, hdr, body := put(t, url, "alice", calendar(event("e-1", "Standup", ""), big))
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("PUT cut on its way to IMAP = %d (Retry-After %q) %q; want 503 with Retry-After", code, hdr.Get("Retry-After"), body)
+	}
+	unchanged("a cut upload")
+}
+
+func imapAll() imap.SeqSet { return imap.SeqSet{imap.SeqRange{Start: 1}} } // 1:*
 
 func fetchBodies() *imap.FetchOptions {
 	return &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}

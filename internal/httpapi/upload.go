@@ -39,7 +39,8 @@ type UploadResult struct {
 }
 
 // UploadError is an upload refused for a reason the client should see:
-// Status is the HTTP status (400, 403, 404, 412, 413), Message says why.
+// Status is the HTTP status (400, 403, 404, 412, 413, 503: 503 gets
+// Retry-After), Message says why.
 type UploadError struct {
 	Status  int
 	Message string

@@ -5,24 +5,37 @@
 //
 // An upload is the whole calendar. Its events are split by UID, one
 // message per object (a master and its overrides), and reconciled with
-// the folder, which stays the authority:
+// the folder, which stays the authority. The folder may hold a UID in
+// several messages, its copies: a client or a second fbpub replaces by
+// appending first and removing after, and an override may sit in a
+// message of its own.
 //
 //   - a UID new to the folder is appended — unless the deleted-events log
 //     holds a copy at least as new: a stale client cannot undo someone's
 //     deletion;
-//   - a UID already there is replaced when the upload's copy differs and
-//     is not older (SEQUENCE, then LAST-MODIFIED or DTSTAMP): the new
-//     message is appended first, then the old one removed;
-//   - a UID the upload lacks is moved to the log folder (a copy appended
-//     with who deleted it and when, then the original removed), never
-//     destroyed.
+//   - a UID already there is left alone when its copies together hold
+//     the upload's content (one copy, or a series and its overrides in
+//     messages of their own); else the upload's copy is refused, whatever
+//     copies there are, when it is older than the newest of them
+//     (SEQUENCE, then LAST-MODIFIED or DTSTAMP); else the copy that holds
+//     the upload's content stays, or the upload's is appended, and then
+//     the other copies are removed;
+//   - a UID the upload lacks is removed.
+//
+// So a copy is only ever removed by an upload at least as new as it is
+// (or one that deletes its UID), and every copy removed whose content
+// does not stay in the folder is first appended to the log folder, with
+// who removed it, when and why: an upload never destroys an event.
 //
 // Every write is made as the uploader's own IMAP session, so the server's
 // ACL decides; the rights the plan needs are checked before the first
 // write, so a refused upload changes nothing. Each step is idempotent: a
 // retry after a broken connection finds what the last attempt left (a
 // duplicate from an append whose removal never came, a log copy already
-// made) and converges to the same folder.
+// made) and converges to the same folder. Two uploaders that do not share
+// a lock (two fbpub replicas) only ever remove messages they read, and
+// only copies not newer than what they write: racing, they may leave
+// duplicates, which the next upload reconciles, but they lose nothing.
 package upload
 
 import (
@@ -54,14 +67,52 @@ var (
 	// ErrBadInput: the upload is not a calendar fbpub can read; nothing
 	// was changed.
 	ErrBadInput = errors.New("upload: not a readable calendar")
-	// ErrTooMany: more events than Options.MaxEvents.
+	// ErrTooMany: more events than Options.MaxEvents, or more than fbpub
+	// reads in one calendar; nothing was changed.
 	ErrTooMany = errors.New("upload: too many events")
 	// ErrNotFound: the folder does not exist or the uploader may not see
 	// it.
 	ErrNotFound = errors.New("upload: no such folder")
 	// ErrAuth: the uploader's credentials were refused.
 	ErrAuth = errors.New("upload: wrong user name or password")
+	// ErrUnavailable: the conversation with the IMAP server failed (it
+	// could not be reached, the connection broke, it stopped answering);
+	// a retry may succeed and converges (see the package comment).
+	ErrUnavailable = errors.New("upload: IMAP unavailable")
 )
+
+// DuplicateError is an upload that holds one event twice: two masters
+// with one UID, or two overrides with one RECURRENCE-ID. Only one of them
+// could be stored, so the upload is refused and nothing is changed. It
+// wraps ErrBadInput.
+type DuplicateError struct {
+	UID string
+	// RecurrenceID is the overrides' RECURRENCE-ID as written, or "" for
+	// two masters.
+	RecurrenceID string
+	// NoUID: the two events have no UID and are identical; UID is the one
+	// fbpub derived from their content.
+	NoUID bool
+}
+
+// Error is meant for the uploader: it quotes their own UID, cut short.
+func (e *DuplicateError) Error() string {
+	clip := func(s string) string {
+		if len(s) > 200 {
+			return strings.ToValidUTF8(s[:200], "") + "…"
+		}
+		return s
+	}
+	switch {
+	case e.NoUID:
+		return "the calendar holds two identical events without a UID; remove one"
+	case e.RecurrenceID != "":
+		return fmt.Sprintf("the calendar holds two overrides of UID %q with RECURRENCE-ID %q; only one can be stored", clip(e.UID), clip(e.RecurrenceID))
+	}
+	return fmt.Sprintf("the calendar holds two events with UID %q (two masters); only one can be stored", clip(e.UID))
+}
+
+func (e *DuplicateError) Unwrap() error { return ErrBadInput }
 
 // DeniedError says which right the uploader lacks on which folder.
 type DeniedError struct {
@@ -150,7 +201,7 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 		return Result{}, ErrAuth
 	}
 	if err != nil {
-		return Result{}, err
+		return Result{}, unavailable(err)
 	}
 	defer sess.Close()
 	folder, ok := sess.FolderName(r.Owner, r.Folder)
@@ -165,14 +216,21 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 
 	rights, err := s.rights(ctx, sess, folder)
 	if err != nil {
-		return Result{}, err
+		return Result{}, unavailable(err)
 	}
 	if !rights.Has(acl.Lookup | acl.Read) {
 		return Result{}, ErrNotFound
 	}
+	// A PUT is a write whatever it turns out to change: without the right
+	// to add, it is refused even when the folder already holds the upload
+	// (as WebDAV servers refuse a PUT without write rights), so that a
+	// client learns at once that it cannot publish there.
+	if !rights.Has(acl.Insert) {
+		return Result{}, &DeniedError{Right: acl.Insert, Folder: strings.Join(r.Folder, "/"), Why: "publish events to it"}
+	}
 	current, err := s.read(ctx, sess, folder)
 	if err != nil {
-		return Result{}, err
+		return Result{}, unavailable(err)
 	}
 	// Write in the folder's format: Kolab format 3 in a Kolab folder (by
 	// its annotation, or by what it holds already), else text/calendar.
@@ -183,7 +241,7 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if !kolab {
 		typ, err := sess.KolabFolderType(ctx, folder)
 		if err != nil {
-			return Result{}, err
+			return Result{}, unavailable(err)
 		}
 		kolab = typ == "event" || strings.HasPrefix(typ, "event.")
 	}
@@ -204,7 +262,7 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	var logged map[string]*stored
 	logRights, err := s.rights(ctx, sess, logFolder)
 	if err != nil {
-		return Result{}, err
+		return Result{}, unavailable(err)
 	}
 	// MYRIGHTS does not tell whether a folder exists (Dovecot answers an
 	// owner's rights for a folder not yet created): reading it does.
@@ -215,7 +273,7 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 		case err == nil:
 			logExists = true
 		case !errors.Is(err, ErrNotFound):
-			return Result{}, err
+			return Result{}, unavailable(err)
 		}
 	} else if logRights != 0 {
 		logExists = true // there, but unreadable to the uploader
@@ -225,10 +283,22 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if err := s.permitted(p, rights, logRights, logExists, r); err != nil {
 		return Result{}, err
 	}
-	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, r.User, kolab); err != nil {
-		return Result{}, err
+	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, logRights.Has(acl.Read), r.User, kolab); err != nil {
+		return Result{}, unavailable(err)
 	}
 	return p.result, nil
+}
+
+// unavailable marks an error of the IMAP conversation as ErrUnavailable;
+// the server's own refusals (a NO) and the errors above keep their
+// meaning.
+func unavailable(err error) error {
+	var de *DeniedError
+	switch {
+	case errors.As(err, &de), errors.Is(err, ErrNotFound), errors.Is(err, ErrAuth), imapstore.Refused(err):
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // rights returns the session's rights on folder; none when it does not
@@ -260,15 +330,71 @@ type object struct {
 	obj     *calendar.Object
 }
 
-// stored is one UID as a folder holds it: possibly several messages (a
-// duplicate left by an interrupted replace), the newest first.
+// held is one copy of a UID in a folder: what one message holds of it (a
+// master and its overrides, or only some of them).
+type held struct {
+	msg     uint32 // the message's UID
+	obj     *calendar.Object
+	hash    string
+	version version
+}
+
+// stored is one UID as a folder holds it: its copies, in message order.
 type stored struct {
-	uid      string
-	version  version
-	hashes   []string
-	messages []uint32
-	objects  []*calendar.Object
-	kolab    bool // stored in Kolab format 3
+	uid    string
+	copies []*held
+	kolab  bool // some copy is stored in Kolab format 3
+}
+
+// newest returns the version of the newest copy.
+func (st *stored) newest() version {
+	v := st.copies[0].version
+	for _, c := range st.copies[1:] {
+		if c.version.compare(v) > 0 {
+			v = c.version
+		}
+	}
+	return v
+}
+
+// wholeHash returns the content hash of all the copies taken together
+// when they are the parts of one event (at most one master, no
+// RECURRENCE-ID twice: a series with overrides in messages of their own),
+// else "".
+func (st *stored) wholeHash() string {
+	if len(st.copies) == 1 {
+		return st.copies[0].hash
+	}
+	whole := &calendar.Object{UID: st.uid}
+	rids := map[string]bool{}
+	for _, c := range st.copies {
+		if c.obj.Master != nil {
+			if whole.Master != nil {
+				return ""
+			}
+			whole.Master = c.obj.Master
+		}
+		for _, ov := range c.obj.Overrides {
+			k := ridKey(ov)
+			if rids[k] {
+				return ""
+			}
+			rids[k] = true
+			whole.Overrides = append(whole.Overrides, ov)
+		}
+		whole.Timezones = append(whole.Timezones, c.obj.Timezones...)
+	}
+	return contentHash(whole)
+}
+
+// ridKey identifies an override within its series: its RECURRENCE-ID as
+// written, with the zone it is in.
+func ridKey(ev *ical.Component) string {
+	p := ev.Props.Get(ical.PropRecurrenceID)
+	if p == nil {
+		return ""
+	}
+	return strings.ToUpper(strings.TrimSpace(p.Value)) + "\x00" + p.Params.Get(ical.ParamTimezoneID)
 }
 
 // version orders copies of one event: SEQUENCE, then LAST-MODIFIED,
@@ -307,17 +433,24 @@ func versionOf(o *calendar.Object) version {
 	return v
 }
 
-// contentHash identifies an object's content: its events and the zones
-// they use, encoded canonically, without DTSTAMP (clients rewrite it on
-// every export) and without alarms (fbpub's feeds leave them out, so a
-// client that edits a feed and uploads it never has them).
+// contentHash identifies an object's content: its events (the overrides
+// in RECURRENCE-ID order) and the zones they use, encoded canonically,
+// without DTSTAMP (clients rewrite it on every export) and without alarms
+// (fbpub's feeds leave them out, so a client that edits a feed and
+// uploads it never has them).
 func contentHash(o *calendar.Object) string {
 	h := sha256.New()
 	enc := calendar.NewEncoder(h)
 	for _, tz := range calendar.UsedTimezones([]*calendar.Object{o}) {
 		enc.Encode(tz)
 	}
-	for _, ev := range o.Events() {
+	overrides := slices.Clone(o.Overrides)
+	slices.SortStableFunc(overrides, func(a, b *ical.Component) int { return strings.Compare(ridKey(a), ridKey(b)) })
+	var events []*ical.Component
+	if o.Master != nil {
+		events = append(events, o.Master)
+	}
+	for _, ev := range append(events, overrides...) {
 		cp := &ical.Component{Name: ev.Name, Props: ical.Props{}}
 		for _, ch := range ev.Children {
 			if ch.Name != ical.CompAlarm {
@@ -334,9 +467,24 @@ func contentHash(o *calendar.Object) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// split parses the upload into objects by UID.
+// tooMany is the error for an upload of more than MaxEvents events.
+func (s *Service) tooMany() error {
+	return fmt.Errorf("%w: the calendar holds more than %d events, the most one upload may hold (upload.max_events); nothing was changed", ErrTooMany, s.opts.MaxEvents)
+}
+
+// split parses the upload into objects by UID. An upload that holds one
+// event twice (two masters with one UID, or two overrides with one
+// RECURRENCE-ID) is a *DuplicateError: only one of them could be stored.
 func (s *Service) split(body []byte) ([]object, error) {
+	// Counted before parsing, so that an upload far over the limit costs
+	// one pass over its bytes, not a parse.
+	if beginLines(body) > s.opts.MaxEvents {
+		return nil, s.tooMany()
+	}
 	cals, err := calendar.Decode(body)
+	if errors.Is(err, calendar.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: the calendar holds more components than fbpub reads at once, or more than %d bytes; nothing was changed", ErrTooMany, calendar.MaxPayload)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
@@ -349,21 +497,53 @@ func (s *Service) split(body []byte) ([]object, error) {
 		}
 		events += len(o.Events())
 		if events > s.opts.MaxEvents {
-			return nil, fmt.Errorf("%w: more than %d", ErrTooMany, s.opts.MaxEvents)
+			return nil, s.tooMany()
 		}
+		noUID := false
 		for _, ev := range o.Events() {
-			if ev.Props.Get(ical.PropUID) == nil {
+			if p := ev.Props.Get(ical.PropUID); p == nil || strings.TrimSpace(p.Value) == "" {
 				// Objects gave it a stable UID from its content; write it.
 				ev.Props.SetText(ical.PropUID, o.UID)
+				noUID = true
 			}
 		}
 		if seen[o.UID] {
-			continue
+			// Objects makes a second master with one UID an object of its
+			// own.
+			return nil, &DuplicateError{UID: o.UID, NoUID: noUID}
 		}
 		seen[o.UID] = true
+		rids := map[string]bool{}
+		for _, ov := range o.Overrides {
+			k := ridKey(ov)
+			if rids[k] {
+				return nil, &DuplicateError{UID: o.UID, RecurrenceID: ov.Props.Get(ical.PropRecurrenceID).Value}
+			}
+			rids[k] = true
+		}
 		out = append(out, object{uid: o.UID, version: versionOf(o), hash: contentHash(o), obj: o})
 	}
 	return out, nil
+}
+
+// beginLines counts the lines of body that begin a VEVENT. It counts
+// fewer than the calendar decodes to only where a BEGIN line is folded
+// (split counts again after the parse), and more only where a VEVENT is
+// nested in another component, which the parse builds all the same.
+func beginLines(body []byte) int {
+	n := 0
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		if len(line) >= len("BEGIN:VEVENT") && bytes.EqualFold(bytes.TrimRight(line, " \t\r"), []byte("BEGIN:VEVENT")) {
+			n++
+		}
+	}
+	return n
 }
 
 // read returns the objects of a folder by UID. Messages that cannot be
@@ -392,13 +572,7 @@ func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder stri
 				st = &stored{uid: o.UID}
 				out[o.UID] = st
 			}
-			v := versionOf(o)
-			if len(st.messages) == 0 || v.compare(st.version) > 0 {
-				st.version = v
-			}
-			st.messages = append(st.messages, m.UID)
-			st.hashes = append(st.hashes, contentHash(o))
-			st.objects = append(st.objects, o)
+			st.copies = append(st.copies, &held{msg: m.UID, obj: o, hash: contentHash(o), version: versionOf(o)})
 			st.kolab = st.kolab || kolab
 		}
 	}
@@ -431,73 +605,112 @@ func messageObjects(m imapstore.Message) ([]*calendar.Object, bool) {
 // plan is what an upload will do.
 type plan struct {
 	appends []object  // to the folder
-	remove  []uint32  // from the folder, after the appends and log copies
-	toLog   []*stored // copied to the log before removal
+	remove  []uint32  // from the folder, after the log copies and appends
+	toLog   []removal // copied to the log first
 	result  Result
 }
 
+// removal is a copy the upload removes whose content does not stay in
+// the folder.
+type removal struct {
+	*held
+	uid string
+	why string // "deleted" (the upload lacks its UID) or "replaced"
+}
+
+// plan reconciles the upload with the folder (see the package comment).
+// It removes a copy only when the upload lacks its UID or holds a version
+// at least as new, and logs every removed copy whose content does not
+// stay.
 func (s *Service) plan(incoming []object, current, logged map[string]*stored) plan {
 	var p plan
+	dropped := map[*held]string{} // copy → why it goes
 	uploaded := map[string]bool{}
 	for _, in := range incoming {
 		uploaded[in.uid] = true
 		cur := current[in.uid]
-		if cur == nil {
-			if d := logged[in.uid]; d != nil && in.version.compare(d.version) <= 0 {
+		switch {
+		case cur == nil:
+			if d := logged[in.uid]; d != nil && in.version.compare(d.newest()) <= 0 {
 				p.result.Refused++ // deleted before, and not changed since
 				continue
 			}
 			p.appends = append(p.appends, in)
 			p.result.Added++
-			continue
-		}
-		if i := slices.Index(cur.hashes, in.hash); i >= 0 {
-			// Already there; drop duplicates an interrupted replace left.
-			for j, m := range cur.messages {
+		case cur.wholeHash() == in.hash:
+			p.result.Unchanged++ // what the folder holds, copy or parts
+		case in.version.compare(cur.newest()) < 0:
+			p.result.Refused++ // some copy is newer, whatever the others
+		default:
+			// No copy is newer than the upload: all go, but one that
+			// already holds the upload's content, which stays.
+			i := slices.IndexFunc(cur.copies, func(c *held) bool { return c.hash == in.hash })
+			changed := false
+			for j, c := range cur.copies {
 				if j != i {
-					p.remove = append(p.remove, m)
+					dropped[c] = "replaced"
+					changed = changed || c.hash != in.hash
 				}
 			}
-			p.result.Unchanged++
-			continue
+			switch {
+			case i >= 0 && !changed:
+				p.result.Unchanged++ // duplicates of it go
+				continue
+			case i >= 0:
+				p.result.Replaced++ // by the copy that holds it already
+				continue
+			}
+			keepAlarms(in.obj, cur)
+			p.appends = append(p.appends, in)
+			p.result.Replaced++
 		}
-		if in.version.compare(cur.version) < 0 {
-			p.result.Refused++ // the folder's copy is newer
-			continue
-		}
-		keepAlarms(in.obj, cur.objects[0])
-		p.appends = append(p.appends, in)
-		p.remove = append(p.remove, cur.messages...)
-		p.result.Replaced++
 	}
-	replaced := map[string]bool{}
-	for _, a := range p.appends {
-		replaced[a.uid] = true
-	}
-	deleted := map[string]bool{}
-	for _, uid := range slices.Sorted(maps.Keys(current)) {
+	uids := slices.Sorted(maps.Keys(current))
+	for _, uid := range uids {
 		if !uploaded[uid] {
-			cur := current[uid]
-			p.toLog = append(p.toLog, cur)
-			p.remove = append(p.remove, cur.messages...)
+			for _, c := range current[uid].copies {
+				dropped[c] = "deleted"
+			}
 			p.result.Deleted++
-			deleted[uid] = true
 		}
 	}
 	// A message holding several objects is removed once.
+	for c := range dropped {
+		p.remove = append(p.remove, c.msg)
+	}
 	slices.Sort(p.remove)
 	p.remove = slices.Compact(p.remove)
-	// An object that stays but shares a message with one that goes (a
-	// whole calendar stored as one message) is first written on its own.
-	for _, uid := range slices.Sorted(maps.Keys(current)) {
-		cur := current[uid]
-		if deleted[uid] || replaced[uid] {
-			continue
+
+	// What the folder holds of each UID after the upload: the copies that
+	// stay, and what is appended.
+	stays := map[string][]string{}
+	for _, in := range p.appends {
+		stays[in.uid] = append(stays[in.uid], in.hash)
+	}
+	for _, uid := range uids {
+		for _, c := range current[uid].copies {
+			if _, gone := dropped[c]; gone {
+				continue
+			}
+			stays[uid] = append(stays[uid], c.hash)
+			// A copy that stays but shares a message with one that goes
+			// (a whole calendar stored as one message) is first written
+			// on its own.
+			if _, shared := slices.BinarySearch(p.remove, c.msg); shared {
+				p.appends = append(p.appends, object{uid: uid, version: c.version, hash: c.hash, obj: c.obj})
+			}
 		}
-		kept := slices.ContainsFunc(cur.messages, func(m uint32) bool { _, gone := slices.BinarySearch(p.remove, m); return !gone })
-		if !kept {
-			o := cur.objects[0]
-			p.appends = append(p.appends, object{uid: uid, version: versionOf(o), hash: contentHash(o), obj: o})
+	}
+	// Every removed copy whose content does not stay goes to the log,
+	// once.
+	for _, uid := range uids {
+		for _, c := range current[uid].copies {
+			why, gone := dropped[c]
+			if !gone || slices.Contains(stays[uid], c.hash) {
+				continue
+			}
+			stays[uid] = append(stays[uid], c.hash)
+			p.toLog = append(p.toLog, removal{held: c, uid: uid, why: why})
 		}
 	}
 	return p
@@ -519,27 +732,28 @@ func viaXCal(o *calendar.Object) *calendar.Object {
 }
 
 // keepAlarms gives the events of an uploaded object that carry no alarm
-// the alarms of the same occurrence in the stored copy: the owner's
-// reminders survive a round trip through a feed, which has none.
-func keepAlarms(in, old *calendar.Object) {
-	rid := func(ev *ical.Component) string {
-		if p := ev.Props.Get(ical.PropRecurrenceID); p != nil {
-			return p.Value
-		}
-		return ""
-	}
+// the alarms of the same occurrence in the newest stored copy that has
+// it: the owner's reminders survive a round trip through a feed, which
+// has none.
+func keepAlarms(in *calendar.Object, old *stored) {
+	copies := slices.Clone(old.copies)
+	slices.SortStableFunc(copies, func(a, b *held) int { return b.version.compare(a.version) })
 	for _, ev := range in.Events() {
 		if slices.ContainsFunc(ev.Children, func(c *ical.Component) bool { return c.Name == ical.CompAlarm }) {
 			continue
 		}
-		for _, o := range old.Events() {
-			if rid(o) != rid(ev) {
-				continue
-			}
-			for _, ch := range o.Children {
-				if ch.Name == ical.CompAlarm {
-					ev.Children = append(ev.Children, ch)
+	copies:
+		for _, c := range copies {
+			for _, o := range c.obj.Events() {
+				if ridKey(o) != ridKey(ev) {
+					continue
 				}
+				for _, ch := range o.Children {
+					if ch.Name == ical.CompAlarm {
+						ev.Children = append(ev.Children, ch)
+					}
+				}
+				break copies
 			}
 		}
 	}
@@ -561,35 +775,44 @@ func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool
 		}
 	}
 	if len(p.toLog) > 0 && logExists && !logRights.Has(acl.Insert) {
-		return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted events in the log"}
+		return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log"}
 	}
 	return nil
 }
 
 // apply carries the plan out: log copies, then appends, then removals,
 // so that an interruption anywhere loses nothing.
-func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists bool, user string, kolab bool) error {
+//
+// logReadable says whether the uploader may read the log: a delegate who
+// may only add to it (i without r) adds every copy, without looking for
+// one made before.
+func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists, logReadable bool, user string, kolab bool) error {
 	if len(p.toLog) > 0 {
 		if !logExists {
 			if err := sess.CreateFolder(ctx, logFolder); err != nil {
+				if !imapstore.Refused(err) {
+					return err
+				}
 				return &DeniedError{Right: acl.CreateMailbox, Folder: s.opts.LogFolder, Why: "create the deleted-events log"}
 			}
 		}
-		// A copy left by an interrupted earlier attempt is not made again.
-		already, err := s.read(ctx, sess, logFolder)
-		if err != nil {
-			return err
+		// A copy the log holds already (left by an interrupted earlier
+		// attempt, or by a racing upload) is not made again.
+		var already map[string]*stored
+		if logReadable {
+			var err error
+			if already, err = s.read(ctx, sess, logFolder); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
 		}
 		now := s.opts.Now().UTC().Format(time.RFC3339)
-		for _, st := range p.toLog {
-			for i, o := range st.objects {
-				if d := already[st.uid]; d != nil && slices.Contains(d.hashes, st.hashes[i]) {
-					continue
-				}
-				msg := message(o, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user), false)
-				if err := sess.AppendMessage(ctx, logFolder, msg); err != nil {
-					return err
-				}
+		for _, rm := range p.toLog {
+			if d := already[rm.uid]; d != nil && slices.ContainsFunc(d.copies, func(c *held) bool { return c.hash == rm.hash }) {
+				continue
+			}
+			msg := message(rm.obj, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user)+"; reason="+rm.why, false)
+			if err := sess.AppendMessage(ctx, logFolder, msg); err != nil {
+				return err
 			}
 		}
 	}

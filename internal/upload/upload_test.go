@@ -128,9 +128,11 @@ func testRoundTrip(t *testing.T, srv *testbed.Server) {
 			t.Errorf("%d messages hold %s", n, uid)
 		}
 	}
+	// The log holds what left the folder: the deleted Bravo, and the
+	// Alpha that the moved one replaced.
 	logged, _ := content(t, srv, "alice", DefaultLogFolder)
-	if fmt.Sprint(logged) != fmt.Sprint(map[string]string{"b": "Bravo"}) {
-		t.Errorf("log holds %v, want the deleted Bravo", logged)
+	if fmt.Sprint(logged) != fmt.Sprint(map[string]string{"a": "Alpha", "b": "Bravo"}) {
+		t.Errorf("log holds %v, want the deleted Bravo and the replaced Alpha", logged)
 	}
 
 	// The same upload again changes nothing.
@@ -356,7 +358,7 @@ func testCutConnection(t *testing.T, srv *testbed.Server) {
 	initial := []string{ev("a", "Alpha", ""), ev("b", "Bravo", ""), ev("c", "Charlie", "")}
 	body := cal(ev("a", "Alpha moved", "1"), ev("c", "Charlie", ""), ev("d", "Delta", ""))
 	wantFolder := map[string]string{"a": "Alpha moved", "c": "Charlie", "d": "Delta"}
-	wantLog := map[string]string{"b": "Bravo"}
+	wantLog := map[string]string{"a": "Alpha", "b": "Bravo"} // deleted, and replaced
 	cuts := 0
 	for limit := int64(100); limit < 6000; limit += 173 {
 		seed(t, srv, initial...)
@@ -370,6 +372,9 @@ func testCutConnection(t *testing.T, srv *testbed.Server) {
 		_, err := cut.Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"}, Body: body})
 		if err == nil {
 			break // the whole upload fits under the limit: every step was cut before
+		}
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("cut after %d bytes: %v; want ErrUnavailable (503: retry)", limit, err)
 		}
 		cuts++
 		// Nothing is lost at the moment of the cut either.
