@@ -353,3 +353,26 @@ func TestSlots(t *testing.T) {
 		t.Errorf("Slots(one free member) = %s, want %s", got, want)
 	}
 }
+
+// FuzzParseHours: any text either fails to parse or gives working time
+// inside the window, sorted and disjoint, on any zone's clock.
+func FuzzParseHours(f *testing.F) {
+	for _, s := range []string{"MO-FR 09:00-17:00", "FR-MO 22:00-24:00", "mo,we 08:00-12:00,13:00-17:00; SA 10:00-11:00", "MO 9-5", "SU-SU 00:00-24:00"} {
+		f.Add(s)
+	}
+	w := win("20250325T0000Z", "20250405T0000Z")
+	loc := zone("Europe/Berlin")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := ParseHours(s)
+		if err != nil {
+			return
+		}
+		var prev time.Time
+		for _, s := range h.Working(w, loc) {
+			if s.Start.Before(w.Start) || s.End.After(w.End) || !s.End.After(s.Start) || s.Start.Before(prev) || (!prev.IsZero() && !s.Start.After(prev)) {
+				t.Fatalf("ParseHours(%q).Working: span %v out of order or of the window", h, s)
+			}
+			prev = s.End
+		}
+	})
+}
