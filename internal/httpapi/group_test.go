@@ -286,6 +286,8 @@ func TestSlots(t *testing.T) {
 					"2025-03-10T09:00:00Z/2025-03-10T13:00:00Z 2025-03-10T14:00:00Z/2025-03-10T18:00:00Z " +
 					"2025-03-11T09:00:00Z/2025-03-11T13:00:00Z 2025-03-11T14:00:00Z/2025-03-11T18:00:00Z dave:ok nobody:unknown"},
 				{"user=dave&duration=PT5H", "dave:ok"},
+				// The README's example.
+				{"user=alice&user=carol&user=dave&user=bob&duration=PT1H", "2025-03-07T14:00:00Z/2025-03-07T16:00:00Z 2025-03-10T14:00:00Z/2025-03-10T15:00:00Z 2025-03-11T15:00:00Z/2025-03-11T16:00:00Z alice:ok carol:ok dave:ok bob:no-authority"},
 				{"user=bob&user=nobody&duration=PT1H", "bob:no-authority nobody:unknown"},
 			}
 			for _, tt := range tests {
