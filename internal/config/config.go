@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -520,7 +521,7 @@ func (c *Config) validateTeams(bad func(format string, a ...any)) {
 			bad("groups: %s has %d members, more than publish.max_group (%d)", name, len(members), c.Publish.MaxGroup)
 		}
 		for _, m := range members {
-			if strings.TrimSpace(m) == "" || m != strings.TrimSpace(m) || strings.ContainsFunc(m, unicode.IsControl) {
+			if !memberName(m) {
 				bad("groups: %s: %q is not a login or an address", name, m)
 			}
 		}
@@ -548,4 +549,15 @@ func (c *Config) WorkingHours() func(user string) *availability.Hours {
 		}
 		return def
 	}
+}
+
+// memberName reports whether a group member is a name the group URLs
+// accept, as they accept names in URLs: a login or an address, at most
+// 128 bytes of UTF-8 without spaces at its ends or control characters.
+func memberName(m string) bool {
+	if m == "" || m == "." || m == ".." || len(m) > 128 || !utf8.ValidString(m) || m != strings.TrimSpace(m) || strings.ContainsFunc(m, unicode.IsControl) {
+		return false
+	}
+	local, domain, isAddr := strings.Cut(m, "@")
+	return !isAddr || (local != "" && domain != "" && !strings.Contains(domain, "@"))
 }

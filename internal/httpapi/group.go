@@ -105,25 +105,35 @@ func (h *Handler) groupNamed(w http.ResponseWriter, r *http.Request) error {
 	if ext != "vfb" && ext != "ifb" {
 		return notFound("group free/busy is served as group/<name>.vfb or .ifb")
 	}
+	// Who asks is settled first: an anonymous requester who must log in
+	// does not learn which groups exist.
+	viewer, err := h.viewer(w, r)
+	if err != nil {
+		return err
+	}
 	names, ok := h.opts.Team.Groups[name]
 	if !ok {
 		return notFound("no such group")
 	}
-	return h.group(w, r, names, file)
+	return h.group(w, r, viewer, names, file)
 }
 
 // groupListed serves /freebusy/group.vfb?user=…&user=… (and .ifb).
 func (h *Handler) groupListed(w http.ResponseWriter, r *http.Request) error {
+	viewer, err := h.viewer(w, r)
+	if err != nil {
+		return err
+	}
 	names := r.URL.Query()["user"]
 	if len(names) == 0 {
 		return badRequest("name the members: ?user=alice&user=bob")
 	}
 	_, ext := splitExt(r.URL.Path)
-	return h.group(w, r, names, "group."+ext)
+	return h.group(w, r, viewer, names, "group."+ext)
 }
 
 // group answers the free/busy of several members in one VCALENDAR.
-func (h *Handler) group(w http.ResponseWriter, r *http.Request, names []string, filename string) error {
+func (h *Handler) group(w http.ResponseWriter, r *http.Request, viewer acl.Requester, names []string, filename string) error {
 	if err := h.checkGroupSize(names); err != nil {
 		return err
 	}
@@ -132,10 +142,6 @@ func (h *Handler) group(w http.ResponseWriter, r *http.Request, names []string, 
 		return &httpError{code: http.StatusNotAcceptable, msg: "format: only text/calendar is available"}
 	}
 	win, err := h.window(q.Get("start"), q.Get("end"), q.Get("period"))
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
 	if err != nil {
 		return err
 	}
@@ -275,6 +281,11 @@ func (h *Handler) memberStatus(ctx context.Context, user string) (string, error)
 
 // slots serves /freebusy/slots: the common free time of several members.
 func (h *Handler) slots(w http.ResponseWriter, r *http.Request) error {
+	viewer, err := h.viewer(w, r)
+	if err != nil {
+		return err
+	}
+	w.Header().Add("Vary", "Accept")
 	q := r.URL.Query()
 	names := q["user"]
 	if g := q.Get("group"); g != "" {
@@ -310,11 +321,6 @@ func (h *Handler) slots(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	asCalendar := prefersCalendar(r.Header.Values("Accept"))
-	viewer, err := h.viewer(w, r)
-	if err != nil {
-		return err
-	}
-	w.Header().Add("Vary", "Accept")
 	// Slots always respect working hours: every member's free/busy is
 	// asked with the time outside them marked.
 	ms, err := h.lookupMembers(r.Context(), names, win, viewer, true)

@@ -233,6 +233,8 @@ func TestGroup(t *testing.T) {
 				{"/freebusy/group/trio.vfb?start=yesterday", dave, 400},
 				{"/freebusy/group/trio.vfb", nil, 401}, // free/busy is not public
 				{"/freebusy/group.vfb?user=alice", nil, 401},
+				{"/freebusy/group/nope.vfb", nil, 401}, // not 404: which groups exist is not told
+				{"/freebusy/group.vfb", nil, 401},
 			} {
 				if r := s.do(t, "GET", tc.path, tc.hdr...); r.code != tc.code {
 					t.Errorf("GET %s = %d, want %d: %s", tc.path, r.code, tc.code, r.body)
@@ -344,8 +346,10 @@ func TestSlots(t *testing.T) {
 					t.Errorf("GET slots?%s = %d, want %d: %s", tc.query, r.code, tc.code, r.body)
 				}
 			}
-			if r := s.do(t, "GET", "/freebusy/slots?group=crew&duration=PT1H"); r.code != 401 {
-				t.Errorf("anonymous GET slots = %d, want 401", r.code)
+			for _, q := range []string{"group=crew&duration=PT1H", "group=nope&duration=PT1H", "duration=PT1H"} {
+				if r := s.do(t, "GET", "/freebusy/slots?"+q); r.code != 401 {
+					t.Errorf("anonymous GET slots?%s = %d, want 401", q, r.code)
+				}
 			}
 		})
 	}
