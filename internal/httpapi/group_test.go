@@ -395,3 +395,26 @@ func TestOffHours(t *testing.T) {
 		t.Errorf("alice.vfb with off hours:\n%s", r.body)
 	}
 }
+
+// TestGroupSharesLookups: members asked for at once share the cache's
+// work as single lookups do: the same member five times, cold, is one
+// folder read and one render, and five identical VFREEBUSY.
+func TestGroupSharesLookups(t *testing.T) {
+	s := setupTeam(t, testbed.Get(t), Team{})
+	r := s.do(t, "GET", "/freebusy/group.vfb?user=alice&user=alice&user=alice&user=alice&user=alice", basic("alice")...)
+	fbs := vfreebusyRE.FindAllString(r.body, -1)
+	if r.code != 200 || len(fbs) != 5 {
+		t.Fatalf("GET = %d with %d VFREEBUSY, want 200 with 5:\n%s", r.code, len(fbs), r.body)
+	}
+	for _, fb := range fbs[1:] {
+		if fb != fbs[0] {
+			t.Errorf("one member's VFREEBUSY differs between its places:\n%s\n%s", fbs[0], fb)
+		}
+	}
+	if got := testutil.ToFloat64(s.m.Renders.WithLabelValues("freebusy")); got != 1 {
+		t.Errorf("renders = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(s.m.Syncs.WithLabelValues("full", "ok")); got != 1 {
+		t.Errorf("full folder syncs = %v, want 1", got)
+	}
+}
