@@ -160,13 +160,11 @@ func (h *Handler) group(w http.ResponseWriter, r *http.Request, viewer acl.Reque
 	var b bytes.Buffer
 	b.Write(bytes.TrimSuffix(head, []byte("END:VCALENDAR\r\n")))
 	for _, m := range ms {
-		body := []byte(nil)
+		var body []byte
 		if m.answer != nil {
 			body = m.answer.Body
-		} else {
-			if body, err = h.statusReply(m, win); err != nil {
-				return err
-			}
+		} else if body, err = h.statusReply(m, win); err != nil {
+			return err
 		}
 		fb, ok := vfreebusy(body)
 		if !ok {
