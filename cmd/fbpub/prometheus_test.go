@@ -221,6 +221,8 @@ func serveTraffic(t *testing.T, base string) {
 		{"/calendar/alice/Calendar/Work.ics", 200},
 		{"/calendar/carol.ics", 200},
 		{"/freebusy/nobody.vfb", 404},
+		{"/freebusy/group.vfb?user=alice&user=bob&user=nobody", 200},
+		{"/freebusy/slots?user=alice&user=bob&duration=PT1H", 200},
 		{"/no/such/page", 404},
 		{"/readyz", 200},
 		{"/healthz", 200},

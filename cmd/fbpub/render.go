@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/fbpub/fbpub/internal/availability"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/freebusy"
 )
@@ -24,6 +25,8 @@ func render(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	end := fs.String("end", today.AddDate(0, 0, 60).Format(time.RFC3339), "window end (RFC 3339)")
 	tz := fs.String("tz", "UTC", "the owner's time zone for floating and all-day times (IANA name)")
 	owner := fs.String("owner", "", "the owner's address (mailto:…), for the PARTSTAT rule and ORGANIZER")
+	offHours := fs.String("off-hours", "free", "how time outside working hours shows: free (not marked) or unavailable (BUSY-UNAVAILABLE)")
+	workingHours := fs.String("working-hours", "", `working hours where the file has no VAVAILABILITY, e.g. "MO-FR 09:00-17:00" on the --tz clock; empty: the whole day`)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: fbpub render [flags] FILE.ics|MESSAGE.eml|-")
 		fs.PrintDefaults()
@@ -50,6 +53,15 @@ func render(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("render: --tz: unknown zone %q", *tz)
 	}
+	if *offHours != "free" && *offHours != "unavailable" {
+		return fmt.Errorf("render: --off-hours: %q is not free or unavailable", *offHours)
+	}
+	var hours *availability.Hours
+	if *workingHours != "" {
+		if hours, err = availability.ParseHours(*workingHours); err != nil {
+			return fmt.Errorf("render: --working-hours: %w", err)
+		}
+	}
 	var data []byte
 	if name := fs.Arg(0); name == "-" {
 		data, err = io.ReadAll(io.LimitReader(stdin, calendar.MaxPayload+1))
@@ -71,6 +83,19 @@ func render(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "fbpub: %d event(s) had values that could not be read; the rest of each counts\n", res.Errors)
 	}
 	reply := freebusy.Reply{Organizer: *owner, UID: "fbpub-render", Stamp: now, Window: w, Periods: res.Periods}
+	if *offHours == "unavailable" {
+		// As fbpub serve does with publish.off_hours = "unavailable": the
+		// file's VAVAILABILITY decides, else --working-hours.
+		var avs []calendar.Availability
+		for _, o := range objs {
+			a, err := o.Availabilities(w.Start, w.End, &calendar.Options{Zone: loc})
+			if err != nil {
+				fmt.Fprintf(stderr, "fbpub: a VAVAILABILITY had values that could not be read; the rest of it counts\n")
+			}
+			avs = append(avs, a...)
+		}
+		reply.Periods = freebusy.Merge(append(res.Periods, availability.OffHours(avs, hours, loc, w)...))
+	}
 	return reply.Encode(stdout)
 }
 

@@ -164,6 +164,8 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		putCalendar = uploader(upload.New(upload.Options{Dial: dialAs, LogFolder: cfg.Upload.LogFolder,
 			MaxEvents: cfg.Upload.MaxEvents, Logger: log}))
 	}
+	team := httpapi.Team{Groups: cfg.Teams, MaxGroup: cfg.Publish.MaxGroup,
+		WorkingHours: cfg.WorkingHours(), OffHours: cfg.Publish.OffHours == "unavailable"}
 	h := httpapi.New(httpapi.Options{
 		Cache:      cache,
 		MailDomain: cfg.Publish.MailDomain,
@@ -191,6 +193,7 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Groups:         cfg.Groups(),
 		UserHeader:     cfg.Access.UserHeader,
 		TrustedProxies: proxies,
+		Team:           team,
 		Gatherer:       reg,
 		Metrics:        m,
 		Logger:         log,

@@ -24,6 +24,9 @@ type Object struct {
 	Overrides []*ical.Component
 	// FreeBusy holds VFREEBUSY components, whose periods count as published.
 	FreeBusy []*ical.Component
+	// Availability holds VAVAILABILITY components (RFC 7953): the owner's
+	// working hours (see Availabilities).
+	Availability []*ical.Component
 	// Timezones are the VTIMEZONEs of the VCALENDAR the object came from.
 	Timezones []*ical.Component
 }
@@ -39,7 +42,7 @@ func (o *Object) Events() []*ical.Component {
 
 // Objects groups the components of the given calendars (those of one
 // message) by UID: an override in one VCALENDAR belongs to the master in
-// another. Components other than VEVENT, VFREEBUSY and VTIMEZONE (VTODO,
+// another. Components other than VEVENT, VFREEBUSY, VAVAILABILITY and VTIMEZONE (VTODO,
 // VJOURNAL, …) are ignored: they take no time in a schedule. A component
 // with no UID gets a stable one derived from its content, so that feeds
 // stay valid. Every object gets the VTIMEZONEs of all the calendars.
@@ -80,6 +83,9 @@ func Objects(cals []*ical.Calendar) []*Object {
 			case ical.CompFreeBusy:
 				o := get(uidOf(c))
 				o.FreeBusy = append(o.FreeBusy, c)
+			case CompAvailability:
+				o := get(uidOf(c))
+				o.Availability = append(o.Availability, c)
 			}
 		}
 	}

@@ -19,10 +19,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/availability"
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
@@ -39,6 +42,11 @@ type Config struct {
 	Access   Access  `toml:"access"`
 	Upload   Upload  `toml:"upload"`
 	Log      Log     `toml:"log"`
+	// Teams are the groups of the group URLs (/freebusy/group/<name>.vfb,
+	// /freebusy/slots?group=<name>): group name → members, logins or
+	// addresses, in the order their answers list them. Not to be confused
+	// with access.groups, the requesters' memberships for ACL entries.
+	Teams map[string][]string `toml:"groups"`
 }
 
 // Upload configures PUT /calendar/<owner>/<folder>.ics, which writes an
@@ -126,6 +134,19 @@ type Publish struct {
 	// ("alice.smith@example.org" → "alice"). An address not listed is
 	// mapped by dropping its domain.
 	Addresses map[string]string `toml:"addresses"`
+	// MaxGroup bounds the members of one group request (a configured
+	// group or a list of users); more get 400.
+	MaxGroup int `toml:"max_group"`
+	// WorkingHours is the site's pattern of working hours on each owner's
+	// wall clock ("MO-FR 09:00-17:00", see availability.ParseHours), for
+	// owners with no VAVAILABILITY in their folders; UserWorkingHours
+	// gives owners their own (login → pattern). Empty: the whole day.
+	WorkingHours     string            `toml:"working_hours"`
+	UserWorkingHours map[string]string `toml:"user_working_hours"`
+	// OffHours says how free/busy answers show the time outside working
+	// hours: "free" (not marked, the default) or "unavailable"
+	// (BUSY-UNAVAILABLE). Common free slots always respect working hours.
+	OffHours string `toml:"off_hours"`
 }
 
 // Log configures logging.
@@ -184,6 +205,8 @@ func Default() Config {
 			Refresh:     Duration(15 * time.Minute),
 			Watch:       4,
 			Notify:      true,
+			MaxGroup:    100,
+			OffHours:    "free",
 		},
 		Access: Access{FreeBusy: "public"},
 		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},
@@ -342,6 +365,7 @@ func (c *Config) Validate() error {
 			bad("publish.addresses: %q → %q is not an address and a login", addr, c.Publish.Addresses[addr])
 		}
 	}
+	c.validateTeams(bad)
 	if _, err := acl.ParseVisibility(c.Access.FreeBusy); err != nil {
 		bad("access.freebusy: %q is not public, authenticated or acl", c.Access.FreeBusy)
 	}
@@ -464,4 +488,76 @@ func (c *Config) Logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// validateTeams checks the keys of group requests and working hours.
+func (c *Config) validateTeams(bad func(format string, a ...any)) {
+	if c.Publish.MaxGroup < 1 || c.Publish.MaxGroup > 10000 {
+		bad("publish.max_group: %d is not between 1 and 10000", c.Publish.MaxGroup)
+	}
+	if c.Publish.WorkingHours != "" {
+		if _, err := availability.ParseHours(c.Publish.WorkingHours); err != nil {
+			bad("publish.working_hours: %v", strings.TrimPrefix(err.Error(), "availability: "))
+		}
+	}
+	for _, user := range sortedKeys(c.Publish.UserWorkingHours) {
+		if _, err := availability.ParseHours(c.Publish.UserWorkingHours[user]); err != nil {
+			bad("publish.user_working_hours: %s: %v", user, strings.TrimPrefix(err.Error(), "availability: "))
+		}
+	}
+	switch c.Publish.OffHours {
+	case "free", "unavailable":
+	default:
+		bad("publish.off_hours: %q is not free or unavailable", c.Publish.OffHours)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Teams)) {
+		members := c.Teams[name]
+		switch {
+		case name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\?#%") || strings.ContainsFunc(name, unicode.IsControl):
+			bad("groups: %q is not a name that fits in a URL", name)
+		case len(members) == 0:
+			bad("groups: %s has no members", name)
+		case len(members) > c.Publish.MaxGroup:
+			bad("groups: %s has %d members, more than publish.max_group (%d)", name, len(members), c.Publish.MaxGroup)
+		}
+		for _, m := range members {
+			if !memberName(m) {
+				bad("groups: %s: %q is not a login or an address", name, m)
+			}
+		}
+	}
+}
+
+// WorkingHours returns a lookup of each owner's configured working hours,
+// parsed once: the owner's own pattern, else the site's; nil (the whole
+// day) when neither is set. Patterns that do not parse are nil here;
+// Validate reports them.
+func (c *Config) WorkingHours() func(user string) *availability.Hours {
+	def, _ := availability.ParseHours(c.Publish.WorkingHours)
+	if c.Publish.WorkingHours == "" {
+		def = nil
+	}
+	users := map[string]*availability.Hours{}
+	for user, s := range c.Publish.UserWorkingHours {
+		if h, err := availability.ParseHours(s); err == nil {
+			users[strings.ToLower(user)] = h
+		}
+	}
+	return func(user string) *availability.Hours {
+		if h, ok := users[strings.ToLower(user)]; ok {
+			return h
+		}
+		return def
+	}
+}
+
+// memberName reports whether a group member is a name the group URLs
+// accept, as they accept names in URLs: a login or an address, at most
+// 128 bytes of UTF-8 without spaces at its ends or control characters.
+func memberName(m string) bool {
+	if m == "" || m == "." || m == ".." || len(m) > 128 || !utf8.ValidString(m) || m != strings.TrimSpace(m) || strings.ContainsFunc(m, unicode.IsControl) {
+		return false
+	}
+	local, domain, isAddr := strings.Cut(m, "@")
+	return !isAddr || (local != "" && domain != "" && !strings.Contains(domain, "@"))
 }

@@ -31,6 +31,26 @@ func TestGoodFile(t *testing.T) {
 	if g := c.Groups().Of("dave"); len(g) != 1 || g[0] != "team" {
 		t.Errorf("Groups().Of(dave) = %v", g)
 	}
+	if c.Publish.MaxGroup != 50 || c.Publish.OffHours != "unavailable" || len(c.Teams["team"]) != 3 || c.Teams["team"][2] != "carol@example.org" {
+		t.Errorf("LoadFile(good.toml): max_group %d, off_hours %q, groups %v", c.Publish.MaxGroup, c.Publish.OffHours, c.Teams)
+	}
+	hours := c.WorkingHours()
+	if h := hours("alice"); h.String() != "MO-FR 09:00-17:00" {
+		t.Errorf("WorkingHours()(alice) = %q, want the site's", h)
+	}
+	if h := hours("Carol"); h.String() != "MO-TH 08:00-12:00,13:00-16:00; FR 08:00-12:00" {
+		t.Errorf("WorkingHours()(Carol) = %q, want carol's own", h)
+	}
+}
+
+func TestTeamDefaults(t *testing.T) {
+	c := Default()
+	if c.Publish.MaxGroup != 100 || c.Publish.OffHours != "free" || c.Publish.WorkingHours != "" {
+		t.Errorf("Default(): max_group %d, off_hours %q, working_hours %q", c.Publish.MaxGroup, c.Publish.OffHours, c.Publish.WorkingHours)
+	}
+	if h := c.WorkingHours()("alice"); h != nil {
+		t.Errorf("WorkingHours() with nothing configured = %q, want nil (the whole day)", h)
+	}
 }
 
 // TestBadFiles checks each bad configuration in testdata against the exact

@@ -24,7 +24,7 @@ import (
 // parsed objects written back as iCalendar text. Files are replaced
 // atomically; one that cannot be read is ignored (the folder is fetched).
 
-const snapVersion = 1
+const snapVersion = 2 // 2: VAVAILABILITY components are kept
 
 type snapFile struct {
 	Version  int             `json:"version"`
@@ -137,6 +137,7 @@ func objectsText(objs []*calendar.Object) (string, error) {
 	for _, o := range objs {
 		cal.Children = append(cal.Children, o.Events()...)
 		cal.Children = append(cal.Children, o.FreeBusy...)
+		cal.Children = append(cal.Children, o.Availability...)
 	}
 	var b bytes.Buffer
 	if err := calendar.NewEncoder(&b).Encode(cal); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-ical"
 
 	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/availability"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/freebusy"
 )
@@ -80,6 +81,12 @@ type FreeBusyQuery struct {
 	// per occurrence, annotated with its UID, summary and location where
 	// the viewer may read them.
 	Extended bool
+	// OffHours marks the window's time outside the owner's working hours
+	// BUSY-UNAVAILABLE (see offHours); the extended view ignores it.
+	OffHours bool
+	// WorkingHours is the owner's configured pattern of working hours,
+	// used where no VAVAILABILITY says otherwise; nil is the whole day.
+	WorkingHours *availability.Hours
 }
 
 // FreeBusy renders the VFREEBUSY of q.
@@ -103,6 +110,8 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 	view, levelKey := "freebusy", ""
 	if q.Extended {
 		view, levelKey = "xfreebusy", levelsKey(levels)
+	} else if q.OffHours {
+		levelKey = offHoursKey(q.WorkingHours)
 	}
 	// The key, in renderKey's layout (fields ended by NUL, then the
 	// states), built in one allocation: this runs for every request.
@@ -176,6 +185,9 @@ func (c *Cache) renderFreeBusy(ctx context.Context, q FreeBusyQuery, key string,
 			Stamp:     c.opts.Now(),
 			Window:    q.Window,
 			Periods:   res.Periods,
+		}
+		if q.OffHours && !q.Extended {
+			reply.Periods = freebusy.Merge(append(res.Periods, offHours(q, snaps, zone)...))
 		}
 		if q.Extended {
 			reply.Periods = make([]freebusy.Period, len(res.Occurrences))

@@ -78,6 +78,9 @@ type Options struct {
 	// Ready reports whether IMAP is reachable and the proxy logged in;
 	// nil always answers ready.
 	Ready func(context.Context) error
+	// Team configures group requests, common free slots and working
+	// hours (group.go).
+	Team Team
 	// Gatherer serves /metrics; nil disables the route.
 	Gatherer prometheus.Gatherer
 	Metrics  *metrics.Metrics
@@ -163,6 +166,10 @@ func New(opts Options) *Handler {
 	h.handle("GET /freebusy/trigger/{owner}/{path...}", "trigger", h.trigger)
 	h.handle("GET /freebusy/user/{owner}", "freebusy", h.freeBusyRead)
 	h.handle("GET /freebusy/user/{owner}/{path...}", "freebusy", h.freeBusyRead)
+	h.handle("GET /freebusy/group/{file}", "group", h.groupNamed)
+	h.handle("GET /freebusy/group.vfb", "group", h.groupListed)
+	h.handle("GET /freebusy/group.ifb", "group", h.groupListed)
+	h.handle("GET /freebusy/slots", "slots", h.slots)
 	h.handle("GET /calendar/{file}", "calendar", h.calendarAll)
 	h.handle("GET /calendar/{owner}/{path...}", "calendar", h.calendarFolder)
 	h.handle("PUT /calendar/{owner}/{path...}", "upload", h.upload)
@@ -201,7 +208,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Anything unusual (another method, an escaped or unclean path, more
 	// segments) goes to the mux.
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.RawPath == "" {
-		if file, ok := strings.CutPrefix(r.URL.Path, "/freebusy/"); ok && file != "" && file != "." && file != ".." && strings.IndexByte(file, '/') < 0 {
+		if file, ok := strings.CutPrefix(r.URL.Path, "/freebusy/"); ok && file != "" && file != "." && file != ".." && strings.IndexByte(file, '/') < 0 && !teamFile(file) {
 			r.Pattern = freeBusyPattern
 			rt := h.freeBusyRoute
 			x := rt.begin(w, r)
@@ -435,7 +442,7 @@ func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request, file string) 
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
 		Owner: user, Window: h.defaultWindowAt(h.now(w)), Organizer: addr, Zone: h.opts.Zone(user),
-		Viewer: viewer, Extended: ext == "xfb",
+		Viewer: viewer, Extended: ext == "xfb", OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(user),
 	})
 	if err != nil {
 		return err
@@ -502,6 +509,7 @@ func (h *Handler) freeBusyRead(w http.ResponseWriter, r *http.Request) error {
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
 		Owner: user, Folder: folder, Window: win, Organizer: addr, Zone: h.opts.Zone(user), Viewer: viewer,
+		OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(user),
 	})
 	if err != nil {
 		return err
@@ -594,7 +602,7 @@ func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
 		Owner: user, Folder: segs, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
-		Viewer: viewer, Extended: ext == "pxfb",
+		Viewer: viewer, Extended: ext == "pxfb", OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(user),
 	})
 	if err != nil {
 		return err
