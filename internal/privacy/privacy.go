@@ -358,13 +358,16 @@ func plain(name, value string) []ical.Prop {
 // safe for concurrent reads after.
 type Series struct {
 	r *rules
-	// class holds the class of each UID that has a master in the set.
-	class map[string]Class
+	// class holds the class of each UID that has a master in the set,
+	// future the strictest class of each UID's THISANDFUTURE overrides.
+	class, future map[string]Class
 }
 
 // NewSeries returns the series of the given objects.
-func NewSeries(objs ...[]*calendar.Object) *Series {
-	s := &Series{r: std, class: map[string]Class{}}
+func NewSeries(objs ...[]*calendar.Object) *Series { return std.newSeries(objs...) }
+
+func (r *rules) newSeries(objs ...[]*calendar.Object) *Series {
+	s := &Series{r: r, class: map[string]Class{}, future: map[string]Class{}}
 	for _, os := range objs {
 		s.Add(os)
 	}
@@ -374,6 +377,15 @@ func NewSeries(objs ...[]*calendar.Object) *Series {
 // Add adds objs to the set.
 func (s *Series) Add(objs []*calendar.Object) {
 	for _, o := range objs {
+		if s.r.futureSeries {
+			// A THISANDFUTURE override may be stored apart from its
+			// master too.
+			for _, ov := range o.Overrides {
+				if isFuture(ov) {
+					s.future[o.UID] = max(s.future[o.UID], ClassOf(ov))
+				}
+			}
+		}
 		c, ok := s.r.objectSeries(o)
 		if !ok {
 			continue
@@ -393,6 +405,9 @@ func (s *Series) Add(objs []*calendar.Object) {
 // master for uid (an orphan override).
 func (s *Series) Of(uid string) (Class, bool) {
 	c, ok := s.class[uid]
+	if ok {
+		c = max(c, s.future[uid])
+	}
 	return c, ok
 }
 
@@ -402,14 +417,14 @@ func (s *Series) Of(uid string) (Class, bool) {
 // cannot see it (another folder, another message not yet read), and
 // nothing shows otherwise.
 func (s *Series) Class(uid string, ev *ical.Component) Class {
-	series, ok := s.class[uid]
+	series, ok := s.Of(uid)
 	return s.r.eventClass(ev, series, ok)
 }
 
 // HideUID reports whether uid is hidden from readers: its series is not
 // public, or the set holds none.
 func (s *Series) HideUID(uid string) bool {
-	series, ok := s.class[uid]
+	series, ok := s.Of(uid)
 	return s.r.hideUID(series, ok)
 }
 
@@ -436,7 +451,7 @@ func (r *rules) objectSeries(o *calendar.Object) (Class, bool) {
 	c := ClassOf(o.Master)
 	if r.futureSeries {
 		for _, ov := range o.Overrides {
-			if strings.EqualFold(ov.Props.Get(ical.PropRecurrenceID).Params.Get(ical.ParamRange), "THISANDFUTURE") {
+			if isFuture(ov) {
 				c = max(c, ClassOf(ov))
 			}
 		}
@@ -468,4 +483,10 @@ func (r *rules) hideUID(series Class, ok bool) bool {
 		return r.orphanPrivate
 	}
 	return series != Public
+}
+
+// isFuture reports whether ov is a THISANDFUTURE override.
+func isFuture(ov *ical.Component) bool {
+	rid := ov.Props.Get(ical.PropRecurrenceID)
+	return rid != nil && strings.EqualFold(rid.Params.Get(ical.ParamRange), "THISANDFUTURE")
 }
