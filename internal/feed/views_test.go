@@ -98,12 +98,22 @@ RRULE:FREQ=DAILY;COUNT=3
 SUMMARY:Team standup
 END:VEVENT
 `),
-			cal(`BEGIN:VEVENT
+			cal(`BEGIN:VTIMEZONE
+TZID:Office Zone
+BEGIN:STANDARD
+DTSTART:19701025T030000
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+TZNAME:Officetime
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+END:STANDARD
+END:VTIMEZONE
+BEGIN:VEVENT
 UID:split-standup
 DTSTAMP:20250101T000000Z
 RECURRENCE-ID:` + day + `T080000Z
-DTSTART:` + day + `T083000Z
-DTEND:` + day + `T084500Z
+DTSTART;TZID=Office Zone:` + day + `T093000
+DTEND;TZID=Office Zone:` + day + `T094500
 SUMMARY:Standup moved later
 END:VEVENT
 `),
@@ -255,8 +265,35 @@ func splitOverridesOn(t *testing.T, srv *testbed.Server) {
 	if m == nil || !strings.Contains(body, "BEGIN:VTIMEZONE\r\nTZID:"+m[1]+"\r\n") || !strings.Contains(body, "TZOFFSETTO:+0200") {
 		t.Errorf("bob's feed does not refer to the reduced zone by one neutral name:\n%s", body)
 	}
+	// A reader sees the public override whole, in its own zone, which is
+	// reduced all the same.
+	if !strings.Contains(body, "DTSTART;TZID=Office Zone:"+day+"T093000") || !strings.Contains(body, "BEGIN:VTIMEZONE\r\nTZID:Office Zone\r\n") || strings.Contains(body, "Officetime") {
+		t.Errorf("bob's feed does not show the public override in its reduced zone:\n%s", body)
+	}
 	owner, _ := views["Calendar.ics"]("alice")
-	if !strings.Contains(owner, "TZNAME:Larkspurwinter") {
+	if !strings.Contains(owner, "TZNAME:Larkspurwinter") || !strings.Contains(owner, "TZNAME:Officetime") {
 		t.Errorf("alice's feed lost her zone:\n%s", owner)
+	}
+	// The orphan's public series arrives: from the next answer on, the
+	// override is as public as its series.
+	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("event", strings.ReplaceAll(`BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//fbpub tests//EN
+BEGIN:VEVENT
+UID:split-orphan
+DTSTAMP:20250101T000000Z
+DTSTART:`+day+`T120000Z
+DTEND:`+day+`T123000Z
+RRULE:FREQ=DAILY;COUNT=2
+SUMMARY:Interview series
+CLASS:PUBLIC
+END:VEVENT
+END:VCALENDAR
+`, "\n", "\r\n")))
+	for _, name := range []string{"Calendar.ics", "Calendar.pxfb"} {
+		body, err := views[name]("bob")
+		if err != nil || !strings.Contains(decoded(body), "Orphaned interview") {
+			t.Errorf("bob's %s after the series arrived: %v, lacks the override:\n%s", name, err, body)
+		}
 	}
 }

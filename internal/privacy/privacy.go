@@ -93,13 +93,13 @@ func Event(ev *ical.Component, a acl.Access, c Class, hideUID bool) *ical.Compon
 	return std.event(ev, a, c, hideUID)
 }
 
-// Zone returns the reduced copy of the VTIMEZONE tz that reduced events
-// refer to as name (TZID of the zone's own TZID): its TZID and its
+// Zone returns the reduced copy of the VTIMEZONE z, under the TZID name
+// (for a zone of reduced events, TZID of the zone's own TZID): its
 // STANDARD and DAYLIGHT observances with their onset (DTSTART, RRULE,
 // RDATE) and offsets (TZOFFSETFROM, TZOFFSETTO), nothing else — no
 // TZNAME, TZURL, COMMENT, X-LIC-LOCATION or X- property. It returns nil
 // when no usable observance is left.
-func Zone(tz *ical.Component, name string) *ical.Component { return std.zone(tz, name) }
+func Zone(z *ical.Component, name string) *ical.Component { return std.zone(z, name) }
 
 // TZID returns the name a reduced view gives the time zone that its input
 // calls id: the time zone database's name for an IANA name (also behind a
@@ -300,12 +300,12 @@ func (r *rules) allowed(props ical.Props, allow map[string]keep) ical.Props {
 	return out
 }
 
-func (r *rules) zone(tz *ical.Component, name string) *ical.Component {
+func (r *rules) zone(z *ical.Component, name string) *ical.Component {
 	out := &ical.Component{Name: ical.CompTimezone, Props: make(ical.Props, 1)}
 	id := ical.NewProp(ical.PropTimezoneID)
 	id.SetText(name)
 	out.Props.Set(id)
-	for _, ch := range tz.Children {
+	for _, ch := range z.Children {
 		n := strings.ToUpper(ch.Name)
 		if n != ical.CompTimezoneStandard && n != ical.CompTimezoneDaylight {
 			continue
