@@ -113,6 +113,77 @@ SUMMARY:Secret project
 LOCATION:Lab
 END:VEVENT
 `), []string{"Secret project", "Lab", "secret-lab-6"}},
+		// A private series whose moved instance is stored in a message
+		// of its own, without CLASS (a one-instance invitation, a Kolab
+		// client, an upload).
+		{"Calendar", ev(`BEGIN:VEVENT
+UID:split-series-7
+DTSTAMP:20250101T000000Z
+DTSTART:` + day + `T050000Z
+DTEND:` + day + `T053000Z
+RRULE:FREQ=DAILY;COUNT=2
+SUMMARY:Parole hearing
+LOCATION:County court
+CLASS:PRIVATE
+END:VEVENT
+`), []string{"Parole hearing", "County court", "split-series-7"}},
+		// Its override, in a custom time zone, with secrets in
+		// X-parameters of kept properties and in the zone.
+		{"Calendar", ev(`BEGIN:VTIMEZONE
+TZID:Hideout Zone
+X-LIC-LOCATION:Hideout/Cabin
+X-HIDEOUT-NOTE:spare key under the rock
+BEGIN:STANDARD
+DTSTART:19701025T030000
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+TZNAME:Hideoutwinter
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:19700329T020000
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+TZNAME:Hideoutsummer
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
+END:DAYLIGHT
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:split-series-7
+DTSTAMP:20250101T000000Z
+RECURRENCE-ID:` + day + `T050000Z
+DTSTART;TZID=Hideout Zone;X-NOTE=ask for Warden Nygaard:` + day + `T063000
+DTEND;TZID=Hideout Zone:` + day + `T070000
+STATUS;X-REASON=bail conditions:CONFIRMED
+SUMMARY:Parole hearing moved
+ATTENDEE;CN=Officer Brandt:mailto:brandt@probation.example
+END:VEVENT
+`), []string{"Parole hearing moved", "Hideout", "spare key", "Warden Nygaard", "bail conditions", "Officer Brandt", "brandt@probation", "split-series-7"}},
+		// A confidential event whose kept properties carry secrets in
+		// X-parameters, in a VTIMEZONE that carries some of its own.
+		{"Calendar", ev(`BEGIN:VTIMEZONE
+TZID:Europe/Berlin
+X-LIC-LOCATION:Restructuring plan
+BEGIN:STANDARD
+DTSTART:19701025T030000
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+TZNAME:Severancetime
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+END:STANDARD
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:conf-layoffs-9
+DTSTAMP:20250101T000000Z
+DTSTART;TZID=Europe/Berlin;X-MEMO=Quarterly layoffs list:` + day + `T043000
+DTEND;TZID=Europe/Berlin:` + day + `T050000
+STATUS;X-MEMO=severance budget:TENTATIVE
+TRANSP;X-MEMO=Restructuring:OPAQUE
+SUMMARY:Layoff planning
+CLASS:CONFIDENTIAL
+X-MICROSOFT-CDO-BUSYSTATUS;X-MEMO=Reorg:BUSY
+END:VEVENT
+`), []string{"Layoff planning", "layoffs", "severance", "Severance", "Restructuring", "Reorg", "conf-layoffs-9"}},
 	}
 }
 
@@ -196,7 +267,7 @@ readers = { alice = ["carol"] }
 
 	// What each requester may read, by event index (the rest must not
 	// show); nil means anonymous.
-	all := []int{0, 1, 2, 3, 4, 5}
+	all := []int{0, 1, 2, 3, 4, 5, 6, 7, 8}
 	readers := []struct {
 		user  string
 		reads []int
@@ -269,6 +340,40 @@ readers = { alice = ["carol"] }
 		sees("bob", "/freebusy/alice.xfb", "Public standup", "Room One", "Weekly sync")
 		sees("carol", "/calendar/alice/Calendar/Secret.ics", "Secret project", "Lab")
 		sees("dave", "/calendar/alice/Calendar.ics", "SUMMARY:Busy", "DTSTART:"+day+"T090000Z")
+	})
+
+	// Split overrides and leaks through parameters and time zones (events
+	// 6 to 8): readers see the override stored apart from its private
+	// series reduced, by a neutral zone name whose VTIMEZONE holds only
+	// rules; the owner sees all of it as stored.
+	t.Run("split", func(t *testing.T) {
+		base := run(t, "public")
+		_, body := get(t, base+"/calendar/alice/Calendar.ics", "bob")
+		body = strings.ReplaceAll(body, "\r\n ", "")
+		m := regexp.MustCompile(`(?m)^DTSTART;TZID=(fbpub-tz-[0-9a-f]+):` + day + `T063000\r$`).FindStringSubmatch(body)
+		switch {
+		case m == nil:
+			t.Errorf("bob's feed lacks the moved instance under a neutral zone name:\n%s", body)
+		case !strings.Contains(body, "BEGIN:VTIMEZONE\r\nTZID:"+m[1]+"\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\n"):
+			t.Errorf("bob's feed lacks the reduced zone %s:\n%s", m[1], body)
+		}
+		for _, want := range []string{"DTSTART;TZID=Europe/Berlin:" + day + "T043000", "STATUS:TENTATIVE", "X-MICROSOFT-CDO-BUSYSTATUS:BUSY"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("bob's feed lacks %q of the confidential event:\n%s", want, body)
+			}
+		}
+		for _, user := range []string{"dave", ""} {
+			_, body := get(t, base+"/calendar/alice.ics", user)
+			if !strings.Contains(strings.ReplaceAll(body, "\r\n ", ""), "T063000") {
+				t.Errorf("%q's busy view lacks the moved instance:\n%s", user, body)
+			}
+		}
+		_, body = get(t, base+"/calendar/alice/Calendar.ics", "alice")
+		for _, want := range []string{"TZNAME:Hideoutwinter", "X-NOTE=ask for Warden Nygaard", "SUMMARY:Parole hearing moved", "X-MEMO=Reorg"} {
+			if !strings.Contains(strings.ReplaceAll(body, "\r\n ", ""), want) {
+				t.Errorf("alice's feed lacks %q:\n%s", want, body)
+			}
+		}
 	})
 
 	t.Run("acl", func(t *testing.T) {

@@ -190,11 +190,12 @@ func (c *Cache) renderFreeBusy(ctx context.Context, q FreeBusyQuery, key string,
 			reply.Periods = freebusy.Merge(append(res.Periods, offHours(q, snaps, zone)...))
 		}
 		if q.Extended {
+			series := seriesOf(snaps, levels)
 			reply.Periods = make([]freebusy.Period, len(res.Occurrences))
 			reply.Details = map[int][]freebusy.Detail{}
 			for i, oc := range res.Occurrences {
 				reply.Periods[i] = oc.Period
-				if d := detail(oc, access[oc.Object]); d != nil {
+				if d := detail(oc, access[oc.Object], series); d != nil {
 					reply.Details[i] = d
 				}
 			}
@@ -261,29 +262,29 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		if err != nil {
 			return nil, err
 		}
-		var b bytes.Buffer
+		// Each message's view, and the zones the views refer to (see
+		// messageView): a reader's view of one message may depend on
+		// the others.
+		series := seriesOf(snaps, levels)
+		zones := map[string]*ical.Component{}
+		n := 0
+		for _, s := range snaps {
+			n += len(s.msgs)
+		}
+		bodies := make([][]byte, 0, n)
 		size := len(head)
 		for i, s := range snaps {
 			for j := range s.msgs {
 				if m := &s.msgs[j]; !m.deleted {
-					size += len(m.view(levels[i]))
+					v := messageView(m, levels[i], series, zones)
+					bodies = append(bodies, v)
+					size += len(v)
 				}
 			}
 		}
+		var b bytes.Buffer
 		b.Grow(size + 64<<10) // the events, and room for the zones
 		b.Write(bytes.TrimSuffix(head, []byte("END:VCALENDAR\r\n")))
-		zones := map[string]*ical.Component{}
-		for _, s := range snaps {
-			for j := range s.msgs {
-				if m := &s.msgs[j]; !m.deleted {
-					for id, z := range m.zones {
-						if zones[id] == nil {
-							zones[id] = z
-						}
-					}
-				}
-			}
-		}
 		ids := make([]string, 0, len(zones))
 		for id := range zones {
 			ids = append(ids, id)
@@ -295,12 +296,8 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 				return nil, err
 			}
 		}
-		for i, s := range snaps {
-			for j := range s.msgs {
-				if m := &s.msgs[j]; !m.deleted {
-					b.Write(m.view(levels[i]))
-				}
-			}
+		for _, v := range bodies {
+			b.Write(v)
 		}
 		b.WriteString("END:VCALENDAR\r\n")
 		return b.Bytes(), nil

@@ -1,0 +1,227 @@
+package privacy
+
+import "strings"
+
+// The checks of allow-listed values. Each accepts a value only in the
+// syntax RFC 5545 gives it, and returns it as it is written out (upper
+// case where the syntax is case-insensitive): a value that does not parse
+// is text of unknown meaning, and text is what a reduced view must not
+// carry. They never look further than the value's own syntax, so a value
+// kept is one that only a time or a rule can be read from.
+
+// oneOf accepts one of words, in any case.
+func oneOf(words ...string) func(string) (string, bool) {
+	return func(v string) (string, bool) {
+		v = strings.ToUpper(strings.TrimSpace(v))
+		for _, w := range words {
+			if v == w {
+				return w, true
+			}
+		}
+		return "", false
+	}
+}
+
+// valueType accepts the VALUE types a time property may have.
+var valueType = oneOf("DATE", "DATE-TIME", "PERIOD")
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isDateTime reports whether s is a DATE (20250102) or a DATE-TIME
+// (20250102T100000, 20250102T100000Z); s is upper case.
+func isDateTime(s string) bool {
+	switch len(s) {
+	case 8:
+		return digits(s)
+	case 15:
+		return digits(s[:8]) && s[8] == 'T' && digits(s[9:])
+	case 16:
+		return digits(s[:8]) && s[8] == 'T' && digits(s[9:15]) && s[15] == 'Z'
+	}
+	return false
+}
+
+// oneDateTime accepts one DATE or DATE-TIME.
+func oneDateTime(v string) (string, bool) {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	return v, isDateTime(v)
+}
+
+// utcDateTime accepts a DATE-TIME in UTC (DTSTAMP).
+func utcDateTime(v string) (string, bool) {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	return v, len(v) == 16 && isDateTime(v)
+}
+
+// dateTimes accepts a list of DATEs or DATE-TIMEs (EXDATE).
+func dateTimes(v string) (string, bool) {
+	return list(v, isDateTime)
+}
+
+// dateTimesOrPeriods accepts a list of DATEs, DATE-TIMEs or PERIODs
+// (RDATE).
+func dateTimesOrPeriods(v string) (string, bool) {
+	return list(v, func(s string) bool {
+		start, end, period := strings.Cut(s, "/")
+		if !period {
+			return isDateTime(s)
+		}
+		return isDateTime(start) && (isDateTime(end) || isDuration(end))
+	})
+}
+
+func list(v string, ok func(string) bool) (string, bool) {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	for _, s := range strings.Split(v, ",") {
+		if !ok(s) {
+			return "", false
+		}
+	}
+	return v, true
+}
+
+// duration accepts a DURATION.
+func duration(v string) (string, bool) {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	return v, isDuration(v)
+}
+
+// isDuration reports whether s (upper case) is an RFC 5545 dur-value:
+// [+-]P then weeks, or days and/or a time of hours, minutes, seconds.
+func isDuration(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	s, ok := strings.CutPrefix(s, "P")
+	if !ok || s == "" {
+		return false
+	}
+	date, clock, hasT := strings.Cut(s, "T")
+	if hasT && clock == "" {
+		return false
+	}
+	return units(date, "WD") && units(clock, "HMS")
+}
+
+// units reports whether s is a run of number-unit pairs whose units come
+// from allowed, in order, each at most once.
+func units(s, allowed string) bool {
+	for s != "" {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 || i == len(s) {
+			return false
+		}
+		j := strings.IndexByte(allowed, s[i])
+		if j < 0 {
+			return false
+		}
+		allowed, s = allowed[j+1:], s[i+1:]
+	}
+	return true
+}
+
+// integer accepts a non-negative integer (SEQUENCE).
+func integer(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	return v, len(v) <= 10 && digits(v)
+}
+
+// utcOffset accepts a UTC-OFFSET: +HHMM or -HHMMSS.
+func utcOffset(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	if len(v) != 5 && len(v) != 7 || v[0] != '+' && v[0] != '-' {
+		return "", false
+	}
+	return v, digits(v[1:])
+}
+
+var weekdays = []string{"MO", "TU", "WE", "TH", "FR", "SA", "SU"}
+
+func isWeekday(s string) bool {
+	for _, d := range weekdays {
+		if s == d {
+			return true
+		}
+	}
+	return false
+}
+
+// signedSmall reports whether s is [+-]digits with at most three digits.
+func signedSmall(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	return len(s) <= 3 && digits(s)
+}
+
+// recurParts are the rule parts of a RECUR value (RFC 5545 §3.3.10, RFC
+// 7529's RSCALE and SKIP for the Gregorian scale), each with its check.
+var recurParts = map[string]func(string) bool{
+	"FREQ": func(s string) bool {
+		_, ok := oneOf("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")(s)
+		return ok
+	},
+	"UNTIL":    isDateTime,
+	"COUNT":    func(s string) bool { return len(s) <= 10 && digits(s) },
+	"INTERVAL": func(s string) bool { return len(s) <= 10 && digits(s) },
+	"BYSECOND": numbers, "BYMINUTE": numbers, "BYHOUR": numbers, "BYMONTHDAY": numbers,
+	"BYYEARDAY": numbers, "BYWEEKNO": numbers, "BYMONTH": numbers, "BYSETPOS": numbers,
+	"BYDAY": func(s string) bool {
+		for _, d := range strings.Split(s, ",") {
+			if len(d) < 2 || !isWeekday(d[len(d)-2:]) {
+				return false
+			}
+			if n := d[:len(d)-2]; n != "" && !signedSmall(n) {
+				return false
+			}
+		}
+		return true
+	},
+	"WKST":   isWeekday,
+	"RSCALE": func(s string) bool { return s == "GREGORIAN" },
+	"SKIP":   func(s string) bool { return s == "OMIT" || s == "BACKWARD" || s == "FORWARD" },
+}
+
+func numbers(s string) bool {
+	for _, n := range strings.Split(s, ",") {
+		if !signedSmall(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// recur accepts an RRULE: its known parts, each with a value of its
+// syntax, once each and with a FREQ. A part of another name (X-…) is left
+// out, as a client would ignore it; a known part that does not parse
+// rejects the rule.
+func recur(v string) (string, bool) {
+	v = strings.ToUpper(strings.TrimSpace(v))
+	var out []string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(v, ";") {
+		name, value, ok := strings.Cut(part, "=")
+		check, known := recurParts[name]
+		switch {
+		case !ok || !known:
+			continue
+		case seen[name] || !check(value):
+			return "", false
+		}
+		seen[name] = true
+		out = append(out, name+"="+value)
+	}
+	if !seen["FREQ"] {
+		return "", false
+	}
+	return strings.Join(out, ";"), true
+}
