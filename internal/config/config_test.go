@@ -31,6 +31,9 @@ func TestGoodFile(t *testing.T) {
 	if g := c.Groups().Of("dave"); len(g) != 1 || g[0] != "team" {
 		t.Errorf("Groups().Of(dave) = %v", g)
 	}
+	if a := c.Access; a.LoginChecks != 8 || time.Duration(a.LoginWait) != 500*time.Millisecond || a.LoginFailuresPerAddress != 5 || a.LoginFailures != 100 {
+		t.Errorf("LoadFile(good.toml): login limits %d %s %d %d", a.LoginChecks, time.Duration(a.LoginWait), a.LoginFailuresPerAddress, a.LoginFailures)
+	}
 }
 
 // TestBadFiles checks each bad configuration in testdata against the exact

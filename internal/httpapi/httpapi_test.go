@@ -104,16 +104,12 @@ func setupWith(t *testing.T, interval time.Duration, adjust func(o *Options, src
 	opts := Options{
 		Cache:    feed.New(feed.Options{Source: pool, CheckInterval: interval, Metrics: m}),
 		PastDays: 1, FutureDays: 30, MaxAge: interval, Refresh: 15 * time.Minute,
-		Verify: func(ctx context.Context, user, password string) (bool, error) {
-			sess, err := imapstore.Dial(ctx, imapstore.Options{Addr: srv.Addr, TLS: imapstore.TLSNone, User: user, Password: password})
+		Verify: func(ctx context.Context, c Credentials) (Verified, error) {
+			user, err := imapstore.CheckLogin(ctx, imapstore.Options{Addr: srv.Addr, TLS: imapstore.TLSNone, User: c.User, Password: c.Password}, c.Client)
 			if errors.Is(err, imapstore.ErrAuth) {
-				return false, nil
+				return Verified{}, nil
 			}
-			if err != nil {
-				return false, err
-			}
-			sess.Close()
-			return true, nil
+			return Verified{OK: err == nil, User: user}, err
 		},
 		MailDomain: "example.org", Addresses: map[string]string{"Alice.Adler@Example.org": "alice"}, Ready: pool.Ping, Gatherer: reg, Metrics: m,
 		Now: func() time.Time { return now },
