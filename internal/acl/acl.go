@@ -98,7 +98,8 @@ func (g Groups) Of(user string) []string {
 }
 
 // Requester returns the named (non-anonymous) Requester for user with its
-// groups from g.
+// groups from g. It is unconfirmed: set Confirmed when user is the
+// server's own spelling of the login.
 func (g Groups) Requester(user string) Requester {
 	return Requester{User: user, Groups: g.Of(user)}
 }

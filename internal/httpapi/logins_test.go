@@ -3,13 +3,16 @@ package httpapi
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fbpub/fbpub/internal/feed"
@@ -181,4 +184,50 @@ func TestClientAddr(t *testing.T) {
 	if got, want := addrKey(netip.MustParseAddr("2001:db8:1:2:3:4:5:6")), netip.MustParsePrefix("2001:db8:1:2::/64"); got != want {
 		t.Errorf("addrKey = %s, want %s", got, want)
 	}
+}
+
+// TestLoginBusy: beyond the bound on concurrent checks, a request waits
+// LoginLimits.Wait for a turn, then gets 503 with Retry-After; a turn that
+// comes in time is taken.
+func TestLoginBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var calls atomic.Int64
+		h := New(Options{
+			Verify: func(ctx context.Context, c Credentials) (Verified, error) {
+				calls.Add(1)
+				<-release
+				return Verified{OK: true, User: c.User}, nil
+			},
+			Logins: LoginLimits{Concurrent: 1, Wait: 2 * time.Second},
+		})
+		ask := func(user string) (identity, error) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.SetBasicAuth(user, "pw")
+			return h.requester(r)
+		}
+		first := make(chan error, 1)
+		go func() { _, err := ask("alice"); first <- err }()
+		synctest.Wait() // alice's check holds the only turn
+		_, err := ask("bob")
+		var he *httpError
+		if !errors.As(err, &he) || he.code != http.StatusServiceUnavailable || he.retryAfter <= 0 {
+			t.Errorf("a check beyond the bound: %v, want 503 with Retry-After", err)
+		}
+		if n := calls.Load(); n != 1 {
+			t.Errorf("%d checks ran, want 1", n)
+		}
+		// A check that gets its turn within the wait goes ahead.
+		second := make(chan error, 1)
+		go func() { _, err := ask("carol"); second <- err }()
+		synctest.Wait()
+		time.Sleep(time.Second)
+		close(release)
+		if err := <-first; err != nil {
+			t.Errorf("alice: %v", err)
+		}
+		if err := <-second; err != nil {
+			t.Errorf("carol, whose turn came within the wait: %v", err)
+		}
+	})
 }
