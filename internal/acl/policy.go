@@ -116,10 +116,10 @@ const maxUnknownGroups = 6
 //   - An unconfirmed requester (Requester.Confirmed unset) might be known
 //     to the server under another spelling of its name. Its rights are
 //     the intersection of the rights of every plausible identity: the
-//     name as given, and every user identifier of the ACL, member name of
-//     Groups and owner name equal to it under Unicode case folding, each
-//     with its own groups. It is the owner only if its name is the
-//     owner's exactly.
+//     name as given, the name in lower case, and every user identifier
+//     of the ACL, member name of Groups and owner name equal to it under
+//     Unicode case folding, each with its own groups. It is the owner
+//     only if its name is the owner's exactly.
 //   - A group with no entry in Groups has unknown membership. Under the
 //     union combination (Cyrus, the RFC) the requester is taken to be a
 //     member for the group's negative entries and not a member for its
@@ -241,9 +241,11 @@ func (p *Policy) fixedGroups(a ACL, r Requester, unknown []string, o *Options) R
 }
 
 // spellings returns the names other than user that the server might know
-// user by: the names of a's user identifiers (and the pseudo-user names
-// "authenticated" and "anonymous" where a has those entries), the members
-// of p.Groups and owner, each equal to user under case folding.
+// user by: user in lower case (what Dovecot's %Lu and Cyrus'
+// username_tolower make of it, even where no entry names it), the names
+// of a's user identifiers (and the pseudo-user names "authenticated" and
+// "anonymous" where a has those entries), the members of p.Groups and
+// owner, each equal to user under case folding.
 func (p *Policy) spellings(a ACL, user, owner string) []string {
 	var out []string
 	add := func(name string) {
@@ -251,6 +253,7 @@ func (p *Policy) spellings(a ACL, user, owner string) []string {
 			out = append(out, name)
 		}
 	}
+	add(strings.ToLower(user))
 	for _, e := range a {
 		switch e.Identifier.Kind {
 		case User:

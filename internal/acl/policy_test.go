@@ -84,6 +84,7 @@ func TestPolicyFailClosed(t *testing.T) {
 		{"BOB escapes -bob, Dovecot", dovecot, map[string]string{"authenticated": "lr", "-bob": "r"}, unconfirmed("BOB"), "l"},
 		{"BOB escapes bob's user layer, Dovecot", dovecot, map[string]string{"anyone": "lr", "bob": "l"}, unconfirmed("BOB"), "l"},
 		{"BOB gets no more than BOB", nil, map[string]string{"bob": "lr"}, unconfirmed("BOB"), ""},
+		{"BOB gets no more than an unnamed bob", nil, map[string]string{"BOB": "lr", "anyone": "l"}, unconfirmed("BOB"), "l"},
 		{"confirmed BOB is another user", nil, map[string]string{"anyone": "lr", "-bob": "r"}, confirmed("BOB"), "lr"},
 		{"confirmed bob", nil, map[string]string{"anyone": "lr", "-bob": "r"}, confirmed("bob"), "l"},
 		{"exact spelling, unconfirmed, no other", nil, map[string]string{"anyone": "lr", "-bob": "r", "carol": "w"}, unconfirmed("bob"), "l"},
