@@ -48,35 +48,45 @@ func TestCheckLogin(t *testing.T) {
 	}
 }
 
-// TestCheckLoginOriginatingIP: the requester's address reaches Dovecot,
+// TestCheckLoginOriginatingIP: the requester's address goes out before
+// LOGIN on both servers, which log in all the same; it reaches Dovecot,
 // which trusts the test bed's loopback clients, and is what it logs (and
-// charges its auth penalty to).
+// charges its auth penalty to). Cyrus logs only to syslog.
 func TestCheckLoginOriginatingIP(t *testing.T) {
-	srv := testbed.Get(t)
 	client := netip.MustParseAddr("192.0.2.77")
-	for _, pw := range []string{"bob-pw", "wrong"} {
-		var cmds []string
-		_, err := CheckLogin(t.Context(), Options{
-			Addr: srv.Addr, TLS: TLSNone, User: "bob", Password: pw, Timeout: 10 * time.Second,
-			Observe: func(cmd string, _ error, _ time.Duration) { cmds = append(cmds, cmd) },
-		}, client)
-		if (err == nil) != (pw == "bob-pw") {
-			t.Fatalf("CheckLogin with password %q: %v", pw, err)
-		}
-		if len(cmds) == 0 || cmds[0] != "ID" {
-			t.Errorf("CheckLogin sent %q, want ID first", cmds)
-		}
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			for _, pw := range []string{"bob-pw", "wrong"} {
+				var cmds []string
+				user, err := CheckLogin(t.Context(), Options{
+					Addr: srv.Addr, TLS: TLSNone, User: "BOB", Password: pw, Timeout: 10 * time.Second,
+					Observe: func(cmd string, _ error, _ time.Duration) { cmds = append(cmds, cmd) },
+				}, client)
+				if pw == "bob-pw" && (err != nil || user != "bob") {
+					t.Errorf("CheckLogin(BOB) with the client's address = %q, %v, want bob", user, err)
+				}
+				if pw == "wrong" && !errors.Is(err, ErrAuth) {
+					t.Errorf("CheckLogin(BOB) with a wrong password and the client's address: %v, want ErrAuth", err)
+				}
+				if len(cmds) == 0 || cmds[0] != "ID" {
+					t.Errorf("CheckLogin sent %q, want ID first", cmds)
+				}
+			}
+			if srv.Kind != testbed.Dovecot {
+				return
+			}
+			// Dovecot writes its log asynchronously.
+			var log []byte
+			for range 50 {
+				log, _ = os.ReadFile(filepath.Join(srv.Dir, "log", "dovecot.log"))
+				if strings.Count(string(log), "rip=192.0.2.77") >= 2 {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Errorf("Dovecot's log does not name the requester's address twice (login, failure):\n%s", tail(string(log), 2000))
+		})
 	}
-	// Dovecot writes its log asynchronously.
-	var log []byte
-	for range 50 {
-		log, _ = os.ReadFile(filepath.Join(srv.Dir, "log", "dovecot.log"))
-		if strings.Count(string(log), "rip=192.0.2.77") >= 2 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Errorf("Dovecot's log does not name the requester's address twice (login, failure):\n%s", tail(string(log), 2000))
 }
 
 func tail(s string, n int) string {
