@@ -46,6 +46,13 @@ type Metrics struct {
 	Renders       *prometheus.CounterVec   // view
 	RenderSeconds *prometheus.HistogramVec // view
 	Shared        *prometheus.CounterVec   // operation (state, sync, render)
+
+	// UnresolvedGroups counts ACL evaluations for a logged-in requester
+	// in which an entry of a group whose members fbpub does not know (not
+	// in access.groups) was evaluated fail-closed.
+	UnresolvedGroups prometheus.Counter
+	// LoginChecks counts requesters' credential checks, by result.
+	LoginChecks *prometheus.CounterVec // result
 }
 
 // Fixed label values, created up front so that zeros are exported.
@@ -55,6 +62,13 @@ var (
 	CacheResults = []string{"hit", "miss", "stale", "not_modified"}
 	SyncKinds    = []string{"full", "incremental", "unchanged"}
 	Operations   = []string{"state", "sync", "render"}
+	// LoginResults are the outcomes of a requester's credential check:
+	// accepted, refused by the server, not answered (error), refused
+	// before asking because of a failure of the same name a moment ago
+	// (throttled_user), of failures from the client's address
+	// (throttled_address) or from everywhere (throttled_global), or
+	// because too many checks were under way (busy).
+	LoginResults = []string{"ok", "refused", "error", "throttled_user", "throttled_address", "throttled_global", "busy"}
 	ParseReasons = []string{"malformed", "no_calendar", "too_large", "unsupported", "bad_value"}
 	IMAPCommands = []string{"LOGIN", "NAMESPACE", "LIST", "MYRIGHTS", "STATUS", "SELECT", "UNSELECT", "UID FETCH", "UID SEARCH", "NOOP", "GETMETADATA",
 		"GETACL", "ID", "CREATE", "APPEND", "UID COPY", "UID MOVE", "UID STORE", "UID EXPUNGE", "SETMETADATA", "IDLE", "NOTIFY"}
@@ -132,6 +146,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		Shared: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fbpub_singleflight_shared_total", Help: "Requests that waited for work another request was already doing, by operation.",
 		}, []string{"operation"}),
+		UnresolvedGroups: f.NewCounter(prometheus.CounterOpts{
+			Name: "fbpub_acl_unresolved_groups_total", Help: "ACL evaluations in which an entry of a group whose members fbpub does not know (not in access.groups) was evaluated fail-closed: its negative rights taken away, its grants not given.",
+		}),
+		LoginChecks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fbpub_login_checks_total", Help: "Requesters' credential checks against IMAP, by result (ok, refused, error, throttled_user, throttled_address, throttled_global, busy).",
+		}, []string{"result"}),
+	}
+	for _, r := range LoginResults {
+		m.LoginChecks.WithLabelValues(r)
 	}
 	for _, r := range Routes {
 		m.HTTPDuration.WithLabelValues(r)

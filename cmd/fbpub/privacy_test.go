@@ -277,6 +277,12 @@ readers = { alice = ["carol"] }
 		{"carol", []int{5}}, // free/busy on Calendar, configured reader of Secret
 		{"dave", nil},       // "-$team r" takes the read right away
 		{"", nil},           // anonymous
+		// Other spellings of logins, which both servers fold: never
+		// more than the login they stand for.
+		{"ALICE", all},
+		{"BOB", []int{0}},
+		{"Carol", []int{5}},
+		{"Dave", nil},
 	}
 	views := []string{
 		"/freebusy/alice.vfb", "/freebusy/alice.xfb", "/freebusy/alice@example.org.ifb",
@@ -429,4 +435,5 @@ readers = { alice = ["carol"] }
 			}
 		}
 	})
+	t.Run("identities", func(t *testing.T) { privacyIdentities(t, bin, srv) })
 }

@@ -141,6 +141,7 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		return nil
 	}
 	policy := cfg.Policy(semantics)
+	policy.Unresolved = unresolvedGroups(log, m)
 	proxies, err := cfg.TrustedProxies()
 	if err != nil {
 		return nil, err
@@ -175,18 +176,17 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		MaxAge:    time.Duration(cfg.Publish.CheckInterval),
 		Refresh:   time.Duration(cfg.Publish.Refresh),
 		Ready:     pool.Ping,
-		Verify: func(ctx context.Context, user, password string) (bool, error) {
-			s, err := imapstore.Dial(ctx, imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
-				User: user, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout)})
+		Verify: func(ctx context.Context, c httpapi.Credentials) (httpapi.Verified, error) {
+			user, err := imapstore.CheckLogin(ctx, imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
+				User: c.User, Password: c.Password, Timeout: time.Duration(cfg.IMAP.Timeout),
+				Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) }}, c.Client)
 			if errors.Is(err, imapstore.ErrAuth) {
-				return false, nil
+				return httpapi.Verified{}, nil
 			}
-			if err != nil {
-				return false, err
-			}
-			s.Close()
-			return true, nil
+			return httpapi.Verified{OK: err == nil, User: user}, err
 		},
+		Logins: httpapi.LoginLimits{Concurrent: cfg.Access.LoginChecks, Wait: time.Duration(cfg.Access.LoginWait),
+			PerAddress: cfg.Access.LoginFailuresPerAddress, Global: cfg.Access.LoginFailures},
 		Upload:         putCalendar,
 		MaxUpload:      cfg.Upload.MaxBytes,
 		Policy:         policy,

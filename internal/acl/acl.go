@@ -55,9 +55,20 @@ func Parse(pairs map[string]string) (ACL, error) {
 // with the groups it belongs to. Names and group names are compared
 // case-sensitively with the ACL's identifiers, so they must be spelt as
 // the IMAP server stores them.
+//
+// IMAP servers may fold the case of a login (Dovecot's
+// auth_username_format=%Lu, Cyrus' username_tolower): "BOB" logs in as
+// "bob". A Requester whose User is the server's own spelling of the
+// login, learned in the user's own session, is Confirmed. Policy
+// evaluates an unconfirmed one fail-closed (see Policy.Access); ACL
+// methods such as EffectiveWith take User as it is.
 type Requester struct {
 	// User is the login name. It is ignored when Anonymous is set.
 	User string
+	// Confirmed marks User as spelt as the IMAP server spells the
+	// authenticated identity. The zero value (unconfirmed) is the safe
+	// one: a name as typed, or as a reverse proxy passed it on.
+	Confirmed bool
 	// Anonymous marks a requester who did not log in. A Requester with
 	// User "anonymous" and Anonymous false is an ordinary user of that
 	// name and does not match the Anonymous identifier.
@@ -87,7 +98,8 @@ func (g Groups) Of(user string) []string {
 }
 
 // Requester returns the named (non-anonymous) Requester for user with its
-// groups from g.
+// groups from g. It is unconfirmed: set Confirmed when user is the
+// server's own spelling of the login.
 func (g Groups) Requester(user string) Requester {
 	return Requester{User: user, Groups: g.Of(user)}
 }

@@ -79,6 +79,18 @@ type Access struct {
 	// TrustedProxies.
 	UserHeader     string   `toml:"user_header"`
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// LoginChecks bounds the requesters' credential checks (IMAP logins)
+	// under way at once; a request beyond waits LoginWait for a turn,
+	// then gets 503 with Retry-After.
+	LoginChecks int      `toml:"login_checks"`
+	LoginWait   Duration `toml:"login_wait"`
+	// LoginFailuresPerAddress is how many failed logins one client
+	// address (the peer, or the address a trusted proxy forwarded; IPv6
+	// by /64) may make in a minute before its further attempts get 429;
+	// LoginFailures is how many all clients together may make before
+	// every attempt with credentials not already verified gets 503.
+	LoginFailuresPerAddress int `toml:"login_failures_per_address"`
+	LoginFailures           int `toml:"login_failures"`
 }
 
 // IMAP says how the proxy identity reaches the server.
@@ -208,7 +220,7 @@ func Default() Config {
 			MaxGroup:    100,
 			OffHours:    "free",
 		},
-		Access: Access{FreeBusy: "public"},
+		Access: Access{FreeBusy: "public", LoginChecks: 4, LoginWait: Duration(2 * time.Second), LoginFailuresPerAddress: 10, LoginFailures: 60},
 		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},
 		Log:    Log{Format: "text", Level: "info"},
 	}
@@ -384,6 +396,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Access.UserHeader != "" && len(c.Access.TrustedProxies) == 0 {
 		bad("access.user_header is set but access.trusted_proxies is empty: the header would be believed from no one")
+	}
+	if c.Access.LoginChecks < 1 || c.Access.LoginChecks > 64 {
+		bad("access.login_checks: %d is not between 1 and 64", c.Access.LoginChecks)
+	}
+	if c.Access.LoginWait < 0 || c.Access.LoginWait > Duration(time.Minute) {
+		bad("access.login_wait: %s is not between 0s and 1m", time.Duration(c.Access.LoginWait))
+	}
+	if c.Access.LoginFailuresPerAddress < 1 || c.Access.LoginFailuresPerAddress > 10000 {
+		bad("access.login_failures_per_address: %d is not between 1 and 10000", c.Access.LoginFailuresPerAddress)
+	}
+	if c.Access.LoginFailures < c.Access.LoginFailuresPerAddress || c.Access.LoginFailures > 1000000 {
+		bad("access.login_failures: %d is not between access.login_failures_per_address (%d) and 1000000", c.Access.LoginFailures, c.Access.LoginFailuresPerAddress)
 	}
 	if c.Upload.LogFolder == "" || strings.HasPrefix(c.Upload.LogFolder, "/") || strings.Contains(c.Upload.LogFolder, "..") {
 		bad("upload.log_folder: %q is not a folder path", c.Upload.LogFolder)

@@ -41,6 +41,9 @@ func TestGoodFile(t *testing.T) {
 	if h := hours("Carol"); h.String() != "MO-TH 08:00-12:00,13:00-16:00; FR 08:00-12:00" {
 		t.Errorf("WorkingHours()(Carol) = %q, want carol's own", h)
 	}
+	if a := c.Access; a.LoginChecks != 8 || time.Duration(a.LoginWait) != 500*time.Millisecond || a.LoginFailuresPerAddress != 5 || a.LoginFailures != 100 {
+		t.Errorf("LoadFile(good.toml): login limits %d %s %d %d", a.LoginChecks, time.Duration(a.LoginWait), a.LoginFailuresPerAddress, a.LoginFailures)
+	}
 }
 
 func TestTeamDefaults(t *testing.T) {

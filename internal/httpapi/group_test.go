@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http/httptest"
 	"regexp"
@@ -125,17 +122,7 @@ func setupTeam(t *testing.T, srv *testbed.Server, team Team) *server {
 	h := New(Options{
 		Cache:    feed.New(feed.Options{Source: pool, Policy: policy, CheckInterval: time.Minute, Metrics: m, Now: func() time.Time { return now }}),
 		PastDays: 1, FutureDays: 30, MaxAge: time.Minute,
-		Verify: func(ctx context.Context, user, password string) (bool, error) {
-			sess, err := imapstore.Dial(ctx, imapstore.Options{Addr: srv.Addr, TLS: imapstore.TLSNone, User: user, Password: password})
-			if errors.Is(err, imapstore.ErrAuth) {
-				return false, nil
-			}
-			if err != nil {
-				return false, err
-			}
-			sess.Close()
-			return true, nil
-		},
+		Verify: verifyAt(srv.Addr),
 		Policy: policy, MailDomain: "example.org",
 		Zone:    func(u string) *time.Location { return zones[u] },
 		Team:    team,
@@ -148,9 +135,8 @@ func setupTeam(t *testing.T, srv *testbed.Server, team Team) *server {
 	return s
 }
 
-func basic(user string) []string {
-	return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+testbed.Password(user)))}
-}
+// basicAs is the Authorization header of user with the test bed's password.
+func basicAs(user string) []string { return basic(user, testbed.Password(user)) }
 
 var nineToFive = func(string) *availability.Hours { return availability.MustParseHours("MO-FR 09:00-17:00") }
 
@@ -165,7 +151,7 @@ func TestGroup(t *testing.T) {
 	for _, srv := range testbed.Servers(t) {
 		t.Run(string(srv.Kind), func(t *testing.T) {
 			s := setupTeam(t, srv, Team{Groups: map[string][]string{"trio": {"alice", "bob", "nobody"}}, MaxGroup: 3, WorkingHours: nineToFive})
-			dave := basic("dave")
+			dave := basicAs("dave")
 			const window = "start=20250307T000000Z&end=20250312T000000Z"
 			own := s.do(t, "GET", "/freebusy/user/alice?"+window, dave...)
 			if own.code != 200 {
@@ -276,7 +262,7 @@ func TestSlots(t *testing.T) {
 	for _, srv := range testbed.Servers(t) {
 		t.Run(string(srv.Kind), func(t *testing.T) {
 			s := setupTeam(t, srv, Team{Groups: map[string][]string{"crew": {"alice", "carol", "dave", "bob", "nobody"}}, WorkingHours: nineToFive})
-			dave := basic("dave")
+			dave := basicAs("dave")
 			const window = "&start=20250307T000000Z&end=20250312T000000Z"
 			const members = "alice:ok carol:ok dave:ok bob:no-authority nobody:unknown"
 			tests := []struct{ query, want string }{
@@ -380,18 +366,18 @@ func TestOffHours(t *testing.T) {
 			"FREEBUSY;FBTYPE=BUSY-UNAVAILABLE:20250307T180000Z/20250310T090000Z"}},
 	}
 	for _, tt := range tests {
-		r := s.do(t, "GET", "/freebusy/user/"+tt.user+window, basic(tt.user)...)
+		r := s.do(t, "GET", "/freebusy/user/"+tt.user+window, basicAs(tt.user)...)
 		for _, want := range tt.want {
 			if r.code != 200 || !strings.Contains(r.body, want) {
 				t.Errorf("GET %s's free/busy = %d, lacks %s:\n%s", tt.user, r.code, want, r.body)
 			}
 		}
-		if g := s.do(t, "GET", "/freebusy/group.vfb?user="+tt.user+"&"+window[1:], basic(tt.user)...); vfreebusyRE.FindString(g.body) != vfreebusyRE.FindString(r.body) {
+		if g := s.do(t, "GET", "/freebusy/group.vfb?user="+tt.user+"&"+window[1:], basicAs(tt.user)...); vfreebusyRE.FindString(g.body) != vfreebusyRE.FindString(r.body) {
 			t.Errorf("%s in a group:\n%s\nnot as alone:\n%s", tt.user, g.body, r.body)
 		}
 	}
 	// The .vfb of the default window is marked too.
-	if r := s.do(t, "GET", "/freebusy/alice.vfb", basic("alice")...); !strings.Contains(r.body, "FBTYPE=BUSY-UNAVAILABLE") {
+	if r := s.do(t, "GET", "/freebusy/alice.vfb", basicAs("alice")...); !strings.Contains(r.body, "FBTYPE=BUSY-UNAVAILABLE") {
 		t.Errorf("alice.vfb with off hours:\n%s", r.body)
 	}
 }
@@ -401,7 +387,7 @@ func TestOffHours(t *testing.T) {
 // folder read and one render, and five identical VFREEBUSY.
 func TestGroupSharesLookups(t *testing.T) {
 	s := setupTeam(t, testbed.Get(t), Team{})
-	r := s.do(t, "GET", "/freebusy/group.vfb?user=alice&user=alice&user=alice&user=alice&user=alice", basic("alice")...)
+	r := s.do(t, "GET", "/freebusy/group.vfb?user=alice&user=alice&user=alice&user=alice&user=alice", basicAs("alice")...)
 	fbs := vfreebusyRE.FindAllString(r.body, -1)
 	if r.code != 200 || len(fbs) != 5 {
 		t.Fatalf("GET = %d with %d VFREEBUSY, want 200 with 5:\n%s", r.code, len(fbs), r.body)

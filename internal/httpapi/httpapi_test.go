@@ -104,17 +104,7 @@ func setupWith(t *testing.T, interval time.Duration, adjust func(o *Options, src
 	opts := Options{
 		Cache:    feed.New(feed.Options{Source: pool, CheckInterval: interval, Metrics: m}),
 		PastDays: 1, FutureDays: 30, MaxAge: interval, Refresh: 15 * time.Minute,
-		Verify: func(ctx context.Context, user, password string) (bool, error) {
-			sess, err := imapstore.Dial(ctx, imapstore.Options{Addr: srv.Addr, TLS: imapstore.TLSNone, User: user, Password: password})
-			if errors.Is(err, imapstore.ErrAuth) {
-				return false, nil
-			}
-			if err != nil {
-				return false, err
-			}
-			sess.Close()
-			return true, nil
-		},
+		Verify:     verifyAt(srv.Addr),
 		MailDomain: "example.org", Addresses: map[string]string{"Alice.Adler@Example.org": "alice"}, Ready: pool.Ping, Gatherer: reg, Metrics: m,
 		Now: func() time.Time { return now },
 	}
@@ -632,5 +622,17 @@ func TestStaleHeaders(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.m.CacheRequests.WithLabelValues("freebusy", "stale")); got != 1 {
 		t.Errorf("stale answers counted %v times, want 1", got)
+	}
+}
+
+// verifyAt checks credentials by logging in to the IMAP server at addr, as
+// fbpub serve does.
+func verifyAt(addr string) func(context.Context, Credentials) (Verified, error) {
+	return func(ctx context.Context, c Credentials) (Verified, error) {
+		user, err := imapstore.CheckLogin(ctx, imapstore.Options{Addr: addr, TLS: imapstore.TLSNone, User: c.User, Password: c.Password}, c.Client)
+		if errors.Is(err, imapstore.ErrAuth) {
+			return Verified{}, nil
+		}
+		return Verified{OK: err == nil, User: user}, err
 	}
 }

@@ -54,9 +54,12 @@ type Options struct {
 	Refresh time.Duration
 	// Verify checks a requester's password by logging in to IMAP as that
 	// user; nil means requesters cannot authenticate (all are anonymous).
-	// It reports false for wrong credentials, and an error when it could
-	// not tell.
-	Verify func(ctx context.Context, user, password string) (bool, error)
+	// It reports OK false for wrong credentials, and an error when it
+	// could not tell.
+	Verify func(ctx context.Context, c Credentials) (Verified, error)
+	// Logins bounds the throttling and concurrency of Verify; the zero
+	// value means the defaults of LoginLimits.
+	Logins LoginLimits
 	// Groups is the group membership of requesters, for ACL entries that
 	// name groups.
 	Groups acl.Groups
@@ -155,7 +158,7 @@ func New(opts Options) *Handler {
 		h.cacheCounters[v] = newCacheCounters(opts.Metrics, v)
 	}
 	if opts.Verify != nil {
-		h.auth = newVerifier(opts.Verify)
+		h.auth = newVerifier(opts.Verify, opts.Logins, opts.Metrics)
 	}
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login
@@ -357,6 +360,9 @@ type httpError struct {
 	code  int
 	msg   string
 	cause error
+	// retryAfter, when positive, is sent as Retry-After (whole seconds,
+	// rounded up); a 503 without it says 30 s.
+	retryAfter time.Duration
 }
 
 func (e *httpError) Error() string {
@@ -400,7 +406,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, id string, 
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="fbpub", charset="UTF-8"`)
 	}
-	if code == http.StatusServiceUnavailable {
+	var he *httpError
+	switch {
+	case errors.As(err, &he) && he.retryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(int((he.retryAfter+time.Second-1)/time.Second)))
+	case code == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "30")
 	}
 	w.WriteHeader(code)
@@ -680,14 +690,23 @@ func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester,
 	if err != nil {
 		return acl.Requester{}, err
 	}
-	if who == "" {
+	if who.user == "" {
 		if h.opts.Policy.Challenges() {
 			return acl.Requester{}, &httpError{code: http.StatusUnauthorized, msg: "log in to see free/busy times"}
 		}
 		return acl.Requester{Anonymous: true}, nil
 	}
 	hd["Cache-Control"] = h.privateCacheControl
-	return h.opts.Groups.Requester(who), nil
+	return who.requester(h.opts.Groups), nil
+}
+
+// requester is who as the access policy sees it: the server's spelling
+// and its groups when confirmed, else the name as given, which the policy
+// evaluates fail-closed.
+func (who identity) requester(g acl.Groups) acl.Requester {
+	r := g.Requester(who.user)
+	r.Confirmed = who.confirmed
+	return r
 }
 
 // serve writes a calendar answer: ETag, Last-Modified and If-None-Match

@@ -90,7 +90,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if who != user {
+	if who.typed != user {
 		return errUnauthorized
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -102,8 +102,11 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
-	// folder the owner has not shared with the proxy.
-	if err := h.published(r.Context(), owner, segs); err != nil {
+	// folder the owner has not shared with the proxy. From here on the
+	// owner is spelt as the folder list spells it, whatever the URL said,
+	// so that one folder has one name (and one upload lock).
+	owner, err = h.published(r.Context(), owner, segs)
+	if err != nil {
 		return err
 	}
 	limit := h.opts.MaxUpload
@@ -118,9 +121,12 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		}
 		return badRequest("reading the upload: %v", err)
 	}
-	viewer := h.opts.Groups.Requester(user)
+	viewer := who.requester(h.opts.Groups)
 	query := feed.CalendarQuery{Owner: owner, Folder: segs, Name: owner + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Viewer: viewer}
-	up := Upload{User: user, Password: pass, Owner: owner, Folder: segs, Body: body}
+	// The write logs in as the server's spelling of the requester where
+	// fbpub knows it, so that the requester's own folders are found
+	// under the exact name.
+	up := Upload{User: who.user, Password: pass, Owner: owner, Folder: segs, Body: body}
 	if tags := r.Header.Get("If-Match"); tags != "" {
 		up.Check = func(ctx context.Context) error {
 			if err := h.opts.Cache.Check(ctx); err != nil {
@@ -169,20 +175,33 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// published reports feed.ErrNotFound unless owner's folder segs is one
-// fbpub publishes.
-func (h *Handler) published(ctx context.Context, owner string, segs []string) error {
+// published returns the owner of the folder segs as the folder list
+// spells it, or feed.ErrNotFound unless owner's folder segs is one fbpub
+// publishes. owner may be spelt otherwise (a URL's "Alice" for "alice");
+// where the list holds the folder under more than one spelling of owner
+// (a server that does not fold case), only the exact one counts.
+func (h *Handler) published(ctx context.Context, owner string, segs []string) (string, error) {
 	dir, err := h.opts.Cache.Folders(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	path := strings.Join(segs, "/")
+	found, n := "", 0
 	for _, f := range dir {
-		if strings.EqualFold(f.Owner, owner) && f.Path() == path {
-			return nil
+		if f.Path() != path || !strings.EqualFold(f.Owner, owner) {
+			continue
+		}
+		if f.Owner == owner {
+			return owner, nil
+		}
+		if f.Owner != found {
+			found, n = f.Owner, n+1
 		}
 	}
-	return feed.ErrNotFound
+	if n != 1 {
+		return "", feed.ErrNotFound
+	}
+	return found, nil
 }
 
 // etagMatches applies If-Match: "*", or one of a list of entity tags,

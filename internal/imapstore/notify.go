@@ -114,6 +114,13 @@ func loginError(ctx context.Context, opts *Options, err error) error {
 // capabilities. onData receives the untagged responses that arrive from
 // then on. The password never appears in an error.
 func dialNotify(ctx context.Context, opts *Options, onData func(*response)) (*notifyConn, error) {
+	return dialOwn(ctx, opts, onData, nil)
+}
+
+// dialOwn is dialNotify with beforeLogin, when not nil, run once the
+// greeting's capabilities are known and before LOGIN (not after a
+// PREAUTH greeting); its error ends the dial.
+func dialOwn(ctx context.Context, opts *Options, onData func(*response), beforeLogin func(*notifyConn) error) (*notifyConn, error) {
 	d := net.Dialer{Timeout: opts.timeout()}
 	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
 	if err != nil {
@@ -147,6 +154,11 @@ func dialNotify(ctx context.Context, opts *Options, onData func(*response)) (*no
 	go c.read()
 	reading = true
 	if g.kind != "PREAUTH" {
+		if beforeLogin != nil {
+			if err := beforeLogin(c); err != nil {
+				return nil, err
+			}
+		}
 		r, err := c.exec("LOGIN", loginArgs(opts)...)
 		if err != nil {
 			return nil, loginError(ctx, opts, err)

@@ -14,11 +14,12 @@ import (
 
 // FolderName returns the name under which this session's user sees owner's
 // folder path (segments): in its personal namespace when the user is the
-// owner, else under the other users' namespace. It reports false when the
+// owner (the session's login spelt exactly as owner), else under the other
+// users' namespace. It reports false when the
 // server announced no namespace for other users.
 func (s *Session) FolderName(owner string, path []string) (string, bool) {
 	for _, ns := range s.spaces {
-		if ns.Kind != Personal || !strings.EqualFold(owner, s.opts.User) {
+		if ns.Kind != Personal || owner != s.opts.User {
 			continue
 		}
 		return ns.Prefix + strings.Join(path, delimString(ns.Delim)), true

@@ -37,7 +37,8 @@
 //	}
 //
 // The users are listed in Users; each one's password is Password(user), and
-// each has an INBOX. The user "dave" is in the ACL group "team", which
+// each has an INBOX. Both servers fold logins to lower case: "BOB" logs in
+// as bob. The user "dave" is in the ACL group "team", which
 // Dovecot names "$team" and Cyrus "group:team" in ACL commands
 // (Server.GroupIdentifier). Both servers use "/" as the hierarchy separator
 // and put personal folders beside INBOX. Other users' folders appear to a user
@@ -102,9 +103,11 @@ const SharedPrefix = "shared/"
 // given by Password.
 var Users = []string{"fbproxy", "alice", "bob", "carol", "dave"}
 
-// Password returns the password of a test bed user: the user name followed
-// by "-pw".
-func Password(user string) string { return user + "-pw" }
+// Password returns the password of a test bed user: the user name in lower
+// case followed by "-pw". Both servers fold logins to lower case (Dovecot's
+// auth_username_format = %Lu, Cyrus' username_tolower), so "BOB" logs in
+// as bob with bob's password, Password("BOB").
+func Password(user string) string { return strings.ToLower(user) + "-pw" }
 
 // SharedName returns the name under which users other than owner see the
 // owner's folder on Dovecot, for example "shared/alice/Calendar". Tests that

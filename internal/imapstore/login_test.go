@@ -1,0 +1,115 @@
+package imapstore
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fbpub/fbpub/internal/testbed"
+)
+
+// TestCheckLogin logs in under several spellings of a login on both test
+// bed servers, which fold logins to lower case, and checks that CheckLogin
+// reports the server's spelling.
+func TestCheckLogin(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			srv.Reset(t)
+			for _, tc := range []struct{ typed, password, want string }{
+				{"bob", "bob-pw", "bob"},
+				{"BOB", "bob-pw", "bob"},
+				{"Dave", "dave-pw", "dave"},
+			} {
+				var cmds []string
+				got, err := CheckLogin(t.Context(), Options{
+					Addr: srv.Addr, TLS: TLSNone, User: tc.typed, Password: tc.password, Timeout: 10 * time.Second,
+					Observe: func(cmd string, _ error, _ time.Duration) { cmds = append(cmds, cmd) },
+				}, netip.Addr{})
+				if err != nil || got != tc.want {
+					t.Errorf("CheckLogin(%q) = %q, %v, want %q", tc.typed, got, err, tc.want)
+				}
+				if strings.Join(cmds, " ") != "LOGIN GETACL" {
+					t.Errorf("CheckLogin(%q) sent %q, want LOGIN GETACL", tc.typed, cmds)
+				}
+			}
+			_, err := CheckLogin(t.Context(), Options{Addr: srv.Addr, TLS: TLSNone, User: "BOB", Password: "wrong", Timeout: 10 * time.Second}, netip.Addr{})
+			if !errors.Is(err, ErrAuth) {
+				t.Errorf("CheckLogin with a wrong password: %v, want ErrAuth", err)
+			}
+			_, err = CheckLogin(t.Context(), Options{Addr: "127.0.0.1:1", TLS: TLSNone, User: "bob", Password: "bob-pw", Timeout: 10 * time.Second}, netip.Addr{})
+			if err == nil || errors.Is(err, ErrAuth) {
+				t.Errorf("CheckLogin without a server: %v, want a connection error", err)
+			}
+		})
+	}
+}
+
+// TestCheckLoginOriginatingIP: the requester's address goes out before
+// LOGIN on both servers, which log in all the same; it reaches Dovecot,
+// which trusts the test bed's loopback clients, and is what it logs (and
+// charges its auth penalty to). Cyrus logs only to syslog.
+func TestCheckLoginOriginatingIP(t *testing.T) {
+	client := netip.MustParseAddr("192.0.2.77")
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			for _, pw := range []string{"bob-pw", "wrong"} {
+				var cmds []string
+				user, err := CheckLogin(t.Context(), Options{
+					Addr: srv.Addr, TLS: TLSNone, User: "BOB", Password: pw, Timeout: 10 * time.Second,
+					Observe: func(cmd string, _ error, _ time.Duration) { cmds = append(cmds, cmd) },
+				}, client)
+				if pw == "bob-pw" && (err != nil || user != "bob") {
+					t.Errorf("CheckLogin(BOB) with the client's address = %q, %v, want bob", user, err)
+				}
+				if pw == "wrong" && !errors.Is(err, ErrAuth) {
+					t.Errorf("CheckLogin(BOB) with a wrong password and the client's address: %v, want ErrAuth", err)
+				}
+				if len(cmds) == 0 || cmds[0] != "ID" {
+					t.Errorf("CheckLogin sent %q, want ID first", cmds)
+				}
+			}
+			if srv.Kind != testbed.Dovecot {
+				return
+			}
+			// Dovecot writes its log asynchronously.
+			var log []byte
+			for range 50 {
+				log, _ = os.ReadFile(filepath.Join(srv.Dir, "log", "dovecot.log"))
+				if strings.Count(string(log), "rip=192.0.2.77") >= 2 {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Errorf("Dovecot's log does not name the requester's address twice (login, failure):\n%s", tail(string(log), 2000))
+		})
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func TestSpelling(t *testing.T) {
+	for _, tc := range []struct {
+		ids  []string
+		user string
+		want string
+	}{
+		{[]string{"bob", "anyone"}, "BOB", "bob"},
+		{[]string{"anyone", "-bob"}, "BOB", ""},
+		{[]string{"bob", "Bob"}, "BOB", ""},
+		{[]string{"bob", "bob"}, "bob", "bob"},
+		{nil, "bob", ""},
+	} {
+		if got := spelling(tc.ids, tc.user); got != tc.want {
+			t.Errorf("spelling(%q, %q) = %q, want %q", tc.ids, tc.user, got, tc.want)
+		}
+	}
+}
