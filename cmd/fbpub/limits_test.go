@@ -3,16 +3,20 @@ package main
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/fbpub/fbpub/internal/config"
+	"github.com/fbpub/fbpub/internal/testbed"
 )
 
 // runDemoService runs fbpub's service, configured by set, on the demo's
@@ -146,4 +150,75 @@ func TestConnectionBound(t *testing.T) {
 		t.Fatalf("the third connection once a slot freed: %v, %v", r.res, r.err)
 	}
 	r.res.Body.Close()
+}
+
+// TestRemovedSettingWarns: serve still starts with FBPUB_FAST_PATH set,
+// and logs that it was removed.
+func TestRemovedSettingWarns(t *testing.T) {
+	env := map[string]string{"FBPUB_FAST_PATH": "true", "FBPUB_LISTEN": "127.0.0.1:0", "FBPUB_IMAP_ADDR": "127.0.0.1:1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // serve starts, then shuts down at once
+	var logs syncBuffer
+	if err := serve(ctx, nil, &logs, func(k string) string { return env[k] }); err != nil {
+		t.Fatalf("serve with FBPUB_FAST_PATH set: %v", err)
+	}
+	if want := "FBPUB_FAST_PATH was removed and is ignored"; !strings.Contains(logs.String(), want) {
+		t.Errorf("serve's log lacks %q:\n%s", want, logs.String())
+	}
+}
+
+// TestConnectionLimitIsNotAuthFailure: when Dovecot refuses the proxy's
+// login because of mail_max_userip_connections, fbpub answers 503 and logs
+// Dovecot's reason, not "authentication failed", and serves again once a
+// connection is free.
+func TestConnectionLimitIsNotAuthFailure(t *testing.T) {
+	// 2, not 1: Dovecot counts a session that logged out for a moment
+	// longer, and the test bed's set-up logs in as alice twice in a row.
+	srv := testbed.StartDovecot(t, "mail_max_userip_connections = 2")
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	// Another replica holds the two connections allowed.
+	others := []*imapclient.Client{srv.Dial(t, testbed.Proxy), srv.Dial(t, testbed.Proxy)}
+
+	cfg := config.Default()
+	cfg.IMAP.Addr, cfg.IMAP.TLS = srv.Addr, "none"
+	cfg.IMAP.User, cfg.IMAP.Password = testbed.Proxy, config.Secret(testbed.Password(testbed.Proxy))
+	cfg.Publish.MailDomain, cfg.Publish.Watch = "example.org", 0
+	var logs syncBuffer
+	s, err := newService(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.pool.Close()
+	hs := httptest.NewServer(s.handler)
+	defer hs.Close()
+
+	res, err := http.Get(hs.URL + "/freebusy/alice.vfb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET with the connection limit reached = %d, want 503", res.StatusCode)
+	}
+	log := logs.String()
+	for _, want := range []string{"NO [LIMIT] Maximum number of connections from user+IP exceeded", "mail_max_userip_connections=2"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "authentication failed") {
+		t.Errorf("log calls the connection limit an authentication failure:\n%s", log)
+	}
+
+	others[0].Logout().Wait()
+	others[0].Close()
+	eventually(t, "GET answers 200 once a connection is free", func() bool {
+		res, err := http.Get(hs.URL + "/freebusy/alice.vfb")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
 }
