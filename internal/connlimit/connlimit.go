@@ -25,8 +25,10 @@ type Options struct {
 	// system's listen queue). 0 means no bound.
 	Max int
 	// WriteTimeout is how long one write on a connection may block before
-	// it fails and the server closes the connection; large writes get it
-	// per writeChunk. 0 means no deadline.
+	// it fails and the server closes the connection: at least 7/8 of it
+	// and at most all of it (the deadline is moved on in steps of 1/8, not
+	// at every write); large writes get it per writeChunk. 0 means no
+	// deadline.
 	WriteTimeout time.Duration
 
 	// Open is called with +1 for each connection handed out and -1 when
@@ -97,12 +99,16 @@ func (l *Listener) Close() error {
 	return l.Listener.Close()
 }
 
-// conn is a connection handed out by a Listener. It sets its own write
-// deadline before every write, replacing any the caller set.
+// conn is a connection handed out by a Listener. It owns its write
+// deadline: it sets one before a write, and ignores the write deadlines its
+// user sets (net/http clears the deadline after every request, and
+// http.ResponseController's would be replaced at the next write anyway).
 type conn struct {
 	net.Conn
 	l      *Listener
 	closed atomic.Bool
+	// deadline is the write deadline set last, in Unix nanoseconds.
+	deadline atomic.Int64
 }
 
 func (c *conn) Write(p []byte) (int, error) {
@@ -113,7 +119,13 @@ func (c *conn) Write(p []byte) (int, error) {
 	n := 0
 	for {
 		chunk := p[:min(len(p), writeChunk)]
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
+		// Setting a deadline updates a runtime timer, a cost of its own
+		// for small answers on a busy connection: it is moved on only
+		// once it is d/8 old.
+		if next := time.Now().Add(d).UnixNano(); next-c.deadline.Load() > int64(d/8) {
+			_ = c.Conn.SetWriteDeadline(time.Unix(0, next))
+			c.deadline.Store(next)
+		}
 		m, err := c.Conn.Write(chunk)
 		n += m
 		p = p[m:]
@@ -128,6 +140,12 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 	}
 }
+
+// SetWriteDeadline does nothing: see conn.
+func (c *conn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets the read deadline only: see conn.
+func (c *conn) SetDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
 
 // CloseWrite half-closes the connection where it can, as net/http does
 // before it closes a connection whose request it did not read to the end.

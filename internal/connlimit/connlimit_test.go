@@ -3,9 +3,11 @@ package connlimit
 import (
 	"errors"
 	"net"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestSlots: a connection closed twice frees one slot, and an Accept
@@ -64,5 +66,45 @@ func TestSlots(t *testing.T) {
 	}
 	if n := open.Load(); n != 1 {
 		t.Errorf("open = %d, want 1 (b)", n)
+	}
+}
+
+// TestWriteTimeout: a write to a peer that reads nothing fails at the
+// deadline, even after the user cleared it (as net/http does after every
+// request), and is counted.
+func TestWriteTimeout(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var timedOut atomic.Int32
+	l := Listen(inner, Options{WriteTimeout: 200 * time.Millisecond, TimedOut: func() { timedOut.Add(1) }})
+	defer l.Close()
+	peer, err := net.Dial("tcp", inner.Addr().String()) // never reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 1<<20)
+	for i := 0; ; i++ {
+		c.SetWriteDeadline(time.Time{})
+		_, err := c.Write(buf)
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write = %v, want os.ErrDeadlineExceeded", err)
+			}
+			break
+		}
+		if i > 1000 {
+			t.Fatal("1 GiB written to a peer that reads nothing")
+		}
+	}
+	if n := timedOut.Load(); n != 1 {
+		t.Errorf("TimedOut called %d times, want 1", n)
 	}
 }
