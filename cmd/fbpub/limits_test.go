@@ -170,13 +170,15 @@ func TestRemovedSettingWarns(t *testing.T) {
 // TestConnectionLimitIsNotAuthFailure: when Dovecot refuses the proxy's
 // login because of mail_max_userip_connections, fbpub answers 503 and logs
 // Dovecot's reason, not "authentication failed", and serves again once a
-// connection is free.
+// connection is free. A requester whose credential check meets the limit
+// gets 503, not 401, and is not remembered as having a wrong password.
 func TestConnectionLimitIsNotAuthFailure(t *testing.T) {
 	// 2, not 1: Dovecot counts a session that logged out for a moment
 	// longer, and the test bed's set-up logs in as alice twice in a row.
 	srv := testbed.StartDovecot(t, "mail_max_userip_connections = 2")
 	srv.CreateFolder(t, "alice", "Calendar")
 	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	srv.SetACL(t, "alice", "Calendar", "bob", "lr")
 	// Another replica holds the two connections allowed.
 	others := []*imapclient.Client{srv.Dial(t, testbed.Proxy), srv.Dial(t, testbed.Proxy)}
 
@@ -221,4 +223,23 @@ func TestConnectionLimitIsNotAuthFailure(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
+
+	// bob's own connections, elsewhere on fbpub's address, use up his.
+	bobs := []*imapclient.Client{srv.Dial(t, "bob"), srv.Dial(t, "bob")}
+	getAsBob := func() int {
+		req, _ := http.NewRequest("GET", hs.URL+"/calendar/alice/Calendar.ics", nil)
+		req.SetBasicAuth("bob", testbed.Password("bob"))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := getAsBob(); code != http.StatusServiceUnavailable {
+		t.Errorf("GET as bob with his connection limit reached = %d, want 503", code)
+	}
+	bobs[0].Logout().Wait()
+	bobs[0].Close()
+	eventually(t, "GET as bob answers 200 once one of his connections is gone", func() bool { return getAsBob() == http.StatusOK })
 }
