@@ -21,6 +21,14 @@ type Metrics struct {
 	HTTPRequests *prometheus.CounterVec   // route, code
 	HTTPDuration *prometheus.HistogramVec // route
 	HTTPBytes    *prometheus.CounterVec   // route
+	// HTTPConnections counts the open HTTP connections (at most
+	// http.max_connections), HTTPConnectionsWaited those that had to
+	// wait for one to close before they were served, and
+	// HTTPWriteTimeouts those closed because the client took nothing of
+	// an answer for http.write_timeout.
+	HTTPConnections       prometheus.Gauge
+	HTTPConnectionsWaited prometheus.Counter
+	HTTPWriteTimeouts     prometheus.Counter
 
 	IMAPCommands    *prometheus.CounterVec   // command, result
 	IMAPDuration    *prometheus.HistogramVec // command
@@ -89,6 +97,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		HTTPBytes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fbpub_http_response_bytes_total", Help: "Bytes of HTTP response bodies written, by route.",
 		}, []string{"route"}),
+		HTTPConnections: f.NewGauge(prometheus.GaugeOpts{
+			Name: "fbpub_http_connections", Help: "Open HTTP connections (at most http.max_connections).",
+		}),
+		HTTPConnectionsWaited: f.NewCounter(prometheus.CounterOpts{
+			Name: "fbpub_http_connections_waited_total", Help: "HTTP connections that waited for another to close because http.max_connections were open.",
+		}),
+		HTTPWriteTimeouts: f.NewCounter(prometheus.CounterOpts{
+			Name: "fbpub_http_write_timeouts_total", Help: "HTTP connections closed because the client took nothing of an answer for http.write_timeout.",
+		}),
 		IMAPCommands: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "fbpub_imap_commands_total", Help: "IMAP commands sent by the proxy, by command and result (ok, no, error).",
 		}, []string{"command", "result"}),

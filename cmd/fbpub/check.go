@@ -22,6 +22,9 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	fmt.Fprintln(stdout, "configuration: ok")
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stdout, "warning:", w)
+	}
 	s, err := newService(cfg, cfg.Logger(io.Discard))
 	if err != nil {
 		return err

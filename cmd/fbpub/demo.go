@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/fbpub/fbpub/internal/config"
@@ -35,13 +34,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	cfg.Publish.DefaultZone = "Europe/Berlin"
 	if v := getenv("FBPUB_LOG_LEVEL"); v != "" {
 		cfg.Log.Level = v
-	}
-	if v := getenv("FBPUB_FAST_PATH"); v != "" {
-		fast, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("FBPUB_FAST_PATH: %w", err)
-		}
-		cfg.FastPath = fast
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

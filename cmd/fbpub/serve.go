@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -21,9 +22,9 @@ import (
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/config"
+	"github.com/fbpub/fbpub/internal/connlimit"
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/httpapi"
-	"github.com/fbpub/fbpub/internal/httpserve"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
@@ -68,6 +69,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		return err
 	}
 	log := cfg.Logger(stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	s, err := newService(cfg, log)
 	if err != nil {
 		return err
@@ -231,19 +235,9 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 		defer s.watcher.Close()
 		go s.watchHot(ctx)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	serve, shutdown := srv.Serve, srv.Shutdown
-	if s.cfg.FastPath {
-		lean := &httpserve.Server{HTTP: srv, Fast: httpapi.FastTarget}
-		serve, shutdown = lean.Serve, lean.Shutdown
-	}
+	srv := s.httpServer()
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ln) }()
+	go func() { errc <- srv.Serve(s.limit(ln)) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "version", version())
 	if ready != nil {
 		ready <- ln.Addr().String()
@@ -256,10 +250,42 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// httpServer is the HTTP server of run: net/http with timeouts for clients
+// that stop sending; limit deals with those that stop reading.
+func (s *service) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// limit bounds the open HTTP connections (http.max_connections) and how
+// long a write to a client may block (http.write_timeout), and counts
+// both. Reaching the bound is logged at most once a minute.
+func (s *service) limit(ln net.Listener) net.Listener {
+	var lastWarn atomic.Int64 // unix seconds
+	return connlimit.Listen(ln, connlimit.Options{
+		Max:          s.cfg.HTTP.MaxConnections,
+		WriteTimeout: time.Duration(s.cfg.HTTP.WriteTimeout),
+		Open:         func(d int) { s.metrics.HTTPConnections.Add(float64(d)) },
+		Waited: func() {
+			s.metrics.HTTPConnectionsWaited.Inc()
+			now, last := time.Now().Unix(), lastWarn.Load()
+			if now-last >= 60 && lastWarn.CompareAndSwap(last, now) {
+				s.log.Warn("HTTP connection limit reached: new connections wait until one closes",
+					"max_connections", s.cfg.HTTP.MaxConnections)
+			}
+		},
+		TimedOut: s.metrics.HTTPWriteTimeouts.Inc,
+	})
 }
 
 // watchHot gives the watcher the published folders, the most requested

@@ -32,21 +32,41 @@ import (
 // Config is fbpub's whole configuration.
 type Config struct {
 	// Listen is the HTTP address (host:port).
-	Listen string `toml:"listen"`
-	// FastPath serves the plain GETs of free/busy files that clients
-	// poll on fbpub's lean HTTP/1.1 loop (package httpserve); false
-	// leaves every request to Go's net/http.
-	FastPath bool    `toml:"fast_path"`
-	IMAP     IMAP    `toml:"imap"`
-	Publish  Publish `toml:"publish"`
-	Access   Access  `toml:"access"`
-	Upload   Upload  `toml:"upload"`
-	Log      Log     `toml:"log"`
+	Listen  string  `toml:"listen"`
+	HTTP    HTTP    `toml:"http"`
+	IMAP    IMAP    `toml:"imap"`
+	Publish Publish `toml:"publish"`
+	Access  Access  `toml:"access"`
+	Upload  Upload  `toml:"upload"`
+	Log     Log     `toml:"log"`
 	// Teams are the groups of the group URLs (/freebusy/group/<name>.vfb,
 	// /freebusy/slots?group=<name>): group name → members, logins or
 	// addresses, in the order their answers list them. Not to be confused
 	// with access.groups, the requesters' memberships for ACL entries.
 	Teams map[string][]string `toml:"groups"`
+
+	// Warnings says which removed settings the file or the environment
+	// still sets: they are ignored, and fbpub logs each at start.
+	Warnings []string `toml:"-"`
+}
+
+// HTTP bounds what HTTP clients may hold of the server.
+type HTTP struct {
+	// MaxConnections bounds the open HTTP connections; a connection
+	// beyond it waits (in the listen queue) until another closes.
+	MaxConnections int `toml:"max_connections"`
+	// WriteTimeout is how long a write to a client may block: a client
+	// that stops reading (while it pipelines requests, or halfway through
+	// a large answer) is disconnected after it.
+	WriteTimeout Duration `toml:"write_timeout"`
+}
+
+// removed names the settings fbpub no longer reads, with why: a
+// configuration that still sets one is not refused (nothing it asked for
+// is lost), but warned about.
+var removed = map[string]string{
+	"fast_path":       "fbpub serves every request with Go's net/http since its own HTTP loop was removed",
+	"FBPUB_FAST_PATH": "fbpub serves every request with Go's net/http since its own HTTP loop was removed",
 }
 
 // Upload configures PUT /calendar/<owner>/<folder>.ics, which writes an
@@ -203,8 +223,8 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 // 127.0.0.1:143 with STARTTLS, "Calendar" folders, a 1 s check interval.
 func Default() Config {
 	return Config{
-		Listen:   "127.0.0.1:8080",
-		FastPath: true,
+		Listen: "127.0.0.1:8080",
+		HTTP:   HTTP{MaxConnections: 1024, WriteTimeout: Duration(30 * time.Second)},
 		IMAP: IMAP{
 			Addr: "127.0.0.1:143", TLS: "starttls", User: "fbproxy",
 			Timeout: Duration(30 * time.Second), Connections: 4,
@@ -239,9 +259,15 @@ func (c *Config) LoadFile(path string) error {
 	if und := md.Undecoded(); len(und) > 0 {
 		var keys []string
 		for _, k := range und {
+			if why, ok := removed[k.String()]; ok {
+				c.Warnings = append(c.Warnings, fmt.Sprintf("config: %s: %s was removed and is ignored (%s); delete it", path, k, why))
+				continue
+			}
 			keys = append(keys, k.String())
 		}
-		return fmt.Errorf("config: %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		if len(keys) > 0 {
+			return fmt.Errorf("config: %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		}
 	}
 	return nil
 }
@@ -252,11 +278,12 @@ var Env = []struct {
 	set  func(c *Config, v string) error
 }{
 	{"FBPUB_LISTEN", func(c *Config, v string) error { c.Listen = v; return nil }},
-	{"FBPUB_FAST_PATH", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		c.FastPath = b
+	{"FBPUB_HTTP_MAX_CONNECTIONS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.HTTP.MaxConnections = n
 		return err
 	}},
+	{"FBPUB_HTTP_WRITE_TIMEOUT", func(c *Config, v string) error { return c.HTTP.WriteTimeout.UnmarshalText([]byte(v)) }},
 	{"FBPUB_IMAP_ADDR", func(c *Config, v string) error { c.IMAP.Addr = v; return nil }},
 	{"FBPUB_IMAP_TLS", func(c *Config, v string) error { c.IMAP.TLS = v; return nil }},
 	{"FBPUB_IMAP_USER", func(c *Config, v string) error { c.IMAP.User = v; return nil }},
@@ -297,6 +324,11 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			}
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(removed)) {
+		if strings.HasPrefix(name, "FBPUB_") && getenv(name) != "" {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("config: %s was removed and is ignored (%s); unset it", name, removed[name]))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -330,6 +362,12 @@ func (c *Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("config: "+format, a...)) }
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen: %q is not host:port", c.Listen)
+	}
+	if c.HTTP.MaxConnections < 1 || c.HTTP.MaxConnections > 1<<20 {
+		bad("http.max_connections: %d is not between 1 and 1048576", c.HTTP.MaxConnections)
+	}
+	if c.HTTP.WriteTimeout < Duration(time.Second) {
+		bad("http.write_timeout: %s is shorter than 1s", time.Duration(c.HTTP.WriteTimeout))
 	}
 	if _, _, err := net.SplitHostPort(c.IMAP.Addr); err != nil {
 		bad("imap.addr: %q is not host:port", c.IMAP.Addr)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ func TestGoodFile(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 	if c.IMAP.Addr != "imap.example.org:993" || c.IMAP.Connections != 8 || time.Duration(c.Publish.CheckInterval) != 2*time.Second ||
-		c.Publish.PastDays != 0 || len(c.Publish.Folders) != 3 || c.Log.Format != "json" {
+		c.Publish.PastDays != 0 || len(c.Publish.Folders) != 3 || c.Log.Format != "json" ||
+		c.HTTP.MaxConnections != 256 || time.Duration(c.HTTP.WriteTimeout) != 20*time.Second || len(c.Warnings) != 0 {
 		t.Errorf("LoadFile(good.toml) = %+v", c)
 	}
 	p := c.Policy(nil)
@@ -83,6 +85,9 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 		"FBPUB_IMAP_USER":     "proxy",
 		"FBPUB_IMAP_PASSWORD": "s3cret-pw",
 		"FBPUB_LISTEN":        "127.0.0.1:9999",
+
+		"FBPUB_HTTP_MAX_CONNECTIONS": "64",
+		"FBPUB_HTTP_WRITE_TIMEOUT":   "5s",
 	}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
@@ -91,7 +96,8 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.IMAP.Addr != "127.0.0.1:10143" || c.IMAP.TLS != "none" || c.IMAP.User != "proxy" || c.Listen != "127.0.0.1:9999" {
+	if c.IMAP.Addr != "127.0.0.1:10143" || c.IMAP.TLS != "none" || c.IMAP.User != "proxy" || c.Listen != "127.0.0.1:9999" ||
+		c.HTTP.MaxConnections != 64 || time.Duration(c.HTTP.WriteTimeout) != 5*time.Second {
 		t.Errorf("ApplyEnv: %+v", c)
 	}
 	if pw, _ := c.Password(); pw != "s3cret-pw" {
@@ -121,5 +127,38 @@ func TestContribExample(t *testing.T) {
 	}
 	if c.Publish.UserZones["carol"] != "America/New_York" || c.IMAP.PasswordFile == "" {
 		t.Errorf("contrib/fbpub.toml read as %+v", c)
+	}
+}
+
+// TestRemovedSettings: a file or an environment that still sets a removed
+// setting (fast_path) loads, with a warning that says what to do; other
+// unknown keys in the same file are still errors.
+func TestRemovedSettings(t *testing.T) {
+	c := Default()
+	err := c.LoadFile("testdata/removed-fast-path.toml")
+	if want := "config: testdata/removed-fast-path.toml: unknown keys: imap.adress"; fmt.Sprint(err) != want {
+		t.Errorf("LoadFile(removed-fast-path.toml) = %v, want %s", err, want)
+	}
+	want := []string{"config: testdata/removed-fast-path.toml: fast_path was removed and is ignored " +
+		"(fbpub serves every request with Go's net/http since its own HTTP loop was removed); delete it"}
+	if !slices.Equal(c.Warnings, want) {
+		t.Errorf("Warnings = %q, want %q", c.Warnings, want)
+	}
+
+	c = Default()
+	old := filepath.Join(t.TempDir(), "old.toml")
+	os.WriteFile(old, []byte("fast_path = true\n"), 0o600)
+	if err := c.LoadFile(old); err != nil || len(c.Warnings) != 1 {
+		t.Errorf("LoadFile(%q) = %v, warnings %q; want no error and one warning", old, err, c.Warnings)
+	}
+	c = Default()
+	env := map[string]string{"FBPUB_FAST_PATH": "false", "FBPUB_LISTEN": "127.0.0.1:9"}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"config: FBPUB_FAST_PATH was removed and is ignored " +
+		"(fbpub serves every request with Go's net/http since its own HTTP loop was removed); unset it"}
+	if !slices.Equal(c.Warnings, want) || c.Listen != "127.0.0.1:9" {
+		t.Errorf("ApplyEnv: warnings %q, listen %q; want %q, 127.0.0.1:9", c.Warnings, c.Listen, want)
 	}
 }

@@ -195,13 +195,6 @@ func New(opts Options) *Handler {
 	return h
 }
 
-// FastTarget reports whether a request target is worth serving on the
-// lean HTTP loop (package httpserve): the free/busy files that Outlook
-// and calendar clients poll, whose answers are small and mostly cached.
-// Feeds are larger and polled far less often; net/http writes them
-// without copying.
-func FastTarget(target string) bool { return strings.HasPrefix(target, "/freebusy/") }
-
 // freeBusyPattern is the route of Internet Free/Busy URLs.
 const freeBusyPattern = "GET /freebusy/{file}"
 

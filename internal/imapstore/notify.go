@@ -101,11 +101,11 @@ func loginArgs(opts *Options) []cmdArg {
 }
 
 // loginError says why a LOGIN of fbpub's own clients failed: refused
-// (ErrAuth) or not answered.
+// (ErrAuth, ErrUnavailable: see loginRefused) or not answered.
 func loginError(ctx context.Context, opts *Options, err error) error {
 	var ie *imap.Error
 	if errors.As(err, &ie) {
-		return fmt.Errorf("%w for %q", ErrAuth, opts.User)
+		return loginRefused(opts, ie)
 	}
 	return fmt.Errorf("imapstore: login to %s: %w", opts.Addr, opErrCtx(ctx, err))
 }

@@ -84,6 +84,26 @@ func (o *Options) timeout() time.Duration {
 // ErrAuth means the server refused the credentials.
 var ErrAuth = errors.New("imapstore: authentication failed")
 
+// ErrUnavailable means the server refused a login for a reason other than
+// the credentials, which its response code names: a limit on connections
+// (Dovecot's mail_max_userip_connections answers NO [LIMIT]), a back end
+// that is down ([UNAVAILABLE]). The error carries the server's text; a
+// later attempt may succeed.
+var ErrUnavailable = errors.New("imapstore: server refused the login for now")
+
+// loginRefused classifies a LOGIN the server answered with NO: ErrAuth,
+// unless the response code says the refusal is not about the credentials
+// (RFC 5530: LIMIT, UNAVAILABLE, INUSE, SERVERBUG), then ErrUnavailable
+// with the server's text. A NO without a code counts as refused
+// credentials, as servers answer wrong passwords without one too.
+func loginRefused(opts *Options, ie *imap.Error) error {
+	switch ie.Code {
+	case imap.ResponseCodeLimit, imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
+		return fmt.Errorf("%w: login as %q at %s: %s [%s] %s", ErrUnavailable, opts.User, opts.Addr, ie.Type, ie.Code, ie.Text)
+	}
+	return fmt.Errorf("%w for %q", ErrAuth, opts.User)
+}
+
 // ErrNotFound means the folder does not exist or the session may not see
 // it; IMAP servers do not tell the two apart, and neither does fbpub.
 var ErrNotFound = errors.New("imapstore: folder not found")
@@ -198,7 +218,7 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 		s.client.Close()
 		var ie *imap.Error
 		if errors.As(err, &ie) {
-			return nil, fmt.Errorf("%w for %q", ErrAuth, opts.User)
+			return nil, loginRefused(&opts, ie)
 		}
 		return nil, fmt.Errorf("imapstore: login to %s: %w", opts.Addr, err)
 	}

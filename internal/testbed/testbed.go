@@ -147,6 +147,9 @@ type Server struct {
 	Dir string
 
 	root string // the module root, which holds testbed/<kind>-up
+	// conf is appended to a new Dovecot's configuration
+	// (FBPUB_TESTBED_DOVECOT_CONF); see StartDovecot.
+	conf string
 
 	mu      sync.Mutex
 	stopped bool
@@ -287,6 +290,29 @@ func Servers(t testing.TB) []*Server {
 	return srvs
 }
 
+// StartDovecot starts a Dovecot of the test's own, with conf appended to
+// the test bed's configuration (e.g. "mail_max_userip_connections = 2"),
+// and stops it when the test ends. It is for tests that need a setting the
+// shared instance must not have; it skips or fails as Get does when Dovecot
+// cannot start.
+func StartDovecot(t testing.TB, conf string) *Server {
+	t.Helper()
+	root, err := moduleRoot()
+	if err == nil {
+		srv := &Server{Kind: Dovecot, root: root, conf: conf}
+		if err = srv.up(""); err == nil {
+			t.Cleanup(func() {
+				if err := srv.down(false); err != nil {
+					t.Errorf("testbed: %v", err)
+				}
+			})
+			return srv
+		}
+	}
+	unavailable(t, Dovecot, err)
+	return nil
+}
+
 // dovecot returns the Dovecot that Main started, or why there is none.
 func dovecot() (*Server, error) {
 	if current != nil {
@@ -387,6 +413,9 @@ func (s *Server) up(dir string) error {
 	// Let the script stop the server itself if this test binary dies
 	// without reaching <kind>-down (a timeout panic, a signal).
 	cmd.Env = append(os.Environ(), fmt.Sprintf("FBPUB_TESTBED_WATCH_PID=%d", os.Getpid()))
+	if s.conf != "" {
+		cmd.Env = append(cmd.Env, "FBPUB_TESTBED_DOVECOT_CONF="+s.conf)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
