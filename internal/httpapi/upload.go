@@ -122,7 +122,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	up := Upload{User: user, Password: pass, Owner: owner, Folder: segs, Body: body}
 	if tags := r.Header.Get("If-Match"); tags != "" {
 		up.Check = func(ctx context.Context) error {
-			if err := h.opts.Cache.Check(ctx); err != nil {
+			if err := h.opts.Cache.Check(ctx, owner); err != nil {
 				return err
 			}
 			a, err := h.opts.Cache.Calendar(ctx, query)
@@ -149,7 +149,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
 		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)
 	// The answer is the resulting calendar, read back from IMAP.
-	if err := h.opts.Cache.Check(r.Context()); err != nil {
+	if err := h.opts.Cache.Check(r.Context(), owner); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.Calendar(r.Context(), query)
@@ -171,13 +171,13 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 // published reports feed.ErrNotFound unless owner's folder segs is one
 // fbpub publishes.
 func (h *Handler) published(ctx context.Context, owner string, segs []string) error {
-	dir, err := h.opts.Cache.Folders(ctx)
+	dir, err := h.opts.Cache.OwnerFolders(ctx, owner)
 	if err != nil {
 		return err
 	}
 	path := strings.Join(segs, "/")
 	for _, f := range dir {
-		if strings.EqualFold(f.Owner, owner) && f.Path() == path {
+		if f.Path() == path {
 			return nil
 		}
 	}
