@@ -21,6 +21,11 @@ func TestGoodFile(t *testing.T) {
 		c.Publish.PastDays != 0 || len(c.Publish.Folders) != 3 || c.Log.Format != "json" {
 		t.Errorf("LoadFile(good.toml) = %+v", c)
 	}
+	if time.Duration(c.Publish.Revalidate) != time.Minute || time.Duration(c.Publish.Discovery) != 10*time.Minute ||
+		time.Duration(c.Publish.CheckBudget) != 500*time.Millisecond {
+		t.Errorf("LoadFile(good.toml): revalidate %s, discovery %s, check_budget %s; want 1m, 10m, 500ms",
+			time.Duration(c.Publish.Revalidate), time.Duration(c.Publish.Discovery), time.Duration(c.Publish.CheckBudget))
+	}
 	p := c.Policy(nil)
 	if p.FreeBusy != "authenticated" || len(p.Readers["alice"]) != 3 {
 		t.Errorf("Policy() = %+v", p)
