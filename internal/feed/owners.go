@@ -53,7 +53,9 @@ type directory struct {
 	// counting holds the published folders whose incidences-for
 	// annotation makes them count for users other than their owner.
 	counting map[string]bool
-	// missing is when a look-up last found no folders of an owner.
+	// missing is when a look-up last found no folders of an owner, by
+	// the name as asked (a spelling the server does not know must not
+	// hide the owner under another).
 	missing map[string]time.Time
 	// watched are the folders NOTIFY watches (SetWatched).
 	watched map[string]bool
@@ -253,7 +255,7 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	if t, ok := c.dir.missing[key]; ok && c.opts.NegativeTTL > 0 && now.Sub(t) < c.opts.NegativeTTL {
+	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && now.Sub(t) < c.opts.NegativeTTL {
 		c.mu.Unlock()
 		return nil, false, ErrNotFound
 	}
@@ -407,10 +409,10 @@ func (c *Cache) publish(key string, o *ownerEntry, unknown int) {
 		if len(d.missing) >= maxMissing {
 			clear(d.missing)
 		}
-		d.missing[key] = o.checked
+		d.missing[o.name] = o.checked
 	} else {
 		d.owners[key] = o
-		delete(d.missing, key)
+		delete(d.missing, o.name)
 	}
 	for _, f := range o.folders {
 		d.folderOwner[f.Name] = key
@@ -485,7 +487,7 @@ func (c *Cache) Check(ctx context.Context, owner string) error {
 	if o := c.dir.owners[key]; o != nil {
 		o.pushed = c.opts.Now()
 	}
-	delete(c.dir.missing, key)
+	delete(c.dir.missing, owner)
 	c.mu.Unlock()
 	_, _, err := c.ownerFolders(ctx, owner, 0)
 	if errors.Is(err, ErrNotFound) {

@@ -92,7 +92,7 @@ func (s *Server) ShareFolder(t testing.TB, owners []string, folder, identifier, 
 	work := make(chan string)
 	errs := make(chan error, len(owners))
 	var wg sync.WaitGroup
-	for range 4 {
+	for range 8 {
 		wg.Go(func() {
 			for owner := range work {
 				errs <- s.share(owner, folder, identifier, rights, msg)
