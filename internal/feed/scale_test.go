@@ -292,3 +292,44 @@ func TestHungServerAnswersStale(t *testing.T) {
 		t.Errorf("%d checks started while the server hung, want 1 (shared, in the background)", got)
 	}
 }
+
+// TestWatchedNotPolled: the folders a NOTIFY connection watches are not
+// checked every interval: an owner whose folders are all watched is
+// checked again when the server announces a change (or everything may
+// have changed), and every Revalidate.
+func TestWatchedNotPolled(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	f.cache.opts.Revalidate = time.Hour
+	setupAlice(t, f.srv)
+	now := time.Now()
+	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	checks := func() int {
+		t.Helper()
+		f.src.reset()
+		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		return f.src.count("LIST")
+	}
+	at(0)
+	checks()
+	f.cache.SetWatched([]string{"shared/alice/Calendar"})
+	for i, step := range []struct {
+		what  string
+		do    func()
+		lists int
+	}{
+		{"the interval ran out, nothing announced", func() { at(2 * time.Second) }, 0},
+		{"a change announced", func() { f.cache.Changed("shared/alice/Calendar") }, 1},
+		{"nothing since", func() { at(4 * time.Second) }, 0},
+		{"everything may have changed", func() { f.cache.Changed("") }, 1},
+		{"revalidate ran out", func() { at(time.Hour + 5*time.Second) }, 1},
+		{"no longer watched, interval ran out", func() { f.cache.SetWatched(nil); at(time.Hour + 7*time.Second) }, 1},
+	} {
+		step.do()
+		if got := checks(); got != step.lists {
+			t.Errorf("step %d, %s: %d LIST, want %d", i, step.what, got, step.lists)
+		}
+	}
+}
