@@ -128,6 +128,9 @@ func (c *Cache) ownerFolders(ctx context.Context, owner string, budget time.Dura
 	fresh := o != nil && c.fresh(o, arrived, pushed)
 	c.mu.Unlock()
 	if fresh {
+		if len(o.folders) == 0 {
+			return nil, false, ErrNotFound
+		}
 		return o.folders, false, nil
 	}
 	if o == nil {
@@ -268,12 +271,12 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 			return ownerCheck{o.folders, o.checked}, nil
 		}
 		if !c.takeToken(now) {
-			return nil, fmt.Errorf("%w: too many look-ups of unknown owners", ErrUnavailable)
+			return nil, errLookups
 		}
 		return c.checkOwner(ctx, owner, true)
 	})
 	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, ErrUnavailable) && !errors.Is(err, errLookups) {
 			c.setDown(true, err)
 		}
 		return nil, false, err
@@ -284,6 +287,10 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 	}
 	return fs, false, nil
 }
+
+// errLookups refuses a look-up beyond the rate limit: the server is not
+// asked, and the client may try again.
+var errLookups = fmt.Errorf("%w: too many look-ups of unknown owners", ErrUnavailable)
 
 // takeToken takes one look-up from the rate limit's bucket.
 func (c *Cache) takeToken(now time.Time) bool {

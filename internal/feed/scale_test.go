@@ -333,3 +333,39 @@ func TestWatchedNotPolled(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupsBounded: requests for ever-new names that exist nowhere
+// cost at most a burst of look-ups (one login each), then none until the
+// rate allows more; a name holding a LIST wildcard is never looked up.
+func TestLookupsBounded(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	setupAlice(t, f.srv)
+	f.frozen.Store(time.Now().UnixNano())
+	f.src.reset()
+	for _, name := range []string{"*", "%", "al*", "a%"} {
+		if _, err := f.cache.OwnerFolders(ctx, name); !errors.Is(err, ErrNotFound) {
+			t.Errorf("OwnerFolders(%q): %v, want ErrNotFound", name, err)
+		}
+	}
+	if got := total(f.src.commandsNow()); got != 0 {
+		t.Errorf("names with wildcards sent %d IMAP commands, want 0", got)
+	}
+	refused := 0
+	for i := range 3 * lookupBurst {
+		_, err := f.cache.OwnerFolders(ctx, fmt.Sprintf("nobody%d", i))
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, ErrUnavailable):
+			refused++
+		default:
+			t.Fatalf("unknown owner %d: %v", i, err)
+		}
+	}
+	if got := f.src.count("LOGIN"); got > lookupBurst {
+		t.Errorf("%d look-ups of unknown names logged in %d times, want at most %d", 3*lookupBurst, got, lookupBurst)
+	}
+	if refused != 2*lookupBurst {
+		t.Errorf("%d look-ups refused, want %d", refused, 2*lookupBurst)
+	}
+}

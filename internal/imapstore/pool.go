@@ -158,6 +158,13 @@ func (p *Pool) put(s *Session) {
 		p.connections(-1)
 		return
 	}
+	if len(p.idle) >= cap(p.sem) {
+		// More idle sessions than may exist at once: the oldest goes.
+		old := p.idle[0]
+		p.idle = p.idle[1:]
+		old.client.Close()
+		p.connections(-1)
+	}
 	p.idle = append(p.idle, s)
 }
 
@@ -192,13 +199,14 @@ func (p *Pool) connections(delta int) {
 }
 
 // Fresh runs f on a session that logs in for it, then keeps that session
-// and retires every older one (each is logged out instead of reused).
+// and, when f says so, retires every older one (each is logged out
+// instead of reused).
 // On Dovecot a session sees the shared namespace only of the users who
 // shared a folder before it logged in, so what must see the directory as
 // it is now — discovery, the look-up of an owner fbpub does not know —
 // runs here, and the per-owner checks that follow run on sessions that
 // know at least as much.
-func (p *Pool) Fresh(ctx context.Context, f func(*Session) error) error {
+func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err error)) error {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -226,10 +234,10 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) error) error {
 	f0 := s.Features()
 	p.features = &f0
 	p.mu.Unlock()
-	err = f(s)
+	retire, err := f(s)
 	var retired []*Session
 	p.mu.Lock()
-	if !isClosed(s) && s.born.After(p.retireBefore) {
+	if retire && err == nil && !isClosed(s) && s.born.After(p.retireBefore) {
 		p.retireBefore = s.born
 		var keep []*Session
 		for _, old := range p.idle {
@@ -242,9 +250,18 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) error) error {
 		}
 		p.idle = keep
 	}
+	keep := retire && err == nil
 	p.mu.Unlock()
 	for _, old := range retired {
 		old.Close()
+	}
+	if !keep {
+		// It learned nothing the pool's sessions lack: the pool does
+		// not grow past its size, nor past the server's connections
+		// per user and address.
+		s.Close()
+		p.connections(-1)
+		return err
 	}
 	p.put(s)
 	return err
@@ -254,7 +271,11 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) error) error {
 // Session.Owners), on a fresh session (see Fresh).
 func (p *Pool) Owners(ctx context.Context) ([]string, error) {
 	var out []string
-	err := p.Fresh(ctx, func(s *Session) (err error) { out, err = s.Owners(ctx); return err })
+	err := p.Fresh(ctx, func(s *Session) (bool, error) {
+		var err error
+		out, err = s.Owners(ctx)
+		return true, err
+	})
 	return out, err
 }
 
@@ -268,9 +289,15 @@ func (p *Pool) OwnerFolders(ctx context.Context, owner string) ([]Folder, error)
 
 // LookupOwner is OwnerFolders on a fresh session, for an owner the
 // caller does not know yet: a pooled session may be too old to see them.
+// The pool's older sessions are retired only when the owner was found,
+// so that look-ups of names that do not exist do not churn the pool.
 func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) {
 	var out []Folder
-	err := p.Fresh(ctx, func(s *Session) (err error) { out, err = s.OwnerFolders(ctx, owner); return err })
+	err := p.Fresh(ctx, func(s *Session) (bool, error) {
+		var err error
+		out, err = s.OwnerFolders(ctx, owner)
+		return len(out) > 0, err
+	})
 	return out, err
 }
 
