@@ -84,7 +84,8 @@ type ownerEntry struct {
 	detailsAt map[string]time.Time
 	// folders are the published ones, sorted by name.
 	folders []Folder
-	// checked is when the check that built the entry started.
+	// checked is when the check that built the entry started; zero for
+	// an owner discovery named and no check read yet.
 	checked time.Time
 	// pushed is when the server last announced a change in one of the
 	// folders (or Check asked for a check); set on the entry in place,
@@ -147,6 +148,9 @@ func (c *Cache) ownerFolders(ctx context.Context, owner string, budget time.Dura
 		return fs, stale, err
 	}
 	c.setDown(true, err)
+	if o.checked.IsZero() {
+		return nil, false, err // named by discovery, never read
+	}
 	if len(o.folders) == 0 {
 		return nil, false, ErrNotFound
 	}
@@ -267,10 +271,13 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 		c.mu.Lock()
 		o := c.dir.owners[key]
 		c.mu.Unlock()
-		if o != nil {
+		switch {
+		case o != nil && !o.checked.IsZero():
 			return ownerCheck{o.folders, o.checked}, nil
-		}
-		if !c.takeToken(now) {
+		case o != nil:
+			// Discovery named them meanwhile: a plain check.
+			return c.checkOwner(ctx, o.name, false)
+		case !c.takeToken(now):
 			return nil, errLookups
 		}
 		return c.checkOwner(ctx, owner, true)
@@ -594,7 +601,7 @@ func (c *Cache) discover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	listed := make(map[string]bool, len(names))
+	listed := c.know(names)
 	var errs []error
 	check := func(name string) {
 		key := ownerKey(name)
@@ -613,7 +620,6 @@ func (c *Cache) discover(ctx context.Context) error {
 		}
 	}
 	for _, name := range names {
-		listed[ownerKey(name)] = true
 		check(name)
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
@@ -633,6 +639,25 @@ func (c *Cache) discover(ctx context.Context) error {
 		check(name)
 	}
 	return errors.Join(errs...)
+}
+
+// know records the owners a discovery listed, checked or not, and
+// returns their keys: a request for one the pass has not reached yet
+// checks them on a pooled session (which the listing's fresh session
+// replaced), instead of a rate-limited look-up.
+func (c *Cache) know(names []string) map[string]bool {
+	listed := make(map[string]bool, len(names))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, name := range names {
+		key := ownerKey(name)
+		listed[key] = true
+		if c.dir.owners[key] == nil {
+			c.dir.owners[key] = &ownerEntry{name: name}
+		}
+		delete(c.dir.missing, name)
+	}
+	return listed
 }
 
 // pushedFor is when a change was last announced for o; the caller holds

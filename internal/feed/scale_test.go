@@ -136,7 +136,7 @@ func TestDiscoveryFindsNewSharer(t *testing.T) {
 	srv := testbed.Private(t)
 	ctx := context.Background()
 	sharers(t, srv, 0, 3, true)
-	srv.AddUsers(t, []string{"zed", "xav"})
+	srv.AddUsers(t, []string{"zed", "xav", "yan"})
 	f := newFixtureOn(t, srv, 0)
 	f.cache.opts.NegativeTTL = time.Hour
 	if _, err := f.cache.OwnerFolders(ctx, "u0001"); err != nil {
@@ -166,6 +166,22 @@ func TestDiscoveryFindsNewSharer(t *testing.T) {
 	}
 	if got := f.src.count("LOGIN"); got != 0 {
 		t.Errorf("zed after discovery needed %d logins, want 0 (no look-up)", got)
+	}
+
+	// An owner the discovery pass has listed but not read yet is checked
+	// like a known one: no look-up, no login.
+	srv.ShareFolder(t, []string{"yan"}, "Calendar", testbed.Proxy, "lr", msg)
+	names, err := f.src.Owners(ctx)
+	if err != nil || !slices.Contains(names, "yan") {
+		t.Fatalf("Owners() = %q, %v; want yan among them", names, err)
+	}
+	f.cache.know(names)
+	f.src.reset()
+	if fs, err := f.cache.OwnerFolders(ctx, "yan"); err != nil || len(fs) != 1 {
+		t.Fatalf("yan, listed but not read yet: %v, %v", fs, err)
+	}
+	if got := f.src.count("LOGIN"); got != 0 {
+		t.Errorf("yan, listed by discovery, needed %d logins, want 0 (no look-up)", got)
 	}
 
 	// Run discovers on its cadence: xav appears without any request.
