@@ -2,8 +2,10 @@
 // feeds, from snapshots of the IMAP folders it may read, and caches them.
 //
 // A Cache keeps, per published folder, the parsed calendar objects and the
-// IMAP state they came from. A request checks the folder states at most
-// once per check interval; a folder whose state moved is fetched again,
+// IMAP state they came from. A request checks the states of the folders
+// of the owner it reads at most once per check interval (see owners.go:
+// what a request costs does not depend on the size of the directory); a
+// folder whose state moved is fetched again,
 // and concurrent requests for the same work share one IMAP round trip and
 // one render (golang.org/x/sync/singleflight). The state is always read
 // before the fetch, so a change that lands during a fetch moves the state
