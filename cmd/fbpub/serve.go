@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -154,10 +155,16 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Policy:        policy,
 		Source:        pool,
 		CheckInterval: time.Duration(cfg.Publish.CheckInterval),
+		Revalidate:    time.Duration(cfg.Publish.Revalidate),
+		Discovery:     time.Duration(cfg.Publish.Discovery),
+		CheckBudget:   time.Duration(cfg.Publish.CheckBudget),
 		Patterns:      cfg.Publish.Folders,
 		StateDir:      cfg.Publish.StateDir,
 		Metrics:       m,
 		Logger:        log,
+		// An owner a look-up did not find is not looked up again for a
+		// minute (discovery may still find them).
+		NegativeTTL: min(time.Duration(cfg.Publish.Discovery), time.Minute),
 	})
 	dialAs := func(ctx context.Context, user, password string) (*imapstore.Session, error) {
 		return imapstore.Dial(ctx, imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
@@ -231,6 +238,13 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	s.announce(ctx)
+	// Owners are discovered in the background: requests do not wait
+	// for the whole directory.
+	dctx, stopDiscovery := context.WithCancel(ctx)
+	var discovery sync.WaitGroup
+	discovery.Go(func() { s.cache.Run(dctx) })
+	defer discovery.Wait()
+	defer stopDiscovery()
 	if s.watcher != nil {
 		defer s.watcher.Close()
 		go s.watchHot(ctx)
@@ -307,8 +321,14 @@ func (s *service) watchHot(ctx context.Context) {
 			}
 		}
 		// The watcher connects in the background, and learns only then
-		// whether it has NOTIFY.
-		s.metrics.Watched.Set(float64(len(s.watcher.Watching())))
+		// whether it has NOTIFY. What NOTIFY watches is not polled.
+		watching := s.watcher.Watching()
+		s.metrics.Watched.Set(float64(len(watching)))
+		if s.watcher.Mode() == imapstore.WatchNotify {
+			s.cache.SetWatched(watching)
+		} else {
+			s.cache.SetWatched(nil)
+		}
 	}
 }
 

@@ -138,6 +138,19 @@ type Publish struct {
 	// CheckInterval is how long IMAP folder states are trusted before a
 	// request checks them again; 0 checks on every request.
 	CheckInterval Duration `toml:"check_interval"`
+	// Revalidate is how long the proxy's rights on a folder, its ACL and
+	// its annotations are trusted while the folder's state does not move;
+	// 0 reads them at every check. It bounds how long a revoked grant
+	// that moves no state can go unseen (see README).
+	Revalidate Duration `toml:"revalidate"`
+	// Discovery is how often fbpub looks, in the background, for users
+	// who started or stopped sharing, and re-reads the owners no request
+	// asked for.
+	Discovery Duration `toml:"discovery"`
+	// CheckBudget is how long a request waits for a check of folder
+	// states before it gets the last good answer, marked stale, while the
+	// check goes on; 0 waits for the check (up to imap.timeout).
+	CheckBudget Duration `toml:"check_budget"`
 	// PastDays and FutureDays set the default free/busy window.
 	PastDays   int `toml:"past_days"`
 	FutureDays int `toml:"future_days"`
@@ -232,6 +245,9 @@ func Default() Config {
 		Publish: Publish{
 			Folders:       []string{"Calendar", "Calendar/*"},
 			CheckInterval: Duration(time.Second),
+			Revalidate:    Duration(5 * time.Minute),
+			Discovery:     Duration(5 * time.Minute),
+			CheckBudget:   Duration(300 * time.Millisecond),
 			PastDays:      7, FutureDays: 90,
 			DefaultZone: "UTC",
 			Refresh:     Duration(15 * time.Minute),
@@ -392,6 +408,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Publish.CheckInterval < 0 {
 		bad("publish.check_interval is negative")
+	}
+	if c.Publish.Revalidate < 0 || c.Publish.Revalidate > Duration(24*time.Hour) {
+		bad("publish.revalidate: %s is not between 0s and 24h", time.Duration(c.Publish.Revalidate))
+	}
+	if c.Publish.Discovery < Duration(time.Second) || c.Publish.Discovery > Duration(24*time.Hour) {
+		bad("publish.discovery: %s is not between 1s and 24h", time.Duration(c.Publish.Discovery))
+	}
+	// Compared with a valid timeout only: a bad one is reported itself.
+	if c.Publish.CheckBudget < 0 || (c.Publish.CheckBudget >= c.IMAP.Timeout && c.IMAP.Timeout >= Duration(time.Second)) {
+		bad("publish.check_budget: %s is not between 0s and imap.timeout (%s)", time.Duration(c.Publish.CheckBudget), time.Duration(c.IMAP.Timeout))
 	}
 	if c.Publish.Watch < 0 || c.Publish.Watch > 64 {
 		bad("publish.watch: %d is not between 0 and 64", c.Publish.Watch)

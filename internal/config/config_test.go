@@ -23,6 +23,11 @@ func TestGoodFile(t *testing.T) {
 		c.HTTP.MaxConnections != 256 || time.Duration(c.HTTP.WriteTimeout) != 20*time.Second || len(c.Warnings) != 0 {
 		t.Errorf("LoadFile(good.toml) = %+v", c)
 	}
+	if time.Duration(c.Publish.Revalidate) != time.Minute || time.Duration(c.Publish.Discovery) != 10*time.Minute ||
+		time.Duration(c.Publish.CheckBudget) != 500*time.Millisecond {
+		t.Errorf("LoadFile(good.toml): revalidate %s, discovery %s, check_budget %s; want 1m, 10m, 500ms",
+			time.Duration(c.Publish.Revalidate), time.Duration(c.Publish.Discovery), time.Duration(c.Publish.CheckBudget))
+	}
 	p := c.Policy(nil)
 	if p.FreeBusy != "authenticated" || len(p.Readers["alice"]) != 3 {
 		t.Errorf("Policy() = %+v", p)

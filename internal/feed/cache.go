@@ -2,8 +2,10 @@
 // feeds, from snapshots of the IMAP folders it may read, and caches them.
 //
 // A Cache keeps, per published folder, the parsed calendar objects and the
-// IMAP state they came from. A request checks the folder states at most
-// once per check interval; a folder whose state moved is fetched again,
+// IMAP state they came from. A request checks the states of the folders
+// of the owner it reads at most once per check interval (see owners.go:
+// what a request costs does not depend on the size of the directory); a
+// folder whose state moved is fetched again,
 // and concurrent requests for the same work share one IMAP round trip and
 // one render (golang.org/x/sync/singleflight). The state is always read
 // before the fetch, so a change that lands during a fetch moves the state
@@ -38,17 +40,47 @@ import (
 
 // Source is the IMAP side of the cache: *imapstore.Pool implements it.
 type Source interface {
+	// Folders lists every folder with its details: the whole directory,
+	// read only by Explain.
 	Folders(ctx context.Context) ([]imapstore.Folder, error)
-	States(ctx context.Context, names []string) (map[string]imapstore.State, error)
+	// Owners lists the owners whose folders the proxy sees, on a session
+	// that logs in for it (discovery).
+	Owners(ctx context.Context) ([]string, error)
+	// OwnerFolders lists one owner's folders with their states;
+	// LookupOwner does the same on a session that logs in for it, for an
+	// owner the cache does not know yet.
+	OwnerFolders(ctx context.Context, owner string) ([]imapstore.Folder, error)
+	LookupOwner(ctx context.Context, owner string) ([]imapstore.Folder, error)
+	// Details reads the rights, ACL and annotations of the given folders.
+	Details(ctx context.Context, fs []imapstore.Folder) error
 	Fetch(ctx context.Context, folder string, q imapstore.Query) (*imapstore.Listing, error)
 }
 
 // Options configure a Cache.
 type Options struct {
 	Source Source
-	// CheckInterval is how long folder states are trusted before a request
-	// reads them again. Zero means every request checks.
+	// CheckInterval is how long an owner's folder states are trusted
+	// before a request for that owner reads them again. Zero means every
+	// request checks.
 	CheckInterval time.Duration
+	// Revalidate is how long the rights, ACL and annotations of a folder
+	// whose state did not move are trusted before a check reads them
+	// again. Zero means every check reads them.
+	Revalidate time.Duration
+	// Discovery is how often Run looks for new and departed owners and
+	// re-reads the owners no request asked for since (default
+	// DefaultDiscovery).
+	Discovery time.Duration
+	// CheckBudget is how long a request waits for a check of states it
+	// already holds an answer for; past it, the request gets that answer
+	// marked stale while the check goes on in the background. Zero means
+	// it waits for the check.
+	CheckBudget time.Duration
+	// NegativeTTL is how long an owner that a look-up did not find stays
+	// unknown to requests (discovery may still find them). Zero means
+	// every request for an unknown owner may look them up, within the
+	// look-up rate (lookupRate).
+	NegativeTTL time.Duration
 	// Patterns select calendar folders by their path below the owner's
 	// namespace (path.Match syntax on "/"-separated names). Nil means
 	// "Calendar" and its subfolders.
@@ -144,9 +176,9 @@ type Cache struct {
 	group singleflight.Group
 
 	mu sync.Mutex
-	// dir is the published folder list and when it was read; guarded by mu.
-	dir     []Folder
-	dirTime time.Time
+	// dir is what the cache knows of the folders, owner by owner (see
+	// owners.go); guarded by mu.
+	dir directory
 	// snaps holds one snapshot per folder name; guarded by mu.
 	snaps map[string]*Snapshot
 
@@ -160,12 +192,15 @@ type Cache struct {
 	// aclNoted records the folders whose missing ACL was logged; guarded
 	// by mu.
 	aclNoted map[string]bool
-	// pushed is when the server last announced a change (Changed): no
-	// folder list read before it is fresh. Guarded by mu.
+	// pushed is when the server last announced that any folder may have
+	// changed (Changed("")): no owner check that started before it is
+	// fresh. Guarded by mu.
 	pushed time.Time
 	// hits counts requests per folder since the last call of Hot;
 	// guarded by mu.
 	hits map[string]int
+	// discoverNow asks Run for a discovery pass (a token).
+	discoverNow chan struct{}
 }
 
 // New makes a cache. It does no I/O.
@@ -188,8 +223,12 @@ func New(opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Discovery <= 0 {
+		opts.Discovery = DefaultDiscovery
+	}
 	return &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
-		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{}}
+		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{},
+		dir: newDirectory(), discoverNow: make(chan struct{}, 1)}
 }
 
 // Snapshot is the parsed content of one folder at one state. Snapshots are
@@ -336,211 +375,6 @@ func (c *Cache) shared(ctx context.Context, op, key string, f func(context.Conte
 	}
 }
 
-// Folders returns the published folders with their states. States read
-// less than a check interval before the call are trusted; otherwise they
-// are read again. Concurrent callers share one read, but never one that
-// started too early for them: with a zero interval every caller gets
-// states read after it arrived, so a change made before a request is
-// always seen by it.
-func (c *Cache) Folders(ctx context.Context) ([]Folder, error) {
-	dir, _, err := c.folders(ctx)
-	return dir, err
-}
-
-// Changed records that the server announced a change in folder (IMAP
-// IDLE): the next request reads the folder states again, whatever the
-// check interval, and no read that started before now counts as fresh.
-func (c *Cache) Changed(folder string) {
-	c.log.Debug("change announced", "folder", folder)
-	c.mu.Lock()
-	c.pushed = c.opts.Now()
-	c.mu.Unlock()
-	c.m.Pushes.Inc()
-}
-
-// Watchlist returns the names of the folders worth watching for pushed
-// changes, best first: those requested since the last call, most
-// requested first, then every other published folder by name. It starts
-// counting requests anew. A watcher with few connections (IDLE) takes the
-// head of the list; one that can watch everything (NOTIFY) takes it all.
-func (c *Cache) Watchlist() []string {
-	c.mu.Lock()
-	hits := c.hits
-	c.hits = map[string]int{}
-	published := make([]string, 0, len(c.dir))
-	for _, f := range c.dir {
-		published = append(published, f.Name)
-	}
-	c.mu.Unlock()
-	names := make([]string, 0, len(published)+len(hits))
-	for name := range hits {
-		// A folder requested, then no longer published (a grant
-		// revoked), is not watched.
-		if _, ok := slices.BinarySearch(published, name); ok || len(published) == 0 {
-			names = append(names, name)
-		}
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if hits[a] != hits[b] {
-			return hits[b] - hits[a]
-		}
-		return strings.Compare(a, b)
-	})
-	for _, name := range published { // sorted by name
-		if hits[name] == 0 {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-// Check forces a fresh read of the folder states, whatever the check
-// interval: the Kolab trigger URL calls it after a client wrote a folder.
-func (c *Cache) Check(ctx context.Context) error {
-	c.mu.Lock()
-	c.dirTime = time.Time{}
-	c.mu.Unlock()
-	_, err := c.Folders(ctx)
-	return err
-}
-
-// folders is Folders, but while IMAP cannot be read it answers the last
-// folder list it read, with stale set.
-func (c *Cache) folders(ctx context.Context) (dir []Folder, stale bool, err error) {
-	dir, err = c.checkFolders(ctx)
-	if err == nil {
-		c.setDown(false, nil)
-		return dir, false, nil
-	}
-	if !errors.Is(err, ErrUnavailable) {
-		return nil, false, err
-	}
-	c.setDown(true, err)
-	c.mu.Lock()
-	dir = c.dir
-	c.mu.Unlock()
-	if dir == nil {
-		return nil, false, err
-	}
-	return dir, true, nil
-}
-
-// setDown logs the start and the end of an IMAP outage once each.
-func (c *Cache) setDown(down bool, err error) {
-	c.mu.Lock()
-	was := c.down
-	c.down = down
-	c.mu.Unlock()
-	switch {
-	case down && !was:
-		c.log.Warn("IMAP unavailable: serving the last good answers, marked stale", "err", err)
-	case !down && was:
-		c.log.Info("IMAP available again")
-	}
-}
-
-func (c *Cache) checkFolders(ctx context.Context) ([]Folder, error) {
-	arrived := c.opts.Now()
-	// A read that started at t is good enough for this request when it
-	// started after the request arrived, or within the check interval
-	// before that.
-	c.mu.Lock()
-	dir, at, pushed := c.dir, c.dirTime, c.pushed
-	c.mu.Unlock()
-	if dir != nil && c.goodRead(at, arrived, pushed) {
-		return dir, nil
-	}
-	// The closures below escape: they are made only on this slow path.
-	good := func(t time.Time) bool { return c.goodRead(t, arrived, pushed) }
-	for {
-		v, err := c.shared(ctx, "state", "", func(ctx context.Context) (any, error) {
-			// Re-check inside the shared call: a check that finished
-			// between this caller's look and its joining may do.
-			c.mu.Lock()
-			dir, at := c.dir, c.dirTime
-			c.mu.Unlock()
-			if dir != nil && good(at) {
-				return folderList{dir, at}, nil
-			}
-			return c.readFolders(ctx)
-		})
-		if err != nil {
-			return nil, err
-		}
-		if r := v.(folderList); good(r.checked) {
-			return r.dir, nil
-		}
-		// That read started before this request arrived: read again.
-	}
-}
-
-// goodRead reports whether a folder read that started at t is good
-// enough for a request that arrived at arrived: it started after that, or
-// within the check interval before it, and, after the server announced a
-// change at pushed, after that.
-func (c *Cache) goodRead(t, arrived, pushed time.Time) bool {
-	if !pushed.IsZero() && t.Before(pushed) {
-		return false
-	}
-	return !t.Before(arrived) || (c.opts.CheckInterval > 0 && t.After(arrived.Add(-c.opts.CheckInterval)))
-}
-
-// folderList is one read of the published folders.
-type folderList struct {
-	dir     []Folder
-	checked time.Time
-}
-
-func (c *Cache) readFolders(ctx context.Context) (any, error) {
-	checked := c.opts.Now()
-	all, err := c.opts.Source.Folders(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	var dir []Folder
-	var needState []string
-	unknown := 0
-	for _, d := range c.decide(all) {
-		if d.Reason != "" {
-			continue
-		}
-		f := d.Folder
-		f.checked = checked
-		if !f.ACLKnown {
-			unknown++
-			c.noteACL(f, d.ACLError)
-		}
-		if !d.hasState {
-			needState = append(needState, f.Name)
-		}
-		dir = append(dir, f)
-	}
-	if len(needState) > 0 {
-		states, err := c.opts.Source.States(ctx, needState)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		for i := range dir {
-			if st, ok := states[dir[i].Name]; ok {
-				dir[i].State = st
-			}
-		}
-	}
-	slices.SortFunc(dir, func(a, b Folder) int { return strings.Compare(a.Name, b.Name) })
-	c.mu.Lock()
-	c.dir, c.dirTime = dir, checked
-	// Forget snapshots of folders no longer published (a revoked grant).
-	for name := range c.snaps {
-		if !slices.ContainsFunc(dir, func(f Folder) bool { return f.Name == name }) {
-			delete(c.snaps, name)
-		}
-	}
-	c.mu.Unlock()
-	c.m.FoldersPublished.Set(float64(len(dir)))
-	c.m.FoldersACLUnknown.Set(float64(unknown))
-	return folderList{dir, checked}, nil
-}
-
 // noteACL says once per folder, in the log, that its ACL cannot be used:
 // its details then go to its owner and the configured readers only.
 func (c *Cache) noteACL(f Folder, err error) {
@@ -630,26 +464,6 @@ func (c *Cache) isCalendar(segs []string) bool {
 		}
 	}
 	return false
-}
-
-// owned returns the published folders of owner (compared without regard
-// to case), or ErrNotFound; stale is set when IMAP could not be read and
-// the list is the last one fbpub had.
-func (c *Cache) owned(ctx context.Context, owner string) ([]Folder, bool, error) {
-	dir, stale, err := c.folders(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	var out []Folder
-	for _, f := range dir {
-		if strings.EqualFold(f.Owner, owner) {
-			out = append(out, f)
-		}
-	}
-	if len(out) == 0 {
-		return nil, false, ErrNotFound
-	}
-	return out, stale, nil
 }
 
 // Snapshot returns f's content at its current state. With CONDSTORE an

@@ -336,17 +336,9 @@ func isoDuration(d time.Duration) string {
 // busy (Folder.CountsFor) and that viewer may see, with what viewer may
 // see of each; ErrNotFound when there are none.
 func (c *Cache) countingFor(ctx context.Context, user string, viewer acl.Requester) (out []*Snapshot, levels []acl.Access, stale bool, err error) {
-	dir, stale, err := c.folders(ctx)
+	fs, stale, err := c.counting(ctx, user)
 	if err != nil {
 		return nil, nil, false, err
-	}
-	// Most users have a few folders: they are listed on the stack.
-	var buf [4]Folder
-	fs := buf[:0]
-	for i := range dir {
-		if dir[i].CountsFor(user, c.opts.Policy) {
-			fs = append(fs, dir[i])
-		}
 	}
 	return c.snapshotsOf(ctx, fs, viewer, stale)
 }

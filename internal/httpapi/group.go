@@ -262,19 +262,17 @@ func (h *Handler) lookupMembers(ctx context.Context, names []string, win freebus
 
 // memberStatus tells, for a member whose lookup found nothing the
 // requester may see, whether fbpub publishes anything for them at all
-// ("no-authority") or not ("unknown"), from the same folder list the
-// lookup used.
+// ("no-authority") or not ("unknown"), from the folders the lookup read:
+// never a walk of the whole directory.
 func (h *Handler) memberStatus(ctx context.Context, user string) (string, error) {
-	dir, err := h.opts.Cache.Folders(ctx)
-	if err != nil {
-		return "", err
+	_, err := h.opts.Cache.Counting(ctx, user)
+	switch {
+	case err == nil:
+		return statusNoAuthority, nil
+	case errors.Is(err, feed.ErrNotFound):
+		return statusUnknown, nil
 	}
-	for i := range dir {
-		if dir[i].CountsFor(user, h.opts.Policy) {
-			return statusNoAuthority, nil
-		}
-	}
-	return statusUnknown, nil
+	return "", err
 }
 
 // slots serves /freebusy/slots: the common free time of several members.

@@ -590,7 +590,8 @@ func TestLargeAnswerLength(t *testing.T) {
 	}
 }
 
-// failingSource fails every folder list once down is set.
+// failingSource fails every folder list (whole, or an owner's) once
+// down is set.
 type failingSource struct {
 	feed.Source
 	down atomic.Bool
@@ -601,6 +602,13 @@ func (f *failingSource) Folders(ctx context.Context) ([]imapstore.Folder, error)
 		return nil, errors.New("connection refused")
 	}
 	return f.Source.Folders(ctx)
+}
+
+func (f *failingSource) OwnerFolders(ctx context.Context, owner string) ([]imapstore.Folder, error) {
+	if f.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return f.Source.OwnerFolders(ctx, owner)
 }
 
 // TestStaleHeaders checks the headers of an answer served from the last

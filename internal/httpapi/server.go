@@ -600,7 +600,7 @@ func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.opts.Cache.Check(r.Context()); err != nil {
+	if err := h.opts.Cache.Check(r.Context(), user); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{

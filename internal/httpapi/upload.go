@@ -129,7 +129,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	up := Upload{User: who.user, Password: pass, Owner: owner, Folder: segs, Body: body}
 	if tags := r.Header.Get("If-Match"); tags != "" {
 		up.Check = func(ctx context.Context) error {
-			if err := h.opts.Cache.Check(ctx); err != nil {
+			if err := h.opts.Cache.Check(ctx, owner); err != nil {
 				return err
 			}
 			a, err := h.opts.Cache.Calendar(ctx, query)
@@ -156,7 +156,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
 		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)
 	// The answer is the resulting calendar, read back from IMAP.
-	if err := h.opts.Cache.Check(r.Context()); err != nil {
+	if err := h.opts.Cache.Check(r.Context(), owner); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.Calendar(r.Context(), query)
@@ -181,7 +181,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 // where the list holds the folder under more than one spelling of owner
 // (a server that does not fold case), only the exact one counts.
 func (h *Handler) published(ctx context.Context, owner string, segs []string) (string, error) {
-	dir, err := h.opts.Cache.Folders(ctx)
+	dir, err := h.opts.Cache.OwnerFolders(ctx, owner)
 	if err != nil {
 		return "", err
 	}

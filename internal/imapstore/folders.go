@@ -61,7 +61,9 @@ const incidencesFor = "/shared/vendor/kolab/incidences-for"
 
 // Folders lists every selectable folder in every namespace with the
 // session's rights on it. With LIST-STATUS the states come in the same
-// round trip; MYRIGHTS commands are pipelined.
+// round trip; MYRIGHTS commands are pipelined. Its cost grows with the
+// whole directory: fbpub uses it only to explain its choices (fbpub
+// check); serving goes owner by owner (Owners, OwnerFolders, Details).
 func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -72,14 +74,28 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 	if err := s.unselect(); err != nil {
 		return nil, opErr(ctx, "UNSELECT", err)
 	}
+	out, err := s.list(ctx, "*", true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.details(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
+// list runs one LIST of pattern (asking for the states too where the
+// server has LIST-STATUS and withState is set) and returns the
+// selectable folders it names. The caller holds s.mu and has bound the
+// connection.
+func (s *Session) list(ctx context.Context, pattern string, withState bool) ([]Folder, error) {
 	var opts *imap.ListOptions
-	if s.features.ListStatus {
+	if withState && s.features.ListStatus {
 		opts = &imap.ListOptions{ReturnStatus: s.statusOptions()}
 	}
 	var list []*imap.ListData
 	err := s.observe("LIST", func() (err error) {
-		list, err = s.client.List("", "*", opts).Collect()
+		list, err = s.client.List("", pattern, opts).Collect()
 		return err
 	})
 	if err != nil {
@@ -97,6 +113,203 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 		}
 		out = append(out, f)
 	}
+	return out, nil
+}
+
+// Owners lists the owners whose folders the session can see: one LIST
+// of each other-users namespace one level deep ("shared/%"), which names
+// the users who share something without listing their folders; the
+// session's own user when there is a personal namespace; and "" (the
+// owner of folders that belong to no user) when there is a shared
+// namespace. On Dovecot a session sees only the users who shared before
+// it logged in: discovery runs on a fresh session (Pool.Owners).
+func (s *Session) Owners(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+	var out []string
+	for _, ns := range s.spaces {
+		switch ns.Kind {
+		case Personal:
+			out = append(out, s.opts.User)
+			continue
+		case Shared:
+			out = append(out, "")
+			continue
+		}
+		if ns.Prefix == "" {
+			continue
+		}
+		var list []*imap.ListData
+		err := s.observe("LIST", func() (err error) {
+			list, err = s.client.List("", ns.Prefix+"%", nil).Collect()
+			return err
+		})
+		if err != nil {
+			return nil, opErr(ctx, "LIST", err)
+		}
+		for _, l := range list {
+			name, ok := strings.CutPrefix(l.Mailbox, ns.Prefix)
+			if !ok || name == "" {
+				continue
+			}
+			d := l.Delim
+			if d == 0 {
+				d = ns.Delim
+			}
+			if d != 0 {
+				name, _, _ = strings.Cut(name, string(d))
+			}
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// ValidOwner reports whether owner can name a user in a LIST pattern: not
+// empty, not too long, no wildcard and no control character. Any other
+// name could make one look-up list what belongs to many users.
+// (OwnerFolders also refuses a name holding the namespace's delimiter.)
+func ValidOwner(owner string) bool {
+	if owner == "" || len(owner) > 256 {
+		return false
+	}
+	for _, r := range owner {
+		if r == '*' || r == '%' || r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// OwnerFolders lists the selectable folders of one owner with their
+// states: one LIST-STATUS of the owner's part of the other-users
+// namespace (LIST "" "shared/alice/*" RETURN (STATUS (...))), or a LIST
+// and pipelined STATUS commands where the server has no LIST-STATUS.
+// Its cost grows with that owner's folders, not with the directory.
+// Owner "" lists the shared namespaces; the session's own user, its
+// personal namespace. A name that is not a ValidOwner has no folders.
+// Rights, ACL and annotations are not read (see Details).
+func (s *Session) OwnerFolders(ctx context.Context, owner string) ([]Folder, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+	if err := s.unselect(); err != nil {
+		return nil, opErr(ctx, "UNSELECT", err)
+	}
+	var out []Folder
+	add := func(pattern string, kind NamespaceKind) error {
+		fs, err := s.list(ctx, pattern, true)
+		for _, f := range fs {
+			if f.Namespace == kind && (kind != OtherUsers || strings.EqualFold(f.Owner, owner)) {
+				out = append(out, f)
+			}
+		}
+		return err
+	}
+	personal := strings.EqualFold(owner, s.opts.User)
+	for _, ns := range s.spaces {
+		var err error
+		switch {
+		case ns.Kind == Shared && owner == "" && ns.Prefix != "":
+			err = add(ns.Prefix+"*", Shared)
+		case ns.Kind == OtherUsers && ValidOwner(owner) && !strings.ContainsRune(owner, delimOf(ns)) && !personal && ns.Prefix != "":
+			err = add(ns.Prefix+owner+string(delimOf(ns))+"*", OtherUsers)
+		case ns.Kind == Personal && personal:
+			err = s.listPersonal(ctx, ns, add)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := s.fillStates(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func delimOf(ns Namespace) rune {
+	if ns.Delim == 0 {
+		return '/'
+	}
+	return ns.Delim
+}
+
+// listPersonal lists the personal namespace ns through add without
+// listing the other namespaces: below its prefix when it has one; else
+// its top level ("%"), then below each top-level folder that has
+// children and is no other namespace's prefix.
+func (s *Session) listPersonal(ctx context.Context, ns Namespace, add func(string, NamespaceKind) error) error {
+	if ns.Prefix != "" {
+		return add(ns.Prefix+"*", Personal)
+	}
+	var top []*imap.ListData
+	err := s.observe("LIST", func() (err error) {
+		top, err = s.client.List("", "%", nil).Collect()
+		return err
+	})
+	if err != nil {
+		return opErr(ctx, "LIST", err)
+	}
+	if err := add("%", Personal); err != nil {
+		return err
+	}
+	for _, l := range top {
+		if slices.Contains(l.Attrs, imap.MailboxAttrHasNoChildren) {
+			continue
+		}
+		if kind, _, _ := s.place(l.Mailbox+string(delimOf(ns)), l.Delim); kind != Personal {
+			continue
+		}
+		if err := add(l.Mailbox+string(delimOf(ns))+"*", Personal); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillStates reads, with pipelined STATUS commands, the states of the
+// folders the LIST did not give (a server without LIST-STATUS). The
+// caller holds s.mu and has bound the connection.
+func (s *Session) fillStates(ctx context.Context, fs []Folder) error {
+	var names []string
+	for _, f := range fs {
+		if !f.HasState {
+			names = append(names, f.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	states, err := s.states(ctx, names)
+	if err != nil {
+		return err
+	}
+	for i := range fs {
+		if st, ok := states[fs[i].Name]; ok && !fs[i].HasState {
+			fs[i].State, fs[i].HasState = st, true
+		}
+	}
+	return nil
+}
+
+// Details reads, for each of fs, the session's rights (MYRIGHTS), the
+// ACL where the session may read it (GETACL), and the Kolab annotations
+// (GETMETADATA), all pipelined, and fills them in.
+func (s *Session) Details(ctx context.Context, fs []Folder) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	release := s.bind(ctx)
+	defer release()
+	return s.details(ctx, fs)
+}
+
+// details is Details for a caller that holds s.mu and has bound the
+// connection.
+func (s *Session) details(ctx context.Context, out []Folder) error {
 	// GETMETADATA and MYRIGHTS of every folder go out together, before
 	// any answer is read: one round trip for both.
 	var meta []*imapclient.GetMetadataCommand
@@ -116,6 +329,7 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 	if len(meta) > 0 {
 		// A NO (no such entry, no right) leaves the type empty.
 		for i, c := range meta {
+			out[i].Type, out[i].IncidencesFor = "", ""
 			err := s.observe("GETMETADATA", func() error {
 				d, err := c.Wait()
 				if err == nil {
@@ -132,12 +346,13 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 				return err
 			})
 			if err != nil && !isNo(err) {
-				return nil, opErr(ctx, "GETMETADATA", err)
+				return opErr(ctx, "GETMETADATA", err)
 			}
 		}
 	}
 	if s.features.ACL {
 		for i, c := range rights {
+			out[i].Rights, out[i].RightsKnown = "", false
 			err := s.observe("MYRIGHTS", func() error {
 				d, err := c.Wait()
 				if err == nil {
@@ -146,7 +361,7 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 				return err
 			})
 			if err != nil && !isNo(err) {
-				return nil, opErr(ctx, "MYRIGHTS", err)
+				return opErr(ctx, "MYRIGHTS", err)
 			}
 			// A NO answer (the folder vanished, or no rights at all)
 			// leaves Rights empty but known: nothing may be read.
@@ -158,6 +373,7 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 		// else may read the folder. Pipelined too.
 		acls := map[int]*imapclient.GetACLCommand{}
 		for i := range out {
+			out[i].ACL, out[i].ACLKnown = nil, false
 			if strings.ContainsRune(out[i].Rights, 'a') {
 				acls[i] = s.client.GetACL(out[i].Name)
 			}
@@ -179,11 +395,11 @@ func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
 				return err
 			})
 			if err != nil && !isNo(err) {
-				return nil, opErr(ctx, "GETACL", err)
+				return opErr(ctx, "GETACL", err)
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func rightsString(rs imap.RightSet) string {
@@ -227,6 +443,12 @@ func (s *Session) States(ctx context.Context, names []string) (map[string]State,
 	if err := s.unselect(); err != nil {
 		return nil, opErr(ctx, "UNSELECT", err)
 	}
+	return s.states(ctx, names)
+}
+
+// states is States for a caller that holds s.mu, has bound the
+// connection and selected nothing.
+func (s *Session) states(ctx context.Context, names []string) (map[string]State, error) {
 	type pending struct {
 		name string
 		cmd  *imapclient.StatusCommand

@@ -29,6 +29,9 @@ type Pool struct {
 	features *Features
 	closed   bool // guarded by mu
 	loggedIn bool // a session was ever dialed; guarded by mu
+	// retireBefore retires the sessions that logged in before it: they
+	// are closed instead of reused (see Fresh). Guarded by mu.
+	retireBefore time.Time
 }
 
 // NewPool makes a pool of at most size sessions (at least one).
@@ -83,10 +86,14 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 	for len(p.idle) > 0 {
 		s := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		if !isClosed(s) {
+		if !isClosed(s) && !s.born.Before(p.retireBefore) {
 			p.mu.Unlock()
 			return s, nil
 		}
+		// Retired (see Fresh), or dead: dropped. The connection is
+		// closed at once, without the courtesy of a LOGOUT that
+		// would hold the pool's lock.
+		s.client.Close()
 		p.connections(-1)
 	}
 	if wait := time.Until(p.retryAt); wait > 0 {
@@ -146,10 +153,17 @@ func (p *Pool) put(s *Session) {
 	if p.closed {
 		p.bulk.drop()
 	}
-	if p.closed || isClosed(s) {
+	if p.closed || isClosed(s) || s.born.Before(p.retireBefore) {
 		s.client.Close()
 		p.connections(-1)
 		return
+	}
+	if len(p.idle) >= cap(p.sem) {
+		// More idle sessions than may exist at once: the oldest goes.
+		old := p.idle[0]
+		p.idle = p.idle[1:]
+		old.client.Close()
+		p.connections(-1)
 	}
 	p.idle = append(p.idle, s)
 }
@@ -182,6 +196,115 @@ func (p *Pool) connections(delta int) {
 	if p.opts.OnConnections != nil {
 		p.opts.OnConnections(delta)
 	}
+}
+
+// Fresh runs f on a session that logs in for it, then keeps that session
+// and, when f says so, retires every older one (each is logged out
+// instead of reused).
+// On Dovecot a session sees the shared namespace only of the users who
+// shared a folder before it logged in, so what must see the directory as
+// it is now — discovery, the look-up of an owner fbpub does not know —
+// runs here, and the per-owner checks that follow run on sessions that
+// know at least as much.
+func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err error)) error {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-p.sem }()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if wait := time.Until(p.retryAt); wait > 0 {
+		err := p.lastErr
+		p.mu.Unlock()
+		return fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
+	}
+	p.mu.Unlock()
+	s, err := Dial(ctx, p.opts)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.connections(+1)
+	s.bulk = p.bulk
+	f0 := s.Features()
+	p.features = &f0
+	p.mu.Unlock()
+	retire, err := f(s)
+	var retired []*Session
+	p.mu.Lock()
+	if retire && err == nil && !isClosed(s) && s.born.After(p.retireBefore) {
+		p.retireBefore = s.born
+		var keep []*Session
+		for _, old := range p.idle {
+			if old.born.Before(p.retireBefore) {
+				retired = append(retired, old)
+				p.connections(-1)
+				continue
+			}
+			keep = append(keep, old)
+		}
+		p.idle = keep
+	}
+	keep := retire && err == nil
+	p.mu.Unlock()
+	for _, old := range retired {
+		old.Close()
+	}
+	if !keep {
+		// It learned nothing the pool's sessions lack: the pool does
+		// not grow past its size, nor past the server's connections
+		// per user and address.
+		s.Close()
+		p.connections(-1)
+		return err
+	}
+	p.put(s)
+	return err
+}
+
+// Owners lists the owners whose folders the proxy can see (see
+// Session.Owners), on a fresh session (see Fresh).
+func (p *Pool) Owners(ctx context.Context) ([]string, error) {
+	var out []string
+	err := p.Fresh(ctx, func(s *Session) (bool, error) {
+		var err error
+		out, err = s.Owners(ctx)
+		return true, err
+	})
+	return out, err
+}
+
+// OwnerFolders lists one owner's folders with their states (see
+// Session.OwnerFolders), on a pooled session.
+func (p *Pool) OwnerFolders(ctx context.Context, owner string) ([]Folder, error) {
+	var out []Folder
+	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.OwnerFolders(ctx, owner); return err })
+	return out, err
+}
+
+// LookupOwner is OwnerFolders on a fresh session, for an owner the
+// caller does not know yet: a pooled session may be too old to see them.
+// The pool's older sessions are retired only when the owner was found,
+// so that look-ups of names that do not exist do not churn the pool.
+func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) {
+	var out []Folder
+	err := p.Fresh(ctx, func(s *Session) (bool, error) {
+		var err error
+		out, err = s.OwnerFolders(ctx, owner)
+		return len(out) > 0, err
+	})
+	return out, err
+}
+
+// Details reads the rights, ACL and annotations of fs (see
+// Session.Details), on a pooled session.
+func (p *Pool) Details(ctx context.Context, fs []Folder) error {
+	return p.Do(ctx, func(s *Session) error { return s.Details(ctx, fs) })
 }
 
 // Folders lists folders with the proxy's rights, on a pooled session.

@@ -160,12 +160,15 @@ type Session struct {
 	mu sync.Mutex // serializes operations; guards selected
 	// selected is the folder currently selected, "" if none.
 	selected string
+	// born is when the session logged in: on Dovecot it sees only the
+	// other users who shared a folder before then (see Pool.Fresh).
+	born time.Time
 }
 
 // Dial connects, logs in and reads the capabilities and namespaces. The
 // password never appears in an error.
 func Dial(ctx context.Context, opts Options) (*Session, error) {
-	s := &Session{opts: opts, bulk: &bulkSlot{}}
+	s := &Session{opts: opts, bulk: &bulkSlot{}, born: time.Now()}
 	if s.opts.Logger == nil {
 		s.opts.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,0 +1,387 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/freebusy"
+	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/testbed"
+)
+
+// sharers makes users u<from>..u<to-1> on srv, each sharing a Calendar
+// with the proxy, of one event when withEvent is set.
+func sharers(t *testing.T, srv *testbed.Server, from, to int, withEvent bool) []string {
+	t.Helper()
+	var users []string
+	for i := from; i < to; i++ {
+		users = append(users, fmt.Sprintf("u%04d", i))
+	}
+	srv.AddUsers(t, users)
+	var msg []byte
+	if withEvent {
+		msg = testbed.CalendarMessage("scale", event("scale", "busy", time.Now().UTC(), 10))
+	}
+	srv.ShareFolder(t, users, "Calendar", testbed.Proxy, "lr", msg)
+	return users
+}
+
+func (c *counting) commandsNow() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.commands)
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// TestRequestCostFlat: the IMAP commands of a request for one owner are
+// the same with 50 and with 500 mailboxes on the server: for an owner
+// fbpub does not know yet (a look-up), for a known one whose check
+// interval ran out (one LIST-STATUS), and after a discovery pass. Before,
+// every check read the whole directory: a LIST, then MYRIGHTS and
+// GETMETADATA of every folder (logged, for comparison).
+func TestRequestCostFlat(t *testing.T) {
+	srv := testbed.Private(t)
+	ctx := context.Background()
+	win := freebusy.Window{Start: time.Now().UTC().AddDate(0, 0, -1), End: time.Now().UTC().AddDate(0, 0, 30)}
+	request := func(f *fixture, owner string) {
+		t.Helper()
+		a, err := f.cache.FreeBusy(ctx, FreeBusyQuery{Owner: owner, Window: win, Viewer: acl.Requester{Anonymous: true}})
+		if err != nil {
+			t.Fatalf("FreeBusy(%s): %v", owner, err)
+		}
+		if !strings.Contains(string(a.Body), "FBTYPE=BUSY") {
+			t.Fatalf("FreeBusy(%s) has no busy time", owner)
+		}
+	}
+	type costs struct{ lookUp, recheck, afterDiscovery, wholeDirectory map[string]int }
+	measure := func() costs {
+		var c costs
+		// An owner fbpub does not know: looked up, then read.
+		f := newFixtureOn(t, srv, time.Second)
+		f.cache.opts.Revalidate = time.Hour
+		now := time.Now()
+		f.frozen.Store(now.UnixNano())
+		request(f, "u0007")
+		c.lookUp = f.src.commandsNow()
+		// The check interval runs out: one check of that owner.
+		f.src.reset()
+		f.frozen.Store(now.Add(2 * time.Second).UnixNano())
+		request(f, "u0007")
+		c.recheck = f.src.commandsNow()
+		// Another owner, after discovery (which fbpub runs in the
+		// background) found them.
+		if err := f.cache.Discover(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f.src.reset()
+		request(f, "u0011")
+		c.afterDiscovery = f.src.commandsNow()
+		// What one check cost before: the whole directory.
+		f.src.reset()
+		if _, err := f.src.Folders(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.wholeDirectory = f.src.commandsNow()
+		return c
+	}
+	sharers(t, srv, 0, 50, true)
+	small := measure()
+	sharers(t, srv, 50, 500, false)
+	large := measure()
+	t.Logf("50 mailboxes: look-up %v, re-check %v, after discovery %v; whole-directory check (before) %d commands",
+		small.lookUp, small.recheck, small.afterDiscovery, total(small.wholeDirectory))
+	t.Logf("500 mailboxes: look-up %v, re-check %v, after discovery %v; whole-directory check (before) %d commands",
+		large.lookUp, large.recheck, large.afterDiscovery, total(large.wholeDirectory))
+	for _, c := range []struct {
+		what         string
+		small, large map[string]int
+	}{
+		{"a look-up", small.lookUp, large.lookUp},
+		{"a re-check", small.recheck, large.recheck},
+		{"a request after discovery", small.afterDiscovery, large.afterDiscovery},
+	} {
+		if !maps.Equal(c.small, c.large) {
+			t.Errorf("%s: %v at 50 mailboxes, %v at 500", c.what, c.small, c.large)
+		}
+	}
+	if want := map[string]int{"LIST": 1}; !maps.Equal(large.recheck, want) {
+		t.Errorf("a re-check of an unchanged owner costs %v, want %v", large.recheck, want)
+	}
+	if total(large.wholeDirectory) <= total(small.wholeDirectory) {
+		t.Errorf("the whole-directory read did not grow with the directory: %v", large.wholeDirectory)
+	}
+}
+
+// TestDiscoveryFindsNewSharer: a user who starts sharing after fbpub's
+// sessions logged in (which Dovecot does not show them) is found by the
+// next discovery pass, without a request; an owner a look-up did not find
+// is not looked up again within the negative cache's time, so made-up
+// names cannot make fbpub log in again and again.
+func TestDiscoveryFindsNewSharer(t *testing.T) {
+	srv := testbed.Private(t)
+	ctx := context.Background()
+	sharers(t, srv, 0, 3, true)
+	srv.AddUsers(t, []string{"zed", "xav", "yan"})
+	f := newFixtureOn(t, srv, 0)
+	f.cache.opts.NegativeTTL = time.Hour
+	if _, err := f.cache.OwnerFolders(ctx, "u0001"); err != nil {
+		t.Fatal(err) // the pool's session logs in now, before zed shares
+	}
+	if _, err := f.cache.OwnerFolders(ctx, "zed"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("zed before sharing: %v, want ErrNotFound", err)
+	}
+	msg := testbed.CalendarMessage("new", event("new", "busy", time.Now().UTC(), 10))
+	srv.ShareFolder(t, []string{"zed"}, "Calendar", testbed.Proxy, "lr", msg)
+	f.src.reset()
+	for range 10 {
+		if _, err := f.cache.OwnerFolders(ctx, "zed"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("zed within the negative cache: %v, want ErrNotFound", err)
+		}
+	}
+	if got := total(f.src.commandsNow()); got != 0 {
+		t.Errorf("requests for an owner known missing sent %d IMAP commands, want 0", got)
+	}
+	if err := f.cache.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.src.reset()
+	fs, err := f.cache.OwnerFolders(ctx, "zed")
+	if err != nil || len(fs) != 1 || fs[0].Name != "shared/zed/Calendar" {
+		t.Fatalf("zed after a discovery pass: %v, %v; want shared/zed/Calendar", fs, err)
+	}
+	if got := f.src.count("LOGIN"); got != 0 {
+		t.Errorf("zed after discovery needed %d logins, want 0 (no look-up)", got)
+	}
+
+	// An owner the discovery pass has listed but not read yet is checked
+	// like a known one: no look-up, no login.
+	srv.ShareFolder(t, []string{"yan"}, "Calendar", testbed.Proxy, "lr", msg)
+	names, err := f.src.Owners(ctx)
+	if err != nil || !slices.Contains(names, "yan") {
+		t.Fatalf("Owners() = %q, %v; want yan among them", names, err)
+	}
+	f.cache.know(names)
+	f.src.reset()
+	if fs, err := f.cache.OwnerFolders(ctx, "yan"); err != nil || len(fs) != 1 {
+		t.Fatalf("yan, listed but not read yet: %v, %v", fs, err)
+	}
+	if got := f.src.count("LOGIN"); got != 0 {
+		t.Errorf("yan, listed by discovery, needed %d logins, want 0 (no look-up)", got)
+	}
+
+	// Run discovers on its cadence: xav appears without any request.
+	f.cache.opts.Discovery = 100 * time.Millisecond
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.cache.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	srv.ShareFolder(t, []string{"xav"}, "Calendar", testbed.Proxy, "lr", msg)
+	deadline := time.Now().Add(30 * time.Second)
+	for !f.cache.knows("xav") {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not discover xav")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// knows reports whether the cache holds owner without asking the server.
+func (c *Cache) knows(owner string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dir.owners[ownerKey(owner)] != nil
+}
+
+// TestRevokedReaderWithinBound: when the owner takes a reader's grant
+// back, the reader loses it within the documented bound: at the next check
+// on Dovecot (a SETACL moves the folder's HIGHESTMODSEQ, so the ACL is
+// read again), within publish.revalidate plus the check interval
+// everywhere.
+func TestRevokedReaderWithinBound(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { revokedReaderOn(t, srv) })
+	}
+}
+
+func revokedReaderOn(t *testing.T, srv *testbed.Server) {
+	ctx := context.Background()
+	const interval, revalidate = time.Second, time.Minute
+	f := newFixtureOn(t, srv, interval)
+	f.cache.opts.Revalidate = revalidate
+	setupAlice(t, f.srv)
+	f.srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lra")
+	f.srv.SetACL(t, "alice", "Calendar", "bob", "lr")
+	now := time.Now()
+	f.frozen.Store(now.UnixNano())
+	bob := acl.Requester{User: "bob"}
+	access := func() acl.Access {
+		t.Helper()
+		fs, err := f.cache.OwnerFolders(ctx, "alice")
+		if err != nil || len(fs) != 1 {
+			t.Fatalf("OwnerFolders(alice) = %v, %v", fs, err)
+		}
+		return f.cache.Access(bob, fs[0])
+	}
+	if a := access(); a != acl.ReadAccess {
+		t.Fatalf("bob with lr: %v, want read", a)
+	}
+	f.srv.SetACL(t, "alice", "Calendar", "bob", "")
+	f.frozen.Store(now.Add(interval + time.Millisecond).UnixNano())
+	if a := access(); srv.Kind == testbed.Dovecot && a != acl.FreeBusyAccess {
+		t.Errorf("bob one check interval after the revocation: %v, want free/busy only (the SETACL moved the state)", a)
+	}
+	f.frozen.Store(now.Add(revalidate + 2*interval).UnixNano())
+	if a := access(); a != acl.FreeBusyAccess {
+		t.Errorf("bob past revalidate + check interval after the revocation: %v, want free/busy only", a)
+	}
+}
+
+// stallingSource counts owner checks, for the hung-server test.
+type stallingSource struct {
+	*imapstore.Pool
+	checks atomic.Int32
+}
+
+func (s *stallingSource) OwnerFolders(ctx context.Context, owner string) ([]imapstore.Folder, error) {
+	s.checks.Add(1)
+	return s.Pool.OwnerFolders(ctx, owner)
+}
+
+// TestHungServerAnswersStale: when the server accepts connections but
+// stops answering, a request that finds its owner due for a check waits
+// the check budget, not the IMAP timeout, and gets the last good answer
+// marked stale; the check goes on in the background, one for all.
+func TestHungServerAnswersStale(t *testing.T) {
+	srv := testbed.Get(t)
+	alice := setupAlice(t, srv)
+	appendMany(t, alice, "Calendar", 2, "hang")
+	var hung atomic.Bool
+	addr := testbed.Relay(t, srv.Addr, func(int64) testbed.Fault {
+		if hung.Load() {
+			return testbed.Stall
+		}
+		return testbed.Forward
+	})
+	const imapTimeout = 20 * time.Second
+	src := &stallingSource{Pool: imapstore.NewPool(imapstore.Options{Addr: addr, TLS: imapstore.TLSNone,
+		User: testbed.Proxy, Password: testbed.Password(testbed.Proxy), Timeout: imapTimeout}, 4)}
+	t.Cleanup(func() { src.Pool.Close() })
+	c := New(Options{Source: src, CheckInterval: 0, CheckBudget: 300 * time.Millisecond})
+	q := CalendarQuery{Owner: "alice", Folder: []string{"Calendar"}, Viewer: acl.Requester{User: "alice"}}
+	good, err := c.Calendar(context.Background(), q)
+	if err != nil || good.Stale {
+		t.Fatalf("before the hang: %v, stale %v", err, good.Stale)
+	}
+	checks := src.checks.Load()
+	hung.Store(true)
+	for i := range 3 {
+		start := time.Now()
+		a, err := c.Calendar(context.Background(), q)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("request %d while the server hangs: %v", i, err)
+		}
+		if !a.Stale || !slices.Equal(a.Body, good.Body) {
+			t.Errorf("request %d while the server hangs: stale %v, same body %v; want the last good answer, stale", i, a.Stale, slices.Equal(a.Body, good.Body))
+		}
+		// A generous bound: the point is not waiting the IMAP timeout.
+		if took > imapTimeout/2 {
+			t.Errorf("request %d while the server hangs took %v, IMAP timeout %v", i, took, imapTimeout)
+		}
+	}
+	if got := src.checks.Load() - checks; got != 1 {
+		t.Errorf("%d checks started while the server hung, want 1 (shared, in the background)", got)
+	}
+}
+
+// TestWatchedNotPolled: the folders a NOTIFY connection watches are not
+// checked every interval: an owner whose folders are all watched is
+// checked again when the server announces a change (or everything may
+// have changed), and every Revalidate.
+func TestWatchedNotPolled(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	f.cache.opts.Revalidate = time.Hour
+	setupAlice(t, f.srv)
+	now := time.Now()
+	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	checks := func() int {
+		t.Helper()
+		f.src.reset()
+		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		return f.src.count("LIST")
+	}
+	at(0)
+	checks()
+	f.cache.SetWatched([]string{"shared/alice/Calendar"})
+	for i, step := range []struct {
+		what  string
+		do    func()
+		lists int
+	}{
+		{"the interval ran out, nothing announced", func() { at(2 * time.Second) }, 0},
+		{"a change announced", func() { f.cache.Changed("shared/alice/Calendar") }, 1},
+		{"nothing since", func() { at(4 * time.Second) }, 0},
+		{"everything may have changed", func() { f.cache.Changed("") }, 1},
+		{"revalidate ran out", func() { at(time.Hour + 5*time.Second) }, 1},
+		{"no longer watched, interval ran out", func() { f.cache.SetWatched(nil); at(time.Hour + 7*time.Second) }, 1},
+	} {
+		step.do()
+		if got := checks(); got != step.lists {
+			t.Errorf("step %d, %s: %d LIST, want %d", i, step.what, got, step.lists)
+		}
+	}
+}
+
+// TestLookupsBounded: requests for ever-new names that exist nowhere
+// cost at most a burst of look-ups (one login each), then none until the
+// rate allows more; a name holding a LIST wildcard is never looked up.
+func TestLookupsBounded(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	setupAlice(t, f.srv)
+	f.frozen.Store(time.Now().UnixNano())
+	f.src.reset()
+	for _, name := range []string{"*", "%", "al*", "a%"} {
+		if _, err := f.cache.OwnerFolders(ctx, name); !errors.Is(err, ErrNotFound) {
+			t.Errorf("OwnerFolders(%q): %v, want ErrNotFound", name, err)
+		}
+	}
+	if got := total(f.src.commandsNow()); got != 0 {
+		t.Errorf("names with wildcards sent %d IMAP commands, want 0", got)
+	}
+	refused := 0
+	for i := range 3 * lookupBurst {
+		_, err := f.cache.OwnerFolders(ctx, fmt.Sprintf("nobody%d", i))
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, ErrUnavailable):
+			refused++
+		default:
+			t.Fatalf("unknown owner %d: %v", i, err)
+		}
+	}
+	if got := f.src.count("LOGIN"); got > lookupBurst {
+		t.Errorf("%d look-ups of unknown names logged in %d times, want at most %d", 3*lookupBurst, got, lookupBurst)
+	}
+	if refused != 2*lookupBurst {
+		t.Errorf("%d look-ups refused, want %d", refused, 2*lookupBurst)
+	}
+}
