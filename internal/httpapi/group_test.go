@@ -120,7 +120,7 @@ func setupTeam(t *testing.T, srv *testbed.Server, team Team) *server {
 	}
 	now := time.Date(2025, 3, 6, 12, 0, 0, 0, time.UTC)
 	h := New(Options{
-		Cache:    feed.New(feed.Options{Source: pool, Policy: policy, CheckInterval: time.Minute, Metrics: m, Now: func() time.Time { return now }}),
+		Cache:    feed.New(feed.Options{Source: pool, Policy: policy, CheckInterval: time.Minute, NegativeTTL: time.Minute, Metrics: m, Now: func() time.Time { return now }}),
 		PastDays: 1, FutureDays: 30, MaxAge: time.Minute,
 		Verify: verifyAt(srv.Addr),
 		Policy: policy, MailDomain: "example.org",

@@ -70,12 +70,20 @@ func TestRequesterSpelling(t *testing.T) {
 // one folder has one name and one lock.
 func TestUploadSpelling(t *testing.T) {
 	var got []Upload
+	var cache *feed.Cache
 	s := setupWith(t, time.Second, func(o *Options, _ feed.Source) {
 		o.Upload = func(ctx context.Context, u Upload) (UploadResult, error) {
 			got = append(got, u)
 			return UploadResult{Unchanged: 1}, nil
 		}
+		cache = o.Cache
 	})
+	// fbpub serve lists the owners at start (Cache.Run); a URL's other
+	// spelling of an owner is found among those, not by a look-up of its
+	// own (the server would not know "ALICE"'s folders).
+	if err := cache.Discover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	body := ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z")
 	for _, tc := range []struct{ path, user string }{
 		{"/calendar/ALICE/Calendar.ics", "ALICE"},
