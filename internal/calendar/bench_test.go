@@ -214,7 +214,11 @@ func benchInputs(b *testing.B) [][]byte {
 			parts, _ := MessageParts(data)
 			for _, p := range parts {
 				if p.MediaType == "text/calendar" {
-					out = append(out, ToUTF8(p.Params["charset"], p.Body))
+					u, err := ToUTF8(p.Params["charset"], p.Body)
+					if err != nil {
+						b.Fatal(err)
+					}
+					out = append(out, u)
 				}
 			}
 			continue
