@@ -163,3 +163,106 @@ func BenchmarkEncodeEvent(b *testing.B) {
 		NewEncoder(&buf).Encode(ev)
 	}
 }
+
+// smallEvent is one event as a typical client stores it in IMAP.
+const smallEvent = "BEGIN:VCALENDAR\r\n" +
+	"PRODID:-//Google Inc//Google Calendar 70.9054//EN\r\n" +
+	"VERSION:2.0\r\n" +
+	"CALSCALE:GREGORIAN\r\n" +
+	"METHOD:REQUEST\r\n" +
+	"BEGIN:VEVENT\r\n" +
+	"DTSTART;TZID=Europe/Berlin:20250312T100000\r\n" +
+	"DTEND;TZID=Europe/Berlin:20250312T110000\r\n" +
+	"RRULE:FREQ=WEEKLY;BYDAY=WE;UNTIL=20250430T080000Z\r\n" +
+	"DTSTAMP:20250301T101112Z\r\n" +
+	"ORGANIZER;CN=Jana Jung:mailto:jana@example.org\r\n" +
+	"UID:7kq2b3d9s1l0v8m4n6p2r5t7w9@google.com\r\n" +
+	"ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;CN=Jana J\r\n" +
+	" ung;X-NUM-GUESTS=0:mailto:jana@example.org\r\n" +
+	"ATTENDEE;CUTYPE=INDIVIDUAL;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;CN=a\r\n" +
+	" lice@example.org;X-NUM-GUESTS=0:mailto:alice@example.org\r\n" +
+	"CREATED:20250301T101000Z\r\n" +
+	"DESCRIPTION:Weekly sync\\, agenda in the doc.\r\n" +
+	"LAST-MODIFIED:20250301T101112Z\r\n" +
+	"LOCATION:Room 4.12\r\n" +
+	"SEQUENCE:0\r\n" +
+	"STATUS:CONFIRMED\r\n" +
+	"SUMMARY:Team sync\r\n" +
+	"TRANSP:OPAQUE\r\n" +
+	"BEGIN:VALARM\r\n" +
+	"ACTION:DISPLAY\r\n" +
+	"DESCRIPTION:This is an event reminder\r\n" +
+	"TRIGGER:-P0DT0H10M0S\r\n" +
+	"END:VALARM\r\n" +
+	"END:VEVENT\r\n" +
+	"END:VCALENDAR\r\n"
+
+// benchInputs are the iCalendar payloads of the corpus, as fbpub decodes
+// them: the .ics files and the text/calendar parts of the messages.
+func benchInputs(b *testing.B) [][]byte {
+	var out [][]byte
+	files, _ := filepath.Glob("testdata/corpus/*.*")
+	for _, f := range files {
+		if strings.HasSuffix(f, ".json") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if strings.HasSuffix(f, ".eml") {
+			parts, _ := MessageParts(data)
+			for _, p := range parts {
+				if p.MediaType == "text/calendar" {
+					u, err := ToUTF8(p.Params["charset"], p.Body)
+					if err != nil {
+						b.Fatal(err)
+					}
+					out = append(out, u)
+				}
+			}
+			continue
+		}
+		out = append(out, data)
+	}
+	for i, in := range out {
+		// Decode strips a BOM before decoding.
+		in = bytes.TrimPrefix(in, []byte("\xef\xbb\xbf"))
+		out[i] = in
+		if _, err := Decode(in); err != nil {
+			b.Fatalf("corpus input %d does not decode: %v", i, err)
+		}
+	}
+	return out
+}
+
+// BenchmarkDecode decodes one typical event, and every iCalendar payload
+// of the corpus.
+func BenchmarkDecode(b *testing.B) {
+	b.Run("event", func(b *testing.B) {
+		data := []byte(smallEvent)
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if cals, err := Decode(data); err != nil || len(cals) != 1 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("corpus", func(b *testing.B) {
+		inputs := benchInputs(b)
+		var total int64
+		for _, in := range inputs {
+			total += int64(len(in))
+		}
+		b.SetBytes(total)
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, in := range inputs {
+				if _, err := Decode(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}

@@ -9,9 +9,10 @@
 package calendar
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
-	"sync"
+	"strings"
 
 	"github.com/emersion/go-ical"
 )
@@ -24,62 +25,112 @@ var (
 	ErrTooLarge   = errors.New("calendar data too large")
 )
 
-var crlf, lf = []byte("\r\n"), []byte("\n")
-
 // MaxPayload bounds the size of one calendar payload that is decoded.
 const MaxPayload = 16 << 20
 
 // maxComponents bounds how many components one payload may hold.
 const maxComponents = 100000
 
-// ended holds the texts Decode gives a final line break.
-var ended = sync.Pool{New: func() any { return new([]byte) }}
+var utf8BOM = []byte("\xef\xbb\xbf")
 
-// Decode parses every VCALENDAR in data. It accepts a leading UTF-8 BOM,
-// bare LF line endings and several concatenated VCALENDARs, and reads
-// them exactly as go-ical's decoder does (see decodeFast), but for one
-// thing: a property without parameters has nil Params, not an empty map;
-// give it a map before adding a parameter (ical.NewProp makes new ones
-// with one). It never panics.
+// Decode parses every VCALENDAR in data with go-ical's decoder, and
+// corrects it where it is wrong for what IMAP folders hold:
+//
+//   - a leading UTF-8 BOM is skipped (go-ical reads it as part of the
+//     first name and refuses the text);
+//   - blanks after the last line are ignored (go-ical reads a final space
+//     or tab as the continuation of END:VCALENDAR and drops the calendar);
+//   - a text that ends inside a component is ErrMalformed (go-ical
+//     answers it with a plain io.EOF, as it answers the end of the text);
+//   - a panic of go-ical (some malformed parameters cause one) is
+//     ErrMalformed.
+//
+// Bare LF line ends and several concatenated VCALENDARs are read as go-ical
+// reads them. Text of more than MaxPayload octets, or calendars of more
+// than maxComponents components in all, is ErrTooLarge; blank text is
+// ErrNoCalendar; anything else go-ical refuses is ErrMalformed. Errors are
+// those values themselves: they never quote the data. Decode may be called
+// concurrently; the calendars it returns are the caller's.
+//
+// A TEXT value is read with Text, not go-ical's Prop.Text.
 func Decode(data []byte) (cals []*ical.Calendar, err error) {
 	if len(data) > MaxPayload {
 		return nil, ErrTooLarge
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	if len(bytes.TrimSpace(data)) == 0 {
+	data = bytes.TrimPrefix(data, utf8BOM)
+	data = bytes.TrimRight(data, " \t\r\n")
+	if len(data) == 0 {
 		return nil, ErrNoCalendar
 	}
-	// go-ical reads blanks after the last line break as a continuation of
-	// END:VCALENDAR and drops the calendar, and decodeFast reads as go-ical
-	// does: the text is made to end with one line break after its last
-	// non-blank character. A calendar MIME part seldom has one (the line
-	// break before the next boundary belongs to the boundary), so it is
-	// copied into pooled space: what decodeFast returns shares no memory
-	// with its input.
-	if t := bytes.TrimRight(data, " \t\r\n"); !bytes.Equal(data[len(t):], crlf) && !bytes.Equal(data[len(t):], lf) {
-		b := ended.Get().(*[]byte)
-		defer func() {
-			if cap(*b) <= 1<<20 { // a rare large one is left to the collector
-				ended.Put(b)
+	defer func() {
+		if recover() != nil {
+			cals, err = nil, ErrMalformed
+		}
+	}()
+	// go-ical reads through bufio.NewReader, which hands back a
+	// *bufio.Reader it is given: so what is left of the text after each
+	// calendar is known, and the io.EOF of a text cut short inside a
+	// component is told apart from the end of the text.
+	r := bytes.NewReader(data)
+	br := bufio.NewReader(r)
+	dec := ical.NewDecoder(br)
+	components := 0
+	for {
+		cal, err := dec.Decode()
+		if err != nil {
+			// io.EOF included: text is left (it is not blank), and it
+			// ends inside a component.
+			return nil, ErrMalformed
+		}
+		components += countComponents(cal.Component)
+		if components > maxComponents {
+			return nil, ErrTooLarge
+		}
+		cals = append(cals, cal)
+		if br.Buffered() == 0 && r.Len() == 0 {
+			return cals, nil
+		}
+	}
+}
+
+func countComponents(c *ical.Component) int {
+	n := 1
+	for _, ch := range c.Children {
+		n += countComponents(ch)
+	}
+	return n
+}
+
+// Text returns a TEXT property's value unescaped (RFC 5545 §3.3.11), or ""
+// for nil. Unlike go-ical's Prop.Text it keeps the whole value when a
+// producer left a comma unescaped ("Budget, Q2"), as many do: go-ical
+// reads that as a list and returns its first item. An unknown escape
+// gives the character escaped.
+func Text(p *ical.Prop) string {
+	if p == nil {
+		return ""
+	}
+	return unescapeText(p.Value)
+}
+
+// unescapeText undoes RFC 5545 TEXT escaping.
+func unescapeText(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+			switch s[i] {
+			case 'n', 'N':
+				b.WriteByte('\n')
+			default:
+				b.WriteByte(s[i])
 			}
-		}()
-		*b = append(append((*b)[:0], t...), crlf...)
-		data = *b
+			continue
+		}
+		b.WriteByte(s[i])
 	}
-	// decodeFast (lex.go) reads exactly what go-ical's decoder reads,
-	// into the same values, 1.3 times as fast with 41 % of the
-	// allocations (BenchmarkParse), and what it returns holds less
-	// memory; lex_test.go holds the comparison with go-ical.
-	cals, err = decodeFast(data)
-	if err != nil {
-		// Only the category: go-ical's messages quoted the input, which
-		// must never reach a log.
-		return nil, err
-	}
-	if len(cals) == 0 {
-		// Text that is not blank but holds no whole VCALENDAR: go-ical
-		// answers a truncated calendar with a plain io.EOF.
-		return nil, ErrMalformed
-	}
-	return cals, nil
+	return b.String()
 }

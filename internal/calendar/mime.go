@@ -1,16 +1,22 @@
 package calendar
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
+	"net/textproto"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emersion/go-ical"
+	"github.com/emersion/go-message/charset"
 )
 
 // Part is one MIME body part that may hold calendar data, with its
@@ -42,251 +48,92 @@ const maxParts = 200
 const maxDepth = 10
 
 // MessageParts finds the calendar parts of a whole RFC 5322 message, at any
-// depth of multipart nesting. A message that is itself text/calendar (no
-// multipart) yields one part. Parse errors in one branch do not hide
-// calendar parts found elsewhere.
-//
-// It splits the message itself rather than with net/textproto and
-// mime/multipart: a folder is thousands of small messages, and those
-// packages' buffers and maps were the largest cost of reading one (see
-// TestMessagePartsAgree for the comparison with them).
+// depth of multipart nesting, with net/textproto and mime/multipart. A
+// message that is itself text/calendar (no multipart) yields one part. A
+// parse error in one part does not hide calendar parts found elsewhere: a
+// damaged multipart branch keeps the parts before the damage and its
+// siblings are read, a part whose header cannot be read is skipped and
+// reading resumes at the next delimiter, and a message cut short keeps the
+// part it ends in. At most maxParts parts (damaged ones included) and
+// maxDepth levels of nesting are looked at. The error is ErrMalformed when
+// the message header cannot be read, ErrNoCalendar when there is no
+// calendar part.
 func MessageParts(raw []byte) ([]Part, error) {
-	h, body, ok := splitHeader(raw)
-	if !ok {
+	br := bufio.NewReader(bytes.NewReader(raw))
+	h, err := textproto.NewReader(br).ReadMIMEHeader()
+	if err == io.EOF && len(h) > 0 {
+		err = nil // a header that runs to the end of the text: no body
+	}
+	if err != nil {
 		return nil, fmt.Errorf("calendar: message header: %w", ErrMalformed)
 	}
-	var parts []Part
-	count := 0
-	walkPart(h, body, 0, &count, &parts)
-	if len(parts) == 0 {
+	w := partWalker{}
+	w.walk(h, br, 0)
+	if len(w.parts) == 0 {
 		return nil, ErrNoCalendar
 	}
-	return parts, nil
+	return w.parts, nil
 }
 
-// header holds the two fields MessageParts reads.
-type header struct {
-	contentType, encoding string
+// partWalker gathers the calendar parts of one message.
+type partWalker struct {
+	count int // parts looked at, damaged ones included
+	parts []Part
 }
 
-// splitHeader reads an RFC 5322 header (unfolding continuation lines)
-// for Content-Type and Content-Transfer-Encoding, and returns the body
-// after the blank line. It reports false for text with no header field at
-// all; a header that runs to the end of the text has a nil body.
-func splitHeader(raw []byte) (header, []byte, bool) {
-	var h header
-	var last *string                // the field a continuation line belongs to
-	var seenType, seenEncoding bool // the first of repeated fields counts
-	fields := 0
-	rest := raw
-	for len(rest) > 0 {
-		line := rest
-		next := len(rest)
-		if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
-			line, next = rest[:nl], nl+1
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		rest = rest[next:]
-		if len(line) == 0 {
-			return h, rest, fields > 0 || len(raw) > 0 && (raw[0] == '\n' || raw[0] == '\r')
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if last != nil {
-				*last += " " + string(bytes.TrimSpace(line))
-			}
-			continue
-		}
-		name, value, found := bytes.Cut(line, []byte(":"))
-		if !found {
-			last = nil
-			continue
-		}
-		fields++
-		last = nil
-		switch {
-		case !seenType && bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Type")):
-			h.contentType, seenType = string(bytes.TrimSpace(value)), true
-			last = &h.contentType
-		case !seenEncoding && bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Transfer-Encoding")):
-			h.encoding, seenEncoding = string(bytes.TrimSpace(value)), true
-			last = &h.encoding
-		}
-	}
-	return h, nil, fields > 0
-}
-
-func walkPart(h header, body []byte, depth int, count *int, out *[]Part) {
-	*count++
-	if *count > maxParts || depth > maxDepth {
+func (w *partWalker) walk(h textproto.MIMEHeader, body io.Reader, depth int) {
+	w.count++
+	if w.count > maxParts || depth > maxDepth {
 		return
 	}
-	ct := h.contentType
+	ct := h.Get("Content-Type")
 	if ct == "" {
 		ct = "text/plain"
 	}
-	mt := mediaTypeOnly(ct)
-	multi := strings.HasPrefix(mt, "multipart/")
-	if !multi && !IsCalendarType(mt) {
-		return // its parameters do not matter
+	// A broken parameter list still names the type; one not even that
+	// is no calendar.
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		params = map[string]string{}
 	}
-	if multi {
-		b := mediaParam(ct, "boundary")
-		if b == "" {
+	if strings.HasPrefix(mt, "multipart/") {
+		if params["boundary"] == "" {
 			return
 		}
-		for _, p := range splitMultipart(body, b) {
-			ph, pb, _ := splitHeader(p.text)
-			if pb == nil {
-				continue // a part header that never ends: no body
+		mr := multipart.NewReader(body, params["boundary"])
+		for w.count < maxParts {
+			// NextRawPart, not NextPart: the transfer encoding is
+			// removed below, leniently, and only for calendar parts.
+			p, err := mr.NextRawPart()
+			switch {
+			case err == nil:
+				w.walk(p.Header, p, depth+1)
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+				return // the end, with or without a closing delimiter
+			case errors.Is(err, bufio.ErrBufferFull):
+				// A long line between parts: the reader has consumed
+				// a buffer of it and goes on from there.
+			default:
+				// A part header that cannot be read, or a stray line
+				// between parts: the reader has consumed that line and
+				// resumes at the next delimiter. Counted, so damage
+				// cannot keep the loop going.
+				w.count++
 			}
-			if p.delimited {
-				// The line break before the delimiter belongs to it.
-				pb = bytes.TrimSuffix(pb, []byte("\n"))
-				pb = bytes.TrimSuffix(pb, []byte("\r"))
-			}
-			if len(pb) > MaxPayload {
-				pb = pb[:MaxPayload+1]
-			}
-			walkPart(ph, pb, depth+1, count, out)
 		}
 		return
 	}
-	*out = append(*out, Part{MediaType: mt, Params: mediaParams(ct), Body: DecodeTransfer(h.encoding, body)})
+	if !IsCalendarType(mt) {
+		return // the multipart reader skips its body
+	}
+	// A part cut short (io.ErrUnexpectedEOF: no closing delimiter) keeps
+	// what arrived; one over MaxPayload is cut one octet past it, so that
+	// decoding it is ErrTooLarge.
+	b, _ := io.ReadAll(io.LimitReader(body, MaxPayload+1))
+	w.parts = append(w.parts, Part{MediaType: mt, Params: params, Body: DecodeTransfer(h.Get("Content-Transfer-Encoding"), b)})
 }
 
-// mediaTypeOnly returns the lower-case media type of a Content-Type
-// value: what mime.ParseMediaType returns, or for a value it refuses (a
-// broken parameter list still names the type) the text before the ';'.
-func mediaTypeOnly(ct string) string {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.TrimSpace(mt)
-	for i := 0; i < len(mt); i++ {
-		if c := mt[i]; 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
-			return strings.ToLower(mt)
-		}
-	}
-	return mt
-}
-
-// mediaParams returns the parameters of a Content-Type value as
-// mime.ParseMediaType does, or none when it refuses the value. Plain
-// values (tokens and quoted strings without escapes) are read here;
-// anything else (RFC 2231 continuations, escapes, 8-bit text, odd
-// spacing) goes to mime.ParseMediaType, whose maps and checks were a
-// measurable share of reading a folder.
-func mediaParams(ct string) map[string]string {
-	params := make(map[string]string, 2)
-	if simpleParams(ct, func(name, value string) { params[name] = value }) {
-		return params
-	}
-	_, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return map[string]string{}
-	}
-	return params
-}
-
-// mediaParam returns one parameter of a Content-Type value, as
-// mediaParams(ct)[name] would, without building the map.
-func mediaParam(ct, name string) string {
-	var value string
-	if simpleParams(ct, func(n, v string) {
-		if n == name {
-			value = v
-		}
-	}) {
-		return value
-	}
-	return mediaParams(ct)[name]
-}
-
-// simpleParams is mediaParams' fast path: it calls each with every
-// parameter (name in lower case) and reports true, or reports false when
-// the value is not plain enough for it.
-func simpleParams(ct string, each func(name, value string)) bool {
-	mt, rest, _ := strings.Cut(ct, ";")
-	main, sub, found := strings.Cut(strings.TrimSpace(mt), "/")
-	if !found || !IsMIMEToken(main) || !IsMIMEToken(sub) {
-		return false
-	}
-	// A name given twice makes mime.ParseMediaType refuse the value:
-	// check before calling each.
-	var names [8]string
-	var values [8]string
-	n := 0
-	for rest != "" {
-		rest = strings.TrimLeft(rest, " \t")
-		if rest == "" {
-			break // a trailing ';'
-		}
-		eq := strings.IndexByte(rest, '=')
-		if eq <= 0 || !IsMIMEToken(rest[:eq]) || strings.IndexByte(rest[:eq], '*') >= 0 {
-			return false
-		}
-		name := rest[:eq]
-		rest = rest[eq+1:]
-		var value string
-		if strings.HasPrefix(rest, `"`) {
-			end := strings.IndexByte(rest[1:], '"')
-			if end < 0 {
-				return false
-			}
-			value = rest[1 : 1+end]
-			for i := 0; i < len(value); i++ {
-				if c := value[i]; c == '\\' || c < 0x20 || c >= 0x7f {
-					return false
-				}
-			}
-			rest = rest[2+end:]
-		} else {
-			end := 0
-			for end < len(rest) && rest[end] != ';' && rest[end] != ' ' && rest[end] != '\t' {
-				end++
-			}
-			value = rest[:end]
-			if !IsMIMEToken(value) {
-				return false
-			}
-			rest = rest[end:]
-		}
-		if n == len(names) {
-			return false
-		}
-		name = lowerASCII(name)
-		for _, seen := range names[:n] {
-			if seen == name {
-				return false
-			}
-		}
-		names[n], values[n] = name, value
-		n++
-		rest = strings.TrimLeft(rest, " \t")
-		if rest == "" {
-			break
-		}
-		if rest[0] != ';' {
-			return false
-		}
-		rest = rest[1:]
-	}
-	for i := range n {
-		each(names[i], values[i])
-	}
-	return true
-}
-
-// lowerASCII lower-cases an ASCII token, without allocating when it is
-// already lower case.
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return strings.ToLower(s)
-		}
-	}
-	return s
-}
-
-// isToken reports whether s is a non-empty RFC 2045 token.
+// IsMIMEToken reports whether s is a non-empty RFC 2045 token.
 func IsMIMEToken(s string) bool {
 	if s == "" {
 		return false
@@ -298,68 +145,6 @@ func IsMIMEToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// bodyPart is one part of a multipart body: its text (header and body),
-// and whether a delimiter line follows it, whose line break then ends
-// text.
-type bodyPart struct {
-	text      []byte
-	delimited bool
-}
-
-// splitMultipart returns the body parts of a multipart body (RFC 2046
-// §5.1.1): what lies between delimiter lines "--boundary", after the
-// first and before the closing "--boundary--". A last part with no
-// closing delimiter runs to the end. Bare LF line ends are accepted, as
-// mail software writes them.
-func splitMultipart(body []byte, boundary string) []bodyPart {
-	dash := "--" + boundary
-	var parts []bodyPart
-	at, closing := delimiter(body, dash, 0)
-	for at >= 0 && !closing {
-		nl := bytes.IndexByte(body[at:], '\n')
-		if nl < 0 {
-			break
-		}
-		start := at + nl + 1
-		next, isClose := delimiter(body, dash, start)
-		if next < 0 {
-			parts = append(parts, bodyPart{text: body[start:]})
-			break
-		}
-		parts = append(parts, bodyPart{text: body[start:next], delimited: true})
-		at, closing = next, isClose
-	}
-	return parts
-}
-
-// delimiter finds the next delimiter line at or after from: dash at the
-// start of a line, followed by "--" (closing) or by nothing but white
-// space up to the end of the line.
-func delimiter(body []byte, dash string, from int) (at int, closing bool) {
-	for from <= len(body) {
-		i := bytes.Index(body[from:], []byte(dash))
-		if i < 0 {
-			return -1, false
-		}
-		i += from
-		if i == 0 || body[i-1] == '\n' {
-			rest := body[i+len(dash):]
-			if bytes.HasPrefix(rest, []byte("--")) {
-				return i, true
-			}
-			line := rest
-			if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
-				line = rest[:nl]
-			}
-			if len(bytes.Trim(line, " \t\r")) == 0 {
-				return i, false
-			}
-		}
-		from = i + 1
-	}
-	return -1, false
 }
 
 // DecodeTransfer removes a Content-Transfer-Encoding. Damaged base64 or
@@ -385,45 +170,92 @@ func DecodeTransfer(cte string, body []byte) []byte {
 	return body
 }
 
-// ToUTF8 converts a body in the named charset to UTF-8. UTF-8, US-ASCII,
-// ISO-8859-1 and Windows-1252 are understood; any other charset is read as
-// UTF-8 with invalid bytes replaced, which keeps ASCII structure intact.
-func ToUTF8(charset string, b []byte) []byte {
-	cs := strings.ToLower(strings.TrimSpace(charset))
-	switch cs {
-	case "iso-8859-1", "latin1", "iso_8859-1", "l1", "windows-1252", "cp1252":
-	default:
-		if utf8.Valid(b) {
-			return b // the common case: no copy
-		}
-		return bytes.ToValidUTF8(b, []byte("\uFFFD"))
+// ErrCharset marks a part in a charset fbpub cannot convert to UTF-8. It
+// is also ErrUnsupported.
+var ErrCharset = fmt.Errorf("%w: unknown charset", ErrUnsupported)
+
+// ToUTF8 converts a body in the named charset to UTF-8, with go-message's
+// charset support: every charset of the IANA registry and of the WHATWG
+// Encoding Standard that golang.org/x/text implements (ISO-8859-x,
+// Windows-125x, KOI8, Shift_JIS, EUC-JP, ISO-2022-JP, GB18030, GBK, Big5,
+// EUC-KR, UTF-16 and more), under any of their registered names. Bytes
+// that are invalid in the charset become U+FFFD. No charset at all is
+// UTF-8 (RFC 5545's default). In a charset that writes ASCII as ASCII,
+// text that is valid UTF-8 is returned as it is: pure ASCII needs no
+// work, and valid UTF-8 with non-ASCII bytes is far more likely
+// mislabelled UTF-8 than, say, Latin-1 text. A charset it does not know
+// (UTF-7, UTF-32, a private name), or one whose label names the WHATWG
+// replacement encoding (ISO-2022-KR), which converts nothing, is
+// ErrCharset. It may be called concurrently.
+func ToUTF8(label string, b []byte) ([]byte, error) {
+	label = strings.ToLower(strings.TrimSpace(label))
+	if label == "" {
+		label = "utf-8"
 	}
-	if utf8.Valid(b) {
-		// Pure ASCII needs no work, and valid UTF-8 with non-ASCII bytes
-		// is far more likely mislabelled UTF-8 than Latin-1 text.
-		return b
+	asciiCompatible, err := charsetKind(label)
+	if err != nil {
+		return nil, fmt.Errorf("calendar: %w", ErrCharset)
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(b) + len(b)/8)
-	for _, c := range b {
-		if c >= 0x80 && c < 0xa0 && strings.Contains(cs, "1252") {
-			buf.WriteRune(cp1252[c-0x80])
-			continue
-		}
-		buf.WriteRune(rune(c))
+	if asciiCompatible && utf8.Valid(b) {
+		return b, nil // the common case: no copy
 	}
-	return buf.Bytes()
+	r, err := charset.Reader(label, bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("calendar: %w", ErrCharset)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("calendar: charset: %w", ErrMalformed)
+	}
+	return out, nil
 }
 
-// cp1252 maps Windows-1252's 0x80–0x9F block.
-var cp1252 = [32]rune{
-	'€', '\uFFFD', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\uFFFD', 'Ž', '\uFFFD',
-	'\uFFFD', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\uFFFD', 'ž', 'Ÿ',
+// charsets caches, for each charset name go-message knows (lower case),
+// whether it writes ASCII as ASCII. Names it does not know are not kept,
+// so the cache is bounded by the registries' names.
+var charsets sync.Map // string → bool
+
+// charsetKind reports whether the named charset (lower case) writes the
+// ASCII characters as ASCII octets, or an error when go-message does not
+// know it.
+func charsetKind(label string) (asciiCompatible bool, err error) {
+	if v, ok := charsets.Load(label); ok {
+		return v.(bool), nil
+	}
+	var ascii [0x80]byte
+	for i := range ascii {
+		ascii[i] = byte(i)
+	}
+	r, err := charset.Reader(label, bytes.NewReader(ascii[:]))
+	if err != nil {
+		return false, err
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return false, err
+	}
+	if string(out) == "\uFFFD" {
+		// The WHATWG "replacement" encoding, which the labels of some
+		// obsolete charsets (ISO-2022-KR) name: it reads any text as
+		// one U+FFFD, converting nothing.
+		return false, errors.New("replacement encoding")
+	}
+	asciiCompatible = bytes.Equal(out, ascii[:])
+	charsets.Store(label, asciiCompatible)
+	return asciiCompatible, nil
 }
 
 // PartObjects decodes the calendar objects of one part.
 func PartObjects(p Part) ([]*Object, error) {
-	body := ToUTF8(p.Params["charset"], p.Body)
+	body := p.Body
+	if cs := p.Params["charset"]; cs != "" || !isXMLType(p.MediaType) {
+		// Without a charset parameter, XML names its encoding in its
+		// declaration (RFC 7303), which parseXML reads.
+		var err error
+		if body, err = ToUTF8(cs, body); err != nil {
+			return nil, err
+		}
+	}
 	switch p.MediaType {
 	case "text/calendar", "application/ics", "text/x-vcalendar":
 		cals, err := Decode(body)
@@ -445,6 +277,10 @@ func PartObjects(p Part) ([]*Object, error) {
 		return Objects([]*ical.Calendar{cal}), nil
 	}
 	return nil, fmt.Errorf("calendar: %w: %s", ErrUnsupported, p.MediaType)
+}
+
+func isXMLType(mediaType string) bool {
+	return mediaType == "application/calendar+xml" || mediaType == "application/x-vnd.kolab.event"
 }
 
 // ErrUnsupported marks calendar payload formats fbpub does not read.

@@ -212,35 +212,3 @@ func splitText(s string) []string {
 	}
 	return append(out, s[start:])
 }
-
-// unescapeText undoes RFC 5545 TEXT escaping.
-func unescapeText(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-			switch s[i] {
-			case 'n', 'N':
-				b.WriteByte('\n')
-			default:
-				b.WriteByte(s[i])
-			}
-			continue
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-// Text returns a TEXT property's value unescaped. Unlike go-ical's
-// Prop.Text it keeps the whole value when a producer left a comma
-// unescaped ("Budget, Q2"), as many do.
-func Text(p *ical.Prop) string {
-	if p == nil {
-		return ""
-	}
-	return unescapeText(p.Value)
-}

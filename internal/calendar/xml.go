@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // node is a small XML tree: enough for Kolab's formats, bounded in size.
@@ -22,15 +23,32 @@ const (
 )
 
 // parseXML reads an XML document into a tree. It refuses DTDs (no entity
-// expansion) and bounds depth and size.
+// expansion) and bounds depth and size. An encoding declared other than
+// UTF-8 is converted as a MIME charset is (ToUTF8; one it does not know is
+// ErrCharset). Text that declares none is UTF-8, where an invalid octet
+// costs its character, not the document.
 func parseXML(data []byte) (*node, error) {
+	root, declared, err := parseXMLText(data)
+	if errors.Is(err, ErrMalformed) && !declared && !utf8.Valid(data) {
+		root, _, err = parseXMLText(bytes.ToValidUTF8(data, []byte("\uFFFD")))
+	}
+	return root, err
+}
+
+// parseXMLText is parseXML's one pass; declared reports whether the text
+// declared an encoding other than UTF-8.
+func parseXMLText(data []byte) (_ *node, declared bool, _ error) {
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	dec.Strict = false
+	var charsetErr error
 	dec.CharsetReader = func(charset string, r io.Reader) (io.Reader, error) {
-		// Only UTF-8 and its subsets are declared by Kolab clients; read
-		// anything else as UTF-8 with invalid bytes replaced.
+		declared = true
 		b, err := io.ReadAll(io.LimitReader(r, MaxPayload))
-		return bytes.NewReader(ToUTF8(charset, b)), err
+		if err != nil {
+			return nil, err
+		}
+		b, charsetErr = ToUTF8(charset, b)
+		return bytes.NewReader(b), charsetErr
 	}
 	root := &node{}
 	stack := []*node{root}
@@ -41,13 +59,16 @@ func parseXML(data []byte) (*node, error) {
 			break
 		}
 		if err != nil {
-			return nil, ErrMalformed
+			if charsetErr != nil {
+				return nil, declared, charsetErr
+			}
+			return nil, declared, ErrMalformed
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			count++
 			if count > maxXMLNodes || len(stack) > maxXMLDepth {
-				return nil, ErrTooLarge
+				return nil, declared, ErrTooLarge
 			}
 			n := &node{name: strings.ToLower(t.Name.Local)}
 			for _, a := range t.Attr {
@@ -69,13 +90,13 @@ func parseXML(data []byte) (*node, error) {
 				top.text += string(t)
 			}
 		case xml.Directive:
-			return nil, errors.Join(ErrMalformed, errors.New("DTD not allowed"))
+			return nil, declared, errors.Join(ErrMalformed, errors.New("DTD not allowed"))
 		}
 	}
 	if len(root.children) != 1 {
-		return nil, ErrMalformed
+		return nil, declared, ErrMalformed
 	}
-	return root.children[0], nil
+	return root.children[0], declared, nil
 }
 
 // child returns the first child named name, or nil.
