@@ -163,6 +163,19 @@ func (p *Policy) Access(r Requester, f Folder) Access {
 	return FreeBusyAccess
 }
 
+// Rights returns the rights r holds under a on a folder of owner, as
+// Access evaluates them: with the server's semantics for owner
+// (Semantics) and fail-closed where fbpub cannot know what the server
+// knows (see Access). It is for decisions other than what r may see, such
+// as whose free/busy a folder counts for (Kolab's incidences-for).
+func (p *Policy) Rights(r Requester, owner string, a ACL) Rights {
+	var o *Options
+	if p.Semantics != nil {
+		o = p.Semantics(owner)
+	}
+	return p.effective(a, r, owner, o)
+}
+
 // effective is a.EffectiveWith(r, o) made fail-closed as Access says.
 func (p *Policy) effective(a ACL, r Requester, owner string, o *Options) Rights {
 	if r.Anonymous {

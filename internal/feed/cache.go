@@ -137,8 +137,9 @@ type Folder struct {
 // incidences-for annotation says: "readers", every user with the r right
 // on the folder; "admins", every user with the a right; "nobody", no one;
 // unset, the owner alone. The owner counts for "readers" and "admins"
-// too. Rights come from the folder's ACL; where it is unknown, only the
-// owner counts. groups and semantics are those of the access policy.
+// too. Rights come from the folder's ACL, evaluated by p.Rights (the
+// access policy's groups, semantics and fail-closed rules); where the ACL
+// is unknown, only the owner counts.
 func (f *Folder) CountsFor(user string, p *acl.Policy) bool {
 	isOwner := f.Owner != "" && strings.EqualFold(f.Owner, user)
 	var need acl.Rights
@@ -158,11 +159,11 @@ func (f *Folder) CountsFor(user string, p *acl.Policy) bool {
 	if !f.ACLKnown || user == "" {
 		return false
 	}
-	var o *acl.Options
-	if p.Semantics != nil {
-		o = p.Semantics(f.Owner)
-	}
-	return f.ACL.EffectiveWith(p.Groups.Requester(user), o).Has(need)
+	// Evaluated as the policy evaluates requesters, fail-closed: a
+	// negative entry of a group whose membership fbpub does not know
+	// keeps the folder out of user's free/busy, and user (a name from a
+	// URL) is not taken to be the server's spelling of anyone else.
+	return p.Rights(p.Groups.Requester(user), f.Owner, f.ACL).Has(need)
 }
 
 // Path is the folder's path with "/" separators, as it appears in URLs.

@@ -35,3 +35,45 @@ func TestSharedFolderCountsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestCountsForFailsClosed: whose free/busy a folder counts for is decided
+// with the access policy's fail-closed rules. A negative entry of a group
+// fbpub knows no members of keeps the folder out of everyone's free/busy
+// but its owner's (the server might count anyone among them), and a
+// spelling of a name that may be another identity gets no more than it.
+func TestCountsForFailsClosed(t *testing.T) {
+	unresolved := 0
+	p := &acl.Policy{Groups: acl.Groups{"team": {"dave"}}, Unresolved: func(string) { unresolved++ }}
+	rooms := Folder{Name: "shared/alice/Rooms", Owner: "alice", IncidencesFor: "readers", ACLKnown: true,
+		ACL: mustACL(t, map[string]string{"anyone": "lr", "-$staff": "r", "-carol": "r"})}
+	for _, tc := range []struct {
+		user string
+		want bool
+	}{
+		{"alice", true},  // the owner
+		{"bob", false},   // may be in staff, which is denied "r"
+		{"dave", false},  // in team, which says nothing of staff
+		{"CAROL", false}, // may be carol, denied "r"
+	} {
+		if got := rooms.CountsFor(tc.user, p); got != tc.want {
+			t.Errorf("%s counts for %q: %v, want %v", rooms.Name, tc.user, got, tc.want)
+		}
+	}
+	if unresolved == 0 {
+		t.Error("the unknown group staff was not reported")
+	}
+	known := &acl.Policy{Groups: acl.Groups{"staff": {"erin"}}}
+	if !rooms.CountsFor("bob", known) || rooms.CountsFor("erin", known) {
+		t.Errorf("with staff's members known: counts for bob %v (want true), erin %v (want false)",
+			rooms.CountsFor("bob", known), rooms.CountsFor("erin", known))
+	}
+}
+
+func mustACL(t *testing.T, pairs map[string]string) acl.ACL {
+	t.Helper()
+	a, err := acl.Parse(pairs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
