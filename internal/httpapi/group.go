@@ -29,7 +29,8 @@ import (
 //   - GET /freebusy/group/<name>.vfb (.ifb) for a configured group, and
 //     GET /freebusy/group.vfb?user=…&user=… for a list: one VCALENDAR
 //     with one VFREEBUSY per member, in the order asked, each the same as
-//     the member's own .vfb for this requester and window.
+//     the member's own .vfb for this requester and window; as JSON for
+//     Accept: application/json, the scheduling page's source (team.go).
 //   - GET /freebusy/slots?user=…&user=… (or group=<name>) &duration=PT1H:
 //     the spans of at least duration in which every member the requester
 //     may see is free and within working hours, as JSON or, for

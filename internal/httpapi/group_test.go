@@ -481,6 +481,11 @@ func TestGroupJSON(t *testing.T) {
 	if got := show(a); got != wantOff {
 		t.Errorf("group as JSON with off hours =\n %s\nwant\n %s", got, wantOff)
 	}
+	// The README's example.
+	a, _ = get("/freebusy/group.vfb?user=carol&user=bob&start=20250310T000000Z&period=P1D", "Accept", "application/json")
+	if got, want := show(a), "2025-03-10T00:00:00Z/2025-03-11T00:00:00Z carol:ok BUSY@2025-03-10T15:00:00Z/2025-03-10T15:30:00Z bob:no-authority"; got != want {
+		t.Errorf("the README's example =\n %s\nwant\n %s", got, want)
+	}
 	for _, tc := range []struct {
 		path string
 		code int

@@ -147,10 +147,10 @@ func (h *Handler) teamPage(w http.ResponseWriter, r *http.Request, group string,
 	if !found {
 		opts = append(opts, option{duration, duration, true})
 	}
-	title := "Team " + group
+	title := "Free/busy: " + group
 	root := "../"
 	if group == "" {
-		title = strings.Join(users, ", ")
+		title = "Free/busy: " + strings.Join(users, ", ")
 		root = "./"
 	}
 	data := struct {

@@ -167,7 +167,7 @@
   const FBTYPES = {
     'BUSY': ['busy', 'busy'],
     'BUSY-TENTATIVE': ['tentative', 'tentative'],
-    'BUSY-UNAVAILABLE': ['unavailable', 'outside working hours'],
+    'BUSY-UNAVAILABLE': ['unavailable', 'unavailable (out of office, or outside working hours)'],
   };
   const STATUS = {
     'no-authority': 'no authority: you may not see this calendar',
