@@ -77,6 +77,28 @@ func TestTeamPageHTTP(t *testing.T) {
 	if in := find(parseHTML(t, r.body), "input", "value", evil); in == nil || in.attr["name"] != "user" || in.attr["type"] != "hidden" {
 		t.Errorf("the listed members are not the form's hidden user fields: %v", in)
 	}
+	// Every control can be reached with the keyboard and has a label.
+	labels := map[string]bool{}
+	for _, e := range doc {
+		if e.name == "label" {
+			labels[e.attr["for"]] = true
+		}
+	}
+	controls := 0
+	for _, e := range doc {
+		switch {
+		case e.name == "input" && e.attr["type"] != "hidden", e.name == "select":
+			controls++
+			if id := e.attr["id"]; id == "" || !labels[id] || e.attr["tabindex"] == "-1" {
+				t.Errorf("a control without a label, or out of the tab order: %v", e)
+			}
+		case e.name == "a" && e.attr["href"] == "", e.name == "button" && e.attr["type"] != "submit":
+			t.Errorf("a link or button that does nothing: %v", e)
+		}
+	}
+	if controls != 4 || find(doc, "button", "type", "submit") == nil || find(doc, "div", "id", "grid", "tabindex", "0") == nil {
+		t.Errorf("the page has %d labelled controls, want 4 (week, length, zone, tentative), a submit button and a focusable grid", controls)
+	}
 	for _, tc := range []struct {
 		path string
 		code int
@@ -206,6 +228,14 @@ func TestTeamPage(t *testing.T) {
 	}
 	if in := find(page, "input", "id", "tentative"); in == nil || !hasAttr(in, "checked") {
 		t.Errorf("tentative=free not shown checked: %v", in)
+	}
+
+	// No start and no tz: this week by the server's clock (Thursday 6
+	// March 2025), in the browser's zone (the test runs it with TZ=UTC).
+	page = browser.dom(t, base+"/team/crew")
+	checkWindow(t, page, "2025-03-03T00:00:00Z", "2025-03-10T00:00:00Z")
+	if text := allText(page); !strings.Contains(text, "times in UTC") {
+		t.Errorf("the page does not use the browser's zone:\n%s", text)
 	}
 
 	dir := os.Getenv("FBPUB_TEST_ARTIFACTS")
