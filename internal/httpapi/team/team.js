@@ -41,9 +41,11 @@
   }
 
   let tz = ds.tz || browserZone();
+  let tzNote = '';
   try {
     new Intl.DateTimeFormat('en', { timeZone: tz });
   } catch (e) {
+    tzNote = ' This browser does not know the time zone ' + tz + '.';
     tz = 'UTC';
   }
   document.getElementById('tz').placeholder = browserZone();
@@ -257,6 +259,7 @@
       n + (n === 1 ? ' member' : ' members') + ', ' + slots.length + (slots.length === 1 ? ' common free time' : ' common free times') +
       ' of ' + durationLabel + '.';
     if (hidden > 0) text += ' ' + hidden + ' not shown: their free/busy is not available to you.';
+    text += tzNote;
     statusLine.textContent = text;
     main.dataset.state = 'ready';
   }
