@@ -32,6 +32,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	cfg.IMAP.User, cfg.IMAP.Password = demo.Proxy, config.Secret(srv.Password)
 	cfg.Publish.MailDomain = "example.org"
 	cfg.Publish.DefaultZone = "Europe/Berlin"
+	// A team, for the group URLs and the scheduling page, working the
+	// usual hours.
+	cfg.Teams = map[string][]string{"team": {"alice", "bob", "carol"}}
+	cfg.Publish.WorkingHours = "MO-FR 09:00-17:00"
 	if v := getenv("FBPUB_LOG_LEVEL"); v != "" {
 		cfg.Log.Level = v
 	}
@@ -57,6 +61,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
   curl %[1]s/calendar/alice/Calendar.ics
   curl %[1]s/calendar/alice/Calendar/Work.ics
   curl %[1]s/calendar/carol.ics
+  curl '%[1]s/freebusy/slots?group=team&duration=PT1H'
+  open %[1]s/team/team in a browser: the team's week, and when all are free
   curl %[1]s/metrics
 Press Ctrl-C to stop.
 `, base)

@@ -207,6 +207,28 @@ func TestDemo(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
+	// The demo's team, as the printed URLs show it: the scheduling page,
+	// and its members' free/busy and common slots as JSON.
+	code, hdr, body = get("/team/team")
+	if code != 200 || hdr.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(body, `data-group="team"`) {
+		t.Errorf("/team/team: %d %q\n%s", code, hdr.Get("Content-Type"), body)
+	}
+	req, _ = http.NewRequest("GET", base+"/freebusy/group/team.vfb", nil)
+	req.Header.Set("Accept", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`{"user":"alice","status":"ok","busy":[{`, `{"user":"bob","status":"ok"`, `{"user":"carol","status":"ok"`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("the demo team's free/busy as JSON lacks %s:\n%s", want, b)
+			}
+		}
+	}
+	if code, _, body := get("/freebusy/slots?group=team&duration=PT1H"); code != 200 || !strings.Contains(body, `"slots":[{"start":`) {
+		t.Errorf("the demo team's slots: %d\n%s", code, body)
+	}
 	if code, _, _ := get("/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d, want 200", code)
 	}

@@ -223,6 +223,7 @@ func serveTraffic(t *testing.T, base string) {
 		{"/freebusy/nobody.vfb", 404},
 		{"/freebusy/group.vfb?user=alice&user=bob&user=nobody", 200},
 		{"/freebusy/slots?user=alice&user=bob&duration=PT1H", 200},
+		{"/team/team", 200},
 		{"/no/such/page", 404},
 		{"/readyz", 200},
 		{"/healthz", 200},

@@ -29,7 +29,8 @@ import (
 //   - GET /freebusy/group/<name>.vfb (.ifb) for a configured group, and
 //     GET /freebusy/group.vfb?user=…&user=… for a list: one VCALENDAR
 //     with one VFREEBUSY per member, in the order asked, each the same as
-//     the member's own .vfb for this requester and window.
+//     the member's own .vfb for this requester and window; as JSON for
+//     Accept: application/json, the scheduling page's source (team.go).
 //   - GET /freebusy/slots?user=…&user=… (or group=<name>) &duration=PT1H:
 //     the spans of at least duration in which every member the requester
 //     may see is free and within working hours, as JSON or, for
@@ -137,17 +138,37 @@ func (h *Handler) group(w http.ResponseWriter, r *http.Request, viewer acl.Reque
 	if err := h.checkGroupSize(names); err != nil {
 		return err
 	}
+	w.Header().Add("Vary", "Accept")
 	q := r.URL.Query()
-	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "text/calendar") {
-		return &httpError{code: http.StatusNotAcceptable, msg: "format: only text/calendar is available"}
+	asJSON := prefersJSON(r.Header.Values("Accept"))
+	switch f := q.Get("format"); {
+	case f == "":
+	case strings.EqualFold(f, "text/calendar"):
+		asJSON = false
+	case strings.EqualFold(f, "application/json"):
+		asJSON = true
+	default:
+		return &httpError{code: http.StatusNotAcceptable, msg: "format: text/calendar or application/json"}
+	}
+	offHours := h.opts.Team.OffHours
+	switch v := q.Get("off_hours"); v {
+	case "":
+	case "unavailable":
+		offHours = true
+	default:
+		return badRequest("off_hours: %q is not unavailable", clip(v))
 	}
 	win, err := h.window(q.Get("start"), q.Get("end"), q.Get("period"))
 	if err != nil {
 		return err
 	}
-	ms, err := h.lookupMembers(r.Context(), names, win, viewer, h.opts.Team.OffHours)
+	ms, err := h.lookupMembers(r.Context(), names, win, viewer, offHours)
 	if err != nil {
 		return err
+	}
+	tags := []string{"vfb", win.Start.String(), win.End.String(), strconv.FormatBool(offHours)}
+	if asJSON {
+		return h.groupJSON(w, r, ms, win, tags)
 	}
 	cal := ical.NewComponent(ical.CompCalendar)
 	cal.Props.SetText(ical.PropVersion, "2.0")
@@ -173,9 +194,53 @@ func (h *Handler) group(w http.ResponseWriter, r *http.Request, viewer acl.Reque
 		b.Write(fb)
 	}
 	b.WriteString("END:VCALENDAR\r\n")
-	h.serveComputed(w, r, b.Bytes(), calendarType, ms, filename, "vfb", win.Start.String(), win.End.String())
+	h.serveComputed(w, r, b.Bytes(), calendarType, ms, filename, tags...)
 	return nil
 }
+
+// groupJSON writes a group's free/busy as JSON, for the scheduling page
+// and people's scripts: the window, and each member in the order asked
+// with their status and, when it is ok, their busy periods (UTC, with
+// their FBTYPE), the same periods as their VFREEBUSY.
+func (h *Handler) groupJSON(w http.ResponseWriter, r *http.Request, ms []member, win freebusy.Window, tags []string) error {
+	type period struct {
+		Start  string `json:"start"`
+		End    string `json:"end"`
+		FBType string `json:"fbtype"`
+	}
+	type status struct {
+		User   string   `json:"user"`
+		Status string   `json:"status"`
+		Busy   []period `json:"busy"`
+	}
+	out := struct {
+		Start   string   `json:"start"`
+		End     string   `json:"end"`
+		Members []status `json:"members"`
+	}{Start: utcRFC3339(win.Start), End: utcRFC3339(win.End), Members: make([]status, 0, len(ms))}
+	for _, m := range ms {
+		st := status{User: m.name, Status: m.status, Busy: []period{}}
+		if m.answer != nil {
+			ps, err := periodsOf(m.answer.Body)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				st.Busy = append(st.Busy, period{utcRFC3339(p.Start), utcRFC3339(p.End), string(p.Type)})
+			}
+		}
+		out.Members = append(out.Members, st)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	h.serveComputed(w, r, append(body, '\n'), jsonType, ms, "", append(tags, "json")...)
+	return nil
+}
+
+// utcRFC3339 formats t in UTC as RFC 3339, as the JSON answers spell times.
+func utcRFC3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // statusReply is the VFREEBUSY of a member the requester gets no times
 // of: no periods, and REQUEST-STATUS saying why (RFC 5545 §3.8.8.3; the
@@ -361,7 +426,7 @@ func (h *Handler) slots(w http.ResponseWriter, r *http.Request) error {
 		Members []status `json:"members"`
 	}{Slots: []span{}}
 	for _, s := range free {
-		out.Slots = append(out.Slots, span{s.Start.UTC().Format(time.RFC3339), s.End.UTC().Format(time.RFC3339)})
+		out.Slots = append(out.Slots, span{utcRFC3339(s.Start), utcRFC3339(s.End)})
 	}
 	for _, m := range ms {
 		out.Members = append(out.Members, status{m.name, m.status})
@@ -395,7 +460,27 @@ func periodsOf(body []byte) ([]freebusy.Period, error) {
 // and preferred to JSON (at a higher quality, or the same one and listed
 // first).
 func prefersCalendar(accept []string) bool {
-	best, calQ, jsonQ := "", -1.0, -1.0
+	calQ, jsonQ, best := acceptQ(accept)
+	if calQ <= 0 {
+		return false
+	}
+	return calQ > jsonQ || (calQ == jsonQ && best == "text/calendar")
+}
+
+// prefersJSON reads Accept: true when application/json is acceptable and
+// preferred to text/calendar, as prefersCalendar the other way round.
+func prefersJSON(accept []string) bool {
+	calQ, jsonQ, best := acceptQ(accept)
+	if jsonQ <= 0 {
+		return false
+	}
+	return jsonQ > calQ || (jsonQ == calQ && best == "application/json")
+}
+
+// acceptQ reads the qualities Accept gives text/calendar and
+// application/json (-1 when absent), and which of them is listed first.
+func acceptQ(accept []string) (calQ, jsonQ float64, best string) {
+	calQ, jsonQ = -1.0, -1.0
 	for _, v := range accept {
 		for _, part := range strings.Split(v, ",") {
 			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -426,10 +511,7 @@ func prefersCalendar(accept []string) bool {
 			}
 		}
 	}
-	if calQ <= 0 {
-		return false
-	}
-	return calQ > jsonQ || (calQ == jsonQ && best == "text/calendar")
+	return calQ, jsonQ, best
 }
 
 var jsonType = []string{"application/json; charset=utf-8"}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +403,87 @@ func TestGroupSharesLookups(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.m.Syncs.WithLabelValues("full", "ok")); got != 1 {
 		t.Errorf("full folder syncs = %v, want 1", got)
+	}
+}
+
+// TestGroupJSON: the group URL answers JSON for Accept: application/json
+// (or format=application/json): the window, and each member in the order
+// asked with their status and busy periods, the same periods as their
+// VFREEBUSY; off_hours=unavailable marks the time outside working hours.
+func TestGroupJSON(t *testing.T) {
+	s := setupTeam(t, testbed.Get(t), Team{Groups: map[string][]string{"crew": {"alice", "carol", "dave", "bob", "nobody"}}, WorkingHours: nineToFive})
+	dave := basic("dave")
+	const window = "start=20250310T000000Z&end=20250311T000000Z"
+	type answer struct {
+		Start, End string
+		Members    []struct {
+			User, Status string
+			Busy         []struct{ Start, End, FBType string }
+		}
+	}
+	get := func(path string, hdr ...string) (answer, response) {
+		t.Helper()
+		r := s.do(t, "GET", path, append(slices.Clone(dave), hdr...)...)
+		var a answer
+		if r.code != 200 || !strings.HasPrefix(r.hdr.Get("Content-Type"), "application/json") {
+			t.Fatalf("GET %s = %d %s\n%s", path, r.code, r.hdr.Get("Content-Type"), r.body)
+		}
+		if err := json.Unmarshal([]byte(r.body), &a); err != nil {
+			t.Fatalf("GET %s: %v\n%s", path, err, r.body)
+		}
+		return a, r
+	}
+	show := func(a answer) string {
+		var b strings.Builder
+		b.WriteString(a.Start + "/" + a.End)
+		for _, m := range a.Members {
+			b.WriteString(" " + m.User + ":" + m.Status)
+			for _, p := range m.Busy {
+				b.WriteString(" " + p.FBType + "@" + p.Start + "/" + p.End)
+			}
+		}
+		return b.String()
+	}
+	a, r := get("/freebusy/group/crew.vfb?"+window, "Accept", "application/json")
+	const want = "2025-03-10T00:00:00Z/2025-03-11T00:00:00Z alice:ok carol:ok BUSY@2025-03-10T15:00:00Z/2025-03-10T15:30:00Z dave:ok bob:no-authority nobody:unknown"
+	if got := show(a); got != want {
+		t.Errorf("group as JSON =\n %s\nwant\n %s", got, want)
+	}
+	if !slices.Contains(r.hdr.Values("Vary"), "Accept") || !strings.HasPrefix(r.hdr.Get("Cache-Control"), "private") {
+		t.Errorf("group as JSON: Vary %q, Cache-Control %q", r.hdr.Values("Vary"), r.hdr.Get("Cache-Control"))
+	}
+	cal := s.do(t, "GET", "/freebusy/group/crew.vfb?"+window, dave...)
+	if cal.hdr.Get("Etag") == r.hdr.Get("Etag") || !strings.HasPrefix(cal.hdr.Get("Content-Type"), "text/calendar") {
+		t.Errorf("the calendar form has ETag %s and type %s; JSON's ETag is %s", cal.hdr.Get("Etag"), cal.hdr.Get("Content-Type"), r.hdr.Get("Etag"))
+	}
+	// Off hours, for the listed form: alice works 08-16 UTC, carol 13-21
+	// UTC (New York, after the change of clocks), dave by his
+	// VAVAILABILITY 09-13 and 14-18.
+	a, _ = get("/freebusy/group.vfb?user=alice&user=carol&user=dave&format=application/json&off_hours=unavailable&" + window)
+	const wantOff = "2025-03-10T00:00:00Z/2025-03-11T00:00:00Z" +
+		" alice:ok BUSY-UNAVAILABLE@2025-03-10T00:00:00Z/2025-03-10T08:00:00Z BUSY-UNAVAILABLE@2025-03-10T16:00:00Z/2025-03-11T00:00:00Z" +
+		" carol:ok BUSY-UNAVAILABLE@2025-03-10T00:00:00Z/2025-03-10T13:00:00Z BUSY@2025-03-10T15:00:00Z/2025-03-10T15:30:00Z BUSY-UNAVAILABLE@2025-03-10T21:00:00Z/2025-03-11T00:00:00Z" +
+		" dave:ok BUSY-UNAVAILABLE@2025-03-10T00:00:00Z/2025-03-10T09:00:00Z BUSY-UNAVAILABLE@2025-03-10T13:00:00Z/2025-03-10T14:00:00Z BUSY-UNAVAILABLE@2025-03-10T18:00:00Z/2025-03-11T00:00:00Z"
+	if got := show(a); got != wantOff {
+		t.Errorf("group as JSON with off hours =\n %s\nwant\n %s", got, wantOff)
+	}
+	// The README's example.
+	a, _ = get("/freebusy/group.vfb?user=carol&user=bob&start=20250310T000000Z&period=P1D", "Accept", "application/json")
+	if got, want := show(a), "2025-03-10T00:00:00Z/2025-03-11T00:00:00Z carol:ok BUSY@2025-03-10T15:00:00Z/2025-03-10T15:30:00Z bob:no-authority"; got != want {
+		t.Errorf("the README's example =\n %s\nwant\n %s", got, want)
+	}
+	for _, tc := range []struct {
+		path string
+		code int
+	}{
+		{"/freebusy/group/crew.vfb?off_hours=free", 400},
+		{"/freebusy/group/crew.vfb?format=text/html", 406},
+	} {
+		if r := s.do(t, "GET", tc.path, dave...); r.code != tc.code {
+			t.Errorf("GET %s = %d, want %d: %s", tc.path, r.code, tc.code, r.body)
+		}
+	}
+	if r := s.do(t, "GET", "/freebusy/group/crew.vfb", "Accept", "application/json"); r.code != 401 {
+		t.Errorf("anonymous group as JSON = %d, want 401", r.code)
 	}
 }
