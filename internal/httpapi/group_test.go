@@ -412,7 +412,7 @@ func TestGroupSharesLookups(t *testing.T) {
 // VFREEBUSY; off_hours=unavailable marks the time outside working hours.
 func TestGroupJSON(t *testing.T) {
 	s := setupTeam(t, testbed.Get(t), Team{Groups: map[string][]string{"crew": {"alice", "carol", "dave", "bob", "nobody"}}, WorkingHours: nineToFive})
-	dave := basic("dave")
+	dave := basicAs("dave")
 	const window = "start=20250310T000000Z&end=20250311T000000Z"
 	type answer struct {
 		Start, End string

@@ -29,7 +29,7 @@ var crew = Team{Groups: map[string][]string{"crew": {"alice", "carol", "dave", "
 // and escapes names from the URL, and its embedded assets.
 func TestTeamPageHTTP(t *testing.T) {
 	s := setupTeam(t, testbed.Get(t), crew)
-	dave := basic("dave")
+	dave := basicAs("dave")
 	for _, path := range []string{"/team/crew", "/team/nope", "/team?user=alice", "/team"} {
 		if r := s.do(t, "GET", path); r.code != 401 || r.hdr.Get("Www-Authenticate") == "" {
 			t.Errorf("anonymous GET %s = %d (WWW-Authenticate %q), want 401", path, r.code, r.hdr.Get("Www-Authenticate"))
