@@ -38,7 +38,9 @@ import (
 // LinkStore keeps owners' records of secret links where IMAP keeps the
 // owner's data (package imapstore: a METADATA entry of a folder of the
 // owner's shared with the proxy alone), so that links survive restarts
-// and every replica sees the same ones.
+// and every replica sees the same ones. Its reads and writes return an
+// error wrapping errors.ErrUnsupported where the store cannot keep links
+// (an IMAP server without METADATA).
 type LinkStore struct {
 	// Read returns owner's record as the proxy reads it; nil when there
 	// is none.
@@ -197,6 +199,9 @@ func (h *Handler) resolve(ctx context.Context, token string, hash [32]byte, now 
 	}
 	owner := string(o)
 	raw, err := l.store.Read(ctx, owner)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return "", errNoLink
+	}
 	if err != nil {
 		return "", &httpError{code: http.StatusServiceUnavailable, msg: "calendar store unavailable, try again later", cause: err}
 	}
@@ -282,6 +287,14 @@ func (h *Handler) linkOwner(r *http.Request) (user, password string, err error) 
 	return u, p, nil
 }
 
+// storeError is the answer to a failed read or write of a record.
+func storeError(err error) error {
+	if errors.Is(err, errors.ErrUnsupported) {
+		return &httpError{code: http.StatusNotImplemented, msg: "the IMAP server cannot keep links (it lacks METADATA, RFC 5464)", cause: err}
+	}
+	return &httpError{code: http.StatusServiceUnavailable, msg: "calendar store unavailable, try again later", cause: err}
+}
+
 // edit runs f on user's record in their own IMAP session and writes the
 // result back, serialized with the other edits of user in this process.
 func (h *Handler) edit(ctx context.Context, user, password string, f func(*linkRecord) error) error {
@@ -296,7 +309,7 @@ func (h *Handler) edit(ctx context.Context, user, password string, f func(*linkR
 	defer s.Close()
 	raw, err := s.Links(ctx, user)
 	if err != nil {
-		return &httpError{code: http.StatusServiceUnavailable, msg: "calendar store unavailable, try again later", cause: err}
+		return storeError(err)
 	}
 	rec, err := parseLinks(raw)
 	if err != nil {
@@ -312,7 +325,10 @@ func (h *Handler) edit(ctx context.Context, user, password string, f func(*linkR
 		}
 	}
 	if err := s.SetLinks(ctx, l.store.Proxy, value); err != nil {
-		return &httpError{code: http.StatusServiceUnavailable, msg: "the links could not be stored", cause: err}
+		if errors.Is(err, errors.ErrUnsupported) {
+			return storeError(err)
+		}
+		return &httpError{code: http.StatusServiceUnavailable, msg: "the links could not be stored, try again later", cause: err}
 	}
 	return nil
 }
@@ -380,7 +396,7 @@ func (h *Handler) listLinks(w http.ResponseWriter, r *http.Request) error {
 	}
 	raw, err := h.links.store.Read(r.Context(), who)
 	if err != nil {
-		return &httpError{code: http.StatusServiceUnavailable, msg: "calendar store unavailable, try again later", cause: err}
+		return storeError(err)
 	}
 	rec, err := parseLinks(raw)
 	if err != nil {

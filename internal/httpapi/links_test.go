@@ -400,3 +400,43 @@ func TestLinkGuessing(t *testing.T) {
 		t.Errorf("a new link after the pause = %d, want 200", r.code)
 	}
 }
+
+// fakeLinkSession is an owner's session on a server without METADATA.
+type fakeLinkSession struct{}
+
+func (fakeLinkSession) Links(context.Context, string) ([]byte, error) {
+	return nil, fmt.Errorf("no METADATA: %w", errors.ErrUnsupported)
+}
+func (fakeLinkSession) SetLinks(context.Context, string, []byte) error {
+	return fmt.Errorf("no METADATA: %w", errors.ErrUnsupported)
+}
+func (fakeLinkSession) Close() error { return nil }
+
+// TestLinksUnsupported: where the IMAP server cannot keep links, managing
+// them answers 501 saying why, and a link is an ordinary wrong token.
+func TestLinksUnsupported(t *testing.T) {
+	h := New(Options{
+		Verify: func(context.Context, string, string) (bool, error) { return true, nil },
+		Links: &LinkStore{
+			Read: func(context.Context, string) ([]byte, error) {
+				return nil, fmt.Errorf("no METADATA: %w", errors.ErrUnsupported)
+			},
+			Dial: func(context.Context, string, string) (LinkSession, error) { return fakeLinkSession{}, nil },
+		},
+	})
+	for _, method := range []string{"POST", "GET"} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(method, "/freebusy/links", nil)
+		r.SetBasicAuth("alice", "pw")
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusNotImplemented || !strings.Contains(w.Body.String(), "METADATA") {
+			t.Errorf("%s /freebusy/links = %d %q, want 501 naming METADATA", method, w.Code, w.Body)
+		}
+	}
+	token := base64.RawURLEncoding.EncodeToString([]byte("alice")) + "." + strings.Repeat("A", 32)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/freebusy/s/"+token+".vfb", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("a link without a store = %d, want 404", w.Code)
+	}
+}

@@ -38,8 +38,8 @@ const LinksFolder = "Free-Busy Links"
 const LinksEntry = "/shared/vendor/fbpub/freebusy-links"
 
 // ErrNoMetadata reports a server without the METADATA extension, where
-// links cannot be kept.
-var ErrNoMetadata = errors.New("imapstore: the server has no METADATA (RFC 5464)")
+// links cannot be kept. It wraps errors.ErrUnsupported.
+var ErrNoMetadata = fmt.Errorf("imapstore: the server has no METADATA (RFC 5464): %w", errors.ErrUnsupported)
 
 // Links returns the LinksEntry value of owner's LinksFolder, as this
 // session sees it (its own folder when the session is owner's, else
