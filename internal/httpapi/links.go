@@ -186,18 +186,10 @@ func (h *Handler) secretFreeBusy(w http.ResponseWriter, r *http.Request) error {
 // token names; errNoLink when it is not one of theirs.
 func (h *Handler) resolve(ctx context.Context, token string, hash [32]byte, now time.Time) (string, error) {
 	l := h.links
-	ownerPart, secret, ok := strings.Cut(token, ".")
-	if !ok || len(secret) != base64.RawURLEncoding.EncodedLen(tokenBytes) {
+	owner, ok := tokenOwner(token)
+	if !ok {
 		return "", errNoLink
 	}
-	if b, err := base64.RawURLEncoding.DecodeString(secret); err != nil || len(b) != tokenBytes {
-		return "", errNoLink
-	}
-	o, err := base64.RawURLEncoding.DecodeString(ownerPart)
-	if err != nil || checkName(string(o), maxUser) != nil {
-		return "", errNoLink
-	}
-	owner := string(o)
 	raw, err := l.store.Read(ctx, owner)
 	if errors.Is(err, errors.ErrUnsupported) {
 		return "", errNoLink
@@ -218,6 +210,32 @@ func (h *Handler) resolve(ctx context.Context, token string, hash [32]byte, now 
 		}
 	}
 	return "", errNoLink
+}
+
+// newToken returns a new token for owner: the owner's login and
+// tokenBytes random bytes, each base64url without padding, joined by a
+// dot.
+func newToken(owner string) string {
+	var secret [tokenBytes]byte
+	_, _ = rand.Read(secret[:])
+	return base64.RawURLEncoding.EncodeToString([]byte(owner)) + "." + base64.RawURLEncoding.EncodeToString(secret[:])
+}
+
+// tokenOwner returns the owner a token names, and false when it is not
+// shaped like one of newToken's.
+func tokenOwner(token string) (string, bool) {
+	ownerPart, secret, ok := strings.Cut(token, ".")
+	if !ok || len(secret) != base64.RawURLEncoding.EncodedLen(tokenBytes) || len(ownerPart) > base64.RawURLEncoding.EncodedLen(maxUser) {
+		return "", false
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(secret); err != nil || len(b) != tokenBytes {
+		return "", false
+	}
+	o, err := base64.RawURLEncoding.DecodeString(ownerPart)
+	if err != nil || checkName(string(o), maxUser) != nil {
+		return "", false
+	}
+	return string(o), true
 }
 
 // cached returns the owner of a token resolved less than a TTL ago.
@@ -343,11 +361,9 @@ func (h *Handler) createLink(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var secret [tokenBytes]byte
 	var idb [8]byte
-	_, _ = rand.Read(secret[:])
 	_, _ = rand.Read(idb[:])
-	token := base64.RawURLEncoding.EncodeToString([]byte(user)) + "." + base64.RawURLEncoding.EncodeToString(secret[:])
+	token := newToken(user)
 	hash := sha256.Sum256([]byte(token))
 	item := linkItem{ID: hex.EncodeToString(idb[:]), SHA256: hex.EncodeToString(hash[:]), Created: h.opts.Now().UTC().Truncate(time.Second)}
 	err = h.edit(r.Context(), user, password, func(rec *linkRecord) error {

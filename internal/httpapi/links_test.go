@@ -440,3 +440,25 @@ func TestLinksUnsupported(t *testing.T) {
 		t.Errorf("a link without a store = %d, want 404", w.Code)
 	}
 }
+
+// FuzzTokenOwner: any path segment is either refused or names an owner
+// that is a valid user name; tokens fbpub makes name their owner.
+func FuzzTokenOwner(f *testing.F) {
+	f.Add(newToken("alice"))
+	f.Add(newToken("alice.adler@example.org"))
+	f.Add("YWxpY2U.")
+	f.Add("garbage")
+	f.Add("." + strings.Repeat("A", 32))
+	f.Fuzz(func(t *testing.T, token string) {
+		owner, ok := tokenOwner(token)
+		if !ok {
+			return
+		}
+		if checkName(owner, maxUser) != nil {
+			t.Fatalf("tokenOwner(%q) = %q, not a user name", token, owner)
+		}
+		if got, ok := tokenOwner(newToken(owner)); !ok || got != owner {
+			t.Fatalf("tokenOwner(newToken(%q)) = %q, %v", owner, got, ok)
+		}
+	})
+}
