@@ -439,6 +439,19 @@ func TestLinksUnsupported(t *testing.T) {
 	if w.Code != http.StatusNotFound {
 		t.Errorf("a link without a store = %d, want 404", w.Code)
 	}
+
+	// publish.links = false: no link works, none can be made.
+	off := New(Options{Verify: func(context.Context, string, string) (bool, error) { return true, nil }})
+	for _, target := range []string{"POST /freebusy/links", "GET /freebusy/links", "DELETE /freebusy/links/x", "GET /freebusy/s/" + token + ".vfb"} {
+		method, path, _ := strings.Cut(target, " ")
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(method, path, nil)
+		r.SetBasicAuth("alice", "pw")
+		off.ServeHTTP(w, r)
+		if w.Code != http.StatusNotFound {
+			t.Errorf("with links off, %s = %d, want 404", target, w.Code)
+		}
+	}
 }
 
 // FuzzTokenOwner: any path segment is either refused or names an owner
