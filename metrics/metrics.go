@@ -65,7 +65,7 @@ type Metrics struct {
 
 // Fixed label values, created up front so that zeros are exported.
 var (
-	Routes       = []string{"freebusy", "group", "slots", "team", "calendar", "upload", "trigger", "healthz", "readyz", "metrics", "other"}
+	Routes       = []string{"freebusy", "group", "slots", "team", "link", "links", "calendar", "upload", "trigger", "healthz", "readyz", "metrics", "other"}
 	Views        = []string{"freebusy", "calendar"}
 	CacheResults = []string{"hit", "miss", "stale", "not_modified"}
 	SyncKinds    = []string{"full", "incremental", "unchanged"}

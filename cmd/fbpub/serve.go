@@ -176,6 +176,20 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		putCalendar = uploader(upload.New(upload.Options{Dial: dialAs, LogFolder: cfg.Upload.LogFolder,
 			MaxEvents: cfg.Upload.MaxEvents, Logger: log}))
 	}
+	var links *httpapi.LinkStore
+	if cfg.Publish.Links {
+		links = &httpapi.LinkStore{
+			Read: pool.Links,
+			Dial: func(ctx context.Context, user, password string) (httpapi.LinkSession, error) {
+				s, err := dialAs(ctx, user, password)
+				if err != nil {
+					return nil, err
+				}
+				return s, nil
+			},
+			Proxy: cfg.IMAP.User, TTL: time.Duration(cfg.Publish.CheckInterval), BaseURL: cfg.Publish.PublicURL,
+		}
+	}
 	team := httpapi.Team{Groups: cfg.Teams, MaxGroup: cfg.Publish.MaxGroup,
 		WorkingHours: cfg.WorkingHours(), OffHours: cfg.Publish.OffHours == "unavailable"}
 	h := httpapi.New(httpapi.Options{
@@ -205,6 +219,7 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		UserHeader:     cfg.Access.UserHeader,
 		TrustedProxies: proxies,
 		Team:           team,
+		Links:          links,
 		Gatherer:       reg,
 		Metrics:        m,
 		Logger:         log,

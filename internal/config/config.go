@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path"
 	"slices"
@@ -192,6 +193,15 @@ type Publish struct {
 	// hours: "free" (not marked, the default) or "unavailable"
 	// (BUSY-UNAVAILABLE). Common free slots always respect working hours.
 	OffHours string `toml:"off_hours"`
+	// Links lets owners create secret free/busy links (POST
+	// /freebusy/links), which show their free/busy to whoever holds the
+	// URL, whatever access.freebusy says.
+	Links bool `toml:"links"`
+	// PublicURL is fbpub's address as clients reach it
+	// ("https://fb.example.org", or with the path a reverse proxy serves
+	// it under), which new links start with; empty takes
+	// the request's scheme and Host.
+	PublicURL string `toml:"public_url"`
 }
 
 // Log configures logging.
@@ -255,6 +265,7 @@ func Default() Config {
 			Notify:      true,
 			MaxGroup:    100,
 			OffHours:    "free",
+			Links:       true,
 		},
 		Access: Access{FreeBusy: "public", LoginChecks: 4, LoginWait: Duration(2 * time.Second), LoginFailuresPerAddress: 10, LoginFailures: 60},
 		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},
@@ -591,6 +602,12 @@ func (c *Config) validateTeams(bad func(format string, a ...any)) {
 	for _, user := range sortedKeys(c.Publish.UserWorkingHours) {
 		if _, err := availability.ParseHours(c.Publish.UserWorkingHours[user]); err != nil {
 			bad("publish.user_working_hours: %s: %v", user, strings.TrimPrefix(err.Error(), "availability: "))
+		}
+	}
+	if u := c.Publish.PublicURL; u != "" {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.User != nil || pu.RawQuery != "" || pu.Fragment != "" {
+			bad("publish.public_url: %q is not a URL like https://fb.example.org", u)
 		}
 	}
 	switch c.Publish.OffHours {

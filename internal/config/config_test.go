@@ -41,6 +41,9 @@ func TestGoodFile(t *testing.T) {
 	if c.Publish.MaxGroup != 50 || c.Publish.OffHours != "unavailable" || len(c.Teams["team"]) != 3 || c.Teams["team"][2] != "carol@example.org" {
 		t.Errorf("LoadFile(good.toml): max_group %d, off_hours %q, groups %v", c.Publish.MaxGroup, c.Publish.OffHours, c.Teams)
 	}
+	if c.Publish.Links || c.Publish.PublicURL != "https://fb.example.org" {
+		t.Errorf("LoadFile(good.toml): links %v, public_url %q", c.Publish.Links, c.Publish.PublicURL)
+	}
 	hours := c.WorkingHours()
 	if h := hours("alice"); h.String() != "MO-FR 09:00-17:00" {
 		t.Errorf("WorkingHours()(alice) = %q, want the site's", h)
@@ -57,6 +60,9 @@ func TestTeamDefaults(t *testing.T) {
 	c := Default()
 	if c.Publish.MaxGroup != 100 || c.Publish.OffHours != "free" || c.Publish.WorkingHours != "" {
 		t.Errorf("Default(): max_group %d, off_hours %q, working_hours %q", c.Publish.MaxGroup, c.Publish.OffHours, c.Publish.WorkingHours)
+	}
+	if !c.Publish.Links || c.Publish.PublicURL != "" {
+		t.Errorf("Default(): links %v, public_url %q; want links on, no public URL", c.Publish.Links, c.Publish.PublicURL)
 	}
 	if h := c.WorkingHours()("alice"); h != nil {
 		t.Errorf("WorkingHours() with nothing configured = %q, want nil (the whole day)", h)

@@ -84,6 +84,9 @@ type Options struct {
 	// Team configures group requests, common free slots and working
 	// hours (group.go).
 	Team Team
+	// Links, when set, serves secret free/busy links (links.go); nil
+	// answers their URLs with 404.
+	Links *LinkStore
 	// Gatherer serves /metrics; nil disables the route.
 	Gatherer prometheus.Gatherer
 	Metrics  *metrics.Metrics
@@ -103,6 +106,7 @@ type Handler struct {
 	// depend on the requester's credentials.
 	privateCacheControl []string
 	auth                *verifier
+	links               *links // nil when Options.Links is
 	log                 *slog.Logger
 	mux                 *http.ServeMux
 	// freeBusyRoute serves GET /freebusy/<user>.vfb, the hot path, without
@@ -160,6 +164,9 @@ func New(opts Options) *Handler {
 	if opts.Verify != nil {
 		h.auth = newVerifier(opts.Verify, opts.Logins, opts.Metrics)
 	}
+	if opts.Links != nil {
+		h.links = newLinks(*opts.Links)
+	}
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login
 	}
@@ -176,6 +183,10 @@ func New(opts Options) *Handler {
 	h.handle("GET /team", "team", h.teamListed)
 	h.handle("GET /team/{group}", "team", h.teamNamed)
 	h.handle("GET /team/assets/{file}", "team", h.teamAsset)
+	h.handle("GET /freebusy/s/{file}", "link", h.secretFreeBusy)
+	h.handle("POST /freebusy/links", "links", h.createLink)
+	h.handle("GET /freebusy/links", "links", h.listLinks)
+	h.handle("DELETE /freebusy/links/{id}", "links", h.deleteLink)
 	h.handle("GET /calendar/{file}", "calendar", h.calendarAll)
 	h.handle("GET /calendar/{owner}/{path...}", "calendar", h.calendarFolder)
 	h.handle("PUT /calendar/{owner}/{path...}", "upload", h.upload)
@@ -207,7 +218,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Anything unusual (another method, an escaped or unclean path, more
 	// segments) goes to the mux.
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.RawPath == "" {
-		if file, ok := strings.CutPrefix(r.URL.Path, "/freebusy/"); ok && file != "" && file != "." && file != ".." && strings.IndexByte(file, '/') < 0 && !teamFile(file) {
+		if file, ok := strings.CutPrefix(r.URL.Path, "/freebusy/"); ok && file != "" && file != "." && file != ".." && strings.IndexByte(file, '/') < 0 && !teamFile(file) && file != "links" {
 			r.Pattern = freeBusyPattern
 			rt := h.freeBusyRoute
 			x := rt.begin(w, r)
