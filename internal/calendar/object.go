@@ -13,7 +13,8 @@ import (
 
 // Object is one calendar object resource: the components of one message
 // that share a UID (a master VEVENT and its RECURRENCE-ID overrides, or a
-// VFREEBUSY), with the VTIMEZONEs of the calendar they came from.
+// VFREEBUSY), with the VTIMEZONEs of the calendar they came from; or,
+// made by Unite, those of one UID across several messages.
 //
 // Objects are immutable once built: views that hide details make reduced
 // copies and never edit an Object that a cache may share.
