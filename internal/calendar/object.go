@@ -127,23 +127,28 @@ func Objects(cals []*ical.Calendar) []*Object {
 // requester may see (see freebusy.Compute): an override stored where the
 // requester may not look must not change what they see elsewhere.
 func Unite(objs []*Object) (united []*Object, stored map[*ical.Component]*Object) {
-	count := make(map[string]int, len(objs))
-	shared := false
+	// One pass finds the UIDs that several objects share (most folders
+	// have none), a second gathers their objects.
+	seen := make(map[string]struct{}, len(objs))
+	var parts map[string][]*Object
 	for _, o := range objs {
-		n := count[o.UID] + 1
-		count[o.UID] = n
-		shared = shared || n > 1
-	}
-	if !shared {
-		return objs, nil
-	}
-	parts := map[string][]*Object{}
-	for _, o := range objs {
-		if count[o.UID] > 1 {
-			parts[o.UID] = append(parts[o.UID], o)
+		if _, dup := seen[o.UID]; !dup {
+			seen[o.UID] = struct{}{}
+		} else if parts == nil {
+			parts = map[string][]*Object{o.UID: nil}
+		} else {
+			parts[o.UID] = nil
 		}
 	}
-	united = make([]*Object, 0, len(count))
+	if parts == nil {
+		return objs, nil
+	}
+	for _, o := range objs {
+		if ps, ok := parts[o.UID]; ok {
+			parts[o.UID] = append(ps, o)
+		}
+	}
+	united = make([]*Object, 0, len(seen))
 	stored = map[*ical.Component]*Object{}
 	for _, o := range objs {
 		ps, ok := parts[o.UID]
