@@ -187,14 +187,16 @@ const maxDurationDays = 36600
 // "-PT15M", "P1W" or "P1DT2H".
 func ParseDuration(s string) (Duration, error) {
 	orig := s
-	bad := fmt.Errorf("calendar: bad DURATION %q", clip(orig))
+	// Made only when needed: every event with a DURATION passes here at
+	// every expansion.
+	bad := func() error { return fmt.Errorf("calendar: bad DURATION %q", clip(orig)) }
 	neg := false
 	if s != "" && (s[0] == '+' || s[0] == '-') {
 		neg = s[0] == '-'
 		s = s[1:]
 	}
 	if len(s) < 2 || (s[0] != 'P' && s[0] != 'p') {
-		return Duration{}, bad
+		return Duration{}, bad()
 	}
 	s = strings.ToUpper(s[1:])
 	var d Duration
@@ -202,7 +204,7 @@ func ParseDuration(s string) (Duration, error) {
 	for s != "" {
 		if s[0] == 'T' {
 			if inTime {
-				return Duration{}, bad
+				return Duration{}, bad()
 			}
 			inTime = true
 			s = s[1:]
@@ -213,7 +215,7 @@ func ParseDuration(s string) (Duration, error) {
 			i++
 		}
 		if i == 0 || i == len(s) || i > 9 {
-			return Duration{}, bad
+			return Duration{}, bad()
 		}
 		n, _ := strconv.Atoi(s[:i])
 		unit := s[i]
@@ -231,14 +233,14 @@ func ParseDuration(s string) (Duration, error) {
 		case unit == 'S' && inTime:
 			d.Exact += time.Duration(n) * time.Second
 		default:
-			return Duration{}, bad
+			return Duration{}, bad()
 		}
 		if d.Days > maxDurationDays || d.Exact > maxDurationDays*24*time.Hour {
-			return Duration{}, bad
+			return Duration{}, bad()
 		}
 	}
 	if !any {
-		return Duration{}, bad
+		return Duration{}, bad()
 	}
 	if neg {
 		d.Days, d.Exact = -d.Days, -d.Exact
