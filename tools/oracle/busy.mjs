@@ -399,8 +399,11 @@ function expandGroup(ctx, uid, master, overrides, win, out) {
     return;
   }
   const addDtstart = checkMaster(ctx, master, uid);
-  const event = new ICAL.Event(master, { strictExceptions: false });
-  for (const o of overrides) event.relateException(o);
+  // The overrides are given: left to itself, the ICAL.Event constructor
+  // relates every RECURRENCE-ID VEVENT of the master's VCALENDAR, whatever
+  // its UID (strictExceptions only makes it throw), so another event's
+  // override replaced this series' instance at the same time.
+  const event = new ICAL.Event(master, { strictExceptions: false, exceptions: overrides });
 
   const hasRule = master.hasProperty('rrule') || master.hasProperty('rdate');
   if (!hasRule) {

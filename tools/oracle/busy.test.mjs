@@ -136,6 +136,15 @@ test('one UID across VCALENDARs: overrides, copies, EXDATE', () => {
   assert.deepEqual(short(busy(msg(series(0, 10, 2, 'EXDATE:20250304T100000Z')) + a, { owner: '' })), ['03-03T10:00/03-03T10:30 BUSY']);
 });
 
+test('an override of another UID in the same VCALENDAR replaces nothing', () => {
+  const ics = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//fbpub//test//EN',
+    'BEGIN:VEVENT', 'UID:s', 'DTSTAMP:20250101T000000Z', 'DTSTART:20250303T100000Z', 'DTEND:20250303T110000Z', 'RRULE:FREQ=DAILY;COUNT=2', 'END:VEVENT',
+    'BEGIN:VEVENT', 'UID:other', 'DTSTAMP:20250101T000000Z', 'RECURRENCE-ID:20250304T100000Z', 'DTSTART:20250304T150000Z', 'DTEND:20250304T160000Z', 'END:VEVENT',
+    'END:VCALENDAR', ''].join('\r\n');
+  assert.deepEqual(short(busy(ics, { owner: '' })),
+    ['03-03T10:00/03-03T11:00 BUSY', '03-04T10:00/03-04T11:00 BUSY', '03-04T15:00/03-04T16:00 BUSY']);
+});
+
 test('line protocol: one answer per request line, errors do not stop it', async () => {
   const child = spawn(process.execPath, [join(HERE, 'busy.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
