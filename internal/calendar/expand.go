@@ -187,14 +187,16 @@ const maxDurationDays = 36600
 // "-PT15M", "P1W" or "P1DT2H".
 func ParseDuration(s string) (Duration, error) {
 	orig := s
-	bad := fmt.Errorf("calendar: bad DURATION %q", clip(orig))
+	// Made only when needed: every event with a DURATION passes here at
+	// every expansion.
+	bad := func() error { return fmt.Errorf("calendar: bad DURATION %q", clip(orig)) }
 	neg := false
 	if s != "" && (s[0] == '+' || s[0] == '-') {
 		neg = s[0] == '-'
 		s = s[1:]
 	}
 	if len(s) < 2 || (s[0] != 'P' && s[0] != 'p') {
-		return Duration{}, bad
+		return Duration{}, bad()
 	}
 	s = strings.ToUpper(s[1:])
 	var d Duration
@@ -202,7 +204,7 @@ func ParseDuration(s string) (Duration, error) {
 	for s != "" {
 		if s[0] == 'T' {
 			if inTime {
-				return Duration{}, bad
+				return Duration{}, bad()
 			}
 			inTime = true
 			s = s[1:]
@@ -213,7 +215,7 @@ func ParseDuration(s string) (Duration, error) {
 			i++
 		}
 		if i == 0 || i == len(s) || i > 9 {
-			return Duration{}, bad
+			return Duration{}, bad()
 		}
 		n, _ := strconv.Atoi(s[:i])
 		unit := s[i]
@@ -231,14 +233,14 @@ func ParseDuration(s string) (Duration, error) {
 		case unit == 'S' && inTime:
 			d.Exact += time.Duration(n) * time.Second
 		default:
-			return Duration{}, bad
+			return Duration{}, bad()
 		}
 		if d.Days > maxDurationDays || d.Exact > maxDurationDays*24*time.Hour {
-			return Duration{}, bad
+			return Duration{}, bad()
 		}
 	}
 	if !any {
-		return Duration{}, bad
+		return Duration{}, bad()
 	}
 	if neg {
 		d.Days, d.Exact = -d.Days, -d.Exact
@@ -335,12 +337,48 @@ func (o *Object) Instances(start, end time.Time, opts *Options) ([]Instance, err
 	}
 	var futures []future
 	var maxShift time.Duration
+	// The master's EXDATEs take instances out of the series; an override
+	// of an excluded instance replaces nothing and does not count (as in
+	// ical.js, and so Thunderbird): clients that delete one instance add
+	// the EXDATE, and an override stored in a message of its own may
+	// outlive it.
+	var exdates exclusions
+	if o.Master != nil {
+		var err error
+		if exdates, err = p.exdates(o.Master); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// One override per instance: of two copies (the UID's messages may
+	// each hold one), the newer counts (Version; on a tie the later).
+	type override struct {
+		c   *ical.Component
+		rid stamp
+	}
+	ovs := make([]override, 0, len(o.Overrides))
+	var at map[int64]int // index in ovs by recurrence id, when there are several
+	if len(o.Overrides) > 1 {
+		at = make(map[int64]int, len(o.Overrides))
+	}
 	for _, ov := range o.Overrides {
 		rid, err := p.prop(ov.Props.Get(ical.PropRecurrenceID))
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		if at != nil {
+			if i, dup := at[rid.t.Unix()]; dup {
+				if VersionOf(ov).Compare(VersionOf(ovs[i].c)) >= 0 {
+					ovs[i] = override{ov, rid}
+				}
+				continue
+			}
+			at[rid.t.Unix()] = len(ovs)
+		}
+		ovs = append(ovs, override{ov, rid})
+	}
+	for _, x := range ovs {
+		ov, rid := x.c, x.rid
 		inst, l, err := p.single(ov, rid)
 		if err != nil {
 			errs = append(errs, err)
@@ -351,6 +389,9 @@ func (o *Object) Instances(start, end time.Time, opts *Options) ([]Instance, err
 			shift := inst.Start.Sub(rid.t)
 			futures = append(futures, future{rid: rid.t, shift: shift, length: l, event: ov})
 			maxShift = max(maxShift, shift, -shift)
+		}
+		if exdates.excludes(rid) {
+			continue
 		}
 		if overlaps(inst.Start, inst.End, start, end) {
 			out = append(out, inst)
@@ -366,10 +407,6 @@ func (o *Object) Instances(start, end time.Time, opts *Options) ([]Instance, err
 		} else if l, err := p.eventLength(o.Master, first); err != nil {
 			errs = append(errs, err)
 		} else {
-			exdates, err := p.exdates(o.Master)
-			if err != nil {
-				errs = append(errs, err)
-			}
 			// A series occurrence starting at t occupies [t, t+len); with
 			// THISANDFUTURE shifts it may move by up to maxShift. Look that
 			// much further either side of the window.

@@ -161,6 +161,9 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 // allocated when an answer is rendered.
 func (c *Cache) renderFreeBusy(ctx context.Context, q FreeBusyQuery, key string, snaps []*Snapshot, levels []acl.Access, stale bool, zone *time.Location) (*Answer, error) {
 	return c.render(ctx, "freebusy", key, snaps, stale, func() ([]byte, error) {
+		// The objects of exactly the folders of this answer, those the
+		// viewer may see: Compute unites them by UID, so an override
+		// stored in a folder left out cannot move or free time here.
 		var objs []*calendar.Object
 		access := map[*calendar.Object]acl.Access{}
 		for i, s := range snaps {

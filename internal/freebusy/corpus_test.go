@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-ical"
+
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/oracle"
 )
@@ -70,6 +72,29 @@ func corpusObjects(t *testing.T, file string) []*calendar.Object {
 	return calendar.Objects(cals)
 }
 
+// corpusMessages reads a corpus calendar with several VCALENDARs as if
+// each were a message of its own, as one folder stores a series and its
+// overrides apart; nil for a file with fewer than two.
+func corpusMessages(t *testing.T, file string) []*calendar.Object {
+	t.Helper()
+	if !strings.HasSuffix(file, ".ics") {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(corpusDir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cals, err := calendar.Decode(data)
+	if err != nil || len(cals) < 2 {
+		return nil
+	}
+	var objs []*calendar.Object
+	for _, c := range cals {
+		objs = append(objs, calendar.Objects([]*ical.Calendar{c})...)
+	}
+	return objs
+}
+
 func fmtPeriods(ps []Period) []string {
 	var out []string
 	for _, p := range ps {
@@ -80,7 +105,9 @@ func fmtPeriods(ps []Period) []string {
 
 // TestCorpusAgainstICalJS expands every corpus calendar with fbpub and with
 // ical.js over every window of its manifest entry; every busy period must
-// agree.
+// agree. A calendar of several VCALENDARs is computed twice: as one
+// message, and as one message per VCALENDAR (the oracle reads each
+// VCALENDAR as a message of its own either way).
 func TestCorpusAgainstICalJS(t *testing.T) {
 	var cases []corpusCase
 	b, err := os.ReadFile(filepath.Join(corpusDir, "manifest.json"))
@@ -97,6 +124,7 @@ func TestCorpusAgainstICalJS(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.File, func(t *testing.T) {
 			objs := corpusObjects(t, c.File)
+			split := corpusMessages(t, c.File)
 			oracleICS, err := os.ReadFile(filepath.Join(corpusDir, c.Oracle))
 			if err != nil {
 				t.Fatal(err)
@@ -111,8 +139,12 @@ func TestCorpusAgainstICalJS(t *testing.T) {
 				}
 				for i, win := range c.Windows {
 					w := Window{mustTime(t, win[0]), mustTime(t, win[1])}
-					res := Compute(objs, w, &Options{Owner: c.Owner, Expand: &calendar.Options{Zone: loc}})
-					got := fmtPeriods(res.Periods)
+					opts := &Options{Owner: c.Owner, Expand: &calendar.Options{Zone: loc}}
+					got := fmtPeriods(Compute(objs, w, opts).Periods)
+					var gotSplit []string
+					if split != nil {
+						gotSplit = fmtPeriods(Compute(split, w, opts).Periods)
+					}
 					var want []string
 					if hc, ok := handChecked[c.File]; ok {
 						if zone != c.TZ {
@@ -130,6 +162,10 @@ func TestCorpusAgainstICalJS(t *testing.T) {
 					if strings.Join(got, "\n") != strings.Join(want, "\n") {
 						t.Errorf("window %s – %s, owner zone %s (%s):\nfbpub:\n  %s\nical.js:\n  %s\nnotes: %s %s", win[0], win[1], zone, c.Producer,
 							strings.Join(got, "\n  "), strings.Join(want, "\n  "), c.Notes, c.OracleWrong)
+					}
+					if split != nil && strings.Join(gotSplit, "\n") != strings.Join(want, "\n") {
+						t.Errorf("window %s – %s, owner zone %s, one message per VCALENDAR:\nfbpub:\n  %s\nical.js:\n  %s\nnotes: %s %s", win[0], win[1], zone,
+							strings.Join(gotSplit, "\n  "), strings.Join(want, "\n  "), c.Notes, c.OracleWrong)
 					}
 				}
 			}

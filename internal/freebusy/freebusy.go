@@ -57,6 +57,9 @@ type Options struct {
 // or one period of a published VFREEBUSY (Event nil).
 type Occurrence struct {
 	Period
+	// Object is the object (of one message) that Event, or the VFREEBUSY,
+	// is stored in: one of the objects given to Compute, also when the
+	// occurrence belongs to a series stored in another.
 	Object *calendar.Object
 	// Event is the VEVENT whose properties apply (the master, or the
 	// override of this occurrence); shared with Object, not to be
@@ -83,6 +86,18 @@ type Result struct {
 }
 
 // Compute returns the merged busy periods of objs within w.
+//
+// The objects of one UID count together, wherever they are stored
+// (calendar.Unite): an override replaces the instance its RECURRENCE-ID
+// names (with RANGE=THISANDFUTURE, that and every later one) also when
+// its message is not its series', an instance the series EXDATEs stays
+// free whatever overrides it, and of two copies of one series or of one
+// override only the newest counts. objs must therefore be all the objects
+// of one answer and only those: the messages of one folder for that
+// folder's free/busy, of every folder that counts for the owner and that
+// the requester may see for the owner's. An object the requester may not
+// see must not be given, or an override there would move or free time in
+// a folder they may see, telling them about it.
 func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 	var res Result
 	var exp calendar.Options
@@ -96,6 +111,14 @@ func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 	if exp.Limits.Budget == nil {
 		// All the objects of one answer share one budget of work.
 		exp.Limits.Budget = calendar.NewBudget(DefaultBudget)
+	}
+	objs, stored := calendar.Unite(objs)
+	// from is the object of objs that c is stored in.
+	from := func(o *calendar.Object, c *ical.Component) *calendar.Object {
+		if s := stored[c]; s != nil {
+			return s
+		}
+		return o
 	}
 	for _, o := range objs {
 		insts, err := o.Instances(w.Start, w.End, &exp)
@@ -114,7 +137,7 @@ func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 			p := Period{Start: in.Start.UTC(), End: in.End.UTC(), Type: t}
 			res.Periods = append(res.Periods, p)
 			if keep {
-				res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: o, Event: in.Event})
+				res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: from(o, in.Event), Event: in.Event})
 			}
 		}
 		for _, fb := range o.FreeBusy {
@@ -122,7 +145,7 @@ func Compute(objs []*calendar.Object, w Window, opts *Options) Result {
 			res.Periods = append(res.Periods, ps...)
 			if keep {
 				for _, p := range ps {
-					res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: o})
+					res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: from(o, fb)})
 				}
 			}
 		}

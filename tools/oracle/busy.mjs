@@ -338,6 +338,51 @@ function checkMaster(ctx, master, uid) {
   return false;
 }
 
+// version orders copies of one event as fbpub does (calendar.Version):
+// the highest SEQUENCE, then the latest LAST-MODIFIED, else DTSTAMP, among
+// the given components.
+function version(comps) {
+  let seq = 0, stamp = -Infinity;
+  for (const c of comps) {
+    const n = Number(c.getFirstPropertyValue('sequence'));
+    if (Number.isInteger(n) && n > seq) seq = n;
+    const t = c.getFirstPropertyValue('last-modified') || c.getFirstPropertyValue('dtstamp');
+    if (t && typeof t.toUnixTime === 'function') stamp = Math.max(stamp, t.toUnixTime());
+  }
+  return [seq, stamp];
+}
+
+function compareVersions(a, b) {
+  return a[0] !== b[0] ? a[0] - b[0] : a[1] - b[1];
+}
+
+// unite joins the parts of one UID (one per VCALENDAR, each standing for a
+// stored message) as RFC 5545 reads one event wherever its components are
+// stored, with fbpub's rules for copies (calendar.Unite): the master of the
+// newest copy (a VCALENDAR holding a master; on a tie the later), with the
+// overrides stored beside it and those stored without any master; the
+// overrides kept with an older copy's master go with it. Of two overrides
+// of one instance the newer counts (on a tie the later). ical.js itself
+// keeps whatever it is given last.
+function unite(ctx, uid, parts) {
+  let win = null, winV = null;
+  for (const p of parts) {
+    if (!p.master) continue;
+    const v = version([p.master, ...p.overrides]);
+    if (!win || compareVersions(v, winV) >= 0) { win = p; winV = v; }
+  }
+  const byRid = new Map(); // UNIX recurrence id -> override
+  for (const p of parts) {
+    if (p.master && p !== win) continue;
+    for (const o of p.overrides) {
+      const k = ctx.instant(ridOf(o), uid);
+      const old = byRid.get(k);
+      if (!old || compareVersions(version([o]), version([old])) >= 0) byRid.set(k, o);
+    }
+  }
+  return { master: win ? win.master : null, overrides: [...byRid.values()] };
+}
+
 // expandGroup appends the counted instances of one UID (master plus
 // overrides, from one or more VCALENDARs) to out.
 function expandGroup(ctx, uid, master, overrides, win, out) {
@@ -354,8 +399,11 @@ function expandGroup(ctx, uid, master, overrides, win, out) {
     return;
   }
   const addDtstart = checkMaster(ctx, master, uid);
-  const event = new ICAL.Event(master, { strictExceptions: false });
-  for (const o of overrides) event.relateException(o);
+  // The overrides are given: left to itself, the ICAL.Event constructor
+  // relates every RECURRENCE-ID VEVENT of the master's VCALENDAR, whatever
+  // its UID (strictExceptions only makes it throw), so another event's
+  // override replaced this series' instance at the same time.
+  const event = new ICAL.Event(master, { strictExceptions: false, exceptions: overrides });
 
   const hasRule = master.hasProperty('rrule') || master.hasProperty('rdate');
   if (!hasRule) {
@@ -418,11 +466,14 @@ function expandGroup(ctx, uid, master, overrides, win, out) {
     emit(det.item.component, det.startDate, uid);
   }
   // Overrides whose recurrence id lies beyond where the iteration stopped
-  // may still move their instance into the window.
+  // may still move their instance into the window — unless an EXDATE
+  // removed that instance, as it removes one the iteration reached.
   for (const o of overrides) {
     const rid = ridOf(o);
     if (seen.has(rid.toString())) continue;
-    if (ctx.instant(rid, uid) > last) emit(o, o.getFirstPropertyValue('dtstart'), uid);
+    const ridUTC = ctx.instant(rid, uid);
+    if (exdates.some((x) => x.utc === ridUTC || (x.date && x.date === wallDate(rid)))) continue;
+    if (ridUTC > last) emit(o, o.getFirstPropertyValue('dtstart'), uid);
   }
 }
 
@@ -505,20 +556,30 @@ export function busy(req) {
   }
   const cals = parseCalendars(req.ics || '');
   const raw = [];
-  const groups = new Map(); // uid -> {master, overrides}
+  // Each VCALENDAR stands for one stored message: per UID, the master and
+  // overrides it holds.
+  const groups = new Map(); // uid -> [{master, overrides}] one per VCALENDAR
   let anon = 0;
   for (const cal of cals) {
     for (const fb of cal.getAllSubcomponents('vfreebusy')) freebusyPeriods(ctx, fb, raw);
+    const here = new Map();
     for (const ev of cal.getAllSubcomponents('vevent')) {
       if (!ev.hasProperty('dtstart')) continue;
       const uid = ev.getFirstPropertyValue('uid') || `(no uid ${++anon})`;
-      if (!groups.has(uid)) groups.set(uid, { master: null, overrides: [] });
-      const g = groups.get(uid);
+      if (!here.has(uid)) {
+        here.set(uid, { master: null, overrides: [] });
+        if (!groups.has(uid)) groups.set(uid, []);
+        groups.get(uid).push(here.get(uid));
+      }
+      const g = here.get(uid);
       if (ev.hasProperty('recurrence-id')) g.overrides.push(ev);
       else if (!g.master) g.master = ev;
     }
   }
-  for (const [uid, g] of groups) expandGroup(ctx, String(uid), g.master, g.overrides, win, raw);
+  for (const [uid, parts] of groups) {
+    const { master, overrides } = unite(ctx, String(uid), parts);
+    expandGroup(ctx, String(uid), master, overrides, win, raw);
+  }
   const answer = { id: req.id, periods: mergePeriods(raw, win) };
   if (ctx.deviations.size) answer.deviations = [...ctx.deviations.values()];
   if (ctx.truncated) answer.truncated = true;

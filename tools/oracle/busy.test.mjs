@@ -106,6 +106,45 @@ test('VFREEBUSY periods count with their FBTYPE', () => {
   assert.deepEqual(short(busy(ics)), ['03-03T09:00/03-03T10:00 BUSY-UNAVAILABLE', '03-05T09:00/03-05T10:00 BUSY']);
 });
 
+// msg is one stored message: a VCALENDAR whose events share the UID s.
+function msg(...events) {
+  return ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//fbpub//test//EN',
+    ...events.flatMap((e) => ['BEGIN:VEVENT', 'UID:s', ...e, 'END:VEVENT']), 'END:VCALENDAR', ''].join('\r\n');
+}
+
+test('one UID across VCALENDARs: overrides, copies, EXDATE', () => {
+  const series = (seq, hour, count, ...extra) => [`SEQUENCE:${seq}`, 'DTSTAMP:20250301T000000Z',
+    `DTSTART:20250303T${hour}0000Z`, `DTEND:20250303T${hour}3000Z`, `RRULE:FREQ=DAILY;COUNT=${count}`, ...extra];
+  const override = (rid, start, ...extra) => ['DTSTAMP:20250301T000000Z', `RECURRENCE-ID:${rid}`, `DTSTART:${start}`, 'DURATION:PT30M', ...extra];
+  // The override in a message of its own replaces its instance.
+  assert.deepEqual(short(busy(msg(series(0, 10, 2)) + msg(override('20250304T100000Z', '20250304T150000Z')), { owner: '' })),
+    ['03-03T10:00/03-03T10:30 BUSY', '03-04T15:00/03-04T15:30 BUSY']);
+  // Two copies of the series: the higher SEQUENCE, whatever the order,
+  // and the older copy's override goes with it.
+  const older = msg(series(1, 10, 2), override('20250304T100000Z', '20250304T150000Z'));
+  const newer = msg(series(2, 12, 1));
+  for (const ics of [older + newer, newer + older]) {
+    assert.deepEqual(short(busy(ics, { owner: '' })), ['03-03T12:00/03-03T12:30 BUSY']);
+  }
+  // Two copies of one override: the later DTSTAMP; on a tie the later.
+  const a = msg(override('20250304T100000Z', '20250304T150000Z'));
+  const b = msg(override('20250304T100000Z', '20250304T160000Z').map((l) => l.replace('20250301T', '20250302T')));
+  for (const ics of [a + b, b + a]) {
+    assert.deepEqual(short(busy(msg(series(0, 10, 2)) + ics, { owner: '' })), ['03-03T10:00/03-03T10:30 BUSY', '03-04T16:00/03-04T16:30 BUSY']);
+  }
+  // An override of an instance the series EXDATEs does not count.
+  assert.deepEqual(short(busy(msg(series(0, 10, 2, 'EXDATE:20250304T100000Z')) + a, { owner: '' })), ['03-03T10:00/03-03T10:30 BUSY']);
+});
+
+test('an override of another UID in the same VCALENDAR replaces nothing', () => {
+  const ics = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//fbpub//test//EN',
+    'BEGIN:VEVENT', 'UID:s', 'DTSTAMP:20250101T000000Z', 'DTSTART:20250303T100000Z', 'DTEND:20250303T110000Z', 'RRULE:FREQ=DAILY;COUNT=2', 'END:VEVENT',
+    'BEGIN:VEVENT', 'UID:other', 'DTSTAMP:20250101T000000Z', 'RECURRENCE-ID:20250304T100000Z', 'DTSTART:20250304T150000Z', 'DTEND:20250304T160000Z', 'END:VEVENT',
+    'END:VCALENDAR', ''].join('\r\n');
+  assert.deepEqual(short(busy(ics, { owner: '' })),
+    ['03-03T10:00/03-03T11:00 BUSY', '03-04T10:00/03-04T11:00 BUSY', '03-04T15:00/03-04T16:00 BUSY']);
+});
+
 test('line protocol: one answer per request line, errors do not stop it', async () => {
   const child = spawn(process.execPath, [join(HERE, 'busy.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
