@@ -134,3 +134,14 @@ func isQuotable(s string) bool {
 	}
 	return s != ""
 }
+
+// splitExt splits a file name at its last dot: the name before it, and
+// the extension after it in lower case; a name without a dot (or that
+// starts with its only one) has no extension.
+func splitExt(s string) (name, ext string) {
+	i := strings.LastIndexByte(s, '.')
+	if i <= 0 {
+		return s, ""
+	}
+	return s[:i], strings.ToLower(s[i+1:])
+}
