@@ -33,28 +33,16 @@ func (h *Handler) calendarAll(w http.ResponseWriter, r *http.Request) error {
 // calendarFolder serves /calendar/<user>/<folder>.ics; the folder may have
 // several segments (Calendar/Work).
 func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
-	user, _, err := h.owner(r.PathValue("owner"))
-	if err != nil {
-		return err
-	}
-	p, ext := splitExt(r.PathValue("path"))
-	if ext != "ics" {
-		return notFound("feeds are served as <user>/<folder>.ics")
-	}
-	segs, err := folderSegments(p)
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
+	f, err := h.openFolder(w, r, h.viewer, "feeds are served as <user>/<folder>.ics", "ics")
 	if err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{
-		Owner: user, Folder: segs, Name: user + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Viewer: viewer,
+		Owner: f.user, Folder: f.folder, Name: f.user + " – " + strings.Join(f.folder, "/"), Refresh: h.opts.Refresh, Viewer: f.who,
 	})
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, "calendar", a, segs[len(segs)-1]+".ics")
+	h.serve(w, r, "calendar", a, f.file())
 	return nil
 }

@@ -169,32 +169,20 @@ func clip(s string) string {
 // are read now, whatever the check interval, and the folder's free/busy
 // is answered from the fresh state.
 func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
-	user, addr, err := h.owner(r.PathValue("owner"))
+	f, err := h.openFolder(w, r, h.viewer, "triggers are <owner>/<folder>.pfb or .pxfb", "pfb", "pxfb")
 	if err != nil {
 		return err
 	}
-	p, ext := splitExt(r.PathValue("path"))
-	if ext != "pfb" && ext != "pxfb" {
-		return notFound("triggers are <owner>/<folder>.pfb or .pxfb")
-	}
-	segs, err := folderSegments(p)
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
-	if err != nil {
-		return err
-	}
-	if err := h.opts.Cache.Check(r.Context(), user); err != nil {
+	if err := h.opts.Cache.Check(r.Context(), f.user); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
-		Owner: user, Folder: segs, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
-		Viewer: viewer, Extended: ext == "pxfb", OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(user),
+		Owner: f.user, Folder: f.folder, Window: h.defaultWindow(), Organizer: f.addr, Zone: h.opts.Zone(f.user),
+		Viewer: f.who, Extended: f.ext == "pxfb", OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(f.user),
 	})
 	if err != nil {
 		return err
 	}
-	h.serve(w, r, "freebusy", a, segs[len(segs)-1]+"."+ext)
+	h.serve(w, r, "freebusy", a, f.file())
 	return nil
 }

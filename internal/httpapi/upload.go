@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
 )
 
@@ -68,31 +69,11 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", "GET, HEAD")
 		return &httpError{code: http.StatusMethodNotAllowed, msg: "uploads are not enabled"}
 	}
-	owner, _, err := h.owner(r.PathValue("owner"))
+	f, err := h.openFolder(w, r, h.writer, "calendars are uploaded as <user>/<folder>.ics", "ics")
 	if err != nil {
 		return err
 	}
-	p, ext := splitExt(r.PathValue("path"))
-	if ext != "ics" {
-		return notFound("calendars are uploaded as <user>/<folder>.ics")
-	}
-	segs, err := folderSegments(p)
-	if err != nil {
-		return err
-	}
-	// Writes are made as the requester: that needs their password, so a
-	// reverse proxy's user header is not enough.
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return errUnauthorized
-	}
-	who, err := h.requester(r)
-	if err != nil {
-		return err
-	}
-	if who.typed != user {
-		return errUnauthorized
-	}
+	_, pass, _ := r.BasicAuth() // writer made sure they are there
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := strings.Cut(ct, ";")
 		switch strings.ToLower(strings.TrimSpace(mt)) {
@@ -105,7 +86,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	// folder the owner has not shared with the proxy. From here on the
 	// owner is spelt as the folder list spells it, whatever the URL said,
 	// so that one folder has one name (and one upload lock).
-	owner, err = h.published(r.Context(), owner, segs)
+	owner, err := h.published(r.Context(), f.user, f.folder)
 	if err != nil {
 		return err
 	}
@@ -121,12 +102,11 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		}
 		return badRequest("reading the upload: %v", err)
 	}
-	viewer := who.requester(h.opts.Groups)
-	query := feed.CalendarQuery{Owner: owner, Folder: segs, Name: owner + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Viewer: viewer}
+	query := feed.CalendarQuery{Owner: owner, Folder: f.folder, Name: owner + " – " + strings.Join(f.folder, "/"), Refresh: h.opts.Refresh, Viewer: f.who}
 	// The write logs in as the server's spelling of the requester where
 	// fbpub knows it, so that the requester's own folders are found
 	// under the exact name.
-	up := Upload{User: who.user, Password: pass, Owner: owner, Folder: segs, Body: body}
+	up := Upload{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body}
 	if tags := r.Header.Get("If-Match"); tags != "" {
 		up.Check = func(ctx context.Context) error {
 			if err := h.opts.Cache.Check(ctx, owner); err != nil {
@@ -171,8 +151,27 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	r.Header.Del("Range")
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
-	h.serve(w, get, "calendar", a, segs[len(segs)-1]+".ics")
+	h.serve(w, get, "calendar", a, f.file())
 	return nil
+}
+
+// writer returns who uploads. Writes are made as the requester, which
+// needs their password: only HTTP Basic credentials count (a reverse
+// proxy's user header is not enough), and only when they are the ones
+// requester verified.
+func (h *Handler) writer(_ http.ResponseWriter, r *http.Request) (acl.Requester, error) {
+	user, _, ok := r.BasicAuth()
+	if !ok {
+		return acl.Requester{}, errUnauthorized
+	}
+	who, err := h.requester(r)
+	if err != nil {
+		return acl.Requester{}, err
+	}
+	if who.typed != user {
+		return acl.Requester{}, errUnauthorized
+	}
+	return who.requester(h.opts.Groups), nil
 }
 
 // published returns the owner of the folder segs as the folder list
