@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,10 +170,10 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 			User: user, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout),
 			Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) }})
 	}
-	var putCalendar func(context.Context, httpapi.Upload) (httpapi.UploadResult, error)
+	var putCalendar func(context.Context, upload.Request) (upload.Result, error)
 	if cfg.Upload.Enabled {
-		putCalendar = uploader(upload.New(upload.Options{Dial: dialAs, LogFolder: cfg.Upload.LogFolder,
-			MaxEvents: cfg.Upload.MaxEvents, Logger: log}))
+		putCalendar = upload.New(upload.Options{Dial: dialAs, LogFolder: cfg.Upload.LogFolder,
+			MaxEvents: cfg.Upload.MaxEvents, Logger: log}).Put
 	}
 	var links *httpapi.LinkStore
 	if cfg.Publish.Links {
@@ -391,33 +390,4 @@ func imapResult(err error) string {
 		return "no"
 	}
 	return "error"
-}
-
-// uploader adapts the upload engine to the HTTP layer, turning its
-// refusals into the statuses a client should see.
-func uploader(svc *upload.Service) func(context.Context, httpapi.Upload) (httpapi.UploadResult, error) {
-	return func(ctx context.Context, u httpapi.Upload) (httpapi.UploadResult, error) {
-		res, err := svc.Put(ctx, upload.Request{User: u.User, Password: u.Password, Owner: u.Owner, Folder: u.Folder, Body: u.Body, Check: u.Check})
-		var denied *upload.DeniedError
-		var dup *upload.DuplicateError
-		switch {
-		case err == nil:
-			return httpapi.UploadResult(res), nil
-		case errors.As(err, &dup):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusBadRequest, Message: dup.Error() + "; nothing was changed", Err: err}
-		case errors.Is(err, upload.ErrUnavailable):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusServiceUnavailable, Message: "calendar store unavailable; retry the upload later (a retry completes any part already written)", Err: err}
-		case errors.As(err, &denied):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusForbidden, Message: denied.Error(), Err: err}
-		case errors.Is(err, upload.ErrNotFound):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusNotFound, Message: "not found", Err: err}
-		case errors.Is(err, upload.ErrAuth):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusUnauthorized, Message: "wrong user name or password", Err: err}
-		case errors.Is(err, upload.ErrTooMany):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusRequestEntityTooLarge, Message: strings.TrimPrefix(err.Error(), upload.ErrTooMany.Error()+": "), Err: err}
-		case errors.Is(err, upload.ErrBadInput):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusBadRequest, Message: "the upload is not a calendar fbpub can read; nothing was changed", Err: err}
-		}
-		return httpapi.UploadResult{}, err
-	}
 }

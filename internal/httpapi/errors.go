@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/upload"
 )
 
 // httpError is an error with the status and the short message a client
@@ -39,10 +41,30 @@ func notFound(msg string) error { return &httpError{code: http.StatusNotFound, m
 
 // classify maps an error to its status and client message, in one place.
 func classify(err error) (int, string) {
-	var he *httpError
+	var (
+		he     *httpError
+		dup    *upload.DuplicateError
+		denied *upload.DeniedError
+	)
 	switch {
 	case errors.As(err, &he):
 		return he.code, he.msg
+	// The refusals of an upload (Options.Upload).
+	case errors.As(err, &dup):
+		return http.StatusBadRequest, dup.Error() + "; nothing was changed"
+	case errors.Is(err, upload.ErrUnavailable):
+		return http.StatusServiceUnavailable, "calendar store unavailable; retry the upload later (a retry completes any part already written)"
+	case errors.As(err, &denied):
+		return http.StatusForbidden, denied.Error()
+	case errors.Is(err, upload.ErrNotFound):
+		return http.StatusNotFound, "not found"
+	case errors.Is(err, upload.ErrAuth):
+		return http.StatusUnauthorized, "wrong user name or password"
+	case errors.Is(err, upload.ErrTooMany):
+		return http.StatusRequestEntityTooLarge, strings.TrimPrefix(err.Error(), upload.ErrTooMany.Error()+": ")
+	case errors.Is(err, upload.ErrBadInput):
+		return http.StatusBadRequest, "the upload is not a calendar fbpub can read; nothing was changed"
+	// The cache's answers.
 	case errors.Is(err, feed.ErrNotFound):
 		return http.StatusNotFound, "not found"
 	case errors.Is(err, feed.ErrUnavailable):

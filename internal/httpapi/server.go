@@ -23,6 +23,7 @@ import (
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
 )
 
@@ -71,7 +72,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Upload, when set, writes an uploaded calendar into IMAP (PUT
 	// /calendar/<owner>/<folder>.ics); nil refuses uploads with 405.
-	Upload func(ctx context.Context, u Upload) (UploadResult, error)
+	// It is a function, not the upload engine, so that the handler is
+	// tested without IMAP.
+	Upload func(ctx context.Context, r upload.Request) (upload.Result, error)
 	// MaxUpload bounds an upload's body (default 10 MiB).
 	MaxUpload int64
 	// Ready reports whether IMAP is reachable and the proxy logged in;

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/upload"
 )
 
 // An upload (PUT /calendar/<owner>/<folder>.ics, the ical2imap direction)
@@ -17,48 +18,11 @@ import (
 // authenticates the requester, bounds and reads the body, maps If-Match
 // onto the feed's entity tag, and answers with the resulting feed; the
 // writing itself, made as the requester's own IMAP session so that the
-// server's ACL decides, is Options.Upload's.
-
-// Upload is one upload for Options.Upload.
-type Upload struct {
-	// User and Password are the requester's IMAP credentials.
-	User, Password string
-	// Owner and Folder name the folder as in the URL.
-	Owner  string
-	Folder []string
-	Body   []byte
-	// Check, when set, must be called once the uploader holds the folder
-	// (no other upload through fbpub can change it), before anything is
-	// written; an error from it aborts the upload with nothing written.
-	// It is how If-Match is honoured.
-	Check func(ctx context.Context) error
-}
-
-// UploadResult says what an upload did.
-type UploadResult struct {
-	Added, Replaced, Deleted, Unchanged, Refused int
-}
-
-// UploadError is an upload refused for a reason the client should see:
-// Status is the HTTP status (400, 403, 404, 412, 413, 503: 503 gets
-// Retry-After), Message says why.
-type UploadError struct {
-	Status  int
-	Message string
-	Err     error
-}
-
-func (e *UploadError) Error() string {
-	if e.Err != nil {
-		return e.Message + ": " + e.Err.Error()
-	}
-	return e.Message
-}
-
-func (e *UploadError) Unwrap() error { return e.Err }
+// server's ACL decides, is Options.Upload's (in fbpub, internal/upload's
+// Service.Put); its refusals get their statuses in classify.
 
 // errPreconditionFailed is what the If-Match check returns.
-var errPreconditionFailed = &UploadError{Status: http.StatusPreconditionFailed, Message: "the calendar changed since you read it (If-Match): read it again, merge, and retry"}
+var errPreconditionFailed = &httpError{code: http.StatusPreconditionFailed, msg: "the calendar changed since you read it (If-Match): read it again, merge, and retry"}
 
 // defaultMaxUpload bounds an upload's body when Options.MaxUpload is zero.
 const defaultMaxUpload = 10 << 20
@@ -106,7 +70,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	// The write logs in as the server's spelling of the requester where
 	// fbpub knows it, so that the requester's own folders are found
 	// under the exact name.
-	up := Upload{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body}
+	up := upload.Request{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body}
 	if tags := r.Header.Get("If-Match"); tags != "" {
 		up.Check = func(ctx context.Context) error {
 			if err := h.opts.Cache.Check(ctx, owner); err != nil {
@@ -127,11 +91,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := h.opts.Upload(r.Context(), up)
 	if err != nil {
-		var ue *UploadError
-		if errors.As(err, &ue) {
-			return &httpError{code: ue.Status, msg: ue.Message, cause: err}
-		}
-		return err
+		return err // classify says what the client sees
 	}
 	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
 		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)

@@ -169,12 +169,17 @@ func New(opts Options) *Service {
 
 // Request is one upload.
 type Request struct {
+	// User and Password are the uploader's IMAP credentials.
 	User, Password string
-	Owner          string
-	Folder         []string
-	Body           []byte
-	// Check, when set, is called once the folder is held and read, before
-	// anything is written; an error aborts the upload unchanged.
+	// Owner and Folder name the folder as the URL does.
+	Owner  string
+	Folder []string
+	// Body is the whole calendar.
+	Body []byte
+	// Check, when set, is called once the folder is held (no other upload
+	// through this Service can change it) and read, before anything is
+	// written; an error from it aborts the upload with nothing written,
+	// and Put returns it as it is. It is how If-Match is honoured.
 	Check func(ctx context.Context) error
 }
 
