@@ -182,6 +182,16 @@ func beginLines(body []byte) int {
 	return n
 }
 
+// asKolab hashes the uploaded objects as a Kolab folder would hold them,
+// so that an event the folder holds unchanged is seen as unchanged.
+func asKolab(incoming []object) {
+	for i := range incoming {
+		if o := viaXCal(incoming[i].obj); o != nil {
+			incoming[i].hash = contentHash(o)
+		}
+	}
+}
+
 // viaXCal returns o as it reads back from Kolab format 3, or nil.
 func viaXCal(o *calendar.Object) *calendar.Object {
 	cal := ical.NewComponent(ical.CompCalendar)

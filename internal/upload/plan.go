@@ -154,7 +154,7 @@ func keepAlarms(in *calendar.Object, old *stored) {
 
 // permitted checks, before any write, that the uploader holds every right
 // the plan needs.
-func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool, r Request) error {
+func (s *Service) permitted(p plan, rights acl.Rights, lg deletedLog, r Request) error {
 	name := strings.Join(r.Folder, "/")
 	if len(p.appends) > 0 && !rights.Has(acl.Insert) {
 		return &DeniedError{Right: acl.Insert, Folder: name, Why: "add or change events"}
@@ -167,7 +167,7 @@ func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool
 			return &DeniedError{Right: acl.Expunge, Folder: name, Why: "change or delete events"}
 		}
 	}
-	if len(p.toLog) > 0 && logExists && !logRights.Has(acl.Insert) {
+	if len(p.toLog) > 0 && lg.exists && !lg.rights.Has(acl.Insert) {
 		return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log"}
 	}
 	return nil

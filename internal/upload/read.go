@@ -3,7 +3,9 @@ package upload
 import (
 	"context"
 	"errors"
+	"strings"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
@@ -63,6 +65,61 @@ func (st *stored) wholeHash() string {
 		whole.Timezones = append(whole.Timezones, c.obj.Timezones...)
 	}
 	return contentHash(whole)
+}
+
+// target is the folder an upload writes to, as read while the upload
+// holds it.
+type target struct {
+	name    string             // its IMAP name
+	rights  acl.Rights         // the uploader's rights on it
+	current map[string]*stored // what it holds, by UID
+	kolab   bool               // uploads to it are written in Kolab format 3
+}
+
+// readTarget reads the folder an upload writes to: the uploader's rights
+// on it, what it holds and the format to write in. A folder the uploader
+// may not see and read is ErrNotFound; one they may not add to is a
+// *DeniedError.
+func (s *Service) readTarget(ctx context.Context, sess *imapstore.Session, folder string, r Request) (*target, error) {
+	rights, err := s.rights(ctx, sess, folder)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if !rights.Has(acl.Lookup | acl.Read) {
+		return nil, ErrNotFound
+	}
+	// A PUT is a write whatever it turns out to change: without the right
+	// to add, it is refused even when the folder already holds the upload
+	// (as WebDAV servers refuse a PUT without write rights), so that a
+	// client learns at once that it cannot publish there.
+	if !rights.Has(acl.Insert) {
+		return nil, &DeniedError{Right: acl.Insert, Folder: strings.Join(r.Folder, "/"), Why: "publish events to it"}
+	}
+	current, err := s.read(ctx, sess, folder)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	kolab, err := kolabFolder(ctx, sess, folder, current)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return &target{name: folder, rights: rights, current: current, kolab: kolab}, nil
+}
+
+// kolabFolder reports whether to write in a folder in Kolab format 3: it
+// is a Kolab folder, by what it holds already or else by its annotation.
+// Other folders get text/calendar.
+func kolabFolder(ctx context.Context, sess *imapstore.Session, folder string, current map[string]*stored) (bool, error) {
+	for _, st := range current {
+		if st.kolab {
+			return true, nil
+		}
+	}
+	typ, err := sess.KolabFolderType(ctx, folder)
+	if err != nil {
+		return false, err
+	}
+	return typ == "event" || strings.HasPrefix(typ, "event."), nil
 }
 
 // read returns the objects of a folder by UID. Messages that cannot be

@@ -182,7 +182,10 @@ type Result struct {
 	Refused int
 }
 
-// Put performs one upload.
+// Put performs one upload: it parses the calendar, logs in as the
+// uploader, reads the folder and the deleted-events log while it holds
+// the folder, plans, checks that the uploader may do all the plan does,
+// and writes.
 func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if slices.Equal(r.Folder, strings.Split(s.opts.LogFolder, "/")) {
 		return Result{}, fmt.Errorf("%w: %s is the deleted-events log", ErrBadInput, s.opts.LogFolder)
@@ -191,12 +194,9 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	sess, err := s.opts.Dial(ctx, r.User, r.Password)
-	if errors.Is(err, imapstore.ErrAuth) {
-		return Result{}, ErrAuth
-	}
+	sess, err := s.login(ctx, r)
 	if err != nil {
-		return Result{}, unavailable(err)
+		return Result{}, err
 	}
 	defer sess.Close()
 	folder, ok := sess.FolderName(r.Owner, r.Folder)
@@ -204,84 +204,54 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if !ok {
 		return Result{}, ErrNotFound
 	}
+	unlock := s.lock(r.Owner, folder)
+	defer unlock()
 
-	mu, _ := s.locks.LoadOrStore(r.Owner+"\x00"+folder, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-
-	rights, err := s.rights(ctx, sess, folder)
+	t, err := s.readTarget(ctx, sess, folder, r)
 	if err != nil {
-		return Result{}, unavailable(err)
+		return Result{}, err
 	}
-	if !rights.Has(acl.Lookup | acl.Read) {
-		return Result{}, ErrNotFound
-	}
-	// A PUT is a write whatever it turns out to change: without the right
-	// to add, it is refused even when the folder already holds the upload
-	// (as WebDAV servers refuse a PUT without write rights), so that a
-	// client learns at once that it cannot publish there.
-	if !rights.Has(acl.Insert) {
-		return Result{}, &DeniedError{Right: acl.Insert, Folder: strings.Join(r.Folder, "/"), Why: "publish events to it"}
-	}
-	current, err := s.read(ctx, sess, folder)
-	if err != nil {
-		return Result{}, unavailable(err)
-	}
-	// Write in the folder's format: Kolab format 3 in a Kolab folder (by
-	// its annotation, or by what it holds already), else text/calendar.
-	kolab := false
-	for _, st := range current {
-		kolab = kolab || st.kolab
-	}
-	if !kolab {
-		typ, err := sess.KolabFolderType(ctx, folder)
-		if err != nil {
-			return Result{}, unavailable(err)
-		}
-		kolab = typ == "event" || strings.HasPrefix(typ, "event.")
-	}
-	if kolab {
-		// Compare what the folder would hold: the upload as Kolab stores
-		// it, so that an unchanged event is seen as unchanged.
-		for i := range incoming {
-			if o := viaXCal(incoming[i].obj); o != nil {
-				incoming[i].hash = contentHash(o)
-			}
-		}
+	if t.kolab {
+		asKolab(incoming)
 	}
 	if r.Check != nil {
 		if err := r.Check(ctx); err != nil {
 			return Result{}, err
 		}
 	}
-	var logged map[string]*stored
-	logRights, err := s.rights(ctx, sess, logFolder)
+	lg, err := s.readLog(ctx, sess, logFolder)
 	if err != nil {
-		return Result{}, unavailable(err)
-	}
-	// MYRIGHTS does not tell whether a folder exists (Dovecot answers an
-	// owner's rights for a folder not yet created): reading it does.
-	logExists := false
-	if logRights.Has(acl.Read) {
-		logged, err = s.read(ctx, sess, logFolder)
-		switch {
-		case err == nil:
-			logExists = true
-		case !errors.Is(err, ErrNotFound):
-			return Result{}, unavailable(err)
-		}
-	} else if logRights != 0 {
-		logExists = true // there, but unreadable to the uploader
-	}
-
-	p := s.plan(incoming, current, logged)
-	if err := s.permitted(p, rights, logRights, logExists, r); err != nil {
 		return Result{}, err
 	}
-	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, logRights.Has(acl.Read), r.User, kolab); err != nil {
+	p := s.plan(incoming, t.current, lg.held)
+	if err := s.permitted(p, t.rights, lg, r); err != nil {
+		return Result{}, err
+	}
+	if err := s.apply(ctx, sess, p, t, lg, r.User); err != nil {
 		return Result{}, unavailable(err)
 	}
 	return p.result, nil
+}
+
+// login logs in as the uploader.
+func (s *Service) login(ctx context.Context, r Request) (*imapstore.Session, error) {
+	sess, err := s.opts.Dial(ctx, r.User, r.Password)
+	if errors.Is(err, imapstore.ErrAuth) {
+		return nil, ErrAuth
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return sess, nil
+}
+
+// lock holds owner's folder (its IMAP name) against the other uploads
+// through s until unlock is called.
+func (s *Service) lock(owner, folder string) (unlock func()) {
+	mu, _ := s.locks.LoadOrStore(owner+"\x00"+folder, &sync.Mutex{})
+	m := mu.(*sync.Mutex)
+	m.Lock()
+	return m.Unlock
 }
 
 // unavailable marks an error of the IMAP conversation as ErrUnavailable;

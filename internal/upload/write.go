@@ -5,61 +5,30 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"mime"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-ical"
-	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
 // apply carries the plan out: log copies, then appends, then removals,
 // so that an interruption anywhere loses nothing.
-//
-// logReadable says whether the uploader may read the log: a delegate who
-// may only add to it (i without r) adds every copy, without looking for
-// one made before.
-func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists, logReadable bool, user string, kolab bool) error {
+func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, t *target, lg deletedLog, user string) error {
 	if len(p.toLog) > 0 {
-		if !logExists {
-			if err := sess.CreateFolder(ctx, logFolder); err != nil {
-				if !imapstore.Refused(err) {
-					return err
-				}
-				return &DeniedError{Right: acl.CreateMailbox, Folder: s.opts.LogFolder, Why: "create the deleted-events log"}
-			}
-		}
-		// A copy the log holds already (left by an interrupted earlier
-		// attempt, or by a racing upload) is not made again.
-		var already map[string]*stored
-		if logReadable {
-			var err error
-			if already, err = s.read(ctx, sess, logFolder); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
-		}
-		now := s.opts.Now().UTC().Format(time.RFC3339)
-		for _, rm := range p.toLog {
-			if d := already[rm.uid]; d != nil && slices.ContainsFunc(d.copies, func(c *held) bool { return c.hash == rm.hash }) {
-				continue
-			}
-			msg := message(rm.obj, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user)+"; reason="+rm.why, false)
-			if err := sess.AppendMessage(ctx, logFolder, msg); err != nil {
-				return err
-			}
-		}
-	}
-	for _, in := range p.appends {
-		if err := sess.AppendMessage(ctx, folder, message(in.obj, user, s.opts.Now(), "", kolab)); err != nil {
+		if err := s.writeLog(ctx, sess, lg, p.toLog, user); err != nil {
 			return err
 		}
 	}
-	return sess.RemoveMessages(ctx, folder, p.remove)
+	for _, in := range p.appends {
+		if err := sess.AppendMessage(ctx, t.name, message(in.obj, user, s.opts.Now(), "", t.kolab)); err != nil {
+			return err
+		}
+	}
+	return sess.RemoveMessages(ctx, t.name, p.remove)
 }
 
 // message builds the message that holds one object, with the object's UID
