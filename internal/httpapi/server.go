@@ -169,6 +169,12 @@ func New(opts Options) *Handler {
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login
 	}
+	h.routes()
+	return h
+}
+
+// routes registers every route, with the name its metrics carry.
+func (h *Handler) routes() {
 	h.freeBusyRoute = h.handle(freeBusyPattern, "freebusy", func(w http.ResponseWriter, r *http.Request) error {
 		return h.freeBusy(w, r, r.PathValue("file"))
 	})
@@ -195,8 +201,8 @@ func New(opts Options) *Handler {
 		return err
 	})
 	h.handle("GET /readyz", "readyz", h.ready)
-	if opts.Gatherer != nil {
-		mh := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
+	if h.opts.Gatherer != nil {
+		mh := promhttp.HandlerFor(h.opts.Gatherer, promhttp.HandlerOpts{})
 		h.handle("GET /metrics", "metrics", func(w http.ResponseWriter, r *http.Request) error {
 			mh.ServeHTTP(w, r)
 			return nil
@@ -205,7 +211,6 @@ func New(opts Options) *Handler {
 	h.handle("/", "other", func(http.ResponseWriter, *http.Request) error {
 		return notFound("no such page")
 	})
-	return h
 }
 
 // freeBusyPattern is the route of Internet Free/Busy URLs.
