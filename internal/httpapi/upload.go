@@ -38,13 +38,8 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, pass, _ := r.BasicAuth() // writer made sure they are there
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, _ := strings.Cut(ct, ";")
-		switch strings.ToLower(strings.TrimSpace(mt)) {
-		case "text/calendar", "application/ics", "application/octet-stream", "text/plain":
-		default:
-			return &httpError{code: http.StatusUnsupportedMediaType, msg: "upload a text/calendar body"}
-		}
+	if err := checkUploadType(r); err != nil {
+		return err
 	}
 	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
 	// folder the owner has not shared with the proxy. From here on the
@@ -54,6 +49,43 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	body, err := h.uploadBody(w, r)
+	if err != nil {
+		return err
+	}
+	query := feed.CalendarQuery{Owner: owner, Folder: f.folder, Name: owner + " – " + strings.Join(f.folder, "/"), Refresh: h.opts.Refresh, Viewer: f.who}
+	// The write logs in as the server's spelling of the requester where
+	// fbpub knows it, so that the requester's own folders are found
+	// under the exact name.
+	up := upload.Request{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body}
+	if tags := r.Header.Get("If-Match"); tags != "" {
+		up.Check = h.ifMatch(tags, query)
+	}
+	res, err := h.opts.Upload(r.Context(), up)
+	if err != nil {
+		return err // classify says what the client sees
+	}
+	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
+		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)
+	return h.uploaded(w, r, query, res, f.file())
+}
+
+// checkUploadType accepts the media types clients send a calendar as, and
+// no type at all.
+func checkUploadType(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, _ := strings.Cut(ct, ";")
+		switch strings.ToLower(strings.TrimSpace(mt)) {
+		case "text/calendar", "application/ics", "application/octet-stream", "text/plain":
+		default:
+			return &httpError{code: http.StatusUnsupportedMediaType, msg: "upload a text/calendar body"}
+		}
+	}
+	return nil
+}
+
+// uploadBody reads the body of an upload, at most Options.MaxUpload bytes.
+func (h *Handler) uploadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	limit := h.opts.MaxUpload
 	if limit <= 0 {
 		limit = defaultMaxUpload
@@ -62,41 +94,40 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the calendar is larger than %d bytes", limit)}
+			return nil, &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the calendar is larger than %d bytes", limit)}
 		}
-		return badRequest("reading the upload: %v", err)
+		return nil, badRequest("reading the upload: %v", err)
 	}
-	query := feed.CalendarQuery{Owner: owner, Folder: f.folder, Name: owner + " – " + strings.Join(f.folder, "/"), Refresh: h.opts.Refresh, Viewer: f.who}
-	// The write logs in as the server's spelling of the requester where
-	// fbpub knows it, so that the requester's own folders are found
-	// under the exact name.
-	up := upload.Request{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body}
-	if tags := r.Header.Get("If-Match"); tags != "" {
-		up.Check = func(ctx context.Context) error {
-			if err := h.opts.Cache.Check(ctx, owner); err != nil {
-				return err
-			}
-			a, err := h.opts.Cache.Calendar(ctx, query)
-			if errors.Is(err, feed.ErrNotFound) {
-				return errPreconditionFailed
-			}
-			if err != nil {
-				return err
-			}
-			if !etagMatches(tags, a.ETag) {
-				return errPreconditionFailed
-			}
-			return nil
+	return body, nil
+}
+
+// ifMatch returns the upload's Check for an If-Match header: the feed of
+// the folder query names, read fresh, must have one of the entity tags
+// (errPreconditionFailed otherwise, as when there is no such feed).
+func (h *Handler) ifMatch(tags string, query feed.CalendarQuery) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := h.opts.Cache.Check(ctx, query.Owner); err != nil {
+			return err
 		}
+		a, err := h.opts.Cache.Calendar(ctx, query)
+		if errors.Is(err, feed.ErrNotFound) {
+			return errPreconditionFailed
+		}
+		if err != nil {
+			return err
+		}
+		if !etagMatches(tags, a.ETag) {
+			return errPreconditionFailed
+		}
+		return nil
 	}
-	res, err := h.opts.Upload(r.Context(), up)
-	if err != nil {
-		return err // classify says what the client sees
-	}
-	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
-		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)
-	// The answer is the resulting calendar, read back from IMAP.
-	if err := h.opts.Cache.Check(r.Context(), owner); err != nil {
+}
+
+// uploaded answers an upload with the resulting calendar, read back from
+// IMAP, as a GET of it would get it, and what the upload did in
+// X-Fbpub-Upload.
+func (h *Handler) uploaded(w http.ResponseWriter, r *http.Request, query feed.CalendarQuery, res upload.Result, file string) error {
+	if err := h.opts.Cache.Check(r.Context(), query.Owner); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.Calendar(r.Context(), query)
@@ -111,7 +142,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	r.Header.Del("Range")
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
-	h.serve(w, get, "calendar", a, f.file())
+	h.serve(w, get, "calendar", a, file)
 	return nil
 }
 
