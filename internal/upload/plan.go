@@ -32,7 +32,19 @@ type removal struct {
 // stay.
 func (s *Service) plan(incoming []object, current, logged map[string]*stored) plan {
 	var p plan
-	dropped := map[*held]string{} // copy → why it goes
+	uids := slices.Sorted(maps.Keys(current))
+	dropped := p.reconcile(incoming, current, logged, uids)
+	p.removeMessages(dropped)
+	stays := p.keep(current, dropped, uids)
+	p.logDropped(current, dropped, stays, uids)
+	return p
+}
+
+// reconcile decides for each UID, the upload's and the folder's (uids,
+// sorted), what is appended and which copies go, and why: "replaced" or
+// "deleted". It counts the result.
+func (p *plan) reconcile(incoming []object, current, logged map[string]*stored, uids []string) (dropped map[*held]string) {
+	dropped = map[*held]string{}
 	uploaded := map[string]bool{}
 	for _, in := range incoming {
 		uploaded[in.uid] = true
@@ -73,7 +85,6 @@ func (s *Service) plan(incoming []object, current, logged map[string]*stored) pl
 			p.result.Replaced++
 		}
 	}
-	uids := slices.Sorted(maps.Keys(current))
 	for _, uid := range uids {
 		if !uploaded[uid] {
 			for _, c := range current[uid].copies {
@@ -82,16 +93,25 @@ func (s *Service) plan(incoming []object, current, logged map[string]*stored) pl
 			p.result.Deleted++
 		}
 	}
-	// A message holding several objects is removed once.
+	return dropped
+}
+
+// removeMessages lists the messages of the dropped copies, sorted: a
+// message holding several objects is removed once.
+func (p *plan) removeMessages(dropped map[*held]string) {
 	for c := range dropped {
 		p.remove = append(p.remove, c.msg)
 	}
 	slices.Sort(p.remove)
 	p.remove = slices.Compact(p.remove)
+}
 
-	// What the folder holds of each UID after the upload: the copies that
-	// stay, and what is appended.
-	stays := map[string][]string{}
+// keep returns what the folder holds of each UID after the upload (the
+// content hashes of the copies that stay, and of what is appended), and
+// appends on its own a copy that stays but shares a message with one
+// that goes (a whole calendar stored as one message).
+func (p *plan) keep(current map[string]*stored, dropped map[*held]string, uids []string) (stays map[string][]string) {
+	stays = map[string][]string{}
 	for _, in := range p.appends {
 		stays[in.uid] = append(stays[in.uid], in.hash)
 	}
@@ -101,16 +121,17 @@ func (s *Service) plan(incoming []object, current, logged map[string]*stored) pl
 				continue
 			}
 			stays[uid] = append(stays[uid], c.hash)
-			// A copy that stays but shares a message with one that goes
-			// (a whole calendar stored as one message) is first written
-			// on its own.
 			if _, shared := slices.BinarySearch(p.remove, c.msg); shared {
 				p.appends = append(p.appends, object{uid: uid, version: c.version, hash: c.hash, obj: c.obj})
 			}
 		}
 	}
-	// Every removed copy whose content does not stay goes to the log,
-	// once.
+	return stays
+}
+
+// logDropped lists every dropped copy whose content does not stay for
+// the log, once.
+func (p *plan) logDropped(current map[string]*stored, dropped map[*held]string, stays map[string][]string, uids []string) {
 	for _, uid := range uids {
 		for _, c := range current[uid].copies {
 			why, gone := dropped[c]
@@ -121,7 +142,6 @@ func (s *Service) plan(incoming []object, current, logged map[string]*stored) pl
 			p.toLog = append(p.toLog, removal{held: c, uid: uid, why: why})
 		}
 	}
-	return p
 }
 
 // keepAlarms gives the events of an uploaded object that carry no alarm
