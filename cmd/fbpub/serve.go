@@ -11,9 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +86,8 @@ type service struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	metrics *metrics.Metrics
+	// imap is how every connection reaches the IMAP server.
+	imap    imapServer
 	pool    *imapstore.Pool
 	cache   *feed.Cache
 	handler http.Handler
@@ -118,21 +120,58 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	pool := imapstore.NewPool(imapstore.Options{
-		Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
-		User: cfg.IMAP.User, Password: password,
-		Timeout:       time.Duration(cfg.IMAP.Timeout),
-		Observe:       func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) },
-		OnReconnect:   m.IMAPReconnects.Inc,
-		OnConnections: func(d int) { m.IMAPConnections.Add(float64(d)) },
-		Logger:        log.With("component", "imap"),
-	}, cfg.IMAP.Connections)
-	// How the server combines ACL entries, for a requester other than
-	// the owner: Dovecot's precedence layers (in a shared namespace,
-	// where Dovecot grants no owner rights), Cyrus's union (where
-	// "authenticated" is a plain user name), else the RFC's union.
-	semantics := func(string) *acl.Options {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.IMAP.Timeout))
+	srv := imapServer{addr: cfg.IMAP.Addr, tls: mode, tlsConfig: tlsConfig, timeout: time.Duration(cfg.IMAP.Timeout), metrics: m}
+	po := srv.options(cfg.IMAP.User, password)
+	po.OnReconnect = m.IMAPReconnects.Inc
+	po.OnConnections = func(d int) { m.IMAPConnections.Add(float64(d)) }
+	po.Logger = log.With("component", "imap")
+	pool := imapstore.NewPool(po, cfg.IMAP.Connections)
+	policy := cfg.Policy(serverSemantics(pool, time.Duration(cfg.IMAP.Timeout)))
+	policy.Unresolved = unresolvedGroups(log, m)
+	proxies, err := cfg.TrustedProxies()
+	if err != nil {
+		return nil, err
+	}
+	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, imap: srv}
+	svc.cache = svc.newCache(policy)
+	svc.handler = svc.newHandler(policy, proxies)
+	if cfg.Publish.Watch > 0 {
+		svc.watcher = svc.newWatcher(password)
+	}
+	return svc, nil
+}
+
+// imapServer is what every IMAP connection of fbpub shares: the server,
+// how to reach it, and the metrics of its commands.
+type imapServer struct {
+	addr      string
+	tls       imapstore.TLSMode
+	tlsConfig *tls.Config
+	timeout   time.Duration
+	metrics   *metrics.Metrics
+}
+
+// options are the options of a connection that logs in as user, without
+// a logger.
+func (s imapServer) options(user, password string) imapstore.Options {
+	return imapstore.Options{Addr: s.addr, TLS: s.tls, TLSConfig: s.tlsConfig,
+		User: user, Password: password, Timeout: s.timeout,
+		Observe: func(cmd string, err error, d time.Duration) { s.metrics.ObserveIMAP(cmd, imapResult(err), d) }}
+}
+
+// dial opens a session as user, for uploads and link management, which
+// write as the requester.
+func (s imapServer) dial(ctx context.Context, user, password string) (*imapstore.Session, error) {
+	return imapstore.Dial(ctx, s.options(user, password))
+}
+
+// serverSemantics says how the server combines ACL entries, for a
+// requester other than the owner: Dovecot's precedence layers (in a
+// shared namespace, where Dovecot grants no owner rights), Cyrus's union
+// (where "authenticated" is a plain user name), else the RFC's union.
+func serverSemantics(pool *imapstore.Pool, timeout time.Duration) func(string) *acl.Options {
+	return func(string) *acl.Options {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		f, err := pool.Features(ctx)
 		switch {
@@ -145,66 +184,64 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		}
 		return nil
 	}
-	policy := cfg.Policy(semantics)
-	policy.Unresolved = unresolvedGroups(log, m)
-	proxies, err := cfg.TrustedProxies()
-	if err != nil {
-		return nil, err
-	}
-	cache := feed.New(feed.Options{
+}
+
+// newCache makes the feed cache over the pool.
+func (s *service) newCache(policy *acl.Policy) *feed.Cache {
+	cfg := s.cfg
+	return feed.New(feed.Options{
 		Policy:        policy,
-		Source:        pool,
+		Source:        s.pool,
 		CheckInterval: time.Duration(cfg.Publish.CheckInterval),
 		Revalidate:    time.Duration(cfg.Publish.Revalidate),
 		Discovery:     time.Duration(cfg.Publish.Discovery),
 		CheckBudget:   time.Duration(cfg.Publish.CheckBudget),
 		Patterns:      cfg.Publish.Folders,
 		StateDir:      cfg.Publish.StateDir,
-		Metrics:       m,
-		Logger:        log,
+		Metrics:       s.metrics,
+		Logger:        s.log,
 		// An owner a look-up did not find is not looked up again for a
 		// minute (discovery may still find them).
 		NegativeTTL: min(time.Duration(cfg.Publish.Discovery), time.Minute),
 	})
-	dialAs := func(ctx context.Context, user, password string) (*imapstore.Session, error) {
-		return imapstore.Dial(ctx, imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
-			User: user, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout),
-			Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) }})
-	}
-	var putCalendar func(context.Context, httpapi.Upload) (httpapi.UploadResult, error)
+}
+
+// newHandler makes the HTTP handler over the cache, with uploads and
+// secret links when they are enabled.
+func (s *service) newHandler(policy *acl.Policy, proxies []netip.Prefix) http.Handler {
+	cfg := s.cfg
+	var putCalendar func(context.Context, upload.Request) (upload.Result, error)
 	if cfg.Upload.Enabled {
-		putCalendar = uploader(upload.New(upload.Options{Dial: dialAs, LogFolder: cfg.Upload.LogFolder,
-			MaxEvents: cfg.Upload.MaxEvents, Logger: log}))
+		putCalendar = upload.New(upload.Options{Dial: s.imap.dial, LogFolder: cfg.Upload.LogFolder,
+			MaxEvents: cfg.Upload.MaxEvents, Logger: s.log}).Put
 	}
 	var links *httpapi.LinkStore
 	if cfg.Publish.Links {
 		links = &httpapi.LinkStore{
-			Read: pool.Links,
+			Read: s.pool.Links,
 			Dial: func(ctx context.Context, user, password string) (httpapi.LinkSession, error) {
-				s, err := dialAs(ctx, user, password)
+				sess, err := s.imap.dial(ctx, user, password)
 				if err != nil {
-					return nil, err
+					return nil, err // not a nil *Session in an interface
 				}
-				return s, nil
+				return sess, nil
 			},
 			Proxy: cfg.IMAP.User, TTL: time.Duration(cfg.Publish.CheckInterval), BaseURL: cfg.Publish.PublicURL,
 		}
 	}
 	team := httpapi.Team{Groups: cfg.Teams, MaxGroup: cfg.Publish.MaxGroup,
 		WorkingHours: cfg.WorkingHours(), OffHours: cfg.Publish.OffHours == "unavailable"}
-	h := httpapi.New(httpapi.Options{
-		Cache:      cache,
+	return httpapi.New(httpapi.Options{
+		Cache:      s.cache,
 		MailDomain: cfg.Publish.MailDomain,
 		PastDays:   cfg.Publish.PastDays, FutureDays: cfg.Publish.FutureDays,
 		Zone:      cfg.Zones(),
 		Addresses: cfg.Publish.Addresses,
 		MaxAge:    time.Duration(cfg.Publish.CheckInterval),
 		Refresh:   time.Duration(cfg.Publish.Refresh),
-		Ready:     pool.Ping,
+		Ready:     s.pool.Ping,
 		Verify: func(ctx context.Context, c httpapi.Credentials) (httpapi.Verified, error) {
-			user, err := imapstore.CheckLogin(ctx, imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
-				User: c.User, Password: c.Password, Timeout: time.Duration(cfg.IMAP.Timeout),
-				Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) }}, c.Client)
+			user, err := imapstore.CheckLogin(ctx, s.imap.options(c.User, c.Password), c.Client)
 			if errors.Is(err, imapstore.ErrAuth) {
 				return httpapi.Verified{}, nil
 			}
@@ -220,27 +257,27 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		TrustedProxies: proxies,
 		Team:           team,
 		Links:          links,
-		Gatherer:       reg,
-		Metrics:        m,
-		Logger:         log,
+		Gatherer:       s.reg,
+		Metrics:        s.metrics,
+		Logger:         s.log,
 	})
-	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}
-	if cfg.Publish.Watch > 0 {
-		svc.watcher = imapstore.NewWatcherWith(imapstore.WatchOptions{
-			Options: imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
-				User: cfg.IMAP.User, Password: password, Timeout: time.Duration(cfg.IMAP.Timeout),
-				Observe: func(cmd string, err error, d time.Duration) { m.ObserveIMAP(cmd, imapResult(err), d) },
-				Logger:  log.With("component", "watch")},
-			MaxIdle:  cfg.Publish.Watch,
-			NoNotify: !cfg.Publish.Notify,
-			Changed:  cache.Changed,
-			// Every folder may have changed unseen (the NOTIFY
-			// connection was down, or its list was being replaced):
-			// the next request reads all states again.
-			Resync: func() { cache.Changed("") },
-		})
-	}
-	return svc, nil
+}
+
+// newWatcher makes the watcher that pushes changes of the published
+// folders, logged in as the proxy.
+func (s *service) newWatcher(password string) *imapstore.Watcher {
+	o := s.imap.options(s.cfg.IMAP.User, password)
+	o.Logger = s.log.With("component", "watch")
+	return imapstore.NewWatcherWith(imapstore.WatchOptions{
+		Options:  o,
+		MaxIdle:  s.cfg.Publish.Watch,
+		NoNotify: !s.cfg.Publish.Notify,
+		Changed:  s.cache.Changed,
+		// Every folder may have changed unseen (the NOTIFY
+		// connection was down, or its list was being replaced):
+		// the next request reads all states again.
+		Resync: func() { s.cache.Changed("") },
+	})
 }
 
 // run logs in once to report the server's features, then serves HTTP until
@@ -391,33 +428,4 @@ func imapResult(err error) string {
 		return "no"
 	}
 	return "error"
-}
-
-// uploader adapts the upload engine to the HTTP layer, turning its
-// refusals into the statuses a client should see.
-func uploader(svc *upload.Service) func(context.Context, httpapi.Upload) (httpapi.UploadResult, error) {
-	return func(ctx context.Context, u httpapi.Upload) (httpapi.UploadResult, error) {
-		res, err := svc.Put(ctx, upload.Request{User: u.User, Password: u.Password, Owner: u.Owner, Folder: u.Folder, Body: u.Body, Check: u.Check})
-		var denied *upload.DeniedError
-		var dup *upload.DuplicateError
-		switch {
-		case err == nil:
-			return httpapi.UploadResult(res), nil
-		case errors.As(err, &dup):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusBadRequest, Message: dup.Error() + "; nothing was changed", Err: err}
-		case errors.Is(err, upload.ErrUnavailable):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusServiceUnavailable, Message: "calendar store unavailable; retry the upload later (a retry completes any part already written)", Err: err}
-		case errors.As(err, &denied):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusForbidden, Message: denied.Error(), Err: err}
-		case errors.Is(err, upload.ErrNotFound):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusNotFound, Message: "not found", Err: err}
-		case errors.Is(err, upload.ErrAuth):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusUnauthorized, Message: "wrong user name or password", Err: err}
-		case errors.Is(err, upload.ErrTooMany):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusRequestEntityTooLarge, Message: strings.TrimPrefix(err.Error(), upload.ErrTooMany.Error()+": "), Err: err}
-		case errors.Is(err, upload.ErrBadInput):
-			return httpapi.UploadResult{}, &httpapi.UploadError{Status: http.StatusBadRequest, Message: "the upload is not a calendar fbpub can read; nothing was changed", Err: err}
-		}
-		return httpapi.UploadResult{}, err
-	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/metrics"
 )
 
@@ -220,6 +221,42 @@ func (h *Handler) requester(r *http.Request) (identity, error) {
 		return identity{user: d.user, typed: user, confirmed: true}, nil
 	}
 	return identity{user: user, typed: user}, nil
+}
+
+// viewer returns who asks, for the cache's access policy: anonymous, a
+// user proved by HTTP Basic against IMAP, or a user named by a trusted
+// reverse proxy. An answer that depends on credentials is private: shared
+// caches must not keep it. When free/busy is not public, an anonymous
+// requester is asked to log in before anything is looked up, so the
+// answer is the same for every name.
+func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester, error) {
+	hd := w.Header()
+	if hd["Vary"] == nil {
+		hd["Vary"] = varyAuthorization
+	} else {
+		hd.Add("Vary", "Authorization")
+	}
+	who, err := h.requester(r)
+	if err != nil {
+		return acl.Requester{}, err
+	}
+	if who.user == "" {
+		if h.opts.Policy.Challenges() {
+			return acl.Requester{}, &httpError{code: http.StatusUnauthorized, msg: "log in to see free/busy times"}
+		}
+		return acl.Requester{Anonymous: true}, nil
+	}
+	hd["Cache-Control"] = h.privateCacheControl
+	return who.requester(h.opts.Groups), nil
+}
+
+// requester is who as the access policy sees it: the server's spelling
+// and its groups when confirmed, else the name as given, which the policy
+// evaluates fail-closed.
+func (who identity) requester(g acl.Groups) acl.Requester {
+	r := g.Requester(who.user)
+	r.Confirmed = who.confirmed
+	return r
 }
 
 // check returns the verdict on the credentials c whose keyed hash is k:

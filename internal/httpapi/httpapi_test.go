@@ -26,6 +26,7 @@ import (
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/imapstore"
 	"github.com/fbpub/fbpub/internal/testbed"
+	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
 )
 
@@ -476,17 +477,17 @@ func TestVisibilityChallenge(t *testing.T) {
 // authentication, limits, If-Match against the feed's entity tag, and the
 // answer. The IMAP side is tested in internal/ical2imap and end to end.
 func TestUploadHTTP(t *testing.T) {
-	var got []Upload
+	var got []upload.Request
 	s := setupWith(t, time.Second, func(o *Options, _ feed.Source) {
 		o.MaxUpload = 4096
-		o.Upload = func(ctx context.Context, u Upload) (UploadResult, error) {
+		o.Upload = func(ctx context.Context, u upload.Request) (upload.Result, error) {
 			if u.Check != nil {
 				if err := u.Check(ctx); err != nil {
-					return UploadResult{}, err
+					return upload.Result{}, err
 				}
 			}
 			got = append(got, u)
-			return UploadResult{Unchanged: 1}, nil
+			return upload.Result{Unchanged: 1}, nil
 		}
 	})
 	body := ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/testbed"
+	"github.com/fbpub/fbpub/internal/upload"
 )
 
 // TestRequesterSpelling: the test bed's Dovecot folds logins, so "BOB"
@@ -69,12 +70,12 @@ func TestRequesterSpelling(t *testing.T) {
 // server spells them, whatever the URL and the credentials said, so that
 // one folder has one name and one lock.
 func TestUploadSpelling(t *testing.T) {
-	var got []Upload
+	var got []upload.Request
 	var cache *feed.Cache
 	s := setupWith(t, time.Second, func(o *Options, _ feed.Source) {
-		o.Upload = func(ctx context.Context, u Upload) (UploadResult, error) {
+		o.Upload = func(ctx context.Context, u upload.Request) (upload.Result, error) {
 			got = append(got, u)
-			return UploadResult{Unchanged: 1}, nil
+			return upload.Result{Unchanged: 1}, nil
 		}
 		cache = o.Cache
 	})

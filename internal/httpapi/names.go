@@ -3,11 +3,14 @@ package httpapi
 import (
 	"hash/maphash"
 	"mime"
+	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
 )
 
@@ -83,6 +86,44 @@ func folderSegments(p string) ([]string, error) {
 	return segs, nil
 }
 
+// folderRequest is what a URL naming one owner's folder as a file
+// (/…/<owner>/<folder>.<ext>) asks for, and who asks.
+type folderRequest struct {
+	user, addr string        // the owner's IMAP login and calendar address (owner)
+	folder     []string      // the folder's path, one segment per level
+	ext        string        // the file extension, in lower case
+	who        acl.Requester // the requester
+}
+
+// file is the file name the folder's answer is served as.
+func (f folderRequest) file() string { return f.folder[len(f.folder)-1] + "." + f.ext }
+
+// openFolder reads the {owner} and {path...} wildcards of r as an owner
+// and a folder file with one of exts (anything else is a 404 saying
+// usage), then learns who asks with requester (viewer to read, writer to
+// upload). The URL is validated before the requester is asked, so a bad
+// URL gets the same error whoever asks, and nothing from it reaches IMAP
+// unvalidated.
+func (h *Handler) openFolder(w http.ResponseWriter, r *http.Request, requester func(http.ResponseWriter, *http.Request) (acl.Requester, error), usage string, exts ...string) (folderRequest, error) {
+	var f folderRequest
+	var err error
+	if f.user, f.addr, err = h.owner(r.PathValue("owner")); err != nil {
+		return f, err
+	}
+	var p string
+	p, f.ext = splitExt(r.PathValue("path"))
+	if !slices.Contains(exts, f.ext) {
+		return f, notFound(usage)
+	}
+	if f.folder, err = folderSegments(p); err != nil {
+		return f, err
+	}
+	if f.who, err = requester(w, r); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
 type nameError string
 
 func (e nameError) Error() string { return string(e) }
@@ -133,4 +174,15 @@ func isQuotable(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// splitExt splits a file name at its last dot: the name before it, and
+// the extension after it in lower case; a name without a dot (or that
+// starts with its only one) has no extension.
+func splitExt(s string) (name, ext string) {
+	i := strings.LastIndexByte(s, '.')
+	if i <= 0 {
+		return s, ""
+	}
+	return s[:i], strings.ToLower(s[i+1:])
 }

@@ -5,11 +5,9 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -24,9 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fbpub/fbpub/internal/acl"
-	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/feed"
-	"github.com/fbpub/fbpub/internal/freebusy"
+	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
 )
 
@@ -75,7 +72,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Upload, when set, writes an uploaded calendar into IMAP (PUT
 	// /calendar/<owner>/<folder>.ics); nil refuses uploads with 405.
-	Upload func(ctx context.Context, u Upload) (UploadResult, error)
+	// It is a function, not the upload engine, so that the handler is
+	// tested without IMAP.
+	Upload func(ctx context.Context, r upload.Request) (upload.Result, error)
 	// MaxUpload bounds an upload's body (default 10 MiB).
 	MaxUpload int64
 	// Ready reports whether IMAP is reachable and the proxy logged in;
@@ -170,6 +169,12 @@ func New(opts Options) *Handler {
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login
 	}
+	h.routes()
+	return h
+}
+
+// routes registers every route, with the name its metrics carry.
+func (h *Handler) routes() {
 	h.freeBusyRoute = h.handle(freeBusyPattern, "freebusy", func(w http.ResponseWriter, r *http.Request) error {
 		return h.freeBusy(w, r, r.PathValue("file"))
 	})
@@ -196,8 +201,8 @@ func New(opts Options) *Handler {
 		return err
 	})
 	h.handle("GET /readyz", "readyz", h.ready)
-	if opts.Gatherer != nil {
-		mh := promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
+	if h.opts.Gatherer != nil {
+		mh := promhttp.HandlerFor(h.opts.Gatherer, promhttp.HandlerOpts{})
 		h.handle("GET /metrics", "metrics", func(w http.ResponseWriter, r *http.Request) error {
 			mh.ServeHTTP(w, r)
 			return nil
@@ -206,7 +211,6 @@ func New(opts Options) *Handler {
 	h.handle("/", "other", func(http.ResponseWriter, *http.Request) error {
 		return notFound("no such page")
 	})
-	return h
 }
 
 // freeBusyPattern is the route of Internet Free/Busy URLs.
@@ -361,69 +365,6 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// httpError is an error with the status and the short message a client
-// sees; the wrapped cause goes only to the log.
-type httpError struct {
-	code  int
-	msg   string
-	cause error
-	// retryAfter, when positive, is sent as Retry-After (whole seconds,
-	// rounded up); a 503 without it says 30 s.
-	retryAfter time.Duration
-}
-
-func (e *httpError) Error() string {
-	if e.cause != nil {
-		return e.msg + ": " + e.cause.Error()
-	}
-	return e.msg
-}
-
-func (e *httpError) Unwrap() error { return e.cause }
-
-func badRequest(format string, a ...any) error {
-	return &httpError{code: http.StatusBadRequest, msg: fmt.Sprintf(format, a...)}
-}
-
-func notFound(msg string) error { return &httpError{code: http.StatusNotFound, msg: msg} }
-
-// classify maps an error to its status and client message, in one place.
-func classify(err error) (int, string) {
-	var he *httpError
-	switch {
-	case errors.As(err, &he):
-		return he.code, he.msg
-	case errors.Is(err, feed.ErrNotFound):
-		return http.StatusNotFound, "not found"
-	case errors.Is(err, feed.ErrUnavailable):
-		return http.StatusServiceUnavailable, "calendar store unavailable, try again later"
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusServiceUnavailable, "request timed out"
-	}
-	return http.StatusInternalServerError, "internal error"
-}
-
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, id string, err error) {
-	code, msg := classify(err)
-	if code >= 500 {
-		h.log.Warn("request failed", "request_id", id, "method", r.Method, "route", r.Pattern, "code", code, "err", err)
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if code == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="fbpub", charset="UTF-8"`)
-	}
-	var he *httpError
-	switch {
-	case errors.As(err, &he) && he.retryAfter > 0:
-		w.Header().Set("Retry-After", strconv.Itoa(int((he.retryAfter+time.Second-1)/time.Second)))
-	case code == http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "30")
-	}
-	w.WriteHeader(code)
-	fmt.Fprintln(w, msg)
-}
-
 // ready serves /readyz: 200 when the proxy can reach IMAP and log in, 503
 // otherwise, so that a load balancer stops sending traffic during an
 // outage.
@@ -438,467 +379,4 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, err := fmt.Fprintln(w, "ready")
 	return err
-}
-
-// freeBusy serves /freebusy/<user>.vfb and .ifb, where <user> is a login
-// or an address (Outlook's %NAME%@%SERVER%).
-func (h *Handler) freeBusy(w http.ResponseWriter, r *http.Request, file string) error {
-	name, ext := splitExt(file)
-	switch ext {
-	case "vfb", "ifb", "xfb":
-	default:
-		return notFound("free/busy is served as <user>.vfb, <user>.ifb or <user>.xfb (extended)")
-	}
-	user, addr, err := h.owner(name)
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
-	if err != nil {
-		return err
-	}
-	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
-		Owner: user, Window: h.defaultWindowAt(h.now(w)), Organizer: addr, Zone: h.opts.Zone(user),
-		Viewer: viewer, Extended: ext == "xfb", OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(user),
-	})
-	if err != nil {
-		return err
-	}
-	h.serve(w, r, "freebusy", a, file)
-	return nil
-}
-
-// defaultWindow runs from PastDays before today to FutureDays after it,
-// in whole UTC days, so that answers stay the same all day and cache well.
-func (h *Handler) defaultWindow() freebusy.Window { return h.defaultWindowAt(h.opts.Now()) }
-
-// now is the time of the request w answers.
-func (h *Handler) now(w http.ResponseWriter) time.Time {
-	if x, ok := w.(*exchange); ok && h.systemClock {
-		return x.t0
-	}
-	return h.opts.Now()
-}
-
-func (h *Handler) defaultWindowAt(now time.Time) freebusy.Window {
-	// The window of the day, computed once a day.
-	if d := h.day.Load(); d != nil && !now.Before(d.start) && now.Before(d.end) {
-		return d.window
-	}
-	u := now.UTC()
-	today := time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC)
-	d := &dayWindow{start: today, end: today.AddDate(0, 0, 1),
-		window: freebusy.Window{Start: today.AddDate(0, 0, -h.opts.PastDays), End: today.AddDate(0, 0, h.opts.FutureDays+1)}}
-	h.day.Store(d)
-	return d.window
-}
-
-// dayWindow is the default window of the UTC day [start, end).
-type dayWindow struct {
-	start, end time.Time
-	window     freebusy.Window
-}
-
-// freeBusyRead serves the Cyrus / CalConnect free/busy read URL:
-// /freebusy/user/<user>[/<folder>] with start, end or period, and format.
-func (h *Handler) freeBusyRead(w http.ResponseWriter, r *http.Request) error {
-	user, addr, err := h.owner(r.PathValue("owner"))
-	if err != nil {
-		return err
-	}
-	var folder []string
-	if p := r.PathValue("path"); p != "" {
-		if folder, err = folderSegments(p); err != nil {
-			return err
-		}
-	}
-	q := r.URL.Query()
-	if f := q.Get("format"); f != "" && !strings.EqualFold(f, "text/calendar") {
-		return &httpError{code: http.StatusNotAcceptable, msg: "format: only text/calendar is available"}
-	}
-	win, err := h.window(q.Get("start"), q.Get("end"), q.Get("period"))
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
-	if err != nil {
-		return err
-	}
-	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
-		Owner: user, Folder: folder, Window: win, Organizer: addr, Zone: h.opts.Zone(user), Viewer: viewer,
-		OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(user),
-	})
-	if err != nil {
-		return err
-	}
-	h.serve(w, r, "freebusy", a, user+".ifb")
-	return nil
-}
-
-// window reads start, end and period parameters: start defaults to the
-// default window's start; end and period are exclusive; with neither the
-// default window's end applies. Times are RFC 5545 UTC DATE-TIME
-// (20250301T000000Z), DATE (20250301) or RFC 3339.
-func (h *Handler) window(start, end, period string) (freebusy.Window, error) {
-	w := h.defaultWindow()
-	if end != "" && period != "" {
-		return w, badRequest("give end or period, not both")
-	}
-	if start != "" {
-		t, err := parseTime(start)
-		if err != nil {
-			return w, badRequest("start: %q is not a UTC date-time like 20250301T000000Z", clip(start))
-		}
-		w.Start = t
-		if end == "" && period == "" {
-			w.End = t.AddDate(0, 0, h.opts.PastDays+h.opts.FutureDays+1)
-		}
-	}
-	switch {
-	case end != "":
-		t, err := parseTime(end)
-		if err != nil {
-			return w, badRequest("end: %q is not a UTC date-time like 20250401T000000Z", clip(end))
-		}
-		w.End = t
-	case period != "":
-		d, err := calendar.ParseDuration(period)
-		if err != nil || d.Days < 0 || d.Exact < 0 || (d.Days == 0 && d.Exact == 0) {
-			return w, badRequest("period: %q is not a positive duration like P30D", clip(period))
-		}
-		w.End = d.AddTo(w.Start)
-	}
-	if !w.End.After(w.Start) {
-		return w, badRequest("end must be after start")
-	}
-	if w.End.Sub(w.Start) > h.opts.MaxSpan {
-		return w, badRequest("the window may span at most %d days", int(h.opts.MaxSpan.Hours()/24))
-	}
-	return w, nil
-}
-
-func parseTime(s string) (time.Time, error) {
-	for _, layout := range []string{"20060102T150405Z", time.RFC3339, "20060102"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, errors.New("bad time")
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
-}
-
-// trigger serves Kolab's /freebusy/trigger/<owner>/<folder>.pfb (and
-// .pxfb), which a client calls after writing a folder: the folder states
-// are read now, whatever the check interval, and the folder's free/busy
-// is answered from the fresh state.
-func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
-	user, addr, err := h.owner(r.PathValue("owner"))
-	if err != nil {
-		return err
-	}
-	p, ext := splitExt(r.PathValue("path"))
-	if ext != "pfb" && ext != "pxfb" {
-		return notFound("triggers are <owner>/<folder>.pfb or .pxfb")
-	}
-	segs, err := folderSegments(p)
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
-	if err != nil {
-		return err
-	}
-	if err := h.opts.Cache.Check(r.Context(), user); err != nil {
-		return err
-	}
-	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
-		Owner: user, Folder: segs, Window: h.defaultWindow(), Organizer: addr, Zone: h.opts.Zone(user),
-		Viewer: viewer, Extended: ext == "pxfb", OffHours: h.opts.Team.OffHours, WorkingHours: h.workingHours(user),
-	})
-	if err != nil {
-		return err
-	}
-	h.serve(w, r, "freebusy", a, segs[len(segs)-1]+"."+ext)
-	return nil
-}
-
-// calendarAll serves /calendar/<user>.ics: every published folder of user.
-func (h *Handler) calendarAll(w http.ResponseWriter, r *http.Request) error {
-	file := r.PathValue("file")
-	name, ext := splitExt(file)
-	if ext != "ics" {
-		return notFound("feeds are served as <user>.ics or <user>/<folder>.ics")
-	}
-	user, _, err := h.owner(name)
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
-	if err != nil {
-		return err
-	}
-	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{Owner: user, Name: user, Refresh: h.opts.Refresh, Viewer: viewer})
-	if err != nil {
-		return err
-	}
-	h.serve(w, r, "calendar", a, file)
-	return nil
-}
-
-// calendarFolder serves /calendar/<user>/<folder>.ics; the folder may have
-// several segments (Calendar/Work).
-func (h *Handler) calendarFolder(w http.ResponseWriter, r *http.Request) error {
-	user, _, err := h.owner(r.PathValue("owner"))
-	if err != nil {
-		return err
-	}
-	p, ext := splitExt(r.PathValue("path"))
-	if ext != "ics" {
-		return notFound("feeds are served as <user>/<folder>.ics")
-	}
-	segs, err := folderSegments(p)
-	if err != nil {
-		return err
-	}
-	viewer, err := h.viewer(w, r)
-	if err != nil {
-		return err
-	}
-	a, err := h.opts.Cache.Calendar(r.Context(), feed.CalendarQuery{
-		Owner: user, Folder: segs, Name: user + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Viewer: viewer,
-	})
-	if err != nil {
-		return err
-	}
-	h.serve(w, r, "calendar", a, segs[len(segs)-1]+".ics")
-	return nil
-}
-
-// viewer returns who asks, for the cache's access policy: anonymous, a
-// user proved by HTTP Basic against IMAP, or a user named by a trusted
-// reverse proxy. An answer that depends on credentials is private: shared
-// caches must not keep it. When free/busy is not public, an anonymous
-// requester is asked to log in before anything is looked up, so the
-// answer is the same for every name.
-func (h *Handler) viewer(w http.ResponseWriter, r *http.Request) (acl.Requester, error) {
-	hd := w.Header()
-	if hd["Vary"] == nil {
-		hd["Vary"] = varyAuthorization
-	} else {
-		hd.Add("Vary", "Authorization")
-	}
-	who, err := h.requester(r)
-	if err != nil {
-		return acl.Requester{}, err
-	}
-	if who.user == "" {
-		if h.opts.Policy.Challenges() {
-			return acl.Requester{}, &httpError{code: http.StatusUnauthorized, msg: "log in to see free/busy times"}
-		}
-		return acl.Requester{Anonymous: true}, nil
-	}
-	hd["Cache-Control"] = h.privateCacheControl
-	return who.requester(h.opts.Groups), nil
-}
-
-// requester is who as the access policy sees it: the server's spelling
-// and its groups when confirmed, else the name as given, which the policy
-// evaluates fail-closed.
-func (who identity) requester(g acl.Groups) acl.Requester {
-	r := g.Requester(who.user)
-	r.Confirmed = who.confirmed
-	return r
-}
-
-// serve writes a calendar answer: ETag, Last-Modified and If-None-Match
-// (304) are handled by http.ServeContent, as are HEAD and ranges.
-//
-// A client that accepts gzip gets the compressed body of a large answer,
-// with its own entity tag, as RFC 9110 §8.8.3 wants for another encoding.
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *feed.Answer, filename string) {
-	// Header values are assigned to canonical keys directly, from shared
-	// slices that net/http does not modify: constants, and the values of
-	// this answer, formatted once for all the requests that get it.
-	hd := w.Header()
-	hd["Content-Type"] = calendarType
-	if hd["Cache-Control"] == nil {
-		hd["Cache-Control"] = h.cacheControlValue
-	}
-	hd["X-Content-Type-Options"] = nosniff
-	if v := hd["Vary"]; len(v) == 1 && v[0] == "Authorization" {
-		hd["Vary"] = varyAuthorizationEncoding
-	} else {
-		hd["Vary"] = append(v, "Accept-Encoding")
-	}
-	body, gzipped := a.Body, false
-	if len(body) >= minGzip && acceptsGzip(r) {
-		body, gzipped = a.Gzipped(), true
-		hd["Content-Encoding"] = gzipValue
-	}
-	v := h.headers.get(a.Rendered, len(body), gzipped, filename)
-	hd["Content-Disposition"] = v.disposition
-	hd["Etag"] = v.etag
-	if a.Stale {
-		// The IMAP server could not be read: this is the last good answer.
-		hd["X-Fbpub-Stale"] = staleValue
-		hd["Warning"] = staleWarning
-	}
-	if r.Method == http.MethodGet && !hasAny(r.Header, "If-None-Match", "If-Modified-Since", "Range") {
-		// The common case, written directly: http.ServeContent would copy
-		// the body through a fresh 32 KiB buffer for every request.
-		if v.lastModified != nil {
-			hd["Last-Modified"] = v.lastModified
-		}
-		if len(body) > implicitLength {
-			hd["Content-Length"] = v.length
-		}
-		w.WriteHeader(http.StatusOK)
-		w.Write(body)
-	} else {
-		http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
-	}
-	c := h.cacheCounters[view]
-	if c == nil {
-		c = newCacheCounters(h.opts.Metrics, view)
-	}
-	if x, ok := w.(*exchange); ok && x.code == http.StatusNotModified {
-		c.notModified.Inc()
-		return
-	}
-	c.result(a.Result).Inc()
-}
-
-// implicitLength is the size of the buffer net/http's response writer
-// fills before it sends anything (bufferBeforeChunkingSize): a body
-// written whole that fits in it gets its Content-Length from net/http, set
-// outside the header map. Leaving it out of the map keeps an anonymous
-// answer's map at eight keys, the most a Go map holds without growing a
-// table, which net/http then clones and sorts for every response.
-const implicitLength = 2048
-
-// hasAny reports whether the request has any of the (canonical) header
-// keys, non-empty.
-func hasAny(h http.Header, keys ...string) bool {
-	for _, k := range keys {
-		if v := h[k]; len(v) > 0 && v[0] != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// Constant header values, shared by every response (net/http does not
-// modify them; their length is their capacity, so that append copies).
-var (
-	calendarType              = []string{"text/calendar; charset=utf-8"}
-	nosniff                   = []string{"nosniff"}
-	gzipValue                 = []string{"gzip"}
-	varyAuthorization         = []string{"Authorization"}
-	varyAuthorizationEncoding = []string{"Authorization", "Accept-Encoding"}
-	staleValue                = []string{"1"}
-	staleWarning              = []string{`110 fbpub "Response is Stale"`}
-)
-
-// cacheCounters are the children of fbpub_cache_requests_total for one
-// view.
-type cacheCounters struct {
-	m                             *metrics.Metrics
-	view                          string
-	hit, miss, stale, notModified prometheus.Counter
-}
-
-func newCacheCounters(m *metrics.Metrics, view string) *cacheCounters {
-	return &cacheCounters{m: m, view: view,
-		hit:         m.CacheRequests.WithLabelValues(view, "hit"),
-		miss:        m.CacheRequests.WithLabelValues(view, "miss"),
-		stale:       m.CacheRequests.WithLabelValues(view, "stale"),
-		notModified: m.CacheRequests.WithLabelValues(view, "not_modified"),
-	}
-}
-
-func (c *cacheCounters) result(r string) prometheus.Counter {
-	switch r {
-	case "hit":
-		return c.hit
-	case "miss":
-		return c.miss
-	case "stale":
-		return c.stale
-	}
-	return c.m.CacheRequests.WithLabelValues(c.view, r)
-}
-
-// headerCache remembers the formatted header values of recent answers
-// (entity tag, Last-Modified, Content-Length, Content-Disposition), so
-// that the requests that get the same answer share them instead of
-// formatting and allocating them again. It is a fixed array of slots
-// indexed by a hash of the entity tag and file name: bounded, lock-free,
-// and an entry is only used when everything it was made from matches.
-type headerCache struct {
-	seed  maphash.Seed // set by New
-	slots [256]atomic.Pointer[answerHeaders]
-}
-
-type answerHeaders struct {
-	// What the values were made from.
-	etagIn   string
-	modified time.Time
-	size     int
-	gzipped  bool
-	filename string
-
-	etag, lastModified, length, disposition []string
-}
-
-func (c *headerCache) get(a *feed.Rendered, size int, gzipped bool, filename string) *answerHeaders {
-	hash := maphash.String(c.seed, a.ETag) ^ maphash.String(c.seed, filename)<<1
-	slot := &c.slots[hash%uint64(len(c.slots))]
-	if v := slot.Load(); v != nil && v.etagIn == a.ETag && v.size == size && v.gzipped == gzipped && v.filename == filename && v.modified.Equal(a.Modified) {
-		return v
-	}
-	tag := a.ETag
-	if gzipped {
-		// Another encoding is another representation: its own tag
-		// (RFC 9110 §8.8.3).
-		tag = strings.TrimSuffix(tag, `"`) + `-gzip"`
-	}
-	v := &answerHeaders{etagIn: a.ETag, modified: a.Modified, size: size, gzipped: gzipped, filename: filename,
-		etag: []string{tag}, length: []string{strconv.Itoa(size)}, disposition: []string{contentDisposition(filename)}}
-	if !a.Modified.IsZero() {
-		v.lastModified = []string{a.Modified.UTC().Format(http.TimeFormat)}
-	}
-	slot.Store(v)
-	return v
-}
-
-// minGzip is the smallest body worth compressing.
-const minGzip = 1024
-
-// acceptsGzip reads Accept-Encoding, honouring "gzip;q=0".
-func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for _, part := range strings.Split(v, ",") {
-			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
-				continue
-			}
-			q := strings.ReplaceAll(params, " ", "")
-			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
-		}
-	}
-	return false
-}
-
-func splitExt(s string) (name, ext string) {
-	i := strings.LastIndexByte(s, '.')
-	if i <= 0 {
-		return s, ""
-	}
-	return s[:i], strings.ToLower(s[i+1:])
 }

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/upload"
 )
 
 // An upload (PUT /calendar/<owner>/<folder>.ics, the ical2imap direction)
@@ -16,48 +18,11 @@ import (
 // authenticates the requester, bounds and reads the body, maps If-Match
 // onto the feed's entity tag, and answers with the resulting feed; the
 // writing itself, made as the requester's own IMAP session so that the
-// server's ACL decides, is Options.Upload's.
-
-// Upload is one upload for Options.Upload.
-type Upload struct {
-	// User and Password are the requester's IMAP credentials.
-	User, Password string
-	// Owner and Folder name the folder as in the URL.
-	Owner  string
-	Folder []string
-	Body   []byte
-	// Check, when set, must be called once the uploader holds the folder
-	// (no other upload through fbpub can change it), before anything is
-	// written; an error from it aborts the upload with nothing written.
-	// It is how If-Match is honoured.
-	Check func(ctx context.Context) error
-}
-
-// UploadResult says what an upload did.
-type UploadResult struct {
-	Added, Replaced, Deleted, Unchanged, Refused int
-}
-
-// UploadError is an upload refused for a reason the client should see:
-// Status is the HTTP status (400, 403, 404, 412, 413, 503: 503 gets
-// Retry-After), Message says why.
-type UploadError struct {
-	Status  int
-	Message string
-	Err     error
-}
-
-func (e *UploadError) Error() string {
-	if e.Err != nil {
-		return e.Message + ": " + e.Err.Error()
-	}
-	return e.Message
-}
-
-func (e *UploadError) Unwrap() error { return e.Err }
+// server's ACL decides, is Options.Upload's (in fbpub, internal/upload's
+// Service.Put); its refusals get their statuses in classify.
 
 // errPreconditionFailed is what the If-Match check returns.
-var errPreconditionFailed = &UploadError{Status: http.StatusPreconditionFailed, Message: "the calendar changed since you read it (If-Match): read it again, merge, and retry"}
+var errPreconditionFailed = &httpError{code: http.StatusPreconditionFailed, msg: "the calendar changed since you read it (If-Match): read it again, merge, and retry"}
 
 // defaultMaxUpload bounds an upload's body when Options.MaxUpload is zero.
 const defaultMaxUpload = 10 << 20
@@ -68,31 +33,46 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Allow", "GET, HEAD")
 		return &httpError{code: http.StatusMethodNotAllowed, msg: "uploads are not enabled"}
 	}
-	owner, _, err := h.owner(r.PathValue("owner"))
+	f, err := h.openFolder(w, r, h.writer, "calendars are uploaded as <user>/<folder>.ics", "ics")
 	if err != nil {
 		return err
 	}
-	p, ext := splitExt(r.PathValue("path"))
-	if ext != "ics" {
-		return notFound("calendars are uploaded as <user>/<folder>.ics")
+	_, pass, _ := r.BasicAuth() // writer made sure they are there
+	if err := checkUploadType(r); err != nil {
+		return err
 	}
-	segs, err := folderSegments(p)
+	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
+	// folder the owner has not shared with the proxy. From here on the
+	// owner is spelt as the folder list spells it, whatever the URL said,
+	// so that one folder has one name (and one upload lock).
+	owner, err := h.published(r.Context(), f.user, f.folder)
 	if err != nil {
 		return err
 	}
-	// Writes are made as the requester: that needs their password, so a
-	// reverse proxy's user header is not enough.
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return errUnauthorized
-	}
-	who, err := h.requester(r)
+	body, err := h.uploadBody(w, r)
 	if err != nil {
 		return err
 	}
-	if who.typed != user {
-		return errUnauthorized
+	query := feed.CalendarQuery{Owner: owner, Folder: f.folder, Name: owner + " – " + strings.Join(f.folder, "/"), Refresh: h.opts.Refresh, Viewer: f.who}
+	// The write logs in as the server's spelling of the requester where
+	// fbpub knows it, so that the requester's own folders are found
+	// under the exact name.
+	up := upload.Request{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body}
+	if tags := r.Header.Get("If-Match"); tags != "" {
+		up.Check = h.ifMatch(tags, query)
 	}
+	res, err := h.opts.Upload(r.Context(), up)
+	if err != nil {
+		return err // classify says what the client sees
+	}
+	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
+		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)
+	return h.uploaded(w, r, query, res, f.file())
+}
+
+// checkUploadType accepts the media types clients send a calendar as, and
+// no type at all.
+func checkUploadType(r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, _ := strings.Cut(ct, ";")
 		switch strings.ToLower(strings.TrimSpace(mt)) {
@@ -101,14 +81,11 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 			return &httpError{code: http.StatusUnsupportedMediaType, msg: "upload a text/calendar body"}
 		}
 	}
-	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
-	// folder the owner has not shared with the proxy. From here on the
-	// owner is spelt as the folder list spells it, whatever the URL said,
-	// so that one folder has one name (and one upload lock).
-	owner, err = h.published(r.Context(), owner, segs)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// uploadBody reads the body of an upload, at most Options.MaxUpload bytes.
+func (h *Handler) uploadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	limit := h.opts.MaxUpload
 	if limit <= 0 {
 		limit = defaultMaxUpload
@@ -117,46 +94,40 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the calendar is larger than %d bytes", limit)}
+			return nil, &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the calendar is larger than %d bytes", limit)}
 		}
-		return badRequest("reading the upload: %v", err)
+		return nil, badRequest("reading the upload: %v", err)
 	}
-	viewer := who.requester(h.opts.Groups)
-	query := feed.CalendarQuery{Owner: owner, Folder: segs, Name: owner + " – " + strings.Join(segs, "/"), Refresh: h.opts.Refresh, Viewer: viewer}
-	// The write logs in as the server's spelling of the requester where
-	// fbpub knows it, so that the requester's own folders are found
-	// under the exact name.
-	up := Upload{User: who.user, Password: pass, Owner: owner, Folder: segs, Body: body}
-	if tags := r.Header.Get("If-Match"); tags != "" {
-		up.Check = func(ctx context.Context) error {
-			if err := h.opts.Cache.Check(ctx, owner); err != nil {
-				return err
-			}
-			a, err := h.opts.Cache.Calendar(ctx, query)
-			if errors.Is(err, feed.ErrNotFound) {
-				return errPreconditionFailed
-			}
-			if err != nil {
-				return err
-			}
-			if !etagMatches(tags, a.ETag) {
-				return errPreconditionFailed
-			}
-			return nil
+	return body, nil
+}
+
+// ifMatch returns the upload's Check for an If-Match header: the feed of
+// the folder query names, read fresh, must have one of the entity tags
+// (errPreconditionFailed otherwise, as when there is no such feed).
+func (h *Handler) ifMatch(tags string, query feed.CalendarQuery) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := h.opts.Cache.Check(ctx, query.Owner); err != nil {
+			return err
 		}
-	}
-	res, err := h.opts.Upload(r.Context(), up)
-	if err != nil {
-		var ue *UploadError
-		if errors.As(err, &ue) {
-			return &httpError{code: ue.Status, msg: ue.Message, cause: err}
+		a, err := h.opts.Cache.Calendar(ctx, query)
+		if errors.Is(err, feed.ErrNotFound) {
+			return errPreconditionFailed
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if !etagMatches(tags, a.ETag) {
+			return errPreconditionFailed
+		}
+		return nil
 	}
-	h.log.Info("calendar uploaded", "request_id", w.Header().Get("X-Request-ID"), "added", res.Added,
-		"replaced", res.Replaced, "deleted", res.Deleted, "unchanged", res.Unchanged, "refused", res.Refused)
-	// The answer is the resulting calendar, read back from IMAP.
-	if err := h.opts.Cache.Check(r.Context(), owner); err != nil {
+}
+
+// uploaded answers an upload with the resulting calendar, read back from
+// IMAP, as a GET of it would get it, and what the upload did in
+// X-Fbpub-Upload.
+func (h *Handler) uploaded(w http.ResponseWriter, r *http.Request, query feed.CalendarQuery, res upload.Result, file string) error {
+	if err := h.opts.Cache.Check(r.Context(), query.Owner); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.Calendar(r.Context(), query)
@@ -171,8 +142,27 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	r.Header.Del("Range")
 	get := r.Clone(r.Context())
 	get.Method = http.MethodGet
-	h.serve(w, get, "calendar", a, segs[len(segs)-1]+".ics")
+	h.serve(w, get, "calendar", a, file)
 	return nil
+}
+
+// writer returns who uploads. Writes are made as the requester, which
+// needs their password: only HTTP Basic credentials count (a reverse
+// proxy's user header is not enough), and only when they are the ones
+// requester verified.
+func (h *Handler) writer(_ http.ResponseWriter, r *http.Request) (acl.Requester, error) {
+	user, _, ok := r.BasicAuth()
+	if !ok {
+		return acl.Requester{}, errUnauthorized
+	}
+	who, err := h.requester(r)
+	if err != nil {
+		return acl.Requester{}, err
+	}
+	if who.typed != user {
+		return acl.Requester{}, errUnauthorized
+	}
+	return who.requester(h.opts.Groups), nil
 }
 
 // published returns the owner of the folder segs as the folder list

@@ -39,26 +39,16 @@
 package upload
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"mime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/emersion/go-ical"
-
 	"github.com/fbpub/fbpub/internal/acl"
-	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
@@ -169,12 +159,17 @@ func New(opts Options) *Service {
 
 // Request is one upload.
 type Request struct {
+	// User and Password are the uploader's IMAP credentials.
 	User, Password string
-	Owner          string
-	Folder         []string
-	Body           []byte
-	// Check, when set, is called once the folder is held and read, before
-	// anything is written; an error aborts the upload unchanged.
+	// Owner and Folder name the folder as the URL does.
+	Owner  string
+	Folder []string
+	// Body is the whole calendar.
+	Body []byte
+	// Check, when set, is called once the folder is held (no other upload
+	// through this Service can change it) and read, before anything is
+	// written; an error from it aborts the upload with nothing written,
+	// and Put returns it as it is. It is how If-Match is honoured.
 	Check func(ctx context.Context) error
 }
 
@@ -187,7 +182,10 @@ type Result struct {
 	Refused int
 }
 
-// Put performs one upload.
+// Put performs one upload: it parses the calendar, logs in as the
+// uploader, reads the folder and the deleted-events log while it holds
+// the folder, plans, checks that the uploader may do all the plan does,
+// and writes.
 func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if slices.Equal(r.Folder, strings.Split(s.opts.LogFolder, "/")) {
 		return Result{}, fmt.Errorf("%w: %s is the deleted-events log", ErrBadInput, s.opts.LogFolder)
@@ -196,12 +194,9 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	sess, err := s.opts.Dial(ctx, r.User, r.Password)
-	if errors.Is(err, imapstore.ErrAuth) {
-		return Result{}, ErrAuth
-	}
+	sess, err := s.login(ctx, r)
 	if err != nil {
-		return Result{}, unavailable(err)
+		return Result{}, err
 	}
 	defer sess.Close()
 	folder, ok := sess.FolderName(r.Owner, r.Folder)
@@ -209,84 +204,54 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if !ok {
 		return Result{}, ErrNotFound
 	}
+	unlock := s.lock(r.Owner, folder)
+	defer unlock()
 
-	mu, _ := s.locks.LoadOrStore(r.Owner+"\x00"+folder, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-
-	rights, err := s.rights(ctx, sess, folder)
+	t, err := s.readTarget(ctx, sess, folder, r)
 	if err != nil {
-		return Result{}, unavailable(err)
+		return Result{}, err
 	}
-	if !rights.Has(acl.Lookup | acl.Read) {
-		return Result{}, ErrNotFound
-	}
-	// A PUT is a write whatever it turns out to change: without the right
-	// to add, it is refused even when the folder already holds the upload
-	// (as WebDAV servers refuse a PUT without write rights), so that a
-	// client learns at once that it cannot publish there.
-	if !rights.Has(acl.Insert) {
-		return Result{}, &DeniedError{Right: acl.Insert, Folder: strings.Join(r.Folder, "/"), Why: "publish events to it"}
-	}
-	current, err := s.read(ctx, sess, folder)
-	if err != nil {
-		return Result{}, unavailable(err)
-	}
-	// Write in the folder's format: Kolab format 3 in a Kolab folder (by
-	// its annotation, or by what it holds already), else text/calendar.
-	kolab := false
-	for _, st := range current {
-		kolab = kolab || st.kolab
-	}
-	if !kolab {
-		typ, err := sess.KolabFolderType(ctx, folder)
-		if err != nil {
-			return Result{}, unavailable(err)
-		}
-		kolab = typ == "event" || strings.HasPrefix(typ, "event.")
-	}
-	if kolab {
-		// Compare what the folder would hold: the upload as Kolab stores
-		// it, so that an unchanged event is seen as unchanged.
-		for i := range incoming {
-			if o := viaXCal(incoming[i].obj); o != nil {
-				incoming[i].hash = contentHash(o)
-			}
-		}
+	if t.kolab {
+		asKolab(incoming)
 	}
 	if r.Check != nil {
 		if err := r.Check(ctx); err != nil {
 			return Result{}, err
 		}
 	}
-	var logged map[string]*stored
-	logRights, err := s.rights(ctx, sess, logFolder)
+	lg, err := s.readLog(ctx, sess, logFolder)
 	if err != nil {
-		return Result{}, unavailable(err)
-	}
-	// MYRIGHTS does not tell whether a folder exists (Dovecot answers an
-	// owner's rights for a folder not yet created): reading it does.
-	logExists := false
-	if logRights.Has(acl.Read) {
-		logged, err = s.read(ctx, sess, logFolder)
-		switch {
-		case err == nil:
-			logExists = true
-		case !errors.Is(err, ErrNotFound):
-			return Result{}, unavailable(err)
-		}
-	} else if logRights != 0 {
-		logExists = true // there, but unreadable to the uploader
-	}
-
-	p := s.plan(incoming, current, logged)
-	if err := s.permitted(p, rights, logRights, logExists, r); err != nil {
 		return Result{}, err
 	}
-	if err := s.apply(ctx, sess, p, folder, logFolder, logExists, logRights.Has(acl.Read), r.User, kolab); err != nil {
+	p := s.plan(incoming, t.current, lg.held)
+	if err := s.permitted(p, t.rights, lg, r); err != nil {
+		return Result{}, err
+	}
+	if err := s.apply(ctx, sess, p, t, lg, r.User); err != nil {
 		return Result{}, unavailable(err)
 	}
 	return p.result, nil
+}
+
+// login logs in as the uploader.
+func (s *Service) login(ctx context.Context, r Request) (*imapstore.Session, error) {
+	sess, err := s.opts.Dial(ctx, r.User, r.Password)
+	if errors.Is(err, imapstore.ErrAuth) {
+		return nil, ErrAuth
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return sess, nil
+}
+
+// lock holds owner's folder (its IMAP name) against the other uploads
+// through s until unlock is called.
+func (s *Service) lock(owner, folder string) (unlock func()) {
+	mu, _ := s.locks.LoadOrStore(owner+"\x00"+folder, &sync.Mutex{})
+	m := mu.(*sync.Mutex)
+	m.Lock()
+	return m.Unlock
 }
 
 // unavailable marks an error of the IMAP conversation as ErrUnavailable;
@@ -320,560 +285,4 @@ func (s *Service) rights(ctx context.Context, sess *imapstore.Session, folder st
 		return 0, fmt.Errorf("upload: MYRIGHTS %q: %w", raw, err)
 	}
 	return r, nil
-}
-
-// object is one uploaded calendar object, ready to be written.
-type object struct {
-	uid     string
-	version version
-	hash    string // of its content, DTSTAMP left out
-	obj     *calendar.Object
-}
-
-// held is one copy of a UID in a folder: what one message holds of it (a
-// master and its overrides, or only some of them).
-type held struct {
-	msg     uint32 // the message's UID
-	obj     *calendar.Object
-	hash    string
-	version version
-}
-
-// stored is one UID as a folder holds it: its copies, in message order.
-type stored struct {
-	uid    string
-	copies []*held
-	kolab  bool // some copy is stored in Kolab format 3
-}
-
-// newest returns the version of the newest copy.
-func (st *stored) newest() version {
-	v := st.copies[0].version
-	for _, c := range st.copies[1:] {
-		if c.version.compare(v) > 0 {
-			v = c.version
-		}
-	}
-	return v
-}
-
-// wholeHash returns the content hash of all the copies taken together
-// when they are the parts of one event (at most one master, no
-// RECURRENCE-ID twice: a series with overrides in messages of their own),
-// else "".
-func (st *stored) wholeHash() string {
-	if len(st.copies) == 1 {
-		return st.copies[0].hash
-	}
-	whole := &calendar.Object{UID: st.uid}
-	rids := map[string]bool{}
-	for _, c := range st.copies {
-		if c.obj.Master != nil {
-			if whole.Master != nil {
-				return ""
-			}
-			whole.Master = c.obj.Master
-		}
-		for _, ov := range c.obj.Overrides {
-			k := ridKey(ov)
-			if rids[k] {
-				return ""
-			}
-			rids[k] = true
-			whole.Overrides = append(whole.Overrides, ov)
-		}
-		whole.Timezones = append(whole.Timezones, c.obj.Timezones...)
-	}
-	return contentHash(whole)
-}
-
-// ridKey identifies an override within its series: its RECURRENCE-ID as
-// written, with the zone it is in.
-func ridKey(ev *ical.Component) string {
-	p := ev.Props.Get(ical.PropRecurrenceID)
-	if p == nil {
-		return ""
-	}
-	return strings.ToUpper(strings.TrimSpace(p.Value)) + "\x00" + p.Params.Get(ical.ParamTimezoneID)
-}
-
-// version orders copies of one event: SEQUENCE, then LAST-MODIFIED,
-// else DTSTAMP.
-type version struct {
-	seq   int
-	stamp time.Time
-}
-
-func (v version) compare(w version) int {
-	if v.seq != w.seq {
-		return v.seq - w.seq
-	}
-	return v.stamp.Compare(w.stamp)
-}
-
-func versionOf(o *calendar.Object) version {
-	var v version
-	for _, ev := range o.Events() {
-		if p := ev.Props.Get(ical.PropSequence); p != nil {
-			if n, err := strconv.Atoi(strings.TrimSpace(p.Value)); err == nil && n > v.seq {
-				v.seq = n
-			}
-		}
-		for _, name := range []string{ical.PropLastModified, ical.PropDateTimeStamp} {
-			if p := ev.Props.Get(name); p != nil {
-				if t, err := time.Parse("20060102T150405Z", strings.TrimSpace(p.Value)); err == nil {
-					if t.After(v.stamp) {
-						v.stamp = t
-					}
-					break
-				}
-			}
-		}
-	}
-	return v
-}
-
-// contentHash identifies an object's content: its events (the overrides
-// in RECURRENCE-ID order) and the zones they use, encoded canonically,
-// without DTSTAMP (clients rewrite it on every export) and without alarms
-// (fbpub's feeds leave them out, so a client that edits a feed and
-// uploads it never has them).
-func contentHash(o *calendar.Object) string {
-	h := sha256.New()
-	enc := calendar.NewEncoder(h)
-	for _, tz := range calendar.UsedTimezones([]*calendar.Object{o}) {
-		enc.Encode(tz)
-	}
-	overrides := slices.Clone(o.Overrides)
-	slices.SortStableFunc(overrides, func(a, b *ical.Component) int { return strings.Compare(ridKey(a), ridKey(b)) })
-	var events []*ical.Component
-	if o.Master != nil {
-		events = append(events, o.Master)
-	}
-	for _, ev := range append(events, overrides...) {
-		cp := &ical.Component{Name: ev.Name, Props: ical.Props{}}
-		for _, ch := range ev.Children {
-			if ch.Name != ical.CompAlarm {
-				cp.Children = append(cp.Children, ch)
-			}
-		}
-		for name, ps := range ev.Props {
-			if name != ical.PropDateTimeStamp {
-				cp.Props[name] = ps
-			}
-		}
-		enc.Encode(cp)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
-}
-
-// tooMany is the error for an upload of more than MaxEvents events.
-func (s *Service) tooMany() error {
-	return fmt.Errorf("%w: the calendar holds more than %d events, the most one upload may hold (upload.max_events); nothing was changed", ErrTooMany, s.opts.MaxEvents)
-}
-
-// split parses the upload into objects by UID. An upload that holds one
-// event twice (two masters with one UID, or two overrides with one
-// RECURRENCE-ID) is a *DuplicateError: only one of them could be stored.
-func (s *Service) split(body []byte) ([]object, error) {
-	// Counted before parsing, so that an upload far over the limit costs
-	// one pass over its bytes, not a parse.
-	if beginLines(body) > s.opts.MaxEvents {
-		return nil, s.tooMany()
-	}
-	cals, err := calendar.Decode(body)
-	if errors.Is(err, calendar.ErrTooLarge) {
-		return nil, fmt.Errorf("%w: the calendar holds more components than fbpub reads at once, or more than %d bytes; nothing was changed", ErrTooMany, calendar.MaxPayload)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
-	}
-	var out []object
-	events := 0
-	seen := map[string]bool{}
-	for _, o := range calendar.Objects(cals) {
-		if len(o.Events()) == 0 {
-			continue // VFREEBUSY and the like: not events
-		}
-		events += len(o.Events())
-		if events > s.opts.MaxEvents {
-			return nil, s.tooMany()
-		}
-		noUID := false
-		for _, ev := range o.Events() {
-			if p := ev.Props.Get(ical.PropUID); p == nil || strings.TrimSpace(p.Value) == "" {
-				// Objects gave it a stable UID from its content; write it.
-				ev.Props.SetText(ical.PropUID, o.UID)
-				noUID = true
-			}
-		}
-		if seen[o.UID] {
-			// Objects makes a second master with one UID an object of its
-			// own.
-			return nil, &DuplicateError{UID: o.UID, NoUID: noUID}
-		}
-		seen[o.UID] = true
-		rids := map[string]bool{}
-		for _, ov := range o.Overrides {
-			k := ridKey(ov)
-			if rids[k] {
-				return nil, &DuplicateError{UID: o.UID, RecurrenceID: ov.Props.Get(ical.PropRecurrenceID).Value}
-			}
-			rids[k] = true
-		}
-		out = append(out, object{uid: o.UID, version: versionOf(o), hash: contentHash(o), obj: o})
-	}
-	return out, nil
-}
-
-// beginLines counts the lines of body that begin a VEVENT. It counts
-// fewer than the calendar decodes to only where a BEGIN line is folded
-// (split counts again after the parse), and more only where a VEVENT is
-// nested in another component, which the parse builds all the same.
-func beginLines(body []byte) int {
-	n := 0
-	for len(body) > 0 {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
-		if len(line) >= len("BEGIN:VEVENT") && bytes.EqualFold(bytes.TrimRight(line, " \t\r"), []byte("BEGIN:VEVENT")) {
-			n++
-		}
-	}
-	return n
-}
-
-// read returns the objects of a folder by UID. Messages that cannot be
-// read are left alone: an upload never touches what it does not
-// understand.
-func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder string) (map[string]*stored, error) {
-	l, err := sess.Fetch(ctx, folder, imapstore.Query{Want: calendar.IsCalendarType, WholeBelow: 64 << 10})
-	if errors.Is(err, imapstore.ErrNotFound) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*stored{}
-	for _, m := range l.Messages {
-		if l.Deleted[m.UID] {
-			continue
-		}
-		objs, kolab := messageObjects(m)
-		for _, o := range objs {
-			if len(o.Events()) == 0 {
-				continue
-			}
-			st := out[o.UID]
-			if st == nil {
-				st = &stored{uid: o.UID}
-				out[o.UID] = st
-			}
-			st.copies = append(st.copies, &held{msg: m.UID, obj: o, hash: contentHash(o), version: versionOf(o)})
-			st.kolab = st.kolab || kolab
-		}
-	}
-	return out, nil
-}
-
-// messageObjects returns the calendar objects of a message, and whether
-// it is a Kolab format 3 object (an xCal part).
-func messageObjects(m imapstore.Message) ([]*calendar.Object, bool) {
-	var parts []calendar.Part
-	if m.Raw != nil {
-		parts, _ = calendar.MessageParts(m.Raw)
-	}
-	for _, p := range m.Parts {
-		if !p.TooLarge {
-			parts = append(parts, calendar.Part{MediaType: p.MediaType, Params: p.Params, Body: calendar.DecodeTransfer(p.Encoding, p.Body)})
-		}
-	}
-	var out []*calendar.Object
-	kolab := false
-	for _, p := range parts {
-		if objs, err := calendar.PartObjects(p); err == nil {
-			out = append(out, objs...)
-			kolab = kolab || p.MediaType == "application/calendar+xml"
-		}
-	}
-	return out, kolab
-}
-
-// plan is what an upload will do.
-type plan struct {
-	appends []object  // to the folder
-	remove  []uint32  // from the folder, after the log copies and appends
-	toLog   []removal // copied to the log first
-	result  Result
-}
-
-// removal is a copy the upload removes whose content does not stay in
-// the folder.
-type removal struct {
-	*held
-	uid string
-	why string // "deleted" (the upload lacks its UID) or "replaced"
-}
-
-// plan reconciles the upload with the folder (see the package comment).
-// It removes a copy only when the upload lacks its UID or holds a version
-// at least as new, and logs every removed copy whose content does not
-// stay.
-func (s *Service) plan(incoming []object, current, logged map[string]*stored) plan {
-	var p plan
-	dropped := map[*held]string{} // copy → why it goes
-	uploaded := map[string]bool{}
-	for _, in := range incoming {
-		uploaded[in.uid] = true
-		cur := current[in.uid]
-		switch {
-		case cur == nil:
-			if d := logged[in.uid]; d != nil && in.version.compare(d.newest()) <= 0 {
-				p.result.Refused++ // deleted before, and not changed since
-				continue
-			}
-			p.appends = append(p.appends, in)
-			p.result.Added++
-		case cur.wholeHash() == in.hash:
-			p.result.Unchanged++ // what the folder holds, copy or parts
-		case in.version.compare(cur.newest()) < 0:
-			p.result.Refused++ // some copy is newer, whatever the others
-		default:
-			// No copy is newer than the upload: all go, but one that
-			// already holds the upload's content, which stays.
-			i := slices.IndexFunc(cur.copies, func(c *held) bool { return c.hash == in.hash })
-			changed := false
-			for j, c := range cur.copies {
-				if j != i {
-					dropped[c] = "replaced"
-					changed = changed || c.hash != in.hash
-				}
-			}
-			switch {
-			case i >= 0 && !changed:
-				p.result.Unchanged++ // duplicates of it go
-				continue
-			case i >= 0:
-				p.result.Replaced++ // by the copy that holds it already
-				continue
-			}
-			keepAlarms(in.obj, cur)
-			p.appends = append(p.appends, in)
-			p.result.Replaced++
-		}
-	}
-	uids := slices.Sorted(maps.Keys(current))
-	for _, uid := range uids {
-		if !uploaded[uid] {
-			for _, c := range current[uid].copies {
-				dropped[c] = "deleted"
-			}
-			p.result.Deleted++
-		}
-	}
-	// A message holding several objects is removed once.
-	for c := range dropped {
-		p.remove = append(p.remove, c.msg)
-	}
-	slices.Sort(p.remove)
-	p.remove = slices.Compact(p.remove)
-
-	// What the folder holds of each UID after the upload: the copies that
-	// stay, and what is appended.
-	stays := map[string][]string{}
-	for _, in := range p.appends {
-		stays[in.uid] = append(stays[in.uid], in.hash)
-	}
-	for _, uid := range uids {
-		for _, c := range current[uid].copies {
-			if _, gone := dropped[c]; gone {
-				continue
-			}
-			stays[uid] = append(stays[uid], c.hash)
-			// A copy that stays but shares a message with one that goes
-			// (a whole calendar stored as one message) is first written
-			// on its own.
-			if _, shared := slices.BinarySearch(p.remove, c.msg); shared {
-				p.appends = append(p.appends, object{uid: uid, version: c.version, hash: c.hash, obj: c.obj})
-			}
-		}
-	}
-	// Every removed copy whose content does not stay goes to the log,
-	// once.
-	for _, uid := range uids {
-		for _, c := range current[uid].copies {
-			why, gone := dropped[c]
-			if !gone || slices.Contains(stays[uid], c.hash) {
-				continue
-			}
-			stays[uid] = append(stays[uid], c.hash)
-			p.toLog = append(p.toLog, removal{held: c, uid: uid, why: why})
-		}
-	}
-	return p
-}
-
-// viaXCal returns o as it reads back from Kolab format 3, or nil.
-func viaXCal(o *calendar.Object) *calendar.Object {
-	cal := ical.NewComponent(ical.CompCalendar)
-	cal.Children = append(calendar.UsedTimezones([]*calendar.Object{o}), o.Events()...)
-	var x bytes.Buffer
-	if err := calendar.EncodeXCal(&x, cal); err != nil {
-		return nil
-	}
-	objs, err := calendar.PartObjects(calendar.Part{MediaType: "application/calendar+xml", Body: x.Bytes()})
-	if err != nil || len(objs) != 1 {
-		return nil
-	}
-	return objs[0]
-}
-
-// keepAlarms gives the events of an uploaded object that carry no alarm
-// the alarms of the same occurrence in the newest stored copy that has
-// it: the owner's reminders survive a round trip through a feed, which
-// has none.
-func keepAlarms(in *calendar.Object, old *stored) {
-	copies := slices.Clone(old.copies)
-	slices.SortStableFunc(copies, func(a, b *held) int { return b.version.compare(a.version) })
-	for _, ev := range in.Events() {
-		if slices.ContainsFunc(ev.Children, func(c *ical.Component) bool { return c.Name == ical.CompAlarm }) {
-			continue
-		}
-	copies:
-		for _, c := range copies {
-			for _, o := range c.obj.Events() {
-				if ridKey(o) != ridKey(ev) {
-					continue
-				}
-				for _, ch := range o.Children {
-					if ch.Name == ical.CompAlarm {
-						ev.Children = append(ev.Children, ch)
-					}
-				}
-				break copies
-			}
-		}
-	}
-}
-
-// permitted checks, before any write, that the uploader holds every right
-// the plan needs.
-func (s *Service) permitted(p plan, rights, logRights acl.Rights, logExists bool, r Request) error {
-	name := strings.Join(r.Folder, "/")
-	if len(p.appends) > 0 && !rights.Has(acl.Insert) {
-		return &DeniedError{Right: acl.Insert, Folder: name, Why: "add or change events"}
-	}
-	if len(p.remove) > 0 {
-		if !rights.Has(acl.DeleteMessages) {
-			return &DeniedError{Right: acl.DeleteMessages, Folder: name, Why: "change or delete events"}
-		}
-		if !rights.Has(acl.Expunge) {
-			return &DeniedError{Right: acl.Expunge, Folder: name, Why: "change or delete events"}
-		}
-	}
-	if len(p.toLog) > 0 && logExists && !logRights.Has(acl.Insert) {
-		return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log"}
-	}
-	return nil
-}
-
-// apply carries the plan out: log copies, then appends, then removals,
-// so that an interruption anywhere loses nothing.
-//
-// logReadable says whether the uploader may read the log: a delegate who
-// may only add to it (i without r) adds every copy, without looking for
-// one made before.
-func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, folder, logFolder string, logExists, logReadable bool, user string, kolab bool) error {
-	if len(p.toLog) > 0 {
-		if !logExists {
-			if err := sess.CreateFolder(ctx, logFolder); err != nil {
-				if !imapstore.Refused(err) {
-					return err
-				}
-				return &DeniedError{Right: acl.CreateMailbox, Folder: s.opts.LogFolder, Why: "create the deleted-events log"}
-			}
-		}
-		// A copy the log holds already (left by an interrupted earlier
-		// attempt, or by a racing upload) is not made again.
-		var already map[string]*stored
-		if logReadable {
-			var err error
-			if already, err = s.read(ctx, sess, logFolder); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
-		}
-		now := s.opts.Now().UTC().Format(time.RFC3339)
-		for _, rm := range p.toLog {
-			if d := already[rm.uid]; d != nil && slices.ContainsFunc(d.copies, func(c *held) bool { return c.hash == rm.hash }) {
-				continue
-			}
-			msg := message(rm.obj, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user)+"; reason="+rm.why, false)
-			if err := sess.AppendMessage(ctx, logFolder, msg); err != nil {
-				return err
-			}
-		}
-	}
-	for _, in := range p.appends {
-		if err := sess.AppendMessage(ctx, folder, message(in.obj, user, s.opts.Now(), "", kolab)); err != nil {
-			return err
-		}
-	}
-	return sess.RemoveMessages(ctx, folder, p.remove)
-}
-
-// message builds the message that holds one object, with the object's UID
-// as subject as Kolab clients do: a text/calendar message, or with kolab a
-// Kolab format 3 object (multipart/mixed, an explanation for mail clients,
-// and the event as xCal in an application/calendar+xml attachment).
-func message(o *calendar.Object, user string, now time.Time, extra string, kolab bool) []byte {
-	cal := ical.NewComponent(ical.CompCalendar)
-	cal.Props.SetText(ical.PropVersion, "2.0")
-	cal.Props.SetText(ical.PropProductID, "-//fbpub//upload//EN")
-	cal.Children = append(cal.Children, calendar.UsedTimezones([]*calendar.Object{o})...)
-	cal.Children = append(cal.Children, o.Events()...)
-	body, _ := calendar.Marshal(cal)
-	var b bytes.Buffer
-	var id [12]byte
-	_, _ = rand.Read(id[:])
-	fmt.Fprintf(&b, "From: %s\r\n", headerSafe(user))
-	fmt.Fprintf(&b, "Subject: %s\r\n", mime.QEncoding.Encode("utf-8", headerSafe(o.UID)))
-	fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Message-ID: <%s@fbpub>\r\n", hex.EncodeToString(id[:]))
-	fmt.Fprintf(&b, "X-Fbpub-UID: %s\r\n", mime.QEncoding.Encode("utf-8", headerSafe(o.UID)))
-	if extra != "" {
-		b.WriteString(extra + "\r\n")
-	}
-	b.WriteString("MIME-Version: 1.0\r\n")
-	if kolab {
-		var x bytes.Buffer
-		_ = calendar.EncodeXCal(&x, cal)
-		boundary := "=_fbpub_" + hex.EncodeToString(id[:6])
-		b.WriteString("X-Kolab-Type: application/x-vnd.kolab.event\r\n")
-		b.WriteString("X-Kolab-Mime-Version: 3.0\r\n")
-		b.WriteString("Content-Type: multipart/mixed; boundary=\"" + boundary + "\"\r\n\r\n")
-		b.WriteString("--" + boundary + "\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-		b.WriteString("This is a Kolab Groupware object. To view it, use a client that understands the Kolab format.\r\n")
-		b.WriteString("--" + boundary + "\r\nContent-Type: application/calendar+xml; charset=utf-8; name=kolab.xml\r\n")
-		b.WriteString("Content-Disposition: attachment; filename=kolab.xml\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
-		b.Write(x.Bytes())
-		b.WriteString("\r\n--" + boundary + "--\r\n")
-		return b.Bytes()
-	}
-	b.WriteString("Content-Type: text/calendar; charset=utf-8; component=VEVENT\r\n")
-	b.WriteString("Content-Transfer-Encoding: 8bit\r\n\r\n")
-	b.Write(body)
-	return b.Bytes()
-}
-
-// headerSafe keeps a value on one header line.
-func headerSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == 0 {
-			return ' '
-		}
-		return r
-	}, s)
 }
