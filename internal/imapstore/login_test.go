@@ -118,7 +118,7 @@ func TestSpelling(t *testing.T) {
 // TestConnectionLimit: a login Dovecot refuses because the user already
 // has mail_max_userip_connections sessions from fbpub's address is
 // ErrUnavailable with the server's own words, not ErrAuth, on each of
-// fbpub's login paths; wrong credentials are still ErrAuth.
+// fbpub's login paths (sessions, the NOTIFY watch, CheckLogin with ID); wrong credentials are still ErrAuth.
 func TestConnectionLimit(t *testing.T) {
 	srv := testbed.StartDovecot(t, "mail_max_userip_connections = 2")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -148,10 +148,11 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	_, err := Dial(ctx, opts)
 	check("Dial", err)
-	_, err = dialNotify(ctx, &opts, func(*response) {})
+	w := NewWatcherWith(WatchOptions{Options: opts})
+	_, err = w.dialNotify(ctx)
 	check("the NOTIFY connection", err)
-	_, err = dialBulk(ctx, &opts)
-	check("the bulk connection", err)
+	_, err = CheckLogin(ctx, opts, netip.Addr{})
+	check("CheckLogin", err)
 
 	// The limit is per user: bob still logs in, and a wrong password is
 	// still a wrong password.

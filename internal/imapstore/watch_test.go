@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +11,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,7 +117,9 @@ func TestWatcherNotify(t *testing.T) {
 	if m := w.Mode(); m != WatchNotify {
 		t.Fatalf("Mode() = %q, want notify", m)
 	}
-	if got, want := w.Watching(), slices.Sorted(slices.Values(watched)); !slices.Equal(got, want) {
+	// "R&D" is left to the regular checks: Dovecot would announce it as
+	// "R&D", which go-imap cannot decode (see notifiable).
+	if got, want := w.Watching(), slices.Sorted(slices.Values([]string{shared(cal), shared(spaced), "Calendar"})); !slices.Equal(got, want) {
 		t.Errorf("Watching() = %q, want %q", got, want)
 	}
 
@@ -139,11 +141,9 @@ func TestWatcherNotify(t *testing.T) {
 	expunge()
 	waitChange(t, ev, shared(cal), n, "EXPUNGE")
 
-	for _, f := range []string{spaced, amp} {
-		n := ev.count(shared(f))
-		srv.Append(t, "alice", f, emptyCalendar)
-		waitChange(t, ev, shared(f), n, "APPEND")
-	}
+	n = ev.count(shared(spaced))
+	srv.Append(t, "alice", spaced, emptyCalendar)
+	waitChange(t, ev, shared(spaced), n, "APPEND")
 	n = ev.count("Calendar")
 	srv.Append(t, testbed.Proxy, "Calendar", emptyCalendar)
 	waitChange(t, ev, "Calendar", n, "APPEND to the proxy's own folder")
@@ -407,7 +407,8 @@ func TestNotifyTLS(t *testing.T) {
 	}
 	// A certificate that does not verify: no login.
 	f := startFake(t, "IMAP4rev1 NOTIFY", nil, serverTLS, true, func(string) string { return "OK done" })
-	_, err := dialNotify(t.Context(), &Options{Addr: f.addr, TLS: TLSImplicit, User: "u", Password: "p", Timeout: 5 * time.Second}, func(*response) {})
+	w := NewWatcherWith(WatchOptions{Options: Options{Addr: f.addr, TLS: TLSImplicit, User: "u", Password: "p", Timeout: 5 * time.Second}})
+	_, err := w.dialNotify(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "TLS") {
 		t.Errorf("dialNotify with an unknown certificate: %v, want a TLS error", err)
 	}
@@ -525,110 +526,18 @@ func startFake(t *testing.T, caps string, pushes chan string, tlsConfig *tls.Con
 	return f
 }
 
-func TestReadResponse(t *testing.T) {
-	tests := []struct {
-		in       string
-		tag      string
-		kind     string
-		name     string // the folder a STATUS or LIST names
-		nameErr  bool
-		text     string
-		nextKind string // the kind of the following response, if any
-	}{
-		{in: "* STATUS shared/alice/Calendar (MESSAGES 1 UIDNEXT 2 HIGHESTMODSEQ 3)\r\n", tag: "*", kind: "STATUS", name: "shared/alice/Calendar"},
-		{in: "* status INBOX (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: "INBOX"},
-		{in: `* STATUS "shared/alice/a \"b\" \\c" (MESSAGES 1)` + "\r\n", tag: "*", kind: "STATUS", name: `shared/alice/a "b" \c`},
-		{in: "* STATUS {19}\r\nshared/alice/Sp \xc3\xa9t (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: "shared/alice/Sp ét"},
-		{in: "* STATUS {7}\r\na\r\nb)(\" (MESSAGES 1)\r\n* OK x\r\n", tag: "*", kind: "STATUS", name: "a\r\nb)(\"", nextKind: "OK"},
-		{in: "* STATUS {0}\r\n (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: ""},
-		{in: `* LIST (\HasNoChildren \UnMarked) "/" "shared/alice/Sp &AOk-t"` + "\r\n", tag: "*", kind: "LIST", name: "shared/alice/Sp &AOk-t"},
-		{in: `* LIST (\NonExistent) NIL {5}` + "\r\nINBOX\r\n", tag: "*", kind: "LIST", name: "INBOX"},
-		{in: `* LIST () "/" {3}` + "\r\nabc (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n", tag: "*", kind: "LIST", name: "abc"},
-		{in: `* LIST (\Noselect) "/"` + "\r\n", tag: "*", kind: "LIST", nameErr: true},
-		{in: "* STATUS \"unterminated (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", nameErr: true},
-		{in: "* STATUS x \"bad (MESSAGES 1)\r\n", tag: "*", kind: "STATUS", name: "x"},
-		// resp-text is not data: a brace at the end is no literal.
-		{in: "* OK [CAPABILITY IMAP4rev1] ready {5}\r\n* BYE x\r\n", tag: "*", kind: "OK", text: "[CAPABILITY IMAP4rev1] ready {5}", nextKind: "BYE"},
-		{in: "N1 NO [NONEXISTENT] no such {3}\r\n", tag: "N1", kind: "NO", text: "[NONEXISTENT] no such {3}"},
-		{in: "+ go on\r\n", tag: "+", text: "go on"},
-		{in: "* 3 EXISTS\r\n", tag: "*", kind: "EXISTS"},
-		{in: "* 1 FETCH (UID 5 BODY[] {4}\r\nab\r\n)\r\n* 2 EXPUNGE\r\n", tag: "*", kind: "FETCH", nextKind: "EXPUNGE"},
-		{in: "* 1 FETCH (BINARY[1] ~{2}\r\n\x00\x01)\r\n", tag: "*", kind: "FETCH"},
-		{in: "* STATUS bare (MESSAGES 1)\n", tag: "*", kind: "STATUS", name: "bare"},
+// literalAt finds a literal announcement ("{12}" or "{12+}") at the end
+// of a line the fake server read: its size.
+func literalAt(line string) (n int, at int, ok bool) {
+	if !strings.HasSuffix(line, "}") {
+		return 0, 0, false
 	}
-	for _, tt := range tests {
-		br := bufio.NewReader(strings.NewReader(tt.in))
-		r, err := readResponse(br)
-		if err != nil {
-			t.Errorf("readResponse(%q): %v", tt.in, err)
-			continue
-		}
-		if r.tag != tt.tag || r.kind != tt.kind || r.text != tt.text {
-			t.Errorf("readResponse(%q) = tag %q kind %q text %q, want %q %q %q", tt.in, r.tag, r.kind, r.text, tt.tag, tt.kind, tt.text)
-		}
-		name, ok, err := announcedName(r)
-		if ok != (tt.kind == "STATUS" || tt.kind == "LIST") {
-			t.Errorf("announcedName(%q) ok = %v", tt.in, ok)
-		}
-		if ok && (err != nil) != tt.nameErr {
-			t.Errorf("announcedName(%q) error = %v, want error %v", tt.in, err, tt.nameErr)
-		}
-		if ok && err == nil && name != tt.name {
-			t.Errorf("announcedName(%q) = %q, want %q", tt.in, name, tt.name)
-		}
-		next, err := readResponse(br)
-		switch {
-		case tt.nextKind == "" && err == nil:
-			t.Errorf("readResponse(%q): a second response %+v", tt.in, next)
-		case tt.nextKind != "" && (err != nil || next.kind != tt.nextKind):
-			t.Errorf("readResponse(%q): second response %+v, %v, want kind %s", tt.in, next, err, tt.nextKind)
-		}
+	at = strings.LastIndexByte(line, '{')
+	if at < 0 {
+		return 0, 0, false
 	}
-}
-
-func TestReadResponseBounds(t *testing.T) {
-	long := "* STATUS " + strings.Repeat("x", maxLine) + " (MESSAGES 1)\r\n"
-	if _, err := readResponse(bufio.NewReader(strings.NewReader(long))); err == nil {
-		t.Errorf("readResponse accepted a line of %d bytes", len(long))
-	}
-	big := fmt.Sprintf("* STATUS {%d}\r\n%s (MESSAGES 1)\r\n* OK next\r\n", maxLiteral+1, strings.Repeat("y", maxLiteral+1))
-	br := bufio.NewReader(strings.NewReader(big))
-	r, err := readResponse(br)
-	if err != nil {
-		t.Fatalf("readResponse of an oversized literal: %v", err)
-	}
-	if name, _, _ := announcedName(r); name != "" {
-		t.Errorf("an oversized literal was kept (%d bytes)", len(name))
-	}
-	if next, err := readResponse(br); err != nil || next.kind != "OK" {
-		t.Errorf("after an oversized literal: %+v, %v; want the next response", next, err)
-	}
-	if _, err := readResponse(bufio.NewReader(strings.NewReader("* STATUS {5}\r\nab"))); err == nil {
-		t.Error("readResponse accepted a truncated literal")
-	}
-}
-
-func FuzzReadResponse(f *testing.F) {
-	for _, s := range []string{
-		"* STATUS {19}\r\nshared/alice/Sp \xc3\xa9t (MESSAGES 1)\r\n",
-		`* LIST (\HasNoChildren) "/" "a \"b\""` + "\r\n",
-		"* OK [CAPABILITY IMAP4rev1] x {5}\r\n",
-		"* 1 FETCH (BODY[] {3}\r\nabc)\r\n",
-		"+ \r\n",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		br := bufio.NewReader(strings.NewReader(in))
-		for range 100 {
-			r, err := readResponse(br)
-			if err != nil {
-				return
-			}
-			name, _, _ := announcedName(r)
-			resolveName(name, map[string]bool{"a": true})
-		}
-	})
+	n, err := strconv.Atoi(strings.TrimSuffix(line[at+1:len(line)-1], "+"))
+	return n, at, err == nil
 }
 
 func TestMUTF7(t *testing.T) {
@@ -665,52 +574,6 @@ func TestMUTF7(t *testing.T) {
 		if got, err := mutf7.Decode(bad); err == nil {
 			t.Errorf("mutf7.Decode(%q) = %q, want an error", bad, got)
 		}
-	}
-}
-
-func TestResolveName(t *testing.T) {
-	watched := map[string]bool{"shared/alice/Sp ét": true, "shared/alice/R&D": true, "INBOX": true, "Plain": true, "A&-B": true}
-	tests := []struct {
-		sent, want string
-		ok         bool
-	}{
-		{"shared/alice/Sp &AOk-t", "shared/alice/Sp ét", true}, // RFC 3501
-		{"shared/alice/Sp ét", "shared/alice/Sp ét", true},     // Dovecot 2.3
-		{"shared/alice/R&-D", "shared/alice/R&D", true},
-		{"shared/alice/R&D", "shared/alice/R&D", true},
-		{"inbox", "INBOX", true},
-		{"Plain", "Plain", true},
-		{"A&--B", "A&-B", true},
-		{"A&-B", "A&-B", true}, // decodes to "A&B", not watched; sent raw
-		{"Other", "", false},
-		{"shared/alice/Sp \xe9t", "", false},
-	}
-	for _, tt := range tests {
-		if got, ok := resolveName(tt.sent, watched); got != tt.want || ok != tt.ok {
-			t.Errorf("resolveName(%q) = %q, %v, want %q, %v", tt.sent, got, ok, tt.want, tt.ok)
-		}
-	}
-}
-
-func TestEncodeArgs(t *testing.T) {
-	args := []cmdArg{atomArg("LOGIN"), stringArg(`us"er\`), stringArg("pässwort"), listArg(stringArg("a"), listArg()), stringArg("")}
-	if got, want := string(bytes.Join(encodeArgs(args, true), nil)), "LOGIN \"us\\\"er\\\\\" {9+}\r\npässwort (\"a\" ()) \"\"\r\n"; got != want {
-		t.Errorf("encodeArgs with LITERAL+ = %q, want %q", got, want)
-	}
-	chunks := encodeArgs(args, false)
-	if len(chunks) != 2 || !strings.HasSuffix(string(chunks[0]), "{9}\r\n") || !strings.HasPrefix(string(chunks[1]), "pässwort ") {
-		t.Errorf("encodeArgs without LITERAL+ = %q, want two chunks split at a synchronizing literal", chunks)
-	}
-	if got := string(bytes.Join(encodeArgs([]cmdArg{stringArg("a\r\nb")}, true), nil)); got != "{4+}\r\na\r\nb\r\n" {
-		t.Errorf("encodeArgs(CRLF) = %q", got)
-	}
-}
-
-func TestStatusError(t *testing.T) {
-	err := statusError(&response{tag: "N1", kind: "NO", text: "[BADEVENT] nope"})
-	var ie *imap.Error
-	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code != "BADEVENT" || ie.Text != "nope" {
-		t.Errorf("statusError = %#v", err)
 	}
 }
 
