@@ -1,8 +1,8 @@
 // Package imapstore is fbpub's access to the IMAP server: the only package
-// that speaks IMAP, through go-imap v2 but for NOTIFY (notify.go), the
-// first round trip of a folder read from scratch (bulk.go) and the check of
-// a requester's password (login.go, which sends ID fields go-imap cannot),
-// which use a minimal client of fbpub's own. It logs in, finds folders through
+// that speaks IMAP, through go-imap v2 (v2.0.0-beta.9), which reads every
+// answer; the one thing written on the wire beside it is the ID command
+// with x-originating-ip before a requester's login (login.go), which
+// go-imap's ID cannot send. It logs in, finds folders through
 // every namespace with the proxy's rights on them, reads folder states and
 // fetches the calendar parts of messages. It knows nothing of iCalendar:
 // callers say which MIME types they want and get their bodies.

@@ -521,10 +521,10 @@ func mailboxesFilter(names []string, utf8 bool) imap.NotifyMailboxSpec {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		m := mutf7.Encode(f)
 		if strings.EqualFold(f, "INBOX") {
-			m = "INBOX"
+			f = "INBOX"
 		}
+		m := mutf7.Encode(f)
 		b.WriteString(`"` + quoteReplacer.Replace(m) + `"`)
 		if utf8 && m != f {
 			b.WriteString(` "` + quoteReplacer.Replace(f) + `"`)

@@ -299,10 +299,12 @@ func TestWatcherNotifyRefused(t *testing.T) {
 	waitFor(t, "the fall back to IDLE", func() bool { return w.Mode() == WatchIdle })
 }
 
-// TestNotifyFakeServer drives the NOTIFY client against a scripted server
+// TestNotifyFakeServer drives the NOTIFY watch against a scripted server
 // without LITERAL+: a password that needs a synchronizing literal, a
 // server that refuses names in UTF-8 (and gets modified UTF-7 alone), and
-// announcements in modified UTF-7, quoted, and in literals.
+// announcements in modified UTF-7, quoted, and in literals. A name with
+// "&" that differs from its modified UTF-7 is not watched (see
+// notifiable).
 func TestNotifyFakeServer(t *testing.T) {
 	pushes := make(chan string, 10)
 	f := newFakeServer(t, "IMAP4rev1 NOTIFY LIST-EXTENDED", pushes, func(cmd string) string {
@@ -317,14 +319,17 @@ func TestNotifyFakeServer(t *testing.T) {
 		Changed: ev.changed, Resync: func() { ev.resync.Add(1) }, Keepalive: 20 * time.Millisecond,
 	})
 	defer w.Close()
-	w.Watch([]string{"réunion", `a "b" \c`, "R&D"})
+	w.Watch([]string{"réunion", `a "b" \c`, "R&D", "Sp ace"})
 	waitFor(t, "the NOTIFY SET", func() bool { return ev.resync.Load() == 1 })
+	if got, want := w.Watching(), []string{"Sp ace", `a "b" \c`, "réunion"}; !slices.Equal(got, want) {
+		t.Errorf("Watching() = %q, want %q", got, want)
+	}
 	pushes <- "* STATUS r&AOk-union (MESSAGES 1)\r\n"
 	waitChange(t, ev, "réunion", 0, "a modified UTF-7 name")
 	pushes <- `* STATUS "a \"b\" \\c" (MESSAGES 1)` + "\r\n"
 	waitChange(t, ev, `a "b" \c`, 0, "a quoted name")
-	pushes <- "* LIST () \"/\" {4}\r\nR&-D\r\n"
-	waitChange(t, ev, "R&D", 0, "a name in a literal")
+	pushes <- "* LIST () \"/\" {6}\r\nSp ace\r\n"
+	waitChange(t, ev, "Sp ace", 0, "a name in a literal")
 	pushes <- "* STATUS Other (MESSAGES 1)\r\n* STATUS {8}\r\nr\xc3\xa9union (MESSAGES 2)\r\n"
 	waitChange(t, ev, "réunion", 1, "a UTF-8 name in a literal")
 	if n := ev.count("Other"); n != 0 {
@@ -336,12 +341,17 @@ func TestNotifyFakeServer(t *testing.T) {
 	if !strings.Contains(log, wantLogin) {
 		t.Errorf("the server saw\n%s\nwant a LOGIN with a synchronizing literal: %q", log, wantLogin)
 	}
-	wantNotify := `NOTIFY SET (mailboxes ("r&AOk-union" "a \"b\" \\c" "R&-D") (MessageNew MessageExpunge FlagChange MailboxName))`
+	wantNotify := `NOTIFY SET (mailboxes ("r&AOk-union" "a \"b\" \\c" "Sp ace") (MessageNew MessageExpunge FlagChange MailboxName))`
 	if !strings.Contains(log, wantNotify) {
 		t.Errorf("the server saw\n%s\nwant %s", log, wantNotify)
 	}
-	if !strings.Contains(log, `LIST "" ("r&AOk-union" "a \"b\" \\c" "R&-D")`) {
-		t.Errorf("the server saw\n%s\nwant one LIST of the new names", log)
+	for _, list := range []string{`LIST "" "r&AOk-union"`, `LIST "" "a \"b\" \\c"`, `LIST "" "Sp ace"`} {
+		if !strings.Contains(log, list) {
+			t.Errorf("the server saw\n%s\nwant %s", log, list)
+		}
+	}
+	if strings.Contains(log, "R&-D") {
+		t.Errorf("the server saw\n%s\nwant no R&-D", log)
 	}
 	if !strings.Contains(log, " NOOP\n") {
 		t.Errorf("the server saw\n%s\nwant a NOOP to keep the connection alive", log)
@@ -397,7 +407,7 @@ func TestNotifyTLS(t *testing.T) {
 			w.Watch([]string{"Calendar"})
 			waitFor(t, "the NOTIFY SET", func() bool { return ev.resync.Load() == 1 })
 			log := f.log()
-			if mode == TLSStartTLS && !strings.Contains(log, "S STARTTLS\n") {
+			if mode == TLSStartTLS && !strings.Contains(log, " STARTTLS\n") {
 				t.Errorf("the server saw\n%s\nwant STARTTLS", log)
 			}
 			if !strings.Contains(log, `LOGIN "u" "p"`) {
@@ -606,5 +616,25 @@ func TestWatcherCyrusIdle(t *testing.T) {
 	waitChange(t, ev, cal, n, "APPEND")
 	if got := ev.count(other); got != 0 {
 		t.Errorf("the folder beyond MaxIdle was reported %d times", got)
+	}
+}
+
+// TestMailboxesFilter: the NOTIFY filter go-imap writes out verbatim
+// names each folder in modified UTF-7 and, where that differs, in UTF-8,
+// quoted; and only folders whose announcements go-imap can read are
+// watched.
+func TestMailboxesFilter(t *testing.T) {
+	got := mailboxesFilter([]string{"inbox", "Réunion", `a "b" \c`}, true)
+	want := `mailboxes ("INBOX" "R&AOk-union" "Réunion" "a \"b\" \\c")`
+	if string(got) != want {
+		t.Errorf("mailboxesFilter(…, true) = %s, want %s", got, want)
+	}
+	if got := mailboxesFilter([]string{"Réunion"}, false); string(got) != `mailboxes ("R&AOk-union")` {
+		t.Errorf("mailboxesFilter(Réunion, false) = %s", got)
+	}
+	for f, want := range map[string]bool{"Calendar": true, "Réunion": true, "R&D": false, "Ré&union": false, "a\r\nb": false} {
+		if got := notifiable(f); got != want {
+			t.Errorf("notifiable(%q) = %v, want %v", f, got, want)
+		}
 	}
 }
