@@ -226,10 +226,12 @@ func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothin
 // scratch, to bring content along, and returns what to do with each
 // message as it arrives; handed collects the UIDs of those handed to
 // q.Received. The body structure of the folder's last message (number
-// last) chooses: when it shows one wanted part, not too large, every
-// message's body structure and the first WholeBelow octets of the part
-// at that place come (structure then part); otherwise the first
-// WholeBelow octets of every message. Calendar folders hold messages of
+// last, asked for once SELECT has said how many there are: go-imap
+// would not match the answer to a FETCH * to its command) chooses: when
+// it shows one wanted part, not too large, every message's body
+// structure and the first WholeBelow octets of the part at that place
+// come (structure then part); otherwise the first WholeBelow octets of
+// every message. Calendar folders hold messages of
 // one layout (Kolab's: the calendar in part 2), so the guess is right for
 // nearly every message, and a message it misses has its parts fetched by
 // its body structure after the first round.
