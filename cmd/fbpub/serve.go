@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fbpub/fbpub/internal/acl"
@@ -101,7 +100,7 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	mode, _ := imapstore.ParseTLSMode(cfg.IMAP.TLS)
+	mode := imapstore.TLSMode(cfg.IMAP.TLSMode())
 	var tlsConfig *tls.Config
 	if cfg.IMAP.CAFile != "" {
 		pem, err := os.ReadFile(cfg.IMAP.CAFile)
@@ -420,11 +419,10 @@ func version() string {
 // imapResult names the outcome of an IMAP command for the metrics: "ok",
 // "no" (the server refused) or "error" (the connection failed).
 func imapResult(err error) string {
-	var ie *imap.Error
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.As(err, &ie):
+	case imapstore.Refused(err):
 		return "no"
 	}
 	return "error"

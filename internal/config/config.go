@@ -27,7 +27,6 @@ import (
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/availability"
-	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
 // Config is fbpub's whole configuration.
@@ -129,6 +128,16 @@ type IMAP struct {
 	// Connections bounds the proxy's concurrent IMAP connections (plus
 	// one that reads folders from scratch).
 	Connections int `toml:"connections"`
+}
+
+// TLSMode is imap.tls as the IMAP access takes it: "none", "starttls" or
+// "tls", in lower case, or "" when it is none of these.
+func (i IMAP) TLSMode() string {
+	switch m := strings.ToLower(strings.TrimSpace(i.TLS)); m {
+	case "none", "starttls", "tls":
+		return m
+	}
+	return ""
 }
 
 // Publish says what is published and how.
@@ -399,7 +408,7 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.IMAP.Addr); err != nil {
 		bad("imap.addr: %q is not host:port", c.IMAP.Addr)
 	}
-	if _, err := imapstore.ParseTLSMode(c.IMAP.TLS); err != nil {
+	if c.IMAP.TLSMode() == "" {
 		bad("imap.tls: %q is not none, starttls or tls", c.IMAP.TLS)
 	}
 	if c.IMAP.User == "" {

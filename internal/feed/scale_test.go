@@ -119,7 +119,10 @@ func TestRequestCostFlat(t *testing.T) {
 			t.Errorf("%s: %v at 50 mailboxes, %v at 500", c.what, c.small, c.large)
 		}
 	}
-	if want := map[string]int{"LIST": 1}; !maps.Equal(large.recheck, want) {
+	// The session that read the owner's folder still has it selected, and
+	// Dovecot answers STATUS for a selected folder from the session's own
+	// view, which lags: the re-check unselects it first.
+	if want := map[string]int{"LIST": 1, "UNSELECT": 1}; !maps.Equal(large.recheck, want) {
 		t.Errorf("a re-check of an unchanged owner costs %v, want %v", large.recheck, want)
 	}
 	if total(large.wholeDirectory) <= total(small.wholeDirectory) {

@@ -3,7 +3,6 @@ package imapstore
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -63,11 +62,11 @@ type Query struct {
 	// WholeBelow, when non-zero, reads the content of a folder read from
 	// scratch in its first round trip instead of reading body structures
 	// first and then the wanted parts. Messages of at most this many
-	// octets come whole (Message.Raw); or, on the bulk connection, when
-	// the folder's last message has one wanted part, every message's
-	// body structure and the first WholeBelow octets of the part at that
-	// place come, and a message whose one wanted part that is comes with
-	// it (Message.Parts; see bulkstruct.go).
+	// octets come whole (Message.Raw); or, when the folder's last
+	// message has one wanted part, every message's body structure and the
+	// first WholeBelow octets of the part at that place come, and a
+	// message whose one wanted part that is comes with it (Message.Parts;
+	// see Session.firstContent).
 	WholeBelow uint32
 	// Received, when set, is called on Fetch's goroutine with each
 	// message whose content came in the first round trip (whole, or its
@@ -131,53 +130,22 @@ func (s *Session) Fetch(ctx context.Context, folder string, q Query) (*Listing, 
 }
 
 func (s *Session) fetch(ctx context.Context, folder string, q Query, nothingKnown bool) (*Listing, error) {
-	var bulk *Listing // the state of what a failed bulk fetch handed over
-	var handed *uidSet
-	if c, ok := s.bulkFor(ctx, q, nothingKnown); ok {
-		l, meta, h, err := s.fetchBulk(ctx, c, folder, q)
-		switch {
-		case err == nil:
-			return s.fetchRest(ctx, folder, q, l, meta, h, true)
-		case errors.Is(err, ErrNotFound):
-			return nil, err
-		case ctx.Err() != nil:
-			return nil, opErr(ctx, "UID FETCH", err)
-		}
-		s.opts.Logger.Debug("bulk fetch failed, fetching with go-imap", "folder", folder, "err", err)
-		if h.len() > 0 {
-			bulk, handed = l, h
-			q.Received = skipHanded(q, h)
-		}
-	}
-	l, meta, err := s.fetchFirst(ctx, folder, q, nothingKnown)
+	l, meta, handed, err := s.fetchFirst(ctx, folder, q, nothingKnown)
 	if err != nil {
 		return nil, err
 	}
-	if bulk != nil && l.State.UIDValidity != bulk.State.UIDValidity {
-		// What the bulk fetch handed over belongs to another folder.
-		return nil, fmt.Errorf("imapstore: %q changed UIDVALIDITY during the fetch", folder)
-	}
-	return s.fetchRest(ctx, folder, q, l, meta, handed, false)
-}
-
-// bulkFor lends the bulk connection (nil: to be dialed) when q is for a
-// folder read from scratch, with small messages whole, and the
-// connection is not lent out.
-func (s *Session) bulkFor(ctx context.Context, q Query, nothingKnown bool) (*bulkConn, bool) {
-	if !nothingKnown || q.Want == nil || q.WholeBelow == 0 || q.ChangedSince != 0 {
-		return nil, false
-	}
-	return s.bulk.take(ctx)
+	return s.fetchRest(ctx, q, l, meta, handed)
 }
 
 // fetchFirst selects folder and makes the first round trip of Fetch:
 // every UID with its flags, or those changed since q.ChangedSince, with
-// body structures or small messages whole when nothing is known. It
-// returns the listing without Deleted and the messages fetched.
-func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothingKnown bool) (*Listing, []*imapclient.FetchMessageBuffer, error) {
+// body structures, or with content when nothing is known (see
+// firstContent). It returns the listing without Deleted, the messages
+// fetched and the UIDs of those handed to q.Received.
+func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothingKnown bool) (*Listing, []*imapclient.FetchMessageBuffer, *uidSet, error) {
 	sel, err := s.selectFolder(ctx, folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	l := &Listing{
 		State: State{
@@ -190,7 +158,7 @@ func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothin
 	}
 	if sel.NumMessages == 0 {
 		l.FlagsComplete = true
-		return l, nil, nil
+		return l, nil, nil, nil
 	}
 
 	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
@@ -203,7 +171,7 @@ func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothin
 		// appended and expunged in between is in neither).
 		meta, err = s.fetchMeta(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ChangedSince, RFC822Size: q.WholeBelow > 0})
 		if err != nil {
-			return nil, nil, opErr(ctx, "UID FETCH", err)
+			return nil, nil, nil, opErr(ctx, "UID FETCH", err)
 		}
 		var added []uint32
 		for _, m := range meta {
@@ -220,43 +188,95 @@ func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothin
 				return err
 			})
 			if err != nil {
-				return nil, nil, opErr(ctx, "UID SEARCH", err)
+				return nil, nil, nil, opErr(ctx, "UID SEARCH", err)
 			}
 			for _, u := range sd.AllUIDs() {
 				l.UIDs = append(l.UIDs, uint32(u))
 			}
 		}
 		slices.Sort(l.UIDs)
-		return l, meta, nil
+		return l, meta, nil, nil
 	}
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: q.WholeBelow > 0}
-	// When nothing is known, ask for every body structure at once;
-	// or, when small messages are fetched whole, for the first
-	// WholeBelow octets of every message: one round trip holds the
-	// whole content of a folder of small messages. Their size then
-	// tells which messages came whole (less than WholeBelow octets),
-	// without RFC822.SIZE, which costs the server and go-imap a few
-	// percent of the fetch.
+	handed := &uidSet{}
 	var each func(*imapclient.FetchMessageBuffer)
 	if q.Want != nil && nothingKnown {
 		if q.WholeBelow > 0 {
-			whole := wholeSection(q.WholeBelow)
-			opts.BodySection = []*imap.FetchItemBodySection{whole}
-			opts.RFC822Size = false
-			each = func(m *imapclient.FetchMessageBuffer) { takeWhole(q, whole, m) }
+			each, err = s.firstContent(q, sel.NumMessages, opts, handed)
+			if err != nil {
+				return nil, nil, nil, opErr(ctx, "FETCH", err)
+			}
 		} else {
+			// Every body structure at once.
 			opts.BodyStructure = &imap.FetchItemBodyStructure{}
 		}
 	}
 	meta, err = s.fetchMetaEach(all, opts, each)
 	if err != nil {
-		return nil, nil, opErr(ctx, "UID FETCH", err)
+		return nil, nil, nil, opErr(ctx, "UID FETCH", err)
 	}
 	for _, m := range meta {
 		l.UIDs = append(l.UIDs, uint32(m.UID))
 	}
 	l.FlagsComplete = true
-	return l, meta, nil
+	return l, meta, handed, nil
+}
+
+// firstContent sets opts, the first round trip of a folder read from
+// scratch, to bring content along, and returns what to do with each
+// message as it arrives; handed collects the UIDs of those handed to
+// q.Received. The body structure of the folder's last message (number
+// last, asked for once SELECT has said how many there are: go-imap
+// would not match the answer to a FETCH * to its command) chooses: when
+// it shows one wanted part, not too large, every message's body
+// structure and the first WholeBelow octets of the part at that place
+// come (structure then part); otherwise the first WholeBelow octets of
+// every message. Calendar folders hold messages of
+// one layout (Kolab's: the calendar in part 2), so the guess is right for
+// nearly every message, and a message it misses has its parts fetched by
+// its body structure after the first round.
+//
+// Structure then part is what a cold read pays least for: the part
+// alone, not the whole message, crosses the wire and is decoded, and the
+// caller has no MIME to split (BenchmarkFolder10k in internal/feed
+// measures it against a bare fetch of the same parts).
+func (s *Session) firstContent(q Query, last uint32, opts *imap.FetchOptions, handed *uidSet) (func(*imapclient.FetchMessageBuffer), error) {
+	var probe []*imapclient.FetchMessageBuffer
+	err := s.observe("FETCH", func() (err error) {
+		probe, err = s.client.Fetch(imap.SeqSetNum(last), &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{}}).Collect()
+		return err
+	})
+	if err != nil && !isNo(err) {
+		return nil, err
+	}
+	var wanted []Part
+	if len(probe) == 1 && probe[0].BodyStructure != nil {
+		wanted = wantedParts(probe[0].BodyStructure, q)
+	}
+	if len(wanted) == 1 && !wanted[0].TooLarge {
+		section := &imap.FetchItemBodySection{Part: wanted[0].Path, Peek: true,
+			Partial: &imap.SectionPartial{Offset: 0, Size: int64(q.WholeBelow)}}
+		opts.BodySection = []*imap.FetchItemBodySection{section}
+		opts.BodyStructure = &imap.FetchItemBodyStructure{}
+		opts.RFC822Size = false
+		return func(m *imapclient.FetchMessageBuffer) {
+			if takeStructured(q, section, m) {
+				handed.add(uint32(m.UID))
+			}
+		}, nil
+	}
+	// When small messages are fetched whole, the first WholeBelow octets
+	// of every message: one round trip holds the whole content of a
+	// folder of small messages. Their size then tells which messages came
+	// whole (less than WholeBelow octets), without RFC822.SIZE.
+	whole := wholeSection(q.WholeBelow)
+	opts.BodySection = []*imap.FetchItemBodySection{whole}
+	opts.RFC822Size = false
+	return func(m *imapclient.FetchMessageBuffer) {
+		if takeWhole(q, whole, m) {
+			handed.add(uint32(m.UID))
+		}
+	}, nil
 }
 
 // takeWhole notes whether m, fetched with section (the first WholeBelow
@@ -278,21 +298,25 @@ func takeWhole(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchM
 	return false
 }
 
-// takeStructured hands m, fetched with f (a structureFetch), to
-// q.Received when its body structure s shows that the part fetched with
-// it is its one wanted part, and that part came whole; or that it has no
-// wanted part at all. It reports whether it did. The parts of any other
-// message (not \Deleted) are fetched after the first round, by body
-// structure, as go-imap reads them.
-func takeStructured(q Query, f bulkFetch, m *imapclient.FetchMessageBuffer, s *structure) bool {
-	if q.Received == nil || isDeleted(m.Flags) || s == nil || !s.ok || len(s.wanted) > 1 {
+// takeStructured hands m, fetched with its body structure and section
+// (the first WholeBelow octets of one part), to q.Received when its body
+// structure shows that this part is its one wanted part, and that it came
+// whole; or that it has no wanted part at all. It reports whether it did.
+// The parts of any other message (not \Deleted) are fetched after the
+// first round, by body structure.
+func takeStructured(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchMessageBuffer) bool {
+	if q.Received == nil || isDeleted(m.Flags) || m.BodyStructure == nil {
+		return false
+	}
+	wanted := wantedParts(m.BodyStructure, q)
+	if len(wanted) > 1 {
 		return false
 	}
 	msg := Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq}
-	if len(s.wanted) == 1 {
-		p := s.wanted[0]
-		body := m.FindBodySection(f.section)
-		if p.TooLarge || !slices.Equal(p.Path, f.section.Part) || body == nil || len(body) >= f.max {
+	if len(wanted) == 1 {
+		p := wanted[0]
+		body := m.FindBodySection(section)
+		if p.TooLarge || !slices.Equal(p.Path, section.Part) || body == nil || int64(len(body)) >= section.Partial.Size {
 			return false
 		}
 		p.Body = body
@@ -302,26 +326,10 @@ func takeStructured(q Query, f bulkFetch, m *imapclient.FetchMessageBuffer, s *s
 	return true
 }
 
-// skipHanded returns q.Received leaving out the messages that a failed
-// bulk fetch handed over already, so that the fetch that takes over from
-// it hands over each message once.
-func skipHanded(q Query, handed *uidSet) func(Message) {
-	if q.Received == nil || handed.len() == 0 {
-		return q.Received
-	}
-	return func(m Message) {
-		if !handed.has(m.UID) {
-			q.Received(m)
-		}
-	}
-}
-
 // fetchRest completes Fetch after its first round trip (l and meta): the
 // body structures still missing, then the wanted parts. The messages in
-// handed went to q.Received already. reselect says the first round ran
-// on the bulk connection, so that go-imap's must select the folder before
-// fetching more; its UIDVALIDITY must not have moved.
-func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *Listing, meta []*imapclient.FetchMessageBuffer, handed *uidSet, reselect bool) (*Listing, error) {
+// handed went to q.Received already.
+func (s *Session) fetchRest(ctx context.Context, q Query, l *Listing, meta []*imapclient.FetchMessageBuffer, handed *uidSet) (*Listing, error) {
 	byUID := map[uint32]*imapclient.FetchMessageBuffer{}
 	for _, m := range meta {
 		u := uint32(m.UID)
@@ -343,20 +351,6 @@ func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *List
 	if q.Want == nil || len(fresh) == 0 {
 		return l, nil
 	}
-	ready := func() error {
-		if !reselect {
-			return nil
-		}
-		reselect = false
-		sel, err := s.selectFolder(ctx, folder, &imap.SelectOptions{ReadOnly: true, CondStore: s.features.CondStore})
-		if err != nil {
-			return err
-		}
-		if sel.UIDValidity != l.State.UIDValidity {
-			return fmt.Errorf("imapstore: %q changed UIDVALIDITY during the fetch", folder)
-		}
-		return nil
-	}
 	// Small messages are fetched whole; the others by body structure.
 	whole := func(u uint32) bool {
 		m := byUID[u]
@@ -373,9 +367,6 @@ func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *List
 		}
 	}
 	if len(need) > 0 {
-		if err := ready(); err != nil {
-			return nil, err
-		}
 		more, err := s.fetchMeta(need, &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{}})
 		if err != nil {
 			return nil, opErr(ctx, "UID FETCH", err)
@@ -400,7 +391,7 @@ func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *List
 		var raw []byte
 		if whole(u) && len(m.BodySection) > 0 {
 			raw = m.FindBodySection(wholeSection(q.WholeBelow))
-			if raw != nil && q.Received != nil {
+			if handed.has(u) {
 				continue // handed to Received as it arrived
 			}
 		}
@@ -431,11 +422,6 @@ func (s *Session) fetchRest(ctx context.Context, folder string, q Query, l *List
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if len(keys) > 0 {
-		if err := ready(); err != nil {
-			return nil, err
-		}
-	}
 	for _, key := range keys {
 		idx := byPath[key]
 		for start := 0; start < len(idx); start += batch {
@@ -465,9 +451,8 @@ func wantedParts(bs imap.BodyStructure, q Query) []Part {
 }
 
 // uidSet is a set of UIDs, noted in ascending order as a server answers
-// UID FETCH 1:*, and looked up by binary search: for the 10,000 messages
-// of a cold read, a map's inserts were a measurable share of the work
-// left after the last byte. The nil set is empty.
+// UID FETCH 1:*, and looked up by binary search, cheaper than a map for
+// the thousands of messages of a cold read. The nil set is empty.
 type uidSet struct {
 	uids     []uint32
 	unsorted bool

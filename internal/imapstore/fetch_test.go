@@ -25,11 +25,11 @@ func bigMessage(uid string, n int) []byte {
 	return b.Bytes()
 }
 
-// TestFetchWholeAndParts: with WholeBelow, go-imap alone (no bulk
-// connection) reads a small message whole in the first round trip,
-// through Received (and so not again in the listing's messages), a large
-// one by body structure and only its calendar part; a \Deleted one comes
-// without content.
+// TestFetchWholeAndParts: with WholeBelow, when the folder's last message
+// has more than one calendar part (so no part can be guessed), a small
+// message is read whole in the first round trip, through Received (and so
+// not again in the listing's messages), a large one by body structure and
+// only its calendar part; a \Deleted one comes without content.
 func TestFetchWholeAndParts(t *testing.T) {
 	srv := testbed.Get(t)
 	srv.Reset(t)
@@ -38,10 +38,10 @@ func TestFetchWholeAndParts(t *testing.T) {
 	small := srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("small", fmt.Sprintf(fetchICS, "s1", "small")))
 	big := srv.Append(t, "alice", "Calendar", bigMessage("b1", 8000))
 	gone := srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("gone", fmt.Sprintf(fetchICS, "g1", "gone")), "\\Deleted")
+	twins := srv.Append(t, "alice", "Calendar", twoCalendars("t"))
 
 	commands := map[string]int{}
 	s := dialAs(t, srv, testbed.Proxy, func(cmd string, _ error, _ time.Duration) { commands[cmd]++ })
-	s.bulk.off = true
 	var received []Message
 	l, err := s.Fetch(t.Context(), testbed.SharedName("alice", "Calendar"), Query{
 		Want:       func(mt string) bool { return mt == "text/calendar" },
@@ -55,8 +55,8 @@ func TestFetchWholeAndParts(t *testing.T) {
 	for _, m := range l.Messages {
 		byUID[m.UID] = m
 	}
-	if len(received) != 1 || received[0].UID != uint32(small) {
-		t.Fatalf("Received got %d messages, want only the small message %d", len(received), small)
+	if len(received) != 2 || received[0].UID != uint32(small) || received[1].UID != uint32(twins) {
+		t.Fatalf("Received got %d messages, want only the small messages %d and %d", len(received), small, twins)
 	}
 	if m := received[0]; !bytes.Contains(m.Raw, []byte("SUMMARY:small")) || len(m.Parts) != 0 {
 		t.Errorf("small message: Raw %q, %d parts; want it whole", m.Raw, len(m.Parts))
@@ -71,8 +71,10 @@ func TestFetchWholeAndParts(t *testing.T) {
 	if m := byUID[uint32(gone)]; m.Raw != nil || len(m.Parts) != 0 || !l.Deleted[uint32(gone)] {
 		t.Errorf("deleted message: %+v, deleted %v; want no content", m, l.Deleted[uint32(gone)])
 	}
-	if commands["UID FETCH"] != 3 { // whole + flags, then body structure, then the part
-		t.Errorf("%d UID FETCH commands, want 3: %v", commands["UID FETCH"], commands)
+	// The last message's body structure, whole + flags, then body
+	// structure, then the part.
+	if commands["FETCH"] != 1 || commands["UID FETCH"] != 3 {
+		t.Errorf("commands %v, want 1 FETCH and 3 UID FETCH", commands)
 	}
 }
 
@@ -95,8 +97,8 @@ func twoCalendars(uid string) []byte {
 }
 
 // TestFetchStructured: when the folder's last message has its calendar in
-// part 2 (as Kolab's do), the bulk connection asks for every message's
-// body structure and part 2 in its first round trip. Messages of that
+// part 2 (as Kolab's do), every message's body structure and part 2 are
+// asked for in the first round trip. Messages of that
 // layout, even one with a large attachment before the calendar, come
 // through Received with only their calendar part; a message without a
 // calendar part comes without parts; the others (a message that is
@@ -187,10 +189,10 @@ func TestFetchStructured(t *testing.T) {
 			if len(l.UIDs) != 8 {
 				t.Errorf("%d UIDs, want 8", len(l.UIDs))
 			}
-			// The probe, the first round, body structures of the misses,
-			// then parts [1] and [2].
-			if commands["FETCH"] != 1 || commands["UID FETCH"] != 4 {
-				t.Errorf("commands %v: want 1 FETCH and 4 UID FETCH", commands)
+			// The probe, the first round (body structures included),
+			// then parts [1] and [2] of the misses.
+			if commands["FETCH"] != 1 || commands["UID FETCH"] != 3 {
+				t.Errorf("commands %v: want 1 FETCH and 3 UID FETCH", commands)
 			}
 
 			// Without Received, every message with content is in the

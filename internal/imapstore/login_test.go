@@ -118,7 +118,7 @@ func TestSpelling(t *testing.T) {
 // TestConnectionLimit: a login Dovecot refuses because the user already
 // has mail_max_userip_connections sessions from fbpub's address is
 // ErrUnavailable with the server's own words, not ErrAuth, on each of
-// fbpub's login paths; wrong credentials are still ErrAuth.
+// fbpub's login paths (sessions, the NOTIFY watch, CheckLogin with ID); wrong credentials are still ErrAuth.
 func TestConnectionLimit(t *testing.T) {
 	srv := testbed.StartDovecot(t, "mail_max_userip_connections = 2")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -148,10 +148,11 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	_, err := Dial(ctx, opts)
 	check("Dial", err)
-	_, err = dialNotify(ctx, &opts, func(*response) {})
+	w := NewWatcherWith(WatchOptions{Options: opts})
+	_, err = w.dialNotify(ctx)
 	check("the NOTIFY connection", err)
-	_, err = dialBulk(ctx, &opts)
-	check("the bulk connection", err)
+	_, err = CheckLogin(ctx, opts, netip.Addr{})
+	check("CheckLogin", err)
 
 	// The limit is per user: bob still logs in, and a wrong password is
 	// still a wrong password.
@@ -165,5 +166,39 @@ func TestConnectionLimit(t *testing.T) {
 	bob.Password = "wrong"
 	if _, err := Dial(ctx, bob); !errors.Is(err, ErrAuth) || errors.Is(err, ErrUnavailable) {
 		t.Errorf("Dial with a wrong password: %v, want ErrAuth", err)
+	}
+}
+
+// TestCheckLoginIDWire: the ID goes out before go-imap reads the greeting,
+// after STARTTLS when that is used (never in clear), and an answer to ID
+// that sendID does not read (a literal) gives the connection up before
+// LOGIN: no password goes out on a connection in an unknown state.
+func TestCheckLoginIDWire(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	f := startFake(t, "IMAP4rev1 STARTTLS ID ACL", nil, serverTLS, false, func(string) string { return "OK done" })
+	opts := Options{Addr: f.addr, TLS: TLSStartTLS, TLSConfig: clientTLS, User: "u", Password: "p", Timeout: 5 * time.Second}
+	if _, err := CheckLogin(t.Context(), opts, netip.MustParseAddr("::ffff:192.0.2.9")); err != nil {
+		t.Fatalf("CheckLogin over STARTTLS: %v", err)
+	}
+	log := f.log()
+	starttls, id, login := strings.Index(log, " STARTTLS\n"), strings.Index(log, `I ID ("name" "fbpub" "x-originating-ip" "192.0.2.9")`), strings.Index(log, `LOGIN "u" "p"`)
+	if starttls < 0 || id < starttls || login < id || !strings.Contains(log, " GETACL INBOX") {
+		t.Errorf("the server saw\n%s\nwant STARTTLS, then ID, then LOGIN, then GETACL", log)
+	}
+
+	pushes := make(chan string, 1)
+	f = newFakeServer(t, "IMAP4rev1 ID", pushes, func(cmd string) string {
+		if strings.HasPrefix(cmd, "ID") {
+			pushes <- "* ID (\"name\" {4}\r\nfake)\r\n"
+			return ""
+		}
+		return "OK done"
+	})
+	_, err := CheckLogin(t.Context(), Options{Addr: f.addr, TLS: TLSNone, User: "u", Password: "p", Timeout: 5 * time.Second}, netip.MustParseAddr("192.0.2.9"))
+	if !errors.Is(err, errIDAnswer) {
+		t.Errorf("CheckLogin with a literal in the ID answer: %v, want errIDAnswer", err)
+	}
+	if log := f.log(); strings.Contains(log, "LOGIN") {
+		t.Errorf("the server saw\n%s\nwant no LOGIN", log)
 	}
 }

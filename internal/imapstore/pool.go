@@ -10,12 +10,10 @@ import (
 )
 
 // Pool hands out logged-in sessions of one identity, at most Size at once,
-// and replaces sessions whose connection died. Besides them it keeps at
-// most one bulk connection, for folders read from scratch (see bulkSlot).
+// and replaces sessions whose connection died.
 type Pool struct {
 	opts Options
 	sem  chan struct{} // one token per session that may exist
-	bulk *bulkSlot     // shared by the sessions
 
 	mu   sync.Mutex
 	idle []*Session // guarded by mu
@@ -28,7 +26,6 @@ type Pool struct {
 	// features is what the last login found; guarded by mu.
 	features *Features
 	closed   bool // guarded by mu
-	loggedIn bool // a session was ever dialed; guarded by mu
 	// retireBefore retires the sessions that logged in before it: they
 	// are closed instead of reused (see Fresh). Guarded by mu.
 	retireBefore time.Time
@@ -39,7 +36,7 @@ func NewPool(opts Options, size int) *Pool {
 	if size < 1 {
 		size = 1
 	}
-	return &Pool{opts: opts, sem: make(chan struct{}, size), bulk: &bulkSlot{}}
+	return &Pool{opts: opts, sem: make(chan struct{}, size)}
 }
 
 // ErrClosed is returned by a closed pool.
@@ -118,17 +115,6 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 	}
 	p.failures, p.retryAt, p.lastErr = 0, time.Time{}, nil
 	p.connections(+1)
-	s.bulk = p.bulk
-	if !p.loggedIn {
-		// The first login is at start-up, when every folder is read
-		// from scratch: the bulk connection logs in alongside.
-		p.loggedIn = true
-		p.bulk.prepare(func() (*bulkConn, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), p.opts.timeout())
-			defer cancel()
-			return dialBulk(ctx, &p.opts)
-		})
-	}
 	f := s.Features()
 	p.features = &f
 	return s, nil
@@ -150,9 +136,6 @@ func backoff(n int) time.Duration {
 func (p *Pool) put(s *Session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		p.bulk.drop()
-	}
 	if p.closed || isClosed(s) || s.born.Before(p.retireBefore) {
 		s.client.Close()
 		p.connections(-1)
@@ -184,7 +167,6 @@ func (p *Pool) Close() error {
 	idle := p.idle
 	p.idle, p.closed = nil, true
 	p.mu.Unlock()
-	p.bulk.shutDown()
 	for _, s := range idle {
 		s.Close()
 		p.connections(-1)
@@ -230,7 +212,6 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err err
 	}
 	p.mu.Lock()
 	p.connections(+1)
-	s.bulk = p.bulk
 	f0 := s.Features()
 	p.features = &f0
 	p.mu.Unlock()

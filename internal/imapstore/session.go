@@ -1,8 +1,8 @@
 // Package imapstore is fbpub's access to the IMAP server: the only package
-// that speaks IMAP, through go-imap v2 but for NOTIFY (notify.go), the
-// first round trip of a folder read from scratch (bulk.go) and the check of
-// a requester's password (login.go, which sends ID fields go-imap cannot),
-// which use a minimal client of fbpub's own. It logs in, finds folders through
+// that speaks IMAP, through go-imap v2 (v2.0.0-beta.9), which reads every
+// answer; the one thing written on the wire beside it is the ID command
+// with x-originating-ip before a requester's login (login.go), which
+// go-imap's ID cannot send. It logs in, finds folders through
 // every namespace with the proxy's rights on them, reads folder states and
 // fetches the calendar parts of messages. It knows nothing of iCalendar:
 // callers say which MIME types they want and get their bodies.
@@ -28,7 +28,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
-// TLSMode says how the connection to the server is protected.
+// TLSMode says how the connection to the server is protected: one of the
+// constants below (config validates the names).
 type TLSMode string
 
 // The TLS modes. Certificates are verified unless Options.TLSConfig says
@@ -38,15 +39,6 @@ const (
 	TLSStartTLS TLSMode = "starttls"
 	TLSImplicit TLSMode = "tls"
 )
-
-// ParseTLSMode validates a TLS mode name.
-func ParseTLSMode(s string) (TLSMode, error) {
-	switch m := TLSMode(strings.ToLower(strings.TrimSpace(s))); m {
-	case TLSNone, TLSStartTLS, TLSImplicit:
-		return m, nil
-	}
-	return "", fmt.Errorf("imapstore: unknown TLS mode %q (want none, starttls or tls)", s)
-}
 
 // Options say how to reach and log in to the server.
 type Options struct {
@@ -153,10 +145,6 @@ type Session struct {
 	features Features
 	spaces   []Namespace
 
-	// bulk lends the connection for the first round of full fetches
-	// (see bulkConn): the session's own, or its pool's.
-	bulk *bulkSlot
-
 	mu sync.Mutex // serializes operations; guards selected
 	// selected is the folder currently selected, "" if none.
 	selected string
@@ -168,14 +156,9 @@ type Session struct {
 // Dial connects, logs in and reads the capabilities and namespaces. The
 // password never appears in an error.
 func Dial(ctx context.Context, opts Options) (*Session, error) {
-	s := &Session{opts: opts, bulk: &bulkSlot{}, born: time.Now()}
+	s := &Session{opts: opts, born: time.Now()}
 	if s.opts.Logger == nil {
 		s.opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	d := net.Dialer{Timeout: opts.timeout()}
-	conn, err := d.DialContext(ctx, "tcp", opts.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("imapstore: connect %s: %w", opts.Addr, err)
 	}
 	copts := &imapclient.Options{
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
@@ -186,45 +169,13 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 			Fetch: func(m *imapclient.FetchMessageData) { s.changed(); _, _ = m.Collect() },
 		},
 	}
-	tlsConfig := opts.TLSConfig
-	if tlsConfig == nil {
-		host, _, _ := net.SplitHostPort(opts.Addr)
-		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	var err error
+	s.conn, s.client, err = login(ctx, &s.opts, copts, nil)
+	if err != nil {
+		return nil, err
 	}
-	copts.TLSConfig = tlsConfig
-	s.conn = conn
 	stop := s.bind(ctx)
 	defer stop()
-	switch opts.TLS {
-	case TLSImplicit:
-		tc := tls.Client(conn, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("imapstore: TLS with %s: %w", opts.Addr, err)
-		}
-		s.conn = tc
-		s.client = imapclient.New(ownDeadlines{tc}, copts)
-	case TLSStartTLS:
-		s.client, err = imapclient.NewStartTLS(ownDeadlines{conn}, copts)
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, err)
-		}
-	default:
-		s.client = imapclient.New(ownDeadlines{conn}, copts)
-	}
-	if err := s.client.WaitGreeting(); err != nil {
-		s.client.Close()
-		return nil, fmt.Errorf("imapstore: greeting from %s: %w", opts.Addr, err)
-	}
-	if err := s.observe("LOGIN", func() error { return s.client.Login(opts.User, opts.Password).Wait() }); err != nil {
-		s.client.Close()
-		var ie *imap.Error
-		if errors.As(err, &ie) {
-			return nil, loginRefused(&opts, ie)
-		}
-		return nil, fmt.Errorf("imapstore: login to %s: %w", opts.Addr, err)
-	}
 	caps := s.client.Caps()
 	s.features = Features{
 		IMAP4rev2:  caps.Has(imap.CapIMAP4rev2),
@@ -233,7 +184,7 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 		ListStatus: caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2),
 		Metadata:   caps.Has(imap.CapMetadata) || caps.Has(imap.CapMetadataServer),
 		Namespace:  caps.Has(imap.CapNamespace) || caps.Has(imap.CapIMAP4rev2),
-		Notify:     caps.Has(imap.Cap("NOTIFY")),
+		Notify:     caps.Has(imap.CapNotify),
 	}
 	if err := s.readNamespaces(); err != nil {
 		s.client.Close()
@@ -244,6 +195,82 @@ func Dial(ctx context.Context, opts Options) (*Session, error) {
 		return nil, fmt.Errorf("imapstore: ID at %s: %w", opts.Addr, err)
 	}
 	return s, nil
+}
+
+// login connects as opts say (TLS at once, after STARTTLS, or none),
+// hands the connection to go-imap with copts, waits for the greeting and
+// logs in. It returns the connection to set deadlines on (go-imap's own
+// are hidden from it: see ownDeadlines) and the client; the connection
+// has no deadline left. greet, when set, runs on the connection once it
+// is set up and before go-imap reads from it, and returns the connection
+// to set deadlines on and the one go-imap is to read (see CheckLogin);
+// with greet, STARTTLS is greet's to do. The password never appears in an error.
+func login(ctx context.Context, opts *Options, copts *imapclient.Options, greet func(net.Conn, *tls.Config) (conn, rw net.Conn, err error)) (net.Conn, *imapclient.Client, error) {
+	d := net.Dialer{Timeout: opts.timeout()}
+	raw, err := d.DialContext(ctx, "tcp", opts.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("imapstore: connect %s: %w", opts.Addr, err)
+	}
+	tlsConfig := opts.TLSConfig
+	if tlsConfig == nil {
+		host, _, _ := net.SplitHostPort(opts.Addr)
+		tlsConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	copts.TLSConfig = tlsConfig
+	conn := raw
+	_ = conn.SetDeadline(time.Now().Add(opts.timeout()))
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	fail := func(err error) (net.Conn, *imapclient.Client, error) {
+		raw.Close()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+		}
+		return nil, nil, err
+	}
+	if opts.TLS == TLSImplicit {
+		tc := tls.Client(raw, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(fmt.Errorf("imapstore: TLS with %s: %w", opts.Addr, err))
+		}
+		conn = tc
+	}
+	var client *imapclient.Client
+	switch {
+	case greet != nil:
+		var rw net.Conn
+		conn, rw, err = greet(conn, tlsConfig)
+		if err != nil {
+			return fail(err)
+		}
+		client = imapclient.New(ownDeadlines{rw}, copts)
+	case opts.TLS == TLSStartTLS:
+		client, err = imapclient.NewStartTLS(ownDeadlines{conn}, copts)
+		if err != nil {
+			return fail(fmt.Errorf("imapstore: STARTTLS with %s: %w", opts.Addr, err))
+		}
+	default:
+		client = imapclient.New(ownDeadlines{conn}, copts)
+	}
+	if err := client.WaitGreeting(); err != nil {
+		client.Close()
+		return fail(fmt.Errorf("imapstore: greeting from %s: %w", opts.Addr, err))
+	}
+	t0 := time.Now()
+	err = client.Login(opts.User, opts.Password).Wait()
+	if opts.Observe != nil {
+		opts.Observe("LOGIN", err, time.Since(t0))
+	}
+	if err != nil {
+		client.Close()
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return fail(loginRefused(opts, ie))
+		}
+		return fail(fmt.Errorf("imapstore: login to %s: %w", opts.Addr, err))
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, client, nil
 }
 
 // Features returns what the server offers.
@@ -257,7 +284,6 @@ func (s *Session) Closed() <-chan struct{} { return s.client.Closed() }
 
 // Close logs out (briefly) and closes the connection.
 func (s *Session) Close() error {
-	s.bulk.drop()
 	_ = s.conn.SetDeadline(time.Now().Add(2 * time.Second))
 	_ = s.client.Logout().Wait()
 	return s.client.Close()

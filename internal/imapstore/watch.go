@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +23,8 @@ import (
 // known changed at once instead of at the next check.
 //
 // Where the server offers NOTIFY (RFC 5465; Dovecot does), one connection
-// watches every folder the caller names, up to WatchOptions.MaxNotify (see
-// notify.go for what Dovecot announces, and how). Elsewhere (Cyrus 3.6 has
+// watches every folder the caller names, up to WatchOptions.MaxNotify,
+// with go-imap's Client.Notify. Elsewhere (Cyrus 3.6 has
 // no NOTIFY) IDLE (RFC 2177) runs on at most WatchOptions.MaxIdle
 // connections, one per folder, for the first folders of the caller's list.
 // Every other folder is left to the regular checks.
@@ -74,9 +76,10 @@ type WatchOptions struct {
 // may be called from several goroutines. It runs a goroutine of its own
 // from the first call of Watch until Close, plus one per IDLE connection.
 type Watcher struct {
-	o    WatchOptions
-	log  *slog.Logger
-	wake chan struct{} // a token when desired changed
+	o        WatchOptions
+	log      *slog.Logger
+	wake     chan struct{} // a token when desired changed
+	overflow chan struct{} // a token when the server dropped NOTIFY
 
 	mu      sync.Mutex
 	desired []string           // guarded by mu
@@ -119,7 +122,7 @@ func NewWatcherWith(o WatchOptions) *Watcher {
 		o.Changed = func(string) {}
 	}
 	o.Options.OnChange = nil
-	w := &Watcher{o: o, log: o.Options.Logger, wake: make(chan struct{}, 1)}
+	w := &Watcher{o: o, log: o.Options.Logger, wake: make(chan struct{}, 1), overflow: make(chan struct{}, 1)}
 	w.mode.Store(WatchOff)
 	return w
 }
@@ -244,9 +247,10 @@ func (w *Watcher) run(ctx context.Context) {
 }
 
 // notifyWanted is the list for NOTIFY SET: the first MaxNotify desired
-// folders whose names fit maxNotifyBytes.
+// folders that can be watched with NOTIFY (see notifiable) whose names
+// fit maxNotifyBytes.
 func (w *Watcher) notifyWanted() []string {
-	want := w.wanted(w.o.MaxNotify)
+	want := slices.DeleteFunc(w.wanted(w.o.MaxNotify), func(f string) bool { return !notifiable(f) })
 	size := 0
 	for i, f := range want {
 		size += 2*len(f) + 16
@@ -257,58 +261,153 @@ func (w *Watcher) notifyWanted() []string {
 	return want
 }
 
+// notifyEvents are the events set for every watched folder. A new
+// message and an expunge make Dovecot push "* STATUS name (MESSAGES n
+// UIDNEXT n UNSEEN n)"; a flag change pushes "* STATUS name
+// (HIGHESTMODSEQ n)" only once CONDSTORE is enabled; a deleted folder
+// pushes "* LIST". With nothing selected on the connection, STATUS and
+// LIST are all it pushes, and go-imap hands both to its
+// UnilateralDataHandler (it closes the connection on an untagged
+// response it does not know, such as VANISHED: QRESYNC is never
+// enabled).
+var notifyEvents = []imap.NotifyEvent{imap.NotifyEventMessageNew, imap.NotifyEventMessageExpunge,
+	imap.NotifyEventFlagChange, imap.NotifyEventMailboxName}
+
+// Bounds on what one NOTIFY SET carries: Dovecot refuses command lines
+// over 64 KiB (imap_max_line_length).
+const (
+	defaultMaxNotify = 1000
+	maxNotifyBytes   = 32 << 10
+)
+
+// notifyConn is the connection a Watcher watches with NOTIFY.
+type notifyConn struct {
+	conn    net.Conn // deadlines are set here
+	client  *imapclient.Client
+	timeout time.Duration
+	observe func(command string, err error, d time.Duration)
+	// listed are the folders LISTed on this connection; current those
+	// of the NOTIFY SET in effect. Used by the watcher's goroutine only.
+	listed  map[string]bool
+	current []string
+	utf8    bool // whether names are sent in UTF-8 too
+}
+
+// dialNotify logs in for a NOTIFY watch whose announcements go to w.
+func (w *Watcher) dialNotify(ctx context.Context) (*notifyConn, error) {
+	copts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Status: func(d *imap.StatusData) { w.pushed(d.Mailbox) },
+		List:   func(d *imap.ListData) { w.pushed(d.Mailbox) },
+		// The server dropped every NOTIFY SET (RFC 5465 section 5.8):
+		// check everything, and set it again.
+		NotificationOverflow: func() {
+			w.resyncAll()
+			select {
+			case w.overflow <- struct{}{}:
+			default:
+			}
+		},
+		// Nothing is selected, so no FETCH should come; one must be read
+		// to its end all the same, or the connection stalls.
+		Fetch: func(m *imapclient.FetchMessageData) { _, _ = m.Collect() },
+	}}
+	conn, client, err := login(ctx, &w.o.Options, copts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &notifyConn{conn: conn, client: client, timeout: w.o.Options.timeout(), observe: w.o.Options.Observe, listed: map[string]bool{}, utf8: true}, nil
+}
+
+// do runs one command with the connection's timeout, reporting it to
+// Options.Observe when name is not empty.
+func (c *notifyConn) do(name string, f func() error) error {
+	_ = c.conn.SetDeadline(time.Now().Add(c.timeout))
+	t0 := time.Now()
+	err := f()
+	if name != "" && c.observe != nil {
+		c.observe(name, err, time.Since(t0))
+	}
+	// No deadline while waiting for announcements.
+	_ = c.conn.SetDeadline(time.Time{})
+	return err
+}
+
+// close logs out briefly and closes the connection.
+func (c *notifyConn) close() {
+	_ = c.conn.SetDeadline(time.Now().Add(time.Second))
+	_ = c.client.Logout().Wait()
+	c.client.Close()
+}
+
 // runNotify watches on one NOTIFY connection until ctx ends (nil) or the
 // connection fails. established says whether NOTIFY SET succeeded.
 func (w *Watcher) runNotify(ctx context.Context) (established bool, err error) {
-	c, err := dialNotify(ctx, &w.o.Options, w.pushed)
+	c, err := w.dialNotify(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer c.close()
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	defer stop()
-	if !c.has("NOTIFY") {
+	caps := c.client.Caps()
+	if !caps.Has(imap.CapNotify) {
 		return false, errNoNotify
 	}
-	if c.has("CONDSTORE") && c.has("ENABLE") {
-		// Dovecot announces flag changes (HIGHESTMODSEQ) only then.
-		if _, err := c.exec("", atomArg("ENABLE"), atomArg("CONDSTORE")); err != nil && !isStatusErr(err) {
+	if caps.Has(imap.CapCondStore) {
+		// Dovecot announces flag changes (HIGHESTMODSEQ) only once
+		// CONDSTORE is enabled. go-imap's Enable refuses CONDSTORE; a
+		// STATUS asking for HIGHESTMODSEQ enables it too (RFC 7162
+		// section 3.1).
+		err := c.do("", func() error {
+			_, err := c.client.Status("INBOX", &imap.StatusOptions{HighestModSeq: true}).Wait()
+			return err
+		})
+		if err != nil && !isStatusErr(err) {
 			return false, err
 		}
 	}
 	w.mode.Store(WatchNotify)
 	w.notifying.Store(true)
 	w.log.Info("watching with NOTIFY", "addr", w.o.Options.Addr)
-	ns := &notifyState{listed: map[string]bool{}, utf8: true}
 	keepalive := time.NewTicker(w.o.Keepalive)
 	defer keepalive.Stop()
 	for first := true; ; first = false {
 		want := w.notifyWanted()
-		if first || !sameSet(want, ns.current) {
-			if err := w.notifySet(c, ns, want); err != nil {
+		if first || !sameSet(want, c.current) {
+			if err := w.notifySet(c, want); err != nil {
 				return established, err
 			}
 			established = true
 			// Changes may have been missed: while the connection was
 			// down, or between NOTIFY NONE and NOTIFY SET.
-			if w.o.Resync != nil {
-				w.o.Resync()
-			} else {
-				for _, f := range want {
-					w.o.Changed(f)
-				}
-			}
+			w.resyncAll()
 		}
 		select {
 		case <-ctx.Done():
 			return established, nil
-		case <-c.done:
-			return established, c.readErr()
+		case <-c.client.Closed():
+			return established, errors.New("imapstore: NOTIFY connection closed")
 		case <-w.wake:
+		case <-w.overflow:
+			c.current = nil // set it again
 		case <-keepalive.C:
-			if _, err := c.exec("NOOP", atomArg("NOOP")); err != nil {
+			if err := c.do("NOOP", func() error { return c.client.Noop().Wait() }); err != nil {
 				return established, err
 			}
+		}
+	}
+}
+
+// resyncAll says that every watched folder may have changed: Resync, or
+// Changed for each.
+func (w *Watcher) resyncAll() {
+	if w.o.Resync != nil {
+		w.o.Resync()
+		return
+	}
+	if m := w.notified.Load(); m != nil {
+		for _, f := range slices.Sorted(maps.Keys(*m)) {
+			w.o.Changed(f)
 		}
 	}
 }
@@ -324,78 +423,131 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-// notifyState is what one NOTIFY connection has set up.
-type notifyState struct {
-	current []string        // the folders of the NOTIFY SET in effect
-	listed  map[string]bool // folders LISTed on this connection
-	utf8    bool            // whether names are sent in UTF-8 too
-}
-
-// notifySet makes want the watched folders. The folders not yet LISTed on
-// this connection are LISTed first (Dovecot watches other users' folders
-// only then). A NOTIFY SET in effect is ended with NOTIFY NONE first:
-// Dovecot 2.3 reports nothing more for other users' folders after a
-// NOTIFY SET replaces another (tried against the test bed), so changes
-// between the two commands may be missed, and the caller resyncs. While
-// this is under way, announcements for the old and the new folders are
-// both reported.
-func (w *Watcher) notifySet(c *notifyConn, ns *notifyState, want []string) error {
-	if len(ns.current) > 0 {
-		if _, err := c.exec("NOTIFY", atomArg("NOTIFY"), atomArg("NONE")); err != nil {
+// notifySet makes want the watched folders. While this is under way,
+// announcements for the old and the new folders are both reported.
+func (w *Watcher) notifySet(c *notifyConn, want []string) error {
+	if len(c.current) > 0 {
+		// Dovecot 2.3 reports nothing more for other users' folders
+		// after a NOTIFY SET replaces another: NOTIFY NONE first. Changes
+		// between the two may be missed; the caller resyncs.
+		err := c.do("NOTIFY", func() error {
+			cmd, err := c.client.Notify(nil)
+			if err != nil {
+				return err
+			}
+			return cmd.Wait()
+		})
+		if err != nil {
 			return err
 		}
 	}
 	if len(want) == 0 {
-		ns.current = nil
+		c.current = nil
 		w.setNotified(nil)
 		return nil
 	}
-	var patterns []cmdArg
+	var fresh []string
 	for _, f := range want {
-		if !ns.listed[f] {
-			patterns = append(patterns, stringArg(mutf7.Encode(f)))
+		if !c.listed[f] {
+			fresh = append(fresh, f)
 		}
 	}
-	if len(patterns) > 0 && c.has("LIST-EXTENDED") {
-		// LIST answers for folders already watched may be MailboxName
-		// announcements and are reported; the others are dropped, and
-		// the new folders are reported as changed anyway.
-		if _, err := c.exec("LIST", atomArg("LIST"), stringArg(""), listArg(patterns...)); err != nil && !isStatusErr(err) {
+	if len(fresh) > 0 {
+		// Dovecot 2.3 announces other users' folders ("shared/alice/…")
+		// only once the session has LISTed them (a NOTIFY SET before
+		// answers OK and stays silent), so the new ones are LISTed
+		// first, one pattern each (go-imap has no LIST of several
+		// patterns). A pending LIST takes the LIST answers that would be
+		// announcements; the folders are resynced after anyway.
+		err := c.do("LIST", func() error {
+			cmds := make([]*imapclient.ListCommand, len(fresh))
+			for i, f := range fresh {
+				cmds[i] = c.client.List("", f, nil)
+			}
+			var first error
+			for _, cmd := range cmds {
+				if _, err := cmd.Collect(); err != nil && first == nil {
+					first = err
+				}
+			}
+			return first
+		})
+		if err != nil && !isStatusErr(err) {
 			return err
 		}
-		for _, f := range want {
-			ns.listed[f] = true
+		for _, f := range fresh {
+			c.listed[f] = true
 		}
 	}
-	w.setNotified(append(slices.Clone(ns.current), want...))
+	w.setNotified(append(slices.Clone(c.current), want...))
 	for {
-		var names []cmdArg
-		for _, f := range want {
-			m := mutf7.Encode(f)
-			names = append(names, stringArg(m))
-			if ns.utf8 && m != f {
-				names = append(names, stringArg(f))
+		err := c.do("NOTIFY", func() error {
+			cmd, err := c.client.Notify(&imap.NotifyOptions{Items: []imap.NotifyItem{{MailboxSpec: mailboxesFilter(want, c.utf8), Events: notifyEvents}}})
+			if err != nil {
+				return err
 			}
-		}
-		_, err := c.exec("NOTIFY", atomArg("NOTIFY"), atomArg("SET"),
-			listArg(atomArg("mailboxes"), listArg(names...), atomArg(notifyEvents)))
+			return cmd.Wait()
+		})
 		if err == nil {
 			break
 		}
 		if !isStatusErr(err) {
 			return err
 		}
-		if ns.utf8 && slices.ContainsFunc(want, func(f string) bool { return mutf7.Encode(f) != f }) {
+		if c.utf8 && slices.ContainsFunc(want, func(f string) bool { return mutf7.Encode(f) != f }) {
 			// A server that takes only modified UTF-7, as RFC 3501 says.
-			ns.utf8 = false
+			c.utf8 = false
 			continue
 		}
 		return fmt.Errorf("%w: NOTIFY SET: %w", errNoNotify, err)
 	}
-	ns.current = want
+	c.current = want
 	w.setNotified(want)
 	return nil
 }
+
+// mailboxesFilter is the NOTIFY filter "mailboxes (name …)" (RFC 5465
+// section 6) for names, as a NotifyMailboxSpec, which go-imap writes out
+// verbatim: go-imap v2.0.0-beta.9 writes NotifyItem.Mailboxes without the
+// "mailboxes" keyword, which Dovecot answers with BAD. Each name goes in
+// modified UTF-7, quoted, and, when utf8 and different, in UTF-8 too:
+// Dovecot 2.3 matches the filter against its UTF-8 names, not decoded
+// from modified UTF-7 (and a server that refuses the UTF-8 form is asked
+// again without it). Names are quotable (see notifiable).
+func mailboxesFilter(names []string, utf8 bool) imap.NotifyMailboxSpec {
+	var b strings.Builder
+	b.WriteString("mailboxes (")
+	for i, f := range names {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if strings.EqualFold(f, "INBOX") {
+			f = "INBOX"
+		}
+		m := mutf7.Encode(f)
+		b.WriteString(`"` + quoteReplacer.Replace(m) + `"`)
+		if utf8 && m != f {
+			b.WriteString(` "` + quoteReplacer.Replace(f) + `"`)
+		}
+	}
+	b.WriteByte(')')
+	return imap.NotifyMailboxSpec(b.String())
+}
+
+// notifiable reports whether a folder can be watched with NOTIFY: its name
+// can be quoted (no CR, LF, NUL), and, when it differs from its modified
+// UTF-7, it has no "&". Dovecot names a folder in NOTIFY's STATUS in
+// UTF-8 ("R&D", not "R&-D"), and go-imap decodes every name it reads from
+// modified UTF-7: "R&D" fails to decode, and go-imap closes the
+// connection. Such a folder is left to the regular checks.
+func notifiable(f string) bool {
+	if strings.ContainsAny(f, "\r\n\x00") {
+		return false
+	}
+	return !strings.Contains(f, "&") || mutf7.Encode(f) == f
+}
+
+var quoteReplacer = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 func isStatusErr(err error) bool {
 	var ie *imap.Error
@@ -410,31 +562,15 @@ func (w *Watcher) setNotified(folders []string) {
 	w.notified.Store(&m)
 }
 
-// pushed handles an untagged response on the NOTIFY connection's reader
-// goroutine.
-func (w *Watcher) pushed(r *response) {
-	name, ok, err := announcedName(r)
-	if !ok {
-		return
+// pushed handles a folder name the server announced, on go-imap's reader
+// goroutine. go-imap decoded it from modified UTF-7; Dovecot sends names
+// in NOTIFY's STATUS in UTF-8, which that decoding passes through.
+func (w *Watcher) pushed(name string) {
+	if strings.EqualFold(name, "INBOX") {
+		name = "INBOX"
 	}
-	if err != nil {
-		// Something changed, but what cannot be told: check everything.
-		w.log.Debug("unreadable announcement", "kind", r.kind, "err", err)
-		if w.o.Resync != nil {
-			w.o.Resync()
-		} else if m := w.notified.Load(); m != nil {
-			for _, f := range slices.Sorted(maps.Keys(*m)) {
-				w.o.Changed(f)
-			}
-		}
-		return
-	}
-	var watched map[string]bool
-	if m := w.notified.Load(); m != nil {
-		watched = *m
-	}
-	if folder, ok := resolveName(name, watched); ok {
-		w.o.Changed(folder)
+	if m := w.notified.Load(); m != nil && (*m)[name] {
+		w.o.Changed(name)
 	}
 }
 

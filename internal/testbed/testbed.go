@@ -724,8 +724,9 @@ func literalSize(line string) (int64, bool) {
 // for the server) under /private and /shared (on Cyrus only /private for the
 // server), at any depth, that have a
 // value (Cyrus also lists its predefined entries, with the value NIL).
-// go-imap puts GETMETADATA's options after the mailbox, where Dovecot does
-// not accept them, so the command goes over a raw session.
+// go-imap (still in v2.0.0-beta.9) puts GETMETADATA's options after the
+// mailbox, where Dovecot does not accept them, so the command goes over a
+// raw session.
 func (s *Server) metadataEntries(user, mailbox string) ([]string, error) {
 	rs, err := s.rawLogin(user)
 	if err != nil {
