@@ -524,3 +524,53 @@ func TestLocal(t *testing.T) {
 		t.Error("Lock with a 1ms TTL: no error")
 	}
 }
+
+// TestLeaseTakenOver: a lease whose key went to another holder behind its
+// back is reported lost by the next renewal, and Unlock leaves the other
+// holder's key alone (compare-and-delete).
+func TestLeaseTakenOver(t *testing.T) {
+	rs := testbed.StartRedis(t, nil)
+	a := newReplica(t, rs.URL(), nil)
+	ctx := context.Background()
+	raw := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer raw.Close()
+	key := a.key("lease", "alice/Calendar")
+
+	// Unlock after another holder took the key.
+	l, err := a.Lock(ctx, "alice/Calendar", time.Minute)
+	if err != nil || !l.Shared() {
+		t.Fatalf("Lock = %v, %v", l, err)
+	}
+	if v, err := raw.Get(ctx, key).Uint64(); err != nil || v != l.Token() {
+		t.Fatalf("the lease's key holds %d (%v), want its token %d", v, err, l.Token())
+	}
+	raw.Set(ctx, key, "999999", time.Minute)
+	if err := l.Unlock(ctx); !errors.Is(err, ErrLost) {
+		t.Errorf("Unlock of a lease taken over = %v, want ErrLost", err)
+	}
+	if v, _ := raw.Get(ctx, key).Result(); v != "999999" {
+		t.Errorf("after Unlock the other holder's key holds %q, want it untouched", v)
+	}
+	raw.Del(ctx, key)
+
+	// A renewal that finds the key gone.
+	l, err = a.Lock(ctx, "alice/Calendar", 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Del(ctx, key)
+	waitFor(t, "the renewal to find the lease gone", func() bool {
+		select {
+		case <-l.Lost():
+			return true
+		default:
+			return false
+		}
+	})
+	if a.Mode() != Shared {
+		t.Errorf("mode %v after a refused renewal, want shared (Redis answered)", a.Mode())
+	}
+	if err := l.Unlock(ctx); !errors.Is(err, ErrLost) {
+		t.Errorf("Unlock = %v, want ErrLost", err)
+	}
+}
