@@ -27,6 +27,7 @@ import (
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/httpapi"
 	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/shared"
 	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
 )
@@ -92,6 +93,9 @@ type service struct {
 	// watcher pushes changes of the most requested folders (IDLE); nil
 	// when publish.watch is 0.
 	watcher *imapstore.Watcher
+	// shared is the state shared with other replicas through Redis; nil
+	// when cache.redis is not set. run closes it.
+	shared *shared.Client
 }
 
 func newService(cfg config.Config, log *slog.Logger) (*service, error) {
@@ -150,6 +154,15 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 	proxies, err := cfg.TrustedProxies()
 	if err != nil {
 		return nil, err
+	}
+	// The last step that can fail: nothing after it closes the client.
+	sharedState, err := newShared(cfg, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	var readyDetail func() string
+	if sharedState != nil {
+		readyDetail = sharedState.Ready
 	}
 	cache := feed.New(feed.Options{
 		Policy:        policy,
@@ -221,10 +234,11 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		Team:           team,
 		Links:          links,
 		Gatherer:       reg,
+		ReadyDetail:    readyDetail,
 		Metrics:        m,
 		Logger:         log,
 	})
-	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h}
+	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, cache: cache, handler: h, shared: sharedState}
 	if cfg.Publish.Watch > 0 {
 		svc.watcher = imapstore.NewWatcherWith(imapstore.WatchOptions{
 			Options: imapstore.Options{Addr: cfg.IMAP.Addr, TLS: mode, TLSConfig: tlsConfig,
@@ -248,6 +262,9 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 // listening address.
 func (s *service) run(ctx context.Context, ready chan<- string) error {
 	defer s.pool.Close()
+	if s.shared != nil {
+		defer s.shared.Close()
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -371,6 +388,47 @@ func (s *service) announce(ctx context.Context) {
 	if !f.Namespace {
 		s.log.Warn("server has no NAMESPACE: every folder counts as the proxy's own")
 	}
+}
+
+// newShared connects to the Redis of cache.redis, registering its metrics
+// on reg; nil when cache.redis is not set. An unreachable Redis is not an
+// error (the replica starts degraded, on local state).
+//
+// Nothing is shared through it yet: /readyz and the fbpub_redis_*
+// metrics show its mode while the shared snapshots, leases and throttles
+// of issue 19 are wired in.
+func newShared(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*shared.Client, error) {
+	if cfg.Cache.Redis == "" {
+		return nil, nil
+	}
+	password, err := cfg.RedisPassword()
+	if err != nil {
+		return nil, err
+	}
+	var tlsConfig *tls.Config
+	if cfg.Cache.RedisCAFile != "" {
+		pem, err := os.ReadFile(cfg.Cache.RedisCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("config: cache.redis_ca_file: %w", err)
+		}
+		roots, _ := x509.SystemCertPool()
+		if roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("config: cache.redis_ca_file: no certificate in %s", cfg.Cache.RedisCAFile)
+		}
+		tlsConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	c, err := shared.New(shared.Options{
+		URL: string(cfg.Cache.Redis), Password: password, TLSConfig: tlsConfig,
+		Timeout: time.Duration(cfg.Cache.RedisTimeout),
+		Metrics: metrics.NewRedis(reg), Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: cache.redis: %w", err)
+	}
+	return c, nil
 }
 
 func version() string {

@@ -162,6 +162,8 @@ func New(opts Options) (*Client, error) {
 	// A failed command falls back to local state at once: retrying
 	// would only make the request wait longer.
 	ro.MaxRetries = -1
+	ro.DialerRetries = 1
+	quiet.Do(func() { redis.SetLogger(discard{}) })
 	c.rdb = redis.NewClient(ro)
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	err = c.rdb.Ping(ctx).Err()
@@ -308,9 +310,7 @@ func (c *Client) probe() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
-		err := c.do(ctx, "ping", func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() })
-		cancel()
+		err := c.do(context.Background(), "ping", func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() })
 		if err == nil {
 			c.setMode(Shared, nil)
 		}
@@ -346,6 +346,16 @@ func (c *Client) do(outer context.Context, op string, f func(context.Context) er
 	}
 	return err
 }
+
+// quiet silences go-redis' own logger, once per process: it writes to
+// stderr, outside fbpub's log, about each failed dial. fbpub logs what
+// matters itself: the transitions between modes.
+var quiet sync.Once
+
+// discard is a go-redis logger that writes nothing.
+type discard struct{}
+
+func (discard) Printf(context.Context, string, ...any) {}
 
 // fallback counts an operation done locally because Redis is unreachable.
 func (c *Client) fallback(op string) {

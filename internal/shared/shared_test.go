@@ -574,3 +574,17 @@ func TestLeaseTakenOver(t *testing.T) {
 		t.Errorf("Unlock = %v, want ErrLost", err)
 	}
 }
+
+// TestProbe: with no operation running, the probe alone notices Redis
+// going away and coming back.
+func TestProbe(t *testing.T) {
+	rs := testbed.StartRedis(t, nil)
+	a := newReplica(t, rs.URL(), nil)
+	rs.Kill(t)
+	waitFor(t, "the probe to find Redis gone", func() bool { return a.Mode() == Degraded })
+	if got := testutil.ToFloat64(a.m.Commands.WithLabelValues("ping", "error")); got < 1 {
+		t.Errorf("fbpub_redis_commands_total{op=ping,result=error} = %v, want ≥1", got)
+	}
+	rs.Start(t)
+	waitFor(t, "the probe to find Redis back", func() bool { return a.Mode() == Shared })
+}
