@@ -132,7 +132,8 @@ return 0`)
 // that died frees it after ttl) and carries a fencing token. While another
 // replica holds it, Lock polls Redis every ttl/8 (5 ms to 100 ms). When
 // Redis is unreachable, Lock returns a local lease: it excludes only this
-// process's holders. ttl must be at least 30 ms.
+// process's holders, also after Redis comes back (Shared tells which kind
+// a lease is). ttl must be at least 30 ms.
 func (c *Client) Lock(ctx context.Context, key string, ttl time.Duration) (*Lease, error) {
 	return c.lock(ctx, key, ttl, true)
 }

@@ -10,8 +10,9 @@
 // process's local state without an error to the caller (a lock then
 // serialises only this replica's holders, a throttle counts only this
 // replica's failures, the blob store misses, a notice reaches only this
-// replica's subscribers). The first operation that fails switches to
-// Degraded; a probe every Options.Probe switches back to Shared once Redis
+// replica's subscribers). The first operation that finds Redis
+// unreachable switches to Degraded (one that Redis refuses falls back for
+// that call only); a probe every Options.Probe switches back to Shared once Redis
 // answers again. Each transition is logged once, is visible in Ready and
 // moves the fbpub_redis_up gauge.
 //
@@ -318,7 +319,8 @@ func (c *Client) probe() {
 }
 
 // do runs one Redis operation f under the timeout, records it in the
-// metrics, and switches to Degraded when it fails. redis.Nil (no such
+// metrics, and switches to Degraded when it fails because Redis is
+// unreachable; the caller falls back to local state in either case. redis.Nil (no such
 // key) is a success; a failure because the caller's ctx ended is not
 // Redis' fault and changes no mode.
 func (c *Client) do(outer context.Context, op string, f func(context.Context) error) error {
@@ -341,10 +343,24 @@ func (c *Client) do(outer context.Context, op string, f func(context.Context) er
 		// The caller gave up, or its deadline passed before ours.
 		return err
 	}
-	if err != nil {
+	if err != nil && unreachable(err) {
 		c.setMode(Degraded, err)
 	}
 	return err
+}
+
+// unreachable reports whether err says Redis cannot serve this replica
+// (no connection, a timeout, a refused login, a server loading, read-only
+// or down), rather than refusing one command (a key of another type, out
+// of memory under noeviction): only the former switches to Degraded, so
+// that a bad key cannot make the mode flap.
+func unreachable(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return true
+	}
+	return redis.IsAuthError(err) || redis.IsPermissionError(err) || redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
+		redis.IsMasterDownError(err) || redis.IsClusterDownError(err) || redis.IsMaxClientsError(err)
 }
 
 // quiet silences go-redis' own logger, once per process: it writes to

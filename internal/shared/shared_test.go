@@ -436,6 +436,13 @@ func TestRedisDown(t *testing.T) {
 		t.Error("fbpub_redis_up not 1 after Redis came back")
 	}
 	waitFor(t, "the resync notice", func() bool { return notices.has("") })
+	// The subscription is back in Redis: another replica's notices arrive.
+	b := newReplica(t, rs.URL(), nil)
+	waitFor(t, "another replica's notice after Redis came back", func() bool {
+		b.Publish(ctx, "folders", "bob/Calendar")
+		time.Sleep(20 * time.Millisecond)
+		return notices.has("bob/Calendar")
+	})
 	l, err = a.Lock(ctx, "alice/Calendar", time.Second)
 	if err != nil || !l.Shared() {
 		t.Fatalf("Lock after Redis came back = %v, %v; want a shared lease", l, err)
@@ -587,4 +594,27 @@ func TestProbe(t *testing.T) {
 	}
 	rs.Start(t)
 	waitFor(t, "the probe to find Redis back", func() bool { return a.Mode() == Shared })
+}
+
+// TestRefusedCommand: a command Redis refuses (a key of another type in
+// its place) falls back to local state for that call, without switching
+// the replica to degraded mode.
+func TestRefusedCommand(t *testing.T) {
+	rs := testbed.StartRedis(t, nil)
+	a := newReplica(t, rs.URL(), nil)
+	ctx := context.Background()
+	raw := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer raw.Close()
+	raw.LPush(ctx, a.key("throttle:login", "192.0.2.1"), "not a counter")
+	if n, _ := a.Throttle("login", time.Minute).Add(ctx, "192.0.2.1"); n != 1 {
+		t.Errorf("Add over a list = %d, want 1 (counted locally)", n)
+	}
+	if a.Mode() != Shared || testutil.ToFloat64(a.m.Fallbacks.WithLabelValues("throttle")) != 1 ||
+		testutil.ToFloat64(a.m.Commands.WithLabelValues("throttle", "error")) != 1 {
+		t.Errorf("mode %v, throttle fallbacks %v, errors %v; want shared, 1, 1", a.Mode(),
+			testutil.ToFloat64(a.m.Fallbacks.WithLabelValues("throttle")), testutil.ToFloat64(a.m.Commands.WithLabelValues("throttle", "error")))
+	}
+	if strings.Contains(a.log.String(), "unreachable") {
+		t.Errorf("a refused command was logged as Redis unreachable:\n%s", a.log.String())
+	}
 }
