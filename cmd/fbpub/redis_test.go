@@ -85,3 +85,16 @@ func TestReadyzRedis(t *testing.T) {
 		t.Error("/metrics without Redis exports fbpub_redis_ metrics")
 	}
 }
+
+// TestRedisCAFile: cache.redis_ca_file lets fbpub reach a rediss:// Redis
+// whose certificate a private CA signed.
+func TestRedisCAFile(t *testing.T) {
+	rs := testbed.StartRedis(t, &testbed.RedisOptions{TLS: true})
+	_, addr := runDemoService(t, func(c *config.Config) {
+		c.Cache.Redis = config.RedisURL(rs.URL())
+		c.Cache.RedisCAFile = rs.CAFile
+	})
+	if code, body := getBody(t, "http://"+addr+"/readyz"); code != 200 || body != "ready\nredis: shared ("+rs.URL()+")\n" {
+		t.Errorf("/readyz = %d %q, want shared over %s", code, body, rs.URL())
+	}
+}

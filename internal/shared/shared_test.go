@@ -3,9 +3,12 @@ package shared
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -617,4 +620,42 @@ func TestRefusedCommand(t *testing.T) {
 	if strings.Contains(a.log.String(), "unreachable") {
 		t.Errorf("a refused command was logged as Redis unreachable:\n%s", a.log.String())
 	}
+}
+
+// TestTLS: a rediss:// Redis whose certificate a private CA signed is
+// reached with that CA in Options.TLSConfig, and not without it.
+func TestTLS(t *testing.T) {
+	rs := testbed.StartRedis(t, &testbed.RedisOptions{TLS: true, Password: "tls-pw"})
+	if !strings.HasPrefix(rs.URL(), "rediss://") {
+		t.Fatalf("URL() = %q", rs.URL())
+	}
+	caPEM, err := os.ReadFile(rs.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	a := newReplica(t, rs.URL(), &Options{TLSConfig: &tls.Config{RootCAs: roots}})
+	if a.Mode() != Shared {
+		t.Fatalf("with the CA: mode %v, Ready %q", a.Mode(), a.Ready())
+	}
+	if n, _ := a.Throttle("login", time.Minute).Add(context.Background(), "k"); n != 1 {
+		t.Errorf("Add over TLS = %d, want 1", n)
+	}
+	if a.Fallbacks() != 0 {
+		t.Errorf("%v operations fell back over TLS", a.Fallbacks())
+	}
+	b := newReplica(t, rs.URL(), nil)
+	if b.Mode() != Degraded || !strings.Contains(b.Ready(), "certificate") {
+		t.Errorf("without the CA: mode %v, Ready %q; want degraded for the certificate", b.Mode(), b.Ready())
+	}
+}
+
+// Fallbacks returns the operations r did locally, over all ops.
+func (r *replica) Fallbacks() float64 {
+	var n float64
+	for _, op := range metrics.RedisOps {
+		n += testutil.ToFloat64(r.m.Fallbacks.WithLabelValues(op))
+	}
+	return n
 }

@@ -2,8 +2,16 @@ package testbed
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -32,6 +40,10 @@ type Redis struct {
 	Dir string
 	// Password is its requirepass, "" for none.
 	Password string
+	// CAFile is the PEM certificate of the private CA that signed its
+	// TLS certificate (for 127.0.0.1), when it was started with TLS;
+	// URL then starts with rediss://.
+	CAFile string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd     // guarded by mu; nil while killed
@@ -44,6 +56,9 @@ type RedisOptions struct {
 	// Password, when set, makes Redis refuse every command until a
 	// client authenticates with it (requirepass).
 	Password string
+	// TLS makes Redis speak TLS only, with a certificate for 127.0.0.1
+	// from a CA of its own (Redis.CAFile); clients need no certificate.
+	TLS bool
 }
 
 // StartRedis starts a redis-server of the test's own on a free loopback
@@ -57,7 +72,13 @@ func StartRedis(t testing.TB, opts *RedisOptions) *Redis {
 		opts = &RedisOptions{}
 	}
 	r := &Redis{Dir: t.TempDir(), Password: opts.Password}
-	err := r.start()
+	var err error
+	if opts.TLS {
+		err = r.makeCerts()
+	}
+	if err == nil {
+		err = r.start()
+	}
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("testbed: Redis not available: %v", err)
@@ -72,6 +93,9 @@ func StartRedis(t testing.TB, opts *RedisOptions) *Redis {
 // password when it has one, and database 0.
 func (r *Redis) URL() string {
 	u := url.URL{Scheme: "redis", Host: r.Addr, Path: "/0"}
+	if r.CAFile != "" {
+		u.Scheme = "rediss"
+	}
 	if r.Password != "" {
 		u.User = url.UserPassword("", r.Password)
 	}
@@ -172,6 +196,22 @@ func (r *Redis) run(bin, addr string) error {
 	if r.Password != "" {
 		conf = append(conf, "requirepass "+strconv.Quote(r.Password))
 	}
+	var tlsConfig *tls.Config
+	if r.CAFile != "" {
+		conf[0] = "port 0"
+		conf = append(conf, "tls-port "+port,
+			"tls-cert-file "+strconv.Quote(filepath.Join(r.Dir, "server.pem")),
+			"tls-key-file "+strconv.Quote(filepath.Join(r.Dir, "server.key")),
+			"tls-ca-cert-file "+strconv.Quote(r.CAFile),
+			"tls-auth-clients no")
+		caPEM, err := os.ReadFile(r.CAFile)
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(caPEM)
+		tlsConfig = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+	}
 	file := filepath.Join(r.Dir, "redis.conf")
 	if err := os.WriteFile(file, []byte(strings.Join(conf, "\n")+"\n"), 0o600); err != nil {
 		return err
@@ -190,7 +230,7 @@ func (r *Redis) run(bin, addr string) error {
 		close(end)
 	}()
 	c := redis.NewClient(&redis.Options{Addr: addr, Password: r.Password, MaxRetries: -1,
-		DialTimeout: time.Second, ReadTimeout: time.Second})
+		DialTimeout: time.Second, ReadTimeout: time.Second, TLSConfig: tlsConfig})
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -225,4 +265,53 @@ func lastLines(file string) string {
 		lines = lines[len(lines)-3:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// makeCerts writes a CA (ca.pem, r.CAFile) and a certificate it signed for
+// 127.0.0.1 and localhost (server.pem, server.key) into r.Dir.
+func (r *Redis) makeCerts() error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fbpub test bed CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		name, typ string
+		der       []byte
+	}{{"ca.pem", "CERTIFICATE", caDER}, {"server.pem", "CERTIFICATE", leafDER}, {"server.key", "PRIVATE KEY", keyDER}}
+	for _, f := range files {
+		b := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
+		if err := os.WriteFile(filepath.Join(r.Dir, f.name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	r.CAFile = filepath.Join(r.Dir, "ca.pem")
+	return nil
 }
