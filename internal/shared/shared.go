@@ -195,16 +195,20 @@ func ParseURL(s string) (*redis.Options, string, error) {
 		return nil, "", fmt.Errorf("shared: Redis URL scheme %q is not redis or rediss", u.Scheme)
 	}
 	where := u.Scheme + "://" + u.Host + u.Path
+	// What errors show: the password replaced, without the query
+	// (go-redis reads a password from ?password=).
+	shown := *u
+	shown.RawQuery, shown.ForceQuery, shown.Fragment, shown.RawFragment = "", false, "", ""
 	if u.Host == "" || u.Opaque != "" {
-		return nil, "", fmt.Errorf("shared: Redis URL %s has no host", u.Redacted())
+		return nil, "", fmt.Errorf("shared: Redis URL %s has no host", shown.Redacted())
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, "", fmt.Errorf("shared: Redis URL %s has a query or fragment; fbpub sets the connection's options itself", u.Redacted())
+		return nil, "", fmt.Errorf("shared: Redis URL %s has a query or fragment; fbpub sets the connection's options itself", shown.Redacted())
 	}
 	ro, err := redis.ParseURL(s)
 	if err != nil {
 		// go-redis' messages may quote the URL whole.
-		return nil, "", fmt.Errorf("shared: Redis URL %s is not host[:port][/db]", u.Redacted())
+		return nil, "", fmt.Errorf("shared: Redis URL %s is not host[:port][/db]", shown.Redacted())
 	}
 	return ro, where, nil
 }

@@ -483,7 +483,11 @@ func TestPasswordNeverShown(t *testing.T) {
 	if err == nil {
 		t.Error("ParseURL of a bad port: no error")
 	}
-	for _, s := range []string{wrong.log.String(), wrong.Ready(), inURL.log.String(), inURL.Ready(), fromFile.log.String(), fmt.Sprint(err)} {
+	_, _, qerr := ParseURL("redis://127.0.0.1:6379/0?password=" + pw)
+	if qerr == nil {
+		t.Error("ParseURL with a query: no error")
+	}
+	for _, s := range []string{wrong.log.String(), wrong.Ready(), inURL.log.String(), inURL.Ready(), fromFile.log.String(), fmt.Sprint(err), fmt.Sprint(qerr)} {
 		if strings.Contains(s, pw) {
 			t.Errorf("password shown: %s", s)
 		}
