@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -58,6 +59,13 @@ func TestReadyzRedis(t *testing.T) {
 	}
 	if m := metric(); m != "1" {
 		t.Errorf("fbpub_redis_up = %s, want 1", m)
+	}
+	// promtool lints the exported Redis metrics with the rest.
+	_, exported := getBody(t, base+"/metrics")
+	cmd := exec.Command(lookPathOrSkip(t, "promtool"), "check", "metrics")
+	cmd.Stdin = strings.NewReader(exported)
+	if out, err := cmd.CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 
 	rs.Kill(t)
