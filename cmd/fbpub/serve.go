@@ -26,6 +26,7 @@ import (
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/httpapi"
 	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/shared"
 	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
 )
@@ -93,6 +94,9 @@ type service struct {
 	// watcher pushes changes of the most requested folders (IDLE); nil
 	// when publish.watch is 0.
 	watcher *imapstore.Watcher
+	// shared is the state shared with other replicas through Redis; nil
+	// when cache.redis is not set. run closes it.
+	shared *shared.Client
 }
 
 func newService(cfg config.Config, log *slog.Logger) (*service, error) {
@@ -101,21 +105,12 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 		return nil, err
 	}
 	mode := imapstore.TLSMode(cfg.IMAP.TLSMode())
-	var tlsConfig *tls.Config
-	if cfg.IMAP.CAFile != "" {
-		pem, err := os.ReadFile(cfg.IMAP.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("config: imap.ca_file: %w", err)
-		}
-		roots, _ := x509.SystemCertPool()
-		if roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("config: imap.ca_file: no certificate in %s", cfg.IMAP.CAFile)
-		}
-		host, _, _ := net.SplitHostPort(cfg.IMAP.Addr)
-		tlsConfig = &tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := caConfig("imap.ca_file", cfg.IMAP.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if tlsConfig != nil {
+		tlsConfig.ServerName, _, _ = net.SplitHostPort(cfg.IMAP.Addr)
 	}
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
@@ -131,7 +126,12 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, imap: srv}
+	// The last step that can fail: nothing after it closes the client.
+	sharedState, err := newShared(cfg, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, imap: srv, shared: sharedState}
 	svc.cache = svc.newCache(policy)
 	svc.handler = svc.newHandler(policy, proxies)
 	if cfg.Publish.Watch > 0 {
@@ -256,6 +256,7 @@ func (s *service) newHandler(policy *acl.Policy, proxies []netip.Prefix) http.Ha
 		TrustedProxies: proxies,
 		Team:           team,
 		Links:          links,
+		ReadyDetail:    s.readyDetail(),
 		Gatherer:       s.reg,
 		Metrics:        s.metrics,
 		Logger:         s.log,
@@ -284,6 +285,9 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 // listening address.
 func (s *service) run(ctx context.Context, ready chan<- string) error {
 	defer s.pool.Close()
+	if s.shared != nil {
+		defer s.shared.Close()
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -407,6 +411,65 @@ func (s *service) announce(ctx context.Context) {
 	if !f.Namespace {
 		s.log.Warn("server has no NAMESPACE: every folder counts as the proxy's own")
 	}
+}
+
+// caConfig is a TLS configuration trusting the system's roots and the
+// PEM certificates in file (the setting named key); nil when file is "".
+func caConfig(key, file string) (*tls.Config, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", key, err)
+	}
+	roots, _ := x509.SystemCertPool()
+	if roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("config: %s: no certificate in %s", key, file)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// newShared connects to the Redis of cache.redis, registering its metrics
+// on reg; nil when cache.redis is not set. An unreachable Redis is not an
+// error (the replica starts degraded, on local state).
+//
+// Nothing is shared through it yet: /readyz and the fbpub_redis_*
+// metrics show its mode while the shared snapshots, leases and throttles
+// of issue 19 are wired in.
+func newShared(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*shared.Client, error) {
+	if cfg.Cache.Redis == "" {
+		return nil, nil
+	}
+	password, err := cfg.RedisPassword()
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := caConfig("cache.redis_ca_file", cfg.Cache.RedisCAFile)
+	if err != nil {
+		return nil, err
+	}
+	c, err := shared.New(shared.Options{
+		URL: string(cfg.Cache.Redis), Password: password, TLSConfig: tlsConfig,
+		Timeout: time.Duration(cfg.Cache.RedisTimeout),
+		Metrics: metrics.NewRedis(reg), Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: cache.redis: %w", err)
+	}
+	return c, nil
+}
+
+// readyDetail is what /readyz adds to "ready": the shared state's mode;
+// nil without Redis.
+func (s *service) readyDetail() func() string {
+	if s.shared == nil {
+		return nil
+	}
+	return s.shared.Ready
 }
 
 func version() string {

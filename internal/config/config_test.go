@@ -173,3 +173,57 @@ func TestRemovedSettings(t *testing.T) {
 		t.Errorf("ApplyEnv: warnings %q, listen %q; want %q, 127.0.0.1:9", c.Warnings, c.Listen, want)
 	}
 }
+
+// TestRedisSettings: the cache.redis keys from a file and the environment,
+// the password from a file, and a password in the URL shown nowhere: not
+// when the configuration is printed or logged, not in validation errors.
+func TestRedisSettings(t *testing.T) {
+	c := Default()
+	if c.Cache.Redis != "" || time.Duration(c.Cache.RedisTimeout) != time.Second {
+		t.Errorf("Default(): cache.redis %q, redis_timeout %s; want none, 1s", c.Cache.Redis, time.Duration(c.Cache.RedisTimeout))
+	}
+	if err := c.LoadFile("testdata/good.toml"); err != nil {
+		t.Fatal(err)
+	}
+	if k := c.Cache; k.Redis != "rediss://fbpub@redis.example.org:6380/2" || k.RedisPasswordFile != "/etc/fbpub/redis-password" ||
+		k.RedisCAFile != "/etc/fbpub/redis-ca.pem" || time.Duration(k.RedisTimeout) != 500*time.Millisecond {
+		t.Errorf("LoadFile(good.toml): cache %+v", k)
+	}
+
+	const pw = "hunter2-redis"
+	pwFile := filepath.Join(t.TempDir(), "redis-pw")
+	os.WriteFile(pwFile, []byte(pw+"\n"), 0o600)
+	c = Default()
+	env := map[string]string{"FBPUB_REDIS_URL": "redis://127.0.0.1:6379/0", "FBPUB_REDIS_PASSWORD_FILE": pwFile}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got, err := c.RedisPassword(); got != pw || err != nil {
+		t.Errorf("RedisPassword() = %q, %v; want %q from the file", got, err, pw)
+	}
+
+	c = Default()
+	c.Cache.Redis = RedisURL("redis://:" + pw + "@127.0.0.1:6379/0?password=" + pw)
+	var logged strings.Builder
+	c.Logger(&logged).Info("config", "cache", c.Cache, "redis", c.Cache.Redis)
+	err := c.Validate()
+	if err == nil {
+		t.Error("Validate of a URL with a query: no error")
+	}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), c.Cache.Redis.String(), logged.String(), fmt.Sprint(err)} {
+		if strings.Contains(s, pw) {
+			t.Errorf("Redis password shown: %s", s)
+		}
+	}
+	if got := c.Cache.Redis.String(); got != "redis://:xxxxx@127.0.0.1:6379/0" {
+		t.Errorf("RedisURL.String() = %q", got)
+	}
+	for _, f := range []string{"bad-redis.err", "bad-redis-scheme.err", "bad-redis-parse.err"} {
+		if b, _ := os.ReadFile(filepath.Join("testdata", f)); strings.Contains(string(b), "hunter2") {
+			t.Errorf("testdata/%s shows the password", f)
+		}
+	}
+}

@@ -80,6 +80,9 @@ type Options struct {
 	// Ready reports whether IMAP is reachable and the proxy logged in;
 	// nil always answers ready.
 	Ready func(context.Context) error
+	// ReadyDetail, when set, adds a line to /readyz's answer after
+	// "ready" (the shared state's mode); it does not decide readiness.
+	ReadyDetail func() string
 	// Team configures group requests, common free slots and working
 	// hours (group.go).
 	Team Team
@@ -377,6 +380,10 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if h.opts.ReadyDetail != nil {
+		_, err := fmt.Fprintf(w, "ready\n%s\n", h.opts.ReadyDetail())
+		return err
+	}
 	_, err := fmt.Fprintln(w, "ready")
 	return err
 }
