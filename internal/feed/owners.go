@@ -257,8 +257,22 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, lookup bool) (owne
 	c.mu.Lock()
 	prev := c.dir.owners[key]
 	c.mu.Unlock()
-	var need []int
-	detailsAt := make(map[string]time.Time, len(list))
+	need, detailsAt := c.reuseDetails(list, prev, checked)
+	if err := c.readDetails(ctx, list, need); err != nil {
+		return ownerCheck{}, err
+	}
+	o, unknown := c.buildEntry(owner, list, detailsAt, checked)
+	c.publish(key, o, unknown)
+	return ownerCheck{o.folders, checked}, nil
+}
+
+// reuseDetails carries over from prev, the owner's last check, the
+// details of the folders in list whose state did not move and that were
+// validated within Revalidate before checked. It returns the indexes in
+// list of the folders whose details must be read, and when the details of
+// each folder were read (checked for those).
+func (c *Cache) reuseDetails(list []imapstore.Folder, prev *ownerEntry, checked time.Time) (need []int, detailsAt map[string]time.Time) {
+	detailsAt = make(map[string]time.Time, len(list))
 	for i, f := range list {
 		var old imapstore.Folder
 		var ok bool
@@ -277,20 +291,33 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, lookup bool) (owne
 		list[i].State, list[i].HasState = st, has
 		detailsAt[f.Name] = prev.detailsAt[f.Name]
 	}
-	if len(need) > 0 {
-		fs := make([]imapstore.Folder, len(need))
-		for j, i := range need {
-			fs[j] = list[i]
-		}
-		if err := c.opts.Source.Details(ctx, fs); err != nil {
-			return ownerCheck{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		for j, i := range need {
-			list[i] = fs[j]
-		}
+	return need, detailsAt
+}
+
+// readDetails reads the rights, ACL and annotations of the folders of
+// list at the indexes need, in place.
+func (c *Cache) readDetails(ctx context.Context, list []imapstore.Folder, need []int) error {
+	if len(need) == 0 {
+		return nil
 	}
-	o := &ownerEntry{name: owner, listed: make(map[string]imapstore.Folder, len(list)), detailsAt: detailsAt, checked: checked}
-	unknown := 0
+	fs := make([]imapstore.Folder, len(need))
+	for j, i := range need {
+		fs[j] = list[i]
+	}
+	if err := c.opts.Source.Details(ctx, fs); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for j, i := range need {
+		list[i] = fs[j]
+	}
+	return nil
+}
+
+// buildEntry builds the entry of owner from the folders a check listed,
+// with their details: the published ones sorted by name, and how many of
+// those have no usable ACL.
+func (c *Cache) buildEntry(owner string, list []imapstore.Folder, detailsAt map[string]time.Time, checked time.Time) (o *ownerEntry, unknown int) {
+	o = &ownerEntry{name: owner, listed: make(map[string]imapstore.Folder, len(list)), detailsAt: detailsAt, checked: checked}
 	for i, d := range c.decide(list) {
 		o.listed[list[i].Name] = list[i]
 		if d.Reason != "" {
@@ -308,8 +335,7 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, lookup bool) (owne
 	if len(o.folders) > 0 && o.folders[0].Owner != "" {
 		o.name = o.folders[0].Owner // as the server spells it
 	}
-	c.publish(key, o, unknown)
-	return ownerCheck{o.folders, checked}, nil
+	return o, unknown
 }
 
 // publish replaces owner key's entry by o (or removes it when the proxy

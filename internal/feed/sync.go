@@ -24,6 +24,33 @@ import (
 func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, error) {
 	t0 := c.opts.Now()
 	start := time.Now()
+	l, parsed, prev, kind, err := c.fetchFrom(ctx, f, prev)
+	if err != nil {
+		c.m.Syncs.WithLabelValues(kind, "error").Inc()
+		if errors.Is(err, imapstore.ErrNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s := c.assemble(f, l, parsed, prev, t0)
+	if prev != nil && prev.State == s.State && prev.Digest == s.Digest {
+		kind = "unchanged"
+		s.Fetched = prev.Fetched
+	}
+	c.m.Syncs.WithLabelValues(kind, "ok").Inc()
+	c.m.SyncDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	c.keep(s)
+	if kind != "unchanged" {
+		c.save(s)
+	}
+	return s, nil
+}
+
+// fetchFrom reads folder f incrementally from prev when prev is at f's
+// UIDVALIDITY, and whole otherwise or when UIDVALIDITY moved during the
+// read. It returns the snapshot the listing builds on (nil for a whole
+// read) and the kind of sync for the metrics, "incremental" or "full".
+func (c *Cache) fetchFrom(ctx context.Context, f Folder, prev *Snapshot) (*imapstore.Listing, parsedSet, *Snapshot, string, error) {
 	kind := "incremental"
 	if prev == nil || prev.State.UIDValidity != f.State.UIDValidity {
 		prev, kind = nil, "full"
@@ -34,14 +61,15 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 		prev, kind = nil, "full"
 		l, parsed, err = c.fetch(ctx, f, nil)
 	}
-	if err != nil {
-		c.m.Syncs.WithLabelValues(kind, "error").Inc()
-		if errors.Is(err, imapstore.ErrNotFound) {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	s := &Snapshot{Folder: f, State: l.State, Fetched: t0, checked: f.checked,
+	return l, parsed, prev, kind, err
+}
+
+// assemble builds the snapshot of folder f from listing l: each message
+// is taken from prev when it knew the UID, else from those parsed during
+// the fetch, else parsed now; the listing's \Deleted flags apply on top.
+// fetched is when the read started.
+func (c *Cache) assemble(f Folder, l *imapstore.Listing, parsed parsedSet, prev *Snapshot, fetched time.Time) *Snapshot {
+	s := &Snapshot{Folder: f, State: l.State, Fetched: fetched, checked: f.checked,
 		uids: make([]uint32, 0, len(l.UIDs)), msgs: make([]message, 0, len(l.UIDs)), Objects: make([]*calendar.Object, 0, len(l.UIDs))}
 	fresh := make(map[uint32]imapstore.Message, len(l.Messages))
 	for _, m := range l.Messages {
@@ -74,21 +102,17 @@ func (c *Cache) sync(ctx context.Context, f Folder, prev *Snapshot) (*Snapshot, 
 	}
 	s.Digest = hex.EncodeToString(d.Sum(nil)[:12])
 	s.setKey()
-	if prev != nil && prev.State == s.State && prev.Digest == s.Digest {
-		kind = "unchanged"
-		s.Fetched = prev.Fetched
-	}
-	c.m.Syncs.WithLabelValues(kind, "ok").Inc()
-	c.m.SyncDuration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	return s
+}
+
+// keep publishes s as its folder's snapshot, unless a snapshot validated
+// by a later check is there already.
+func (c *Cache) keep(s *Snapshot) {
 	c.mu.Lock()
-	if old := c.snaps[f.Name]; old == nil || !old.checked.After(s.checked) {
-		c.snaps[f.Name] = s
+	defer c.mu.Unlock()
+	if old := c.snaps[s.Folder.Name]; old == nil || !old.checked.After(s.checked) {
+		c.snaps[s.Folder.Name] = s
 	}
-	c.mu.Unlock()
-	if kind != "unchanged" {
-		c.save(s)
-	}
-	return s, nil
 }
 
 // fetch reads folder f (incrementally from prev, when given), parsing the
