@@ -1,21 +1,5 @@
 package feed
 
-// Freshness, owner by owner.
-//
-// A request reads one owner's folders, so it checks the states of that
-// owner's folders only: one LIST-STATUS of the owner's part of the
-// other-users namespace, at most once per check interval (or only when the
-// server announces a change, for an owner whose folders NOTIFY watches).
-// The rights, the ACL and the annotations of a folder are read when the
-// folder first appears, when its state moves (on Dovecot a SETACL moves
-// HIGHESTMODSEQ), and at least every Revalidate. Finding owners runs in
-// the background (Run): at start and every Discovery, on a session that
-// logs in for it (a long-lived Dovecot session does not see users who
-// started sharing after its login), plus a look-up when a request names
-// an owner the cache does not know, rate-limited and remembered when it
-// finds nothing. So what a request costs the server depends on the
-// folders of the owner it reads, never on the size of the directory.
-
 import (
 	"context"
 	"errors"
@@ -26,6 +10,23 @@ import (
 
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
+
+// Freshness, owner by owner.
+//
+// A request reads one owner's folders, so it checks the states of that
+// owner's folders only: one LIST-STATUS of the owner's part of the
+// other-users namespace, at most once per check interval (or only when the
+// server announces a change, for an owner whose folders NOTIFY watches).
+// The rights, the ACL and the annotations of a folder are read when the
+// folder first appears, when its state moves (on Dovecot a SETACL moves
+// HIGHESTMODSEQ), and at least every Revalidate. Finding owners runs in
+// the background (Run, in discovery.go): at start and every Discovery,
+// on a session that logs in for it (a long-lived Dovecot session does not
+// see users who started sharing after its login), plus a look-up when a
+// request names an owner the cache does not know, rate-limited and
+// remembered when it finds nothing. So what a request costs the server
+// depends on the folders of the owner it reads, never on the size of the
+// directory.
 
 // directory is what the cache knows of the owners and their folders. It
 // is guarded by Cache.mu.
