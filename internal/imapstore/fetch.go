@@ -11,6 +11,12 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
+// Reading a folder: fetch.go holds Fetch, its first round trip and what
+// follows it (body structures, then the wanted parts); cold.go the first
+// round of a folder read from scratch, which brings content along;
+// incremental.go the first round with CHANGEDSINCE; uidfetch.go how the
+// answers to a UID FETCH are collected.
+
 // Part is one MIME part of a message, fetched on its own.
 type Part struct {
 	// Path is the IMAP section number ([2] for the second part of a
