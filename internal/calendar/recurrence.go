@@ -118,9 +118,9 @@ func (p *timeParser) periodLength(start stamp, rest string, pr ical.Prop) (lengt
 	return length{Duration{Exact: d}}, nil
 }
 
-// rrule iterates one RRULE from the series' first occurrence. UNTIL is read
-// in the start's zone: a DATE UNTIL on an all-day series includes that
-// day, a floating DATE-TIME UNTIL is local time there.
+// rrule iterates one RRULE from the series' first occurrence (see
+// ruleOptions), calling fn with each occurrence in [from, to). It steps
+// over at most limit occurrences, and takes each from p.budget.
 func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) (err error) {
 	// rrule-go panics on some input (a DTSTART in year 0, for one); one bad
 	// rule must not take the folder down.
@@ -129,6 +129,42 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 			err = fmt.Errorf("calendar: RRULE evaluation failed: %w", errBadRule)
 		}
 	}()
+	opt, err := p.ruleOptions(value, first)
+	if err != nil {
+		return err
+	}
+	r, err := rrule.NewRRule(*opt)
+	if err != nil {
+		return fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
+	}
+	loc := first.t.Location()
+	next := r.Iterator()
+	for n := 0; ; n++ {
+		if n >= limit || !p.budget.take() {
+			return ErrTruncated
+		}
+		t, ok := next()
+		if !ok || !t.Before(to) {
+			return nil
+		}
+		if t.Before(from) {
+			continue
+		}
+		if first.allDay {
+			t = localDate(t.Year(), t.Month(), t.Day(), p.def)
+		} else {
+			t = localTime(time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC), loc)
+		}
+		fn(stamp{t: t, allDay: first.allDay})
+	}
+}
+
+// ruleOptions reads one RRULE value for a series starting at first.
+// UNTIL is read in the start's zone: a DATE UNTIL on an all-day series
+// includes that day, a floating DATE-TIME UNTIL is local time there. A
+// rule rrule-go cannot read, or one that can never produce a time of day
+// (see reachable), wraps errBadRule.
+func (p *timeParser) ruleOptions(value string, first stamp) (*rrule.ROption, error) {
 	var until string
 	var parts []string
 	for _, kv := range strings.Split(value, ";") {
@@ -144,13 +180,13 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 	loc := first.t.Location()
 	opt, err := rrule.StrToROptionInLocation(strings.Join(parts, ";"), loc)
 	if err != nil {
-		return fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
+		return nil, fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
 	}
 	opt.Dtstart = first.t
 	if until != "" {
 		u, err := p.value(until, "", "")
 		if err != nil {
-			return fmt.Errorf("calendar: bad RRULE UNTIL: %w", errBadRule)
+			return nil, fmt.Errorf("calendar: bad RRULE UNTIL: %w", errBadRule)
 		}
 		ut := u.t
 		switch {
@@ -171,31 +207,9 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 		opt.Interval = 1
 	}
 	if !reachable(opt, first.t) {
-		return fmt.Errorf("calendar: RRULE selects no time of day its interval reaches: %w", errBadRule)
+		return nil, fmt.Errorf("calendar: RRULE selects no time of day its interval reaches: %w", errBadRule)
 	}
-	r, err := rrule.NewRRule(*opt)
-	if err != nil {
-		return fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
-	}
-	next := r.Iterator()
-	for n := 0; ; n++ {
-		if n >= limit || !p.budget.take() {
-			return ErrTruncated
-		}
-		t, ok := next()
-		if !ok || !t.Before(to) {
-			return nil
-		}
-		if t.Before(from) {
-			continue
-		}
-		if first.allDay {
-			t = localDate(t.Year(), t.Month(), t.Day(), p.def)
-		} else {
-			t = localTime(time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC), loc)
-		}
-		fn(stamp{t: t, allDay: first.allDay})
-	}
+	return opt, nil
 }
 
 var errBadRule = errors.New("unusable recurrence rule")
