@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -21,26 +20,13 @@ import (
 // The rights, the ACL and the annotations of a folder are read when the
 // folder first appears, when its state moves (on Dovecot a SETACL moves
 // HIGHESTMODSEQ), and at least every Revalidate. Finding owners runs in
-// the background (Run): at start and every Discovery, on a session that
-// logs in for it (a long-lived Dovecot session does not see users who
-// started sharing after its login), plus a look-up when a request names
-// an owner the cache does not know, rate-limited and remembered when it
-// finds nothing. So what a request costs the server depends on the
-// folders of the owner it reads, never on the size of the directory.
-
-// DefaultDiscovery is how often Run looks for new owners when
-// Options.Discovery is not set.
-const DefaultDiscovery = 5 * time.Minute
-
-// Look-ups of unknown owners are bounded to lookupRate a second, in
-// bursts of lookupBurst: names made up by a client cannot make fbpub
-// hammer the server with logins.
-const (
-	lookupRate  = 5
-	lookupBurst = 20
-	// maxMissing bounds the negative cache of unknown owners.
-	maxMissing = 10000
-)
+// the background (Run, in discovery.go): at start and every Discovery,
+// on a session that logs in for it (a long-lived Dovecot session does not
+// see users who started sharing after its login), plus a look-up when a
+// request names an owner the cache does not know, rate-limited and
+// remembered when it finds nothing. So what a request costs the server
+// depends on the folders of the owner it reads, never on the size of the
+// directory.
 
 // directory is what the cache knows of the owners and their folders. It
 // is guarded by Cache.mu.
@@ -253,68 +239,6 @@ func (c *Cache) recheck(ctx context.Context, name, key string, arrived, pushed t
 	}
 }
 
-// lookUp finds the folders of an owner the cache does not know: on a
-// session that logs in for it, at most lookupRate a second, and not
-// again within NegativeTTL when it found nothing.
-func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, error) {
-	if !imapstore.ValidOwner(owner) {
-		return nil, false, ErrNotFound
-	}
-	now := c.opts.Now()
-	c.mu.Lock()
-	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && now.Sub(t) < c.opts.NegativeTTL {
-		c.mu.Unlock()
-		return nil, false, ErrNotFound
-	}
-	c.mu.Unlock()
-	v, err := c.shared(ctx, "state", key, func(ctx context.Context) (any, error) {
-		c.mu.Lock()
-		o := c.dir.owners[key]
-		c.mu.Unlock()
-		switch {
-		case o != nil && !o.checked.IsZero():
-			return ownerCheck{o.folders, o.checked}, nil
-		case o != nil:
-			// Discovery named them meanwhile: a plain check.
-			return c.checkOwner(ctx, o.name, false)
-		case !c.takeToken(now):
-			return nil, errLookups
-		}
-		return c.checkOwner(ctx, owner, true)
-	})
-	if err != nil {
-		if errors.Is(err, ErrUnavailable) && !errors.Is(err, errLookups) {
-			c.setDown(true, err)
-		}
-		return nil, false, err
-	}
-	fs := v.(ownerCheck).folders
-	if len(fs) == 0 {
-		return nil, false, ErrNotFound
-	}
-	return fs, false, nil
-}
-
-// errLookups refuses a look-up beyond the rate limit: the server is not
-// asked, and the client may try again.
-var errLookups = fmt.Errorf("%w: too many look-ups of unknown owners", ErrUnavailable)
-
-// takeToken takes one look-up from the rate limit's bucket.
-func (c *Cache) takeToken(now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d := &c.dir
-	if !d.tokensAt.IsZero() {
-		d.tokens = min(lookupBurst, d.tokens+now.Sub(d.tokensAt).Seconds()*lookupRate)
-	}
-	d.tokensAt = now
-	if d.tokens < 1 {
-		return false
-	}
-	d.tokens--
-	return true
-}
-
 // checkOwner reads owner's folders and their states (on a session that
 // logs in for it when lookup is set), the details of those that are new,
 // moved or due for re-validation, and publishes the result.
@@ -334,8 +258,22 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, lookup bool) (owne
 	c.mu.Lock()
 	prev := c.dir.owners[key]
 	c.mu.Unlock()
-	var need []int
-	detailsAt := make(map[string]time.Time, len(list))
+	need, detailsAt := c.reuseDetails(list, prev, checked)
+	if err := c.readDetails(ctx, list, need); err != nil {
+		return ownerCheck{}, err
+	}
+	o, unknown := c.buildEntry(owner, list, detailsAt, checked)
+	c.publish(key, o, unknown)
+	return ownerCheck{o.folders, checked}, nil
+}
+
+// reuseDetails carries over from prev, the owner's last check, the
+// details of the folders in list whose state did not move and that were
+// validated within Revalidate before checked. It returns the indexes in
+// list of the folders whose details must be read, and when the details of
+// each folder were read (checked for those).
+func (c *Cache) reuseDetails(list []imapstore.Folder, prev *ownerEntry, checked time.Time) (need []int, detailsAt map[string]time.Time) {
+	detailsAt = make(map[string]time.Time, len(list))
 	for i, f := range list {
 		var old imapstore.Folder
 		var ok bool
@@ -354,20 +292,33 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, lookup bool) (owne
 		list[i].State, list[i].HasState = st, has
 		detailsAt[f.Name] = prev.detailsAt[f.Name]
 	}
-	if len(need) > 0 {
-		fs := make([]imapstore.Folder, len(need))
-		for j, i := range need {
-			fs[j] = list[i]
-		}
-		if err := c.opts.Source.Details(ctx, fs); err != nil {
-			return ownerCheck{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		for j, i := range need {
-			list[i] = fs[j]
-		}
+	return need, detailsAt
+}
+
+// readDetails reads the rights, ACL and annotations of the folders of
+// list at the indexes need, in place.
+func (c *Cache) readDetails(ctx context.Context, list []imapstore.Folder, need []int) error {
+	if len(need) == 0 {
+		return nil
 	}
-	o := &ownerEntry{name: owner, listed: make(map[string]imapstore.Folder, len(list)), detailsAt: detailsAt, checked: checked}
-	unknown := 0
+	fs := make([]imapstore.Folder, len(need))
+	for j, i := range need {
+		fs[j] = list[i]
+	}
+	if err := c.opts.Source.Details(ctx, fs); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	for j, i := range need {
+		list[i] = fs[j]
+	}
+	return nil
+}
+
+// buildEntry builds the entry of owner from the folders a check listed,
+// with their details: the published ones sorted by name, and how many of
+// those have no usable ACL.
+func (c *Cache) buildEntry(owner string, list []imapstore.Folder, detailsAt map[string]time.Time, checked time.Time) (o *ownerEntry, unknown int) {
+	o = &ownerEntry{name: owner, listed: make(map[string]imapstore.Folder, len(list)), detailsAt: detailsAt, checked: checked}
 	for i, d := range c.decide(list) {
 		o.listed[list[i].Name] = list[i]
 		if d.Reason != "" {
@@ -385,8 +336,7 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, lookup bool) (owne
 	if len(o.folders) > 0 && o.folders[0].Owner != "" {
 		o.name = o.folders[0].Owner // as the server spells it
 	}
-	c.publish(key, o, unknown)
-	return ownerCheck{o.folders, checked}, nil
+	return o, unknown
 }
 
 // publish replaces owner key's entry by o (or removes it when the proxy
@@ -519,156 +469,6 @@ func (c *Cache) Check(ctx context.Context, owner string) error {
 	return err
 }
 
-// Changed records that the server announced a change in folder (IMAP
-// NOTIFY or IDLE): the next request for its owner checks again, whatever
-// the check interval. An empty name means any folder may have changed.
-func (c *Cache) Changed(folder string) {
-	c.log.Debug("change announced", "folder", folder)
-	now := c.opts.Now()
-	c.mu.Lock()
-	if key, ok := c.dir.folderOwner[folder]; ok && folder != "" {
-		if o := c.dir.owners[key]; o != nil {
-			o.pushed = now
-		}
-	} else {
-		// A folder the cache does not publish (yet): it may be new.
-		c.pushed = now
-	}
-	c.mu.Unlock()
-	c.m.Pushes.Inc()
-}
-
-// SetWatched tells the cache which folders a NOTIFY connection watches
-// now (nil when none does): for an owner whose folders are all watched,
-// requests rely on the server's announcements instead of checking every
-// interval, and checks come only with a change or every Revalidate.
-func (c *Cache) SetWatched(folders []string) {
-	var m map[string]bool
-	if folders != nil {
-		m = make(map[string]bool, len(folders))
-		for _, f := range folders {
-			m[f] = true
-		}
-	}
-	c.mu.Lock()
-	c.dir.watched = m
-	c.mu.Unlock()
-}
-
-// Watchlist returns the names of the folders worth watching for pushed
-// changes, best first: those requested since the last call, most
-// requested first, then every other published folder by name. It starts
-// counting requests anew. A watcher with few connections (IDLE) takes the
-// head of the list; one that can watch everything (NOTIFY) takes it all.
-// It runs in the background and walks the whole directory.
-func (c *Cache) Watchlist() []string {
-	c.mu.Lock()
-	hits := c.hits
-	c.hits = map[string]int{}
-	published := make([]string, 0, len(c.dir.folderOwner))
-	for name := range c.dir.folderOwner {
-		published = append(published, name)
-	}
-	c.mu.Unlock()
-	slices.Sort(published)
-	names := make([]string, 0, len(published)+len(hits))
-	for name := range hits {
-		// A folder requested, then no longer published (a grant
-		// revoked), is not watched.
-		if _, ok := slices.BinarySearch(published, name); ok {
-			names = append(names, name)
-		}
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if hits[a] != hits[b] {
-			return hits[b] - hits[a]
-		}
-		return strings.Compare(a, b)
-	})
-	for _, name := range published { // sorted by name
-		if hits[name] == 0 {
-			names = append(names, name)
-		}
-	}
-	return names
-}
-
-// Discover looks for owners: it lists them on a session that logs in for
-// it, checks those it does not know and those no check read within the
-// discovery cadence (new folders, annotations, removed grants), and
-// checks again the owners it knows that were not listed (they may have
-// stopped sharing). It costs the whole directory: Run calls it in the
-// background, never a request.
-func (c *Cache) Discover(ctx context.Context) error {
-	_, err, _ := c.group.Do("discover", func() (any, error) { return nil, c.discover(ctx) })
-	return err
-}
-
-func (c *Cache) discover(ctx context.Context) error {
-	start := c.opts.Now()
-	names, err := c.opts.Source.Owners(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	listed := c.know(names)
-	var errs []error
-	check := func(name string) {
-		key := ownerKey(name)
-		_, err, _ := c.group.Do("state\x00"+key, func() (any, error) {
-			c.mu.Lock()
-			o := c.dir.owners[key]
-			recent := o != nil && o.checked.After(start.Add(-c.opts.Discovery)) && !o.checked.Before(c.pushedFor(o))
-			c.mu.Unlock()
-			if recent {
-				return ownerCheck{o.folders, o.checked}, nil
-			}
-			return c.checkOwner(ctx, name, false)
-		})
-		if err != nil && len(errs) < 3 {
-			errs = append(errs, err)
-		}
-	}
-	for _, name := range names {
-		check(name)
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-	}
-	c.mu.Lock()
-	var gone []string
-	for key, o := range c.dir.owners {
-		if !listed[key] {
-			gone = append(gone, o.name)
-		}
-	}
-	c.dir.discovered = start
-	c.mu.Unlock()
-	slices.Sort(gone)
-	for _, name := range gone {
-		check(name)
-	}
-	return errors.Join(errs...)
-}
-
-// know records the owners a discovery listed, checked or not, and
-// returns their keys: a request for one the pass has not reached yet
-// checks them on a pooled session (which the listing's fresh session
-// replaced), instead of a rate-limited look-up.
-func (c *Cache) know(names []string) map[string]bool {
-	listed := make(map[string]bool, len(names))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, name := range names {
-		key := ownerKey(name)
-		listed[key] = true
-		if c.dir.owners[key] == nil {
-			c.dir.owners[key] = &ownerEntry{name: name}
-		}
-		delete(c.dir.missing, name)
-	}
-	return listed
-}
-
 // pushedFor is when a change was last announced for o; the caller holds
 // c.mu.
 func (c *Cache) pushedFor(o *ownerEntry) time.Time {
@@ -676,69 +476,4 @@ func (c *Cache) pushedFor(o *ownerEntry) time.Time {
 		return o.pushed
 	}
 	return c.pushed
-}
-
-// Rediscover asks Run for a discovery pass now (the server announced a
-// new or renamed folder). It does not block.
-func (c *Cache) Rediscover() {
-	select {
-	case c.discoverNow <- struct{}{}:
-	default:
-	}
-}
-
-// Run discovers owners at once, then every Options.Discovery and when
-// Rediscover asks, until ctx ends. A failed pass is tried again sooner,
-// with backoff. Requests do not wait for it: an owner it has not reached
-// yet is looked up by the first request for them.
-func (c *Cache) Run(ctx context.Context) {
-	for failures := 0; ; {
-		wait := c.opts.Discovery
-		if err := c.Discover(ctx); err != nil && ctx.Err() == nil {
-			failures++
-			wait = min(wait, time.Second<<min(failures, 6))
-			c.log.Warn("discovery of owners failed", "err", err, "retry_in", wait)
-		} else {
-			failures = 0
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-c.discoverNow:
-			t.Stop()
-		}
-	}
-}
-
-// Folders runs a discovery pass and returns every published folder, by
-// name. It costs the whole directory: for tools and tests.
-func (c *Cache) Folders(ctx context.Context) ([]Folder, error) {
-	if err := c.Discover(ctx); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	var out []Folder
-	for _, key := range slices.Sorted(maps.Keys(c.dir.owners)) {
-		out = append(out, c.dir.owners[key].folders...)
-	}
-	c.mu.Unlock()
-	slices.SortFunc(out, func(a, b Folder) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
-
-// setDown logs the start and the end of an IMAP outage once each.
-func (c *Cache) setDown(down bool, err error) {
-	c.mu.Lock()
-	was := c.down
-	c.down = down
-	c.mu.Unlock()
-	switch {
-	case down && !was:
-		c.log.Warn("IMAP unavailable: serving the last good answers, marked stale", "err", err)
-	case !down && was:
-		c.log.Info("IMAP available again")
-	}
 }

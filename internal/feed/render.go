@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"container/list"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -527,4 +529,15 @@ func (l *lru) put(key string, a *Rendered) {
 		delete(l.entries, ent.key)
 		l.size -= len(ent.a.Body)
 	}
+}
+
+// etag derives an entity tag from the states of the folders that went into
+// an answer and what identifies the answer itself.
+func etag(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
 }

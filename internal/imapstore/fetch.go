@@ -4,13 +4,18 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
+
+// Reading a folder: fetch.go holds Fetch, its first round trip and what
+// follows it (body structures, then the wanted parts); cold.go the first
+// round of a folder read from scratch, which brings content along;
+// incremental.go the first round with CHANGEDSINCE; uidfetch.go how the
+// answers to a UID FETCH are collected.
 
 // Part is one MIME part of a message, fetched on its own.
 type Part struct {
@@ -160,176 +165,83 @@ func (s *Session) fetchFirst(ctx context.Context, folder string, q Query, nothin
 		l.FlagsComplete = true
 		return l, nil, nil, nil
 	}
-
-	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
-	var meta []*imapclient.FetchMessageBuffer
 	if q.ChangedSince > 0 && s.features.CondStore {
-		// Flags of what changed only (new messages among them), then
-		// every UID, for expunges — unless the count shows there were
-		// none: the messages known before plus the new ones are then
-		// exactly the folder (an expunge lowers the count; a message
-		// appended and expunged in between is in neither).
-		meta, err = s.fetchMeta(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: q.ChangedSince, RFC822Size: q.WholeBelow > 0})
+		meta, err := s.fetchChanged(ctx, q, l)
 		if err != nil {
-			return nil, nil, nil, opErr(ctx, "UID FETCH", err)
+			return nil, nil, nil, err
 		}
-		var added []uint32
-		for _, m := range meta {
-			if !q.Known(uint32(m.UID)) {
-				added = append(added, uint32(m.UID))
-			}
-		}
-		if q.Previous != nil && uint32(len(q.Previous)+len(added)) == sel.NumMessages {
-			l.UIDs = append(slices.Clone(q.Previous), added...)
-		} else {
-			var sd *imap.SearchData
-			err := s.observe("UID SEARCH", func() (err error) {
-				sd, err = s.client.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
-				return err
-			})
-			if err != nil {
-				return nil, nil, nil, opErr(ctx, "UID SEARCH", err)
-			}
-			for _, u := range sd.AllUIDs() {
-				l.UIDs = append(l.UIDs, uint32(u))
-			}
-		}
-		slices.Sort(l.UIDs)
 		return l, meta, nil, nil
 	}
+	meta, handed, err := s.fetchAll(ctx, q, l, nothingKnown)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return l, meta, handed, nil
+}
+
+// fetchAll is the first round trip of a fetch without CHANGEDSINCE: the
+// UID and flags of every message into l, and, for a folder read from
+// scratch (nothingKnown), every body structure or the content itself
+// (firstContent). It returns the messages fetched and the UIDs of those
+// handed to q.Received.
+func (s *Session) fetchAll(ctx context.Context, q Query, l *Listing, nothingKnown bool) ([]*imapclient.FetchMessageBuffer, *uidSet, error) {
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: q.WholeBelow > 0}
 	handed := &uidSet{}
 	var each func(*imapclient.FetchMessageBuffer)
 	if q.Want != nil && nothingKnown {
 		if q.WholeBelow > 0 {
-			each, err = s.firstContent(q, sel.NumMessages, opts, handed)
+			var err error
+			each, err = s.firstContent(q, l.State.Messages, opts, handed)
 			if err != nil {
-				return nil, nil, nil, opErr(ctx, "FETCH", err)
+				return nil, nil, opErr(ctx, "FETCH", err)
 			}
 		} else {
 			// Every body structure at once.
 			opts.BodyStructure = &imap.FetchItemBodyStructure{}
 		}
 	}
-	meta, err = s.fetchMetaEach(all, opts, each)
+	meta, err := s.fetchMetaEach(allUIDs(), opts, each)
 	if err != nil {
-		return nil, nil, nil, opErr(ctx, "UID FETCH", err)
+		return nil, nil, opErr(ctx, "UID FETCH", err)
 	}
 	for _, m := range meta {
 		l.UIDs = append(l.UIDs, uint32(m.UID))
 	}
 	l.FlagsComplete = true
-	return l, meta, handed, nil
+	return meta, handed, nil
 }
 
-// firstContent sets opts, the first round trip of a folder read from
-// scratch, to bring content along, and returns what to do with each
-// message as it arrives; handed collects the UIDs of those handed to
-// q.Received. The body structure of the folder's last message (number
-// last, asked for once SELECT has said how many there are: go-imap
-// would not match the answer to a FETCH * to its command) chooses: when
-// it shows one wanted part, not too large, every message's body
-// structure and the first WholeBelow octets of the part at that place
-// come (structure then part); otherwise the first WholeBelow octets of
-// every message. Calendar folders hold messages of
-// one layout (Kolab's: the calendar in part 2), so the guess is right for
-// nearly every message, and a message it misses has its parts fetched by
-// its body structure after the first round.
-//
-// Structure then part is what a cold read pays least for: the part
-// alone, not the whole message, crosses the wire and is decoded, and the
-// caller has no MIME to split (BenchmarkFolder10k in internal/feed
-// measures it against a bare fetch of the same parts).
-func (s *Session) firstContent(q Query, last uint32, opts *imap.FetchOptions, handed *uidSet) (func(*imapclient.FetchMessageBuffer), error) {
-	var probe []*imapclient.FetchMessageBuffer
-	err := s.observe("FETCH", func() (err error) {
-		probe, err = s.client.Fetch(imap.SeqSetNum(last), &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{}}).Collect()
-		return err
-	})
-	if err != nil && !isNo(err) {
-		return nil, err
-	}
-	var wanted []Part
-	if len(probe) == 1 && probe[0].BodyStructure != nil {
-		wanted = wantedParts(probe[0].BodyStructure, q)
-	}
-	if len(wanted) == 1 && !wanted[0].TooLarge {
-		section := &imap.FetchItemBodySection{Part: wanted[0].Path, Peek: true,
-			Partial: &imap.SectionPartial{Offset: 0, Size: int64(q.WholeBelow)}}
-		opts.BodySection = []*imap.FetchItemBodySection{section}
-		opts.BodyStructure = &imap.FetchItemBodyStructure{}
-		opts.RFC822Size = false
-		return func(m *imapclient.FetchMessageBuffer) {
-			if takeStructured(q, section, m) {
-				handed.add(uint32(m.UID))
-			}
-		}, nil
-	}
-	// When small messages are fetched whole, the first WholeBelow octets
-	// of every message: one round trip holds the whole content of a
-	// folder of small messages. Their size then tells which messages came
-	// whole (less than WholeBelow octets), without RFC822.SIZE.
-	whole := wholeSection(q.WholeBelow)
-	opts.BodySection = []*imap.FetchItemBodySection{whole}
-	opts.RFC822Size = false
-	return func(m *imapclient.FetchMessageBuffer) {
-		if takeWhole(q, whole, m) {
-			handed.add(uint32(m.UID))
-		}
-	}, nil
-}
-
-// takeWhole notes whether m, fetched with section (the first WholeBelow
-// octets), came whole: RFC822Size is then its size, else WholeBelow+1, to
-// be fetched by body structure. A message that came whole, with content
-// and not \Deleted, goes to q.Received; takeWhole reports whether it did.
-func takeWhole(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchMessageBuffer) bool {
-	raw := m.FindBodySection(section)
-	if raw == nil || uint32(len(raw)) >= q.WholeBelow {
-		// Cut at WholeBelow (or NIL): fetched by body structure.
-		m.RFC822Size = int64(q.WholeBelow) + 1
-		return false
-	}
-	m.RFC822Size = int64(len(raw))
-	if q.Received != nil && len(raw) > 0 && !isDeleted(m.Flags) {
-		q.Received(Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq, Raw: raw})
-		return true
-	}
-	return false
-}
-
-// takeStructured hands m, fetched with its body structure and section
-// (the first WholeBelow octets of one part), to q.Received when its body
-// structure shows that this part is its one wanted part, and that it came
-// whole; or that it has no wanted part at all. It reports whether it did.
-// The parts of any other message (not \Deleted) are fetched after the
-// first round, by body structure.
-func takeStructured(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchMessageBuffer) bool {
-	if q.Received == nil || isDeleted(m.Flags) || m.BodyStructure == nil {
-		return false
-	}
-	wanted := wantedParts(m.BodyStructure, q)
-	if len(wanted) > 1 {
-		return false
-	}
-	msg := Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq}
-	if len(wanted) == 1 {
-		p := wanted[0]
-		body := m.FindBodySection(section)
-		if p.TooLarge || !slices.Equal(p.Path, section.Part) || body == nil || int64(len(body)) >= section.Partial.Size {
-			return false
-		}
-		p.Body = body
-		msg.Parts = []Part{p}
-	}
-	q.Received(msg)
-	return true
-}
+// allUIDs is the UID set 1:*.
+func allUIDs() imap.UIDSet { return imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} }
 
 // fetchRest completes Fetch after its first round trip (l and meta): the
 // body structures still missing, then the wanted parts. The messages in
 // handed went to q.Received already.
 func (s *Session) fetchRest(ctx context.Context, q Query, l *Listing, meta []*imapclient.FetchMessageBuffer, handed *uidSet) (*Listing, error) {
+	byUID := noteFlags(l, meta, handed)
+	fresh := freshUIDs(q, l, handed)
+	if q.Want == nil || len(fresh) == 0 {
+		return l, nil
+	}
+	// Small messages are fetched whole; the others by body structure.
+	whole := func(u uint32) bool {
+		m := byUID[u]
+		return q.WholeBelow > 0 && m != nil && m.RFC822Size > 0 && m.RFC822Size <= int64(q.WholeBelow)
+	}
+	if err := s.fetchStructures(ctx, fresh, byUID, whole); err != nil {
+		return nil, err
+	}
+	byPath := planParts(q, l, fresh, byUID, handed, whole)
+	if err := s.fetchParts(ctx, l.Messages, byPath); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// noteFlags records in l.Deleted the \Deleted flag of the messages of
+// meta (all of them when the flags are not complete, else those flagged),
+// and returns by UID those not handed to q.Received.
+func noteFlags(l *Listing, meta []*imapclient.FetchMessageBuffer, handed *uidSet) map[uint32]*imapclient.FetchMessageBuffer {
 	byUID := map[uint32]*imapclient.FetchMessageBuffer{}
 	for _, m := range meta {
 		u := uint32(m.UID)
@@ -340,24 +252,25 @@ func (s *Session) fetchRest(ctx context.Context, q Query, l *Listing, meta []*im
 			byUID[u] = m
 		}
 	}
+	return byUID
+}
 
-	// New messages: body structures (unless already fetched), then parts.
+// freshUIDs lists the new messages of l whose content is still to
+// fetch: not known, not \Deleted, not handed to q.Received.
+func freshUIDs(q Query, l *Listing, handed *uidSet) []uint32 {
 	var fresh []uint32
 	for _, u := range l.UIDs {
 		if !q.Known(u) && !l.Deleted[u] && !handed.has(u) {
 			fresh = append(fresh, u)
 		}
 	}
-	if q.Want == nil || len(fresh) == 0 {
-		return l, nil
-	}
-	// Small messages are fetched whole; the others by body structure.
-	whole := func(u uint32) bool {
-		m := byUID[u]
-		return q.WholeBelow > 0 && m != nil && m.RFC822Size > 0 && m.RFC822Size <= int64(q.WholeBelow)
-	}
+	return fresh
+}
+
+// fetchStructures fetches the body structures of the fresh messages that
+// are not fetched whole and came without one, into byUID.
+func (s *Session) fetchStructures(ctx context.Context, fresh []uint32, byUID map[uint32]*imapclient.FetchMessageBuffer, whole func(uint32) bool) error {
 	var need imap.UIDSet
-	var wholeIdx []int
 	for _, u := range fresh {
 		if whole(u) {
 			continue
@@ -366,23 +279,31 @@ func (s *Session) fetchRest(ctx context.Context, q Query, l *Listing, meta []*im
 			need.AddNum(imap.UID(u))
 		}
 	}
-	if len(need) > 0 {
-		more, err := s.fetchMeta(need, &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{}})
-		if err != nil {
-			return nil, opErr(ctx, "UID FETCH", err)
-		}
-		for _, m := range more {
-			if old := byUID[uint32(m.UID)]; old != nil {
-				old.BodyStructure = m.BodyStructure
-			} else {
-				byUID[uint32(m.UID)] = m
-			}
+	if len(need) == 0 {
+		return nil
+	}
+	more, err := s.fetchMeta(need, &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{}})
+	if err != nil {
+		return opErr(ctx, "UID FETCH", err)
+	}
+	for _, m := range more {
+		if old := byUID[uint32(m.UID)]; old != nil {
+			old.BodyStructure = m.BodyStructure
+		} else {
+			byUID[uint32(m.UID)] = m
 		}
 	}
+	return nil
+}
 
-	// Plan the part fetches: messages that share a part path are fetched
-	// together, in batches.
+// planParts appends the fresh messages to l.Messages, with the wanted
+// parts their body structures name, and plans the part fetches: messages
+// that share a part path are fetched together. It returns, by path key,
+// the indexes into l.Messages to fetch; the empty key names the messages
+// to fetch whole.
+func planParts(q Query, l *Listing, fresh []uint32, byUID map[uint32]*imapclient.FetchMessageBuffer, handed *uidSet, whole func(uint32) bool) map[string][]int {
 	byPath := map[string][]int{} // path key → indexes into l.Messages
+	var wholeIdx []int
 	for _, u := range fresh {
 		m := byUID[u]
 		if m == nil { // expunged between the commands
@@ -417,6 +338,12 @@ func (s *Session) fetchRest(ctx context.Context, q Query, l *Listing, meta []*im
 	if len(wholeIdx) > 0 {
 		byPath[""] = wholeIdx
 	}
+	return byPath
+}
+
+// fetchParts runs the part fetches planParts planned, path by path in
+// key order, in batches.
+func (s *Session) fetchParts(ctx context.Context, msgs []Message, byPath map[string][]int) error {
 	keys := make([]string, 0, len(byPath))
 	for k := range byPath {
 		keys = append(keys, k)
@@ -426,12 +353,12 @@ func (s *Session) fetchRest(ctx context.Context, q Query, l *Listing, meta []*im
 		idx := byPath[key]
 		for start := 0; start < len(idx); start += batch {
 			chunk := idx[start:min(start+batch, len(idx))]
-			if err := s.fetchBodies(l.Messages, chunk, key); err != nil {
-				return nil, opErr(ctx, "UID FETCH BODY", err)
+			if err := s.fetchBodies(msgs, chunk, key); err != nil {
+				return opErr(ctx, "UID FETCH BODY", err)
 			}
 		}
 	}
-	return l, nil
+	return nil
 }
 
 // wantedParts lists the single parts of bs whose media type q wants,
@@ -448,40 +375,6 @@ func wantedParts(bs imap.BodyStructure, q Query) []Part {
 		return true
 	})
 	return parts
-}
-
-// uidSet is a set of UIDs, noted in ascending order as a server answers
-// UID FETCH 1:*, and looked up by binary search, cheaper than a map for
-// the thousands of messages of a cold read. The nil set is empty.
-type uidSet struct {
-	uids     []uint32
-	unsorted bool
-}
-
-func (s *uidSet) add(u uint32) {
-	if n := len(s.uids); n > 0 && s.uids[n-1] >= u {
-		s.unsorted = true
-	}
-	s.uids = append(s.uids, u)
-}
-
-func (s *uidSet) len() int {
-	if s == nil {
-		return 0
-	}
-	return len(s.uids)
-}
-
-func (s *uidSet) has(u uint32) bool {
-	if s == nil {
-		return false
-	}
-	if s.unsorted {
-		slices.Sort(s.uids)
-		s.unsorted = false
-	}
-	_, ok := slices.BinarySearch(s.uids, u)
-	return ok
 }
 
 // selectFolder selects folder (read-only or not, as opts say) and records
@@ -501,175 +394,4 @@ func (s *Session) selectFolder(ctx context.Context, folder string, opts *imap.Se
 	}
 	s.selected = folder
 	return sel, nil
-}
-
-// wholeSection is BODY.PEEK[]<0.n>: the first n octets of a message.
-func wholeSection(n uint32) *imap.FetchItemBodySection {
-	return &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 0, Size: int64(n)}}
-}
-
-func isDeleted(flags []imap.Flag) bool {
-	return slices.ContainsFunc(flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), string(imap.FlagDeleted)) })
-}
-
-func flagStrings(flags []imap.Flag) []string {
-	var out []string
-	for _, f := range flags {
-		out = append(out, string(f))
-	}
-	return out
-}
-
-// fetchEach runs one UID FETCH, calling fn with every message as it
-// arrives, and moves the connection's deadline on with each.
-func (s *Session) fetchEach(set imap.UIDSet, opts *imap.FetchOptions, fn func(*imapclient.FetchMessageBuffer)) error {
-	return s.observe("UID FETCH", func() error {
-		cmd := s.client.Fetch(set, opts)
-		defer cmd.Close()
-		for m := cmd.Next(); m != nil; m = cmd.Next() {
-			buf, err := collect(m)
-			if err != nil {
-				return err
-			}
-			s.progress()
-			fn(buf)
-		}
-		return cmd.Close()
-	})
-}
-
-// collect is imapclient's FetchMessageData.Collect for the items fbpub
-// asks for, reading each literal into a buffer of its announced size at
-// once instead of growing one (io.ReadAll), which was a measurable share
-// of reading a folder.
-func collect(m *imapclient.FetchMessageData) (*imapclient.FetchMessageBuffer, error) {
-	buf := &imapclient.FetchMessageBuffer{SeqNum: m.SeqNum}
-	for item := m.Next(); item != nil; item = m.Next() {
-		switch item := item.(type) {
-		case imapclient.FetchItemDataBodySection:
-			b, err := readLiteral(item.Literal)
-			if err != nil {
-				return buf, err
-			}
-			buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: item.Section, Bytes: b})
-		case imapclient.FetchItemDataBinarySection:
-			b, err := readLiteral(item.Literal)
-			if err != nil {
-				return buf, err
-			}
-			buf.BinarySection = append(buf.BinarySection, imapclient.FetchBinarySectionBuffer{Section: item.Section, Bytes: b})
-		case imapclient.FetchItemDataFlags:
-			buf.Flags = item.Flags
-		case imapclient.FetchItemDataRFC822Size:
-			buf.RFC822Size = item.Size
-		case imapclient.FetchItemDataUID:
-			buf.UID = item.UID
-		case imapclient.FetchItemDataBodyStructure:
-			buf.BodyStructure = item.BodyStructure
-		case imapclient.FetchItemDataModSeq:
-			buf.ModSeq = item.ModSeq
-		case imapclient.FetchItemDataInternalDate:
-			buf.InternalDate = item.Time
-		case imapclient.FetchItemDataEnvelope:
-			buf.Envelope = item.Envelope
-		case imapclient.FetchItemDataBinarySectionSize:
-			buf.BinarySectionSize = append(buf.BinarySectionSize, item)
-		}
-	}
-	return buf, nil
-}
-
-// readLiteral reads a literal whole; nil stays nil (NIL).
-func readLiteral(lit imap.LiteralReader) ([]byte, error) {
-	if lit == nil {
-		return nil, nil
-	}
-	if n := lit.Size(); n >= 0 && n <= 64<<20 {
-		b := make([]byte, n)
-		_, err := io.ReadFull(lit, b)
-		return b, err
-	}
-	return io.ReadAll(lit)
-}
-
-func (s *Session) fetchMeta(set imap.UIDSet, opts *imap.FetchOptions) ([]*imapclient.FetchMessageBuffer, error) {
-	return s.fetchMetaEach(set, opts, nil)
-}
-
-// fetchMetaEach is fetchMeta calling each, when set, with every message
-// as it arrives.
-func (s *Session) fetchMetaEach(set imap.UIDSet, opts *imap.FetchOptions, each func(*imapclient.FetchMessageBuffer)) ([]*imapclient.FetchMessageBuffer, error) {
-	var msgs []*imapclient.FetchMessageBuffer
-	err := s.fetchEach(set, opts, func(buf *imapclient.FetchMessageBuffer) {
-		msgs = append(msgs, buf)
-		if each != nil {
-			each(buf)
-		}
-	})
-	slices.SortFunc(msgs, uidOrder)
-	return msgs, err
-}
-
-func uidOrder(a, b *imapclient.FetchMessageBuffer) int { return cmp.Compare(a.UID, b.UID) }
-
-// fetchBodies fetches the part at path of the messages at idx and stores
-// each body in its Part; the empty key fetches whole messages into Raw.
-func (s *Session) fetchBodies(msgs []Message, idx []int, key string) error {
-	path := parseKey(key)
-	var set imap.UIDSet
-	byUID := map[imap.UID]*Message{}
-	for _, i := range idx {
-		set.AddNum(imap.UID(msgs[i].UID))
-		byUID[imap.UID(msgs[i].UID)] = &msgs[i]
-	}
-	section := &imap.FetchItemBodySection{Part: path, Peek: true}
-	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}
-	return s.fetchEach(set, opts, func(buf *imapclient.FetchMessageBuffer) {
-		msg := byUID[buf.UID]
-		if msg == nil {
-			return
-		}
-		body := buf.FindBodySection(section)
-		if key == "" {
-			msg.Raw = body
-			return
-		}
-		for i := range msg.Parts {
-			if pathKey(msg.Parts[i].Path) == key {
-				msg.Parts[i].Body = body
-			}
-		}
-	})
-}
-
-func pathKey(p []int) string {
-	var b strings.Builder
-	for i, n := range p {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		fmt.Fprint(&b, n)
-	}
-	return b.String()
-}
-
-func parseKey(k string) []int {
-	if k == "" {
-		return nil // the whole message
-	}
-	var out []int
-	for _, s := range strings.Split(k, ".") {
-		var n int
-		fmt.Sscan(s, &n)
-		out = append(out, n)
-	}
-	return out
-}
-
-func lowerKeys(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[strings.ToLower(k)] = v
-	}
-	return out
 }

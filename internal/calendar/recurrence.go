@@ -1,0 +1,268 @@
+package calendar
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-ical"
+	"github.com/teambition/rrule-go"
+)
+
+// exclusions are an event's EXDATEs: DATE-TIME values match an occurrence
+// at the same instant, DATE values any occurrence on that local day.
+type exclusions struct {
+	instants map[int64]bool
+	days     map[int64]bool
+}
+
+func (e exclusions) excludes(s stamp) bool {
+	return e.instants[s.t.Unix()] || e.days[dayNumber(s.t)]
+}
+
+func (p *timeParser) exdates(c *ical.Component) (exclusions, error) {
+	ex := exclusions{instants: map[int64]bool{}, days: map[int64]bool{}}
+	err := p.dateList(c, ical.PropExceptionDates, func(s stamp, _ string, _ ical.Prop) error {
+		if s.allDay {
+			ex.days[dayNumber(s.t)] = true
+		} else {
+			ex.instants[s.t.Unix()] = true
+		}
+		return nil
+	})
+	return ex, err
+}
+
+// dateList calls fn for each value of every property named name (EXDATE,
+// RDATE: repeated properties and comma lists), parsed, with its raw text
+// and its property. Values that do not parse are skipped and reported.
+func (p *timeParser) dateList(c *ical.Component, name string, fn func(s stamp, raw string, pr ical.Prop) error) error {
+	var errs []error
+	for _, pr := range c.Props.Values(name) {
+		for _, v := range strings.Split(pr.Value, ",") {
+			if strings.TrimSpace(v) == "" {
+				continue
+			}
+			s, err := p.value(v, pr.Params.Get(ical.PropTimezoneID), pr.Params.Get(ical.ParamValue))
+			if err == nil {
+				err = fn(s, v, pr)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// occurrences calls fn for every occurrence of the master's recurrence set
+// (DTSTART, RRULE and RDATE) that starts in [from, to), in no particular
+// order. RDATE PERIOD values pass their own length; others pass nil. It
+// steps over at most limit occurrences and then returns ErrTruncated.
+func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.Time, limit int, fn func(stamp, *length)) error {
+	seen := map[int64]bool{}
+	emit := func(s stamp, l *length) {
+		if seen[s.t.Unix()] || s.t.Before(from) || !s.t.Before(to) {
+			return
+		}
+		seen[s.t.Unix()] = true
+		fn(s, l)
+	}
+	// RFC 5545 §3.8.5.3: DTSTART is always the first instance.
+	emit(first, nil)
+	var errs []error
+	errs = append(errs, p.dateList(c, ical.PropRecurrenceDates, func(s stamp, v string, pr ical.Prop) error {
+		if first.allDay != s.allDay && !s.allDay {
+			// A DATE-TIME RDATE on an all-day event: keep its day.
+			s = stamp{t: localDate(s.t.Year(), s.t.Month(), s.t.Day(), p.def), allDay: true}
+		}
+		if i := strings.IndexByte(v, '/'); i >= 0 {
+			l, err := p.periodLength(s, v[i+1:], pr)
+			if err != nil {
+				return err
+			}
+			emit(s, &l)
+			return nil
+		}
+		emit(s, nil)
+		return nil
+	}))
+	for _, pr := range c.Props.Values(ical.PropRecurrenceRule) {
+		if err := p.rrule(pr.Value, first, from, to, limit, func(s stamp) { emit(s, nil) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// periodLength reads the end of an RDATE PERIOD: an explicit end, or a
+// duration.
+func (p *timeParser) periodLength(start stamp, rest string, pr ical.Prop) (length, error) {
+	if strings.HasPrefix(rest, "P") || strings.HasPrefix(rest, "+P") || strings.HasPrefix(rest, "-P") {
+		d, err := ParseDuration(rest)
+		if err != nil || d.Days < 0 || d.Exact < 0 {
+			return length{}, fmt.Errorf("calendar: bad PERIOD %q", clip(rest))
+		}
+		return length{d}, nil
+	}
+	e, err := p.value(rest, pr.Params.Get(ical.PropTimezoneID), "DATE-TIME")
+	if err != nil {
+		return length{}, err
+	}
+	d := e.t.Sub(start.t)
+	if d < 0 {
+		d = 0
+	}
+	return length{Duration{Exact: d}}, nil
+}
+
+// rrule iterates one RRULE from the series' first occurrence (see
+// ruleOptions), calling fn with each occurrence in [from, to). It steps
+// over at most limit occurrences, and takes each from p.budget.
+func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) (err error) {
+	// rrule-go panics on some input (a DTSTART in year 0, for one); one bad
+	// rule must not take the folder down.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("calendar: RRULE evaluation failed: %w", errBadRule)
+		}
+	}()
+	opt, err := p.ruleOptions(value, first)
+	if err != nil {
+		return err
+	}
+	r, err := rrule.NewRRule(*opt)
+	if err != nil {
+		return fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
+	}
+	loc := first.t.Location()
+	next := r.Iterator()
+	for n := 0; ; n++ {
+		if n >= limit || !p.budget.take() {
+			return ErrTruncated
+		}
+		t, ok := next()
+		if !ok || !t.Before(to) {
+			return nil
+		}
+		if t.Before(from) {
+			continue
+		}
+		if first.allDay {
+			t = localDate(t.Year(), t.Month(), t.Day(), p.def)
+		} else {
+			t = localTime(time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC), loc)
+		}
+		fn(stamp{t: t, allDay: first.allDay})
+	}
+}
+
+// ruleOptions reads one RRULE value for a series starting at first.
+// UNTIL is read in the start's zone: a DATE UNTIL on an all-day series
+// includes that day, a floating DATE-TIME UNTIL is local time there. A
+// rule rrule-go cannot read, or one that can never produce a time of day
+// (see reachable), wraps errBadRule.
+func (p *timeParser) ruleOptions(value string, first stamp) (*rrule.ROption, error) {
+	var until string
+	var parts []string
+	for _, kv := range strings.Split(value, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.EqualFold(strings.TrimSpace(k), "UNTIL") {
+			until = strings.TrimSpace(v)
+			continue
+		}
+		if strings.TrimSpace(kv) != "" {
+			parts = append(parts, kv)
+		}
+	}
+	loc := first.t.Location()
+	opt, err := rrule.StrToROptionInLocation(strings.Join(parts, ";"), loc)
+	if err != nil {
+		return nil, fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
+	}
+	opt.Dtstart = first.t
+	if until != "" {
+		u, err := p.value(until, "", "")
+		if err != nil {
+			return nil, fmt.Errorf("calendar: bad RRULE UNTIL: %w", errBadRule)
+		}
+		ut := u.t
+		switch {
+		case u.allDay && first.allDay:
+			// Inclusive: the series may end on that day.
+			ut = localDate(ut.Year(), ut.Month(), ut.Day(), loc).AddDate(0, 0, 1).Add(-time.Second)
+		case u.allDay:
+			// A DATE UNTIL on a DATE-TIME series breaks RFC 5545 §3.3.10
+			// (UNTIL takes DTSTART's type). Read it as ical.js, and so
+			// Thunderbird, does: the series ends when that day begins.
+			ut = localDate(ut.Year(), ut.Month(), ut.Day(), loc).Add(-time.Second)
+		case !strings.HasSuffix(strings.ToUpper(until), "Z"):
+			ut = localTime(time.Date(ut.Year(), ut.Month(), ut.Day(), ut.Hour(), ut.Minute(), ut.Second(), 0, time.UTC), loc)
+		}
+		opt.Until = ut
+	}
+	if opt.Interval <= 0 {
+		opt.Interval = 1
+	}
+	if !reachable(opt, first.t) {
+		return nil, fmt.Errorf("calendar: RRULE selects no time of day its interval reaches: %w", errBadRule)
+	}
+	return opt, nil
+}
+
+var errBadRule = errors.New("unusable recurrence rule")
+
+// reachable reports whether a sub-daily rule can ever produce a time of
+// day. rrule-go steps HOURLY, MINUTELY and SECONDLY rules by their
+// interval inside the day until BYHOUR, BYMINUTE and BYSECOND all match,
+// and never returns when no step can match (FREQ=HOURLY;INTERVAL=24;
+// BYHOUR=5 from 10:00): a hostile calendar must not get that far. The
+// times of day a rule can reach are those congruent to DTSTART's modulo
+// gcd(interval, length of a day in the rule's unit).
+func reachable(opt *rrule.ROption, start time.Time) bool {
+	var unit, perDay int
+	switch opt.Freq {
+	case rrule.HOURLY:
+		unit, perDay = 3600, 24
+	case rrule.MINUTELY:
+		unit, perDay = 60, 1440
+	case rrule.SECONDLY:
+		unit, perDay = 1, 86400
+	default:
+		return true
+	}
+	if len(opt.Byhour) == 0 && len(opt.Byminute) == 0 && len(opt.Bysecond) == 0 {
+		return true
+	}
+	g := gcd(opt.Interval, perDay)
+	h, m, sec := start.Clock()
+	phase := ((h*3600 + m*60 + sec) / unit) % g
+	in := func(set []int, v int) bool { return len(set) == 0 || slices.Contains(set, v) }
+	for t := phase; t < perDay; t += g {
+		secs := t * unit
+		hh, mm, ss := secs/3600, secs/60%60, secs%60
+		// rrule-go compares only the fields finer than the frequency's
+		// unit it steps through: HOURLY checks BYHOUR alone, MINUTELY
+		// BYHOUR and BYMINUTE, SECONDLY all three.
+		ok := in(opt.Byhour, hh)
+		if opt.Freq != rrule.HOURLY {
+			ok = ok && in(opt.Byminute, mm)
+		}
+		if opt.Freq == rrule.SECONDLY {
+			ok = ok && in(opt.Bysecond, ss)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}

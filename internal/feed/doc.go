@@ -1,0 +1,30 @@
+// Package feed assembles what fbpub publishes, free/busy answers and .ics
+// feeds, from snapshots of the IMAP folders it may read, and caches them.
+//
+// A Cache keeps, per published folder, the parsed calendar objects and the
+// IMAP state they came from. A request checks the states of the folders
+// of the owner it reads at most once per check interval: what a request
+// costs does not depend on the size of the directory. A folder whose
+// state moved is fetched again, and concurrent requests for the same work
+// share one IMAP round trip and one render (golang.org/x/sync/singleflight).
+// The state is always read before the fetch, so a change that lands during
+// a fetch moves the state past the snapshot's and is seen at the next
+// check.
+//
+// The files, one concern each:
+//   - cache.go: Cache, Options, New, the Source it reads, shared calls.
+//   - folders.go: Folder, and which folders are published and why (Explain).
+//   - owners.go: the owner directory and per-owner freshness: when a
+//     request's owner is checked again, and what a check publishes.
+//   - discovery.go: finding owners in the background (Run, Discover) and
+//     the rate-limited look-up of an owner the cache does not know.
+//   - push.go: what the server announces (Changed) and what is worth
+//     watching (SetWatched, Watchlist).
+//   - snapshot.go: Snapshot, when one is current, and sharing its sync.
+//   - sync.go: reading a folder (whole or incrementally) into a snapshot.
+//   - parse.go: one message's calendar parts into objects, encoded once
+//     for rendering.
+//   - persist.go: snapshots saved to and loaded from the state directory.
+//   - render.go, views.go, availability.go: the answers (VFREEBUSY and
+//     .ics), what each requester may see of them, and off-hours.
+package feed

@@ -1,0 +1,80 @@
+package feed
+
+import (
+	"slices"
+	"strings"
+)
+
+// Changed records that the server announced a change in folder (IMAP
+// NOTIFY or IDLE): the next request for its owner checks again, whatever
+// the check interval. An empty name means any folder may have changed.
+func (c *Cache) Changed(folder string) {
+	c.log.Debug("change announced", "folder", folder)
+	now := c.opts.Now()
+	c.mu.Lock()
+	if key, ok := c.dir.folderOwner[folder]; ok && folder != "" {
+		if o := c.dir.owners[key]; o != nil {
+			o.pushed = now
+		}
+	} else {
+		// A folder the cache does not publish (yet): it may be new.
+		c.pushed = now
+	}
+	c.mu.Unlock()
+	c.m.Pushes.Inc()
+}
+
+// SetWatched tells the cache which folders a NOTIFY connection watches
+// now (nil when none does): for an owner whose folders are all watched,
+// requests rely on the server's announcements instead of checking every
+// interval, and checks come only with a change or every Revalidate.
+func (c *Cache) SetWatched(folders []string) {
+	var m map[string]bool
+	if folders != nil {
+		m = make(map[string]bool, len(folders))
+		for _, f := range folders {
+			m[f] = true
+		}
+	}
+	c.mu.Lock()
+	c.dir.watched = m
+	c.mu.Unlock()
+}
+
+// Watchlist returns the names of the folders worth watching for pushed
+// changes, best first: those requested since the last call, most
+// requested first, then every other published folder by name. It starts
+// counting requests anew. A watcher with few connections (IDLE) takes the
+// head of the list; one that can watch everything (NOTIFY) takes it all.
+// It runs in the background and walks the whole directory.
+func (c *Cache) Watchlist() []string {
+	c.mu.Lock()
+	hits := c.hits
+	c.hits = map[string]int{}
+	published := make([]string, 0, len(c.dir.folderOwner))
+	for name := range c.dir.folderOwner {
+		published = append(published, name)
+	}
+	c.mu.Unlock()
+	slices.Sort(published)
+	names := make([]string, 0, len(published)+len(hits))
+	for name := range hits {
+		// A folder requested, then no longer published (a grant
+		// revoked), is not watched.
+		if _, ok := slices.BinarySearch(published, name); ok {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if hits[a] != hits[b] {
+			return hits[b] - hits[a]
+		}
+		return strings.Compare(a, b)
+	})
+	for _, name := range published { // sorted by name
+		if hits[name] == 0 {
+			names = append(names, name)
+		}
+	}
+	return names
+}

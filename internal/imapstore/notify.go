@@ -1,0 +1,352 @@
+package imapstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/fbpub/fbpub/internal/mutf7"
+)
+
+// notifyWanted is the list for NOTIFY SET: the first MaxNotify desired
+// folders that can be watched with NOTIFY (see notifiable) whose names
+// fit maxNotifyBytes.
+func (w *Watcher) notifyWanted() []string {
+	want := slices.DeleteFunc(w.wanted(w.o.MaxNotify), func(f string) bool { return !notifiable(f) })
+	size := 0
+	for i, f := range want {
+		size += 2*len(f) + 16
+		if size > maxNotifyBytes {
+			return want[:i]
+		}
+	}
+	return want
+}
+
+// notifyEvents are the events set for every watched folder. A new
+// message and an expunge make Dovecot push "* STATUS name (MESSAGES n
+// UIDNEXT n UNSEEN n)"; a flag change pushes "* STATUS name
+// (HIGHESTMODSEQ n)" only once CONDSTORE is enabled; a deleted folder
+// pushes "* LIST". With nothing selected on the connection, STATUS and
+// LIST are all it pushes, and go-imap hands both to its
+// UnilateralDataHandler (it closes the connection on an untagged
+// response it does not know, such as VANISHED: QRESYNC is never
+// enabled).
+var notifyEvents = []imap.NotifyEvent{imap.NotifyEventMessageNew, imap.NotifyEventMessageExpunge,
+	imap.NotifyEventFlagChange, imap.NotifyEventMailboxName}
+
+// Bounds on what one NOTIFY SET carries: Dovecot refuses command lines
+// over 64 KiB (imap_max_line_length).
+const (
+	defaultMaxNotify = 1000
+	maxNotifyBytes   = 32 << 10
+)
+
+// notifyConn is the connection a Watcher watches with NOTIFY.
+type notifyConn struct {
+	conn    net.Conn // deadlines are set here
+	client  *imapclient.Client
+	timeout time.Duration
+	observe func(command string, err error, d time.Duration)
+	// listed are the folders LISTed on this connection; current those
+	// of the NOTIFY SET in effect. Used by the watcher's goroutine only.
+	listed  map[string]bool
+	current []string
+	utf8    bool // whether names are sent in UTF-8 too
+}
+
+// dialNotify logs in for a NOTIFY watch whose announcements go to w.
+func (w *Watcher) dialNotify(ctx context.Context) (*notifyConn, error) {
+	copts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Status: func(d *imap.StatusData) { w.pushed(d.Mailbox) },
+		List:   func(d *imap.ListData) { w.pushed(d.Mailbox) },
+		// The server dropped every NOTIFY SET (RFC 5465 section 5.8):
+		// check everything, and set it again.
+		NotificationOverflow: func() {
+			w.resyncAll()
+			select {
+			case w.overflow <- struct{}{}:
+			default:
+			}
+		},
+		// Nothing is selected, so no FETCH should come; one must be read
+		// to its end all the same, or the connection stalls.
+		Fetch: func(m *imapclient.FetchMessageData) { _, _ = m.Collect() },
+	}}
+	conn, client, err := login(ctx, &w.o.Options, copts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &notifyConn{conn: conn, client: client, timeout: w.o.Options.timeout(), observe: w.o.Options.Observe, listed: map[string]bool{}, utf8: true}, nil
+}
+
+// do runs one command with the connection's timeout, reporting it to
+// Options.Observe when name is not empty.
+func (c *notifyConn) do(name string, f func() error) error {
+	_ = c.conn.SetDeadline(time.Now().Add(c.timeout))
+	t0 := time.Now()
+	err := f()
+	if name != "" && c.observe != nil {
+		c.observe(name, err, time.Since(t0))
+	}
+	// No deadline while waiting for announcements.
+	_ = c.conn.SetDeadline(time.Time{})
+	return err
+}
+
+// close logs out briefly and closes the connection.
+func (c *notifyConn) close() {
+	_ = c.conn.SetDeadline(time.Now().Add(time.Second))
+	_ = c.client.Logout().Wait()
+	c.client.Close()
+}
+
+// runNotify watches on one NOTIFY connection until ctx ends (nil) or the
+// connection fails. established says whether NOTIFY SET succeeded.
+func (w *Watcher) runNotify(ctx context.Context) (established bool, err error) {
+	c, err := w.dialNotify(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.close()
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	defer stop()
+	caps := c.client.Caps()
+	if !caps.Has(imap.CapNotify) {
+		return false, errNoNotify
+	}
+	if caps.Has(imap.CapCondStore) {
+		// Dovecot announces flag changes (HIGHESTMODSEQ) only once
+		// CONDSTORE is enabled. go-imap's Enable refuses CONDSTORE; a
+		// STATUS asking for HIGHESTMODSEQ enables it too (RFC 7162
+		// section 3.1).
+		err := c.do("", func() error {
+			_, err := c.client.Status("INBOX", &imap.StatusOptions{HighestModSeq: true}).Wait()
+			return err
+		})
+		if err != nil && !isStatusErr(err) {
+			return false, err
+		}
+	}
+	w.mode.Store(WatchNotify)
+	w.notifying.Store(true)
+	w.log.Info("watching with NOTIFY", "addr", w.o.Options.Addr)
+	keepalive := time.NewTicker(w.o.Keepalive)
+	defer keepalive.Stop()
+	for first := true; ; first = false {
+		want := w.notifyWanted()
+		if first || !sameSet(want, c.current) {
+			if err := w.notifySet(c, want); err != nil {
+				return established, err
+			}
+			established = true
+			// Changes may have been missed: while the connection was
+			// down, or between NOTIFY NONE and NOTIFY SET.
+			w.resyncAll()
+		}
+		select {
+		case <-ctx.Done():
+			return established, nil
+		case <-c.client.Closed():
+			return established, errors.New("imapstore: NOTIFY connection closed")
+		case <-w.wake:
+		case <-w.overflow:
+			c.current = nil // set it again
+		case <-keepalive.C:
+			if err := c.do("NOOP", func() error { return c.client.Noop().Wait() }); err != nil {
+				return established, err
+			}
+		}
+	}
+}
+
+// sameSet reports whether a and b hold the same names, in any order.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// notifySet makes want the watched folders. While this is under way,
+// announcements for the old and the new folders are both reported.
+func (w *Watcher) notifySet(c *notifyConn, want []string) error {
+	if len(c.current) > 0 {
+		if err := c.notifyNone(); err != nil {
+			return err
+		}
+	}
+	if len(want) == 0 {
+		c.current = nil
+		w.setNotified(nil)
+		return nil
+	}
+	if err := c.listNew(want); err != nil {
+		return err
+	}
+	w.setNotified(append(slices.Clone(c.current), want...))
+	if err := c.notifyMailboxes(want); err != nil {
+		return err
+	}
+	c.current = want
+	w.setNotified(want)
+	return nil
+}
+
+// notifyNone ends the NOTIFY SET in effect. Dovecot 2.3 reports nothing
+// more for other users' folders after a NOTIFY SET replaces another:
+// NOTIFY NONE first. Changes between the two may be missed; the caller
+// resyncs.
+func (c *notifyConn) notifyNone() error {
+	return c.do("NOTIFY", func() error {
+		cmd, err := c.client.Notify(nil)
+		if err != nil {
+			return err
+		}
+		return cmd.Wait()
+	})
+}
+
+// listNew LISTs the folders of want this connection has not LISTed yet.
+// Dovecot 2.3 announces other users' folders ("shared/alice/…") only once
+// the session has LISTed them (a NOTIFY SET before answers OK and stays
+// silent), so the new ones are LISTed first, one pattern each (go-imap
+// has no LIST of several patterns). A pending LIST takes the LIST answers
+// that would be announcements; the folders are resynced after anyway.
+func (c *notifyConn) listNew(want []string) error {
+	var fresh []string
+	for _, f := range want {
+		if !c.listed[f] {
+			fresh = append(fresh, f)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	err := c.do("LIST", func() error {
+		cmds := make([]*imapclient.ListCommand, len(fresh))
+		for i, f := range fresh {
+			cmds[i] = c.client.List("", f, nil)
+		}
+		var first error
+		for _, cmd := range cmds {
+			if _, err := cmd.Collect(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+	if err != nil && !isStatusErr(err) {
+		return err
+	}
+	for _, f := range fresh {
+		c.listed[f] = true
+	}
+	return nil
+}
+
+// notifyMailboxes sends NOTIFY SET for the folders of want, each name in
+// modified UTF-7 and, unless the server refused that before, in UTF-8 too
+// (see mailboxesFilter). A refusal is asked again without the UTF-8 form
+// when a name has one; a refusal after that gives errNoNotify.
+func (c *notifyConn) notifyMailboxes(want []string) error {
+	for {
+		err := c.do("NOTIFY", func() error {
+			cmd, err := c.client.Notify(&imap.NotifyOptions{Items: []imap.NotifyItem{{MailboxSpec: mailboxesFilter(want, c.utf8), Events: notifyEvents}}})
+			if err != nil {
+				return err
+			}
+			return cmd.Wait()
+		})
+		if err == nil {
+			return nil
+		}
+		if !isStatusErr(err) {
+			return err
+		}
+		if c.utf8 && slices.ContainsFunc(want, func(f string) bool { return mutf7.Encode(f) != f }) {
+			// A server that takes only modified UTF-7, as RFC 3501 says.
+			c.utf8 = false
+			continue
+		}
+		return fmt.Errorf("%w: NOTIFY SET: %w", errNoNotify, err)
+	}
+}
+
+// mailboxesFilter is the NOTIFY filter "mailboxes (name …)" (RFC 5465
+// section 6) for names, as a NotifyMailboxSpec, which go-imap writes out
+// verbatim: go-imap v2.0.0-beta.9 writes NotifyItem.Mailboxes without the
+// "mailboxes" keyword, which Dovecot answers with BAD. Each name goes in
+// modified UTF-7, quoted, and, when utf8 and different, in UTF-8 too:
+// Dovecot 2.3 matches the filter against its UTF-8 names, not decoded
+// from modified UTF-7 (and a server that refuses the UTF-8 form is asked
+// again without it). Names are quotable (see notifiable).
+func mailboxesFilter(names []string, utf8 bool) imap.NotifyMailboxSpec {
+	var b strings.Builder
+	b.WriteString("mailboxes (")
+	for i, f := range names {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if strings.EqualFold(f, "INBOX") {
+			f = "INBOX"
+		}
+		m := mutf7.Encode(f)
+		b.WriteString(`"` + quoteReplacer.Replace(m) + `"`)
+		if utf8 && m != f {
+			b.WriteString(` "` + quoteReplacer.Replace(f) + `"`)
+		}
+	}
+	b.WriteByte(')')
+	return imap.NotifyMailboxSpec(b.String())
+}
+
+// notifiable reports whether a folder can be watched with NOTIFY: its name
+// can be quoted (no CR, LF, NUL), and, when it differs from its modified
+// UTF-7, it has no "&". Dovecot names a folder in NOTIFY's STATUS in
+// UTF-8 ("R&D", not "R&-D"), and go-imap decodes every name it reads from
+// modified UTF-7: "R&D" fails to decode, and go-imap closes the
+// connection. Such a folder is left to the regular checks.
+func notifiable(f string) bool {
+	if strings.ContainsAny(f, "\r\n\x00") {
+		return false
+	}
+	return !strings.Contains(f, "&") || mutf7.Encode(f) == f
+}
+
+var quoteReplacer = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+func isStatusErr(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie)
+}
+
+func (w *Watcher) setNotified(folders []string) {
+	m := make(map[string]bool, len(folders))
+	for _, f := range folders {
+		m[f] = true
+	}
+	w.notified.Store(&m)
+}
+
+// pushed handles a folder name the server announced, on go-imap's reader
+// goroutine. go-imap decoded it from modified UTF-7; Dovecot sends names
+// in NOTIFY's STATUS in UTF-8, which that decoding passes through.
+func (w *Watcher) pushed(name string) {
+	if strings.EqualFold(name, "INBOX") {
+		name = "INBOX"
+	}
+	if m := w.notified.Load(); m != nil && (*m)[name] {
+		w.o.Changed(name)
+	}
+}
