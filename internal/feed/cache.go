@@ -23,8 +23,9 @@ type Source interface {
 	// that logs in for it (discovery).
 	Owners(ctx context.Context) ([]string, error)
 	// OwnerFolders lists one owner's folders with their states;
-	// LookupOwner does the same on a session that logs in for it, for an
-	// owner the cache does not know yet.
+	// LookupOwner does the same for an owner the cache does not know yet,
+	// on a session recent enough to see a user who only just started
+	// sharing (see imapstore.Pool.LookupOwner).
 	OwnerFolders(ctx context.Context, owner string) ([]imapstore.Folder, error)
 	LookupOwner(ctx context.Context, owner string) ([]imapstore.Folder, error)
 	// Details reads the rights, ACL and annotations of the given folders.

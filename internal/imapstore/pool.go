@@ -29,6 +29,8 @@ type Pool struct {
 	// retireBefore retires the sessions that logged in before it: they
 	// are closed instead of reused (see Fresh). Guarded by mu.
 	retireBefore time.Time
+	// lastFresh is when Fresh last logged in; guarded by mu.
+	lastFresh time.Time
 }
 
 // NewPool makes a pool of at most size sessions (at least one).
@@ -211,6 +213,7 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err err
 		return err
 	}
 	p.mu.Lock()
+	p.lastFresh = time.Now()
 	p.connections(+1)
 	f0 := s.Features()
 	p.features = &f0
@@ -268,13 +271,32 @@ func (p *Pool) OwnerFolders(ctx context.Context, owner string) ([]Folder, error)
 	return out, err
 }
 
-// LookupOwner is OwnerFolders on a fresh session, for an owner the
-// caller does not know yet: a pooled session may be too old to see them.
-// The pool's older sessions are retired only when the owner was found,
-// so that look-ups of names that do not exist do not churn the pool.
+// FreshLookupEvery bounds how often LookupOwner logs in afresh: a name
+// that a pooled session does not find is looked up on a new session only
+// when no session has logged in for this long.
+const FreshLookupEvery = 30 * time.Second
+
+// LookupOwner lists the folders of an owner the caller does not know yet.
+// It asks a pooled session first (one LIST). A pooled session may be too
+// old to see a user who started sharing after it logged in (Dovecot), so
+// when it finds nothing and no session has logged in for
+// FreshLookupEvery, the look-up is repeated on a fresh session (see
+// Fresh), whose older peers are retired only when the owner was found.
+// A name nobody shares under thus costs one LIST, and at most one login
+// in FreshLookupEvery: a fresh login of the proxy costs a server with
+// thousands of users far more than the LIST.
 func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) {
-	var out []Folder
-	err := p.Fresh(ctx, func(s *Session) (bool, error) {
+	out, err := p.OwnerFolders(ctx, owner)
+	if err != nil || len(out) > 0 {
+		return out, err
+	}
+	p.mu.Lock()
+	recent := time.Since(p.lastFresh) < FreshLookupEvery
+	p.mu.Unlock()
+	if recent {
+		return nil, nil
+	}
+	err = p.Fresh(ctx, func(s *Session) (bool, error) {
 		var err error
 		out, err = s.OwnerFolders(ctx, owner)
 		return len(out) > 0, err
