@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -130,10 +131,11 @@ func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, e
 
 	// Read each template home once.
 	type file struct {
-		rel  string
-		mode fs.FileMode
-		dir  bool
-		data []byte
+		rel   string
+		mode  fs.FileMode
+		mtime time.Time
+		dir   bool
+		data  []byte
 	}
 	homes := make([][]file, templates)
 	var uid, gid int
@@ -150,7 +152,7 @@ func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, e
 			}
 			st := info.Sys().(*syscall.Stat_t)
 			uid, gid = int(st.Uid), int(st.Gid)
-			f := file{rel: rel, mode: info.Mode().Perm(), dir: e.IsDir()}
+			f := file{rel: rel, mode: info.Mode().Perm(), mtime: info.ModTime(), dir: e.IsDir()}
 			if !f.dir {
 				if f.data, err = os.ReadFile(p); err != nil {
 					return err
@@ -193,6 +195,19 @@ func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, e
 							return err
 						}
 						if err := os.Chown(p, uid, gid); err != nil {
+							return err
+						}
+					}
+					// The template's times, directories last: Dovecot's
+					// list of ACL'd mailboxes (dovecot-acl-list) holds each
+					// dovecot-acl's mtime, and a mismatch makes it rebuild
+					// the shared-mailboxes dictionary, a whole rewrite of
+					// the file per user: quadratic in the directory.
+					tpl := homes[i%templates]
+					for k := len(tpl) - 1; k >= 0; k-- {
+						f := tpl[k]
+						p := filepath.Join(home, f.rel)
+						if err := os.Chtimes(p, f.mtime, f.mtime); err != nil && !(i%10 == 9 && errors.Is(err, fs.ErrNotExist)) {
 							return err
 						}
 					}
