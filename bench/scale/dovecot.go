@@ -25,6 +25,11 @@ const proxy = "fbproxy"
 
 func password(user string) string { return user + "-pw" }
 
+// dovecotConf is added to the test bed's configuration.
+const dovecotConf = `service imap {
+  vsz_limit = 2G
+}`
+
 // dovecot is a private Dovecot started by testbed/dovecot-up.
 type dovecot struct {
 	root string // the module root, which holds testbed/
@@ -36,6 +41,10 @@ type dovecot struct {
 // DIR already holds, on its port and with its data).
 func startDovecot(root, dir string) (*dovecot, error) {
 	cmd := exec.Command(filepath.Join(root, "testbed", "dovecot-up"), dir)
+	// Dovecot's default vsz_limit (256 MB) is too small for a LIST of the
+	// shared namespace with STATUS at 5,000 sharers (the process dies Out
+	// of memory): a site that size raises it.
+	cmd.Env = append(os.Environ(), "FBPUB_TESTBED_DOVECOT_CONF="+dovecotConf)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -299,12 +299,13 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tm
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// Let the start-up discovery finish before the next phase, and count it.
-	time.Sleep(2 * time.Second)
+	// Let the start-up discovery finish before the next phase, and count
+	// it: until fbpub sent no IMAP command for a second (at most 10 min).
+	settled := m.quiet(ctx, time.Second, 10*time.Minute)
 	after := m.sample(ctx, true)
 	m.baseRSS, m.baseHeap = after.rss, after.heap
 	rep.printf("start: first answer (%s.vfb) %.0f ms after exec, /readyz 200 after %.0f ms", first, ms(firstAnswer), ms(ready))
-	m.report(rep, "start (+2 s)", before, after, nil)
+	m.report(rep, fmt.Sprintf("start, until no IMAP command for 1 s (discovery done: %.1f s after exec)", settled.Sub(start).Seconds()-1), before, after, nil)
 
 	// --- first touch ---
 	logf("NOTIFY %s: first touch of %d users", nt, len(names))
@@ -540,6 +541,30 @@ func (m *meter) sample(ctx context.Context, afterPhase bool) sample {
 		s.heap = f.Metric[0].GetGauge().GetValue()
 	}
 	return s
+}
+
+// quiet waits until fbpub has sent no IMAP command for d, at most max,
+// and returns when that was.
+func (m *meter) quiet(ctx context.Context, d, max time.Duration) time.Time {
+	end := time.Now().Add(max)
+	last := m.sample(ctx, false)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		time.Sleep(d)
+		s := m.sample(ctx, false)
+		if total(s.commands) == total(last.commands) {
+			return s.at
+		}
+		last = s
+	}
+	return time.Now()
+}
+
+func total(m map[string]float64) float64 {
+	var n float64
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 func label(m *dto.Metric, name string) string {
