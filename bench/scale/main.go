@@ -171,13 +171,20 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep.printf("The machine is shared with other developers' jobs (2 CPUs): trust counts (IMAP commands per")
 	rep.printf("request, CPU time per request) more than wall-clock figures (latency, start-up, CPU %% of a core).")
 
+	var runErr error
 	for i, nt := range cfg.notify {
-		if err := ctx.Err(); err != nil {
-			return err
+		if runErr = ctx.Err(); runErr != nil {
+			break
 		}
-		if err := runFbpub(ctx, cfg, &rep, dc, bin, tmp, names, shared, nt, i); err != nil {
-			return err
+		if runErr = runFbpub(ctx, cfg, &rep, dc, bin, tmp, names, shared, nt, i); runErr != nil {
+			break
 		}
+	}
+	if runErr != nil {
+		// Interrupted (Ctrl-C) or failed: the phases measured so far are
+		// saved, marked as such.
+		rep.printf("")
+		rep.printf("INCOMPLETE: %v", runErr)
 	}
 
 	path := cfg.out
@@ -190,7 +197,7 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 		logf("saved %s", path)
 	}
-	return nil
+	return runErr
 }
 
 func moduleRoot() (string, error) {
@@ -447,9 +454,13 @@ func closedLoop(ctx context.Context, in *instance, users []string, conc int) *re
 			}
 		})
 	}
-	for _, u := range users {
+	t0 := time.Now()
+	for i, u := range users {
 		if ctx.Err() != nil {
 			break
+		}
+		if i > 0 && i%500 == 0 {
+			logf("  %d of %d users asked for, %.0f s", i, len(users), time.Since(t0).Seconds())
 		}
 		work <- u
 	}
