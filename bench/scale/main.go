@@ -286,25 +286,35 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tm
 	}()
 	m.pid = cmd.Process.Pid
 	first := shared[0]
-	var firstAnswer, ready time.Duration
-	for deadline := start.Add(5 * time.Minute); firstAnswer == 0 || ready == 0; {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fbpub gave no answer within 5 minutes (log %s)", logPath)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if firstAnswer == 0 {
-			if code, _, _ := in.get(ctx, "/freebusy/"+first+".vfb"); code == 200 {
-				firstAnswer = time.Since(start)
+	// The first answer and readiness are polled apart: a request that
+	// waits for IMAP must not hide when /readyz turned 200.
+	poll := func(path string) (time.Duration, error) {
+		for deadline := start.Add(5 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return 0, fmt.Errorf("fbpub did not answer %s with 200 within 5 minutes (log %s)", path, logPath)
+			}
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			if code, _, _ := in.get(ctx, path); code == 200 {
+				return time.Since(start), nil
 			}
 		}
-		if ready == 0 {
-			if code, _, _ := in.get(ctx, "/readyz"); code == 200 {
-				ready = time.Since(start)
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
+	}
+	var ready time.Duration
+	var readyErr error
+	readyDone := make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		ready, readyErr = poll("/readyz")
+	}()
+	firstAnswer, err := poll("/freebusy/" + first + ".vfb")
+	<-readyDone
+	if err != nil {
+		return err
+	}
+	if readyErr != nil {
+		return readyErr
 	}
 	// Let the start-up discovery finish before the next phase, and count
 	// it: until fbpub sent no IMAP command for a second (at most 10 min).
