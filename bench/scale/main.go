@@ -325,14 +325,29 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tm
 	m.report(rep, fmt.Sprintf("start, until no IMAP command for 1 s (discovery done: %.1f s after exec)", settled.Sub(start).Seconds()-1), before, after, nil)
 
 	// --- first touch ---
-	logf("NOTIFY %s: first touch of %d users", nt, len(names))
-	order := slices.Clone(names)
+	// Every sharing user once, then those who share nothing, for at most
+	// the phase duration: each of them makes fbpub look the name up on
+	// Dovecot (see bench/README.md).
+	logf("NOTIFY %s: first touch of %d sharing users", nt, len(shared))
+	order := slices.Clone(shared)
 	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	before = m.sample(ctx, false)
-	res := closedLoop(ctx, in, order, cfg.touchConc)
+	res := closedLoop(ctx, in, order, cfg.touchConc, time.Time{})
 	after = m.sample(ctx, true)
 	m.touched = true
-	m.report(rep, fmt.Sprintf("first touch (%d users, %d clients)", len(order), cfg.touchConc), before, after, res)
+	m.report(rep, fmt.Sprintf("first touch of the %d sharing users (%d clients)", len(order), cfg.touchConc), before, after, res)
+	var nothing []string
+	for _, u := range names {
+		if !sharing(u) {
+			nothing = append(nothing, u)
+		}
+	}
+	rand.Shuffle(len(nothing), func(i, j int) { nothing[i], nothing[j] = nothing[j], nothing[i] })
+	logf("NOTIFY %s: first touch of %d users sharing nothing, at most %s", nt, len(nothing), cfg.duration)
+	before = m.sample(ctx, false)
+	res = closedLoop(ctx, in, nothing, cfg.touchConc, time.Now().Add(cfg.duration))
+	after = m.sample(ctx, true)
+	m.report(rep, fmt.Sprintf("first touch of the %d users sharing nothing (%d clients, at most %s: %d asked)", len(nothing), cfg.touchConc, cfg.duration, res.asked), before, after, res)
 
 	// --- steady load ---
 	for _, rate := range cfg.rates {
@@ -423,6 +438,7 @@ type results struct {
 	codes     map[string]int // "200", or "404-" for a user who shares nothing
 	errors    int
 	dropped   int64
+	asked     int // requests sent
 }
 
 func (r *results) add(code int, sharing bool, d time.Duration, err error) {
@@ -452,8 +468,9 @@ func (in *instance) vfb(ctx context.Context, r *results, user string) {
 // sharing reports whether user u<i> shares a Calendar (i%10 != 9).
 func sharing(user string) bool { return !strings.HasSuffix(user, "9") }
 
-// closedLoop asks for each user once, conc requests at a time.
-func closedLoop(ctx context.Context, in *instance, users []string, conc int) *results {
+// closedLoop asks for each user once, conc requests at a time, until
+// deadline when it is not zero.
+func closedLoop(ctx context.Context, in *instance, users []string, conc int, deadline time.Time) *results {
 	r := &results{}
 	work := make(chan string)
 	var wg sync.WaitGroup
@@ -466,9 +483,10 @@ func closedLoop(ctx context.Context, in *instance, users []string, conc int) *re
 	}
 	t0 := time.Now()
 	for i, u := range users {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !deadline.IsZero() && time.Now().After(deadline) {
 			break
 		}
+		r.asked++
 		if i > 0 && i%500 == 0 {
 			logf("  %d of %d users asked for, %.0f s", i, len(users), time.Since(t0).Seconds())
 		}
