@@ -561,7 +561,11 @@ func (m *meter) sample(ctx context.Context, afterPhase bool) sample {
 	}
 	s.fbpubCPU = cpuTime(m.pid)
 	s.rss = rss(m.pid)
-	code, body, err := m.in.get(ctx, "/metrics")
+	// Scraped even when ctx is done (an interrupted phase is still
+	// reported).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	code, body, err := m.in.get(sctx, "/metrics")
 	if err != nil || code != 200 {
 		return s
 	}
