@@ -135,6 +135,17 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep.printf("machine: %d CPUs (GOMAXPROCS of fbpub = %d), load average at start %s", runtime.NumCPU(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
 	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", eventsPerCalendar, proxy)
 	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, discovery 5 min), FBPUB_NOTIFY as per run; no state directory (a cold start)")
+	// fbpub inherits the environment: say which of the Go runtime's knobs
+	// were set.
+	var knobs []string
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			knobs = append(knobs, k+"="+v)
+		}
+	}
+	if len(knobs) > 0 {
+		rep.printf("fbpub's environment: %s", strings.Join(knobs, " "))
+	}
 
 	// --- Dovecot and its users ---
 	t0 := time.Now()
