@@ -52,6 +52,7 @@ func main() {
 	duration := flag.Duration("duration", 30*time.Second, "length of each steady-load phase and of the idle phase")
 	rates := flag.String("rates", "50,500", "request rates of the steady-load phases, per second")
 	notify := flag.String("notify", "on,off", "FBPUB_NOTIFY settings to run, each with a cold start")
+	sharingOnly := flag.Bool("sharing-only", false, "ask only for users who share a Calendar: no phase of names sharing nothing, and steady load over the sharing users (no look-ups, whose proxy sessions cost Dovecot memory per sharer)")
 	touchConc := flag.Int("touch-concurrency", 8, "clients of the first-touch phase")
 	maxInflight := flag.Int("max-inflight", 256, "requests in flight at most during steady load; a tick past it is counted as dropped")
 	keep := flag.Bool("keep", false, "keep the temporary directory (Dovecot's data, fbpub's log)")
@@ -60,7 +61,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out}
+	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly}
 	for _, r := range strings.Split(*rates, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || v <= 0 {
@@ -93,6 +94,7 @@ type config struct {
 	maxInflight int
 	keep        bool
 	out         string
+	sharingOnly bool
 }
 
 func logf(format string, args ...any) {
@@ -145,6 +147,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	if len(knobs) > 0 {
 		rep.printf("fbpub's environment: %s", strings.Join(knobs, " "))
+	}
+	if cfg.sharingOnly {
+		rep.printf("-sharing-only: no request for a user who shares nothing (no look-ups)")
 	}
 
 	// --- Dovecot and its users ---
@@ -347,26 +352,31 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tm
 	after = m.sample(ctx, true)
 	m.touched = true
 	m.report(rep, fmt.Sprintf("first touch of the %d sharing users (%d clients)", len(order), cfg.touchConc), before, after, res)
-	var nothing []string
-	for _, u := range names {
-		if !sharing(u) {
-			nothing = append(nothing, u)
+	asked, whom := names, "random users"
+	if cfg.sharingOnly {
+		asked, whom = shared, "random sharing users"
+	} else {
+		var nothing []string
+		for _, u := range names {
+			if !sharing(u) {
+				nothing = append(nothing, u)
+			}
 		}
+		rand.Shuffle(len(nothing), func(i, j int) { nothing[i], nothing[j] = nothing[j], nothing[i] })
+		logf("NOTIFY %s: first touch of %d users sharing nothing, at most %s", nt, len(nothing), cfg.duration)
+		before = m.sample(ctx, false)
+		res = closedLoop(ctx, in, nothing, cfg.touchConc, time.Now().Add(cfg.duration))
+		after = m.sample(ctx, true)
+		m.report(rep, fmt.Sprintf("first touch of the %d users sharing nothing (%d clients, at most %s: %d asked)", len(nothing), cfg.touchConc, cfg.duration, res.asked), before, after, res)
 	}
-	rand.Shuffle(len(nothing), func(i, j int) { nothing[i], nothing[j] = nothing[j], nothing[i] })
-	logf("NOTIFY %s: first touch of %d users sharing nothing, at most %s", nt, len(nothing), cfg.duration)
-	before = m.sample(ctx, false)
-	res = closedLoop(ctx, in, nothing, cfg.touchConc, time.Now().Add(cfg.duration))
-	after = m.sample(ctx, true)
-	m.report(rep, fmt.Sprintf("first touch of the %d users sharing nothing (%d clients, at most %s: %d asked)", len(nothing), cfg.touchConc, cfg.duration, res.asked), before, after, res)
 
 	// --- steady load ---
 	for _, rate := range cfg.rates {
 		logf("NOTIFY %s: %d req/s for %s", nt, rate, cfg.duration)
 		before = m.sample(ctx, false)
-		res := openLoop(ctx, in, names, rate, cfg.duration, cfg.maxInflight)
+		res := openLoop(ctx, in, asked, rate, cfg.duration, cfg.maxInflight)
 		after = m.sample(ctx, true)
-		m.report(rep, fmt.Sprintf("steady %d req/s, %s, random users", rate, cfg.duration), before, after, res)
+		m.report(rep, fmt.Sprintf("steady %d req/s, %s, %s", rate, cfg.duration, whom), before, after, res)
 	}
 
 	// --- idle ---
