@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// proxy is the login fbpub uses; dovecot-up creates it with the password
+// "fbproxy-pw" (every test bed user's password is "<user>-pw").
+const proxy = "fbproxy"
+
+func password(user string) string { return user + "-pw" }
+
+// dovecotConf is added to the test bed's configuration.
+const dovecotConf = `service imap {
+  vsz_limit = 2G
+}`
+
+// dovecot is a private Dovecot started by testbed/dovecot-up.
+type dovecot struct {
+	root string // the module root, which holds testbed/
+	dir  string // DIR of dovecot-up: configuration, homes, logs
+	addr string // 127.0.0.1:PORT
+}
+
+// startDovecot runs testbed/dovecot-up DIR (a new instance, or the one
+// DIR already holds, on its port and with its data).
+func startDovecot(root, dir string) (*dovecot, error) {
+	cmd := exec.Command(filepath.Join(root, "testbed", "dovecot-up"), dir)
+	// Dovecot's default vsz_limit (256 MB) is too small for a LIST of the
+	// shared namespace with STATUS at 5,000 sharers (the process dies Out
+	// of memory): a site that size raises it.
+	cmd.Env = append(os.Environ(), "FBPUB_TESTBED_DOVECOT_CONF="+dovecotConf)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("dovecot-up: %w", err)
+	}
+	d := &dovecot{root: root}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_ADDR="); ok {
+			d.addr = v
+		}
+		if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_DIR="); ok {
+			d.dir = v
+		}
+	}
+	if d.addr == "" || d.dir == "" {
+		return nil, fmt.Errorf("dovecot-up: unexpected output %q", out)
+	}
+	return d, nil
+}
+
+// stop stops the instance; with keep, DIR stays (and can be started again).
+func (d *dovecot) stop(keep bool) error {
+	args := []string{d.dir}
+	if keep {
+		args = []string{"--keep", d.dir}
+	}
+	cmd := exec.Command(filepath.Join(d.root, "testbed", "dovecot-down"), args...)
+	cmd.Stderr = os.Stderr
+	return cmd.Run()
+}
+
+func (d *dovecot) masterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(d.dir, "run", "master.pid"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+func (d *dovecot) dial(user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(d.addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(user, password(user)).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("LOGIN %s: %w", user, err)
+	}
+	return c, nil
+}
+
+// templates is how many distinct mailboxes are made over IMAP; every
+// other user gets a copy of one of them, on disk.
+const templates = 10
+
+// eventsPerCalendar is the number of events in every user's Calendar, all
+// within fbpub's default window (7 days ago to 90 days ahead).
+const eventsPerCalendar = 30
+
+// populate gives d the users names (u00000…), each with INBOX, Sent,
+// Drafts, Trash, Archive and a Calendar of eventsPerCalendar events; every
+// tenth user (i%10 == 9) does not share the Calendar, the others grant the
+// proxy "lr". It returns the sharing users.
+//
+// A site's directory is not grown over IMAP: templates mailboxes are made
+// with IMAP commands (so that Dovecot writes its own files), then Dovecot
+// is stopped, every user's home is written as a copy of a template's,
+// the passwd-file and the shared-mailboxes dictionary are written, and
+// Dovecot is started again on the same port. Dovecot reads the copied
+// indexes as its own. It returns the instance as started again.
+func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, error) {
+	tpl := make([]string, templates)
+	for i := range tpl {
+		tpl[i] = fmt.Sprintf("tpl%d", i)
+	}
+	if err := d.addUsers(tpl); err != nil {
+		return nil, nil, err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, templates)
+	for i, u := range tpl {
+		wg.Go(func() { errs[i] = d.makeTemplate(u, i, now) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := d.stop(true); err != nil {
+		return nil, nil, err
+	}
+
+	// Read each template home once.
+	type file struct {
+		rel   string
+		mode  fs.FileMode
+		mtime time.Time
+		dir   bool
+		data  []byte
+	}
+	homes := make([][]file, templates)
+	var uid, gid int
+	for i, u := range tpl {
+		base := filepath.Join(d.dir, "home", u)
+		err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(base, p)
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			st := info.Sys().(*syscall.Stat_t)
+			uid, gid = int(st.Uid), int(st.Gid)
+			f := file{rel: rel, mode: info.Mode().Perm(), mtime: info.ModTime(), dir: e.IsDir()}
+			if !f.dir {
+				if f.data, err = os.ReadFile(p); err != nil {
+					return err
+				}
+			}
+			homes[i] = append(homes[i], f)
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.RemoveAll(base); err != nil {
+			return nil, nil, err
+		}
+	}
+	shared := make([]string, 0, len(names))
+	for i, n := range names {
+		if i%10 != 9 {
+			shared = append(shared, n)
+		}
+	}
+	work := make(chan int)
+	copyErrs := make(chan error, 4)
+	var cwg sync.WaitGroup
+	for range 4 {
+		cwg.Go(func() {
+			for i := range work {
+				if err := func() error {
+					home := filepath.Join(d.dir, "home", names[i])
+					for _, f := range homes[i%templates] {
+						p := filepath.Join(home, f.rel)
+						if i%10 == 9 && (filepath.Base(p) == "dovecot-acl" || filepath.Base(p) == "dovecot-acl-list") {
+							continue // not shared: the default ACL, the owner's alone
+						}
+						if f.dir {
+							if err := os.Mkdir(p, f.mode); err != nil {
+								return err
+							}
+						} else if err := os.WriteFile(p, f.data, f.mode); err != nil {
+							return err
+						}
+						if err := os.Chown(p, uid, gid); err != nil {
+							return err
+						}
+					}
+					// The template's times, directories last: Dovecot's
+					// list of ACL'd mailboxes (dovecot-acl-list) holds each
+					// dovecot-acl's mtime, and a mismatch makes it rebuild
+					// the shared-mailboxes dictionary, a whole rewrite of
+					// the file per user: quadratic in the directory.
+					tpl := homes[i%templates]
+					for k := len(tpl) - 1; k >= 0; k-- {
+						f := tpl[k]
+						p := filepath.Join(home, f.rel)
+						if err := os.Chtimes(p, f.mtime, f.mtime); err != nil && !(i%10 == 9 && errors.Is(err, fs.ErrNotExist)) {
+							return err
+						}
+					}
+					return nil
+				}(); err != nil {
+					copyErrs <- err
+					return
+				}
+			}
+		})
+	}
+	var copyErr error
+feed:
+	for i := range names {
+		select {
+		case work <- i:
+		case copyErr = <-copyErrs:
+			break feed
+		}
+	}
+	close(work)
+	cwg.Wait()
+	if copyErr == nil {
+		select {
+		case copyErr = <-copyErrs:
+		default:
+		}
+	}
+	if copyErr != nil {
+		return nil, nil, fmt.Errorf("copying homes: %w", copyErr)
+	}
+
+	// The dictionary of who shares with whom (acl_shared_dict): a key line
+	// and a value line per entry, as Dovecot's file dict writes it.
+	var dict bytes.Buffer
+	for _, n := range shared {
+		fmt.Fprintf(&dict, "shared/shared-boxes/user/%s/%s\n1\n", proxy, n)
+	}
+	dictPath := filepath.Join(d.dir, "shared", "shared-mailboxes.db")
+	if err := os.WriteFile(dictPath, dict.Bytes(), 0o644); err != nil {
+		return nil, nil, err
+	}
+	if err := os.Chown(dictPath, uid, gid); err != nil {
+		return nil, nil, err
+	}
+	if err := d.setUsers(names, tpl); err != nil {
+		return nil, nil, err
+	}
+	nd, err := startDovecot(d.root, d.dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nd, shared, nil
+}
+
+// addUsers appends users to the passwd-file (the uid and gid of its first
+// line) and waits until Dovecot takes the last of them.
+func (d *dovecot) addUsers(users []string) error {
+	if err := d.rewriteUsers(users, nil); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := d.dial(users[len(users)-1])
+		if err == nil {
+			c.Logout().Wait()
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("Dovecot did not take the new users: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// setUsers writes add into the passwd-file and removes drop from it.
+func (d *dovecot) setUsers(add, drop []string) error { return d.rewriteUsers(add, drop) }
+
+func (d *dovecot) rewriteUsers(add, drop []string) error {
+	path := filepath.Join(d.dir, "users")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Split(first, ":")
+	if len(fields) < 4 {
+		return fmt.Errorf("unexpected passwd-file line %q", first)
+	}
+	dropped := map[string]bool{}
+	for _, u := range drop {
+		dropped[u] = true
+	}
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		name, _, _ := strings.Cut(sc.Text(), ":")
+		if !dropped[name] {
+			out.WriteString(sc.Text() + "\n")
+		}
+	}
+	for _, u := range add {
+		fmt.Fprintf(&out, "%s:{PLAIN}%s:%s:%s::%s::\n", u, password(u), fields[2], fields[3], filepath.Join(d.dir, "home", u))
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// makeTemplate gives user the folders and the shared Calendar, over IMAP.
+func (d *dovecot) makeTemplate(user string, seed int, now time.Time) error {
+	c, err := d.dial(user)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c.Logout().Wait()
+		c.Close()
+	}()
+	for _, f := range []string{"Sent", "Drafts", "Trash", "Archive", "Calendar"} {
+		if err := c.Create(f, nil).Wait(); err != nil {
+			return fmt.Errorf("CREATE %s as %s: %w", f, user, err)
+		}
+	}
+	if err := c.SetACL("Calendar", imap.RightsIdentifier(proxy), imap.RightModificationReplace, imap.RightSet("lr")).Wait(); err != nil {
+		return fmt.Errorf("SETACL as %s: %w", user, err)
+	}
+	day := now.UTC().Truncate(24 * time.Hour)
+	for k := range eventsPerCalendar {
+		// Spread over -6 … +86 days, working hours, 30 to 120 minutes;
+		// every fifth a weekly series of four.
+		start := day.AddDate(0, 0, -6+(k*3+seed)%92).Add(time.Duration(8+(k+seed)%9) * time.Hour)
+		dur := time.Duration(30*(1+(k+seed)%4)) * time.Minute
+		rrule := ""
+		if k%5 == 0 {
+			rrule = "RRULE:FREQ=WEEKLY;COUNT=4\r\n"
+		}
+		uid := fmt.Sprintf("scale-%d-%d@bench.fbpub", seed, k)
+		if err := appendEvent(c, "Calendar", uid, start, dur, rrule); err != nil {
+			return fmt.Errorf("APPEND as %s: %w", user, err)
+		}
+	}
+	return nil
+}
+
+// appendEvent appends one event, as a Kolab-style message of its own.
+func appendEvent(c *imapclient.Client, folder, uid string, start time.Time, dur time.Duration, rrule string) error {
+	const f = "20060102T150405Z"
+	ics := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fbpub//bench scale//EN\r\nBEGIN:VEVENT\r\n" +
+		"UID:" + uid + "\r\nDTSTAMP:" + start.Format(f) + "\r\nDTSTART:" + start.Format(f) + "\r\n" +
+		"DTEND:" + start.Add(dur).Format(f) + "\r\n" + rrule + "SUMMARY:Meeting " + uid + "\r\n" +
+		"LOCATION:Room 4\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	msg := "From: bench@example.org\r\nSubject: " + uid + "\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/calendar; charset=utf-8; method=PUBLISH\r\n\r\n" + ics
+	cmd := c.Append(folder, int64(len(msg)), nil)
+	if _, err := cmd.Write([]byte(msg)); err != nil {
+		return err
+	}
+	if err := cmd.Close(); err != nil {
+		return err
+	}
+	_, err := cmd.Wait()
+	return err
+}
+
+// warmUp lists the shared namespace with STATUS as the proxy, as fbpub's
+// discovery does, and returns how long it took and how many folders it saw.
+func (d *dovecot) warmUp() (time.Duration, int, error) {
+	c, err := d.dial(proxy)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		c.Logout().Wait()
+		c.Close()
+	}()
+	t := time.Now()
+	boxes, err := c.List("", "shared/*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{
+		NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true,
+	}}).Collect()
+	if err != nil {
+		return 0, 0, fmt.Errorf("LIST shared/* as %s: %w", proxy, err)
+	}
+	return time.Since(t), len(boxes), nil
+}

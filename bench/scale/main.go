@@ -1,0 +1,712 @@
+// Command scale measures fbpub as a site runs it: a private Dovecot with N
+// mailboxes, the fbpub binary in front of it, and clients asking for random
+// users' free/busy. See bench/README.md.
+//
+//	go run ./bench/scale -n 1000
+//	go run ./bench/scale -n 5000 -duration 30s -notify on,off
+//
+// Each user has INBOX, Sent, Drafts, Trash, Archive and a Calendar of 30
+// events; nine users in ten share the Calendar with the proxy. For each
+// NOTIFY setting fbpub is started cold and measured in phases: start (time
+// to the first answer and to /readyz), first touch (every user once),
+// steady random load at each rate, idle, and one change (an event
+// appended, until fbpub's answer shows it). Per phase the report gives the
+// IMAP commands fbpub sent, by verb and per request (from its /metrics),
+// Dovecot's CPU (all its processes, from /proc), fbpub's CPU per request,
+// its resident memory and heap per cached event, and latency percentiles.
+// The report is printed and saved to bench/results/scale-<date>-n<N>.txt.
+//
+// Everything runs on loopback, in a temporary directory removed at the
+// end (-keep keeps it); the load is bounded in count and time.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+func main() {
+	n := flag.Int("n", 1000, "mailboxes (users) on the IMAP server")
+	duration := flag.Duration("duration", 30*time.Second, "length of each steady-load phase and of the idle phase")
+	rates := flag.String("rates", "50,500", "request rates of the steady-load phases, per second")
+	notify := flag.String("notify", "on,off", "FBPUB_NOTIFY settings to run, each with a cold start")
+	sharingOnly := flag.Bool("sharing-only", false, "ask only for users who share a Calendar: no phase of names sharing nothing, and steady load over the sharing users (no look-ups, whose proxy sessions cost Dovecot memory per sharer)")
+	touchConc := flag.Int("touch-concurrency", 8, "clients of the first-touch phase")
+	maxInflight := flag.Int("max-inflight", 256, "requests in flight at most during steady load; a tick past it is counted as dropped")
+	keep := flag.Bool("keep", false, "keep the temporary directory (Dovecot's data, fbpub's log)")
+	out := flag.String("out", "", "report file (default bench/results/scale-<UTC date-time>-n<N>.txt; \"-\" saves none)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly}
+	for _, r := range strings.Split(*rates, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || v <= 0 {
+			fmt.Fprintf(os.Stderr, "scale: bad -rates %q\n", *rates)
+			os.Exit(2)
+		}
+		cfg.rates = append(cfg.rates, v)
+	}
+	for _, s := range strings.Split(*notify, ",") {
+		switch s = strings.TrimSpace(s); s {
+		case "on", "off":
+			cfg.notify = append(cfg.notify, s == "on")
+		default:
+			fmt.Fprintf(os.Stderr, "scale: bad -notify %q (on, off or on,off)\n", *notify)
+			os.Exit(2)
+		}
+	}
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "scale: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	n           int
+	duration    time.Duration
+	rates       []int
+	notify      []bool
+	touchConc   int
+	maxInflight int
+	keep        bool
+	out         string
+	sharingOnly bool
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "scale: %s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
+}
+
+func run(ctx context.Context, cfg config) (err error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "fbpub-scale.")
+	if err != nil {
+		return err
+	}
+	// Dovecot's unprivileged processes read the passwd-file and homes below.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	defer func() {
+		if cfg.keep || err != nil {
+			logf("kept %s", tmp)
+		} else {
+			os.RemoveAll(tmp)
+		}
+	}()
+
+	logf("building fbpub")
+	bin := filepath.Join(tmp, "fbpub")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/fbpub")
+	build.Dir, build.Stderr = root, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	rev, _ := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output()
+
+	var rep report
+	rep.printf("bench/scale: N = %d mailboxes, %s, fbpub %s", cfg.n, time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.TrimSpace(string(rev)))
+	load, _ := os.ReadFile("/proc/loadavg")
+	rep.printf("machine: %d CPUs (GOMAXPROCS of fbpub = %d), load average at start %s", runtime.NumCPU(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
+	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", eventsPerCalendar, proxy)
+	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, discovery 5 min), FBPUB_NOTIFY as per run; no state directory (a cold start)")
+	// fbpub inherits the environment: say which of the Go runtime's knobs
+	// were set.
+	var knobs []string
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			knobs = append(knobs, k+"="+v)
+		}
+	}
+	if len(knobs) > 0 {
+		rep.printf("fbpub's environment: %s", strings.Join(knobs, " "))
+	}
+	if cfg.sharingOnly {
+		rep.printf("-sharing-only: no request for a user who shares nothing (no look-ups)")
+	}
+
+	// --- Dovecot and its users ---
+	t0 := time.Now()
+	dcDir := filepath.Join(tmp, "dc")
+	dc, err := startDovecot(root, dcDir)
+	if err != nil {
+		return err
+	}
+	defer func() { dc.stop(cfg.keep || err != nil) }()
+	names := make([]string, cfg.n)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%05d", i)
+	}
+	now := time.Now()
+	logf("creating %d users in %s", cfg.n, dc.dir)
+	dc2, shared, err := dc.populate(names, now)
+	if err != nil {
+		return err
+	}
+	*dc = *dc2
+	rep.printf("setup: %d users (%d sharing, %d events cached after a first touch) created in %.1f s; Dovecot at %s",
+		cfg.n, len(shared), len(shared)*eventsPerCalendar, time.Since(t0).Seconds(), dc.addr)
+	// The first LIST of the shared namespace after the directory was
+	// written makes Dovecot create the proxy's private index of every
+	// sharer (INDEXPVT) and read every ACL for the first time: a one-time
+	// cost of a new site, not of an fbpub start, made here so that every
+	// run starts from the same server.
+	warm, folders, err := dc.warmUp()
+	if err != nil {
+		return err
+	}
+	rep.printf("Dovecot's first LIST \"\" \"shared/*\" RETURN (STATUS …) as %s after the directory was written: %d folders in %.1f s (one-time; not part of any phase)", proxy, folders, warm.Seconds())
+	rep.printf("")
+	rep.printf("The machine is shared with other developers' jobs (2 CPUs): trust counts (IMAP commands per")
+	rep.printf("request, CPU time per request) more than wall-clock figures (latency, start-up, CPU %% of a core).")
+
+	var runErr error
+	for i, nt := range cfg.notify {
+		if runErr = ctx.Err(); runErr != nil {
+			break
+		}
+		if runErr = runFbpub(ctx, cfg, &rep, dc, bin, tmp, names, shared, nt, i); runErr != nil {
+			break
+		}
+	}
+	if runErr != nil {
+		// Interrupted (Ctrl-C) or failed: the phases measured so far are
+		// saved, marked as such.
+		rep.printf("")
+		rep.printf("INCOMPLETE: %v", runErr)
+	}
+
+	path := cfg.out
+	if path == "" {
+		path = filepath.Join(root, "bench", "results", fmt.Sprintf("scale-%s-n%d.txt", time.Now().UTC().Format("20060102-150405"), cfg.n))
+	}
+	if path != "-" {
+		if err := os.WriteFile(path, []byte(rep.String()), 0o644); err != nil {
+			return err
+		}
+		logf("saved %s", path)
+	}
+	return runErr
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run from inside fbpub's module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+type report struct{ b strings.Builder }
+
+func (r *report) printf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	r.b.WriteString(line + "\n")
+	fmt.Fprintln(os.Stderr, line)
+}
+
+func (r *report) String() string { return r.b.String() }
+
+// instance is a running fbpub.
+type instance struct {
+	cmd  *exec.Cmd
+	base string // http://127.0.0.1:PORT
+	hc   *http.Client
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tmp string, names, shared []string, notify bool, run int) error {
+	nt := map[bool]string{true: "on", false: "off"}[notify]
+	rep.printf("")
+	rep.printf("=== NOTIFY %s ===", nt)
+	addr, err := freePort()
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(tmp, "fbpub-notify-"+nt+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"FBPUB_IMAP_ADDR="+dc.addr, "FBPUB_IMAP_TLS=none", "FBPUB_IMAP_USER="+proxy,
+		"FBPUB_IMAP_PASSWORD="+password(proxy), "FBPUB_MAIL_DOMAIN=example.org",
+		"FBPUB_LISTEN="+addr, "FBPUB_NOTIFY="+strconv.FormatBool(notify), "FBPUB_LOG_LEVEL=info")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	tr := &http.Transport{MaxIdleConns: cfg.maxInflight, MaxIdleConnsPerHost: cfg.maxInflight, IdleConnTimeout: time.Minute}
+	in := &instance{cmd: cmd, base: "http://" + addr, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
+	dcPID, err := dc.masterPID()
+	if err != nil {
+		return err
+	}
+	m := &meter{in: in, dcPID: dcPID, events: len(shared) * eventsPerCalendar}
+
+	// --- start ---
+	before := m.sample(ctx, false)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		tr.CloseIdleConnections()
+	}()
+	m.pid = cmd.Process.Pid
+	first := shared[0]
+	// The first answer and readiness are polled apart: a request that
+	// waits for IMAP must not hide when /readyz turned 200.
+	poll := func(path string) (time.Duration, error) {
+		for deadline := start.Add(5 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return 0, fmt.Errorf("fbpub did not answer %s with 200 within 5 minutes (log %s)", path, logPath)
+			}
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			if code, _, _ := in.get(ctx, path); code == 200 {
+				return time.Since(start), nil
+			}
+		}
+	}
+	var ready time.Duration
+	var readyErr error
+	readyDone := make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		ready, readyErr = poll("/readyz")
+	}()
+	firstAnswer, err := poll("/freebusy/" + first + ".vfb")
+	<-readyDone
+	if err != nil {
+		return err
+	}
+	if readyErr != nil {
+		return readyErr
+	}
+	// Let the start-up discovery finish before the next phase, and count
+	// it: until fbpub sent no IMAP command for a second (at most 10 min).
+	settled := m.quiet(ctx, time.Second, 10*time.Minute)
+	after := m.sample(ctx, true)
+	m.baseRSS, m.baseHeap = after.rss, after.heap
+	rep.printf("start: first answer (%s.vfb) %.0f ms after exec, /readyz 200 after %.0f ms", first, ms(firstAnswer), ms(ready))
+	m.report(rep, fmt.Sprintf("start, until no IMAP command for 1 s (discovery done: %.1f s after exec)", settled.Sub(start).Seconds()-1), before, after, nil)
+
+	// --- first touch ---
+	// Every sharing user once, then those who share nothing, for at most
+	// the phase duration: each of them makes fbpub look the name up on
+	// Dovecot (see bench/README.md).
+	logf("NOTIFY %s: first touch of %d sharing users", nt, len(shared))
+	order := slices.Clone(shared)
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	before = m.sample(ctx, false)
+	res := closedLoop(ctx, in, order, cfg.touchConc, time.Time{})
+	after = m.sample(ctx, true)
+	m.touched = true
+	m.report(rep, fmt.Sprintf("first touch of the %d sharing users (%d clients)", len(order), cfg.touchConc), before, after, res)
+	asked, whom := names, "random users"
+	if cfg.sharingOnly {
+		asked, whom = shared, "random sharing users"
+	} else {
+		var nothing []string
+		for _, u := range names {
+			if !sharing(u) {
+				nothing = append(nothing, u)
+			}
+		}
+		rand.Shuffle(len(nothing), func(i, j int) { nothing[i], nothing[j] = nothing[j], nothing[i] })
+		logf("NOTIFY %s: first touch of %d users sharing nothing, at most %s", nt, len(nothing), cfg.duration)
+		before = m.sample(ctx, false)
+		res = closedLoop(ctx, in, nothing, cfg.touchConc, time.Now().Add(cfg.duration))
+		after = m.sample(ctx, true)
+		m.report(rep, fmt.Sprintf("first touch of the %d users sharing nothing (%d clients, at most %s: %d asked)", len(nothing), cfg.touchConc, cfg.duration, res.asked), before, after, res)
+	}
+
+	// --- steady load ---
+	for _, rate := range cfg.rates {
+		logf("NOTIFY %s: %d req/s for %s", nt, rate, cfg.duration)
+		before = m.sample(ctx, false)
+		res := openLoop(ctx, in, asked, rate, cfg.duration, cfg.maxInflight)
+		after = m.sample(ctx, true)
+		m.report(rep, fmt.Sprintf("steady %d req/s, %s, %s", rate, cfg.duration, whom), before, after, res)
+	}
+
+	// --- idle ---
+	logf("NOTIFY %s: idle for %s", nt, cfg.duration)
+	before = m.sample(ctx, false)
+	select {
+	case <-time.After(cfg.duration):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	after = m.sample(ctx, true)
+	m.report(rep, fmt.Sprintf("idle %s", cfg.duration), before, after, nil)
+
+	// --- one change ---
+	// An event at 03:00 UTC tomorrow (the templates use 08:00–17:00; each
+	// run its own day) in a cached user's Calendar (each run its own);
+	// fbpub's answer is polled every 10 ms. With NOTIFY off nothing asks
+	// for that user meanwhile but the poll itself.
+	owner := shared[(len(shared)/2+run)%len(shared)]
+	if _, _, err := in.get(ctx, "/freebusy/"+owner+".vfb"); err != nil {
+		return err
+	}
+	c, err := dc.dial(owner)
+	if err != nil {
+		return err
+	}
+	at := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1+run).Add(3 * time.Hour)
+	want := at.Format("20060102T150405Z")
+	before = m.sample(ctx, false)
+	changed := time.Now()
+	err = appendEvent(c, "Calendar", fmt.Sprintf("change-%s-%d@bench.fbpub", nt, time.Now().UnixNano()), at, time.Hour, "")
+	c.Logout().Wait()
+	c.Close()
+	if err != nil {
+		return fmt.Errorf("APPEND the change: %w", err)
+	}
+	var visible time.Duration
+	polls := 0
+	for visible == 0 {
+		if time.Since(changed) > time.Minute {
+			return fmt.Errorf("the change to %s was not visible within a minute", owner)
+		}
+		code, body, err := in.get(ctx, "/freebusy/"+owner+".vfb")
+		polls++
+		if err != nil {
+			return err
+		}
+		if code == 200 && strings.Contains(body, want) {
+			visible = time.Since(changed)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	after = m.sample(ctx, true)
+	rep.printf("one change: an event appended to %s's Calendar was in the answer after %.0f ms (%d polls)", owner, ms(visible), polls)
+	m.report(rep, "one change (until visible)", before, after, nil)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (in *instance) get(ctx context.Context, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, in.base+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := in.hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// results are the requests of a phase.
+type results struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	codes     map[string]int // "200", or "404-" for a user who shares nothing
+	errors    int
+	dropped   int64
+	asked     int // requests sent
+}
+
+func (r *results) add(code int, sharing bool, d time.Duration, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.errors++
+		return
+	}
+	if r.codes == nil {
+		r.codes = map[string]int{}
+	}
+	k := strconv.Itoa(code)
+	if !sharing {
+		k += "-"
+	}
+	r.codes[k]++
+	r.latencies = append(r.latencies, d)
+}
+
+func (in *instance) vfb(ctx context.Context, r *results, user string) {
+	t := time.Now()
+	code, _, err := in.get(ctx, "/freebusy/"+user+".vfb")
+	r.add(code, sharing(user), time.Since(t), err)
+}
+
+// sharing reports whether user u<i> shares a Calendar (i%10 != 9).
+func sharing(user string) bool { return !strings.HasSuffix(user, "9") }
+
+// closedLoop asks for each user once, conc requests at a time, until
+// deadline when it is not zero.
+func closedLoop(ctx context.Context, in *instance, users []string, conc int, deadline time.Time) *results {
+	r := &results{}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for u := range work {
+				in.vfb(ctx, r, u)
+			}
+		})
+	}
+	t0 := time.Now()
+	for i, u := range users {
+		if ctx.Err() != nil || !deadline.IsZero() && time.Now().After(deadline) {
+			break
+		}
+		r.asked++
+		if i > 0 && i%500 == 0 {
+			logf("  %d of %d users asked for, %.0f s", i, len(users), time.Since(t0).Seconds())
+		}
+		work <- u
+	}
+	close(work)
+	wg.Wait()
+	return r
+}
+
+// openLoop asks for random users at rate per second for d, whatever the
+// answers' latency (an open loop, as independent clients do), with at
+// most maxInflight requests outstanding.
+func openLoop(ctx context.Context, in *instance, users []string, rate int, d time.Duration, maxInflight int) *results {
+	r := &results{}
+	var wg sync.WaitGroup
+	var inflight atomic.Int64
+	interval := time.Second / time.Duration(rate)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	end := time.After(d)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-end:
+			break loop
+		case <-tick.C:
+			if inflight.Load() >= int64(maxInflight) {
+				r.dropped++
+				continue
+			}
+			inflight.Add(1)
+			u := users[rand.IntN(len(users))]
+			wg.Go(func() {
+				defer inflight.Add(-1)
+				in.vfb(ctx, r, u)
+			})
+		}
+	}
+	wg.Wait()
+	return r
+}
+
+// meter samples fbpub and Dovecot.
+type meter struct {
+	in      *instance
+	pid     int  // fbpub
+	dcPID   int  // Dovecot's master
+	events  int  // events cached once every sharing user was asked for
+	touched bool // every user was asked for: the events are cached
+	// fbpub's resident size and heap in use after start, before any user
+	// was touched: subtracted for the marginal cost of an event.
+	baseRSS  int64
+	baseHeap float64
+}
+
+type sample struct {
+	at         time.Time
+	commands   map[string]float64 // fbpub_imap_commands_total by command
+	dovecotCPU time.Duration
+	fbpubCPU   time.Duration
+	rss        int64
+	heap       float64 // go_memstats_heap_inuse_bytes
+}
+
+func (m *meter) sample(ctx context.Context, afterPhase bool) sample {
+	s := sample{at: time.Now(), dovecotCPU: treeCPU(m.dcPID), commands: map[string]float64{}}
+	if m.pid == 0 {
+		return s
+	}
+	s.fbpubCPU = cpuTime(m.pid)
+	s.rss = rss(m.pid)
+	// Scraped even when ctx is done (an interrupted phase is still
+	// reported).
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	code, body, err := m.in.get(sctx, "/metrics")
+	if err != nil || code != 200 {
+		return s
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		logf("parsing /metrics: %v", err)
+		return s
+	}
+	if f := fams["fbpub_imap_commands_total"]; f != nil {
+		for _, mt := range f.Metric {
+			s.commands[label(mt, "command")] += mt.GetCounter().GetValue()
+		}
+	}
+	if f := fams["go_memstats_heap_inuse_bytes"]; f != nil && len(f.Metric) > 0 {
+		s.heap = f.Metric[0].GetGauge().GetValue()
+	}
+	return s
+}
+
+// quiet waits until fbpub has sent no IMAP command for d, at most max,
+// and returns when that was.
+func (m *meter) quiet(ctx context.Context, d, max time.Duration) time.Time {
+	end := time.Now().Add(max)
+	last := m.sample(ctx, false)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		time.Sleep(d)
+		s := m.sample(ctx, false)
+		if total(s.commands) == total(last.commands) {
+			return s.at
+		}
+		last = s
+	}
+	return time.Now()
+}
+
+func total(m map[string]float64) float64 {
+	var n float64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.Label {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func (m *meter) report(rep *report, phase string, a, b sample, r *results) {
+	wall := b.at.Sub(a.at).Seconds()
+	var verbs []string
+	var total float64
+	for v, n := range b.commands {
+		if d := n - a.commands[v]; d > 0 {
+			verbs = append(verbs, v)
+			total += d
+		}
+	}
+	slices.SortFunc(verbs, func(x, y string) int {
+		return int((b.commands[y] - a.commands[y]) - (b.commands[x] - a.commands[x]))
+	})
+	dc := b.dovecotCPU - a.dovecotCPU
+	fb := b.fbpubCPU - a.fbpubCPU
+	rep.printf("--- %s: %.1f s", phase, wall)
+	var reqs int
+	if r != nil {
+		reqs = len(r.latencies)
+		slices.Sort(r.latencies)
+		codes := make([]string, 0, len(r.codes))
+		for c, k := range r.codes {
+			codes = append(codes, fmt.Sprintf("%d×%s", k, c))
+		}
+		slices.Sort(codes)
+		rep.printf("  requests   %d answered (%.1f/s) [count×status; - = of users sharing nothing: %s], %d errors, %d dropped; latency p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms",
+			reqs, float64(reqs)/wall, strings.Join(codes, " "), r.errors, r.dropped,
+			ms(pct(r.latencies, 50)), ms(pct(r.latencies, 90)), ms(pct(r.latencies, 99)), ms(pct(r.latencies, 100)))
+	}
+	line := fmt.Sprintf("  IMAP       %.0f commands", total)
+	if reqs > 0 {
+		line += fmt.Sprintf(", %.3f per request", total/float64(reqs))
+	}
+	if wall > 0 {
+		line += fmt.Sprintf(", %.1f/s", total/wall)
+	}
+	rep.printf("%s", line)
+	if len(verbs) > 0 {
+		parts := make([]string, len(verbs))
+		for i, v := range verbs {
+			parts[i] = fmt.Sprintf("%s %.0f", v, b.commands[v]-a.commands[v])
+		}
+		rep.printf("             %s", strings.Join(parts, ", "))
+	}
+	line = fmt.Sprintf("  CPU        Dovecot %.2f s (%.1f %% of a core)", dc.Seconds(), 100*dc.Seconds()/wall)
+	line += fmt.Sprintf("; fbpub %.2f s (%.1f %% of a core)", fb.Seconds(), 100*fb.Seconds()/wall)
+	if reqs > 0 {
+		line += fmt.Sprintf(", %.0f µs per request", float64(fb.Microseconds())/float64(reqs))
+	}
+	rep.printf("%s", line)
+	switch {
+	case b.rss > 0 && m.touched:
+		ev := float64(m.events)
+		rep.printf("  memory     fbpub VmRSS %.1f MB, Go heap in use %.1f MB; per cached event (%d): RSS %.2f KB (%.2f above the start's), heap %.2f KB (%.2f)",
+			float64(b.rss)/1e6, b.heap/1e6, m.events, float64(b.rss)/1024/ev, float64(b.rss-m.baseRSS)/1024/ev, b.heap/1024/ev, (b.heap-m.baseHeap)/1024/ev)
+	case b.rss > 0:
+		rep.printf("  memory     fbpub VmRSS %.1f MB, Go heap in use %.1f MB", float64(b.rss)/1e6, b.heap/1e6)
+	}
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return sorted[min(i, len(sorted)-1)]
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is the unit of /proc/<pid>/stat's CPU times (USER_HZ, 100 on
+// Linux everywhere).
+const clockTick = 100
+
+type stat struct {
+	ppid                         int
+	utime, stime, cutime, cstime int64 // clock ticks
+}
+
+func readStat(pid int) (stat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, false
+	}
+	// The command name is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return stat{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is the state (field 3); utime is field 14, so f[11].
+	if len(f) < 15 {
+		return stat{}, false
+	}
+	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k], 10, 64); return v }
+	return stat{ppid: int(n(1)), utime: n(11), stime: n(12), cutime: n(13), cstime: n(14)}, true
+}
+
+// cpuTime is the CPU time (user + system) that pid has used.
+func cpuTime(pid int) time.Duration {
+	st, _ := readStat(pid)
+	return ticks(st.utime + st.stime)
+}
+
+// treeCPU is the CPU time used by pid and all its descendants, those that
+// have exited and been waited for included (they are in their parent's
+// cutime and cstime): for Dovecot, whose imap processes come and go.
+func treeCPU(root int) time.Duration {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	all := map[int]stat{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := readStat(pid); ok {
+			all[pid] = st
+		}
+	}
+	in := map[int]bool{root: true}
+	for changed := true; changed; {
+		changed = false
+		for pid, st := range all {
+			if !in[pid] && in[st.ppid] {
+				in[pid] = true
+				changed = true
+			}
+		}
+	}
+	var t int64
+	for pid := range in {
+		st := all[pid]
+		t += st.utime + st.stime + st.cutime + st.cstime
+	}
+	return ticks(t)
+}
+
+func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / clockTick }
+
+// rss is VmRSS of pid in bytes.
+func rss(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
