@@ -42,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fbpub/fbpub/internal/testbed/site"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -135,7 +136,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep.printf("bench/scale: N = %d mailboxes, %s, fbpub %s", cfg.n, time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.TrimSpace(string(rev)))
 	load, _ := os.ReadFile("/proc/loadavg")
 	rep.printf("machine: %d CPUs (GOMAXPROCS of fbpub = %d), load average at start %s", runtime.NumCPU(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
-	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", eventsPerCalendar, proxy)
+	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", site.EventsPerCalendar, site.Proxy)
 	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, discovery 5 min), FBPUB_NOTIFY as per run; no state directory (a cold start)")
 	// fbpub inherits the environment: say which of the Go runtime's knobs
 	// were set.
@@ -155,34 +156,34 @@ func run(ctx context.Context, cfg config) (err error) {
 	// --- Dovecot and its users ---
 	t0 := time.Now()
 	dcDir := filepath.Join(tmp, "dc")
-	dc, err := startDovecot(root, dcDir)
+	dc, err := site.Start(root, dcDir)
 	if err != nil {
 		return err
 	}
-	defer func() { dc.stop(cfg.keep || err != nil) }()
+	defer func() { dc.Stop(cfg.keep || err != nil) }()
 	names := make([]string, cfg.n)
 	for i := range names {
 		names[i] = fmt.Sprintf("u%05d", i)
 	}
 	now := time.Now()
-	logf("creating %d users in %s", cfg.n, dc.dir)
-	dc2, shared, err := dc.populate(names, now)
+	logf("creating %d users in %s", cfg.n, dc.Dir)
+	dc2, shared, err := dc.Populate(names, now)
 	if err != nil {
 		return err
 	}
 	*dc = *dc2
 	rep.printf("setup: %d users (%d sharing, %d events cached after a first touch) created in %.1f s; Dovecot at %s",
-		cfg.n, len(shared), len(shared)*eventsPerCalendar, time.Since(t0).Seconds(), dc.addr)
+		cfg.n, len(shared), len(shared)*site.EventsPerCalendar, time.Since(t0).Seconds(), dc.Addr)
 	// The first LIST of the shared namespace after the directory was
 	// written makes Dovecot create the proxy's private index of every
 	// sharer (INDEXPVT) and read every ACL for the first time: a one-time
 	// cost of a new site, not of an fbpub start, made here so that every
 	// run starts from the same server.
-	warm, folders, err := dc.warmUp()
+	warm, folders, err := dc.WarmUp()
 	if err != nil {
 		return err
 	}
-	rep.printf("Dovecot's first LIST \"\" \"shared/*\" RETURN (STATUS …) as %s after the directory was written: %d folders in %.1f s (one-time; not part of any phase)", proxy, folders, warm.Seconds())
+	rep.printf("Dovecot's first LIST \"\" \"shared/*\" RETURN (STATUS …) as %s after the directory was written: %d folders in %.1f s (one-time; not part of any phase)", site.Proxy, folders, warm.Seconds())
 	rep.printf("")
 	rep.printf("The machine is shared with other developers' jobs (2 CPUs): trust counts (IMAP commands per")
 	rep.printf("request, CPU time per request) more than wall-clock figures (latency, start-up, CPU %% of a core).")
@@ -254,7 +255,7 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tmp string, names, shared []string, notify bool, run int) error {
+func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bin, tmp string, names, shared []string, notify bool, run int) error {
 	nt := map[bool]string{true: "on", false: "off"}[notify]
 	rep.printf("")
 	rep.printf("=== NOTIFY %s ===", nt)
@@ -270,17 +271,17 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tm
 	defer logFile.Close()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
-		"FBPUB_IMAP_ADDR="+dc.addr, "FBPUB_IMAP_TLS=none", "FBPUB_IMAP_USER="+proxy,
-		"FBPUB_IMAP_PASSWORD="+password(proxy), "FBPUB_MAIL_DOMAIN=example.org",
+		"FBPUB_IMAP_ADDR="+dc.Addr, "FBPUB_IMAP_TLS=none", "FBPUB_IMAP_USER="+site.Proxy,
+		"FBPUB_IMAP_PASSWORD="+site.Password(site.Proxy), "FBPUB_MAIL_DOMAIN=example.org",
 		"FBPUB_LISTEN="+addr, "FBPUB_NOTIFY="+strconv.FormatBool(notify), "FBPUB_LOG_LEVEL=info")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	tr := &http.Transport{MaxIdleConns: cfg.maxInflight, MaxIdleConnsPerHost: cfg.maxInflight, IdleConnTimeout: time.Minute}
 	in := &instance{cmd: cmd, base: "http://" + addr, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
-	dcPID, err := dc.masterPID()
+	dcPID, err := dc.MasterPID()
 	if err != nil {
 		return err
 	}
-	m := &meter{in: in, dcPID: dcPID, events: len(shared) * eventsPerCalendar}
+	m := &meter{in: in, dcPID: dcPID, events: len(shared) * site.EventsPerCalendar}
 
 	// --- start ---
 	before := m.sample(ctx, false)
@@ -399,7 +400,7 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tm
 	if _, _, err := in.get(ctx, "/freebusy/"+owner+".vfb"); err != nil {
 		return err
 	}
-	c, err := dc.dial(owner)
+	c, err := dc.Dial(owner)
 	if err != nil {
 		return err
 	}
@@ -407,7 +408,7 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *dovecot, bin, tm
 	want := at.Format("20060102T150405Z")
 	before = m.sample(ctx, false)
 	changed := time.Now()
-	err = appendEvent(c, "Calendar", fmt.Sprintf("change-%s-%d@bench.fbpub", nt, time.Now().UnixNano()), at, time.Hour, "")
+	err = site.AppendEvent(c, "Calendar", fmt.Sprintf("change-%s-%d@bench.fbpub", nt, time.Now().UnixNano()), at, time.Hour, "")
 	c.Logout().Wait()
 	c.Close()
 	if err != nil {

@@ -1,4 +1,12 @@
-package main
+// Package site makes a Dovecot that looks like a real site's: thousands of
+// users, each with INBOX, Sent, Drafts, Trash, Archive and a Calendar of
+// events that most of them share with fbpub's proxy login. The users'
+// homes are copied on disk from a few templates made over IMAP, so that
+// thousands of users take seconds. bench/scale measures fbpub against it.
+//
+// It is test-bed code, like package testbed: it starts its server with
+// testbed/dovecot-up and writes fixtures through go-imap.
+package site
 
 import (
 	"bufio"
@@ -19,27 +27,27 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
-// proxy is the login fbpub uses; dovecot-up creates it with the password
+// Proxy is the login fbpub uses; dovecot-up creates it with the password
 // "fbproxy-pw" (every test bed user's password is "<user>-pw").
-const proxy = "fbproxy"
+const Proxy = "fbproxy"
 
-func password(user string) string { return user + "-pw" }
+func Password(user string) string { return user + "-pw" }
 
 // dovecotConf is added to the test bed's configuration.
 const dovecotConf = `service imap {
   vsz_limit = 2G
 }`
 
-// dovecot is a private Dovecot started by testbed/dovecot-up.
-type dovecot struct {
+// Dovecot is a private Dovecot started by testbed/dovecot-up.
+type Dovecot struct {
 	root string // the module root, which holds testbed/
-	dir  string // DIR of dovecot-up: configuration, homes, logs
-	addr string // 127.0.0.1:PORT
+	Dir  string // DIR of dovecot-up: configuration, homes, logs
+	Addr string // 127.0.0.1:PORT
 }
 
-// startDovecot runs testbed/dovecot-up DIR (a new instance, or the one
+// Start runs testbed/dovecot-up DIR (a new instance, or the one
 // DIR already holds, on its port and with its data).
-func startDovecot(root, dir string) (*dovecot, error) {
+func Start(root, dir string) (*Dovecot, error) {
 	cmd := exec.Command(filepath.Join(root, "testbed", "dovecot-up"), dir)
 	// Dovecot's default vsz_limit (256 MB) is too small for a LIST of the
 	// shared namespace with STATUS at 5,000 sharers (the process dies Out
@@ -50,46 +58,46 @@ func startDovecot(root, dir string) (*dovecot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dovecot-up: %w", err)
 	}
-	d := &dovecot{root: root}
+	d := &Dovecot{root: root}
 	for _, line := range strings.Split(string(out), "\n") {
 		if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_ADDR="); ok {
-			d.addr = v
+			d.Addr = v
 		}
 		if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_DIR="); ok {
-			d.dir = v
+			d.Dir = v
 		}
 	}
-	if d.addr == "" || d.dir == "" {
+	if d.Addr == "" || d.Dir == "" {
 		return nil, fmt.Errorf("dovecot-up: unexpected output %q", out)
 	}
 	return d, nil
 }
 
-// stop stops the instance; with keep, DIR stays (and can be started again).
-func (d *dovecot) stop(keep bool) error {
-	args := []string{d.dir}
+// Stop stops the instance; with keep, DIR stays (and can be started again).
+func (d *Dovecot) Stop(keep bool) error {
+	args := []string{d.Dir}
 	if keep {
-		args = []string{"--keep", d.dir}
+		args = []string{"--keep", d.Dir}
 	}
 	cmd := exec.Command(filepath.Join(d.root, "testbed", "dovecot-down"), args...)
 	cmd.Stderr = os.Stderr
 	return cmd.Run()
 }
 
-func (d *dovecot) masterPID() (int, error) {
-	b, err := os.ReadFile(filepath.Join(d.dir, "run", "master.pid"))
+func (d *Dovecot) MasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(d.Dir, "run", "master.pid"))
 	if err != nil {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
-func (d *dovecot) dial(user string) (*imapclient.Client, error) {
-	c, err := imapclient.DialInsecure(d.addr, nil)
+func (d *Dovecot) Dial(user string) (*imapclient.Client, error) {
+	c, err := imapclient.DialInsecure(d.Addr, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Login(user, password(user)).Wait(); err != nil {
+	if err := c.Login(user, Password(user)).Wait(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("LOGIN %s: %w", user, err)
 	}
@@ -100,14 +108,14 @@ func (d *dovecot) dial(user string) (*imapclient.Client, error) {
 // other user gets a copy of one of them, on disk.
 const templates = 10
 
-// eventsPerCalendar is the number of events in every user's Calendar, all
+// EventsPerCalendar is the number of events in every user's Calendar, all
 // within fbpub's default window (7 days ago to 90 days ahead).
-const eventsPerCalendar = 30
+const EventsPerCalendar = 30
 
-// populate gives d the users names (u00000…), each with INBOX, Sent,
-// Drafts, Trash, Archive and a Calendar of eventsPerCalendar events; every
+// Populate gives d the users names (u00000…), each with INBOX, Sent,
+// Drafts, Trash, Archive and a Calendar of EventsPerCalendar events; every
 // tenth user (i%10 == 9) does not share the Calendar, the others grant the
-// proxy "lr". It returns the sharing users.
+// the proxy "lr". It returns the sharing users.
 //
 // A site's directory is not grown over IMAP: templates mailboxes are made
 // with IMAP commands (so that Dovecot writes its own files), then Dovecot
@@ -115,7 +123,7 @@ const eventsPerCalendar = 30
 // the passwd-file and the shared-mailboxes dictionary are written, and
 // Dovecot is started again on the same port. Dovecot reads the copied
 // indexes as its own. It returns the instance as started again.
-func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, error) {
+func (d *Dovecot) Populate(names []string, now time.Time) (*Dovecot, []string, error) {
 	tpl := make([]string, templates)
 	for i := range tpl {
 		tpl[i] = fmt.Sprintf("tpl%d", i)
@@ -134,7 +142,7 @@ func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, e
 			return nil, nil, err
 		}
 	}
-	if err := d.stop(true); err != nil {
+	if err := d.Stop(true); err != nil {
 		return nil, nil, err
 	}
 
@@ -149,7 +157,7 @@ func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, e
 	homes := make([][]file, templates)
 	var uid, gid int
 	for i, u := range tpl {
-		base := filepath.Join(d.dir, "home", u)
+		base := filepath.Join(d.Dir, "home", u)
 		err := filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -190,7 +198,7 @@ func (d *dovecot) populate(names []string, now time.Time) (*dovecot, []string, e
 		cwg.Go(func() {
 			for i := range work {
 				if err := func() error {
-					home := filepath.Join(d.dir, "home", names[i])
+					home := filepath.Join(d.Dir, "home", names[i])
 					for _, f := range homes[i%templates] {
 						p := filepath.Join(home, f.rel)
 						if i%10 == 9 && (filepath.Base(p) == "dovecot-acl" || filepath.Base(p) == "dovecot-acl-list") {
@@ -253,9 +261,9 @@ feed:
 	// and a value line per entry, as Dovecot's file dict writes it.
 	var dict bytes.Buffer
 	for _, n := range shared {
-		fmt.Fprintf(&dict, "shared/shared-boxes/user/%s/%s\n1\n", proxy, n)
+		fmt.Fprintf(&dict, "shared/shared-boxes/user/%s/%s\n1\n", Proxy, n)
 	}
-	dictPath := filepath.Join(d.dir, "shared", "shared-mailboxes.db")
+	dictPath := filepath.Join(d.Dir, "shared", "shared-mailboxes.db")
 	if err := os.WriteFile(dictPath, dict.Bytes(), 0o644); err != nil {
 		return nil, nil, err
 	}
@@ -265,7 +273,7 @@ feed:
 	if err := d.setUsers(names, tpl); err != nil {
 		return nil, nil, err
 	}
-	nd, err := startDovecot(d.root, d.dir)
+	nd, err := Start(d.root, d.Dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -274,13 +282,13 @@ feed:
 
 // addUsers appends users to the passwd-file (the uid and gid of its first
 // line) and waits until Dovecot takes the last of them.
-func (d *dovecot) addUsers(users []string) error {
+func (d *Dovecot) addUsers(users []string) error {
 	if err := d.rewriteUsers(users, nil); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := d.dial(users[len(users)-1])
+		c, err := d.Dial(users[len(users)-1])
 		if err == nil {
 			c.Logout().Wait()
 			c.Close()
@@ -294,10 +302,10 @@ func (d *dovecot) addUsers(users []string) error {
 }
 
 // setUsers writes add into the passwd-file and removes drop from it.
-func (d *dovecot) setUsers(add, drop []string) error { return d.rewriteUsers(add, drop) }
+func (d *Dovecot) setUsers(add, drop []string) error { return d.rewriteUsers(add, drop) }
 
-func (d *dovecot) rewriteUsers(add, drop []string) error {
-	path := filepath.Join(d.dir, "users")
+func (d *Dovecot) rewriteUsers(add, drop []string) error {
+	path := filepath.Join(d.Dir, "users")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -320,7 +328,7 @@ func (d *dovecot) rewriteUsers(add, drop []string) error {
 		}
 	}
 	for _, u := range add {
-		fmt.Fprintf(&out, "%s:{PLAIN}%s:%s:%s::%s::\n", u, password(u), fields[2], fields[3], filepath.Join(d.dir, "home", u))
+		fmt.Fprintf(&out, "%s:{PLAIN}%s:%s:%s::%s::\n", u, Password(u), fields[2], fields[3], filepath.Join(d.Dir, "home", u))
 	}
 	tmp := path + ".new"
 	if err := os.WriteFile(tmp, out.Bytes(), 0o644); err != nil {
@@ -330,8 +338,8 @@ func (d *dovecot) rewriteUsers(add, drop []string) error {
 }
 
 // makeTemplate gives user the folders and the shared Calendar, over IMAP.
-func (d *dovecot) makeTemplate(user string, seed int, now time.Time) error {
-	c, err := d.dial(user)
+func (d *Dovecot) makeTemplate(user string, seed int, now time.Time) error {
+	c, err := d.Dial(user)
 	if err != nil {
 		return err
 	}
@@ -344,11 +352,11 @@ func (d *dovecot) makeTemplate(user string, seed int, now time.Time) error {
 			return fmt.Errorf("CREATE %s as %s: %w", f, user, err)
 		}
 	}
-	if err := c.SetACL("Calendar", imap.RightsIdentifier(proxy), imap.RightModificationReplace, imap.RightSet("lr")).Wait(); err != nil {
+	if err := c.SetACL("Calendar", imap.RightsIdentifier(Proxy), imap.RightModificationReplace, imap.RightSet("lr")).Wait(); err != nil {
 		return fmt.Errorf("SETACL as %s: %w", user, err)
 	}
 	day := now.UTC().Truncate(24 * time.Hour)
-	for k := range eventsPerCalendar {
+	for k := range EventsPerCalendar {
 		// Spread over -6 … +86 days, working hours, 30 to 120 minutes;
 		// every fifth a weekly series of four.
 		start := day.AddDate(0, 0, -6+(k*3+seed)%92).Add(time.Duration(8+(k+seed)%9) * time.Hour)
@@ -358,15 +366,15 @@ func (d *dovecot) makeTemplate(user string, seed int, now time.Time) error {
 			rrule = "RRULE:FREQ=WEEKLY;COUNT=4\r\n"
 		}
 		uid := fmt.Sprintf("scale-%d-%d@bench.fbpub", seed, k)
-		if err := appendEvent(c, "Calendar", uid, start, dur, rrule); err != nil {
+		if err := AppendEvent(c, "Calendar", uid, start, dur, rrule); err != nil {
 			return fmt.Errorf("APPEND as %s: %w", user, err)
 		}
 	}
 	return nil
 }
 
-// appendEvent appends one event, as a Kolab-style message of its own.
-func appendEvent(c *imapclient.Client, folder, uid string, start time.Time, dur time.Duration, rrule string) error {
+// AppendEvent appends one event, as a Kolab-style message of its own.
+func AppendEvent(c *imapclient.Client, folder, uid string, start time.Time, dur time.Duration, rrule string) error {
 	const f = "20060102T150405Z"
 	ics := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fbpub//bench scale//EN\r\nBEGIN:VEVENT\r\n" +
 		"UID:" + uid + "\r\nDTSTAMP:" + start.Format(f) + "\r\nDTSTART:" + start.Format(f) + "\r\n" +
@@ -385,10 +393,10 @@ func appendEvent(c *imapclient.Client, folder, uid string, start time.Time, dur 
 	return err
 }
 
-// warmUp lists the shared namespace with STATUS as the proxy, as fbpub's
+// WarmUp lists the shared namespace with STATUS as the proxy, as fbpub's
 // discovery does, and returns how long it took and how many folders it saw.
-func (d *dovecot) warmUp() (time.Duration, int, error) {
-	c, err := d.dial(proxy)
+func (d *Dovecot) WarmUp() (time.Duration, int, error) {
+	c, err := d.Dial(Proxy)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -401,7 +409,7 @@ func (d *dovecot) warmUp() (time.Duration, int, error) {
 		NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true,
 	}}).Collect()
 	if err != nil {
-		return 0, 0, fmt.Errorf("LIST shared/* as %s: %w", proxy, err)
+		return 0, 0, fmt.Errorf("LIST shared/* as %s: %w", Proxy, err)
 	}
 	return time.Since(t), len(boxes), nil
 }
