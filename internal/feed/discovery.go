@@ -51,6 +51,13 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 			// Discovery named them meanwhile: a plain check.
 			return c.checkOwner(ctx, o.name, false)
 		case !c.takeToken(now):
+			if c.listedRecently(now) {
+				// Beyond the rate, a name the last discovery pass
+				// did not list is answered as it found it: nobody
+				// publishes under it (until the next pass, or a
+				// look-up the rate allows, finds otherwise).
+				return ownerCheck{}, nil
+			}
 			return nil, errLookups
 		}
 		return c.checkOwner(ctx, owner, true)
@@ -68,8 +75,18 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 	return fs, false, nil
 }
 
-// errLookups refuses a look-up beyond the rate limit: the server is not
-// asked, and the client may try again.
+// listedRecently reports whether a discovery pass listed every owner
+// within two discovery cadences before now.
+func (c *Cache) listedRecently(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.dir.discovered
+	return !d.IsZero() && now.Sub(d) < 2*c.opts.Discovery
+}
+
+// errLookups refuses a look-up beyond the rate limit when no recent
+// discovery pass can answer for the name: the server is not asked, and
+// the client may try again.
 var errLookups = fmt.Errorf("%w: too many look-ups of unknown owners", ErrUnavailable)
 
 // takeToken takes one look-up from the rate limit's bucket.

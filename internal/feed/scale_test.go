@@ -396,3 +396,32 @@ func TestLookupsBounded(t *testing.T) {
 		t.Errorf("%d look-ups refused, want %d", refused, 2*lookupBurst)
 	}
 }
+
+// TestLookupsBeyondRateAfterDiscovery: once a discovery pass has listed
+// the owners, a name beyond the look-up rate that it did not list is
+// answered "not found" (nobody publishes under it as of that pass), not
+// "try again later", and costs no IMAP command.
+func TestLookupsBeyondRateAfterDiscovery(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	setupAlice(t, f.srv)
+	if err := f.cache.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.frozen.Store(time.Now().UnixNano())
+	for i := range lookupBurst {
+		f.cache.OwnerFolders(ctx, fmt.Sprintf("early%d", i))
+	}
+	f.src.reset()
+	for i := range lookupBurst {
+		if _, err := f.cache.OwnerFolders(ctx, fmt.Sprintf("late%d", i)); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
+			t.Fatalf("look-up %d beyond the rate after a discovery pass: %v, want ErrNotFound", i, err)
+		}
+	}
+	if got := total(f.src.commandsNow()); got != 0 {
+		t.Errorf("look-ups beyond the rate sent %d IMAP commands, want 0", got)
+	}
+	if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
+		t.Errorf("alice, listed by discovery: %v", err)
+	}
+}
