@@ -65,15 +65,11 @@ const incidencesFor = "/shared/vendor/kolab/incidences-for"
 // whole directory: fbpub uses it only to explain its choices (fbpub
 // check); serving goes owner by owner (Owners, OwnerFolders, Details).
 func (s *Session) Folders(ctx context.Context) ([]Folder, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	release := s.bind(ctx)
-	defer release()
-	// A session's view of the folder it has selected lags (Dovecot
-	// answers STATUS for it from that view): read states with none.
-	if err := s.unselect(); err != nil {
-		return nil, opErr(ctx, "UNSELECT", err)
+	done, err := s.unselected(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	out, err := s.list(ctx, "*", true)
 	if err != nil {
 		return nil, err
@@ -193,13 +189,11 @@ func ValidOwner(owner string) bool {
 // personal namespace. A name that is not a ValidOwner has no folders.
 // Rights, ACL and annotations are not read (see Details).
 func (s *Session) OwnerFolders(ctx context.Context, owner string) ([]Folder, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	release := s.bind(ctx)
-	defer release()
-	if err := s.unselect(); err != nil {
-		return nil, opErr(ctx, "UNSELECT", err)
+	done, err := s.unselected(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	var out []Folder
 	add := func(pattern string, kind NamespaceKind) error {
 		fs, err := s.list(ctx, pattern, true)
@@ -436,13 +430,11 @@ func stateOf(d *imap.StatusData) State {
 // on a connection with nothing selected (a session's STATUS of its own
 // selected folder lags behind, notably on Dovecot).
 func (s *Session) States(ctx context.Context, names []string) (map[string]State, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	release := s.bind(ctx)
-	defer release()
-	if err := s.unselect(); err != nil {
-		return nil, opErr(ctx, "UNSELECT", err)
+	done, err := s.unselected(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	return s.states(ctx, names)
 }
 
@@ -475,6 +467,22 @@ func (s *Session) states(ctx context.Context, names []string) (map[string]State,
 		return nil, firstErr
 	}
 	return out, nil
+}
+
+// unselected takes s for a command that reads folder states: it locks
+// s.mu, binds the connection to ctx and unselects any folder, since a
+// session's view of the folder it has selected lags (Dovecot answers
+// STATUS for it from that view). done undoes the binding and the lock;
+// on an error nothing is left held.
+func (s *Session) unselected(ctx context.Context) (done func(), err error) {
+	s.mu.Lock()
+	release := s.bind(ctx)
+	if err := s.unselect(); err != nil {
+		release()
+		s.mu.Unlock()
+		return nil, opErr(ctx, "UNSELECT", err)
+	}
+	return func() { release(); s.mu.Unlock() }, nil
 }
 
 func (s *Session) unselect() error {
