@@ -11,9 +11,8 @@ import (
 )
 
 // TestLinksEndToEnd drives the built binary, free/busy visible by ACL
-// only: alice creates a secret link, an anonymous client (as Outlook,
-// through the lean HTTP loop) gets her free/busy with it, and after she
-// revokes it gets 404. The token never reaches the log.
+// only: alice creates a secret link, an anonymous client (as Outlook)
+// gets her free/busy with it, and after she revokes it gets 404. The token never reaches the log.
 func TestLinksEndToEnd(t *testing.T) {
 	srv := testbed.Get(t)
 	srv.Reset(t)
