@@ -18,6 +18,7 @@ import (
 // when Dovecot cannot start.
 func Private(t testing.TB) *Server {
 	t.Helper()
+	skipShort(t, Dovecot)
 	if _, err := dovecot(); err != nil {
 		unavailable(t, Dovecot, err)
 	}
