@@ -191,6 +191,31 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 	if c == nil {
 		return nil, st, errors.New("tz: nil VTIMEZONE")
 	}
+	obs, err := observances(tzid, c, &st)
+	if err != nil {
+		return nil, st, err
+	}
+	onsets, err := sortedOnsets(tzid, obs, &st)
+	if err != nil {
+		return nil, st, err
+	}
+	initial := initialType(onsets, obs)
+	times, idx, types, err := tzifTables(tzid, initial, transitions(onsets, initial))
+	if err != nil {
+		return nil, st, err
+	}
+	st.transitions = len(times)
+	loc, err = time.LoadLocationFromTZData(tzid, encodeTZif(times, idx, types))
+	if err != nil {
+		return nil, st, fmt.Errorf("tz: VTIMEZONE %q: %v", tzid, err)
+	}
+	return loc, st, nil
+}
+
+// observances reads the STANDARD and DAYLIGHT sub-components of c,
+// skipping (and counting in st) those that make no sense; it fails when
+// there are too many, or no usable one.
+func observances(tzid string, c *ical.Component, st *compileStats) ([]*observance, error) {
 	var obs []*observance
 	for _, child := range c.Children {
 		if child == nil {
@@ -205,7 +230,7 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 			continue
 		}
 		if len(obs) >= maxObservances {
-			return nil, st, fmt.Errorf("tz: VTIMEZONE %q has more than %d observances", tzid, maxObservances)
+			return nil, fmt.Errorf("tz: VTIMEZONE %q has more than %d observances", tzid, maxObservances)
 		}
 		o, err := parseObservance(child, daylight)
 		if err != nil {
@@ -216,19 +241,24 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 	}
 	st.observances = len(obs)
 	if len(obs) == 0 {
-		return nil, st, fmt.Errorf("tz: VTIMEZONE %q has no usable STANDARD or DAYLIGHT", tzid)
+		return nil, fmt.Errorf("tz: VTIMEZONE %q has no usable STANDARD or DAYLIGHT", tzid)
 	}
+	return obs, nil
+}
 
+// sortedOnsets returns the onsets of obs up to the end of lastYear, in
+// time order (at one instant, in the observances' order).
+func sortedOnsets(tzid string, obs []*observance, st *compileStats) ([]onset, error) {
 	end := time.Date(lastYear+1, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 	var onsets []onset
 	for _, o := range obs {
-		if err := o.onsets(end, &onsets, &st); err != nil {
-			return nil, st, err
+		if err := o.onsets(end, &onsets, st); err != nil {
+			return nil, err
 		}
 	}
 	st.onsets = len(onsets)
 	if len(onsets) == 0 {
-		return nil, st, fmt.Errorf("tz: VTIMEZONE %q has no onset before %d", tzid, lastYear+1)
+		return nil, fmt.Errorf("tz: VTIMEZONE %q has no onset before %d", tzid, lastYear+1)
 	}
 	sort.SliceStable(onsets, func(i, j int) bool {
 		if onsets[i].at != onsets[j].at {
@@ -236,10 +266,13 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 		}
 		return onsets[i].order < onsets[j].order
 	})
+	return onsets, nil
+}
 
-	// Before the first onset the zone is in the first observance's
-	// TZOFFSETFROM; call it standard time, named after a STANDARD
-	// observance with that offset if there is one.
+// initialType is the zone's type before its first onset: the first
+// observance's TZOFFSETFROM, taken as standard time, named after a
+// STANDARD observance with that offset if there is one.
+func initialType(onsets []onset, obs []*observance) zoneType {
 	initial := zoneType{off: onsets[0].from}
 	initial.name = offsetAbbrev(initial.off)
 	for _, o := range obs {
@@ -248,23 +281,29 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 			break
 		}
 	}
+	return initial
+}
 
-	// Merge: of onsets at the same instant the last in order wins; an onset
-	// that changes nothing is dropped.
-	type trans struct {
-		at  int64
-		typ zoneType
-	}
-	var ts []trans
-	cur := initial
+// transition is the zone changing to typ at the Unix time at.
+type transition struct {
+	at  int64
+	typ zoneType
+}
+
+// transitions merges onsets (sorted) into the zone's transitions from
+// initial: of onsets at the same instant the last in order wins; an onset
+// that changes nothing is dropped.
+func transitions(onsets []onset, initial zoneType) []transition {
+	var ts []transition
 	for _, on := range onsets {
 		if n := len(ts); n > 0 && ts[n-1].at == on.at {
 			ts[n-1].typ = on.typ
 			continue
 		}
-		ts = append(ts, trans{on.at, on.typ})
+		ts = append(ts, transition{on.at, on.typ})
 	}
-	var merged []trans
+	var merged []transition
+	cur := initial
 	for _, t := range ts {
 		if t.typ == cur {
 			continue
@@ -272,18 +311,24 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 		merged = append(merged, t)
 		cur = t.typ
 	}
+	return merged
+}
 
-	// Types: index 0 is the initial type, used by no transition, which is
-	// how Go (and RFC 8536) pick the type for times before the first one.
-	types := []zoneType{initial}
+// tzifTables returns the TZif tables of the transitions ts: their times,
+// the index of each one's type, and the types. Index 0 is the initial
+// type, used by no transition, which is how Go (and RFC 8536) pick the
+// type for times before the first one. Where the names do not fit a
+// TZif abbreviation table, the types are named after their offsets.
+func tzifTables(tzid string, initial zoneType, ts []transition) (times []int64, idx []uint8, types []zoneType, err error) {
+	types = []zoneType{initial}
 	index := map[zoneType]int{}
-	times := make([]int64, 0, len(merged))
-	idx := make([]uint8, 0, len(merged))
-	for _, t := range merged {
+	times = make([]int64, 0, len(ts))
+	idx = make([]uint8, 0, len(ts))
+	for _, t := range ts {
 		i, ok := index[t.typ]
 		if !ok {
 			if len(types) >= 256 {
-				return nil, st, fmt.Errorf("tz: VTIMEZONE %q has too many distinct offsets", tzid)
+				return nil, nil, nil, fmt.Errorf("tz: VTIMEZONE %q has too many distinct offsets", tzid)
 			}
 			i = len(types)
 			types = append(types, t.typ)
@@ -297,15 +342,10 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 			types[i].name = offsetAbbrev(types[i].off)
 		}
 		if abbrevBytes(types) > 255 {
-			return nil, st, fmt.Errorf("tz: VTIMEZONE %q has too many distinct zone names", tzid)
+			return nil, nil, nil, fmt.Errorf("tz: VTIMEZONE %q has too many distinct zone names", tzid)
 		}
 	}
-	st.transitions = len(times)
-	loc, err = time.LoadLocationFromTZData(tzid, encodeTZif(times, idx, types))
-	if err != nil {
-		return nil, st, fmt.Errorf("tz: VTIMEZONE %q: %v", tzid, err)
-	}
-	return loc, st, nil
+	return times, idx, types, nil
 }
 
 // abbrevBytes returns the size of the TZif abbreviation table for types,
