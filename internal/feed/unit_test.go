@@ -481,3 +481,121 @@ func TestRevokedGrantDropsFolder(t *testing.T) {
 		t.Errorf("granted again: %s", a.Body)
 	}
 }
+
+// TestIncrementalUnit: after a folder was read, a change fetches the
+// content of the new messages only; a folder recreated (a new
+// UIDVALIDITY) is read whole again.
+func TestIncrementalUnit(t *testing.T) {
+	u := newUnit(t, Options{}, false)
+	cal := u.share("alice", "Calendar", "lr", "Planning", "Review", "Lunch")
+	u.mustCalendar(t, "alice", asOwner)
+	if got := u.src.Delivered(); got != 3 {
+		t.Fatalf("first read: %d messages delivered, want 3", got)
+	}
+	u.src.ResetCalls()
+	u.src.Append(cal, u.message("Gym", 4))
+	u.src.SetDeleted(cal, 1, true)
+	a := u.mustCalendar(t, "alice", asOwner)
+	if got := u.src.Delivered(); got != 1 || u.src.Calls("Fetch") != 1 {
+		t.Errorf("after an append and a flag: %d messages delivered in %d fetches, want 1 in 1", got, u.src.Calls("Fetch"))
+	}
+	if body := string(a.Body); strings.Contains(body, "Planning") || !strings.Contains(body, "Review") || !strings.Contains(body, "Gym") {
+		t.Errorf("after an append and a flag:\n%s", body)
+	}
+
+	u.src.ResetCalls()
+	u.src.Recreate(cal)
+	a = u.mustCalendar(t, "alice", asOwner)
+	if got := u.src.Delivered(); got != 3 {
+		t.Errorf("after a new UIDVALIDITY: %d messages delivered, want the 3 not deleted", got)
+	}
+	if body := string(a.Body); strings.Count(body, "BEGIN:VEVENT") != 3 || strings.Contains(body, "Planning") {
+		t.Errorf("after a new UIDVALIDITY:\n%s", body)
+	}
+}
+
+// TestChangedForcesCheck: with a long check interval, a change the server
+// announces in a published folder makes the next request for its owner
+// check again; an announcement without a folder makes every owner's next
+// request check (a new folder may have appeared).
+func TestChangedForcesCheck(t *testing.T) {
+	u := newUnit(t, Options{CheckInterval: time.Hour}, false)
+	cal := u.share("alice", "Calendar", "lr", "Planning")
+	u.mustCalendar(t, "alice", asOwner)
+	u.src.Append(cal, u.message("Review", 2))
+	if a := u.mustCalendar(t, "alice", asOwner); strings.Contains(string(a.Body), "Review") {
+		t.Fatalf("the change was seen without an announcement: the test proves nothing")
+	}
+	u.cache.Changed(cal)
+	if a := u.mustCalendar(t, "alice", asOwner); !strings.Contains(string(a.Body), "Review") {
+		t.Errorf("after Changed(%s):\n%s", cal, a.Body)
+	}
+	u.share("alice", "Calendar/Work", "lr", "Standup")
+	u.advance(time.Millisecond) // announced after the last check
+	u.cache.Changed("")
+	if a := u.mustCalendar(t, "alice", asOwner); !strings.Contains(string(a.Body), "Standup") {
+		t.Errorf("after Changed(\"\"), the new folder is missing:\n%s", a.Body)
+	}
+	if got := u.src.Calls("OwnerFolders"); got != 2 {
+		t.Errorf("%d checks, want 2: one per announcement", got)
+	}
+}
+
+// TestWarmRestartUnit: a cache started on the state directory of another
+// serves the folders it saved without fetching them again while their
+// states hold, and fetches only what changed after.
+func TestWarmRestartUnit(t *testing.T) {
+	dir := t.TempDir()
+	u := newUnit(t, Options{StateDir: dir}, false)
+	cal := u.share("alice", "Calendar", "lr", "Planning", "Review")
+	first := u.mustCalendar(t, "alice", asOwner)
+
+	restarted := New(Options{Source: u.src, StateDir: dir, Now: u.cache.opts.Now})
+	u.src.ResetCalls()
+	a, err := restarted.Calendar(context.Background(), CalendarQuery{Owner: "alice", Viewer: asOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.src.Calls("Fetch") != 0 || string(a.Body) != string(first.Body) {
+		t.Errorf("after a restart: %s; want no Fetch and the same feed", u.calls("LookupOwner", "Fetch"))
+	}
+	u.src.Append(cal, u.message("Lunch", 4))
+	u.advance(time.Second)
+	a, err = restarted.Calendar(context.Background(), CalendarQuery{Owner: "alice", Viewer: asOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.src.Delivered() != 1 || !strings.Contains(string(a.Body), "Lunch") || !strings.Contains(string(a.Body), "Planning") {
+		t.Errorf("a change after the restart: %d messages delivered, want 1:\n%s", u.src.Delivered(), a.Body)
+	}
+}
+
+// TestDiscoveryUnit: discovery lists the owners who share something and
+// checks each, so that a request for one of them needs no look-up; an
+// owner who stopped sharing leaves the published folders.
+func TestDiscoveryUnit(t *testing.T) {
+	ctx := context.Background()
+	u := newUnit(t, Options{}, false)
+	u.share("alice", "Calendar", "lr", "Planning")
+	bob := u.share("bob", "Calendar", "lr", "Gym")
+	u.src.AddFolder("carol", "Calendar", "") // not shared with the proxy
+	fs, err := u.cache.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 2 || fs[0].Owner != "alice" || fs[1].Owner != "bob" {
+		t.Fatalf("Folders = %+v; want alice's and bob's", fs)
+	}
+	if u.src.Calls("Owners") != 1 || u.src.Calls("OwnerFolders") != 2 {
+		t.Errorf("discovery: %s; want one listing and a check per owner", u.calls("Owners", "OwnerFolders"))
+	}
+	u.mustCalendar(t, "bob", acl.Requester{User: "bob"})
+	if got := u.src.Calls("LookupOwner"); got != 0 {
+		t.Errorf("a request for an owner discovery found looked them up %d times", got)
+	}
+	u.src.SetRights(bob, "")
+	u.advance(2 * DefaultDiscovery)
+	if fs, err = u.cache.Folders(ctx); err != nil || len(fs) != 1 || fs[0].Owner != "alice" {
+		t.Errorf("after bob stopped sharing: Folders = %+v, %v", fs, err)
+	}
+}

@@ -46,6 +46,9 @@ type Source struct {
 	hook func(method, arg string)
 	// uidValidity is given to the next folder made; guarded by mu.
 	uidValidity uint32
+	// delivered counts the messages whose content Fetch handed over;
+	// guarded by mu.
+	delivered int
 }
 
 type folder struct {
@@ -156,6 +159,23 @@ func (s *Source) Expunge(name string, uid uint32) {
 	})
 }
 
+// Recreate deletes folder name and makes it again with the same messages,
+// rights, ACL and annotations, as a client that rebuilds a folder does: it
+// gets a new UIDVALIDITY, and its messages new UIDs.
+func (s *Source) Recreate(name string) {
+	s.mu.Lock()
+	s.uidValidity++
+	v := s.uidValidity
+	s.mu.Unlock()
+	s.change(name, func(f *folder) {
+		f.State.UIDValidity = v
+		for i := range f.msgs {
+			f.msgs[i].uid = f.State.UIDNext
+			f.State.UIDNext++
+		}
+	})
+}
+
 // Fail makes every call fail with err, as an unreachable server does; nil
 // ends the outage.
 func (s *Source) Fail(err error) {
@@ -184,11 +204,20 @@ func (s *Source) Calls(method string) int {
 	return s.calls[method]
 }
 
-// ResetCalls sets every count of Calls to zero.
+// ResetCalls sets every count of Calls, and Delivered, to zero.
 func (s *Source) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.calls)
+	s.delivered = 0
+}
+
+// Delivered returns how many messages Fetch handed over with their
+// content (not those the caller knew, nor those flagged \Deleted).
+func (s *Source) Delivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delivered
 }
 
 // call counts a call of method, runs the hook, then takes s.mu and
@@ -326,6 +355,7 @@ func (s *Source) Fetch(ctx context.Context, name string, q imapstore.Query) (*im
 		msg := imapstore.Message{UID: m.uid, Deleted: m.deleted, ModSeq: m.modSeq}
 		if !m.deleted {
 			msg.Raw = slices.Clone(m.raw)
+			s.delivered++
 		}
 		if q.Received != nil && q.Known == nil && !m.deleted {
 			received = append(received, msg)
