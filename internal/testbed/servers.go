@@ -12,7 +12,7 @@ import (
 var (
 	mainCalled bool // set by Main before the tests run
 
-	// Dovecot is started by the first Get, Servers or Private and stopped
+	// Dovecot is started by the first Get or Servers and stopped
 	// by Main: a test binary whose tests need no server starts none.
 	dovecotMu      sync.Mutex
 	dovecotStarted bool    // guarded by dovecotMu
@@ -28,11 +28,11 @@ var (
 
 // Main is called from a package's TestMain: it runs m.Run(), stops the
 // servers its tests started, and exits with the tests' code. It starts
-// none itself: the first Get, Servers or Private starts Dovecot through
+// none itself: the first Get or Servers starts Dovecot through
 // testbed/dovecot-up (found by walking up from the working directory to
 // the directory holding go.mod), and the first GetCyrus or Servers starts
 // Cyrus; Main stops them with testbed/dovecot-down and testbed/cyrus-down.
-// So a run of the fast tier (go test -short, see Short) starts no server.
+// Under go test -short (the fast tier) no test starts a server.
 func Main(m *testing.M) {
 	mainCalled = true
 	code := m.Run()

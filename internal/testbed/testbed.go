@@ -14,7 +14,7 @@
 //	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
 //	c := srv.Dial(t, testbed.Proxy)
 //
-// Dovecot is started on the first call of Get, Servers or Private in a test
+// Dovecot is started on the first call of Get or Servers in a test
 // binary, by the script testbed/dovecot-up at the root of the module, and
 // stopped by testbed/dovecot-down when Main returns: a package whose tests
 // need no server starts none. Every package gets its own instance, with its

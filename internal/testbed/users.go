@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,8 +20,8 @@ import (
 func Private(t testing.TB) *Server {
 	t.Helper()
 	skipShort(t, Dovecot)
-	if _, err := dovecot(); err != nil {
-		unavailable(t, Dovecot, err)
+	if !mainCalled {
+		unavailable(t, Dovecot, errors.New("testbed.Main was not called from TestMain"))
 	}
 	srv, err := start(Dovecot)
 	if err != nil {
