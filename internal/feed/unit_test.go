@@ -599,3 +599,22 @@ func TestDiscoveryUnit(t *testing.T) {
 		t.Errorf("after bob stopped sharing: Folders = %+v, %v", fs, err)
 	}
 }
+
+// TestAnnotationsRevalidated: an annotation moves no state, so the cache
+// reads it again within Revalidate: a folder whose Kolab folder-type
+// annotation turns to "mail" stops being published by then.
+func TestAnnotationsRevalidated(t *testing.T) {
+	u := newUnit(t, Options{Revalidate: time.Minute}, false)
+	cal := u.share("alice", "Calendar", "lr", "Planning")
+	u.src.SetType(cal, "event")
+	u.mustCalendar(t, "alice", asOwner)
+	u.src.SetType(cal, "mail")
+	u.mustCalendar(t, "alice", asOwner) // within Revalidate: details still trusted
+	if got := u.src.Calls("Details"); got != 1 {
+		t.Errorf("within Revalidate: %d Details, want 1", got)
+	}
+	u.advance(time.Minute)
+	if _, err := u.calendar(t, "alice", asOwner); !errors.Is(err, ErrNotFound) {
+		t.Errorf("past Revalidate, a folder annotated mail: %v, want ErrNotFound", err)
+	}
+}

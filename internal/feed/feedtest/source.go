@@ -10,9 +10,10 @@
 // it ("shared/alice/Calendar", delimiter "/"); LIST shows a folder only
 // when the proxy has the l right; a folder may be read (Fetch) only with
 // the r right, else it is not found; GETACL answers only with the a right;
-// every change (an appended message, a flag, an expunge, a SETACL, an
-// annotation) moves the folder's HIGHESTMODSEQ, as on Dovecot with
-// CONDSTORE. Fetch hands every message over whole (as a folder read from
+// every change of content or ACL (an appended message, a flag, an
+// expunge, a SETACL) moves the folder's HIGHESTMODSEQ, as on Dovecot with
+// CONDSTORE; an annotation (METADATA) moves no state, so that the cache
+// is held to reading annotations again without a sign (Options.Revalidate). Fetch hands every message over whole (as a folder read from
 // scratch whose messages are all below Query.WholeBelow), through
 // Query.Received when nothing is Known, in Listing.Messages otherwise.
 //
@@ -92,16 +93,24 @@ func (s *Source) AddFolder(owner, path, rights string) string {
 }
 
 // change runs f on folder name under s.mu and moves its HIGHESTMODSEQ,
-// as every change does on Dovecot. It panics for a folder not added: a
-// mistake in the test.
+// as a change of content or ACL does on Dovecot. It panics for a folder
+// not added: a mistake in the test.
 func (s *Source) change(name string, f func(f *folder)) {
+	s.edit(name, func(fo *folder) {
+		fo.State.HighestModSeq++
+		f(fo)
+	})
+}
+
+// edit runs f on folder name under s.mu. It panics for a folder not
+// added.
+func (s *Source) edit(name string, f func(f *folder)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fo := s.folders[name]
 	if fo == nil {
 		panic("feedtest: no folder " + name)
 	}
-	fo.State.HighestModSeq++
 	f(fo)
 }
 
@@ -117,15 +126,15 @@ func (s *Source) SetACL(name string, acl map[string]string) {
 }
 
 // SetType sets the Kolab folder-type annotation of folder name ("event",
-// "mail", …; "" removes it).
+// "mail", …; "" removes it). It moves no state.
 func (s *Source) SetType(name, typ string) {
-	s.change(name, func(f *folder) { f.Type = typ })
+	s.edit(name, func(f *folder) { f.Type = typ })
 }
 
 // SetIncidencesFor sets the Kolab incidences-for annotation of folder
-// name ("readers", "admins", "nobody"; "" removes it).
+// name ("readers", "admins", "nobody"; "" removes it). It moves no state.
 func (s *Source) SetIncidencesFor(name, v string) {
-	s.change(name, func(f *folder) { f.IncidencesFor = v })
+	s.edit(name, func(f *folder) { f.IncidencesFor = v })
 }
 
 // Append adds the message raw to folder name and returns its UID.
