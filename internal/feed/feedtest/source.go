@@ -12,8 +12,10 @@
 // the r right, else it is not found; GETACL answers only with the a right;
 // every change of content or ACL (an appended message, a flag, an
 // expunge, a SETACL) moves the folder's HIGHESTMODSEQ, as on Dovecot with
-// CONDSTORE; an annotation (METADATA) moves no state, so that the cache
-// is held to reading annotations again without a sign (Options.Revalidate). Fetch hands every message over whole (as a folder read from
+// CONDSTORE. An annotation (METADATA) moves no state here: Dovecot moves
+// HIGHESTMODSEQ for it too, but a server need not, and the cache must read
+// annotations again without a sign (Options.Revalidate).
+// TestAgainstDovecot holds the fake to these claims. Fetch hands every message over whole (as a folder read from
 // scratch whose messages are all below Query.WholeBelow), through
 // Query.Received when nothing is Known, in Listing.Messages otherwise.
 //
