@@ -316,8 +316,7 @@ func TestUnknownOwnerLookups(t *testing.T) {
 	}
 }
 
-// privacyEvents are alice's events of TestViewsPerAccess: one of each
-// class.
+// The events of TestViewsPerAccess, one of each class, by summary.
 const (
 	publicEvent       = "Planning"
 	confidentialEvent = "Salary talk"
@@ -342,7 +341,7 @@ func TestViewsPerAccess(t *testing.T) {
 		who     acl.Requester
 		shown   []string // SUMMARY values
 		hidden  []string
-		noAnswr bool
+		refused bool
 	}
 	all := []string{publicEvent, confidentialEvent, privateEvent}
 	ownerView := view{who: asOwner, shown: all}
@@ -356,7 +355,7 @@ func TestViewsPerAccess(t *testing.T) {
 	}{
 		{"acl known", "lra", acl.Policy{}, []view{ownerView, readerView, busyView(acl.Requester{User: "carol"}), busyView(acl.Requester{Anonymous: true})}},
 		{"acl unknown", "lr", acl.Policy{}, []view{ownerView, busyView(acl.Requester{User: "bob"})}},
-		{"authenticated only", "lra", acl.Policy{FreeBusy: acl.AuthenticatedOnly}, []view{readerView, {who: acl.Requester{Anonymous: true}, noAnswr: true}}},
+		{"authenticated only", "lra", acl.Policy{FreeBusy: acl.AuthenticatedOnly}, []view{readerView, {who: acl.Requester{Anonymous: true}, refused: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := newUnit(t, Options{Policy: &tc.policy}, false)
@@ -367,7 +366,7 @@ func TestViewsPerAccess(t *testing.T) {
 			u.src.Append(cal, classEvent(privateEvent, "PRIVATE", 2))
 			for _, v := range tc.views {
 				a, err := u.calendar(t, "alice", v.who)
-				if v.noAnswr {
+				if v.refused {
 					if !errors.Is(err, ErrNotFound) {
 						t.Errorf("Calendar as %+v: %v, want ErrNotFound", v.who, err)
 					}
