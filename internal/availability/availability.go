@@ -243,13 +243,41 @@ func Unavailable(avs []calendar.Availability, w freebusy.Window) []freebusy.Peri
 	if !w.End.After(w.Start) {
 		return nil
 	}
-	type comp struct {
-		span   freebusy.Window
-		rank   int // lower ranks first
-		busy   freebusy.Type
-		freeAt []freebusy.Window // its AVAILABLE periods, clipped to its span
+	comps, cuts := components(avs, w)
+	var out []freebusy.Period
+	for i := 0; i+1 < len(cuts); i++ {
+		from, to := cuts[i], cuts[i+1]
+		if from.Before(w.Start) || to.After(w.End) {
+			continue
+		}
+		// Every cut is a boundary, so what holds at from holds until to.
+		busy := busyAt(comps, from)
+		if busy == "" {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Type == busy && out[n-1].End.Equal(from) {
+			out[n-1].End = to
+			continue
+		}
+		out = append(out, freebusy.Period{Start: from, End: to, Type: busy})
 	}
-	comps := make([]comp, 0, len(avs))
+	return out
+}
+
+// component is one VAVAILABILITY as Unavailable applies it.
+type component struct {
+	span   freebusy.Window
+	rank   int // lower ranks first
+	busy   freebusy.Type
+	freeAt []freebusy.Window // its AVAILABLE periods, clipped to its span
+}
+
+// components returns the components of avs whose spans overlap w,
+// clipped to it and sorted by rank (stably: input order within a rank),
+// and the times at which what is busy may change (w's bounds, the spans'
+// and the AVAILABLE periods'), sorted, each once.
+func components(avs []calendar.Availability, w freebusy.Window) ([]component, []time.Time) {
+	comps := make([]component, 0, len(avs))
 	cuts := []time.Time{w.Start, w.End}
 	for _, a := range avs {
 		span := w
@@ -262,7 +290,7 @@ func Unavailable(avs []calendar.Availability, w freebusy.Window) []freebusy.Peri
 		if !span.End.After(span.Start) {
 			continue
 		}
-		c := comp{span: span, rank: a.Priority, busy: freebusy.Type(a.BusyType)}
+		c := component{span: span, rank: a.Priority, busy: freebusy.Type(a.BusyType)}
 		if c.rank == 0 {
 			c.rank = 10
 		}
@@ -280,65 +308,56 @@ func Unavailable(avs []calendar.Availability, w freebusy.Window) []freebusy.Peri
 		}
 		comps = append(comps, c)
 	}
-	slices.SortStableFunc(comps, func(a, b comp) int { return cmp.Compare(a.rank, b.rank) })
+	slices.SortStableFunc(comps, func(a, b component) int { return cmp.Compare(a.rank, b.rank) })
 	slices.SortFunc(cuts, func(a, b time.Time) int { return a.Compare(b) })
 	cuts = slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) })
-	covers := func(ws []freebusy.Window, t time.Time) bool {
-		i, _ := slices.BinarySearchFunc(ws, t, func(s freebusy.Window, t time.Time) int {
-			if !s.End.After(t) {
-				return -1
+	return comps, cuts
+}
+
+// busyAt returns how busy time t is under comps (sorted by rank): the
+// components of the best rank whose spans cover t decide; it is free
+// ("") when one of them has t available, or when none covers t, else
+// busy as the first of them in input order says.
+func busyAt(comps []component, t time.Time) freebusy.Type {
+	for j := 0; j < len(comps); {
+		rank := comps[j].rank
+		first := freebusy.Type("")
+		free, covered := false, false
+		for ; j < len(comps) && comps[j].rank == rank; j++ {
+			c := &comps[j]
+			if t.Before(c.span.Start) || !c.span.End.After(t) {
+				continue
 			}
-			if s.Start.After(t) {
-				return 1
+			if !covered {
+				first = c.busy // the first in input order: the sort is stable
 			}
-			return 0
-		})
-		return i < len(ws) && !ws[i].Start.After(t) && ws[i].End.After(t)
+			covered = true
+			if covers(c.freeAt, t) {
+				free = true
+			}
+		}
+		if covered {
+			if free {
+				return ""
+			}
+			return first
+		}
 	}
-	var out []freebusy.Period
-	for i := 0; i+1 < len(cuts); i++ {
-		from, to := cuts[i], cuts[i+1]
-		if from.Before(w.Start) || to.After(w.End) {
-			continue
+	return ""
+}
+
+// covers reports whether one of ws (sorted, not overlapping) holds t.
+func covers(ws []freebusy.Window, t time.Time) bool {
+	i, _ := slices.BinarySearchFunc(ws, t, func(s freebusy.Window, t time.Time) int {
+		if !s.End.After(t) {
+			return -1
 		}
-		// The highest-priority components covering [from, to) decide;
-		// every cut is a boundary, so what holds at from holds until to.
-		var busy freebusy.Type
-		decided := false
-		for j := 0; j < len(comps) && !decided; {
-			rank := comps[j].rank
-			first := freebusy.Type("")
-			free, covered := false, false
-			for ; j < len(comps) && comps[j].rank == rank; j++ {
-				c := &comps[j]
-				if from.Before(c.span.Start) || !c.span.End.After(from) {
-					continue
-				}
-				if !covered {
-					first = c.busy // the first in input order: the sort is stable
-				}
-				covered = true
-				if covers(c.freeAt, from) {
-					free = true
-				}
-			}
-			if covered {
-				decided = true
-				if !free {
-					busy = first
-				}
-			}
+		if s.Start.After(t) {
+			return 1
 		}
-		if busy == "" {
-			continue
-		}
-		if n := len(out); n > 0 && out[n-1].Type == busy && out[n-1].End.Equal(from) {
-			out[n-1].End = to
-			continue
-		}
-		out = append(out, freebusy.Period{Start: from, End: to, Type: busy})
-	}
-	return out
+		return 0
+	})
+	return i < len(ws) && !ws[i].Start.After(t) && ws[i].End.After(t)
 }
 
 // Slots returns the maximal spans of w, at least min long, in which no

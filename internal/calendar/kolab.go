@@ -174,108 +174,19 @@ func kolab2Calendar(data []byte) (*ical.Calendar, error) {
 		return nil, fmt.Errorf("%w: Kolab 2 %s objects are not events", ErrUnsupported, root.name)
 	}
 	ev := ical.NewComponent(ical.CompEvent)
-	add := func(name, value string) {
-		if value != "" {
-			ev.Props.Add(prop(name, value))
-		}
-	}
-	add(ical.PropUID, root.val("uid"))
-	start, startDate, err := kolabTime(root.val("start-date"))
+	addProp(ev, ical.PropUID, root.val("uid"))
+	start, allDay, err := kolab2Times(ev, root)
 	if err != nil {
 		return nil, err
 	}
-	end, endDate, err := kolabTime(root.val("end-date"))
-	if err != nil && root.val("end-date") != "" {
-		return nil, err
-	}
-	if stamp := root.val("last-modification-date"); stamp != "" {
-		if t, _, err := kolabTime(stamp); err == nil {
-			add(ical.PropDateTimeStamp, t.UTC().Format("20060102T150405Z"))
-		}
-	}
-	if startDate {
-		p := prop(ical.PropDateTimeStart, start.Format("20060102"))
-		p.Params.Set(ical.ParamValue, "DATE")
-		ev.Props.Add(p)
-		if !end.IsZero() && endDate {
-			// Kolab 2's end date is the last day of the event.
-			p := prop(ical.PropDateTimeEnd, end.AddDate(0, 0, 1).Format("20060102"))
-			p.Params.Set(ical.ParamValue, "DATE")
-			ev.Props.Add(p)
-		}
-	} else {
-		add(ical.PropDateTimeStart, start.UTC().Format("20060102T150405Z"))
-		if !end.IsZero() {
-			add(ical.PropDateTimeEnd, end.UTC().Format("20060102T150405Z"))
-		}
-	}
-	add(ical.PropSummary, escapeText(root.val("summary")))
-	add(ical.PropLocation, escapeText(root.val("location")))
-	add(ical.PropDescription, escapeText(root.val("body")))
-	switch strings.ToLower(root.val("sensitivity")) {
-	case "private":
-		add(ical.PropClass, "PRIVATE")
-	case "confidential":
-		add(ical.PropClass, "CONFIDENTIAL")
-	case "public":
-		add(ical.PropClass, "PUBLIC")
-	}
-	switch strings.ToLower(root.val("show-time-as")) {
-	case "free":
-		add(ical.PropTransparency, "TRANSPARENT")
-	case "tentative":
-		add("X-MICROSOFT-CDO-BUSYSTATUS", "TENTATIVE")
-	case "outofoffice":
-		add("X-MICROSOFT-CDO-BUSYSTATUS", "OOF")
-	default:
-		add(ical.PropTransparency, "OPAQUE")
-	}
-	if o := root.child("organizer"); o != nil && o.val("smtp-address") != "" {
-		p := prop(ical.PropOrganizer, "mailto:"+o.val("smtp-address"))
-		if cn := o.val("display-name"); cn != "" {
-			p.Params.Set(ical.ParamCommonName, cn)
-		}
-		ev.Props.Add(p)
-	}
-	for _, a := range root.all("attendee") {
-		if a.val("smtp-address") == "" {
-			continue
-		}
-		p := prop(ical.PropAttendee, "mailto:"+a.val("smtp-address"))
-		if cn := a.val("display-name"); cn != "" {
-			p.Params.Set(ical.ParamCommonName, cn)
-		}
-		partstat := map[string]string{"none": "NEEDS-ACTION", "tentative": "TENTATIVE", "accepted": "ACCEPTED",
-			"declined": "DECLINED", "delegated": "DELEGATED"}[strings.ToLower(a.val("status"))]
-		if partstat == "" {
-			partstat = "NEEDS-ACTION"
-		}
-		p.Params.Set(ical.ParamParticipationStatus, partstat)
-		if role := map[string]string{"required": "REQ-PARTICIPANT", "optional": "OPT-PARTICIPANT",
-			"resource": "NON-PARTICIPANT"}[strings.ToLower(a.val("role"))]; role != "" {
-			p.Params.Set(ical.ParamRole, role)
-		}
-		ev.Props.Add(p)
-	}
+	addProp(ev, ical.PropSummary, escapeText(root.val("summary")))
+	addProp(ev, ical.PropLocation, escapeText(root.val("location")))
+	addProp(ev, ical.PropDescription, escapeText(root.val("body")))
+	kolab2Show(ev, root)
+	kolab2People(ev, root)
 	if r := root.child("recurrence"); r != nil {
-		rule, err := kolab2Rule(r, start, startDate)
-		if err != nil {
+		if err := kolab2Recurrence(ev, r, start, allDay); err != nil {
 			return nil, err
-		}
-		add(ical.PropRecurrenceRule, rule)
-		for _, x := range r.all("exclusion") {
-			d, err := time.Parse("2006-01-02", strings.TrimSpace(x.text))
-			if err != nil {
-				return nil, fmt.Errorf("%w: Kolab 2 exclusion", ErrMalformed)
-			}
-			if startDate {
-				p := prop(ical.PropExceptionDates, d.Format("20060102"))
-				p.Params.Set(ical.ParamValue, "DATE")
-				ev.Props.Add(p)
-				continue
-			}
-			at := time.Date(d.Year(), d.Month(), d.Day(), start.Hour(), start.Minute(), start.Second(), 0, time.UTC)
-			add(ical.PropExceptionDates, at.Format("20060102T150405Z"))
 		}
 	}
 	cal := ical.NewCalendar()
@@ -283,6 +194,137 @@ func kolab2Calendar(data []byte) (*ical.Calendar, error) {
 	cal.Props.SetText(ical.PropProductID, "-//fbpub//Kolab 2 converted//EN")
 	cal.Children = append(cal.Children, ev)
 	return cal, nil
+}
+
+// addProp adds the property name with value to c, unless value is empty.
+func addProp(c *ical.Component, name, value string) {
+	if value != "" {
+		c.Props.Add(prop(name, value))
+	}
+}
+
+// addDate adds the property name with the DATE value of t to c.
+func addDate(c *ical.Component, name string, t time.Time) {
+	p := prop(name, t.Format("20060102"))
+	p.Params.Set(ical.ParamValue, "DATE")
+	c.Props.Add(p)
+}
+
+// kolab2Times adds DTSTART, DTEND and DTSTAMP of a Kolab 2 event to ev,
+// and returns its start and whether it lasts whole days.
+func kolab2Times(ev *ical.Component, root *node) (start time.Time, allDay bool, err error) {
+	start, allDay, err = kolabTime(root.val("start-date"))
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	end, endDate, err := kolabTime(root.val("end-date"))
+	if err != nil && root.val("end-date") != "" {
+		return time.Time{}, false, err
+	}
+	if stamp := root.val("last-modification-date"); stamp != "" {
+		if t, _, err := kolabTime(stamp); err == nil {
+			addProp(ev, ical.PropDateTimeStamp, t.UTC().Format("20060102T150405Z"))
+		}
+	}
+	if allDay {
+		addDate(ev, ical.PropDateTimeStart, start)
+		if !end.IsZero() && endDate {
+			// Kolab 2's end date is the last day of the event.
+			addDate(ev, ical.PropDateTimeEnd, end.AddDate(0, 0, 1))
+		}
+		return start, allDay, nil
+	}
+	addProp(ev, ical.PropDateTimeStart, start.UTC().Format("20060102T150405Z"))
+	if !end.IsZero() {
+		addProp(ev, ical.PropDateTimeEnd, end.UTC().Format("20060102T150405Z"))
+	}
+	return start, allDay, nil
+}
+
+// kolab2Show adds the class (Kolab 2's sensitivity) and how the event
+// shows in free/busy (show-time-as) to ev.
+func kolab2Show(ev *ical.Component, root *node) {
+	switch strings.ToLower(root.val("sensitivity")) {
+	case "private":
+		addProp(ev, ical.PropClass, "PRIVATE")
+	case "confidential":
+		addProp(ev, ical.PropClass, "CONFIDENTIAL")
+	case "public":
+		addProp(ev, ical.PropClass, "PUBLIC")
+	}
+	switch strings.ToLower(root.val("show-time-as")) {
+	case "free":
+		addProp(ev, ical.PropTransparency, "TRANSPARENT")
+	case "tentative":
+		addProp(ev, "X-MICROSOFT-CDO-BUSYSTATUS", "TENTATIVE")
+	case "outofoffice":
+		addProp(ev, "X-MICROSOFT-CDO-BUSYSTATUS", "OOF")
+	default:
+		addProp(ev, ical.PropTransparency, "OPAQUE")
+	}
+}
+
+// kolab2People adds the organizer and the attendees that have an address
+// to ev.
+func kolab2People(ev *ical.Component, root *node) {
+	if o := root.child("organizer"); o != nil && o.val("smtp-address") != "" {
+		ev.Props.Add(kolab2Person(ical.PropOrganizer, o))
+	}
+	for _, a := range root.all("attendee") {
+		if a.val("smtp-address") == "" {
+			continue
+		}
+		p := kolab2Person(ical.PropAttendee, a)
+		partstat := kolabPartStats[strings.ToLower(a.val("status"))]
+		if partstat == "" {
+			partstat = "NEEDS-ACTION"
+		}
+		p.Params.Set(ical.ParamParticipationStatus, partstat)
+		if role := kolabRoles[strings.ToLower(a.val("role"))]; role != "" {
+			p.Params.Set(ical.ParamRole, role)
+		}
+		ev.Props.Add(p)
+	}
+}
+
+// kolab2Person returns the property name for the person element n: its
+// address, and its display name as CN.
+func kolab2Person(name string, n *node) *ical.Prop {
+	p := prop(name, "mailto:"+n.val("smtp-address"))
+	if cn := n.val("display-name"); cn != "" {
+		p.Params.Set(ical.ParamCommonName, cn)
+	}
+	return p
+}
+
+var (
+	kolabPartStats = map[string]string{"none": "NEEDS-ACTION", "tentative": "TENTATIVE", "accepted": "ACCEPTED",
+		"declined": "DECLINED", "delegated": "DELEGATED"}
+	kolabRoles = map[string]string{"required": "REQ-PARTICIPANT", "optional": "OPT-PARTICIPANT",
+		"resource": "NON-PARTICIPANT"}
+)
+
+// kolab2Recurrence adds the RRULE and the EXDATEs of the recurrence
+// element r to ev, an event that starts at start (all day or not).
+func kolab2Recurrence(ev *ical.Component, r *node, start time.Time, allDay bool) error {
+	rule, err := kolab2Rule(r, allDay)
+	if err != nil {
+		return err
+	}
+	addProp(ev, ical.PropRecurrenceRule, rule)
+	for _, x := range r.all("exclusion") {
+		d, err := time.Parse("2006-01-02", strings.TrimSpace(x.text))
+		if err != nil {
+			return fmt.Errorf("%w: Kolab 2 exclusion", ErrMalformed)
+		}
+		if allDay {
+			addDate(ev, ical.PropExceptionDates, d)
+			continue
+		}
+		at := time.Date(d.Year(), d.Month(), d.Day(), start.Hour(), start.Minute(), start.Second(), 0, time.UTC)
+		addProp(ev, ical.PropExceptionDates, at.Format("20060102T150405Z"))
+	}
+	return nil
 }
 
 // kolabTime reads a Kolab 2 date ("2025-03-12") or UTC date-time.
@@ -309,91 +351,125 @@ var kolabDays = map[string]string{"monday": "MO", "tuesday": "TU", "wednesday": 
 var kolabMonths = map[string]int{"january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6,
 	"july": 7, "august": 8, "september": 9, "october": 10, "november": 11, "december": 12}
 
+// errKolabRule is the error of a Kolab 2 recurrence fbpub cannot read.
+var errKolabRule = fmt.Errorf("%w: Kolab 2 recurrence", ErrMalformed)
+
 // kolab2Rule converts a Kolab 2 recurrence element into an RRULE value.
-func kolab2Rule(r *node, start time.Time, allDay bool) (string, error) {
-	bad := fmt.Errorf("%w: Kolab 2 recurrence", ErrMalformed)
-	num := func(s string) (int, bool) {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		return n, err == nil && n >= -366 && n <= 366 && n != 0
+func kolab2Rule(r *node, allDay bool) (string, error) {
+	parts, err := kolab2Freq(r)
+	if err != nil {
+		return "", err
 	}
-	var parts []string
+	if n, err := strconv.Atoi(r.val("interval")); err == nil && n > 1 {
+		parts = append(parts, "INTERVAL="+strconv.Itoa(n))
+	}
+	end, err := kolab2Range(r.child("range"), allDay)
+	if err != nil {
+		return "", err
+	}
+	if end != "" {
+		parts = append(parts, end)
+	}
+	return strings.Join(parts, ";"), nil
+}
+
+// kolab2Freq returns the FREQ part of the rule of r, and the BY parts
+// its cycle and type call for.
+func kolab2Freq(r *node) ([]string, error) {
 	var days []string
 	for _, d := range r.all("day") {
 		if c := kolabDays[strings.ToLower(strings.TrimSpace(d.text))]; c != "" {
 			days = append(days, c)
 		}
 	}
-	month := kolabMonths[strings.ToLower(r.val("month"))]
 	cycle, typ := strings.ToLower(r.attrs["cycle"]), strings.ToLower(r.attrs["type"])
 	switch cycle {
 	case "daily":
-		parts = append(parts, "FREQ=DAILY")
+		return []string{"FREQ=DAILY"}, nil
 	case "weekly":
-		parts = append(parts, "FREQ=WEEKLY")
+		parts := []string{"FREQ=WEEKLY"}
 		if len(days) > 0 {
 			parts = append(parts, "BYDAY="+strings.Join(days, ","))
 		}
+		return parts, nil
 	case "monthly", "yearly":
-		parts = append(parts, "FREQ="+strings.ToUpper(cycle))
-		if cycle == "yearly" && month > 0 && typ != "yearday" {
+		parts := []string{"FREQ=" + strings.ToUpper(cycle)}
+		if month := kolabMonths[strings.ToLower(r.val("month"))]; cycle == "yearly" && month > 0 && typ != "yearday" {
 			parts = append(parts, "BYMONTH="+strconv.Itoa(month))
 		}
-		switch typ {
-		case "daynumber", "monthday":
-			n, ok := num(r.val("daynumber"))
-			if typ == "monthday" || !ok {
-				n, ok = num(r.val("date"))
-			}
-			if !ok {
-				return "", bad
-			}
-			parts = append(parts, "BYMONTHDAY="+strconv.Itoa(n))
-		case "weekday":
-			n, ok := num(r.val("daynumber"))
-			if !ok || len(days) == 0 {
-				return "", bad
-			}
-			if n == 5 {
-				n = -1 // Kolab clients write 5 for "the last"
-			}
-			parts = append(parts, "BYDAY="+strconv.Itoa(n)+days[0])
-		case "yearday":
-			n, ok := num(r.val("daynumber"))
-			if !ok {
-				return "", bad
-			}
-			parts = append(parts, "BYYEARDAY="+strconv.Itoa(n))
-		default:
-			return "", bad
+		by, err := kolab2By(r, typ, days)
+		if err != nil {
+			return nil, err
 		}
-	default:
-		return "", bad
+		return append(parts, by), nil
 	}
-	if n, err := strconv.Atoi(r.val("interval")); err == nil && n > 1 {
-		parts = append(parts, "INTERVAL="+strconv.Itoa(n))
-	}
-	if rg := r.child("range"); rg != nil {
-		v := strings.TrimSpace(rg.text)
-		switch strings.ToLower(rg.attrs["type"]) {
-		case "number":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return "", bad
-			}
-			parts = append(parts, "COUNT="+strconv.Itoa(n))
-		case "date":
-			d, err := time.Parse("2006-01-02", v)
-			if err != nil {
-				return "", bad
-			}
-			if allDay {
-				parts = append(parts, "UNTIL="+d.Format("20060102"))
-			} else {
-				parts = append(parts, "UNTIL="+d.Format("20060102")+"T235959Z")
-			}
+	return nil, errKolabRule
+}
+
+// kolab2By returns the BY part of a monthly or yearly rule of type typ:
+// a day of the month, a weekday of the month (days[0]) or a day of the
+// year.
+func kolab2By(r *node, typ string, days []string) (string, error) {
+	switch typ {
+	case "daynumber", "monthday":
+		n, ok := kolabOrdinal(r.val("daynumber"))
+		if typ == "monthday" || !ok {
+			n, ok = kolabOrdinal(r.val("date"))
 		}
+		if !ok {
+			return "", errKolabRule
+		}
+		return "BYMONTHDAY=" + strconv.Itoa(n), nil
+	case "weekday":
+		n, ok := kolabOrdinal(r.val("daynumber"))
+		if !ok || len(days) == 0 {
+			return "", errKolabRule
+		}
+		if n == 5 {
+			n = -1 // Kolab clients write 5 for "the last"
+		}
+		return "BYDAY=" + strconv.Itoa(n) + days[0], nil
+	case "yearday":
+		n, ok := kolabOrdinal(r.val("daynumber"))
+		if !ok {
+			return "", errKolabRule
+		}
+		return "BYYEARDAY=" + strconv.Itoa(n), nil
 	}
-	return strings.Join(parts, ";"), nil
+	return "", errKolabRule
+}
+
+// kolabOrdinal reads a day number of a rule: not zero, within ±366.
+func kolabOrdinal(s string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	return n, err == nil && n >= -366 && n <= 366 && n != 0
+}
+
+// kolab2Range returns the COUNT or UNTIL part of the range element rg
+// (nil or of another type: none).
+func kolab2Range(rg *node, allDay bool) (string, error) {
+	if rg == nil {
+		return "", nil
+	}
+	v := strings.TrimSpace(rg.text)
+	switch strings.ToLower(rg.attrs["type"]) {
+	case "number":
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", errKolabRule
+		}
+		return "COUNT=" + strconv.Itoa(n), nil
+	case "date":
+		d, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			return "", errKolabRule
+		}
+		if allDay {
+			return "UNTIL=" + d.Format("20060102"), nil
+		}
+		return "UNTIL=" + d.Format("20060102") + "T235959Z", nil
+	}
+	return "", nil
 }
 
 var (

@@ -69,91 +69,78 @@ var xcalParamTypes = map[string]string{
 	"SENT-BY": "cal-address", "ALTREP": "uri", "DIR": "uri",
 }
 
+// xcalWriteProp writes p as an xCal property element: its parameters,
+// then its value as elements of its type.
 func xcalWriteProp(b *bytes.Buffer, p *ical.Prop) {
 	name := strings.ToLower(p.Name)
-	typ, ok := xcalTypes[p.Name]
-	if !ok {
-		typ = "text"
-	}
-	if v := strings.ToUpper(p.Params.Get(ical.ParamValue)); v != "" {
-		typ = strings.ToLower(v)
-	}
 	b.WriteString("<" + name + ">")
-	var params []string
-	for k := range p.Params {
+	xcalWriteParams(b, p.Params)
+	xcalWriteValue(b, p, xcalType(p))
+	b.WriteString("</" + name + ">")
+}
+
+// xcalType returns the xCal value type of p: its VALUE parameter, else
+// the default type of its name, else text.
+func xcalType(p *ical.Prop) string {
+	if v := p.Params.Get(ical.ParamValue); v != "" {
+		return strings.ToLower(v)
+	}
+	if typ, ok := xcalTypes[p.Name]; ok {
+		return typ
+	}
+	return "text"
+}
+
+// xcalWriteParams writes the parameters element of params, sorted by
+// name, without VALUE (the type of the value elements says it); nothing
+// when there are no others.
+func xcalWriteParams(b *bytes.Buffer, params ical.Params) {
+	var names []string
+	for k := range params {
 		if k != ical.ParamValue {
-			params = append(params, k)
+			names = append(names, k)
 		}
 	}
-	if len(params) > 0 {
-		slices.Sort(params)
-		b.WriteString("<parameters>")
-		for _, k := range params {
-			pt, ok := xcalParamTypes[k]
-			if !ok {
-				pt = "text"
-			}
-			b.WriteString("<" + strings.ToLower(k) + ">")
-			for _, v := range p.Params[k] {
-				xcalElem(b, pt, v)
-			}
-			b.WriteString("</" + strings.ToLower(k) + ">")
-		}
-		b.WriteString("</parameters>")
+	if len(names) == 0 {
+		return
 	}
+	slices.Sort(names)
+	b.WriteString("<parameters>")
+	for _, k := range names {
+		pt, ok := xcalParamTypes[k]
+		if !ok {
+			pt = "text"
+		}
+		b.WriteString("<" + strings.ToLower(k) + ">")
+		for _, v := range params[k] {
+			xcalElem(b, pt, v)
+		}
+		b.WriteString("</" + strings.ToLower(k) + ">")
+	}
+	b.WriteString("</parameters>")
+}
+
+// xcalWriteValue writes the value of p as elements of type typ.
+func xcalWriteValue(b *bytes.Buffer, p *ical.Prop, typ string) {
 	switch typ {
 	case "text":
-		if xcalMulti[p.Name] {
-			for _, v := range splitText(p.Value) {
-				xcalElem(b, "text", unescapeText(v))
-			}
-		} else {
+		if !xcalMulti[p.Name] {
 			xcalElem(b, "text", unescapeText(p.Value))
+			return
+		}
+		for _, v := range splitText(p.Value) {
+			xcalElem(b, "text", unescapeText(v))
 		}
 	case "date-time", "date":
 		for _, v := range strings.Split(p.Value, ",") {
-			v = strings.TrimSpace(v)
-			if len(v) == 8 {
-				xcalElem(b, "date", xcalDate(v))
-			} else {
-				xcalElem(b, "date-time", xcalDateTime(v))
-			}
+			xcalWriteDate(b, "", strings.TrimSpace(v))
 		}
 	case "period":
 		for _, v := range strings.Split(p.Value, ",") {
-			start, rest, _ := strings.Cut(strings.TrimSpace(v), "/")
-			b.WriteString("<period>")
-			xcalElem(b, "start", xcalDateTime(start))
-			if strings.HasPrefix(rest, "P") || strings.HasPrefix(rest, "+P") || strings.HasPrefix(rest, "-P") {
-				xcalElem(b, "duration", rest)
-			} else {
-				xcalElem(b, "end", xcalDateTime(rest))
-			}
-			b.WriteString("</period>")
+			xcalWritePeriod(b, strings.TrimSpace(v))
 		}
 	case "recur":
-		b.WriteString("<recur>")
-		for _, part := range strings.Split(p.Value, ";") {
-			k, v, ok := strings.Cut(part, "=")
-			if !ok {
-				continue
-			}
-			k = strings.ToLower(strings.TrimSpace(k))
-			if k == "until" {
-				b.WriteString("<until>")
-				if len(v) == 8 {
-					b.WriteString(xmlText(xcalDate(v)))
-				} else {
-					b.WriteString(xmlText(xcalDateTime(v)))
-				}
-				b.WriteString("</until>")
-				continue
-			}
-			for _, x := range strings.Split(v, ",") {
-				xcalElem(b, k, x)
-			}
-		}
-		b.WriteString("</recur>")
+		xcalWriteRecur(b, p.Value)
 	case "utc-offset":
 		v := p.Value
 		if len(v) >= 5 {
@@ -167,7 +154,56 @@ func xcalWriteProp(b *bytes.Buffer, p *ical.Prop) {
 	default: // duration, integer, cal-address, uri, boolean, time, binary…
 		xcalElem(b, typ, p.Value)
 	}
-	b.WriteString("</" + name + ">")
+}
+
+// xcalWriteDate writes v, a DATE or DATE-TIME value, as a date or
+// date-time element, or as the text of the element name when name is not
+// empty.
+func xcalWriteDate(b *bytes.Buffer, name, v string) {
+	typ, text := "date-time", xcalDateTime(v)
+	if len(v) == 8 {
+		typ, text = "date", xcalDate(v)
+	}
+	if name == "" {
+		xcalElem(b, typ, text)
+		return
+	}
+	xcalElem(b, name, text)
+}
+
+// xcalWritePeriod writes v, a PERIOD value (start/end or start/duration),
+// as a period element.
+func xcalWritePeriod(b *bytes.Buffer, v string) {
+	start, rest, _ := strings.Cut(v, "/")
+	b.WriteString("<period>")
+	xcalElem(b, "start", xcalDateTime(start))
+	if strings.HasPrefix(rest, "P") || strings.HasPrefix(rest, "+P") || strings.HasPrefix(rest, "-P") {
+		xcalElem(b, "duration", rest)
+	} else {
+		xcalElem(b, "end", xcalDateTime(rest))
+	}
+	b.WriteString("</period>")
+}
+
+// xcalWriteRecur writes v, a RECUR value, as a recur element: one element
+// per rule part and value, UNTIL as a date or date-time.
+func xcalWriteRecur(b *bytes.Buffer, v string) {
+	b.WriteString("<recur>")
+	for _, part := range strings.Split(v, ";") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		if k == "until" {
+			xcalWriteDate(b, "until", v)
+			continue
+		}
+		for _, x := range strings.Split(v, ",") {
+			xcalElem(b, k, x)
+		}
+	}
+	b.WriteString("</recur>")
 }
 
 func xcalElem(b *bytes.Buffer, name, text string) {

@@ -109,8 +109,9 @@ func newMessage(objs []*calendar.Object) message {
 
 // compact drops the empty parameter map that go-ical's decoder makes for
 // every property of the trees objs hold (and their timezones'), before a
-// snapshot keeps them for as long as the folder is published: about a
-// seventh of the heap a cached event costs (bench/README.md, bench/scale).
+// snapshot keeps them for as long as the folder is published: a map per
+// property is a large share of the heap a cached event costs (bench/scale
+// measures it; the figures are in bench/README.md).
 // Nothing edits a cached tree (calendar.Object is immutable), and every
 // reader of a property's parameters (Get, range, len) reads a nil map as
 // an empty one; code that adds parameters does so on properties of its own.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -347,47 +348,77 @@ func (h *Handler) slots(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Add("Vary", "Accept")
-	q := r.URL.Query()
-	names := q["user"]
-	if g := q.Get("group"); g != "" {
-		if len(names) > 0 {
-			return badRequest("give group or user, not both")
-		}
-		var ok bool
-		if names, ok = h.opts.Team.Groups[g]; !ok {
-			return notFound("no such group")
-		}
-	}
-	if len(names) == 0 {
-		return badRequest("name the members: ?user=alice&user=bob or ?group=team")
-	}
-	if err := h.checkGroupSize(names); err != nil {
-		return err
-	}
-	d, err := calendar.ParseDuration(q.Get("duration"))
-	length := time.Duration(d.Days)*24*time.Hour + d.Exact
-	if err != nil || d.Days < 0 || d.Exact < 0 || length <= 0 {
-		return badRequest("duration: %q is not a positive duration like PT1H", clip(q.Get("duration")))
-	}
-	tentativeFree := false
-	switch q.Get("tentative") {
-	case "", "busy":
-	case "free":
-		tentativeFree = true
-	default:
-		return badRequest("tentative: %q is not free or busy", clip(q.Get("tentative")))
-	}
-	win, err := h.window(q.Get("start"), q.Get("end"), q.Get("period"))
+	sq, err := h.slotsQuery(r.URL.Query())
 	if err != nil {
 		return err
 	}
 	asCalendar := prefersCalendar(r.Header.Values("Accept"))
 	// Slots always respect working hours: every member's free/busy is
 	// asked with the time outside them marked.
-	ms, err := h.lookupMembers(r.Context(), names, win, viewer, true)
+	ms, err := h.lookupMembers(r.Context(), sq.names, sq.win, viewer, true)
 	if err != nil {
 		return err
 	}
+	busy, err := busyOf(ms)
+	if err != nil {
+		return err
+	}
+	free := availability.Slots(busy, sq.win, sq.length, sq.tentativeFree)
+	tags := []string{"slots", sq.win.Start.String(), sq.win.End.String(), sq.length.String(), strconv.FormatBool(sq.tentativeFree)}
+	if asCalendar {
+		return h.serveSlotsCalendar(w, r, free, sq.win, ms, tags)
+	}
+	return h.serveSlotsJSON(w, r, free, ms, tags)
+}
+
+// slotsQuery is what a request for common free time asks.
+type slotsQuery struct {
+	names         []string // the members, as asked
+	length        time.Duration
+	tentativeFree bool
+	win           freebusy.Window
+}
+
+// slotsQuery reads the query of /freebusy/slots: the members (user, or a
+// group), the duration of a slot, whether tentative time is free, and the
+// window.
+func (h *Handler) slotsQuery(q url.Values) (slotsQuery, error) {
+	var sq slotsQuery
+	sq.names = q["user"]
+	if g := q.Get("group"); g != "" {
+		if len(sq.names) > 0 {
+			return sq, badRequest("give group or user, not both")
+		}
+		var ok bool
+		if sq.names, ok = h.opts.Team.Groups[g]; !ok {
+			return sq, notFound("no such group")
+		}
+	}
+	if len(sq.names) == 0 {
+		return sq, badRequest("name the members: ?user=alice&user=bob or ?group=team")
+	}
+	if err := h.checkGroupSize(sq.names); err != nil {
+		return sq, err
+	}
+	d, err := calendar.ParseDuration(q.Get("duration"))
+	sq.length = time.Duration(d.Days)*24*time.Hour + d.Exact
+	if err != nil || d.Days < 0 || d.Exact < 0 || sq.length <= 0 {
+		return sq, badRequest("duration: %q is not a positive duration like PT1H", clip(q.Get("duration")))
+	}
+	switch q.Get("tentative") {
+	case "", "busy":
+	case "free":
+		sq.tentativeFree = true
+	default:
+		return sq, badRequest("tentative: %q is not free or busy", clip(q.Get("tentative")))
+	}
+	sq.win, err = h.window(q.Get("start"), q.Get("end"), q.Get("period"))
+	return sq, err
+}
+
+// busyOf returns the busy periods of the members whose free/busy was
+// read, one list per member.
+func busyOf(ms []member) ([][]freebusy.Period, error) {
 	var busy [][]freebusy.Period
 	for _, m := range ms {
 		if m.status != statusOK {
@@ -395,24 +426,31 @@ func (h *Handler) slots(w http.ResponseWriter, r *http.Request) error {
 		}
 		ps, err := periodsOf(m.answer.Body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		busy = append(busy, ps)
 	}
-	free := availability.Slots(busy, win, length, tentativeFree)
-	tags := []string{"slots", win.Start.String(), win.End.String(), length.String(), strconv.FormatBool(tentativeFree)}
-	if asCalendar {
-		reply := freebusy.Reply{UID: "fbpub-slots", Stamp: h.opts.Now(), Window: win}
-		for _, s := range free {
-			reply.Periods = append(reply.Periods, freebusy.Period{Start: s.Start, End: s.End, Type: freebusy.Free})
-		}
-		var b bytes.Buffer
-		if err := reply.Encode(&b); err != nil {
-			return err
-		}
-		h.serveComputed(w, r, b.Bytes(), calendarType, ms, "slots.ifb", tags...)
-		return nil
+	return busy, nil
+}
+
+// serveSlotsCalendar answers the slots free in win as a VFREEBUSY of FREE
+// periods.
+func (h *Handler) serveSlotsCalendar(w http.ResponseWriter, r *http.Request, free []freebusy.Window, win freebusy.Window, ms []member, tags []string) error {
+	reply := freebusy.Reply{UID: "fbpub-slots", Stamp: h.opts.Now(), Window: win}
+	for _, s := range free {
+		reply.Periods = append(reply.Periods, freebusy.Period{Start: s.Start, End: s.End, Type: freebusy.Free})
 	}
+	var b bytes.Buffer
+	if err := reply.Encode(&b); err != nil {
+		return err
+	}
+	h.serveComputed(w, r, b.Bytes(), calendarType, ms, "slots.ifb", tags...)
+	return nil
+}
+
+// serveSlotsJSON answers the free slots, and each member's status, as
+// JSON.
+func (h *Handler) serveSlotsJSON(w http.ResponseWriter, r *http.Request, free []freebusy.Window, ms []member, tags []string) error {
 	type span struct {
 		Start string `json:"start"`
 		End   string `json:"end"`

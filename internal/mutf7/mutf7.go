@@ -1,7 +1,8 @@
 // Package mutf7 encodes and decodes IMAP folder names in modified UTF-7
 // (RFC 3501 section 5.1.3), which servers without UTF8=ACCEPT use on the
-// wire. fbpub's own IMAP clients (imapstore's NOTIFY and bulk connections)
-// and the test bed share it; go-imap has its own.
+// wire. imapstore writes NOTIFY's mailbox filter with it (go-imap writes
+// that filter verbatim), and the test bed its raw commands; go-imap has
+// its own for the rest.
 package mutf7
 
 import (

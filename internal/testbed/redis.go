@@ -68,6 +68,7 @@ type RedisOptions struct {
 // installs Debian's redis-server). It does not need Main.
 func StartRedis(t testing.TB, opts *RedisOptions) *Redis {
 	t.Helper()
+	skipShort(t, "Redis")
 	if opts == nil {
 		opts = &RedisOptions{}
 	}

@@ -11,8 +11,13 @@ import (
 
 var (
 	mainCalled bool // set by Main before the tests run
-	current    *Server
-	startErr   error
+
+	// Dovecot is started by the first Get or Servers and stopped
+	// by Main: a test binary whose tests need no server starts none.
+	dovecotMu      sync.Mutex
+	dovecotStarted bool    // guarded by dovecotMu
+	dovecotSrv     *Server // guarded by dovecotMu
+	dovecotErr     error   // guarded by dovecotMu
 
 	// Cyrus is started by the first GetCyrus or Servers and stopped by Main.
 	cyrusMu      sync.Mutex
@@ -21,26 +26,24 @@ var (
 	cyrusErr     error   // guarded by cyrusMu
 )
 
-// Main is called from a package's TestMain: it starts Dovecot through
-// testbed/dovecot-up (found by walking up from the working directory to the
-// directory holding go.mod), runs m.Run(), stops it with testbed/dovecot-down,
-// and exits with the tests' code. If Dovecot cannot start, Main remembers the
-// error and still runs the tests; Get then skips or fails them. A Cyrus that
-// a test started (GetCyrus, Servers) is stopped with testbed/cyrus-down.
+// Main is called from a package's TestMain: it runs m.Run(), stops the
+// servers its tests started, and exits with the tests' code. It starts
+// none itself: the first Get or Servers starts Dovecot through
+// testbed/dovecot-up (found by walking up from the working directory to
+// the directory holding go.mod), and the first GetCyrus or Servers starts
+// Cyrus; Main stops them with testbed/dovecot-down and testbed/cyrus-down.
+// Under go test -short (the fast tier) no test starts a server.
 func Main(m *testing.M) {
 	mainCalled = true
-	srv, err := start(Dovecot)
-	if err != nil {
-		startErr = err
-	} else {
-		current = srv
-	}
 	code := m.Run()
-	if srv != nil {
-		if err := srv.down(false); err != nil {
+	dovecotMu.Lock()
+	if dovecotSrv != nil {
+		if err := dovecotSrv.down(false); err != nil {
 			fmt.Fprintf(os.Stderr, "testbed: %v\n", err)
 		}
+		dovecotSrv = nil
 	}
+	dovecotMu.Unlock()
 	cyrusMu.Lock()
 	if cyrusSrv != nil {
 		if err := cyrusSrv.down(false); err != nil {
@@ -57,6 +60,7 @@ func Main(m *testing.M) {
 // and skips it with a one-line hint otherwise.
 func Get(t testing.TB) *Server {
 	t.Helper()
+	skipShort(t, Dovecot)
 	srv, err := dovecot()
 	if err != nil {
 		unavailable(t, Dovecot, err)
@@ -70,6 +74,7 @@ func Get(t testing.TB) *Server {
 // and skips it with a one-line hint otherwise.
 func GetCyrus(t testing.TB) *Server {
 	t.Helper()
+	skipShort(t, Cyrus)
 	srv, err := cyrus()
 	if err != nil {
 		unavailable(t, Cyrus, err)
@@ -84,6 +89,7 @@ func GetCyrus(t testing.TB) *Server {
 // skipped if neither runs.
 func Servers(t testing.TB) []*Server {
 	t.Helper()
+	skipShort(t, "Dovecot and Cyrus")
 	var srvs []*Server
 	var hints []string
 	for _, k := range []Kind{Dovecot, Cyrus} {
@@ -119,6 +125,7 @@ func Servers(t testing.TB) []*Server {
 // cannot start.
 func StartDovecot(t testing.TB, conf string) *Server {
 	t.Helper()
+	skipShort(t, Dovecot)
 	root, err := moduleRoot()
 	if err == nil {
 		srv := &Server{Kind: Dovecot, root: root, conf: conf}
@@ -135,15 +142,19 @@ func StartDovecot(t testing.TB, conf string) *Server {
 	return nil
 }
 
-// dovecot returns the Dovecot that Main started, or why there is none.
+// dovecot returns the test binary's Dovecot, starting it on the first
+// call, or why there is none. A failed start is not retried.
 func dovecot() (*Server, error) {
-	if current != nil {
-		return current, nil
+	dovecotMu.Lock()
+	defer dovecotMu.Unlock()
+	if !mainCalled {
+		return nil, errors.New("testbed.Main was not called from TestMain")
 	}
-	if startErr != nil {
-		return nil, startErr
+	if !dovecotStarted {
+		dovecotStarted = true
+		dovecotSrv, dovecotErr = start(Dovecot)
 	}
-	return nil, errors.New("testbed.Main was not called from TestMain")
+	return dovecotSrv, dovecotErr
 }
 
 // cyrus returns the test binary's Cyrus, starting it on the first call, or
@@ -159,6 +170,17 @@ func cyrus() (*Server, error) {
 		cyrusSrv, cyrusErr = start(Cyrus)
 	}
 	return cyrusSrv, cyrusErr
+}
+
+// skipShort skips a test that needs a server under go test -short: that
+// flag runs the fast tier, the unit tests against fakes and the embedded
+// go-imap server, which start no server of the test bed. The tests against
+// the real servers are the proof, and run without -short (CI does).
+func skipShort(t testing.TB, what any) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("testbed: -short runs the fast tier; this test needs %v", what)
+	}
 }
 
 // unavailable fails the test because server kind could not start if the

@@ -14,12 +14,15 @@
 //	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
 //	c := srv.Dial(t, testbed.Proxy)
 //
-// Dovecot is started by the script testbed/dovecot-up at the root of the
-// module (it installs Debian's dovecot-imapd when it is missing) and stopped
-// by testbed/dovecot-down. Every package gets its own instance, with its own
-// directory and port, so packages tested in parallel do not share state.
-// When Dovecot cannot be started, Get skips the test, or fails it when the
-// environment variable CI is "true".
+// Dovecot is started on the first call of Get or Servers in a test
+// binary, by the script testbed/dovecot-up at the root of the module, and
+// stopped by testbed/dovecot-down when Main returns: a package whose tests
+// need no server starts none. Every package gets its own instance, with its
+// own directory and port, so packages tested in parallel do not share state.
+// The scripts install nothing (testbed/install does, once, as root): when
+// Dovecot cannot be started, Get skips the test, or fails it when the
+// environment variable CI is "true". Under go test -short (the fast tier)
+// every function that would start a server skips the test instead.
 //
 // A Cyrus IMAP server is started on the first call of GetCyrus or Servers in
 // a test binary (by testbed/cyrus-up, which runs the Cyrus that

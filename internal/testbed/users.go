@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,8 +19,9 @@ import (
 // when Dovecot cannot start.
 func Private(t testing.TB) *Server {
 	t.Helper()
-	if _, err := dovecot(); err != nil {
-		unavailable(t, Dovecot, err)
+	skipShort(t, Dovecot)
+	if !mainCalled {
+		unavailable(t, Dovecot, errors.New("testbed.Main was not called from TestMain"))
 	}
 	srv, err := start(Dovecot)
 	if err != nil {

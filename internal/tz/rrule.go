@@ -57,66 +57,7 @@ func parseYearlyRule(s string) (*yearlyRule, error) {
 			return nil, fmt.Errorf("tz: RRULE repeats %s", k)
 		}
 		seen[k] = true
-		var err error
-		switch k {
-		case "FREQ":
-			if v != "YEARLY" {
-				return nil, fmt.Errorf("tz: RRULE FREQ=%s not supported in VTIMEZONE", v)
-			}
-		case "INTERVAL":
-			r.interval, err = intIn(v, 1, 1000)
-		case "COUNT":
-			r.count, err = intIn(v, 1, 100000)
-		case "UNTIL":
-			var d dateValue
-			d, err = parseDateValue(v, "")
-			r.until = &d
-		case "BYMONTH":
-			r.months, err = intList(v, 1, 12, false)
-			sort.Ints(r.months)
-			r.months = dedupe(r.months)
-		case "BYMONTHDAY":
-			r.byMonthDay, err = intList(v, 1, 31, true)
-		case "BYSETPOS":
-			r.bySetPos, err = intList(v, 1, 366, true)
-		case "BYDAY":
-			for _, f := range strings.Split(v, ",") {
-				f = strings.TrimSpace(f)
-				if len(f) < 2 || len(r.byDay) >= 64 {
-					return nil, fmt.Errorf("tz: malformed BYDAY %q", v)
-				}
-				wd, ok := weekdays[f[len(f)-2:]]
-				if !ok {
-					return nil, fmt.Errorf("tz: malformed BYDAY %q", v)
-				}
-				n := 0
-				if num := f[:len(f)-2]; num != "" {
-					if n, err = signedIntIn(num, 1, 53); err != nil {
-						return nil, err
-					}
-				}
-				r.byDay = append(r.byDay, weekdayNum{n, wd})
-			}
-		case "BYHOUR":
-			r.hour, err = intIn(v, 0, 23)
-		case "BYMINUTE":
-			r.minute, err = intIn(v, 0, 59)
-		case "BYSECOND":
-			r.second, err = intIn(v, 0, 60)
-			if r.second == 60 {
-				r.second = 59
-			}
-		case "WKST":
-			if _, ok := weekdays[v]; !ok {
-				return nil, fmt.Errorf("tz: malformed WKST %q", v)
-			}
-		default:
-			if strings.HasPrefix(k, "X-") {
-				continue
-			}
-			return nil, fmt.Errorf("tz: RRULE part %s not supported in VTIMEZONE", k)
-		}
-		if err != nil {
+		if err := r.set(k, v); err != nil {
 			return nil, err
 		}
 	}
@@ -127,6 +68,79 @@ func parseYearlyRule(s string) (*yearlyRule, error) {
 		return nil, errors.New("tz: RRULE with both COUNT and UNTIL")
 	}
 	return r, nil
+}
+
+// set reads the rule part k (upper case) with the value v into r. Parts
+// named X-… are ignored; parts a VTIMEZONE does not use are errors.
+func (r *yearlyRule) set(k, v string) error {
+	var err error
+	switch k {
+	case "FREQ":
+		if v != "YEARLY" {
+			return fmt.Errorf("tz: RRULE FREQ=%s not supported in VTIMEZONE", v)
+		}
+	case "INTERVAL":
+		r.interval, err = intIn(v, 1, 1000)
+	case "COUNT":
+		r.count, err = intIn(v, 1, 100000)
+	case "UNTIL":
+		var d dateValue
+		d, err = parseDateValue(v, "")
+		r.until = &d
+	case "BYMONTH":
+		r.months, err = intList(v, 1, 12, false)
+		sort.Ints(r.months)
+		r.months = dedupe(r.months)
+	case "BYMONTHDAY":
+		r.byMonthDay, err = intList(v, 1, 31, true)
+	case "BYSETPOS":
+		r.bySetPos, err = intList(v, 1, 366, true)
+	case "BYDAY":
+		r.byDay, err = parseByDay(v)
+	case "BYHOUR":
+		r.hour, err = intIn(v, 0, 23)
+	case "BYMINUTE":
+		r.minute, err = intIn(v, 0, 59)
+	case "BYSECOND":
+		r.second, err = intIn(v, 0, 60)
+		if r.second == 60 {
+			r.second = 59
+		}
+	case "WKST":
+		if _, ok := weekdays[v]; !ok {
+			return fmt.Errorf("tz: malformed WKST %q", v)
+		}
+	default:
+		if !strings.HasPrefix(k, "X-") {
+			return fmt.Errorf("tz: RRULE part %s not supported in VTIMEZONE", k)
+		}
+	}
+	return err
+}
+
+// parseByDay reads a BYDAY value: at most 64 weekdays, each with an
+// optional ordinal within ±53.
+func parseByDay(v string) ([]weekdayNum, error) {
+	var out []weekdayNum
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if len(f) < 2 || len(out) >= 64 {
+			return nil, fmt.Errorf("tz: malformed BYDAY %q", v)
+		}
+		wd, ok := weekdays[f[len(f)-2:]]
+		if !ok {
+			return nil, fmt.Errorf("tz: malformed BYDAY %q", v)
+		}
+		n := 0
+		if num := f[:len(f)-2]; num != "" {
+			var err error
+			if n, err = signedIntIn(num, 1, 53); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, weekdayNum{n, wd})
+	}
+	return out, nil
 }
 
 // expand calls add with the wall-clock times of the rule's instances after

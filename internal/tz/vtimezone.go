@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -143,25 +142,6 @@ func componentKey(tzid string, c *ical.Component) (key [sha256.Size]byte, ok boo
 	return key, true
 }
 
-// observance is one STANDARD or DAYLIGHT sub-component.
-type observance struct {
-	daylight bool
-	name     string // sanitized TZNAME, or "" to derive one from the offset
-	from, to int    // TZOFFSETFROM and TZOFFSETTO in seconds east of UTC
-	start    int64  // DTSTART as wall-clock seconds (civil time read as UTC)
-	startUTC bool   // DTSTART carried a "Z" (not allowed by RFC 5545; tolerated)
-	rule     *yearlyRule
-	rdates   []dateValue
-	exdates  map[int64]bool // wall-clock seconds in the TZOFFSETFROM offset
-}
-
-// dateValue is one DTSTART, RDATE, EXDATE or UNTIL value.
-type dateValue struct {
-	wall   int64 // civil seconds read as UTC; for a UTC value, the instant
-	utc    bool  // the value ended in "Z"
-	isDate bool  // VALUE=DATE: no time of day
-}
-
 // onset is the moment an observance takes effect.
 type onset struct {
 	at    int64 // Unix time
@@ -191,6 +171,31 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 	if c == nil {
 		return nil, st, errors.New("tz: nil VTIMEZONE")
 	}
+	obs, err := observances(tzid, c, &st)
+	if err != nil {
+		return nil, st, err
+	}
+	onsets, err := sortedOnsets(tzid, obs, &st)
+	if err != nil {
+		return nil, st, err
+	}
+	initial := initialType(onsets, obs)
+	times, idx, types, err := tzifTables(tzid, initial, transitions(onsets, initial))
+	if err != nil {
+		return nil, st, err
+	}
+	st.transitions = len(times)
+	loc, err = time.LoadLocationFromTZData(tzid, encodeTZif(times, idx, types))
+	if err != nil {
+		return nil, st, fmt.Errorf("tz: VTIMEZONE %q: %v", tzid, err)
+	}
+	return loc, st, nil
+}
+
+// observances reads the STANDARD and DAYLIGHT sub-components of c,
+// skipping (and counting in st) those that make no sense; it fails when
+// there are too many, or no usable one.
+func observances(tzid string, c *ical.Component, st *compileStats) ([]*observance, error) {
 	var obs []*observance
 	for _, child := range c.Children {
 		if child == nil {
@@ -205,7 +210,7 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 			continue
 		}
 		if len(obs) >= maxObservances {
-			return nil, st, fmt.Errorf("tz: VTIMEZONE %q has more than %d observances", tzid, maxObservances)
+			return nil, fmt.Errorf("tz: VTIMEZONE %q has more than %d observances", tzid, maxObservances)
 		}
 		o, err := parseObservance(child, daylight)
 		if err != nil {
@@ -216,19 +221,24 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 	}
 	st.observances = len(obs)
 	if len(obs) == 0 {
-		return nil, st, fmt.Errorf("tz: VTIMEZONE %q has no usable STANDARD or DAYLIGHT", tzid)
+		return nil, fmt.Errorf("tz: VTIMEZONE %q has no usable STANDARD or DAYLIGHT", tzid)
 	}
+	return obs, nil
+}
 
+// sortedOnsets returns the onsets of obs up to the end of lastYear, in
+// time order (at one instant, in the observances' order).
+func sortedOnsets(tzid string, obs []*observance, st *compileStats) ([]onset, error) {
 	end := time.Date(lastYear+1, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 	var onsets []onset
 	for _, o := range obs {
-		if err := o.onsets(end, &onsets, &st); err != nil {
-			return nil, st, err
+		if err := o.onsets(end, &onsets, st); err != nil {
+			return nil, err
 		}
 	}
 	st.onsets = len(onsets)
 	if len(onsets) == 0 {
-		return nil, st, fmt.Errorf("tz: VTIMEZONE %q has no onset before %d", tzid, lastYear+1)
+		return nil, fmt.Errorf("tz: VTIMEZONE %q has no onset before %d", tzid, lastYear+1)
 	}
 	sort.SliceStable(onsets, func(i, j int) bool {
 		if onsets[i].at != onsets[j].at {
@@ -236,10 +246,13 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 		}
 		return onsets[i].order < onsets[j].order
 	})
+	return onsets, nil
+}
 
-	// Before the first onset the zone is in the first observance's
-	// TZOFFSETFROM; call it standard time, named after a STANDARD
-	// observance with that offset if there is one.
+// initialType is the zone's type before its first onset: the first
+// observance's TZOFFSETFROM, taken as standard time, named after a
+// STANDARD observance with that offset if there is one.
+func initialType(onsets []onset, obs []*observance) zoneType {
 	initial := zoneType{off: onsets[0].from}
 	initial.name = offsetAbbrev(initial.off)
 	for _, o := range obs {
@@ -248,23 +261,29 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 			break
 		}
 	}
+	return initial
+}
 
-	// Merge: of onsets at the same instant the last in order wins; an onset
-	// that changes nothing is dropped.
-	type trans struct {
-		at  int64
-		typ zoneType
-	}
-	var ts []trans
-	cur := initial
+// transition is the zone changing to typ at the Unix time at.
+type transition struct {
+	at  int64
+	typ zoneType
+}
+
+// transitions merges onsets (sorted) into the zone's transitions from
+// initial: of onsets at the same instant the last in order wins; an onset
+// that changes nothing is dropped.
+func transitions(onsets []onset, initial zoneType) []transition {
+	var ts []transition
 	for _, on := range onsets {
 		if n := len(ts); n > 0 && ts[n-1].at == on.at {
 			ts[n-1].typ = on.typ
 			continue
 		}
-		ts = append(ts, trans{on.at, on.typ})
+		ts = append(ts, transition{on.at, on.typ})
 	}
-	var merged []trans
+	var merged []transition
+	cur := initial
 	for _, t := range ts {
 		if t.typ == cur {
 			continue
@@ -272,18 +291,24 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 		merged = append(merged, t)
 		cur = t.typ
 	}
+	return merged
+}
 
-	// Types: index 0 is the initial type, used by no transition, which is
-	// how Go (and RFC 8536) pick the type for times before the first one.
-	types := []zoneType{initial}
+// tzifTables returns the TZif tables of the transitions ts: their times,
+// the index of each one's type, and the types. Index 0 is the initial
+// type, used by no transition, which is how Go (and RFC 8536) pick the
+// type for times before the first one. Where the names do not fit a
+// TZif abbreviation table, the types are named after their offsets.
+func tzifTables(tzid string, initial zoneType, ts []transition) (times []int64, idx []uint8, types []zoneType, err error) {
+	types = []zoneType{initial}
 	index := map[zoneType]int{}
-	times := make([]int64, 0, len(merged))
-	idx := make([]uint8, 0, len(merged))
-	for _, t := range merged {
+	times = make([]int64, 0, len(ts))
+	idx = make([]uint8, 0, len(ts))
+	for _, t := range ts {
 		i, ok := index[t.typ]
 		if !ok {
 			if len(types) >= 256 {
-				return nil, st, fmt.Errorf("tz: VTIMEZONE %q has too many distinct offsets", tzid)
+				return nil, nil, nil, fmt.Errorf("tz: VTIMEZONE %q has too many distinct offsets", tzid)
 			}
 			i = len(types)
 			types = append(types, t.typ)
@@ -297,15 +322,10 @@ func compileVTimezone(tzid string, c *ical.Component) (loc *time.Location, st co
 			types[i].name = offsetAbbrev(types[i].off)
 		}
 		if abbrevBytes(types) > 255 {
-			return nil, st, fmt.Errorf("tz: VTIMEZONE %q has too many distinct zone names", tzid)
+			return nil, nil, nil, fmt.Errorf("tz: VTIMEZONE %q has too many distinct zone names", tzid)
 		}
 	}
-	st.transitions = len(times)
-	loc, err = time.LoadLocationFromTZData(tzid, encodeTZif(times, idx, types))
-	if err != nil {
-		return nil, st, fmt.Errorf("tz: VTIMEZONE %q: %v", tzid, err)
-	}
-	return loc, st, nil
+	return times, idx, types, nil
 }
 
 // abbrevBytes returns the size of the TZif abbreviation table for types,
@@ -320,207 +340,6 @@ func abbrevBytes(types []zoneType) int {
 		}
 	}
 	return n
-}
-
-// parseObservance reads one STANDARD or DAYLIGHT sub-component.
-func parseObservance(c *ical.Component, daylight bool) (*observance, error) {
-	o := &observance{daylight: daylight}
-	p := c.Props.Get(ical.PropDateTimeStart)
-	if p == nil {
-		return nil, errors.New("tz: observance without DTSTART")
-	}
-	start, err := parseDateValue(p.Value, p.Params.Get(ical.ParamValue))
-	if err != nil {
-		return nil, err
-	}
-	o.start, o.startUTC = start.wall, start.utc
-	p = c.Props.Get(ical.PropTimezoneOffsetTo)
-	if p == nil {
-		return nil, errors.New("tz: observance without TZOFFSETTO")
-	}
-	if o.to, err = parseOffset(p.Value); err != nil {
-		return nil, err
-	}
-	o.from = o.to
-	if p = c.Props.Get(ical.PropTimezoneOffsetFrom); p != nil {
-		if o.from, err = parseOffset(p.Value); err != nil {
-			return nil, err
-		}
-	}
-	if p = c.Props.Get(ical.PropTimezoneName); p != nil {
-		o.name = sanitizeAbbrev(p.Value)
-	}
-	if o.startUTC {
-		// Keep everything in wall-clock terms: the UTC DTSTART as the wall
-		// clock of the zone in effect before.
-		o.start += int64(o.from)
-		o.startUTC = false
-	}
-	rules := c.Props.Values(ical.PropRecurrenceRule)
-	if len(rules) > 1 {
-		return nil, errors.New("tz: observance with several RRULEs")
-	}
-	if len(rules) == 1 {
-		if o.rule, err = parseYearlyRule(rules[0].Value); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range c.Props.Values(ical.PropRecurrenceDates) {
-		vt := strings.ToUpper(p.Params.Get(ical.ParamValue))
-		for _, s := range strings.Split(p.Value, ",") {
-			if len(o.rdates) >= maxDates {
-				return nil, errors.New("tz: too many RDATEs")
-			}
-			if vt == "PERIOD" || strings.Contains(s, "/") {
-				s, _, _ = strings.Cut(s, "/")
-			}
-			d, err := parseDateValue(s, vt)
-			if err != nil {
-				return nil, err
-			}
-			o.rdates = append(o.rdates, d)
-		}
-	}
-	for _, p := range c.Props.Values(ical.PropExceptionDates) {
-		vt := p.Params.Get(ical.ParamValue)
-		for _, s := range strings.Split(p.Value, ",") {
-			if len(o.exdates) >= maxDates {
-				return nil, errors.New("tz: too many EXDATEs")
-			}
-			d, err := parseDateValue(s, vt)
-			if err != nil {
-				return nil, err
-			}
-			if o.exdates == nil {
-				o.exdates = make(map[int64]bool)
-			}
-			o.exdates[o.wallOf(d)] = true
-		}
-	}
-	return o, nil
-}
-
-// wallOf converts an RDATE or EXDATE value to wall-clock seconds in the
-// observance's TZOFFSETFROM offset. A DATE value takes DTSTART's time of day.
-func (o *observance) wallOf(d dateValue) int64 {
-	switch {
-	case d.utc:
-		return d.wall + int64(o.from)
-	case d.isDate:
-		return d.wall + floorMod(o.start, 86400)
-	}
-	return d.wall
-}
-
-// onsets appends the onsets of o before the Unix time end to *out.
-func (o *observance) onsets(end int64, out *[]onset, st *compileStats) error {
-	typ := zoneType{off: o.to, dst: o.daylight, name: o.name}
-	if typ.name == "" {
-		typ.name = offsetAbbrev(o.to)
-	}
-	add := func(wall int64) error {
-		if o.exdates[wall] {
-			return nil
-		}
-		at := wall - int64(o.from)
-		if at >= end {
-			return nil
-		}
-		if len(*out) >= maxOnsets {
-			return fmt.Errorf("tz: VTIMEZONE has more than %d onsets", maxOnsets)
-		}
-		*out = append(*out, onset{at: at, order: o.start, from: o.from, typ: typ})
-		return nil
-	}
-	if err := add(o.start); err != nil {
-		return err
-	}
-	for _, d := range o.rdates {
-		if w := o.wallOf(d); w != o.start {
-			if err := add(w); err != nil {
-				return err
-			}
-		}
-	}
-	if o.rule != nil {
-		return o.rule.expand(o, end, add, st)
-	}
-	return nil
-}
-
-// parseDateValue parses a DATE-TIME ("20070311T020000", optionally with "Z")
-// or, with VALUE=DATE or in that form, a DATE ("20070311").
-func parseDateValue(s, valueType string) (dateValue, error) {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	var d dateValue
-	if strings.HasSuffix(s, "Z") {
-		d.utc = true
-		s = s[:len(s)-1]
-	}
-	bad := func() (dateValue, error) { return dateValue{}, fmt.Errorf("tz: malformed date %q", s) }
-	var y, mo, dd, h, mi, sec int
-	switch {
-	case len(s) == 8 && !d.utc:
-		d.isDate = true
-	case len(s) == 15 && s[8] == 'T' && !strings.EqualFold(valueType, "DATE"):
-	default:
-		return bad()
-	}
-	num := func(i, j int) int {
-		n := 0
-		for k := i; k < j; k++ {
-			c := s[k]
-			if c < '0' || c > '9' {
-				return -1
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	y, mo, dd = num(0, 4), num(4, 6), num(6, 8)
-	if !d.isDate {
-		h, mi, sec = num(9, 11), num(11, 13), num(13, 15)
-	}
-	if y < 1 || mo < 1 || mo > 12 || dd < 1 || dd > daysIn(y, time.Month(mo)) ||
-		h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60 {
-		return bad()
-	}
-	if sec == 60 {
-		sec = 59
-	}
-	d.wall = time.Date(y, time.Month(mo), dd, h, mi, sec, 0, time.UTC).Unix()
-	return d, nil
-}
-
-// parseOffset parses a UTC-OFFSET ("+0100", "-0500", "+053000"); it also
-// accepts a missing sign and "+01:00".
-func parseOffset(s string) (int, error) {
-	s = strings.ReplaceAll(strings.TrimSpace(s), ":", "")
-	sign := 1
-	if s != "" && (s[0] == '+' || s[0] == '-') {
-		if s[0] == '-' {
-			sign = -1
-		}
-		s = s[1:]
-	}
-	if len(s) != 4 && len(s) != 6 {
-		return 0, fmt.Errorf("tz: malformed UTC offset %q", s)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, fmt.Errorf("tz: malformed UTC offset %q", s)
-		}
-	}
-	h, _ := strconv.Atoi(s[0:2])
-	m, _ := strconv.Atoi(s[2:4])
-	sec := 0
-	if len(s) == 6 {
-		sec, _ = strconv.Atoi(s[4:6])
-	}
-	if h > 25 || m > 59 || sec > 59 {
-		return 0, fmt.Errorf("tz: UTC offset %q out of range", s)
-	}
-	return sign * (h*3600 + m*60 + sec), nil
 }
 
 // sanitizeAbbrev keeps a TZNAME usable as a TZif abbreviation: 1 to 16 ASCII
