@@ -197,6 +197,7 @@ func (s *service) newCache(policy *acl.Policy) *feed.Cache {
 		CheckBudget:   time.Duration(cfg.Publish.CheckBudget),
 		Patterns:      cfg.Publish.Folders,
 		StateDir:      cfg.Publish.StateDir,
+		MaxBytes:      cfg.Cache.MaxBytes,
 		Metrics:       s.metrics,
 		Logger:        s.log,
 		// An owner a look-up did not find is not looked up again for a
