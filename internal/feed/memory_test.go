@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
@@ -396,4 +397,20 @@ func TestMaxBytesOwners(t *testing.T) {
 	if got := bounded.src.bodies.Load(); got != 0 {
 		t.Errorf("answering dropped owners fetched %d message bodies, want 0 (the state directory has them)", got)
 	}
+}
+
+// BenchmarkSnapshotObjects measures what a render that needs trees pays
+// once the collector dropped a snapshot's (Snapshot.decoded): decoding
+// the objects of every message again, per event.
+func BenchmarkSnapshotObjects(b *testing.B) {
+	t := &testing.T{}
+	s := memSnapshot(t, "user/o/Calendar", 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.trees = weak.Pointer[snapTrees]{}
+		if len(s.Objects()) != 1000 {
+			b.Fatal("objects lost")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
 }
