@@ -14,8 +14,10 @@ import (
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
-// Snapshot is the parsed content of one folder at one state. Snapshots are
-// immutable once published; a refresh builds a new one.
+// Snapshot is the content of one folder at one state: per message, the
+// text of its calendar objects (see message); Objects decodes them.
+// Snapshots are immutable once published, but for the fields the cache's
+// mu guards; a refresh builds a new one.
 type Snapshot struct {
 	Folder Folder
 	State  imapstore.State
@@ -26,7 +28,7 @@ type Snapshot struct {
 	Digest string
 
 	// uids lists the folder's messages in ascending UID order, and msgs
-	// holds each one's parsed content at the same index: slices, not a
+	// holds each one's content at the same index: slices, not a
 	// map, because every sync and render walks them all.
 	uids []uint32
 	msgs []message
