@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -413,4 +414,58 @@ func BenchmarkSnapshotObjects(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
+}
+
+// TestTreesCarriedOver: a snapshot that replaces another in the cache (an
+// incremental sync) takes the decoded objects of the messages they share
+// while those are held, and decodes only the others.
+func TestTreesCarriedOver(t *testing.T) {
+	c := New(Options{})
+	old := memSnapshot(t, "user/o/Calendar", 10)
+	c.mu.Lock()
+	c.setSnap(old)
+	c.mu.Unlock()
+	before := old.decoded()
+
+	// The same folder after a sync: message 3 replaced (a new UID),
+	// message 7 flagged \Deleted, a new message added.
+	other := memSnapshot(t, "user/other/Calendar", 11)
+	s := &Snapshot{Folder: old.Folder, State: old.State}
+	for i := range old.msgs {
+		switch i {
+		case 3:
+			continue
+		case 7:
+			m := old.msgs[i]
+			m.deleted = true
+			s.uids, s.msgs = append(s.uids, old.uids[i]), append(s.msgs, m)
+		default:
+			s.uids, s.msgs = append(s.uids, old.uids[i]), append(s.msgs, old.msgs[i])
+		}
+	}
+	s.uids, s.msgs = append(s.uids, 11), append(s.msgs, other.msgs[10])
+	s.setKey()
+	c.mu.Lock()
+	c.setSnap(s)
+	c.mu.Unlock()
+	after := s.decoded()
+	for j, uid := range s.uids {
+		i, _ := slices.BinarySearch(old.uids, uid)
+		switch {
+		case s.msgs[j].deleted:
+			if after.byMsg[j] != nil {
+				t.Errorf("UID %d (deleted) has objects", uid)
+			}
+		case uid == 11:
+			if len(after.byMsg[j]) == 0 || after.byMsg[j][0].UID != "user/other/Calendar-10" {
+				t.Errorf("UID 11 (new): objects %v", after.byMsg[j])
+			}
+		case len(after.byMsg[j]) == 0 || after.byMsg[j][0] != before.byMsg[i][0]:
+			t.Errorf("UID %d (shared) was decoded again", uid)
+		}
+	}
+	if len(after.all) != 9 {
+		t.Errorf("%d objects, want 9", len(after.all))
+	}
+	runtime.KeepAlive(before)
 }

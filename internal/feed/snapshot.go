@@ -46,9 +46,11 @@ type Snapshot struct {
 
 	// trees are the objects of the messages, decoded when a render
 	// needs them and kept only while some render holds them (see
-	// decoded); guarded by treesMu.
+	// decoded); base are those of the snapshot this one replaced in the
+	// cache, whose messages it may share. Guarded by treesMu.
 	treesMu sync.Mutex
 	trees   weak.Pointer[snapTrees]
+	base    weak.Pointer[snapTrees]
 }
 
 // snapTrees are the decoded objects of a snapshot's messages.
@@ -59,6 +61,10 @@ type snapTrees struct {
 	// all are the objects of the messages not flagged \Deleted, ordered
 	// by message UID.
 	all []*calendar.Object
+	// uids and msgs are the snapshot's: a later snapshot of the folder
+	// takes the objects of the messages it shares (see decoded).
+	uids []uint32
+	msgs []message
 }
 
 // Objects returns the calendar objects of the folder's messages that are
@@ -78,13 +84,30 @@ func (s *Snapshot) decoded() *snapTrees {
 	if t := s.trees.Value(); t != nil {
 		return t
 	}
-	t := &snapTrees{byMsg: make([][]*calendar.Object, len(s.msgs))}
-	n := 0
+	t := &snapTrees{byMsg: make([][]*calendar.Object, len(s.msgs)), uids: s.uids, msgs: s.msgs}
+	// After an incremental sync, the snapshot shares most messages with
+	// the one it replaced: their objects, when a render still holds
+	// them or no collection ran since, need no decoding.
+	base := s.base.Value()
+	s.base = weak.Pointer[snapTrees]{}
+	k, n := 0, 0
 	for i := range s.msgs {
-		if m := &s.msgs[i]; !m.deleted {
-			t.byMsg[i] = m.objects()
-			n += len(t.byMsg[i])
+		m := &s.msgs[i]
+		if m.deleted {
+			continue
 		}
+		if base != nil {
+			for k < len(base.uids) && base.uids[k] < s.uids[i] {
+				k++
+			}
+			if k < len(base.uids) && base.uids[k] == s.uids[i] && base.msgs[k].lazy == m.lazy && base.byMsg[k] != nil {
+				t.byMsg[i] = base.byMsg[k]
+			}
+		}
+		if t.byMsg[i] == nil {
+			t.byMsg[i] = m.objects()
+		}
+		n += len(t.byMsg[i])
 	}
 	t.all = make([]*calendar.Object, 0, n)
 	for _, objs := range t.byMsg {
@@ -124,6 +147,12 @@ func (c *Cache) setSnap(s *Snapshot) {
 			return
 		}
 		c.unlinkSnap(old)
+		old.treesMu.Lock()
+		base := old.trees
+		old.treesMu.Unlock()
+		s.treesMu.Lock()
+		s.base = base
+		s.treesMu.Unlock()
 	}
 	c.snaps[name] = s
 	s.size = s.memSize()
