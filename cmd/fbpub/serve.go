@@ -188,6 +188,9 @@ func serverSemantics(pool *imapstore.Pool, timeout time.Duration) func(string) *
 // newCache makes the feed cache over the pool.
 func (s *service) newCache(policy *acl.Policy) *feed.Cache {
 	cfg := s.cfg
+	if limit := memoryLimit(cfg.Cache.MaxBytes); limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit)
+	}
 	return feed.New(feed.Options{
 		Policy:        policy,
 		Source:        s.pool,
@@ -197,12 +200,25 @@ func (s *service) newCache(policy *acl.Policy) *feed.Cache {
 		CheckBudget:   time.Duration(cfg.Publish.CheckBudget),
 		Patterns:      cfg.Publish.Folders,
 		StateDir:      cfg.Publish.StateDir,
+		MaxBytes:      cfg.Cache.MaxBytes,
 		Metrics:       s.metrics,
 		Logger:        s.log,
 		// An owner a look-up did not find is not looked up again for a
 		// minute (discovery may still find them).
 		NegativeTTL: min(time.Duration(cfg.Publish.Discovery), time.Minute),
 	})
+}
+
+// memoryLimit is the Go runtime's soft memory limit for a cache bounded
+// to maxBytes (0: none): twice the bound, for the garbage between
+// collections, and 128 MiB for the rest of the process. Far below it the
+// collector paces itself as GOGC says; near it, it collects sooner, so
+// the resident size follows cache.max_bytes. GOMEMLIMIT, when set, wins.
+func memoryLimit(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return 0
+	}
+	return 2*maxBytes + 128<<20
 }
 
 // newHandler makes the HTTP handler over the cache, with uploads and

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-ical"
 )
@@ -72,7 +73,15 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 	// calendar is known, and the io.EOF of a text cut short inside a
 	// component is told apart from the end of the text.
 	r := bytes.NewReader(data)
-	br := bufio.NewReader(r)
+	// The reader is pooled: its 4 KiB buffer was more than the text of
+	// most calendars decoded, and garbage after each. go-ical keeps no
+	// reference to it once Decode returns (the calendars hold strings).
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	dec := ical.NewDecoder(br)
 	components := 0
 	for {
@@ -92,6 +101,10 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 		}
 	}
 }
+
+// readers are Decode's; NewReader's default size, so that go-ical's own
+// bufio.NewReader hands each back as it is.
+var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 func countComponents(c *ical.Component) int {
 	n := 1

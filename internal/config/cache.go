@@ -13,7 +13,13 @@ import (
 // Cache configures the state several fbpub replicas share through one
 // Redis (or Valkey): see internal/shared and README, "Several replicas".
 // Without it every replica keeps its own state, which is all one needs.
+// MaxBytes bounds that local state.
 type Cache struct {
+	// MaxBytes bounds the heap the cached snapshots and rendered answers
+	// hold, counted allocation by allocation (feed.Options.MaxBytes):
+	// past it, the folders used least recently are dropped and read
+	// again when asked for. 0: no bound.
+	MaxBytes int64 `toml:"max_bytes"`
 	// Redis is the URL of the Redis replicas share:
 	// redis://[[user]:password@]host[:port][/db], rediss:// for TLS.
 	// Empty: none.
@@ -27,6 +33,11 @@ type Cache struct {
 	// falls back to its local state.
 	RedisTimeout Duration `toml:"redis_timeout"`
 }
+
+// DefaultCacheMaxBytes is cache.max_bytes when the file does not set it:
+// about two million cached events (bench/README.md, "Where a cached
+// event's memory goes").
+const DefaultCacheMaxBytes = 1 << 30
 
 // RedisURL is a Redis URL, which may hold a password: it prints with the
 // password replaced by "xxxxx" and without its query.
@@ -74,6 +85,9 @@ func (c *Config) RedisPassword() (string, error) {
 // password replaced, or not at all when it does not parse.
 func (c *Config) validateCache(bad func(format string, a ...any)) {
 	k := c.Cache
+	if k.MaxBytes != 0 && (k.MaxBytes < 1<<20 || k.MaxBytes > 1<<40) {
+		bad("cache.max_bytes: %d is neither 0 (no bound) nor between 1 MiB and 1 TiB", k.MaxBytes)
+	}
 	if k.RedisTimeout < Duration(10*time.Millisecond) || k.RedisTimeout > Duration(30*time.Second) {
 		bad("cache.redis_timeout: %s is not between 10ms and 30s", time.Duration(k.RedisTimeout))
 	}

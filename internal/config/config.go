@@ -262,6 +262,6 @@ func Default() Config {
 		Access: Access{FreeBusy: "public", LoginChecks: 4, LoginWait: Duration(2 * time.Second), LoginFailuresPerAddress: 10, LoginFailures: 60},
 		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},
 		Log:    Log{Format: "text", Level: "info"},
-		Cache:  Cache{RedisTimeout: Duration(time.Second)},
+		Cache:  Cache{RedisTimeout: Duration(time.Second), MaxBytes: DefaultCacheMaxBytes},
 	}
 }

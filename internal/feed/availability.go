@@ -22,7 +22,7 @@ func offHours(q FreeBusyQuery, snaps []*Snapshot, zone *time.Location) []freebus
 		if !strings.EqualFold(s.Folder.Owner, q.Owner) {
 			continue
 		}
-		for _, o := range s.Objects {
+		for _, o := range s.Objects() {
 			if len(o.Availability) > 0 {
 				// What cannot be read of a component adds no working
 				// time; the rest still counts.

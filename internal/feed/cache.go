@@ -73,6 +73,10 @@ type Options struct {
 	// Policy decides what each requester sees of each folder; nil is the
 	// zero Policy (free/busy for everyone, details for owners only).
 	Policy *acl.Policy
+	// MaxBytes bounds the heap the cache's snapshots and rendered
+	// answers hold (see snapMemory in snapshot.go); zero means no bound
+	// but the answers' own (maxRendered).
+	MaxBytes int64
 }
 
 // DefaultPatterns are the folder paths published when none are configured.
@@ -97,8 +101,11 @@ type Cache struct {
 	// dir is what the cache knows of the folders, owner by owner (see
 	// owners.go); guarded by mu.
 	dir directory
-	// snaps holds one snapshot per folder name; guarded by mu.
+	// snaps holds one snapshot per folder name, changed only through
+	// setSnap and dropSnap; guarded by mu.
 	snaps map[string]*Snapshot
+	// mem accounts for snaps; guarded by mu.
+	mem snapMemory
 
 	answers *lru // rendered answers
 
@@ -145,7 +152,7 @@ func New(opts Options) *Cache {
 		opts.Discovery = DefaultDiscovery
 	}
 	return &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
-		snaps: map[string]*Snapshot{}, answers: newLRU(maxRendered), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{},
+		snaps: map[string]*Snapshot{}, answers: newLRU(answerBound(opts.MaxBytes)), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{},
 		dir: newDirectory(), discoverNow: make(chan struct{}, 1)}
 }
 

@@ -1,8 +1,9 @@
 // Package feed assembles what fbpub publishes, free/busy answers and .ics
 // feeds, from snapshots of the IMAP folders it may read, and caches them.
 //
-// A Cache keeps, per published folder, the parsed calendar objects and the
-// IMAP state they came from. A request checks the states of the folders
+// A Cache keeps, per published folder, the calendar objects as text (see
+// message; renders decode trees from it again) and the IMAP state they
+// came from, within Options.MaxBytes. A request checks the states of the folders
 // of the owner it reads at most once per check interval: what a request
 // costs does not depend on the size of the directory. A folder whose
 // state moved is fetched again, and concurrent requests for the same work
@@ -20,10 +21,11 @@
 //     the rate-limited look-up of an owner the cache does not know.
 //   - push.go: what the server announces (Changed) and what is worth
 //     watching (SetWatched, Watchlist).
-//   - snapshot.go: Snapshot, when one is current, and sharing its sync.
+//   - snapshot.go: Snapshot, when one is current, sharing its sync, its
+//     objects decoded on demand, and the memory bound (Options.MaxBytes).
 //   - sync.go: reading a folder (whole or incrementally) into a snapshot.
-//   - parse.go: one message's calendar parts into objects, encoded once
-//     for rendering.
+//   - parse.go: one message's calendar parts into objects, and what a
+//     snapshot keeps of them: text, encoded once for rendering.
 //   - persist.go: snapshots saved to and loaded from the state directory.
 //   - render.go, views.go, availability.go: the answers (VFREEBUSY and
 //     .ics), what each requester may see of them, and off-hours.

@@ -358,7 +358,7 @@ func (c *Cache) publish(key string, o *ownerEntry, unknown int) {
 		}
 		for _, f := range prev.folders {
 			if !kept[f.Name] {
-				delete(c.snaps, f.Name)
+				c.dropSnap(f.Name)
 				delete(d.folderOwner, f.Name)
 				delete(d.counting, f.Name)
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"sync"
+	"sync/atomic"
+	"unique"
 
 	"github.com/emersion/go-ical"
 
@@ -12,72 +14,109 @@ import (
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
+// message is what a snapshot keeps of one message: text, not go-ical
+// trees. The trees of a cached event were about two thirds of its heap
+// (bench/README.md, "Where a cached event's memory goes"); a render that
+// needs trees (free/busy, the busy and reader views) decodes them from
+// this text again (Snapshot.decoded), and they are garbage once no render
+// holds them.
 type message struct {
-	objects []*calendar.Object
-	deleted bool
-	// events is the objects' VEVENTs as feed text (alarms removed),
-	// encoded once when the message is parsed, so that rendering a feed
-	// after a change re-encodes only what changed. zones are the
-	// VTIMEZONEs those events refer to, by TZID.
-	events []byte
-	zones  map[string]*ical.Component
+	// body is the message's VEVENTs as feed text (alarms removed), the
+	// owner's view (events), then its VFREEBUSY and VAVAILABILITY
+	// components (nearly always none), from byte nevents on: with zones,
+	// the text its objects are decoded from (see text). One slice, not
+	// two: a snapshot holds a message struct per event.
+	body    []byte
+	nevents uint32
+	// zones are the message's VTIMEZONEs, in order, each with the TZID
+	// its events refer to it by ("" when none does). Their text is
+	// interned: most messages of a site carry the same few definitions.
+	zones []zone
 	// restricted says whether an event is confidential or private: only
 	// then does the reader view differ from events.
 	restricted bool
+	deleted    bool
 	// lazy holds the busy and reader views (see views.go), encoded the
 	// first time a requester needs them: most folders are only ever read
 	// by their owners or only ever asked for free/busy, which needs no
-	// encoded view at all. Copies of a message share it.
+	// encoded view at all. Copies of a message share it; nil when the
+	// message has no calendar data.
 	lazy *lazyViews
+}
+
+// zone is one VTIMEZONE of a message.
+type zone struct {
+	// id is the TZID the message's events use for it, "" when they use
+	// none (it is kept for the objects, as decoded, all the same).
+	id   string
+	text unique.Handle[string]
+}
+
+// lazyViews are a message's encoded busy and reader views. Two renders
+// may encode one at the same time; both get equal bytes, and the first
+// stored is kept.
+type lazyViews struct {
+	busy, reader atomic.Pointer[[]byte]
 }
 
 var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-type lazyViews struct {
-	busyOnce, readerOnce sync.Once
-	busy, reader         []byte
-}
-
 // view returns the message's events as a requester with access a sees
-// them.
-func (m *message) view(a acl.Access) []byte {
+// them; objs returns the message's objects, decoded (called only when a
+// view is encoded for the first time).
+func (m *message) view(a acl.Access, objs func() []*calendar.Object) []byte {
 	switch {
 	case m.lazy == nil: // no calendar data
-		return m.events
+		return m.events()
 	case a >= acl.OwnerAccess:
-		return m.events
+		return m.events()
 	case a == acl.ReadAccess && m.restricted:
-		m.lazy.readerOnce.Do(func() {
-			var b bytes.Buffer
-			enc := calendar.NewEncoder(&b)
-			for _, o := range m.objects {
+		return m.lazy.encode(&m.lazy.reader, func(enc *calendar.Encoder) {
+			for _, o := range objs() {
 				for _, ev := range readerEvents(o) {
 					enc.Encode(ev)
 				}
 			}
-			m.lazy.reader = b.Bytes()
 		})
-		return m.lazy.reader
 	case a == acl.ReadAccess:
-		return m.events
+		return m.events()
 	}
-	m.lazy.busyOnce.Do(func() {
-		var b bytes.Buffer
-		enc := calendar.NewEncoder(&b)
-		for _, o := range m.objects {
+	return m.lazy.encode(&m.lazy.busy, func(enc *calendar.Encoder) {
+		for _, o := range objs() {
 			for _, ev := range o.Events() {
 				enc.Encode(busyOnly(ev))
 			}
 		}
-		m.lazy.busy = b.Bytes()
 	})
-	return m.lazy.busy
 }
 
-// newMessage prepares a parsed message for rendering.
+// events is the message's VEVENTs as feed text, alarms removed: the
+// owner's view.
+func (m *message) events() []byte { return m.body[:m.nevents:m.nevents] }
+
+// encode returns *p, encoding it with f first when it is not yet.
+func (l *lazyViews) encode(p *atomic.Pointer[[]byte], f func(*calendar.Encoder)) []byte {
+	if v := p.Load(); v != nil {
+		return *v
+	}
+	b := encodeBuffers.Get().(*bytes.Buffer)
+	defer encodeBuffers.Put(b)
+	b.Reset()
+	f(calendar.NewEncoder(b))
+	v := bytes.Clone(b.Bytes())
+	if !p.CompareAndSwap(nil, &v) {
+		return *p.Load()
+	}
+	return v
+}
+
+// newMessage prepares a parsed message for rendering: it encodes what the
+// snapshot keeps (see message), and the trees objs are not kept.
 func newMessage(objs []*calendar.Object) message {
-	compact(objs)
-	m := message{objects: objs, lazy: &lazyViews{}}
+	if len(objs) == 0 {
+		return message{}
+	}
+	m := message{lazy: &lazyViews{}}
 	// Encoded in a pooled buffer, then copied once at its final size.
 	b := encodeBuffers.Get().(*bytes.Buffer)
 	defer encodeBuffers.Put(b)
@@ -91,67 +130,115 @@ func newMessage(objs []*calendar.Object) message {
 			m.restricted = true
 		}
 	}
-	if b.Len() > 0 {
-		m.events = bytes.Clone(b.Bytes())
+	m.nevents = uint32(b.Len())
+	for _, o := range objs {
+		for _, c := range o.FreeBusy {
+			enc.Encode(c)
+		}
+		for _, c := range o.Availability {
+			enc.Encode(c)
+		}
 	}
+	if b.Len() > 0 {
+		m.body = bytes.Clone(b.Bytes())
+	}
+	// The objects of one part hold the same VTIMEZONEs (calendar.Objects);
+	// a message of several parts has the zones of each.
+	var used map[*ical.Component]string
 	for _, tz := range calendar.UsedTimezones(objs) {
-		if m.zones == nil {
-			m.zones = map[string]*ical.Component{}
+		if used == nil {
+			used = map[*ical.Component]string{}
 		}
 		id, err := tz.Props.Text(ical.PropTimezoneID)
 		if err != nil {
 			id = tz.Props.Get(ical.PropTimezoneID).Value
 		}
-		m.zones[id] = tz
+		used[tz] = id
+	}
+	seen := map[*ical.Component]bool{}
+	for _, o := range objs {
+		for _, tz := range o.Timezones {
+			if seen[tz] {
+				continue
+			}
+			seen[tz] = true
+			b.Reset()
+			if calendar.NewEncoder(b).Encode(tz) != nil {
+				continue
+			}
+			m.zones = append(m.zones, zone{id: used[tz], text: unique.Make(b.String())})
+		}
+	}
+	if len(m.zones) > 0 {
+		m.zones = m.zones[:len(m.zones):len(m.zones)]
 	}
 	return m
 }
 
-// compact drops the empty parameter map that go-ical's decoder makes for
-// every property of the trees objs hold (and their timezones'), before a
-// snapshot keeps them for as long as the folder is published: a map per
-// property is a large share of the heap a cached event costs (bench/scale
-// measures it; the figures are in bench/README.md).
-// Nothing edits a cached tree (calendar.Object is immutable), and every
-// reader of a property's parameters (Get, range, len) reads a nil map as
-// an empty one; code that adds parameters does so on properties of its own.
-// It runs before the message is shared, so it needs no lock.
-func compact(objs []*calendar.Object) {
-	var seen map[*ical.Component]bool // VTIMEZONEs are shared by the objects of a message
-	var walk func(c *ical.Component)
-	walk = func(c *ical.Component) {
-		if c == nil {
-			return
-		}
-		if c.Name == ical.CompTimezone {
-			if seen[c] {
-				return
-			}
-			if seen == nil {
-				seen = map[*ical.Component]bool{}
-			}
-			seen[c] = true
-		}
-		for _, ps := range c.Props {
-			for i := range ps {
-				if len(ps[i].Params) == 0 {
-					ps[i].Params = nil
-				}
-			}
-		}
-		for _, ch := range c.Children {
-			walk(ch)
-		}
+// text returns the message's objects as one VCALENDAR, from which
+// calendar.Decode and calendar.Objects make them again; nil when it has
+// none.
+func (m *message) text() []byte {
+	if m.lazy == nil {
+		return nil
 	}
-	for _, o := range objs {
-		walk(o.Master)
-		for _, list := range [][]*ical.Component{o.Overrides, o.FreeBusy, o.Availability, o.Timezones} {
-			for _, c := range list {
-				walk(c)
-			}
-		}
+	const head, tail = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fbpub//snapshot//EN\r\n", "END:VCALENDAR\r\n"
+	n := len(head) + len(m.body) + len(tail)
+	for _, z := range m.zones {
+		n += len(z.text.Value())
 	}
+	b := make([]byte, 0, n)
+	b = append(b, head...)
+	for _, z := range m.zones {
+		b = append(b, z.text.Value()...)
+	}
+	b = append(b, m.body...)
+	return append(b, tail...)
 }
+
+// objects decodes the message's objects from its text. The text is
+// fbpub's own encoding of objects that were decoded once, so an error is
+// not expected; the message then has no objects.
+func (m *message) objects() []*calendar.Object {
+	t := m.text()
+	if t == nil {
+		return nil
+	}
+	cals, err := calendar.Decode(t)
+	if err != nil {
+		return nil
+	}
+	return calendar.Objects(cals)
+}
+
+// zoneTree returns the VTIMEZONE z, decoded. Trees are kept per text in a
+// small table, shared by every message that carries the definition; the
+// table is emptied when it grows past maxZoneTrees (a site has a few
+// dozen zones; a flood of distinct ones must not grow it without bound).
+func zoneTree(z zone) *ical.Component {
+	zoneTrees.Lock()
+	defer zoneTrees.Unlock()
+	if c, ok := zoneTrees.m[z.text]; ok {
+		return c
+	}
+	var c *ical.Component
+	text := "BEGIN:VCALENDAR\r\n" + z.text.Value() + "END:VCALENDAR\r\n"
+	if cals, err := calendar.Decode([]byte(text)); err == nil && len(cals) == 1 && len(cals[0].Children) == 1 {
+		c = cals[0].Children[0]
+	}
+	if len(zoneTrees.m) >= maxZoneTrees {
+		clear(zoneTrees.m)
+	}
+	zoneTrees.m[z.text] = c
+	return c
+}
+
+const maxZoneTrees = 1024
+
+var zoneTrees = struct {
+	sync.Mutex
+	m map[unique.Handle[string]]*ical.Component
+}{m: map[unique.Handle[string]]*ical.Component{}}
 
 // parse turns one message's calendar parts into objects. A part that
 // cannot be used is skipped, counted and logged by folder and UID, never

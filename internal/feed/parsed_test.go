@@ -26,7 +26,7 @@ func TestParsedSet(t *testing.T) {
 			}
 			p := make(parsedSet, 3)
 			for i, u := range added {
-				p[i/64%3].add(u, message{events: []byte{byte(u), byte(u >> 8)}})
+				p[i/64%3].add(u, message{body: []byte{byte(u), byte(u >> 8)}})
 			}
 			ask := make([]uint32, 0, 500)
 			for u := uint32(1); u <= 500; u++ {
@@ -37,8 +37,8 @@ func TestParsedSet(t *testing.T) {
 			}
 			for _, u := range ask {
 				m, ok := p.get(u)
-				if ok != (u%7 != 0) || ok && (m.events[0] != byte(u) || m.events[1] != byte(u>>8)) {
-					t.Fatalf("get(%d) = %v, %v", u, m.events, ok)
+				if ok != (u%7 != 0) || ok && (m.body[0] != byte(u) || m.body[1] != byte(u>>8)) {
+					t.Fatalf("get(%d) = %v, %v", u, m.body, ok)
 				}
 			}
 		})

@@ -1,7 +1,6 @@
 package feed
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/emersion/go-ical"
-
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/imapstore"
 )
@@ -21,10 +18,14 @@ import (
 // first request for a folder, fbpub loads its last snapshot and checks it
 // with the folder state it reads anyway; an unchanged folder costs no
 // message body. A file is one folder: its state, and per message UID the
-// parsed objects written back as iCalendar text. Files are replaced
-// atomically; one that cannot be read is ignored (the folder is fetched).
+// text the snapshot keeps of it (message.text), one VCALENDAR. Files are
+// replaced atomically; one that cannot be read is ignored (the folder is
+// fetched). EncodeSnapshot and DecodeSnapshot are the format, apart from
+// the files.
 
-const snapVersion = 2 // 2: VAVAILABILITY components are kept
+// snapVersion 3: a message's text is what the snapshot keeps (alarms
+// removed); 2: VAVAILABILITY components are kept.
+const snapVersion = 3
 
 type snapFile struct {
 	Version  int             `json:"version"`
@@ -43,6 +44,53 @@ type snapMessage struct {
 	ICS string `json:"ics,omitempty"`
 }
 
+// errSnapshot is what DecodeSnapshot returns for data it cannot use.
+var errSnapshot = errors.New("feed: unusable persisted snapshot")
+
+// EncodeSnapshot returns s in the persisted format (JSON, snapVersion).
+func EncodeSnapshot(s *Snapshot) ([]byte, error) {
+	f := snapFile{Version: snapVersion, Folder: s.Folder.Name, State: s.State, Digest: s.Digest, Fetched: s.Fetched,
+		Messages: make([]snapMessage, len(s.uids))}
+	for i, uid := range s.uids {
+		m := &s.msgs[i]
+		f.Messages[i] = snapMessage{UID: uid, Deleted: m.deleted, ICS: string(m.text())}
+	}
+	return json.Marshal(f)
+}
+
+// DecodeSnapshot reads a snapshot of folder f that EncodeSnapshot wrote.
+// Data of another version, of another folder, or that does not decode is
+// an error wrapping errSnapshot.
+func DecodeSnapshot(f Folder, b []byte) (*Snapshot, error) {
+	var sf snapFile
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return nil, fmt.Errorf("%w: %w", errSnapshot, err)
+	}
+	if sf.Version != snapVersion || sf.Folder != f.Name {
+		return nil, fmt.Errorf("%w: version %d of folder %q", errSnapshot, sf.Version, sf.Folder)
+	}
+	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched,
+		uids: make([]uint32, 0, len(sf.Messages)), msgs: make([]message, 0, len(sf.Messages))}
+	for _, m := range sf.Messages {
+		var msg message
+		if m.ICS != "" {
+			cals, err := calendar.Decode([]byte(m.ICS))
+			if err != nil {
+				return nil, fmt.Errorf("%w: message %d: %w", errSnapshot, m.UID, err)
+			}
+			msg = newMessage(calendar.Objects(cals))
+		}
+		msg.deleted = m.Deleted
+		if n := len(s.uids); n > 0 && s.uids[n-1] >= m.UID {
+			return nil, fmt.Errorf("%w: UID %d out of order", errSnapshot, m.UID)
+		}
+		s.uids = append(s.uids, m.UID)
+		s.msgs = append(s.msgs, msg)
+	}
+	s.setKey()
+	return s, nil
+}
+
 func (c *Cache) snapPath(folder string) string {
 	sum := sha256.Sum256([]byte(folder))
 	return filepath.Join(c.opts.StateDir, hex.EncodeToString(sum[:16])+".json")
@@ -54,21 +102,7 @@ func (c *Cache) save(s *Snapshot) {
 	if c.opts.StateDir == "" {
 		return
 	}
-	f := snapFile{Version: snapVersion, Folder: s.Folder.Name, State: s.State, Digest: s.Digest, Fetched: s.Fetched}
-	for i, uid := range s.uids {
-		m := s.msgs[i]
-		sm := snapMessage{UID: uid, Deleted: m.deleted}
-		if len(m.objects) > 0 {
-			text, err := objectsText(m.objects)
-			if err != nil {
-				c.log.Warn("could not persist a message", "folder", s.Folder.Name, "uid", uid, "err", err)
-				return
-			}
-			sm.ICS = text
-		}
-		f.Messages = append(f.Messages, sm)
-	}
-	b, err := json.Marshal(f)
+	b, err := EncodeSnapshot(s)
 	if err == nil {
 		err = writeAtomic(c.snapPath(s.Folder.Name), b)
 	}
@@ -89,61 +123,12 @@ func (c *Cache) load(f Folder) *Snapshot {
 		}
 		return nil
 	}
-	var sf snapFile
-	if err := json.Unmarshal(b, &sf); err != nil || sf.Version != snapVersion || sf.Folder != f.Name {
+	s, err := DecodeSnapshot(f, b)
+	if err != nil {
 		c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
 		return nil
 	}
-	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched}
-	for _, m := range sf.Messages {
-		var msg message
-		if m.ICS != "" {
-			cals, err := calendar.Decode([]byte(m.ICS))
-			if err != nil {
-				c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
-				return nil
-			}
-			msg = newMessage(calendar.Objects(cals))
-		}
-		msg.deleted = m.Deleted
-		if n := len(s.uids); n > 0 && s.uids[n-1] >= m.UID {
-			c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
-			return nil
-		}
-		s.uids = append(s.uids, m.UID)
-		s.msgs = append(s.msgs, msg)
-		if !msg.deleted {
-			s.Objects = append(s.Objects, msg.objects...)
-		}
-	}
-	s.setKey()
 	return s
-}
-
-// objectsText writes a message's objects as one VCALENDAR.
-func objectsText(objs []*calendar.Object) (string, error) {
-	cal := ical.NewComponent(ical.CompCalendar)
-	cal.Props.SetText(ical.PropVersion, "2.0")
-	cal.Props.SetText(ical.PropProductID, "-//fbpub//snapshot//EN")
-	seen := map[*ical.Component]bool{}
-	for _, o := range objs {
-		for _, tz := range o.Timezones {
-			if !seen[tz] {
-				seen[tz] = true
-				cal.Children = append(cal.Children, tz)
-			}
-		}
-	}
-	for _, o := range objs {
-		cal.Children = append(cal.Children, o.Events()...)
-		cal.Children = append(cal.Children, o.FreeBusy...)
-		cal.Children = append(cal.Children, o.Availability...)
-	}
-	var b bytes.Buffer
-	if err := calendar.NewEncoder(&b).Encode(cal); err != nil {
-		return "", err
-	}
-	return b.String(), nil
 }
 
 func writeAtomic(path string, b []byte) error {

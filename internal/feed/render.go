@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emersion/go-ical"
 
@@ -36,6 +38,7 @@ type Rendered struct {
 
 	gzipOnce sync.Once
 	gzipped  []byte
+	gzipSize atomic.Int64 // cap(gzipped), once made: for the answer cache's size
 }
 
 // Gzipped returns Body compressed with gzip, computed once per rendering.
@@ -46,6 +49,7 @@ func (r *Rendered) Gzipped() []byte {
 		zw.Write(r.Body)
 		zw.Close()
 		r.gzipped = b.Bytes()
+		r.gzipSize.Store(int64(cap(r.gzipped)))
 	})
 	return r.gzipped
 }
@@ -169,9 +173,10 @@ func (c *Cache) renderFreeBusy(ctx context.Context, q FreeBusyQuery, key string,
 		var objs []*calendar.Object
 		access := map[*calendar.Object]acl.Access{}
 		for i, s := range snaps {
-			objs = append(objs, s.Objects...)
+			so := s.Objects()
+			objs = append(objs, so...)
 			if q.Extended {
-				for _, o := range s.Objects {
+				for _, o := range so {
 					access[o] = levels[i]
 				}
 			}
@@ -279,14 +284,17 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		bodies := make([][]byte, 0, n)
 		size := len(head)
 		for i, s := range snaps {
+			objs := s.messageObjects()
 			for j := range s.msgs {
 				if m := &s.msgs[j]; !m.deleted {
-					v := messageView(m, levels[i], series, zones)
+					v := messageView(m, func() []*calendar.Object { return objs(j) }, levels[i], series, zones)
 					bodies = append(bodies, v)
 					size += len(v)
 				}
 			}
 		}
+		// Views encoded for this answer are kept with the messages.
+		c.remeasure(snaps)
 		var b bytes.Buffer
 		b.Grow(size + 64<<10) // the events, and room for the zones
 		b.Write(bytes.TrimSuffix(head, []byte("END:VCALENDAR\r\n")))
@@ -466,6 +474,11 @@ func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot,
 		}
 		c.m.Renders.WithLabelValues(view).Inc()
 		c.m.RenderSeconds.WithLabelValues(view).Observe(time.Since(t0).Seconds())
+		if cap(body)-len(body) > len(body)/8 {
+			// A buffer grown by doubling: the answer cache keeps it for
+			// as long as the answer holds.
+			body = bytes.Clone(body)
+		}
 		r := &Rendered{Body: body, ETag: etag(key)}
 		for _, s := range snaps {
 			if s.Fetched.After(r.Modified) {
@@ -482,25 +495,46 @@ func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot,
 }
 
 // lru is a small least-recently-used cache of rendered answers, bounded by
-// the total size of their bodies.
+// the heap they hold: bodies, their gzipped copies (counted when next got
+// after Gzipped made one), keys and bookkeeping.
 type lru struct {
 	mu      sync.Mutex
-	max     int
-	size    int                      // guarded by mu
+	max     int64
+	size    int64                    // guarded by mu
 	order   *list.List               // of *lruEntry, most recent first; guarded by mu
 	entries map[string]*list.Element // guarded by mu
 }
 
 type lruEntry struct {
-	key string
-	a   *Rendered
+	key  string
+	a    *Rendered
+	size int64 // what the entry was counted for; guarded by the lru's mu
 }
 
-// maxRendered bounds the bytes of rendered answers kept.
+// maxRendered bounds the bytes of rendered answers kept when
+// Options.MaxBytes does not.
 const maxRendered = 64 << 20
 
-func newLRU(max int) *lru {
+// answerBound is the share of Options.MaxBytes rendered answers may hold:
+// a quarter (snapshots hold the rest, see setSnap), at most maxRendered.
+func answerBound(maxBytes int64) int64 {
+	if maxBytes <= 0 {
+		return maxRendered
+	}
+	return min(maxBytes/4, maxRendered)
+}
+
+func newLRU(max int64) *lru {
 	return &lru{max: max, order: list.New(), entries: map[string]*list.Element{}}
+}
+
+// entrySize is the heap an entry of the lru holds: the key, twice (the map
+// and the entry), the Rendered with its body, ETag and gzipped copy, and
+// the list element, entry and map slot.
+func entrySize(key string, a *Rendered) int64 {
+	return allocSize(len(key)) + allocSize(int(unsafe.Sizeof(Rendered{}))) + allocSize(cap(a.Body)) +
+		allocSize(len(a.ETag)) + allocSize(int(a.gzipSize.Load())) +
+		allocSize(int(unsafe.Sizeof(list.Element{}))) + allocSize(int(unsafe.Sizeof(lruEntry{}))) + 64
 }
 
 func (l *lru) get(key string) *Rendered {
@@ -508,7 +542,13 @@ func (l *lru) get(key string) *Rendered {
 	defer l.mu.Unlock()
 	if e := l.entries[key]; e != nil {
 		l.order.MoveToFront(e)
-		return e.Value.(*lruEntry).a
+		ent := e.Value.(*lruEntry)
+		if n := entrySize(ent.key, ent.a); n != ent.size {
+			l.size += n - ent.size
+			ent.size = n
+			l.evict()
+		}
+		return ent.a
 	}
 	return nil
 }
@@ -517,18 +557,32 @@ func (l *lru) put(key string, a *Rendered) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e := l.entries[key]; e != nil {
-		l.size -= len(e.Value.(*lruEntry).a.Body)
+		l.size -= e.Value.(*lruEntry).size
 		l.order.Remove(e)
 	}
-	l.entries[key] = l.order.PushFront(&lruEntry{key, a})
-	l.size += len(a.Body)
+	ent := &lruEntry{key: key, a: a, size: entrySize(key, a)}
+	l.entries[key] = l.order.PushFront(ent)
+	l.size += ent.size
+	l.evict()
+}
+
+// evict drops the least recently used entries, never the most recent,
+// while the lru is over its bound. l.mu must be held.
+func (l *lru) evict() {
 	for l.size > l.max && l.order.Len() > 1 {
 		e := l.order.Back()
 		ent := e.Value.(*lruEntry)
 		l.order.Remove(e)
 		delete(l.entries, ent.key)
-		l.size -= len(ent.a.Body)
+		l.size -= ent.size
 	}
+}
+
+// bytes is the heap the lru's entries hold.
+func (l *lru) bytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size
 }
 
 // etag derives an entity tag from the states of the folders that went into

@@ -70,7 +70,7 @@ func (c *Cache) fetchFrom(ctx context.Context, f Folder, prev *Snapshot) (*imaps
 // fetched is when the read started.
 func (c *Cache) assemble(f Folder, l *imapstore.Listing, parsed parsedSet, prev *Snapshot, fetched time.Time) *Snapshot {
 	s := &Snapshot{Folder: f, State: l.State, Fetched: fetched, checked: f.checked,
-		uids: make([]uint32, 0, len(l.UIDs)), msgs: make([]message, 0, len(l.UIDs)), Objects: make([]*calendar.Object, 0, len(l.UIDs))}
+		uids: make([]uint32, 0, len(l.UIDs)), msgs: make([]message, 0, len(l.UIDs))}
 	fresh := make(map[uint32]imapstore.Message, len(l.Messages))
 	for _, m := range l.Messages {
 		fresh[m.UID] = m
@@ -98,7 +98,6 @@ func (c *Cache) assemble(f Folder, l *imapstore.Listing, parsed parsedSet, prev 
 			continue
 		}
 		d.Write(append(line, ';'))
-		s.Objects = append(s.Objects, m.objects...)
 	}
 	s.Digest = hex.EncodeToString(d.Sum(nil)[:12])
 	s.setKey()
@@ -111,7 +110,7 @@ func (c *Cache) keep(s *Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.snaps[s.Folder.Name]; old == nil || !old.checked.After(s.checked) {
-		c.snaps[s.Folder.Name] = s
+		c.setSnap(s)
 	}
 }
 

@@ -87,15 +87,16 @@ func seriesOf(snaps []*Snapshot, levels []acl.Access) *privacy.Series {
 	}
 	s := privacy.NewSeries()
 	for _, sn := range snaps {
-		s.Add(sn.Objects)
+		s.Add(sn.Objects())
 	}
 	return s
 }
 
-// seriesDiffers reports whether s gives some UID of m another series than
-// m's own objects do: then m's encoded reader view does not hold.
-func seriesDiffers(m *message, s *privacy.Series) bool {
-	for _, o := range m.objects {
+// seriesDiffers reports whether s gives some UID of objs, a message's
+// objects, another series than the message's own objects do: then its
+// encoded reader view does not hold.
+func seriesDiffers(objs []*calendar.Object, s *privacy.Series) bool {
+	for _, o := range objs {
 		local, lok := privacy.ObjectSeries(o)
 		global, gok := s.Of(o.UID)
 		if lok != gok || local != global {
@@ -105,48 +106,72 @@ func seriesDiffers(m *message, s *privacy.Series) bool {
 	return false
 }
 
+// messageObjects returns a function giving the objects of s's message at
+// index j (not flagged \Deleted), decoding the snapshot's objects on its
+// first call and holding them for the next.
+func (s *Snapshot) messageObjects() func(j int) []*calendar.Object {
+	var t *snapTrees
+	return func(j int) []*calendar.Object {
+		if t == nil {
+			t = s.decoded()
+		}
+		return t.byMsg[j]
+	}
+}
+
 // messageView returns m's events as a requester with access a sees them
 // in an answer whose series s holds (nil when a is not ReadAccess), and
 // adds to zones, by the TZID they are written with, the time zones those
 // events refer to: as stored for the owner, reduced (privacy.Zone) for
-// everyone else. A zone already in zones is kept.
-func messageView(m *message, a acl.Access, s *privacy.Series, zones map[string]*ical.Component) []byte {
-	addReduced := func(id, name string) {
+// everyone else. A zone already in zones is kept. objs returns m's
+// objects, decoded; it is called only when a view needs them.
+func messageView(m *message, objs func() []*calendar.Object, a acl.Access, s *privacy.Series, zones map[string]*ical.Component) []byte {
+	addReduced := func(z zone, name string) {
 		if zones[name] != nil {
 			return
 		}
-		if z := privacy.Zone(m.zones[id], name); z != nil {
-			zones[name] = z
+		t := zoneTree(z)
+		if t == nil {
+			return
+		}
+		if r := privacy.Zone(t, name); r != nil {
+			zones[name] = r
 		}
 	}
 	switch {
 	case a >= acl.OwnerAccess:
-		for id, z := range m.zones {
-			if zones[id] == nil {
-				zones[id] = z
+		for _, z := range m.zones {
+			if z.id != "" && zones[z.id] == nil {
+				if t := zoneTree(z); t != nil {
+					zones[z.id] = t
+				}
 			}
 		}
-		return m.view(a)
+		return m.view(a, objs)
 	case a < acl.ReadAccess:
-		for id := range m.zones {
-			addReduced(id, privacy.TZID(id))
+		for _, z := range m.zones {
+			if z.id != "" {
+				addReduced(z, privacy.TZID(z.id))
+			}
 		}
-		return m.view(a)
+		return m.view(a, objs)
 	}
-	changed := m.lazy != nil && s != nil && seriesDiffers(m, s)
+	changed := m.lazy != nil && s != nil && seriesDiffers(objs(), s)
 	if !m.restricted && !changed {
 		// Every event shows as stored, with the TZIDs it has.
-		for id := range m.zones {
-			addReduced(id, id)
+		for _, z := range m.zones {
+			if z.id != "" {
+				addReduced(z, z.id)
+			}
 		}
-		return m.view(a)
+		return m.view(a, objs)
 	}
-	body, judged := m.view(a), (*privacy.Series)(nil) // judged by m alone
+	body, judged := m.view(a, objs), (*privacy.Series)(nil) // judged by m alone
 	if changed {
 		judged = s
 		var b bytes.Buffer
 		enc := calendar.NewEncoder(&b)
-		for _, o := range m.objects {
+		for _, o := range objs() {
 			for _, ev := range readerEventsIn(o, s) {
 				enc.Encode(ev)
 			}
@@ -158,19 +183,20 @@ func messageView(m *message, a acl.Access, s *privacy.Series, zones map[string]*
 	}
 	// Events shown whole refer to their zones by the TZIDs they have,
 	// reduced ones by the names privacy.TZID gives them.
-	for _, o := range m.objects {
+	for _, o := range objs() {
 		for _, ev := range o.Events() {
 			c, _ := classIn(judged, o, ev)
 			for _, props := range ev.Props {
 				for _, p := range props {
 					id := p.Params.Get(ical.ParamTimezoneID)
-					if id == "" || m.zones[id] == nil {
+					z, ok := m.zone(id)
+					if id == "" || !ok {
 						continue
 					}
 					if c == privacy.Public {
-						addReduced(id, id)
+						addReduced(z, id)
 					} else {
-						addReduced(id, privacy.TZID(id))
+						addReduced(z, privacy.TZID(id))
 					}
 				}
 			}
@@ -193,4 +219,14 @@ func detail(oc freebusy.Occurrence, a acl.Access, s *privacy.Series) []freebusy.
 	}
 	text := func(name string) string { return calendar.Text(oc.Event.Props.Get(name)) }
 	return []freebusy.Detail{{UID: oc.Object.UID, Summary: text(ical.PropSummary), Location: text(ical.PropLocation)}}
+}
+
+// zone returns the zone m's events refer to by TZID id.
+func (m *message) zone(id string) (zone, bool) {
+	for _, z := range m.zones {
+		if z.id == id && id != "" {
+			return z, true
+		}
+	}
+	return zone{}, false
 }
