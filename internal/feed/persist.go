@@ -54,21 +54,7 @@ func (c *Cache) save(s *Snapshot) {
 	if c.opts.StateDir == "" {
 		return
 	}
-	f := snapFile{Version: snapVersion, Folder: s.Folder.Name, State: s.State, Digest: s.Digest, Fetched: s.Fetched}
-	for i, uid := range s.uids {
-		m := s.msgs[i]
-		sm := snapMessage{UID: uid, Deleted: m.deleted}
-		if len(m.objects) > 0 {
-			text, err := objectsText(m.objects)
-			if err != nil {
-				c.log.Warn("could not persist a message", "folder", s.Folder.Name, "uid", uid, "err", err)
-				return
-			}
-			sm.ICS = text
-		}
-		f.Messages = append(f.Messages, sm)
-	}
-	b, err := json.Marshal(f)
+	b, err := encodeSnapshot(s)
 	if err == nil {
 		err = writeAtomic(c.snapPath(s.Folder.Name), b)
 	}
@@ -89,10 +75,44 @@ func (c *Cache) load(f Folder) *Snapshot {
 		}
 		return nil
 	}
-	var sf snapFile
-	if err := json.Unmarshal(b, &sf); err != nil || sf.Version != snapVersion || sf.Folder != f.Name {
+	s, err := decodeSnapshot(f, b)
+	if err != nil {
 		c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
 		return nil
+	}
+	return s
+}
+
+// encodeSnapshot writes s as bytes that decodeSnapshot reads back: the
+// format of the state directory's files, also what replicas share through
+// Redis (replicas.go).
+func encodeSnapshot(s *Snapshot) ([]byte, error) {
+	f := snapFile{Version: snapVersion, Folder: s.Folder.Name, State: s.State, Digest: s.Digest, Fetched: s.Fetched}
+	for i, uid := range s.uids {
+		m := s.msgs[i]
+		sm := snapMessage{UID: uid, Deleted: m.deleted}
+		if len(m.objects) > 0 {
+			text, err := objectsText(m.objects)
+			if err != nil {
+				return nil, fmt.Errorf("feed: encode message %d: %w", uid, err)
+			}
+			sm.ICS = text
+		}
+		f.Messages = append(f.Messages, sm)
+	}
+	return json.Marshal(f)
+}
+
+// errUnusable is decodeSnapshot's answer for bytes it cannot use.
+var errUnusable = errors.New("feed: unusable snapshot")
+
+// decodeSnapshot reads the snapshot of folder f that encodeSnapshot wrote,
+// or returns errUnusable (another version, another folder, a message that
+// does not parse, UIDs out of order).
+func decodeSnapshot(f Folder, b []byte) (*Snapshot, error) {
+	var sf snapFile
+	if err := json.Unmarshal(b, &sf); err != nil || sf.Version != snapVersion || sf.Folder != f.Name {
+		return nil, errUnusable
 	}
 	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched}
 	for _, m := range sf.Messages {
@@ -100,15 +120,13 @@ func (c *Cache) load(f Folder) *Snapshot {
 		if m.ICS != "" {
 			cals, err := calendar.Decode([]byte(m.ICS))
 			if err != nil {
-				c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
-				return nil
+				return nil, errUnusable
 			}
 			msg = newMessage(calendar.Objects(cals))
 		}
 		msg.deleted = m.Deleted
 		if n := len(s.uids); n > 0 && s.uids[n-1] >= m.UID {
-			c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
-			return nil
+			return nil, errUnusable
 		}
 		s.uids = append(s.uids, m.UID)
 		s.msgs = append(s.msgs, msg)
@@ -117,7 +135,7 @@ func (c *Cache) load(f Folder) *Snapshot {
 		}
 	}
 	s.setKey()
-	return s
+	return s, nil
 }
 
 // objectsText writes a message's objects as one VCALENDAR.
