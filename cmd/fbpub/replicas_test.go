@@ -342,13 +342,30 @@ func TestReplicas(t *testing.T) {
 			wg.Wait()
 			return took
 		}
+		// announced waits until every one of rs counted more announced
+		// changes than before (nil: none): a new watch announces that
+		// anything may have changed (it cannot know what it missed)
+		// once its NOTIFY SET is done.
+		announced := func(rs []*replica, before []float64) []float64 {
+			now := make([]float64, len(rs))
+			for i, r := range rs {
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					now[i] = metricSum(t, r.base, "fbpub_imap_pushes_total")
+					if before == nil && now[i] > 0 || before != nil && now[i] > before[i] {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no change announced through %s after 30 s", r.base)
+					}
+				}
+			}
+			return now
+		}
 		for _, r := range rs {
 			eventsAt(t, r.base, "bob")
 		}
 		w := watcher(rs)
-		// The watch's first announcement (it cannot know what it
-		// missed) makes every replica check again: let that pass.
-		time.Sleep(2 * time.Second)
+		announced(rs, nil)
 		for _, r := range rs {
 			if n := eventsAt(t, r.base, "bob"); n != 4 {
 				t.Fatalf("bob's calendar through %s has %d events, want 4", r.base, n)
@@ -367,6 +384,7 @@ func TestReplicas(t *testing.T) {
 				rest = append(rest, r)
 			}
 		}
+		pushes := announced(rest, nil)
 		w2 := watcher(rest)
 		t.Logf("the watch moved %v after the watcher was killed (the issue asks for 10 s)", time.Since(killed).Round(10*time.Millisecond))
 		if !strings.Contains(w2.logs.String(), "holding the IMAP watch") {
@@ -375,8 +393,21 @@ func TestReplicas(t *testing.T) {
 		if n := sumOver(t, rest, "fbpub_redis_lease_takeovers_total", `lease="watch"`); n != 1 {
 			t.Errorf("%v watch takeovers counted, want 1", n)
 		}
-		time.Sleep(2 * time.Second) // the new watch's connection and first announcement
+		announced(rest, pushes) // the new watch is set
+		for _, r := range rest {
+			eventsAt(t, r.base, "bob")
+		}
 		srv.Append(t, "bob", "Calendar", replicaEvent("bob-pushed-2", "Pushed again", 5))
 		t.Logf("after the takeover, a change showed through the two replicas left after %v", seen(rest, "bob", 6))
+
+		// For comparison: one replica without Redis (the server's own
+		// delay: Dovecot waits half a second before it announces).
+		alone := start(t, 1, "", "FBPUB_CHECK_INTERVAL=1h", "FBPUB_WATCH=1", "FBPUB_NOTIFY=true")
+		eventsAt(t, alone[0].base, "bob")
+		watcher(alone)
+		announced(alone, nil)
+		eventsAt(t, alone[0].base, "bob")
+		srv.Append(t, "bob", "Calendar", replicaEvent("bob-pushed-3", "Pushed to one", 6))
+		t.Logf("through one replica without Redis, the same change showed after %v", seen(alone, "bob", 7))
 	})
 }

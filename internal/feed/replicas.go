@@ -42,6 +42,12 @@ import (
 // folder's content (a flag change moves nothing); elsewhere each replica
 // syncs for itself, as before.
 //
+// Redis' keys are hashed (internal/shared), but the values are not: a
+// shared snapshot holds the folder's events whole, a shared check the
+// folders' names and ACLs, and notices name folders and owners. Whoever
+// can read the Redis can read the calendars fbpub publishes; it belongs
+// with the replicas, behind their network boundary and a password.
+//
 // Without Redis (Replicate never called) none of this runs. While Redis
 // is unreachable, shared.Client falls back to local state: lookups miss,
 // leases are local, notices reach this replica only; each replica then
