@@ -258,8 +258,12 @@ func TestReplicas(t *testing.T) {
 	// one seed) costs IMAP through three replicas within 1.2 times what
 	// it costs one replica without Redis.
 	t.Run("commands of three replicas", func(t *testing.T) {
-		load := func(rs []*replica) float64 {
+		// load returns the IMAP commands of the start-up's owner checks
+		// (discovery checks every owner, reading every folder's
+		// MYRIGHTS) and of the load.
+		load := func(rs []*replica) (startup, commands float64) {
 			before := settle(t, rs)
+			startup = sumOver(t, rs, "fbpub_imap_commands_total", `command="MYRIGHTS"`)
 			rng := rand.New(rand.NewPCG(19, 3))
 			for i := range 200 {
 				r := rs[i%len(rs)]
@@ -279,14 +283,18 @@ func TestReplicas(t *testing.T) {
 					eventsAt(t, r.base, owner)
 				}
 			}
-			return sumOver(t, rs, "fbpub_imap_commands_total") - before
+			return startup, sumOver(t, rs, "fbpub_imap_commands_total") - before
 		}
 		env := []string{"FBPUB_CHECK_INTERVAL=1h", "FBPUB_WATCH=0"}
 		replicaFolders(t, srv)
-		one := load(start(t, 1, "", env...))
+		startOne, one := load(start(t, 1, "", env...))
 		replicaFolders(t, srv)
 		rd := testbed.StartRedis(t, nil)
-		three := load(start(t, 3, rd.URL(), env...))
+		startThree, three := load(start(t, 3, rd.URL(), env...))
+		t.Logf("MYRIGHTS of the start-up's discovery: one replica %v, three replicas %v", startOne, startThree)
+		if startOne == 0 || startThree != startOne {
+			t.Errorf("MYRIGHTS of the start-up's discovery: one replica %v, three replicas %v, want the same (one check of each owner)", startOne, startThree)
+		}
 		t.Logf("IMAP commands of the load: one replica %v, three replicas %v (%.2f×)", one, three, three/one)
 		if one == 0 || three > 1.2*one {
 			t.Errorf("IMAP commands of the load: one replica %v, three replicas %v: more than 1.2 times", one, three)
