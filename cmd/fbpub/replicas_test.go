@@ -173,6 +173,51 @@ func countEvents(base, owner string) int {
 	return strings.Count(string(b), "BEGIN:VEVENT")
 }
 
+// watcher waits until exactly one of rs holds the watch, and returns it.
+func watcher(t *testing.T, rs []*replica) *replica {
+	t.Helper()
+	var w *replica
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n := 0
+		for _, r := range rs {
+			if metricSum(t, r.base, "fbpub_imap_watched_folders") > 0 {
+				w = r
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%d replicas hold the watch", n)
+		}
+		if n == 1 {
+			return w
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no replica holds the watch after 30 s")
+		}
+	}
+}
+
+// announced waits until every one of rs counted more announced
+// changes than before (nil: none): a new watch announces that
+// anything may have changed (it cannot know what it missed)
+// once its NOTIFY SET is done.
+func announced(t *testing.T, rs []*replica, before []float64) []float64 {
+	t.Helper()
+	now := make([]float64, len(rs))
+	for i, r := range rs {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			now[i] = metricSum(t, r.base, "fbpub_imap_pushes_total")
+			if before == nil && now[i] > 0 || before != nil && now[i] > before[i] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no change announced through %s after 30 s", r.base)
+			}
+		}
+	}
+	return now
+}
+
 // TestReplicas: three fbpub processes sharing one Redis, against Dovecot,
 // cost IMAP what one does, and a change the server pushes shows through
 // all of them.
@@ -301,6 +346,45 @@ func TestReplicas(t *testing.T) {
 		}
 	})
 
+	// With NOTIFY watching every folder, a replica asks IMAP nothing for
+	// owners whose folders did not change, until Revalidate: three
+	// replicas, of which one watches, do the same under a steady load
+	// (the others rely on the watcher's pushes and take its checks).
+	t.Run("commands of three replicas with NOTIFY", func(t *testing.T) {
+		load := func(rs []*replica) float64 {
+			watcher(t, rs)
+			announced(t, rs, nil)
+			// What NOTIFY watches is handed to the cache every 2 s
+			// (watchHot), and to the other replicas every second: let
+			// that happen, or requests poll as without NOTIFY.
+			time.Sleep(5 * time.Second)
+			// Every owner once, through one replica each: checks after
+			// the watch's announcement.
+			for i, owner := range replicaOwners {
+				eventsAt(t, rs[i%len(rs)].base, owner)
+			}
+			// Past the check interval: without the pushes, every
+			// request would check again.
+			time.Sleep(1500 * time.Millisecond)
+			before := sumOver(t, rs, "fbpub_imap_commands_total")
+			rng := rand.New(rand.NewPCG(19, 5))
+			for i := range 60 {
+				eventsAt(t, rs[i%len(rs)].base, replicaOwners[rng.IntN(len(replicaOwners))])
+			}
+			return sumOver(t, rs, "fbpub_imap_commands_total") - before
+		}
+		env := []string{"FBPUB_CHECK_INTERVAL=1s", "FBPUB_WATCH=1", "FBPUB_NOTIFY=true"}
+		replicaFolders(t, srv)
+		one := load(start(t, 1, "", env...))
+		replicaFolders(t, srv)
+		rd := testbed.StartRedis(t, nil)
+		three := load(start(t, 3, rd.URL(), env...))
+		t.Logf("IMAP commands of a steady load with NOTIFY: one replica %v, three replicas %v", one, three)
+		if three > 1.2*one {
+			t.Errorf("IMAP commands of a steady load with NOTIFY: one replica %v, three replicas %v: more than 1.2 times", one, three)
+		}
+	})
+
 	// With NOTIFY, one replica holds the watch; a change it hears shows
 	// through every replica; killed (SIGKILL), it leaves the watch to
 	// another replica, and changes keep showing.
@@ -308,27 +392,6 @@ func TestReplicas(t *testing.T) {
 		replicaFolders(t, srv)
 		rd := testbed.StartRedis(t, nil)
 		rs := start(t, 3, rd.URL(), "FBPUB_CHECK_INTERVAL=1h", "FBPUB_WATCH=1", "FBPUB_NOTIFY=true")
-		watcher := func(rs []*replica) *replica {
-			var w *replica
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				n := 0
-				for _, r := range rs {
-					if metricSum(t, r.base, "fbpub_imap_watched_folders") > 0 {
-						w = r
-						n++
-					}
-				}
-				if n > 1 {
-					t.Fatalf("%d replicas hold the watch", n)
-				}
-				if n == 1 {
-					return w
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no replica holds the watch after 30 s")
-				}
-			}
-		}
 		// seen waits until owner's calendar has want events through each
 		// of rs, and returns how long each took from now.
 		seen := func(rs []*replica, owner string, want int) []time.Duration {
@@ -350,30 +413,11 @@ func TestReplicas(t *testing.T) {
 			wg.Wait()
 			return took
 		}
-		// announced waits until every one of rs counted more announced
-		// changes than before (nil: none): a new watch announces that
-		// anything may have changed (it cannot know what it missed)
-		// once its NOTIFY SET is done.
-		announced := func(rs []*replica, before []float64) []float64 {
-			now := make([]float64, len(rs))
-			for i, r := range rs {
-				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-					now[i] = metricSum(t, r.base, "fbpub_imap_pushes_total")
-					if before == nil && now[i] > 0 || before != nil && now[i] > before[i] {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("no change announced through %s after 30 s", r.base)
-					}
-				}
-			}
-			return now
-		}
 		for _, r := range rs {
 			eventsAt(t, r.base, "bob")
 		}
-		w := watcher(rs)
-		announced(rs, nil)
+		w := watcher(t, rs)
+		announced(t, rs, nil)
 		for _, r := range rs {
 			if n := eventsAt(t, r.base, "bob"); n != 4 {
 				t.Fatalf("bob's calendar through %s has %d events, want 4", r.base, n)
@@ -392,8 +436,8 @@ func TestReplicas(t *testing.T) {
 				rest = append(rest, r)
 			}
 		}
-		pushes := announced(rest, nil)
-		w2 := watcher(rest)
+		pushes := announced(t, rest, nil)
+		w2 := watcher(t, rest)
 		t.Logf("the watch moved %v after the watcher was killed (the issue asks for 10 s)", time.Since(killed).Round(10*time.Millisecond))
 		if !strings.Contains(w2.logs.String(), "holding the IMAP watch") {
 			t.Errorf("the new watcher does not say it holds the watch")
@@ -401,7 +445,7 @@ func TestReplicas(t *testing.T) {
 		if n := sumOver(t, rest, "fbpub_redis_lease_takeovers_total", `lease="watch"`); n != 1 {
 			t.Errorf("%v watch takeovers counted, want 1", n)
 		}
-		announced(rest, pushes) // the new watch is set
+		announced(t, rest, pushes) // the new watch is set
 		for _, r := range rest {
 			eventsAt(t, r.base, "bob")
 		}
@@ -412,8 +456,8 @@ func TestReplicas(t *testing.T) {
 		// delay: Dovecot waits half a second before it announces).
 		alone := start(t, 1, "", "FBPUB_CHECK_INTERVAL=1h", "FBPUB_WATCH=1", "FBPUB_NOTIFY=true")
 		eventsAt(t, alone[0].base, "bob")
-		watcher(alone)
-		announced(alone, nil)
+		watcher(t, alone)
+		announced(t, alone, nil)
 		eventsAt(t, alone[0].base, "bob")
 		srv.Append(t, "bob", "Calendar", replicaEvent("bob-pushed-3", "Pushed to one", 6))
 		t.Logf("through one replica without Redis, the same change showed after %v", seen(alone, "bob", 7))

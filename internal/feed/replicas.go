@@ -426,20 +426,32 @@ func (c *Cache) adoptCheck(ctx context.Context, r *replicas, key string, good fu
 		return ownerCheck{}, false
 	}
 	var sc sharedCheck
-	if err := json.Unmarshal(b, &sc); err != nil || ownerKey(sc.Name) != key || !good(sc.Checked) {
+	if err := json.Unmarshal(b, &sc); err != nil || ownerKey(sc.Name) != key {
 		return ownerCheck{}, false
-	}
-	r.m.Shared.WithLabelValues("check", "hit").Inc()
-	c.mu.Lock()
-	cur := c.dir.owners[key]
-	c.mu.Unlock()
-	if cur != nil && !cur.checked.Before(sc.Checked) {
-		return ownerCheck{cur.folders, cur.checked}, true
 	}
 	if sc.DetailsAt == nil {
 		sc.DetailsAt = map[string]time.Time{}
 	}
 	o, unknown := c.buildEntry(sc.Name, sc.Listed, sc.DetailsAt, sc.Checked)
+	c.mu.Lock()
+	cur := c.dir.owners[key]
+	pushed := c.pushed
+	if cur != nil {
+		pushed = c.pushedFor(cur)
+	}
+	// Good for the requests, or as good as a check of this replica
+	// would be with NOTIFY watching the owner's folders (watchedFresh):
+	// what the watching replica checked after the last announced change
+	// holds until Revalidate, whichever replica checked it.
+	usable := good(sc.Checked) || c.watchedFresh(o, c.opts.Now(), pushed)
+	c.mu.Unlock()
+	if !usable {
+		return ownerCheck{}, false
+	}
+	r.m.Shared.WithLabelValues("check", "hit").Inc()
+	if cur != nil && !cur.checked.Before(sc.Checked) {
+		return ownerCheck{cur.folders, cur.checked}, true
+	}
 	c.publish(key, o, unknown)
 	return ownerCheck{o.folders, sc.Checked}, true
 }
