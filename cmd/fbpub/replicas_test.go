@@ -367,9 +367,15 @@ func TestReplicas(t *testing.T) {
 			// request would check again.
 			time.Sleep(1500 * time.Millisecond)
 			before := sumOver(t, rs, "fbpub_imap_commands_total")
+			gets := sumOver(t, rs, "fbpub_redis_commands_total", `op="get"`)
 			rng := rand.New(rand.NewPCG(19, 5))
 			for i := range 60 {
 				eventsAt(t, rs[i%len(rs)].base, replicaOwners[rng.IntN(len(replicaOwners))])
+			}
+			// A replica takes each owner's check from Redis once, not
+			// in a loop until the check budget runs out.
+			if n := sumOver(t, rs, "fbpub_redis_commands_total", `op="get"`) - gets; n > 60 {
+				t.Errorf("60 requests read Redis %v times", n)
 			}
 			return sumOver(t, rs, "fbpub_imap_commands_total") - before
 		}

@@ -443,15 +443,25 @@ func (c *Cache) adoptCheck(ctx context.Context, r *replicas, key string, good fu
 	// would be with NOTIFY watching the owner's folders (watchedFresh):
 	// what the watching replica checked after the last announced change
 	// holds until Revalidate, whichever replica checked it.
-	usable := good(sc.Checked) || c.watchedFresh(o, c.opts.Now(), pushed)
-	c.mu.Unlock()
-	if !usable {
-		return ownerCheck{}, false
+	now := c.opts.Now()
+	valid := sc.Checked // what the waiting requests compare with good
+	if !good(sc.Checked) {
+		if !c.watchedFresh(o, now, pushed) {
+			c.mu.Unlock()
+			return ownerCheck{}, false
+		}
+		// Good as of now, as fresh would have found it: the
+		// requests waiting must not ask for another check.
+		valid = now
 	}
+	c.mu.Unlock()
 	r.m.Shared.WithLabelValues("check", "hit").Inc()
 	if cur != nil && !cur.checked.Before(sc.Checked) {
-		return ownerCheck{cur.folders, cur.checked}, true
+		if cur.checked.After(valid) {
+			valid = cur.checked
+		}
+		return ownerCheck{cur.folders, valid}, true
 	}
 	c.publish(key, o, unknown)
-	return ownerCheck{o.folders, sc.Checked}, true
+	return ownerCheck{o.folders, valid}, true
 }
