@@ -60,7 +60,7 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 			}
 			return nil, errLookups
 		}
-		return c.checkOwner(ctx, owner, true)
+		return c.lookUpReplicated(ctx, owner)
 	})
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) && !errors.Is(err, errLookups) {

@@ -345,15 +345,38 @@ type sharedCheck struct {
 // waiting requests, else checks under the owner's lease and stores the
 // result, else waits for the replica holding the lease.
 func (c *Cache) checkReplicated(ctx context.Context, name string, good func(time.Time) bool) (ownerCheck, error) {
+	return c.checkShared(ctx, name, false, good)
+}
+
+// lookUpReplicated is checkOwner's look-up (an owner this replica does
+// not know) for lookUp's shared call: with replicas, it takes another
+// replica's check or look-up of the owner when it is recent (a look-up
+// that found nothing within NegativeTTL, as this replica's own would
+// be remembered), else looks up under the owner's lease and stores the
+// result.
+func (c *Cache) lookUpReplicated(ctx context.Context, owner string) (ownerCheck, error) {
+	now := c.opts.Now()
+	c.mu.Lock()
+	pushed := c.pushed
+	c.mu.Unlock()
+	return c.checkShared(ctx, owner, true, func(t time.Time) bool { return c.goodCheck(t, now, pushed) })
+}
+
+// checkShared is checkReplicated, or lookUpReplicated when lookup is set.
+func (c *Cache) checkShared(ctx context.Context, name string, lookup bool, good func(time.Time) bool) (ownerCheck, error) {
 	r := c.rep.Load()
 	if r == nil {
-		return c.checkOwner(ctx, name, false)
+		return c.checkOwner(ctx, name, lookup)
+	}
+	var negative time.Duration
+	if lookup {
+		negative = c.opts.NegativeTTL
 	}
 	key := ownerKey(name)
 	waited := false
 	for {
 		wake := r.await("c\x00" + key)
-		if oc, ok := c.adoptCheck(ctx, r, key, good); ok {
+		if oc, ok := c.adoptCheck(ctx, r, key, good, negative); ok {
 			return oc, nil
 		}
 		lease, err := r.sh.TryLock(ctx, "check\x00"+key, checkLease)
@@ -361,7 +384,7 @@ func (c *Cache) checkReplicated(ctx context.Context, name string, good func(time
 			if waited {
 				r.m.Takeovers.WithLabelValues("check").Inc()
 			}
-			return c.checkLeased(ctx, r, name, key, good, lease)
+			return c.checkLeased(ctx, r, name, key, lookup, good, negative, lease)
 		}
 		if !errors.Is(err, shared.ErrBusy) {
 			return ownerCheck{}, err
@@ -378,13 +401,13 @@ func (c *Cache) checkReplicated(ctx context.Context, name string, good func(time
 
 // checkLeased checks owner name holding its lease and stores the check
 // for the other replicas.
-func (c *Cache) checkLeased(ctx context.Context, r *replicas, name, key string, good func(time.Time) bool, lease *shared.Lease) (ownerCheck, error) {
+func (c *Cache) checkLeased(ctx context.Context, r *replicas, name, key string, lookup bool, good func(time.Time) bool, negative time.Duration, lease *shared.Lease) (ownerCheck, error) {
 	defer lease.Unlock(context.WithoutCancel(ctx))
-	if oc, ok := c.adoptCheck(ctx, r, key, good); ok {
+	if oc, ok := c.adoptCheck(ctx, r, key, good, negative); ok {
 		return oc, nil
 	}
 	r.m.Shared.WithLabelValues("check", "miss").Inc()
-	oc, err := c.checkOwner(ctx, name, false)
+	oc, err := c.checkOwner(ctx, name, lookup)
 	if err != nil {
 		return oc, err
 	}
@@ -407,8 +430,9 @@ func (c *Cache) checkLeased(ctx context.Context, r *replicas, name, key string, 
 	}
 	b, err := json.Marshal(sc)
 	if err == nil {
-		// A check older than the check interval is good for no request.
-		err = r.sh.SetBlob(ctx, "check\x00"+key, b, c.opts.CheckInterval+10*time.Second)
+		// A check older than the check interval is good for no request,
+		// a look-up that found nothing for none past NegativeTTL.
+		err = r.sh.SetBlob(ctx, "check\x00"+key, b, max(c.opts.CheckInterval, c.opts.NegativeTTL)+10*time.Second)
 	}
 	if err != nil {
 		c.log.Info("owner check not shared", "owner", name, "err", err)
@@ -419,8 +443,9 @@ func (c *Cache) checkLeased(ctx context.Context, r *replicas, name, key string, 
 }
 
 // adoptCheck takes the owner's check from Redis when it is good for the
-// waiting requests, as if this replica had made it.
-func (c *Cache) adoptCheck(ctx context.Context, r *replicas, key string, good func(time.Time) bool) (ownerCheck, bool) {
+// waiting requests (or, with negative set, found no folders within
+// negative of now), as if this replica had made it.
+func (c *Cache) adoptCheck(ctx context.Context, r *replicas, key string, good func(time.Time) bool, negative time.Duration) (ownerCheck, bool) {
 	b, ok := r.sh.GetBlob(ctx, "check\x00"+key)
 	if !ok {
 		return ownerCheck{}, false
@@ -445,7 +470,7 @@ func (c *Cache) adoptCheck(ctx context.Context, r *replicas, key string, good fu
 	// holds until Revalidate, whichever replica checked it.
 	now := c.opts.Now()
 	valid := sc.Checked // what the waiting requests compare with good
-	if !good(sc.Checked) {
+	if !good(sc.Checked) && !(negative > 0 && len(sc.Listed) == 0 && sc.Checked.After(now.Add(-negative))) {
 		if !c.watchedFresh(o, now, pushed) {
 			c.mu.Unlock()
 			return ownerCheck{}, false

@@ -108,6 +108,28 @@ func TestReplicasShare(t *testing.T) {
 	}
 }
 
+// TestReplicasLookUp: a name one replica looked up and found nobody under
+// is not looked up again by another within NegativeTTL.
+func TestReplicasLookUp(t *testing.T) {
+	rd := testbed.StartRedis(t, nil)
+	a, b := newReplica(t, rd, time.Minute), newReplica(t, rd, time.Minute)
+	setupAlice(t, a.srv)
+	for _, r := range []*replicaFixture{a, b} {
+		r.cache.opts.NegativeTTL = time.Minute
+	}
+	for _, r := range []*replicaFixture{a, b} {
+		if _, err := r.cache.OwnerFolders(context.Background(), "dave"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("OwnerFolders(dave) = %v, want ErrNotFound", err)
+		}
+	}
+	if got := a.src.count("LIST"); got == 0 {
+		t.Errorf("the first replica's look-up sent no LIST")
+	}
+	if got := b.src.count("LIST"); got != 0 {
+		t.Errorf("the second replica sent %d LIST for a name the first found nobody under, want 0", got)
+	}
+}
+
 // TestReplicasTakeOver: a replica that finds another holding a folder's
 // sync lease waits for it, and syncs itself once the lease expires
 // because its holder died.
