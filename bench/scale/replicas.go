@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
@@ -96,6 +98,8 @@ func startCluster(ctx context.Context, cmd *exec.Cmd, addr string, n int, tmp st
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
 	rp := &httputil.ReverseProxy{
 		Transport: tr,
+		// A replica not listening yet answers 502; the start polls.
+		ErrorLog: log.New(io.Discard, "", 0),
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(targets[next.Add(1)%uint64(len(targets))])
 		},
@@ -130,18 +134,18 @@ func (cl *cluster) startRedis(ctx context.Context, raddr, tmp string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	log, err := os.Create(filepath.Join(dir, "redis.log"))
+	logFile, err := os.Create(filepath.Join(dir, "redis.log"))
 	if err != nil {
 		return err
 	}
 	cl.redis = exec.Command("redis-server", "--bind", host, "--port", port, "--dir", dir,
 		"--save", "", "--appendonly", "no", "--maxmemory", "512mb", "--maxmemory-policy", "allkeys-lru")
-	cl.redis.Stdout, cl.redis.Stderr = log, log
+	cl.redis.Stdout, cl.redis.Stderr = logFile, logFile
 	if err := cl.redis.Start(); err != nil {
-		log.Close()
+		logFile.Close()
 		return fmt.Errorf("redis-server (Debian: apt-get install redis-server): %w", err)
 	}
-	log.Close()
+	logFile.Close()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if ctx.Err() != nil {
 			return ctx.Err()
