@@ -54,7 +54,7 @@ func (c *Cache) save(s *Snapshot) {
 	if c.opts.StateDir == "" {
 		return
 	}
-	b, err := encodeSnapshot(s)
+	b, err := EncodeSnapshot(s)
 	if err == nil {
 		err = writeAtomic(c.snapPath(s.Folder.Name), b)
 	}
@@ -75,7 +75,7 @@ func (c *Cache) load(f Folder) *Snapshot {
 		}
 		return nil
 	}
-	s, err := decodeSnapshot(f, b)
+	s, err := DecodeSnapshot(f, b)
 	if err != nil {
 		c.log.Warn("ignoring an unusable persisted snapshot", "folder", f.Name)
 		return nil
@@ -83,10 +83,10 @@ func (c *Cache) load(f Folder) *Snapshot {
 	return s
 }
 
-// encodeSnapshot writes s as bytes that decodeSnapshot reads back: the
-// format of the state directory's files, also what replicas share through
-// Redis (replicas.go).
-func encodeSnapshot(s *Snapshot) ([]byte, error) {
+// EncodeSnapshot returns s in the persisted format (JSON, snapVersion):
+// the state directory's files, also what replicas share through Redis
+// (replicas.go).
+func EncodeSnapshot(s *Snapshot) ([]byte, error) {
 	f := snapFile{Version: snapVersion, Folder: s.Folder.Name, State: s.State, Digest: s.Digest, Fetched: s.Fetched}
 	for i, uid := range s.uids {
 		m := s.msgs[i]
@@ -103,16 +103,19 @@ func encodeSnapshot(s *Snapshot) ([]byte, error) {
 	return json.Marshal(f)
 }
 
-// errUnusable is decodeSnapshot's answer for bytes it cannot use.
-var errUnusable = errors.New("feed: unusable snapshot")
+// errSnapshot is what DecodeSnapshot returns for data it cannot use.
+var errSnapshot = errors.New("feed: unusable persisted snapshot")
 
-// decodeSnapshot reads the snapshot of folder f that encodeSnapshot wrote,
-// or returns errUnusable (another version, another folder, a message that
-// does not parse, UIDs out of order).
-func decodeSnapshot(f Folder, b []byte) (*Snapshot, error) {
+// DecodeSnapshot reads a snapshot of folder f that EncodeSnapshot wrote.
+// Data of another version, of another folder, or that does not decode is
+// an error wrapping errSnapshot.
+func DecodeSnapshot(f Folder, b []byte) (*Snapshot, error) {
 	var sf snapFile
-	if err := json.Unmarshal(b, &sf); err != nil || sf.Version != snapVersion || sf.Folder != f.Name {
-		return nil, errUnusable
+	if err := json.Unmarshal(b, &sf); err != nil {
+		return nil, fmt.Errorf("%w: %w", errSnapshot, err)
+	}
+	if sf.Version != snapVersion || sf.Folder != f.Name {
+		return nil, fmt.Errorf("%w: version %d of folder %q", errSnapshot, sf.Version, sf.Folder)
 	}
 	s := &Snapshot{Folder: f, State: sf.State, Digest: sf.Digest, Fetched: sf.Fetched}
 	for _, m := range sf.Messages {
@@ -120,13 +123,13 @@ func decodeSnapshot(f Folder, b []byte) (*Snapshot, error) {
 		if m.ICS != "" {
 			cals, err := calendar.Decode([]byte(m.ICS))
 			if err != nil {
-				return nil, errUnusable
+				return nil, fmt.Errorf("%w: message %d: %w", errSnapshot, m.UID, err)
 			}
 			msg = newMessage(calendar.Objects(cals))
 		}
 		msg.deleted = m.Deleted
 		if n := len(s.uids); n > 0 && s.uids[n-1] >= m.UID {
-			return nil, errUnusable
+			return nil, fmt.Errorf("%w: UID %d out of order", errSnapshot, m.UID)
 		}
 		s.uids = append(s.uids, m.UID)
 		s.msgs = append(s.msgs, msg)

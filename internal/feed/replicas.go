@@ -257,7 +257,7 @@ func (c *Cache) syncLeased(ctx context.Context, r *replicas, f Folder, prev *Sna
 	if err != nil {
 		return nil, err
 	}
-	if b, err := encodeSnapshot(s); err != nil {
+	if b, err := EncodeSnapshot(s); err != nil {
 		c.log.Warn("could not share a snapshot", "folder", f.Name, "err", err)
 	} else if err := r.sh.SetBlob(ctx, "snap\x00"+f.Name, b, sharedSnapshotTTL); err != nil {
 		c.log.Info("snapshot not shared", "folder", f.Name, "err", err)
@@ -302,7 +302,7 @@ func (c *Cache) sharedBlob(ctx context.Context, r *replicas, f Folder) *Snapshot
 	if !ok {
 		return nil
 	}
-	s, err := decodeSnapshot(f, b)
+	s, err := DecodeSnapshot(f, b)
 	if err != nil {
 		c.log.Warn("ignoring an unusable shared snapshot", "folder", f.Name)
 		return nil

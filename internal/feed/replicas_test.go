@@ -204,7 +204,7 @@ func TestStateKeyRoundTrip(t *testing.T) {
 			t.Errorf("parseStateKey(%q) = %v, want refused", k, got)
 		}
 	}
-	if _, err := decodeSnapshot(Folder{Name: "x"}, []byte("{}")); !errors.Is(err, errUnusable) {
-		t.Errorf("decodeSnapshot of another version = %v, want errUnusable", err)
+	if _, err := DecodeSnapshot(Folder{Name: "x"}, []byte("{}")); !errors.Is(err, errSnapshot) {
+		t.Errorf("DecodeSnapshot of another version = %v, want errSnapshot", err)
 	}
 }
