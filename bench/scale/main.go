@@ -57,6 +57,7 @@ func main() {
 	touchConc := flag.Int("touch-concurrency", 8, "clients of the first-touch phase")
 	maxInflight := flag.Int("max-inflight", 256, "requests in flight at most during steady load; a tick past it is counted as dropped")
 	keep := flag.Bool("keep", false, "keep the temporary directory (Dovecot's data, fbpub's log)")
+	replicas := flag.String("replicas", "1", "replica counts to run, each with its cold starts: 1, or n replicas sharing one redis-server behind a round-robin proxy (e.g. 1,3)")
 	out := flag.String("out", "", "report file (default bench/results/scale-<UTC date-time>-n<N>.txt; \"-\" saves none)")
 	flag.Parse()
 
@@ -80,6 +81,14 @@ func main() {
 			os.Exit(2)
 		}
 	}
+	for _, r := range strings.Split(*replicas, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || v <= 0 {
+			fmt.Fprintf(os.Stderr, "scale: bad -replicas %q\n", *replicas)
+			os.Exit(2)
+		}
+		cfg.replicas = append(cfg.replicas, v)
+	}
 	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "scale: %v\n", err)
 		os.Exit(1)
@@ -96,6 +105,9 @@ type config struct {
 	keep        bool
 	out         string
 	sharingOnly bool
+	// replicas are the replica counts to run; replicaN the one of a run.
+	replicas []int
+	replicaN int
 }
 
 func logf(format string, args ...any) {
@@ -189,12 +201,19 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep.printf("request, CPU time per request) more than wall-clock figures (latency, start-up, CPU %% of a core).")
 
 	var runErr error
-	for i, nt := range cfg.notify {
-		if runErr = ctx.Err(); runErr != nil {
-			break
-		}
-		if runErr = runFbpub(ctx, cfg, &rep, dc, bin, tmp, names, shared, nt, i); runErr != nil {
-			break
+	n := 0
+runs:
+	for _, nr := range cfg.replicas {
+		for _, nt := range cfg.notify {
+			if runErr = ctx.Err(); runErr != nil {
+				break runs
+			}
+			c := cfg
+			c.replicaN = nr
+			if runErr = runFbpub(ctx, c, &rep, dc, bin, tmp, names, shared, nt, n); runErr != nil {
+				break runs
+			}
+			n++
 		}
 	}
 	if runErr != nil {
@@ -258,12 +277,16 @@ func freePort() (string, error) {
 func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bin, tmp string, names, shared []string, notify bool, run int) error {
 	nt := map[bool]string{true: "on", false: "off"}[notify]
 	rep.printf("")
-	rep.printf("=== NOTIFY %s ===", nt)
+	if cfg.replicaN > 1 {
+		rep.printf("=== NOTIFY %s, %d replicas sharing one redis-server behind a round-robin proxy, imap.connections %d each (CPU, memory and commands: their sum) ===", nt, cfg.replicaN, replicaConnections(cfg.replicaN))
+	} else {
+		rep.printf("=== NOTIFY %s ===", nt)
+	}
 	addr, err := freePort()
 	if err != nil {
 		return err
 	}
-	logPath := filepath.Join(tmp, "fbpub-notify-"+nt+".log")
+	logPath := filepath.Join(tmp, fmt.Sprintf("fbpub-notify-%s-r%d.log", nt, cfg.replicaN))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return err
@@ -286,22 +309,15 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 	// --- start ---
 	before := m.sample(ctx, false)
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	cl, err := startCluster(ctx, cmd, addr, cfg.replicaN, tmp)
+	if err != nil {
 		return err
 	}
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
+		cl.stop()
 		tr.CloseIdleConnections()
 	}()
-	m.pid = cmd.Process.Pid
+	m.pid, m.others = cl.pids()[0], cl.pids()[1:]
 	first := shared[0]
 	// The first answer and readiness are polled apart: a request that
 	// waits for IMAP must not hide when /readyz turned 200.
@@ -565,6 +581,9 @@ type meter struct {
 	// was touched: subtracted for the marginal cost of an event.
 	baseRSS  int64
 	baseHeap float64
+
+	// others are the fbpub processes of the other replicas (-replicas).
+	others []int
 }
 
 type sample struct {
@@ -583,6 +602,10 @@ func (m *meter) sample(ctx context.Context, afterPhase bool) sample {
 	}
 	s.fbpubCPU = cpuTime(m.pid)
 	s.rss = rss(m.pid)
+	for _, pid := range m.others {
+		s.fbpubCPU += cpuTime(pid)
+		s.rss += rss(pid)
+	}
 	// Scraped even when ctx is done (an interrupted phase is still
 	// reported).
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -97,6 +97,9 @@ type service struct {
 	// shared is the state shared with other replicas through Redis; nil
 	// when cache.redis is not set. run closes it.
 	shared *shared.Client
+	// replicas is what replicas sharing Redis do for each other (see
+	// replicas.go); nil without Redis.
+	replicas *replicas
 }
 
 func newService(cfg config.Config, log *slog.Logger) (*service, error) {
@@ -134,7 +137,10 @@ func newService(cfg config.Config, log *slog.Logger) (*service, error) {
 	svc := &service{cfg: cfg, log: log, reg: reg, metrics: m, pool: pool, imap: srv, shared: sharedState}
 	svc.cache = svc.newCache(policy)
 	svc.handler = svc.newHandler(policy, proxies)
-	if cfg.Publish.Watch > 0 {
+	switch {
+	case sharedState != nil:
+		svc.replicas = svc.newReplicas(password)
+	case cfg.Publish.Watch > 0:
 		svc.watcher = svc.newWatcher(password)
 	}
 	return svc, nil
@@ -284,15 +290,19 @@ func (s *service) newHandler(policy *acl.Policy, proxies []netip.Prefix) http.Ha
 func (s *service) newWatcher(password string) *imapstore.Watcher {
 	o := s.imap.options(s.cfg.IMAP.User, password)
 	o.Logger = s.log.With("component", "watch")
+	changed := s.cache.Changed
+	if s.shared != nil {
+		changed = s.cache.Announce // to every replica
+	}
 	return imapstore.NewWatcherWith(imapstore.WatchOptions{
 		Options:  o,
 		MaxIdle:  s.cfg.Publish.Watch,
 		NoNotify: !s.cfg.Publish.Notify,
-		Changed:  s.cache.Changed,
+		Changed:  changed,
 		// Every folder may have changed unseen (the NOTIFY
 		// connection was down, or its list was being replaced):
 		// the next request reads all states again.
-		Resync: func() { s.cache.Changed("") },
+		Resync: func() { changed("") },
 	})
 }
 
@@ -318,7 +328,10 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 	defer stopDiscovery()
 	if s.watcher != nil {
 		defer s.watcher.Close()
-		go s.watchHot(ctx)
+		go s.watchHot(ctx, s.watcher, nil)
+	}
+	if s.replicas != nil {
+		defer s.replicas.start(ctx)()
 	}
 	srv := s.httpServer()
 	errc := make(chan error, 1)
@@ -373,10 +386,12 @@ func (s *service) limit(ln net.Listener) net.Listener {
 	})
 }
 
-// watchHot gives the watcher the published folders, the most requested
+// watchHot gives the watcher w the published folders, the most requested
 // first, every half minute (every few seconds until there are any): with
-// NOTIFY it watches them all, with IDLE the first publish.watch.
-func (s *service) watchHot(ctx context.Context) {
+// NOTIFY it watches them all, with IDLE the first publish.watch. onTick,
+// when set, is told every few seconds what w watches with NOTIFY (nil
+// with IDLE), and ends the watch by returning false.
+func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick func(notified []string) bool) {
 	const tick, every = 2 * time.Second, 30 * time.Second
 	var last time.Time
 	for {
@@ -387,18 +402,21 @@ func (s *service) watchHot(ctx context.Context) {
 		}
 		if time.Since(last) >= every {
 			if list := s.cache.Watchlist(); len(list) > 0 {
-				s.watcher.Watch(list)
+				w.Watch(list)
 				last = time.Now()
 			}
 		}
 		// The watcher connects in the background, and learns only then
 		// whether it has NOTIFY. What NOTIFY watches is not polled.
-		watching := s.watcher.Watching()
+		watching := w.Watching()
 		s.metrics.Watched.Set(float64(len(watching)))
-		if s.watcher.Mode() == imapstore.WatchNotify {
-			s.cache.SetWatched(watching)
-		} else {
-			s.cache.SetWatched(nil)
+		var notified []string
+		if w.Mode() == imapstore.WatchNotify {
+			notified = watching
+		}
+		s.cache.SetWatched(notified)
+		if onTick != nil && !onTick(notified) {
+			return
 		}
 	}
 }
@@ -452,10 +470,7 @@ func caConfig(key, file string) (*tls.Config, error) {
 // newShared connects to the Redis of cache.redis, registering its metrics
 // on reg; nil when cache.redis is not set. An unreachable Redis is not an
 // error (the replica starts degraded, on local state).
-//
-// Nothing is shared through it yet: /readyz and the fbpub_redis_*
-// metrics show its mode while the shared snapshots, leases and throttles
-// of issue 19 are wired in.
+// What the replicas share through it is wired in replicas.go.
 func newShared(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*shared.Client, error) {
 	if cfg.Cache.Redis == "" {
 		return nil, nil

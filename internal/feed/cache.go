@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -126,6 +127,9 @@ type Cache struct {
 	hits map[string]int
 	// discoverNow asks Run for a discovery pass (a token).
 	discoverNow chan struct{}
+	// rep is what the cache shares with other replicas; nil without
+	// Redis (see Replicate).
+	rep atomic.Pointer[replicas]
 }
 
 // New makes a cache. It does no I/O.

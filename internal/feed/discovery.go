@@ -60,7 +60,7 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 			}
 			return nil, errLookups
 		}
-		return c.checkOwner(ctx, owner, true)
+		return c.lookUpReplicated(ctx, owner)
 	})
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) && !errors.Is(err, errLookups) {
@@ -129,12 +129,16 @@ func (c *Cache) discover(ctx context.Context) error {
 		_, err, _ := c.group.Do("state\x00"+key, func() (any, error) {
 			c.mu.Lock()
 			o := c.dir.owners[key]
-			recent := o != nil && o.checked.After(start.Add(-c.opts.Discovery)) && !o.checked.Before(c.pushedFor(o))
+			pushed := c.pushed
+			if o != nil {
+				pushed = c.pushedFor(o)
+			}
 			c.mu.Unlock()
-			if recent {
+			recent := func(t time.Time) bool { return t.After(start.Add(-c.opts.Discovery)) && !t.Before(pushed) }
+			if o != nil && recent(o.checked) {
 				return ownerCheck{o.folders, o.checked}, nil
 			}
-			return c.checkOwner(ctx, name, false)
+			return c.checkReplicated(ctx, name, recent)
 		})
 		if err != nil && len(errs) < 3 {
 			errs = append(errs, err)

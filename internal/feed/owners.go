@@ -204,7 +204,7 @@ func (c *Cache) recheck(ctx context.Context, name, key string, arrived, pushed t
 			if o != nil && good(o.checked) {
 				return ownerCheck{o.folders, o.checked}, nil
 			}
-			return c.checkOwner(ctx, name, false)
+			return c.checkReplicated(ctx, name, good)
 		})
 		select {
 		case <-ctx.Done():

@@ -315,7 +315,7 @@ func (c *Cache) syncShared(ctx context.Context, f Folder, prev *Snapshot) (*Snap
 		if cur != nil {
 			prev = cur
 		}
-		return c.sync(ctx, f, prev)
+		return c.syncReplicated(ctx, f, prev)
 	})
 	if err != nil {
 		return nil, err
