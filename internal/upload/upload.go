@@ -250,6 +250,9 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		if len(p.toLog) == 0 && len(p.appends) == 0 && len(p.remove) == 0 {
+			return p.result, nil // nothing to write
+		}
 		// Fencing: the folder must still be as read. It is, unless a
 		// writer that holds no lock wrote meanwhile (a replica whose
 		// lease expired, one cut off from Redis, a mail client).
