@@ -22,6 +22,17 @@ type Redis struct {
 	// LeasesLost counts leases whose holder learnt it no longer holds
 	// them (renewal refused, or Redis unreachable for their whole TTL).
 	LeasesLost prometheus.Counter
+	// LeaseWaits observes how long a Lock waited for a lease that
+	// another holder had (on this replica or another); a Lock that got
+	// it at once is not observed.
+	LeaseWaits prometheus.Histogram
+	// LeaseTakeovers counts shared leases granted on a key whose previous
+	// holder never released it: it died, or lost Redis, and its lease
+	// expired.
+	LeaseTakeovers prometheus.Counter
+	// SharedCache counts look-ups of blobs (shared snapshots) in Redis,
+	// by result (hit, miss).
+	SharedCache *prometheus.CounterVec // result
 }
 
 // RedisOps are the operations of internal/shared, the op label's values.
@@ -47,7 +58,19 @@ func NewRedis(reg prometheus.Registerer) *Redis {
 		LeasesLost: f.NewCounter(prometheus.CounterOpts{
 			Name: "fbpub_redis_leases_lost_total", Help: "Leases (locks) whose holder learnt it no longer held them: renewal refused, or Redis unreachable for the lease's whole TTL.",
 		}),
+		LeaseWaits: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "fbpub_redis_lease_wait_seconds", Help: "How long a lock waited for a lease another holder had (uploads of one folder, a check of one folder); locks got at once are not counted.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		LeaseTakeovers: f.NewCounter(prometheus.CounterOpts{
+			Name: "fbpub_redis_leases_abandoned_total", Help: "Shared leases granted on a key whose previous holder never released it (it died or lost Redis, and its lease expired). fbpub_redis_lease_takeovers_total counts, by lease, the work a replica then took over.",
+		}),
+		SharedCache: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "fbpub_redis_blob_requests_total", Help: "Look-ups of blobs (shared snapshots and their states) that Redis answered, by result (hit, miss). fbpub_redis_cache_requests_total counts them by what was looked for.",
+		}, []string{"result"}),
 	}
+	m.SharedCache.WithLabelValues("hit")
+	m.SharedCache.WithLabelValues("miss")
 	for _, op := range RedisOps {
 		m.Commands.WithLabelValues(op, "ok")
 		m.Commands.WithLabelValues(op, "error")

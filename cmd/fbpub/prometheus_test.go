@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fbpub/fbpub/internal/config"
+	"github.com/fbpub/fbpub/internal/testbed"
 )
 
 // dashboardFile is the Grafana dashboard whose queries
@@ -46,7 +49,11 @@ func TestPrometheusEvaluatesEveryPanel(t *testing.T) {
 
 	base, _ := startDemo(t)
 	serveTraffic(t, base)
-	prom := startPrometheus(t, promBin, strings.TrimPrefix(base, "http://"))
+	// A second instance of the job shares state through a Redis, for the
+	// dashboard's Redis row.
+	rs := testbed.StartRedis(t, nil)
+	_, withRedis := runDemoService(t, func(c *config.Config) { c.Cache.Redis = config.RedisURL(rs.URL()) })
+	prom := startPrometheus(t, promBin, strings.TrimPrefix(base, "http://"), withRedis)
 	waitForScrapes(t, prom, 1)
 	serveTraffic(t, base) // again, so that rates over the last 30s are not zero
 	waitForScrapes(t, prom, 5)
@@ -248,10 +255,10 @@ func serveTraffic(t *testing.T, base string) {
 	}
 }
 
-// startPrometheus starts a Prometheus that scrapes target every second as
-// job fbpub, waits until it is ready and returns its base URL. Prometheus
+// startPrometheus starts a Prometheus that scrapes the targets every second
+// as job fbpub, waits until it is ready and returns its base URL. Prometheus
 // is stopped (SIGTERM, then SIGKILL) and waited for when the test ends.
-func startPrometheus(t *testing.T, bin, target string) string {
+func startPrometheus(t *testing.T, bin string, targets ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	config := filepath.Join(dir, "prometheus.yml")
@@ -262,8 +269,8 @@ func startPrometheus(t *testing.T, bin, target string) string {
 scrape_configs:
   - job_name: fbpub
     static_configs:
-      - targets: [%q]
-`, target)), 0o644); err != nil {
+      - targets: ["%s"]
+`, strings.Join(targets, `", "`))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	listen := freePort(t)
@@ -313,15 +320,15 @@ scrape_configs:
 }
 
 // waitForScrapes waits until Prometheus holds at least n samples of
-// up{job="fbpub"} and all of them are 1. A failed scrape fails the test
+// up{job="fbpub"} of every target and all of them are 1. A failed scrape fails the test
 // with Prometheus's reason.
 func waitForScrapes(t *testing.T, prom string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		// One query, so that no scrape lands between counting and summing.
-		failed := scalarOf(t, prom, `count_over_time(up{job="fbpub"}[5m]) - sum_over_time(up{job="fbpub"}[5m])`)
-		count := scalarOf(t, prom, `count_over_time(up{job="fbpub"}[5m])`)
+		failed := scalarOf(t, prom, `sum(count_over_time(up{job="fbpub"}[5m]) - sum_over_time(up{job="fbpub"}[5m]))`)
+		count := scalarOf(t, prom, `min(count_over_time(up{job="fbpub"}[5m]))`)
 		if failed > 0 {
 			var targets struct {
 				ActiveTargets []struct {

@@ -234,7 +234,10 @@ func (s *service) newHandler(policy *acl.Policy, proxies []netip.Prefix) http.Ha
 	var putCalendar func(context.Context, upload.Request) (upload.Result, error)
 	if cfg.Upload.Enabled {
 		putCalendar = upload.New(upload.Options{Dial: s.imap.dial, LogFolder: cfg.Upload.LogFolder,
-			MaxEvents: cfg.Upload.MaxEvents, Logger: s.log}).Put
+			MaxEvents: cfg.Upload.MaxEvents, Logger: s.log,
+			// Replicas (cache.redis): one upload per folder at a time
+			// across them, by a lease in Redis; nil: this process's lock.
+			Shared: s.shared}).Put
 	}
 	var links *httpapi.LinkStore
 	if cfg.Publish.Links {
@@ -282,6 +285,9 @@ func (s *service) newHandler(policy *acl.Policy, proxies []netip.Prefix) http.Ha
 		Gatherer:       s.reg,
 		Metrics:        s.metrics,
 		Logger:         s.log,
+		// Replicas (cache.redis): failed logins and wrong links are
+		// counted across them; nil: in this process.
+		Shared: s.shared,
 	})
 }
 
@@ -470,7 +476,11 @@ func caConfig(key, file string) (*tls.Config, error) {
 // newShared connects to the Redis of cache.redis, registering its metrics
 // on reg; nil when cache.redis is not set. An unreachable Redis is not an
 // error (the replica starts degraded, on local state).
-// What the replicas share through it is wired in replicas.go.
+//
+// Shared through it (README, "Several replicas"): snapshots, owner checks
+// and look-ups, and the IMAP watch (wired in replicas.go), the upload
+// locks and the failed-login and wrong-link throttles; /readyz and the
+// fbpub_redis_* metrics show its mode.
 func newShared(cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (*shared.Client, error) {
 	if cfg.Cache.Redis == "" {
 		return nil, nil

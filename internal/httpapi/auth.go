@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/shared"
 	"github.com/fbpub/fbpub/metrics"
 )
 
@@ -40,6 +41,11 @@ import (
 //
 // Throttled answers carry Retry-After. The client's address goes to the
 // IMAP server with the check (Credentials.Client), for its own throttling.
+//
+// With Options.Shared (replicas sharing a Redis), the failures are counted
+// in Redis: by user name, by address and globally, the limits hold for all
+// the replicas together, as if they were one. While Redis is unreachable
+// each replica counts its own (internal/shared's local fallback).
 
 // Credentials are what a requester presented, for Options.Verify.
 type Credentials struct {
@@ -125,6 +131,16 @@ type verifier struct {
 	// /64), and global those of all; guarded by mu.
 	byAddr map[netip.Prefix]*failures
 	global failures
+	// shared, when not nil, counts the failures across replicas instead
+	// of lastFail, byAddr and global, which then stay empty.
+	shared *sharedFailures
+}
+
+// sharedFailures are the failed-login counts replicas share: by user name
+// (a window of failPause), by client address and of all clients (windows
+// of failWindow). Safe for concurrent use.
+type sharedFailures struct {
+	user, addr, global *shared.Throttle
 }
 
 type verdict struct {
@@ -155,14 +171,24 @@ func (f *failures) over(now time.Time, limit int) (bool, time.Duration) {
 	return true, f.start.Add(failWindow).Sub(now)
 }
 
-func newVerifier(verify func(ctx context.Context, c Credentials) (Verified, error), limits LoginLimits, m *metrics.Metrics) *verifier {
+// newVerifier makes the verifier of Options.Verify; sc, when not nil,
+// shares its failure counts with the other replicas.
+func newVerifier(verify func(ctx context.Context, c Credentials) (Verified, error), limits LoginLimits, m *metrics.Metrics, sc *shared.Client) *verifier {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	limits = limits.withDefaults()
-	return &verifier{
+	v := &verifier{
 		verify: verify, limits: limits, key: key, metrics: m, slots: make(chan struct{}, limits.Concurrent),
 		known: map[[32]byte]verdict{}, lastFail: map[string]time.Time{}, byAddr: map[netip.Prefix]*failures{},
 	}
+	if sc != nil {
+		v.shared = &sharedFailures{
+			user:   sc.Throttle("login-user", failPause),
+			addr:   sc.Throttle("login-address", failWindow),
+			global: sc.Throttle("login-global", failWindow),
+		}
+	}
+	return v
 }
 
 // errUnauthorized asks the client for credentials.
@@ -264,13 +290,12 @@ func (who identity) requester(g acl.Groups) acl.Requester {
 func (v *verifier) check(ctx context.Context, k [32]byte, c Credentials) (verdict, error) {
 	now := time.Now()
 	v.mu.Lock()
-	if d, ok := v.known[k]; ok && now.Before(d.expires) {
-		v.mu.Unlock()
+	d, ok := v.known[k]
+	v.mu.Unlock()
+	if ok && now.Before(d.expires) {
 		return d, nil
 	}
-	err := v.limited(now, c)
-	v.mu.Unlock()
-	if err != nil {
+	if err := v.limited(ctx, now, c); err != nil {
 		return verdict{}, err
 	}
 
@@ -293,21 +318,54 @@ func (v *verifier) check(ctx context.Context, k [32]byte, c Credentials) (verdic
 }
 
 // limited returns the error that refuses a check of c at now, or nil.
-// v.mu must be held.
-func (v *verifier) limited(now time.Time, c Credentials) error {
+// v.mu must not be held.
+func (v *verifier) limited(ctx context.Context, now time.Time, c Credentials) error {
+	if v.shared != nil {
+		return v.sharedLimited(ctx, c)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if t, ok := v.lastFail[c.User]; ok && now.Sub(t) < failPause {
-		v.metrics.LoginChecks.WithLabelValues("throttled_user").Inc()
-		return &httpError{code: http.StatusTooManyRequests, msg: "too many failed attempts, try again later", retryAfter: failPause - now.Sub(t)}
+		return v.throttledUser(failPause - now.Sub(t))
 	}
 	if over, wait := v.byAddr[addrKey(c.Client)].over(now, v.limits.PerAddress); over {
-		v.metrics.LoginChecks.WithLabelValues("throttled_address").Inc()
-		return &httpError{code: http.StatusTooManyRequests, msg: "too many failed attempts from your address, try again later", retryAfter: wait}
+		return v.throttledAddress(wait)
 	}
 	if over, wait := v.global.over(now, v.limits.Global); over {
-		v.metrics.LoginChecks.WithLabelValues("throttled_global").Inc()
-		return &httpError{code: http.StatusServiceUnavailable, msg: "too many failed logins, try again later", retryAfter: wait}
+		return v.throttledGlobal(wait)
 	}
 	return nil
+}
+
+// sharedLimited is limited on the counts replicas share.
+func (v *verifier) sharedLimited(ctx context.Context, c Credentials) error {
+	f := v.shared
+	if n, wait := f.user.Count(ctx, c.User); n > 0 {
+		return v.throttledUser(wait)
+	}
+	if n, wait := f.addr.Count(ctx, addrKey(c.Client).String()); n >= int64(v.limits.PerAddress) {
+		return v.throttledAddress(wait)
+	}
+	if n, wait := f.global.Count(ctx, ""); n >= int64(v.limits.Global) {
+		return v.throttledGlobal(wait)
+	}
+	return nil
+}
+
+// The refusals of limited, counted, each with its Retry-After.
+func (v *verifier) throttledUser(wait time.Duration) error {
+	v.metrics.LoginChecks.WithLabelValues("throttled_user").Inc()
+	return &httpError{code: http.StatusTooManyRequests, msg: "too many failed attempts, try again later", retryAfter: max(wait, time.Millisecond)}
+}
+
+func (v *verifier) throttledAddress(wait time.Duration) error {
+	v.metrics.LoginChecks.WithLabelValues("throttled_address").Inc()
+	return &httpError{code: http.StatusTooManyRequests, msg: "too many failed attempts from your address, try again later", retryAfter: max(wait, time.Millisecond)}
+}
+
+func (v *verifier) throttledGlobal(wait time.Duration) error {
+	v.metrics.LoginChecks.WithLabelValues("throttled_global").Inc()
+	return &httpError{code: http.StatusServiceUnavailable, msg: "too many failed logins, try again later", retryAfter: max(wait, time.Millisecond)}
 }
 
 // run asks the server about c, within the bound on concurrent checks,
@@ -325,10 +383,7 @@ func (v *verifier) run(ctx context.Context, k [32]byte, c Credentials) (verdict,
 		return verdict{}, context.Cause(ctx)
 	}
 	defer func() { <-v.slots }()
-	v.mu.Lock()
-	err := v.limited(time.Now(), c)
-	v.mu.Unlock()
-	if err != nil {
+	if err := v.limited(ctx, time.Now(), c); err != nil {
 		return verdict{}, err
 	}
 	res, err := v.verify(ctx, c)
@@ -338,6 +393,12 @@ func (v *verifier) run(ctx context.Context, k [32]byte, c Credentials) (verdict,
 		return verdict{}, &httpError{code: http.StatusServiceUnavailable, msg: "cannot check credentials now, try again later", cause: err}
 	}
 	now := time.Now()
+	if !res.OK && v.shared != nil {
+		// Counted for every replica; ctx is the detached check's.
+		v.shared.user.Add(ctx, c.User)
+		v.shared.addr.Add(ctx, addrKey(c.Client).String())
+		v.shared.global.Add(ctx, "")
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.known) >= maxVerified {
@@ -357,6 +418,10 @@ func (v *verifier) run(ctx context.Context, k [32]byte, c Credentials) (verdict,
 	} else {
 		v.metrics.LoginChecks.WithLabelValues("refused").Inc()
 		d.expires = now.Add(failTTL)
+		v.known[k] = d
+		if v.shared != nil {
+			return d, nil
+		}
 		v.lastFail[c.User] = now
 		if len(v.lastFail) > maxVerified {
 			clear(v.lastFail)

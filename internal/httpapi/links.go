@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/shared"
 )
 
 // Secret free/busy links, for clients that cannot be relied on to send
@@ -120,9 +121,16 @@ type resolvedToken struct {
 	expires   time.Time
 }
 
-func newLinks(store LinkStore) *links {
-	return &links{store: store, seed: maphash.MakeSeed(), resolved: map[[32]byte]resolvedToken{},
+// newLinks makes the secret links' state; sc, when not nil, shares the
+// wrong-link throttle with the other replicas.
+func newLinks(store LinkStore, sc *shared.Client) *links {
+	l := &links{store: store, seed: maphash.MakeSeed(), resolved: map[[32]byte]resolvedToken{},
 		throttle: tokenThrottle{last: map[netip.Prefix]time.Time{}}}
+	if sc != nil {
+		l.throttle.client = sc.Throttle("link-client", failPause)
+		l.throttle.global = sc.Throttle("link-global", failPause)
+	}
+	return l
 }
 
 // errNoLink is the answer to every wrong token: it says nothing about the
@@ -145,13 +153,13 @@ func (h *Handler) secretFreeBusy(w http.ResponseWriter, r *http.Request) error {
 	owner, ok := l.cached(hash, now)
 	if !ok {
 		client := clientPrefix(r, h)
-		if !l.throttle.allow(client, now) {
+		if !l.throttle.allow(r.Context(), client, now) {
 			return &httpError{code: http.StatusTooManyRequests, msg: "too many wrong links, try again later"}
 		}
 		var err error
 		owner, err = h.resolve(r.Context(), token, hash, now)
 		if errors.Is(err, errNoLink) {
-			l.throttle.fail(client, now)
+			l.throttle.fail(r.Context(), client, now)
 		}
 		if err != nil {
 			return err
@@ -500,8 +508,15 @@ func clientPrefix(r *http.Request, h *Handler) netip.Prefix {
 // client waits failPause before another unknown token is looked up; and
 // at most maxTokenFailures wrong tokens are looked up per failPause from
 // all clients together. Tokens already resolved are served without
-// asking it. It is safe for concurrent use.
+// asking it. With Options.Shared both counts are those of every replica
+// together (each replica's own while Redis is unreachable). It is safe for
+// concurrent use.
 type tokenThrottle struct {
+	// client and global, when not nil, count wrong tokens across
+	// replicas (windows of failPause) instead of last, since and
+	// failures, which then stay empty.
+	client, global *shared.Throttle
+
 	mu sync.Mutex
 	// last is when each client last sent a wrong token; guarded by mu.
 	last map[netip.Prefix]time.Time
@@ -512,7 +527,14 @@ type tokenThrottle struct {
 }
 
 // allow reports whether an unknown token from client may be looked up now.
-func (t *tokenThrottle) allow(client netip.Prefix, now time.Time) bool {
+func (t *tokenThrottle) allow(ctx context.Context, client netip.Prefix, now time.Time) bool {
+	if t.client != nil {
+		if n, _ := t.client.Count(ctx, client.String()); n > 0 {
+			return false
+		}
+		n, _ := t.global.Count(ctx, "")
+		return n < maxTokenFailures
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if last, ok := t.last[client]; ok && now.Sub(last) < failPause {
@@ -525,7 +547,12 @@ func (t *tokenThrottle) allow(client netip.Prefix, now time.Time) bool {
 }
 
 // fail records a wrong token from client.
-func (t *tokenThrottle) fail(client netip.Prefix, now time.Time) {
+func (t *tokenThrottle) fail(ctx context.Context, client netip.Prefix, now time.Time) {
+	if t.client != nil {
+		t.client.Add(ctx, client.String())
+		t.global.Add(ctx, "")
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.last) >= maxVerified {

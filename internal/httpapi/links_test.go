@@ -22,6 +22,7 @@ import (
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
 	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/shared"
 	"github.com/fbpub/fbpub/internal/testbed"
 	"github.com/fbpub/fbpub/metrics"
 )
@@ -69,6 +70,13 @@ func seedLinks(t *testing.T, srv *testbed.Server) {
 // throttle's client addresses).
 func newLinkServer(t *testing.T, srv *testbed.Server) *linkServer {
 	t.Helper()
+	return newLinkServerShared(t, srv, nil)
+}
+
+// newLinkServerShared is newLinkServer for a replica sharing state
+// through sc (nil: none).
+func newLinkServerShared(t *testing.T, srv *testbed.Server, sc *shared.Client) *linkServer {
+	t.Helper()
 	s := &linkServer{server: &server{srv: srv}, clock: &clock{t: time.Date(2025, 3, 2, 12, 0, 0, 0, time.UTC)}}
 	pool := imapstore.NewPool(imapstore.Options{
 		Addr: srv.Addr, TLS: imapstore.TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
@@ -99,7 +107,8 @@ func newLinkServer(t *testing.T, srv *testbed.Server) *linkServer {
 			Proxy: testbed.Proxy, TTL: linkTTL,
 		},
 		Metrics: m, Gatherer: s.reg,
-		Now: s.clock.now,
+		Now:    s.clock.now,
+		Shared: sc,
 	})
 	s.m = m
 	s.server.Server = httptest.NewServer(h)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/shared"
 	"github.com/fbpub/fbpub/internal/upload"
 	"github.com/fbpub/fbpub/metrics"
 )
@@ -89,6 +90,10 @@ type Options struct {
 	// Links, when set, serves secret free/busy links (links.go); nil
 	// answers their URLs with 404.
 	Links *LinkStore
+	// Shared, when set, is the state replicas share through Redis: the
+	// failed-login and wrong-link throttles count across replicas. Nil
+	// counts in this process only.
+	Shared *shared.Client
 	// Gatherer serves /metrics; nil disables the route.
 	Gatherer prometheus.Gatherer
 	Metrics  *metrics.Metrics
@@ -164,10 +169,10 @@ func New(opts Options) *Handler {
 		h.cacheCounters[v] = newCacheCounters(opts.Metrics, v)
 	}
 	if opts.Verify != nil {
-		h.auth = newVerifier(opts.Verify, opts.Logins, opts.Metrics)
+		h.auth = newVerifier(opts.Verify, opts.Logins, opts.Metrics, opts.Shared)
 	}
 	if opts.Links != nil {
-		h.links = newLinks(*opts.Links)
+		h.links = newLinks(*opts.Links, opts.Shared)
 	}
 	for addr, login := range opts.Addresses {
 		h.addresses[strings.ToLower(addr)] = login

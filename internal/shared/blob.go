@@ -66,13 +66,24 @@ func (c *Client) GetBlob(ctx context.Context, key string) ([]byte, bool) {
 		return nil, false
 	}
 	if len(stored) == 0 || stored[0] != blobFormat {
+		c.looked("miss")
 		return nil, false
 	}
 	zr := flate.NewReader(bytes.NewReader(stored[1:]))
 	defer zr.Close()
 	b, err := io.ReadAll(io.LimitReader(zr, int64(c.opts.MaxBlob)+1))
 	if err != nil || len(b) > c.opts.MaxBlob {
+		c.looked("miss")
 		return nil, false
 	}
+	c.looked("hit")
 	return b, true
+}
+
+// looked counts a look-up of a blob that Redis answered, by result (hit,
+// miss), in fbpub_redis_blob_requests_total.
+func (c *Client) looked(result string) {
+	if m := c.opts.Metrics; m != nil {
+		m.SharedCache.WithLabelValues(result).Inc()
+	}
 }

@@ -33,6 +33,7 @@ var ErrLost = errors.New("shared: lease lost before Unlock")
 type Lease struct {
 	c      *Client
 	rkey   string // the lock's Redis key; "" for a local lease
+	relkey string // the key of the token last released; "" for a local lease
 	token  uint64
 	ttl    time.Duration
 	shared bool
@@ -77,7 +78,7 @@ func (l *Lease) Unlock(ctx context.Context) error {
 			var n int64
 			err := l.c.do(context.WithoutCancel(ctx), "unlock", func(ctx context.Context) error {
 				var err error
-				n, err = unlockScript.Run(ctx, l.c.rdb, []string{l.rkey}, l.token).Int64()
+				n, err = unlockScript.Run(ctx, l.c.rdb, []string{l.rkey, l.relkey}, l.token).Int64()
 				return err
 			})
 			if err == nil && n == 0 {
@@ -104,24 +105,33 @@ func (l *Lease) markLost() {
 }
 
 // Scripts of the shared leases. KEYS[1] is the lease, KEYS[2] its fencing
-// counter; the lease's value is its token.
+// counter, KEYS[3] the token last released by Unlock; the lease's value is
+// its token.
 var (
 	// lockScript grants the lease if it is free: the next token, stored
-	// with the TTL (ARGV[1], ms). 0 means held by another.
+	// with the TTL (ARGV[1], ms), and 1 when the last token granted was
+	// never released (a takeover), else 0. {0, 0} means held by another.
 	lockScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0} end
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+local released = tonumber(redis.call('GET', KEYS[3]) or '0')
 local t = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], t, 'PX', ARGV[1])
-return t`)
+local takeover = 0
+if prev > released then takeover = 1 end
+return {t, takeover}`)
 	// renewScript extends the lease to ARGV[2] ms if it still holds
 	// token ARGV[1]: 1, else 0.
 	renewScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`)
-	// unlockScript deletes the lease if it still holds token ARGV[1]:
-	// 1, else 0.
+	// unlockScript deletes the lease if it still holds token ARGV[1] and
+	// records the token as released: 1, else 0.
 	unlockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[1])
+  return redis.call('DEL', KEYS[1])
+end
 return 0`)
 )
 
@@ -148,30 +158,33 @@ func (c *Client) lock(ctx context.Context, key string, ttl time.Duration, wait b
 	if ttl < 30*time.Millisecond {
 		return nil, fmt.Errorf("shared: lease TTL %s is shorter than 30ms", ttl)
 	}
-	release, err := c.locks.acquire(ctx, key, wait)
+	asked := time.Now()
+	waited := false // the lease was held by another holder when asked for
+	release, err := c.locks.acquire(ctx, key, wait, &waited)
 	if err != nil {
 		return nil, err
 	}
 	l := &Lease{c: c, ttl: ttl, lost: make(chan struct{}), stop: make(chan struct{}), release: release}
 	poll := min(max(ttl/8, 5*time.Millisecond), 100*time.Millisecond)
-	rkey, fkey := c.key("lease", key), c.key("fence", key)
+	rkey, fkey, relkey := c.key("lease", key), c.key("fence", key), c.key("released", key)
 	for c.shared() {
 		start := time.Now()
-		var token int64
+		var res []int64
 		err := c.do(ctx, "lock", func(ctx context.Context) error {
 			var err error
-			token, err = lockScript.Run(ctx, c.rdb, []string{rkey, fkey}, ttl.Milliseconds()).Int64()
+			res, err = lockScript.Run(ctx, c.rdb, []string{rkey, fkey, relkey}, ttl.Milliseconds()).Int64Slice()
 			return err
 		})
 		if err != nil && ctx.Err() != nil {
 			release()
 			return nil, context.Cause(ctx)
 		}
-		if err != nil {
+		if err != nil || len(res) != 2 {
 			break // Degraded now: a local lease.
 		}
-		if token > 0 {
-			l.rkey, l.token, l.shared = rkey, uint64(token), true
+		if token := res[0]; token > 0 {
+			l.rkey, l.relkey, l.token, l.shared = rkey, relkey, uint64(token), true
+			c.leaseGranted(asked, waited, res[1] == 1)
 			l.renewing.Go(func() { l.renew(start) })
 			return l, nil
 		}
@@ -179,6 +192,7 @@ func (c *Client) lock(ctx context.Context, key string, ttl time.Duration, wait b
 			release()
 			return nil, ErrBusy
 		}
+		waited = true
 		select {
 		case <-ctx.Done():
 			release()
@@ -187,8 +201,24 @@ func (c *Client) lock(ctx context.Context, key string, ttl time.Duration, wait b
 		}
 	}
 	c.fallback("lock")
+	c.leaseGranted(asked, waited, false)
 	l.token = c.locks.seq.Add(1)
 	return l, nil
+}
+
+// leaseGranted records a lease granted after it was asked for at asked:
+// how long it waited if it was held by another, and a takeover.
+func (c *Client) leaseGranted(asked time.Time, waited, takeover bool) {
+	m := c.opts.Metrics
+	if m == nil {
+		return
+	}
+	if waited {
+		m.LeaseWaits.Observe(time.Since(asked).Seconds())
+	}
+	if takeover {
+		m.LeaseTakeovers.Inc()
+	}
 }
 
 // renew extends the shared lease every third of its TTL until Unlock,
@@ -248,8 +278,9 @@ type localLock struct {
 func (l *localLocks) init() { l.m = map[string]*localLock{} }
 
 // acquire takes key's local lock, waiting for it if wait is set (else
-// ErrBusy), and returns the function that releases it.
-func (l *localLocks) acquire(ctx context.Context, key string, wait bool) (func(), error) {
+// ErrBusy), and returns the function that releases it. It sets *waited
+// when another holder had the lock.
+func (l *localLocks) acquire(ctx context.Context, key string, wait bool, waited *bool) (func(), error) {
 	l.mu.Lock()
 	e := l.m[key]
 	if e == nil {
@@ -275,9 +306,14 @@ func (l *localLocks) acquire(ctx context.Context, key string, wait bool) (func()
 	} else {
 		select {
 		case e.sem <- struct{}{}:
-		case <-ctx.Done():
-			drop()
-			return nil, context.Cause(ctx)
+		default:
+			*waited = true
+			select {
+			case e.sem <- struct{}{}:
+			case <-ctx.Done():
+				drop()
+				return nil, context.Cause(ctx)
+			}
 		}
 	}
 	return func() {

@@ -22,6 +22,8 @@ type deletedLog struct {
 	// held is what the log holds, by UID; nil when the uploader may not
 	// read it or it does not exist.
 	held map[string]*stored
+	// state is the log's state when it was read (when held is not nil).
+	state imapstore.State
 }
 
 // readable reports whether the uploader may read the log. A delegate who
@@ -39,7 +41,7 @@ func (s *Service) readLog(ctx context.Context, sess *imapstore.Session, name str
 	// MYRIGHTS does not tell whether a folder exists (Dovecot answers an
 	// owner's rights for a folder not yet created): reading it does.
 	if lg.readable() {
-		lg.held, err = s.read(ctx, sess, name)
+		lg.held, lg.state, err = s.read(ctx, sess, name)
 		switch {
 		case err == nil:
 			lg.exists = true
@@ -53,8 +55,12 @@ func (s *Service) readLog(ctx context.Context, sess *imapstore.Session, name str
 }
 
 // writeLog appends the copies toLog to the log, creating it when it does
-// not exist, as user.
-func (s *Service) writeLog(ctx context.Context, sess *imapstore.Session, lg deletedLog, toLog []removal, user string) error {
+// not exist, as user. Before each write it calls hold, and stops with its
+// error.
+func (s *Service) writeLog(ctx context.Context, sess *imapstore.Session, lg deletedLog, toLog []removal, user string, hold func() error) error {
+	if err := hold(); err != nil {
+		return err
+	}
 	if !lg.exists {
 		if err := sess.CreateFolder(ctx, lg.name); err != nil {
 			if !imapstore.Refused(err) {
@@ -68,7 +74,7 @@ func (s *Service) writeLog(ctx context.Context, sess *imapstore.Session, lg dele
 	var already map[string]*stored
 	if lg.readable() {
 		var err error
-		if already, err = s.read(ctx, sess, lg.name); err != nil && !errors.Is(err, ErrNotFound) {
+		if already, _, err = s.read(ctx, sess, lg.name); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 	}
@@ -78,6 +84,9 @@ func (s *Service) writeLog(ctx context.Context, sess *imapstore.Session, lg dele
 			continue
 		}
 		msg := message(rm.obj, user, s.opts.Now(), "X-Fbpub-Deleted: "+now+"; by="+headerSafe(user)+"; reason="+rm.why, false)
+		if err := hold(); err != nil {
+			return err
+		}
 		if err := sess.AppendMessage(ctx, lg.name, msg); err != nil {
 			return err
 		}

@@ -73,6 +73,7 @@ type target struct {
 	name    string             // its IMAP name
 	rights  acl.Rights         // the uploader's rights on it
 	current map[string]*stored // what it holds, by UID
+	state   imapstore.State    // its state when current was read
 	kolab   bool               // uploads to it are written in Kolab format 3
 }
 
@@ -95,7 +96,7 @@ func (s *Service) readTarget(ctx context.Context, sess *imapstore.Session, folde
 	if !rights.Has(acl.Insert) {
 		return nil, &DeniedError{Right: acl.Insert, Folder: strings.Join(r.Folder, "/"), Why: "publish events to it"}
 	}
-	current, err := s.read(ctx, sess, folder)
+	current, state, err := s.read(ctx, sess, folder)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -103,7 +104,7 @@ func (s *Service) readTarget(ctx context.Context, sess *imapstore.Session, folde
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return &target{name: folder, rights: rights, current: current, kolab: kolab}, nil
+	return &target{name: folder, rights: rights, current: current, state: state, kolab: kolab}, nil
 }
 
 // kolabFolder reports whether to write in a folder in Kolab format 3: it
@@ -122,16 +123,16 @@ func kolabFolder(ctx context.Context, sess *imapstore.Session, folder string, cu
 	return typ == "event" || strings.HasPrefix(typ, "event."), nil
 }
 
-// read returns the objects of a folder by UID. Messages that cannot be
-// read are left alone: an upload never touches what it does not
-// understand.
-func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder string) (map[string]*stored, error) {
+// read returns the objects of a folder by UID, and the folder's state
+// when it was selected to read them. Messages that cannot be read are
+// left alone: an upload never touches what it does not understand.
+func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder string) (map[string]*stored, imapstore.State, error) {
 	l, err := sess.Fetch(ctx, folder, imapstore.Query{Want: calendar.IsCalendarType, WholeBelow: 64 << 10})
 	if errors.Is(err, imapstore.ErrNotFound) {
-		return nil, ErrNotFound
+		return nil, imapstore.State{}, ErrNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, imapstore.State{}, err
 	}
 	out := map[string]*stored{}
 	for _, m := range l.Messages {
@@ -152,7 +153,7 @@ func (s *Service) read(ctx context.Context, sess *imapstore.Session, folder stri
 			st.kolab = st.kolab || kolab
 		}
 	}
-	return out, nil
+	return out, l.State, nil
 }
 
 // messageObjects returns the calendar objects of a message, and whether

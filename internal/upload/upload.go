@@ -32,8 +32,18 @@
 // write, so a refused upload changes nothing. Each step is idempotent: a
 // retry after a broken connection finds what the last attempt left (a
 // duplicate from an append whose removal never came, a log copy already
-// made) and converges to the same folder. Two uploaders that do not share
-// a lock (two fbpub replicas) only ever remove messages they read, and
+// made) and converges to the same folder.
+//
+// Uploads to one folder are serialised: through one Service by a lock of
+// this process, and across fbpub replicas that share a Redis by a lease in
+// it (Options.Shared). The holder reads the folder under the lock, checks
+// just before its first write that the folder and the log are still in
+// the state it read (IMAP's UIDNEXT, message count and HIGHESTMODSEQ),
+// reading and planning again if not, and stops writing if the lease is
+// lost meanwhile (Redis unreachable for the lease's whole TTL, so that
+// another replica may hold it): so two replicas never interleave a
+// reconcile. Uploaders that do not share a lock (replicas while Redis is
+// unreachable, another program) only ever remove messages they read, and
 // only copies not newer than what they write: racing, they may leave
 // duplicates, which the next upload reconciles, but they lose nothing.
 package upload
@@ -45,11 +55,11 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/shared"
 )
 
 // Errors an upload may end with, besides connection failures.
@@ -127,18 +137,35 @@ type Options struct {
 	Logger    *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+	// Shared holds the upload locks: with Redis, leases that serialise
+	// the uploads to one folder through every replica sharing it; nil
+	// means locks of this process (a Local shared.Client).
+	Shared *shared.Client
+	// LeaseTTL is how long a shared lease outlives a replica that died
+	// holding it (default 15 s); the holder renews it every third of
+	// that while it works.
+	LeaseTTL time.Duration
 }
 
 // DefaultLogFolder is where deleted events go when nothing else is set.
 const DefaultLogFolder = "Deleted Events"
 
 // Service performs uploads. It is safe for concurrent use; uploads to one
-// folder through one Service are serialized.
+// folder through one Service, or through Services sharing a Redis
+// (Options.Shared), are serialized.
 type Service struct {
-	opts  Options
-	log   *slog.Logger
-	locks sync.Map // folder key → *sync.Mutex
+	opts Options
+	log  *slog.Logger
 }
+
+// maxPlans bounds how often an upload reads and plans again because the
+// folder changed between its reading and its first write.
+const maxPlans = 3
+
+// errLost is the upload's answer when its lease was lost while it wrote:
+// another replica may hold the folder now, so it stopped. What it wrote
+// is consistent (see the package comment); a retry converges.
+var errLost = fmt.Errorf("%w: the folder's upload lock was lost (Redis unreachable for its whole lease); stopped writing", ErrUnavailable)
 
 // New makes a Service.
 func New(opts Options) *Service {
@@ -154,6 +181,12 @@ func New(opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = 15 * time.Second
+	}
+	if opts.Shared == nil {
+		opts.Shared, _ = shared.New(shared.Options{}) // Local: no error, nothing to close
+	}
 	return &Service{opts: opts, log: opts.Logger.With("component", "upload")}
 }
 
@@ -167,9 +200,11 @@ type Request struct {
 	// Body is the whole calendar.
 	Body []byte
 	// Check, when set, is called once the folder is held (no other upload
-	// through this Service can change it) and read, before anything is
-	// written; an error from it aborts the upload with nothing written,
-	// and Put returns it as it is. It is how If-Match is honoured.
+	// through this Service, or a replica sharing its Redis, can change
+	// it) and read, before anything is written; it is called again when
+	// the folder changed meanwhile and is read again. An error from it
+	// aborts the upload with nothing written, and Put returns it as it
+	// is. It is how If-Match is honoured.
 	Check func(ctx context.Context) error
 }
 
@@ -204,33 +239,92 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if !ok {
 		return Result{}, ErrNotFound
 	}
-	unlock := s.lock(r.Owner, folder)
-	defer unlock()
-
-	t, err := s.readTarget(ctx, sess, folder, r)
+	lease, err := s.lock(ctx, r.Owner, folder)
 	if err != nil {
 		return Result{}, err
+	}
+	defer lease.Unlock(context.WithoutCancel(ctx))
+
+	for n := 1; ; n++ {
+		t, lg, p, err := s.prepare(ctx, sess, folder, logFolder, incoming, r)
+		if err != nil {
+			return Result{}, err
+		}
+		if len(p.toLog) == 0 && len(p.appends) == 0 && len(p.remove) == 0 {
+			return p.result, nil // nothing to write
+		}
+		// Fencing: the folder must still be as read. It is, unless a
+		// writer that holds no lock wrote meanwhile (a replica whose
+		// lease expired, one cut off from Redis, a mail client).
+		same, err := s.unchanged(ctx, sess, t, lg)
+		if err != nil {
+			return Result{}, unavailable(err)
+		}
+		if !same {
+			if n == maxPlans {
+				return Result{}, fmt.Errorf("%w: the folder changed %d times while the upload was being planned", ErrUnavailable, n)
+			}
+			// The plan may have changed the objects (alarms kept):
+			// plan again from the upload as sent.
+			if incoming, err = s.split(r.Body); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if err := s.apply(ctx, sess, p, t, lg, r.User, stillHeld(lease)); err != nil {
+			return Result{}, unavailable(err)
+		}
+		return p.result, nil
+	}
+}
+
+// prepare reads the folder and the log while the upload holds the folder,
+// runs the upload's Check, plans, and checks that the uploader may do all
+// the plan does.
+func (s *Service) prepare(ctx context.Context, sess *imapstore.Session, folder, logFolder string, incoming []object, r Request) (*target, deletedLog, plan, error) {
+	t, err := s.readTarget(ctx, sess, folder, r)
+	if err != nil {
+		return nil, deletedLog{}, plan{}, err
 	}
 	if t.kolab {
 		asKolab(incoming)
 	}
 	if r.Check != nil {
 		if err := r.Check(ctx); err != nil {
-			return Result{}, err
+			return nil, deletedLog{}, plan{}, err
 		}
 	}
 	lg, err := s.readLog(ctx, sess, logFolder)
 	if err != nil {
-		return Result{}, err
+		return nil, deletedLog{}, plan{}, err
 	}
 	p := s.plan(incoming, t.current, lg.held)
 	if err := s.permitted(p, t.rights, lg, r); err != nil {
-		return Result{}, err
+		return nil, deletedLog{}, plan{}, err
 	}
-	if err := s.apply(ctx, sess, p, t, lg, r.User); err != nil {
-		return Result{}, unavailable(err)
+	return t, lg, p, nil
+}
+
+// unchanged reports whether the folder, and the log when the upload read
+// it, are in the states the upload read them in.
+func (s *Service) unchanged(ctx context.Context, sess *imapstore.Session, t *target, lg deletedLog) (bool, error) {
+	names := []string{t.name}
+	if lg.exists && lg.readable() {
+		names = append(names, lg.name)
 	}
-	return p.result, nil
+	states, err := sess.States(ctx, names)
+	if err != nil {
+		return false, err
+	}
+	if st, ok := states[t.name]; !ok || st != t.state {
+		return false, nil
+	}
+	if len(names) == 2 {
+		if st, ok := states[lg.name]; !ok || st != lg.state {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // login logs in as the uploader.
@@ -245,13 +339,32 @@ func (s *Service) login(ctx context.Context, r Request) (*imapstore.Session, err
 	return sess, nil
 }
 
-// lock holds owner's folder (its IMAP name) against the other uploads
-// through s until unlock is called.
-func (s *Service) lock(owner, folder string) (unlock func()) {
-	mu, _ := s.locks.LoadOrStore(owner+"\x00"+folder, &sync.Mutex{})
-	m := mu.(*sync.Mutex)
-	m.Lock()
-	return m.Unlock
+// lock holds owner's folder (its IMAP name, owner as the folder list
+// spells it) against the other uploads through s and, with Redis, through
+// every replica sharing it, until the lease is unlocked. It waits as long
+// as ctx lets it.
+func (s *Service) lock(ctx context.Context, owner, folder string) (*shared.Lease, error) {
+	lease, err := s.opts.Shared.Lock(ctx, lockKey(owner, folder), s.opts.LeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: waiting for the folder's other upload: %w", ErrUnavailable, err)
+	}
+	return lease, nil
+}
+
+// lockKey is the name of the lock of owner's folder.
+func lockKey(owner, folder string) string { return "upload\x00" + owner + "\x00" + folder }
+
+// stillHeld returns the check an upload makes before each write: errLost
+// once the lease is lost.
+func stillHeld(l *shared.Lease) func() error {
+	return func() error {
+		select {
+		case <-l.Lost():
+			return errLost
+		default:
+			return nil
+		}
+	}
 }
 
 // unavailable marks an error of the IMAP conversation as ErrUnavailable;
@@ -260,7 +373,7 @@ func (s *Service) lock(owner, folder string) (unlock func()) {
 func unavailable(err error) error {
 	var de *DeniedError
 	switch {
-	case errors.As(err, &de), errors.Is(err, ErrNotFound), errors.Is(err, ErrAuth), imapstore.Refused(err):
+	case errors.As(err, &de), errors.Is(err, ErrNotFound), errors.Is(err, ErrAuth), errors.Is(err, ErrUnavailable), imapstore.Refused(err):
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -16,17 +16,28 @@ import (
 )
 
 // apply carries the plan out: log copies, then appends, then removals,
-// so that an interruption anywhere loses nothing.
-func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, t *target, lg deletedLog, user string) error {
+// so that an interruption anywhere loses nothing. Before each write it
+// calls hold, and stops with its error: the upload no longer holds the
+// folder.
+func (s *Service) apply(ctx context.Context, sess *imapstore.Session, p plan, t *target, lg deletedLog, user string, hold func() error) error {
 	if len(p.toLog) > 0 {
-		if err := s.writeLog(ctx, sess, lg, p.toLog, user); err != nil {
+		if err := s.writeLog(ctx, sess, lg, p.toLog, user, hold); err != nil {
 			return err
 		}
 	}
 	for _, in := range p.appends {
+		if err := hold(); err != nil {
+			return err
+		}
 		if err := sess.AppendMessage(ctx, t.name, message(in.obj, user, s.opts.Now(), "", t.kolab)); err != nil {
 			return err
 		}
+	}
+	if len(p.remove) == 0 {
+		return nil
+	}
+	if err := hold(); err != nil {
+		return err
 	}
 	return sess.RemoveMessages(ctx, t.name, p.remove)
 }
