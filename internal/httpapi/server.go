@@ -353,6 +353,8 @@ func newRequestID() (string, []string) {
 	return b.ids[i], b.ids[i : i+1 : i+1]
 }
 
+const hexDigits = "0123456789abcdef"
+
 const (
 	idsPerBatch = 64
 	idDigits    = 16 // hex digits of the counter, all of a uint64
@@ -367,15 +369,20 @@ type idBatch struct {
 }
 
 func makeIDBatch(first uint64) *idBatch {
+	// The first ID, then copies of it with their last two hex digits
+	// counted on: first is a multiple of idsPerBatch, which is at most
+	// 256, so only those two change within a batch.
+	var id [idLen]byte
+	var hex [16]byte
+	h := strconv.AppendUint(hex[:0], first, 16)
+	n := copy(id[:], idPrefix)
+	n += copy(id[n:], "0000000000000000"[:idDigits-len(h)])
+	copy(id[n:], h)
 	b := make([]byte, 0, idsPerBatch*idLen)
-	for n := first; n < first+idsPerBatch; n++ {
-		b = append(b, idPrefix...)
-		var hex [16]byte
-		h := strconv.AppendUint(hex[:0], n, 16)
-		for range idDigits - len(h) {
-			b = append(b, '0')
-		}
-		b = append(b, h...)
+	low := byte(first)
+	for i := range byte(idsPerBatch) {
+		id[idLen-2], id[idLen-1] = hexDigits[(low+i)>>4], hexDigits[(low+i)&15]
+		b = append(b, id[:]...)
 	}
 	all := string(b)
 	batch := &idBatch{first: first}
