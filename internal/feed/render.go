@@ -35,11 +35,20 @@ type Rendered struct {
 	// Modified is when fbpub first saw the newest of those states.
 	Modified time.Time
 	// hitAnswer and staleAnswer are the answers of the requests that find
-	// this rendering cached (see cached): set before it is shared.
+	// this rendering cached (see cached), set by newRendered.
 	hitAnswer, staleAnswer Answer
 
 	gzipOnce sync.Once
 	gzipped  []byte
+}
+
+// newRendered returns the Rendered of body, with the answers that
+// requests finding it cached share (see cached).
+func newRendered(body []byte, etag string, modified time.Time) *Rendered {
+	r := &Rendered{Body: body, ETag: etag, Modified: modified}
+	r.hitAnswer = Answer{Rendered: r, Result: "hit"}
+	r.staleAnswer = Answer{Rendered: r, Stale: true, Result: "stale"}
+	return r
 }
 
 // Gzipped returns Body compressed with gzip, computed once per rendering.
@@ -445,13 +454,19 @@ func statesKey(snaps []*Snapshot) string {
 // that gets it, so that a hit allocates nothing. key is not kept.
 func (c *Cache) cached(key string, stale bool) *Answer {
 	r := c.answers.get(key)
-	switch {
-	case r == nil:
+	if r == nil {
 		return nil
-	case stale:
-		return &r.staleAnswer
 	}
-	return &r.hitAnswer
+	hit, staleHit := &r.hitAnswer, &r.staleAnswer
+	if hit.Rendered == nil {
+		// Not made by newRendered: no answers kept with it.
+		hit = &Answer{Rendered: r, Result: "hit"}
+		staleHit = &Answer{Rendered: r, Stale: true, Result: "stale"}
+	}
+	if stale {
+		return staleHit
+	}
+	return hit
 }
 
 // render returns the cached answer for key, or renders it once for all
@@ -478,14 +493,13 @@ func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot,
 		}
 		c.m.Renders.WithLabelValues(view).Inc()
 		c.m.RenderSeconds.WithLabelValues(view).Observe(time.Since(t0).Seconds())
-		r := &Rendered{Body: body, ETag: etag(key)}
+		var modified time.Time
 		for _, s := range snaps {
-			if s.Fetched.After(r.Modified) {
-				r.Modified = s.Fetched
+			if s.Fetched.After(modified) {
+				modified = s.Fetched
 			}
 		}
-		r.hitAnswer = Answer{Rendered: r, Result: "hit"}
-		r.staleAnswer = Answer{Rendered: r, Stale: true, Result: "stale"}
+		r := newRendered(body, etag(key), modified)
 		c.answers.put(key, r)
 		return r, nil
 	})
