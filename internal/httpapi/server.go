@@ -378,13 +378,14 @@ func makeIDBatch(first uint64) *idBatch {
 	n := copy(id[:], idPrefix)
 	n += copy(id[n:], "0000000000000000"[:idDigits-len(h)])
 	copy(id[n:], h)
-	b := make([]byte, 0, idsPerBatch*idLen)
+	var b strings.Builder
+	b.Grow(idsPerBatch * idLen)
 	low := byte(first)
 	for i := range byte(idsPerBatch) {
 		id[idLen-2], id[idLen-1] = hexDigits[(low+i)>>4], hexDigits[(low+i)&15]
-		b = append(b, id[:]...)
+		b.Write(id[:])
 	}
-	all := string(b)
+	all := b.String()
 	batch := &idBatch{first: first}
 	for i := range batch.ids {
 		batch.ids[i] = all[i*idLen : (i+1)*idLen]
