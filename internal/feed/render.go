@@ -471,7 +471,6 @@ func (c *Cache) cached(key string, stale bool) *Answer {
 
 // render returns the cached answer for key, or renders it once for all
 // concurrent callers.
-
 func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot, stale bool, f func() ([]byte, error)) (*Answer, error) {
 	answer := func(r *Rendered, result string) *Answer {
 		if stale {

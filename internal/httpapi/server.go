@@ -373,8 +373,8 @@ func makeIDBatch(first uint64) *idBatch {
 	// counted on: first is a multiple of idsPerBatch, which is at most
 	// 256, so only those two change within a batch.
 	var id [idLen]byte
-	var hex [16]byte
-	h := strconv.AppendUint(hex[:0], first, 16)
+	var digits [16]byte
+	h := strconv.AppendUint(digits[:0], first, 16)
 	n := copy(id[:], idPrefix)
 	n += copy(id[n:], "0000000000000000"[:idDigits-len(h)])
 	copy(id[n:], h)
