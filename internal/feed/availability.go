@@ -34,5 +34,8 @@ func offHours(q FreeBusyQuery, snaps []*Snapshot, zone *time.Location) []freebus
 	return availability.OffHours(avs, q.WorkingHours, zone, q.Window)
 }
 
-// offHoursKey is what an answer with off hours adds to its render key.
-func offHoursKey(h *availability.Hours) string { return "offhours=" + h.String() }
+// appendOffHoursKey appends what an answer with off hours adds to its
+// render key.
+func appendOffHoursKey(k []byte, h *availability.Hours) []byte {
+	return append(append(k, "offhours="...), h.String()...)
+}

@@ -397,22 +397,26 @@ func (c *Cache) publish(key string, o *ownerEntry, unknown int) {
 // when there are none. It costs what one user's free/busy costs, not a
 // walk of the directory.
 func (c *Cache) Counting(ctx context.Context, user string) ([]Folder, error) {
-	fs, _, err := c.counting(ctx, user)
+	fs, _, err := c.counting(ctx, user, nil)
 	return fs, err
 }
 
 // counting returns the published folders that may count for user's
 // free/busy (Folder.CountsFor decides): user's own, and those of other
 // owners whose incidences-for annotation names readers or admins, each
-// owner checked as for a request. ErrNotFound when there are none.
-func (c *Cache) counting(ctx context.Context, user string) ([]Folder, bool, error) {
+// owner checked as for a request. ErrNotFound when there are none. The
+// folders are appended to fs, which must be empty: a caller may pass an
+// array it reuses, so that a request for a cached answer allocates
+// nothing here.
+func (c *Cache) counting(ctx context.Context, user string, fs []Folder) ([]Folder, bool, error) {
 	own, stale, err := c.owned(ctx, user)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
 	// The other owners whose folders may count for user: a few, as few
 	// folders carry the annotation.
-	var others []string
+	var buf [4]string
+	others := buf[:0]
 	c.mu.Lock()
 	for name := range c.dir.counting {
 		if k := c.dir.folderOwner[name]; k != ownerKey(user) && !slices.Contains(others, k) {
@@ -423,7 +427,6 @@ func (c *Cache) counting(ctx context.Context, user string) ([]Folder, bool, erro
 	}
 	c.mu.Unlock()
 	slices.Sort(others)
-	var fs []Folder
 	for _, f := range own {
 		if f.CountsFor(user, c.opts.Policy) {
 			fs = append(fs, f)

@@ -35,10 +35,22 @@ type Rendered struct {
 	ETag string
 	// Modified is when fbpub first saw the newest of those states.
 	Modified time.Time
+	// hitAnswer and staleAnswer are the answers of the requests that find
+	// this rendering cached (see cached), set by newRendered.
+	hitAnswer, staleAnswer Answer
 
 	gzipOnce sync.Once
 	gzipped  []byte
 	gzipSize atomic.Int64 // cap(gzipped), once made: for the answer cache's size
+}
+
+// newRendered returns the Rendered of body, with the answers that
+// requests finding it cached share (see cached).
+func newRendered(body []byte, etag string, modified time.Time) *Rendered {
+	r := &Rendered{Body: body, ETag: etag, Modified: modified}
+	r.hitAnswer = Answer{Rendered: r, Result: "hit"}
+	r.staleAnswer = Answer{Rendered: r, Stale: true, Result: "stale"}
+	return r
 }
 
 // Gzipped returns Body compressed with gzip, computed once per rendering.
@@ -55,7 +67,8 @@ func (r *Rendered) Gzipped() []byte {
 }
 
 // Answer is one request's answer: a shared rendering, and how the cache
-// came by it.
+// came by it. An Answer may be shared by many requests (the answer of a
+// cache hit is); it is never modified.
 type Answer struct {
 	*Rendered
 	// Stale is set when IMAP could not be read and the answer comes from
@@ -96,13 +109,27 @@ type FreeBusyQuery struct {
 }
 
 // FreeBusy renders the VFREEBUSY of q.
+//
+// A request for an answer rendered before allocates nothing: the folders,
+// snapshots and key it needs are built in arrays on the stack (a request
+// over more folders than they hold spills to the heap), and the answer is
+// the one kept with the rendering (see cached). Only a rendering copies
+// them.
 func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) {
-	var snaps []*Snapshot
-	var levels []acl.Access
+	var (
+		folderBuf [4]Folder
+		snapBuf   [8]*Snapshot
+		levelBuf  [8]acl.Access
+		keyBuf    [512]byte
+	)
+	snaps, levels := snapBuf[:0], levelBuf[:0]
 	var stale bool
 	var err error
 	if q.Folder == nil {
-		snaps, levels, stale, err = c.countingFor(ctx, q.Owner, q.Viewer)
+		var fs []Folder
+		if fs, stale, err = c.counting(ctx, q.Owner, folderBuf[:0]); err == nil {
+			snaps, levels, stale, err = c.snapshotsOf(ctx, fs, q.Viewer, stale, snaps, levels)
+		}
 	} else {
 		snaps, levels, stale, err = c.snapshots(ctx, q.Owner, q.Folder, q.Viewer)
 	}
@@ -113,53 +140,51 @@ func (c *Cache) FreeBusy(ctx context.Context, q FreeBusyQuery) (*Answer, error) 
 	if zone == nil {
 		zone = time.UTC
 	}
-	view, levelKey := "freebusy", ""
-	if q.Extended {
-		view, levelKey = "xfreebusy", levelsKey(levels)
-	} else if q.OffHours {
-		levelKey = offHoursKey(q.WorkingHours)
-	}
-	// The key, in renderKey's layout (fields ended by NUL, then the
-	// states), built in one allocation: this runs for every request.
-	n := len(view) + len(q.Owner) + len(q.Organizer) + len(zone.String()) + len(levelKey) + 2*20 + 8
-	for _, s := range q.Folder {
-		n += len(s) + 1
-	}
-	for _, s := range snaps {
-		n += len(s.key)
-	}
-	var k strings.Builder
-	k.Grow(n)
-	var num [20]byte
-	for _, s := range []string{view, q.Owner} {
-		k.WriteString(s)
-		k.WriteByte(0)
-	}
-	for i, s := range q.Folder {
-		if i > 0 {
-			k.WriteByte('/')
-		}
-		k.WriteString(s)
-	}
-	k.WriteByte(0)
-	for _, s := range []string{q.Organizer, zone.String()} {
-		k.WriteString(s)
-		k.WriteByte(0)
-	}
-	for _, t := range []time.Time{q.Window.Start, q.Window.End} {
-		k.Write(strconv.AppendInt(num[:0], t.Unix(), 10))
-		k.WriteByte(0)
-	}
-	k.WriteString(levelKey)
-	k.WriteByte(0)
-	for _, s := range snaps {
-		k.WriteString(s.key)
-	}
-	key := k.String()
-	if a := c.cached(key, stale); a != nil {
+	key := appendFreeBusyKey(keyBuf[:0], q, zone, snaps, levels)
+	// The key is only looked up here: the lookup keeps no reference to it,
+	// so it may point into keyBuf.
+	if a := c.cached(unsafe.String(unsafe.SliceData(key), len(key)), stale); a != nil {
 		return a, nil
 	}
-	return c.renderFreeBusy(ctx, q, key, snaps, levels, stale, zone)
+	// The rendering may outlive this call (it is shared, and finishes
+	// for the others when this request goes away): it gets copies.
+	return c.renderFreeBusy(ctx, q, string(key), slices.Clone(snaps), slices.Clone(levels), stale, zone)
+}
+
+// appendFreeBusyKey appends the render key of q over snaps to k: the
+// fields of renderKey's layout (each ended by NUL), then statesKey's. The
+// access levels are part of the extended view's key (what a viewer may
+// read of each folder decides what it shows); the plain view shows only
+// times, and which folders count for the viewer is in the states.
+func appendFreeBusyKey(k []byte, q FreeBusyQuery, zone *time.Location, snaps []*Snapshot, levels []acl.Access) []byte {
+	view := "freebusy"
+	if q.Extended {
+		view = "xfreebusy"
+	}
+	k = append(append(k, view...), 0)
+	k = append(append(k, q.Owner...), 0)
+	for i, s := range q.Folder {
+		if i > 0 {
+			k = append(k, '/')
+		}
+		k = append(k, s...)
+	}
+	k = append(k, 0)
+	k = append(append(k, q.Organizer...), 0)
+	k = append(append(k, zone.String()...), 0)
+	k = append(strconv.AppendInt(k, q.Window.Start.Unix(), 10), 0)
+	k = append(strconv.AppendInt(k, q.Window.End.Unix(), 10), 0)
+	switch {
+	case q.Extended:
+		k = appendLevelsKey(k, levels)
+	case q.OffHours:
+		k = appendOffHoursKey(k, q.WorkingHours)
+	}
+	k = append(k, 0)
+	for _, s := range snaps {
+		k = append(k, s.key...)
+	}
+	return k
 }
 
 // renderFreeBusy is FreeBusy's slow path, apart so that the closure it
@@ -345,17 +370,6 @@ func isoDuration(d time.Duration) string {
 	return fmt.Sprintf("PT%dS", s)
 }
 
-// countingFor returns the snapshots of the folders whose events make user
-// busy (Folder.CountsFor) and that viewer may see, with what viewer may
-// see of each; ErrNotFound when there are none.
-func (c *Cache) countingFor(ctx context.Context, user string, viewer acl.Requester) (out []*Snapshot, levels []acl.Access, stale bool, err error) {
-	fs, stale, err := c.counting(ctx, user)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	return c.snapshotsOf(ctx, fs, viewer, stale)
-}
-
 // snapshots returns the current snapshots of owner's folders that viewer
 // may see, or of the one folder named by segments, with what viewer may
 // see of each. A folder viewer may not see is never read.
@@ -374,12 +388,14 @@ func (c *Cache) snapshots(ctx context.Context, owner string, folder []string, vi
 			fs = append(fs, f)
 		}
 	}
-	return c.snapshotsOf(ctx, fs, viewer, stale)
+	return c.snapshotsOf(ctx, fs, viewer, stale, nil, nil)
 }
 
 // snapshotsOf returns the current snapshots of the folders fs that viewer
-// may see. A folder viewer may not see is never read.
-func (c *Cache) snapshotsOf(ctx context.Context, fs []Folder, viewer acl.Requester, stale bool) (out []*Snapshot, levels []acl.Access, _ bool, err error) {
+// may see, appended to out, and what viewer may see of each, appended to
+// levels; both must be empty (a caller may pass arrays it reuses). A
+// folder viewer may not see is never read.
+func (c *Cache) snapshotsOf(ctx context.Context, fs []Folder, viewer acl.Requester, stale bool, out []*Snapshot, levels []acl.Access) (_ []*Snapshot, _ []acl.Access, _ bool, err error) {
 	for _, f := range fs {
 		a := c.Access(viewer, f)
 		if a == acl.NoAccess {
@@ -412,13 +428,14 @@ func (c *Cache) Access(viewer acl.Requester, f Folder) acl.Access {
 	return c.opts.Policy.Access(viewer, acl.Folder{Owner: f.Owner, ACL: f.ACL, ACLKnown: f.ACLKnown})
 }
 
-func levelsKey(levels []acl.Access) string {
-	var b strings.Builder
+func levelsKey(levels []acl.Access) string { return string(appendLevelsKey(nil, levels)) }
+
+// appendLevelsKey appends levelsKey's text to k.
+func appendLevelsKey(k []byte, levels []acl.Access) []byte {
 	for _, a := range levels {
-		b.WriteString(a.String())
-		b.WriteByte(',')
+		k = append(append(k, a.String()...), ',')
 	}
-	return b.String()
+	return k
 }
 
 func renderKey(parts ...string) string { return strings.Join(parts, "\x00") + "\x00" }
@@ -439,20 +456,28 @@ func statesKey(snaps []*Snapshot) string {
 	return b.String()
 }
 
-// render returns the cached answer for key, or renders it once for all
-// concurrent callers.
-// cached returns the answer for key when it was rendered before, else nil.
+// cached returns the answer for key when it was rendered before, else
+// nil: the rendering's own hit or stale answer, shared by every request
+// that gets it, so that a hit allocates nothing. key is not kept.
 func (c *Cache) cached(key string, stale bool) *Answer {
 	r := c.answers.get(key)
-	switch {
-	case r == nil:
+	if r == nil {
 		return nil
-	case stale:
-		return &Answer{Rendered: r, Stale: true, Result: "stale"}
 	}
-	return &Answer{Rendered: r, Result: "hit"}
+	hit, staleHit := &r.hitAnswer, &r.staleAnswer
+	if hit.Rendered == nil {
+		// Not made by newRendered: no answers kept with it.
+		hit = &Answer{Rendered: r, Result: "hit"}
+		staleHit = &Answer{Rendered: r, Stale: true, Result: "stale"}
+	}
+	if stale {
+		return staleHit
+	}
+	return hit
 }
 
+// render returns the cached answer for key, or renders it once for all
+// concurrent callers.
 func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot, stale bool, f func() ([]byte, error)) (*Answer, error) {
 	answer := func(r *Rendered, result string) *Answer {
 		if stale {
@@ -479,12 +504,13 @@ func (c *Cache) render(ctx context.Context, view, key string, snaps []*Snapshot,
 			// as long as the answer holds.
 			body = bytes.Clone(body)
 		}
-		r := &Rendered{Body: body, ETag: etag(key)}
+		var modified time.Time
 		for _, s := range snaps {
-			if s.Fetched.After(r.Modified) {
-				r.Modified = s.Fetched
+			if s.Fetched.After(modified) {
+				modified = s.Fetched
 			}
 		}
+		r := newRendered(body, etag(key), modified)
 		c.answers.put(key, r)
 		return r, nil
 	})

@@ -219,6 +219,11 @@ func (h *Handler) requester(r *http.Request) (identity, error) {
 			return identity{user: v, typed: v}, nil
 		}
 	}
+	// Most requesters are anonymous: the canonical key, looked up
+	// directly (Header.Get and BasicAuth canonicalise it every time).
+	if v := r.Header["Authorization"]; len(v) == 0 || v[0] == "" {
+		return identity{}, nil
+	}
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		if r.Header.Get("Authorization") != "" {

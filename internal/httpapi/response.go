@@ -47,7 +47,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *
 		hd["X-Fbpub-Stale"] = staleValue
 		hd["Warning"] = staleWarning
 	}
-	if r.Method == http.MethodGet && !hasAny(r.Header, "If-None-Match", "If-Modified-Since", "Range") {
+	switch {
+	case r.Method == http.MethodGet && !hasAny(r.Header, "If-None-Match", "If-Modified-Since", "Range"):
 		// The common case, written directly: http.ServeContent would copy
 		// the body through a fresh 32 KiB buffer for every request.
 		if v.lastModified != nil {
@@ -58,7 +59,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *
 		}
 		w.WriteHeader(http.StatusOK)
 		w.Write(body)
-	} else {
+	case holdsTag(r, v.etag[0]):
+		// A client revalidating the answer it holds, as clients send
+		// the tag back: http.ServeContent's 304 (the same headers less
+		// the body's, RFC 9110 §15.4.5), without formatting its
+		// Last-Modified to delete it again.
+		delete(hd, "Content-Type")
+		delete(hd, "Content-Encoding")
+		w.WriteHeader(http.StatusNotModified)
+	default:
 		http.ServeContent(w, r, "", a.Modified, bytes.NewReader(body))
 	}
 	c := h.cacheCounters[view]
@@ -70,6 +79,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, view string, a *
 		return
 	}
 	c.result(a.Result).Inc()
+}
+
+// holdsTag reports whether r is a GET or HEAD whose one precondition is
+// an If-None-Match of exactly etag: one that http.ServeContent answers
+// with 304. Any other form (a list, a weak tag, "*", more conditions)
+// is left to http.ServeContent.
+func holdsTag(r *http.Request, etag string) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	v := r.Header["If-None-Match"]
+	return len(v) == 1 && v[0] == etag && !hasAny(r.Header, "If-Match", "If-Unmodified-Since")
 }
 
 // implicitLength is the size of the buffer net/http's response writer
@@ -178,15 +199,19 @@ func (c *headerCache) get(a *feed.Rendered, size int, gzipped bool, filename str
 // minGzip is the smallest body worth compressing.
 const minGzip = 1024
 
-// acceptsGzip reads Accept-Encoding, honouring "gzip;q=0".
+// acceptsGzip reads Accept-Encoding, honouring "gzip;q=0". It allocates
+// nothing for the headers clients send.
 func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for _, part := range strings.Split(v, ",") {
+	for _, v := range r.Header["Accept-Encoding"] {
+		for part := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
 				continue
 			}
-			q := strings.ReplaceAll(params, " ", "")
+			q := params
+			if strings.IndexByte(q, ' ') >= 0 {
+				q = strings.ReplaceAll(q, " ", "")
+			}
 			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -233,11 +234,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if file, ok := strings.CutPrefix(r.URL.Path, "/freebusy/"); ok && file != "" && file != "." && file != ".." && strings.IndexByte(file, '/') < 0 && !teamFile(file) && file != "links" {
 			r.Pattern = freeBusyPattern
 			rt := h.freeBusyRoute
-			x := rt.begin(w, r)
+			x := exchanges.Get().(*exchange)
+			rt.begin(x, w, r)
 			if err := h.freeBusy(x, r, file); err != nil {
 				h.writeError(x, r, x.id, err)
 			}
 			rt.end(x, r)
+			// Nothing keeps the exchange: the response's header map
+			// holds only shared values.
+			*x = exchange{}
+			exchanges.Put(x)
 			return
 		}
 	}
@@ -261,7 +267,8 @@ func (h *Handler) handle(pattern, name string, f func(http.ResponseWriter, *http
 		duration: h.opts.Metrics.HTTPDuration.WithLabelValues(name),
 		bytes:    h.opts.Metrics.HTTPBytes.WithLabelValues(name)}
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		x := rt.begin(w, r)
+		x := new(exchange)
+		rt.begin(x, w, r)
 		if err := f(x, r); err != nil {
 			h.writeError(x, r, x.id, err)
 		}
@@ -270,13 +277,14 @@ func (h *Handler) handle(pattern, name string, f func(http.ResponseWriter, *http
 	return rt
 }
 
-// begin starts an exchange: its start time and request ID.
-func (rt *route) begin(w http.ResponseWriter, r *http.Request) *exchange {
-	x := &exchange{recorder: recorder{ResponseWriter: w, code: http.StatusOK}, t0: time.Now()}
-	x.id = requestID(r)
-	x.idValue[0] = x.id
-	w.Header()["X-Request-Id"] = x.idValue[:]
-	return x
+// begin starts the exchange x, which is zero, for w and r: its start
+// time and request ID.
+func (rt *route) begin(x *exchange, w http.ResponseWriter, r *http.Request) {
+	x.recorder = recorder{ResponseWriter: w, code: http.StatusOK}
+	x.t0 = time.Now()
+	var value []string
+	x.id, value = requestID(r)
+	w.Header()["X-Request-Id"] = value
 }
 
 // end counts an exchange and logs it at debug level.
@@ -307,26 +315,87 @@ func (rt *route) requests(code int) prometheus.Counter {
 }
 
 // exchange is one request's response writer, with what its route needs
-// to count and log it: one allocation per request.
+// to count and log it. Those of GET /freebusy/<file> are reused
+// (exchanges); the other routes allocate one per request.
 type exchange struct {
 	recorder
-	t0      time.Time
-	id      string
-	idValue [1]string // the X-Request-Id header value
+	t0 time.Time
+	id string
 }
 
+// exchanges holds the zeroed exchanges of finished free/busy requests.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
 // requestID returns the caller's X-Request-ID when it is short and plain,
-// else a new random one, so that a reverse proxy's ID runs through.
-func requestID(r *http.Request) string {
+// else a new random one, so that a reverse proxy's ID runs through; and
+// the X-Request-Id header value that carries it, shared and never
+// modified (its capacity is its length, so that an append copies), so
+// that a response's header map holds nothing a later request reuses.
+func requestID(r *http.Request) (string, []string) {
 	// The canonical key, looked up directly: Header.Get would canonicalise
 	// "X-Request-ID" again for every request.
 	if v := r.Header["X-Request-Id"]; len(v) > 0 && validID(v[0]) {
-		return v[0]
+		return v[0], v[:1:1]
 	}
-	// A random prefix per process and a counter: unique, and cheaper
-	// than reading the system's random source for every request.
-	var b [32]byte
-	return string(strconv.AppendUint(append(b[:0], idPrefix...), idCounter.Add(1), 16))
+	return newRequestID()
+}
+
+// newRequestID returns a new request ID and its header value: a random
+// prefix per process and a counter in fixed-width hex, unique, and
+// cheaper than reading the system's random source for every request. The
+// IDs are made in batches, cut from one string, so that a request does
+// not allocate its own.
+func newRequestID() (string, []string) {
+	n := idCounter.Add(1)
+	b := currentIDs.Load()
+	if b == nil || n < b.first || n >= b.first+idsPerBatch {
+		// Two requests may make the same batch at once: the IDs are a
+		// function of n, so either one does.
+		b = makeIDBatch(n - n%idsPerBatch)
+		currentIDs.Store(b)
+	}
+	i := n - b.first
+	return b.ids[i], b.ids[i : i+1 : i+1]
+}
+
+const hexDigits = "0123456789abcdef"
+
+const (
+	idsPerBatch = 64
+	idDigits    = 16 // hex digits of the counter, all of a uint64
+	idLen       = len("0123456789ab-") + idDigits
+)
+
+// idBatch holds the IDs of the counter values first to
+// first+idsPerBatch-1. It is never modified once made.
+type idBatch struct {
+	first uint64
+	ids   [idsPerBatch]string
+}
+
+func makeIDBatch(first uint64) *idBatch {
+	// The first ID, then copies of it with their last two hex digits
+	// counted on: first is a multiple of idsPerBatch, which is at most
+	// 256, so only those two change within a batch.
+	var id [idLen]byte
+	var digits [16]byte
+	h := strconv.AppendUint(digits[:0], first, 16)
+	n := copy(id[:], idPrefix)
+	n += copy(id[n:], "0000000000000000"[:idDigits-len(h)])
+	copy(id[n:], h)
+	var b strings.Builder
+	b.Grow(idsPerBatch * idLen)
+	low := byte(first)
+	for i := range byte(idsPerBatch) {
+		id[idLen-2], id[idLen-1] = hexDigits[(low+i)>>4], hexDigits[(low+i)&15]
+		b.Write(id[:])
+	}
+	all := b.String()
+	batch := &idBatch{first: first}
+	for i := range batch.ids {
+		batch.ids[i] = all[i*idLen : (i+1)*idLen]
+	}
+	return batch
 }
 
 // validID reports whether a caller's request ID is short and plain.
@@ -349,7 +418,8 @@ var (
 		_, _ = rand.Read(b[:])
 		return hex.EncodeToString(b[:]) + "-"
 	}()
-	idCounter atomic.Uint64
+	idCounter  atomic.Uint64
+	currentIDs atomic.Pointer[idBatch]
 )
 
 type recorder struct {
