@@ -57,12 +57,13 @@ func main() {
 	touchConc := flag.Int("touch-concurrency", 8, "clients of the first-touch phase")
 	maxInflight := flag.Int("max-inflight", 256, "requests in flight at most during steady load; a tick past it is counted as dropped")
 	keep := flag.Bool("keep", false, "keep the temporary directory (Dovecot's data, fbpub's log)")
+	probeBatch := flag.Int("probe", 0, "instead of running fbpub, measure Dovecot's CPU per per-owner LIST and STATUS over batches of this many owners (see probe.go), then stop")
 	out := flag.String("out", "", "report file (default bench/results/scale-<UTC date-time>-n<N>.txt; \"-\" saves none)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly}
+	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly, probe: *probeBatch}
 	for _, r := range strings.Split(*rates, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || v <= 0 {
@@ -96,6 +97,7 @@ type config struct {
 	keep        bool
 	out         string
 	sharingOnly bool
+	probe       int
 }
 
 func logf(format string, args ...any) {
@@ -189,6 +191,10 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep.printf("request, CPU time per request) more than wall-clock figures (latency, start-up, CPU %% of a core).")
 
 	var runErr error
+	if cfg.probe > 0 {
+		runErr = probe(&rep, dc, shared, cfg.probe)
+		cfg.notify = nil
+	}
 	for i, nt := range cfg.notify {
 		if runErr = ctx.Err(); runErr != nil {
 			break
