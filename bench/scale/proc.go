@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -96,4 +97,26 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// clientConns counts the established TCP connections to port on this
+// machine (clients of the server listening there), from /proc/net/tcp and
+// tcp6.
+func clientConns(port int) int {
+	want := fmt.Sprintf(":%04X", port)
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			// sl local_address rem_address st …; st 01 is ESTABLISHED.
+			if len(fs) > 3 && fs[3] == "01" && strings.HasSuffix(fs[2], want) {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -164,6 +164,48 @@ func (s *Session) Owners(ctx context.Context) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// Directory lists what Owners lists, and the selectable folders of every
+// other user too, by name and without states: one LIST of each
+// other-users namespace to every depth ("shared/*"). It costs the
+// server the whole directory once, and spares a per-owner LIST of every
+// known owner to find new folders: what changed is the difference with
+// the names a caller knows. As for Owners, on Dovecot the session must
+// have logged in after the sharing it is to see (Pool.Directory).
+func (s *Session) Directory(ctx context.Context) (owners []string, folders []Folder, err error) {
+	done, err := s.unselected(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	for _, ns := range s.spaces {
+		switch {
+		case ns.Kind == Personal:
+			owners = append(owners, s.opts.User)
+			continue
+		case ns.Kind == Shared:
+			owners = append(owners, "")
+			continue
+		case ns.Prefix == "":
+			continue
+		}
+		fs, err := s.list(ctx, ns.Prefix+"*", false)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, f := range fs {
+			if f.Namespace != OtherUsers || f.Owner == "" || f.Path == "" {
+				continue
+			}
+			owners = append(owners, f.Owner)
+			folders = append(folders, f)
+			s.touch(f.Name) // Dovecot set up every sharer's namespace
+
+		}
+	}
+	slices.Sort(owners)
+	return slices.Compact(owners), folders, nil
+}
+
 // ValidOwner reports whether owner can name a user in a LIST pattern: not
 // empty, not too long, no wildcard and no control character. Any other
 // name could make one look-up list what belongs to many users.
@@ -211,6 +253,7 @@ func (s *Session) OwnerFolders(ctx context.Context, owner string) ([]Folder, err
 		case ns.Kind == Shared && owner == "" && ns.Prefix != "":
 			err = add(ns.Prefix+"*", Shared)
 		case ns.Kind == OtherUsers && ValidOwner(owner) && !strings.ContainsRune(owner, delimOf(ns)) && !personal && ns.Prefix != "":
+			s.touch(ns.Prefix + owner + string(delimOf(ns)))
 			err = add(ns.Prefix+owner+string(delimOf(ns))+"*", OtherUsers)
 		case ns.Kind == Personal && personal:
 			err = s.listPersonal(ctx, ns, add)
@@ -448,6 +491,9 @@ func (s *Session) states(ctx context.Context, names []string) (map[string]State,
 	cmds := make([]pending, len(names))
 	for i, n := range names {
 		cmds[i] = pending{n, s.client.Status(n, s.statusOptions())}
+	}
+	for _, n := range names {
+		s.touch(n)
 	}
 	out := make(map[string]State, len(names))
 	var firstErr error

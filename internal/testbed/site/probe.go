@@ -1,4 +1,4 @@
-package main
+package site
 
 import (
 	"fmt"
@@ -6,22 +6,17 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-
-	"github.com/fbpub/fbpub/internal/testbed/site"
 )
 
-// probe measures, on the site as made, what Dovecot's CPU costs for the
+// Probe measures, on the site as made, what Dovecot's CPU costs for the
 // commands a per-owner check can use, on a session that logged in just
 // before and on one that has already touched every sharer's namespace
 // (as fbpub's pooled sessions have after a first touch of every user):
 // LIST "" "shared/<owner>/*" RETURN (STATUS …), and STATUS of the owner's
-// Calendar. Each figure is Dovecot's CPU (all its processes) over a batch
-// of commands, one owner at a time, divided by the batch.
-func probe(rep *report, dc *site.Dovecot, shared []string, batch int) error {
-	pid, err := dc.MasterPID()
-	if err != nil {
-		return err
-	}
+// Calendar; a login; a listing of the directory. Each figure is
+// Dovecot's CPU (cpu: all its processes) over a batch of commands, one
+// owner at a time, divided by the batch; printf reports it.
+func (dc *Dovecot) Probe(cpu func() time.Duration, printf func(string, ...any), shared []string, batch int) error {
 	status := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true}
 	owners := func(from int) []string {
 		var out []string
@@ -39,20 +34,20 @@ func probe(rep *report, dc *site.Dovecot, shared []string, batch int) error {
 		return err
 	}
 	measure := func(what string, c *imapclient.Client, os []string, op func(*imapclient.Client, string) error) error {
-		t0, w0 := treeCPU(pid), time.Now()
+		t0, w0 := cpu(), time.Now()
 		for _, o := range os {
 			if err := op(c, o); err != nil {
 				return fmt.Errorf("%s %s: %w", what, o, err)
 			}
 		}
-		cpu, wall := treeCPU(pid)-t0, time.Since(w0)
-		rep.printf("  %-72s %6.2f ms CPU, %6.2f ms wall per command (%d)", what, float64(cpu.Microseconds())/1000/float64(len(os)),
+		cpu, wall := cpu()-t0, time.Since(w0)
+		printf("  %-72s %6.2f ms CPU, %6.2f ms wall per command (%d)", what, float64(cpu.Microseconds())/1000/float64(len(os)),
 			float64(wall.Microseconds())/1000/float64(len(os)), len(os))
 		return nil
 	}
-	dial := func() (*imapclient.Client, error) { return dc.Dial(site.Proxy) }
-	rep.printf("")
-	rep.printf("=== probe: Dovecot CPU per per-owner command, %d sharers ===", len(shared))
+	dial := func() (*imapclient.Client, error) { return dc.Dial(Proxy) }
+	printf("")
+	printf("=== probe: Dovecot CPU per per-owner command, %d sharers ===", len(shared))
 	logins := make([]string, 20)
 	if err := measure("LOGIN and LOGOUT of the proxy, nothing else", nil, logins, func(*imapclient.Client, string) error {
 		c, err := dial()
@@ -72,7 +67,7 @@ func probe(rep *report, dc *site.Dovecot, shared []string, batch int) error {
 			}
 			defer c.Close()
 			l, err := c.List("", pattern, nil).Collect()
-			rep.printf("  (%s: %d names)", pattern, len(l))
+			printf("  (%s: %d names)", pattern, len(l))
 			return err
 		}); err != nil {
 			return err
@@ -94,7 +89,7 @@ func probe(rep *report, dc *site.Dovecot, shared []string, batch int) error {
 					return err
 				}
 			}
-			rep.printf("  (touching %d sharers with STATUS took %.1f s)", len(shared), time.Since(t0).Seconds())
+			printf("  (touching %d sharers with STATUS took %.1f s)", len(shared), time.Since(t0).Seconds())
 		}
 		if err := measure(label+": LIST shared/<owner>/* RETURN (STATUS), new owners", c, owners(0), list); err != nil {
 			return err
