@@ -214,7 +214,21 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 		p.mu.Unlock()
 		return fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
 	}
+	// The new session is one of the pool's: an idle one makes room for
+	// it when the sessions in use (this call's token included) and the
+	// idle ones fill the pool, so that the pool never holds more than
+	// its size, which the server's limit of connections per user and
+	// address was planned with.
+	var spare *Session
+	if len(p.idle) > 0 && len(p.idle)+len(p.sem) > cap(p.sem) {
+		spare = p.idle[0]
+		p.idle = p.idle[1:]
+		p.connections(-1)
+	}
 	p.mu.Unlock()
+	if spare != nil {
+		spare.client.Close()
+	}
 	s, err := Dial(ctx, p.opts)
 	if err != nil {
 		return err

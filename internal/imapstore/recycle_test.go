@@ -1,6 +1,7 @@
 package imapstore
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,5 +51,50 @@ func TestPoolRecyclesWornSessions(t *testing.T) {
 		if got := logins.Load(); got != step.logins {
 			t.Errorf("step %d (%s): %d logins so far, want %d", i, step.owner, got, step.logins)
 		}
+	}
+}
+
+// TestFreshWithinPoolSize: a session that logs in for Fresh (discovery,
+// a look-up) takes the place of an idle one when the pool is full, so the
+// proxy never holds more connections than the pool's size (planned
+// against the server's limit per user and address).
+func TestFreshWithinPoolSize(t *testing.T) {
+	srv := testbed.Get(t)
+	var open, most atomic.Int32
+	const size = 2
+	p := NewPool(Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
+		OnConnections: func(d int) {
+			n := open.Add(int32(d))
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+		}}, size)
+	t.Cleanup(func() { p.Close() })
+	ctx := t.Context()
+	// Two sessions in use at once, then both idle.
+	hold := make(chan struct{})
+	var both sync.WaitGroup
+	both.Add(size)
+	var done sync.WaitGroup
+	for range size {
+		done.Go(func() {
+			p.Do(ctx, func(*Session) error { both.Done(); <-hold; return nil })
+		})
+	}
+	both.Wait()
+	close(hold)
+	done.Wait()
+	for i := range 3 {
+		if _, _, err := p.Directory(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.LookupOwner(ctx, "nobody-at-all"); err != nil {
+			t.Fatal(err)
+		}
+		if got := most.Load(); got > size {
+			t.Fatalf("round %d: %d connections at once, pool size %d", i, got, size)
+		}
+	}
+	if got := most.Load(); got != size {
+		t.Errorf("at most %d connections, want %d (the pool's two sessions)", got, size)
 	}
 }
