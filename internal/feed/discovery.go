@@ -26,16 +26,20 @@ const (
 	maxMissing = 10000
 )
 
-// lookUp finds the folders of an owner the cache does not know: on a
-// session that logs in for it, at most lookupRate a second, and not
-// again within NegativeTTL when it found nothing.
+// lookUp finds the folders of an owner the cache does not know, at most
+// lookupRate a second. When it finds nothing, the name is not looked up
+// again within NegativeTTL, nor before the next discovery pass (which
+// names it if it starts sharing) while passes succeed: a look-up costs
+// the server about as much as a login (Dovecot sets up the user's
+// storage for it), so a name that shares nothing costs one look-up per
+// pass however often it is asked for.
 func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, error) {
 	if !imapstore.ValidOwner(owner) {
 		return nil, false, ErrNotFound
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && now.Sub(t) < c.opts.NegativeTTL {
+	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && (now.Sub(t) < c.opts.NegativeTTL || c.sincePass(t, now)) {
 		c.mu.Unlock()
 		return nil, false, ErrNotFound
 	}
@@ -73,6 +77,14 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 		return nil, false, ErrNotFound
 	}
 	return fs, false, nil
+}
+
+// sincePass reports whether t is after the start of the last discovery
+// pass, and that pass within two cadences before now. The caller holds
+// c.mu.
+func (c *Cache) sincePass(t, now time.Time) bool {
+	d := c.dir.discovered
+	return !d.IsZero() && t.After(d) && now.Sub(d) < 2*c.opts.Discovery
 }
 
 // listedRecently reports whether a discovery pass listed every owner

@@ -513,3 +513,48 @@ func knownOwnerFoldersOn(t *testing.T, srv *testbed.Server) {
 	// so MYRIGHTS is read again); Cyrus refuses it (so a LIST is sent).
 	t.Logf("the check that found Calendar/Work gone sent %v", f.src.commandsNow())
 }
+
+// TestLookupOncePerPass: a name a look-up did not find is looked up
+// again once the negative cache's time is over, but not before the next
+// discovery pass when one succeeded since: the pass names it if it
+// starts sharing, and the look-up would cost the server a user's set-up
+// at every request.
+func TestLookupOncePerPass(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	f.cache.opts.NegativeTTL = time.Minute
+	f.cache.opts.Discovery = time.Hour
+	setupAlice(t, f.srv)
+	now := time.Now()
+	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	// Whether a request for name looked it up (one LIST, or two when it
+	// logged in afresh for it).
+	lookedUp := func(name string) bool {
+		t.Helper()
+		f.src.reset()
+		if _, err := f.cache.OwnerFolders(ctx, name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("OwnerFolders(%s): %v, want ErrNotFound", name, err)
+		}
+		return f.src.count("LIST") > 0
+	}
+	at(0)
+	if !lookedUp("nobody") {
+		t.Fatal("first request for nobody: not looked up")
+	}
+	at(2 * time.Minute) // past the negative cache, no pass yet
+	if !lookedUp("nobody") {
+		t.Error("nobody past the negative cache, no discovery pass: not looked up again")
+	}
+	at(3 * time.Minute)
+	if err := f.cache.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	at(4 * time.Minute)
+	if !lookedUp("nobody") {
+		t.Error("nobody after a pass that did not list them: not looked up")
+	}
+	at(10 * time.Minute)
+	if lookedUp("nobody") {
+		t.Error("nobody again before the next pass: looked up")
+	}
+}
