@@ -106,18 +106,20 @@ func ownerKey(owner string) string { return strings.ToLower(owner) }
 // read (IMAP down, or slower than the check budget) and they are the last
 // ones fbpub had.
 func (c *Cache) owned(ctx context.Context, owner string) ([]Folder, bool, error) {
-	return c.ownerFolders(ctx, owner, c.opts.CheckBudget)
+	return c.ownerFolders(ctx, owner, c.opts.CheckBudget, false)
 }
 
 // OwnerFolders returns owner's published folders with their states,
 // checked as for a request, or ErrNotFound.
 func (c *Cache) OwnerFolders(ctx context.Context, owner string) ([]Folder, error) {
-	fs, _, err := c.ownerFolders(ctx, owner, 0)
+	fs, _, err := c.ownerFolders(ctx, owner, 0, false)
 	return fs, err
 }
 
-// ownerFolders is owned with a check budget (0: wait for the check).
-func (c *Cache) ownerFolders(ctx context.Context, owner string, budget time.Duration) (fs []Folder, stale bool, err error) {
+// ownerFolders is owned with a check budget (0: wait for the check);
+// force looks up an owner the cache does not know even when the last
+// discovery pass did not list them (see lookUp).
+func (c *Cache) ownerFolders(ctx context.Context, owner string, budget time.Duration, force bool) (fs []Folder, stale bool, err error) {
 	key := ownerKey(owner)
 	arrived := c.opts.Now()
 	c.mu.Lock()
@@ -135,7 +137,7 @@ func (c *Cache) ownerFolders(ctx context.Context, owner string, budget time.Dura
 		return o.folders, false, nil
 	}
 	if o == nil {
-		return c.lookUp(ctx, owner, key)
+		return c.lookUp(ctx, owner, key, force)
 	}
 	fs, stale, err = c.recheck(ctx, o.name, key, arrived, pushed, budget)
 	if err == nil || !errors.Is(err, ErrUnavailable) {
@@ -545,7 +547,8 @@ func (c *Cache) counting(ctx context.Context, user string) ([]Folder, bool, erro
 // Check forces a check of owner's folder states, whatever the check
 // interval: the Kolab trigger URL calls it after a client wrote a folder,
 // and an upload before and after it writes. An owner the cache does not
-// know is looked up (negative cache and rate limit aside).
+// know is looked up (within the look-up rate), even when the last
+// discovery pass did not list them: they may have just started sharing.
 func (c *Cache) Check(ctx context.Context, owner string) error {
 	key := ownerKey(owner)
 	c.mu.Lock()
@@ -554,7 +557,7 @@ func (c *Cache) Check(ctx context.Context, owner string) error {
 	}
 	delete(c.dir.missing, owner)
 	c.mu.Unlock()
-	_, _, err := c.ownerFolders(ctx, owner, 0)
+	_, _, err := c.ownerFolders(ctx, owner, 0, true)
 	if errors.Is(err, ErrNotFound) {
 		return nil // the request that follows says so
 	}
