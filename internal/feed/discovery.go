@@ -249,10 +249,12 @@ func (c *Cache) relisted(byOwner map[string][]imapstore.Folder, start time.Time)
 				n.listed[f.Name] = f
 			}
 			c.dir.owners[key] = n
-		case same:
+		case same && o.listedAt.Before(start):
 			n := *o
 			n.listedAt = start
 			c.dir.owners[key] = &n
+		case same:
+			// A check listed them since the pass started.
 		default:
 			changed = append(changed, o.name)
 		}
