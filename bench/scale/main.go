@@ -612,13 +612,15 @@ type sample struct {
 	at         time.Time
 	commands   map[string]float64 // fbpub_imap_commands_total by command
 	dovecotCPU time.Duration
+	dovecotBy  map[string]time.Duration // by process name
 	fbpubCPU   time.Duration
 	rss        int64
 	heap       float64 // go_memstats_heap_inuse_bytes
 }
 
 func (m *meter) sample(ctx context.Context, afterPhase bool) sample {
-	s := sample{at: time.Now(), dovecotCPU: treeCPU(m.dcPID), commands: map[string]float64{}}
+	s := sample{at: time.Now(), commands: map[string]float64{}}
+	s.dovecotCPU, s.dovecotBy = treeCPUBy(m.dcPID)
 	if m.pid == 0 {
 		return s
 	}
@@ -732,6 +734,18 @@ func (m *meter) report(rep *report, phase string, a, b sample, r *results) {
 		line += fmt.Sprintf(", %.0f µs per request", float64(fb.Microseconds())/float64(reqs))
 	}
 	rep.printf("%s", line)
+	// Dovecot's CPU by process name, roughly: a process that exited
+	// during the phase moves its whole life's time to "exited".
+	var procs []string
+	for name, t := range b.dovecotBy {
+		if d := t - a.dovecotBy[name]; d >= 10*time.Millisecond {
+			procs = append(procs, fmt.Sprintf("%s %.2f s", name, d.Seconds()))
+		}
+	}
+	slices.Sort(procs)
+	if len(procs) > 0 {
+		rep.printf("             Dovecot by process: %s", strings.Join(procs, ", "))
+	}
 	rep.printf("  conns      at most %d connections to Dovecot (sampled every 100 ms)", m.maxConns.Swap(0))
 	switch {
 	case b.rss > 0 && m.touched:
