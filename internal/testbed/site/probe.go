@@ -59,6 +59,33 @@ func (dc *Dovecot) Probe(cpu func() time.Duration, printf func(string, ...any), 
 	}); err != nil {
 		return err
 	}
+	// The first command of a session: does it set up every sharer's
+	// namespace, whatever it names?
+	first := []struct {
+		what string
+		op   func(*imapclient.Client, string) error
+	}{
+		{"STATUS shared/<owner>/Calendar", stat},
+		{"LIST shared/<owner>/* RETURN (STATUS)", list},
+		{"LIST shared/<owner>/*", func(c *imapclient.Client, o string) error {
+			_, err := c.List("", "shared/"+o+"/*", nil).Collect()
+			return err
+		}},
+	}
+	for i, f := range first {
+		c, err := dial()
+		if err != nil {
+			return err
+		}
+		if err := measure("fresh session, its first command: "+f.what, c, []string{shared[(7*i+1)%len(shared)]}, f.op); err != nil {
+			return err
+		}
+		if err := measure("the same session, its second command: "+f.what, c, []string{shared[(7*i+2)%len(shared)]}, f.op); err != nil {
+			return err
+		}
+		c.Logout().Wait()
+		c.Close()
+	}
 	for _, pattern := range []string{"shared/%", "shared/*"} {
 		if err := measure("fresh session: LIST \"\" \""+pattern+"\" (names only), login included", nil, []string{""}, func(*imapclient.Client, string) error {
 			c, err := dial()
