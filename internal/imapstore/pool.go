@@ -290,9 +290,11 @@ func (p *Pool) Owners(ctx context.Context) ([]string, error) {
 
 // DirectoryTimeout bounds each command of Pool.Directory, in place of
 // Options.Timeout: Dovecot computes the whole answer to a LIST of its
-// shared namespace before the first line of it (about 30 s at 20,000
-// sharers, growing faster than the directory), and a listing given up
-// on is one the server computes in vain, and again at the next try.
+// shared namespace before the first line of it, and sets up every
+// sharer's namespace for it (about 30 s at 20,000 sharers, growing faster
+// than the directory); a listing given up on is one the server computes
+// in vain, and again at the next try. (The first LIST of any other
+// session may take firstListTimeouts times Options.Timeout.)
 const DirectoryTimeout = 10 * time.Minute
 
 // Directory lists the owners and their folders (see Session.Directory)

@@ -9,10 +9,12 @@ import (
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
-// TestPoolRecyclesWornSessions: a pooled session that touched
-// Options.RecycleAfter other users' folders (listed them, or read their
-// states) is logged out when it is returned, and the next operation logs
-// in afresh; until then the session is reused, whatever it reads.
+// TestPoolRecyclesWornSessions: a pooled session that read the states of
+// Options.RecycleAfter other users' folders is logged out when it is
+// returned, and the next operation logs in afresh; one that has listed
+// folders is kept, whatever it touched (its first LIST made Dovecot set
+// up every sharer's namespace, which the next session would pay for
+// again), and the session that listed the directory is not kept.
 func TestPoolRecyclesWornSessions(t *testing.T) {
 	srv := testbed.Get(t)
 	var logins atomic.Int32
@@ -25,31 +27,36 @@ func TestPoolRecyclesWornSessions(t *testing.T) {
 		}}, 1)
 	t.Cleanup(func() { p.Close() })
 	ctx := t.Context()
+	const states, list, directory = "STATUS", "LIST", "directory"
 	for i, step := range []struct {
-		owner  string
-		states bool // read a folder's state instead of listing
-		logins int32
+		op, owner string
+		logins    int32
 	}{
-		{"alice", false, 1},
-		{"alice", true, 1},
-		{"bob", false, 1}, // the second user: worn once returned
-		{"carol", true, 2},
-		{"carol", false, 2},
-		{testbed.Proxy, false, 2}, // its own folders are no other user's
-		{"alice", true, 2},        // worn again
-		{"dave", false, 3},
+		{states, "alice", 1},
+		{states, "alice", 1},
+		{states, "bob", 1}, // the second user: worn once returned
+		{states, "carol", 2},
+		{states, "alice", 2}, // worn again
+		{list, "dave", 3},
+		{states, "alice", 3}, // it listed: kept
+		{states, "bob", 3},
+		{directory, "", 4}, // logs in afresh, and is not kept
+		{states, "bob", 5},
 	} {
 		var err error
-		if step.states {
+		switch step.op {
+		case states:
 			_, err = p.States(ctx, []string{srv.SharedName(step.owner, "Calendar")})
-		} else {
+		case list:
 			_, err = p.OwnerFolders(ctx, step.owner)
+		case directory:
+			_, _, err = p.Directory(ctx)
 		}
 		if err != nil {
-			t.Fatalf("step %d (%s): %v", i, step.owner, err)
+			t.Fatalf("step %d (%s %s): %v", i, step.op, step.owner, err)
 		}
 		if got := logins.Load(); got != step.logins {
-			t.Errorf("step %d (%s): %d logins so far, want %d", i, step.owner, got, step.logins)
+			t.Errorf("step %d (%s %s): %d logins so far, want %d", i, step.op, step.owner, got, step.logins)
 		}
 	}
 }

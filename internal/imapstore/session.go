@@ -75,9 +75,12 @@ type Options struct {
 // and keeps it until logout; some commands walk them all. On a Dovecot of
 // 4,500 sharers (bench/scale -probe) a STATUS costs 0.15–0.2 ms of CPU on
 // a session that touched a few hundred users and 0.3–0.35 ms on one that
-// touched them all, a LIST of one user's folders 1.3 against 2.4 ms; a
-// login costs 6.5 ms. Logging in again after 1,000 users costs less than
-// 0.01 ms per user.
+// touched them all; a login costs 6.5 ms. Logging in again after 1,000
+// users costs less than 0.01 ms per user. But the first LIST of a session
+// sets up every sharer's namespace at once, whatever it names (2.3 s of
+// CPU at 4,500 sharers, about 30 s at 20,000; a STATUS does not): a
+// session that has listed is not recycled, as the next would pay that
+// again.
 const DefaultRecycleAfter = 1000
 
 func (o *Options) timeout() time.Duration {
@@ -166,9 +169,18 @@ type Session struct {
 	// other users who shared a folder before then (see Pool.Fresh).
 	born time.Time
 	// touched holds the other users whose folders the session listed or
-	// read the state of (see worn); guarded by mu.
+	// read the state of, and listed whether it sent a LIST (see worn);
+	// guarded by mu.
 	touched map[string]struct{}
+	listed  bool
+	// spent makes the session worn whatever it touched (see spend).
+	spent bool
 }
+
+// spend marks the session as not to be reused: it holds what no other
+// session needs (every sharer's namespace, for a listing of the
+// directory). The caller holds s.mu.
+func (s *Session) spend() { s.spent = true }
 
 // touch records that the session touched folder's owner, if another
 // user. The caller holds s.mu.
@@ -184,7 +196,8 @@ func (s *Session) touch(folder string) {
 }
 
 // worn reports whether the session touched Options.RecycleAfter other
-// users or more: a pool logs it out rather than reuse it.
+// users or more without ever listing (see DefaultRecycleAfter), or was
+// spent: a pool logs it out rather than reuse it.
 func (s *Session) worn() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,7 +205,7 @@ func (s *Session) worn() bool {
 	if limit <= 0 {
 		limit = DefaultRecycleAfter
 	}
-	return len(s.touched) >= limit
+	return s.spent || !s.listed && len(s.touched) >= limit
 }
 
 // Dial connects, logs in and reads the capabilities and namespaces. The
