@@ -72,15 +72,19 @@ type Options struct {
 
 // DefaultRecycleAfter is Options.RecycleAfter's default. Dovecot sets up
 // a namespace in a session for each other user whose folders it touches,
-// and keeps it until logout; some commands walk them all. On a Dovecot of
-// 4,500 sharers (bench/scale -probe) a STATUS costs 0.15–0.2 ms of CPU on
-// a session that touched a few hundred users and 0.3–0.35 ms on one that
-// touched them all; a login costs 6.5 ms. Logging in again after 1,000
-// users costs less than 0.01 ms per user. But the first LIST of a session
-// sets up every sharer's namespace at once, whatever it names (2.3 s of
-// CPU at 4,500 sharers, about 30 s at 20,000; a STATUS does not): a
-// session that has listed is not recycled, as the next would pay that
-// again.
+// and keeps it until logout: about 85 KB of the imap process's memory
+// each (380–410 MB at 4,500 users, 1.7 GB at 20,000, where Dovecot's
+// default vsz_limit of 256 MB ends the process), and every command costs
+// a little more on a session that holds thousands (bench/scale -probe at
+// 4,500 sharers: a STATUS 0.15–0.2 ms of CPU on a session holding a few
+// hundred, 0.3–0.5 ms on one holding them all). Setting a namespace up
+// again costs about 1 ms (a STATUS of an owner new to the session, in
+// bench/scale's steady phases), so recycling is not free: 1,000 users
+// bounds a session's memory near 85 MB for about 1 s of Dovecot's CPU
+// per recycled session. But the first LIST of a session sets up every
+// sharer's namespace at once, whatever it names (2.3 s of CPU at 4,500
+// sharers, about 30 s at 20,000; a STATUS does not): a session that has
+// listed is not recycled, as the next would pay that again.
 const DefaultRecycleAfter = 1000
 
 func (o *Options) timeout() time.Duration {
