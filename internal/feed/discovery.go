@@ -162,9 +162,9 @@ func (c *Cache) discover(ctx context.Context) error {
 	}
 	listed := c.know(names)
 	var errs []error
-	// check lists an owner's folders again, unless (when recent may
-	// do) a check did since the pass started, or a listing within the
-	// cadence and a check since the last announced change.
+	// check lists an owner's folders again, unless a check listed them
+	// since the pass started, or (with recentDoes) they were listed
+	// within the cadence and checked since the last announced change.
 	check := func(name string, recentDoes bool) {
 		key := ownerKey(name)
 		_, err, _ := c.group.Do("state\x00"+key, func() (any, error) {
