@@ -58,12 +58,13 @@ func main() {
 	maxInflight := flag.Int("max-inflight", 256, "requests in flight at most during steady load; a tick past it is counted as dropped")
 	keep := flag.Bool("keep", false, "keep the temporary directory (Dovecot's data, fbpub's log)")
 	replicas := flag.String("replicas", "1", "replica counts to run, each with its cold starts: 1, or n replicas sharing one redis-server behind a round-robin proxy (e.g. 1,3)")
+	probeBatch := flag.Int("probe", 0, "instead of running fbpub, measure Dovecot's CPU per per-owner LIST and STATUS over batches of this many owners (see site.Dovecot.Probe), then stop")
 	out := flag.String("out", "", "report file (default bench/results/scale-<UTC date-time>-n<N>.txt; \"-\" saves none)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly}
+	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly, probe: *probeBatch}
 	for _, r := range strings.Split(*rates, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || v <= 0 {
@@ -108,6 +109,7 @@ type config struct {
 	// replicas are the replica counts to run; replicaN the one of a run.
 	replicas []int
 	replicaN int
+	probe    int
 }
 
 func logf(format string, args ...any) {
@@ -201,6 +203,14 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep.printf("request, CPU time per request) more than wall-clock figures (latency, start-up, CPU %% of a core).")
 
 	var runErr error
+	if cfg.probe > 0 {
+		pid, err := dc.MasterPID()
+		if err != nil {
+			return err
+		}
+		runErr = dc.Probe(func() time.Duration { return treeCPU(pid) }, rep.printf, shared, cfg.probe)
+		cfg.notify = nil
+	}
 	n := 0
 runs:
 	for _, nr := range cfg.replicas {
@@ -305,6 +315,12 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 		return err
 	}
 	m := &meter{in: in, dcPID: dcPID, events: len(shared) * site.EventsPerCalendar}
+	_, portStr, _ := net.SplitHostPort(dc.Addr)
+	port, _ := strconv.Atoi(portStr)
+	wctx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() { m.watchConns(wctx, port) })
+	defer func() { stopWatch(); watching.Wait() }()
 
 	// --- start ---
 	before := m.sample(ctx, false)
@@ -350,8 +366,11 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 		return readyErr
 	}
 	// Let the start-up discovery finish before the next phase, and count
-	// it: until fbpub sent no IMAP command for a second (at most 10 min).
+	// it: until fbpub logged its first discovery pass, then sent no IMAP
+	// command for a second (at most 10 min).
+	discovered := waitLog(ctx, logPath, "owners discovered", 10*time.Minute)
 	settled := m.quiet(ctx, time.Second, 10*time.Minute)
+	rep.printf("start: first discovery pass logged %.1f s after exec", discovered.Sub(start).Seconds())
 	after := m.sample(ctx, true)
 	m.baseRSS, m.baseHeap = after.rss, after.heap
 	rep.printf("start: first answer (%s.vfb) %.0f ms after exec, /readyz 200 after %.0f ms", first, ms(firstAnswer), ms(ready))
@@ -581,22 +600,46 @@ type meter struct {
 	// was touched: subtracted for the marginal cost of an event.
 	baseRSS  int64
 	baseHeap float64
+	// maxConns is the most connections to Dovecot seen since the last
+	// report (watchConns).
+	maxConns atomic.Int64
 
 	// others are the fbpub processes of the other replicas (-replicas).
 	others []int
+}
+
+// watchConns samples, every 100 ms until ctx ends, the connections open
+// to Dovecot's port (fbpub's, and the harness's own during one change),
+// keeping the most seen in m.maxConns.
+func (m *meter) watchConns(ctx context.Context, port int) {
+	for ctx.Err() == nil {
+		n := int64(clientConns(port))
+		for {
+			old := m.maxConns.Load()
+			if n <= old || m.maxConns.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 type sample struct {
 	at         time.Time
 	commands   map[string]float64 // fbpub_imap_commands_total by command
 	dovecotCPU time.Duration
+	dovecotBy  map[string]time.Duration // by process name
 	fbpubCPU   time.Duration
 	rss        int64
 	heap       float64 // go_memstats_heap_inuse_bytes
 }
 
 func (m *meter) sample(ctx context.Context, afterPhase bool) sample {
-	s := sample{at: time.Now(), dovecotCPU: treeCPU(m.dcPID), commands: map[string]float64{}}
+	s := sample{at: time.Now(), commands: map[string]float64{}}
+	s.dovecotCPU, s.dovecotBy = treeCPUBy(m.dcPID)
 	if m.pid == 0 {
 		return s
 	}
@@ -714,6 +757,19 @@ func (m *meter) report(rep *report, phase string, a, b sample, r *results) {
 		line += fmt.Sprintf(", %.0f µs per request", float64(fb.Microseconds())/float64(reqs))
 	}
 	rep.printf("%s", line)
+	// Dovecot's CPU by process name, roughly: a process that exited
+	// during the phase moves its whole life's time to "exited".
+	var procs []string
+	for name, t := range b.dovecotBy {
+		if d := t - a.dovecotBy[name]; d >= 10*time.Millisecond {
+			procs = append(procs, fmt.Sprintf("%s %.2f s", name, d.Seconds()))
+		}
+	}
+	slices.Sort(procs)
+	if len(procs) > 0 {
+		rep.printf("             Dovecot by process: %s", strings.Join(procs, ", "))
+	}
+	rep.printf("  conns      at most %d connections to Dovecot (sampled every 100 ms)", m.maxConns.Swap(0))
 	switch {
 	case b.rss > 0 && m.touched:
 		ev := float64(m.events)
@@ -733,4 +789,15 @@ func pct(sorted []time.Duration, p int) time.Duration {
 		i--
 	}
 	return sorted[min(i, len(sorted)-1)]
+}
+
+// waitLog waits until the file at path holds text, at most max, and
+// returns when it did (or gave up).
+func waitLog(ctx context.Context, path, text string, max time.Duration) time.Time {
+	for end := time.Now().Add(max); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), text) {
+			return time.Now()
+		}
+	}
+	return time.Now()
 }

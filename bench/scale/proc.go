@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 const clockTick = 100
 
 type stat struct {
+	comm                         string // the command's name: imap, auth, dict…
 	ppid                         int
 	utime, stime, cutime, cstime int64 // clock ticks
 }
@@ -33,7 +35,11 @@ func readStat(pid int) (stat, bool) {
 		return stat{}, false
 	}
 	n := func(k int) int64 { v, _ := strconv.ParseInt(f[k], 10, 64); return v }
-	return stat{ppid: int(n(1)), utime: n(11), stime: n(12), cutime: n(13), cstime: n(14)}, true
+	comm := ""
+	if j := strings.IndexByte(s, '('); j >= 0 && j < i {
+		comm = s[j+1 : i]
+	}
+	return stat{comm: comm, ppid: int(n(1)), utime: n(11), stime: n(12), cutime: n(13), cstime: n(14)}, true
 }
 
 // cpuTime is the CPU time (user + system) that pid has used.
@@ -46,9 +52,17 @@ func cpuTime(pid int) time.Duration {
 // have exited and been waited for included (they are in their parent's
 // cutime and cstime): for Dovecot, whose imap processes come and go.
 func treeCPU(root int) time.Duration {
+	t, _ := treeCPUBy(root)
+	return t
+}
+
+// treeCPUBy is treeCPU, and the same time by command name (the processes
+// that exited are under "exited", with their parents' cutime and
+// cstime).
+func treeCPUBy(root int) (time.Duration, map[string]time.Duration) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return 0, nil
 	}
 	all := map[int]stat{}
 	for _, e := range ents {
@@ -71,11 +85,14 @@ func treeCPU(root int) time.Duration {
 		}
 	}
 	var t int64
+	by := map[string]time.Duration{}
 	for pid := range in {
 		st := all[pid]
 		t += st.utime + st.stime + st.cutime + st.cstime
+		by[st.comm] += ticks(st.utime + st.stime)
+		by["exited"] += ticks(st.cutime + st.cstime)
 	}
-	return ticks(t)
+	return ticks(t), by
 }
 
 func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / clockTick }
@@ -96,4 +113,26 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// clientConns counts the established TCP connections to port on this
+// machine (clients of the server listening there), from /proc/net/tcp and
+// tcp6.
+func clientConns(port int) int {
+	want := fmt.Sprintf(":%04X", port)
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			// sl local_address rem_address st …; st 01 is ESTABLISHED.
+			if len(fs) > 3 && fs[3] == "01" && strings.HasSuffix(fs[2], want) {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -26,16 +26,23 @@ const (
 	maxMissing = 10000
 )
 
-// lookUp finds the folders of an owner the cache does not know: on a
-// session that logs in for it, at most lookupRate a second, and not
-// again within NegativeTTL when it found nothing.
-func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, error) {
+// lookUp finds the folders of an owner the cache does not know, at most
+// lookupRate a second. Once a discovery pass has listed the owners (within
+// two cadences), a name it did not list is not found, without a word to
+// the server: the next pass names them if they start sharing, and a
+// look-up costs Dovecot about what a login does (it sets up the user's
+// storage: 28 ms at 1,000 users), which requests for names that share
+// nothing would pay again and again. Before a pass has succeeded, or when
+// force is set (the Kolab trigger), the name is looked up; when that
+// finds nothing it is not looked up again within NegativeTTL, nor before
+// the next pass.
+func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Folder, bool, error) {
 	if !imapstore.ValidOwner(owner) {
 		return nil, false, ErrNotFound
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && now.Sub(t) < c.opts.NegativeTTL {
+	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && (now.Sub(t) < c.opts.NegativeTTL || c.sincePass(t, now)) {
 		c.mu.Unlock()
 		return nil, false, ErrNotFound
 	}
@@ -49,14 +56,15 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 			return ownerCheck{o.folders, o.checked}, nil
 		case o != nil:
 			// Discovery named them meanwhile: a plain check.
-			return c.checkOwner(ctx, o.name, false)
+			return c.checkOwner(ctx, o.name, checkStates)
+		case !force && c.listedRecently(now):
+			// A name the last discovery pass did not list is
+			// answered as it found it: nobody publishes under it
+			// (until the next pass, or the trigger, finds otherwise).
+			return ownerCheck{}, nil
 		case !c.takeToken(now):
 			if c.listedRecently(now) {
-				// Beyond the rate, a name the last discovery pass
-				// did not list is answered as it found it: nobody
-				// publishes under it (until the next pass, or a
-				// look-up the rate allows, finds otherwise).
-				return ownerCheck{}, nil
+				return ownerCheck{}, nil // as above
 			}
 			return nil, errLookups
 		}
@@ -73,6 +81,14 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string) ([]Folder, bool, 
 		return nil, false, ErrNotFound
 	}
 	return fs, false, nil
+}
+
+// sincePass reports whether t is after the start of the last discovery
+// pass, and that pass within two cadences before now. The caller holds
+// c.mu.
+func (c *Cache) sincePass(t, now time.Time) bool {
+	d := c.dir.discovered
+	return !d.IsZero() && t.After(d) && now.Sub(d) < 2*c.opts.Discovery
 }
 
 // listedRecently reports whether a discovery pass listed every owner
@@ -106,25 +122,50 @@ func (c *Cache) takeToken(now time.Time) bool {
 }
 
 // Discover looks for owners: it lists them on a session that logs in for
-// it, checks those it does not know and those no check read within the
-// discovery cadence (new folders, annotations, removed grants), and
-// checks again the owners it knows that were not listed (they may have
-// stopped sharing). It costs the whole directory: Run calls it in the
-// background, never a request.
+// it, and checks again the owners it knows whose folders may have
+// changed in ways a check of their states does not see: new or removed
+// folders, a user who stopped sharing. Owners it finds and no request
+// has asked for are only named (a request checks them), so a pass costs
+// one listing of the directory plus the owners that changed. A Source
+// without a listing of the folders (directoryLister) makes a pass check
+// every owner no check read within the discovery cadence. It costs the
+// whole directory: Run calls it in the background, never a request.
 func (c *Cache) Discover(ctx context.Context) error {
 	_, err, _ := c.group.Do("discover", func() (any, error) { return nil, c.discover(ctx) })
 	return err
 }
 
+// directoryLister is what a Source offers, beside Source, when it can
+// list every owner's folders in one go (imapstore.Pool does: one LIST of
+// the other-users namespace, see Session.Directory).
+type directoryLister interface {
+	Directory(ctx context.Context) (owners []string, folders []imapstore.Folder, err error)
+}
+
 func (c *Cache) discover(ctx context.Context) error {
 	start := c.opts.Now()
-	names, err := c.opts.Source.Owners(ctx)
+	var names []string
+	var byOwner map[string][]imapstore.Folder // nil: no listing of folders
+	var err error
+	if dl, ok := c.opts.Source.(directoryLister); ok {
+		var folders []imapstore.Folder
+		names, folders, err = dl.Directory(ctx)
+		byOwner = map[string][]imapstore.Folder{}
+		for _, f := range folders {
+			byOwner[ownerKey(f.Owner)] = append(byOwner[ownerKey(f.Owner)], f)
+		}
+	} else {
+		names, err = c.opts.Source.Owners(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	listed := c.know(names)
 	var errs []error
-	check := func(name string) {
+	// check lists an owner's folders again, unless a check listed them
+	// since the pass started, or (with recentDoes) they were listed
+	// within the cadence and checked since the last announced change.
+	check := func(name string, recentDoes bool) {
 		key := ownerKey(name)
 		_, err, _ := c.group.Do("state\x00"+key, func() (any, error) {
 			c.mu.Lock()
@@ -133,19 +174,42 @@ func (c *Cache) discover(ctx context.Context) error {
 			if o != nil {
 				pushed = c.pushedFor(o)
 			}
+			recent := o != nil && !o.listedAt.Before(start)
+			if recentDoes && o != nil {
+				recent = recent || o.checked.After(start.Add(-c.opts.Discovery)) && !o.checked.Before(pushed) &&
+					!o.listedAt.Before(start.Add(-c.opts.Discovery))
+			}
 			c.mu.Unlock()
-			recent := func(t time.Time) bool { return t.After(start.Add(-c.opts.Discovery)) && !t.Before(pushed) }
-			if o != nil && recent(o.checked) {
+			if recent {
 				return ownerCheck{o.folders, o.checked}, nil
 			}
-			return c.checkReplicated(ctx, name, recent)
+			if recentDoes {
+				// Another replica's check within the cadence does as well.
+				return c.checkShared(ctx, name, checkList, func(t time.Time) bool {
+					return t.After(start.Add(-c.opts.Discovery)) && !t.Before(pushed)
+				})
+			}
+			return c.checkOwner(ctx, name, checkList)
 		})
 		if err != nil && len(errs) < 3 {
 			errs = append(errs, err)
 		}
 	}
+	var changed []string
+	if byOwner != nil {
+		changed = c.relisted(byOwner, start)
+	}
+	for _, name := range changed {
+		check(name, false)
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
 	for _, name := range names {
-		check(name)
+		if byOwner != nil && byOwner[ownerKey(name)] != nil {
+			continue // relisted did what was needed
+		}
+		check(name, true)
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -161,9 +225,52 @@ func (c *Cache) discover(ctx context.Context) error {
 	c.mu.Unlock()
 	slices.Sort(gone)
 	for _, name := range gone {
-		check(name)
+		check(name, false)
 	}
 	return errors.Join(errs...)
+}
+
+// relisted brings what the cache knows of the owners in byOwner (their
+// folders, as a discovery pass that started at start listed them) up to
+// date, and returns those that need a check: the owners some request
+// read whose folders are not the ones that read found. An owner no
+// request read gets the listed folders, which its first check reads the
+// states of; one whose folders are as read is marked listed at start.
+func (c *Cache) relisted(byOwner map[string][]imapstore.Folder, start time.Time) (changed []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, fs := range byOwner {
+		o := c.dir.owners[key]
+		if o == nil {
+			continue // know named every owner listed
+		}
+		same := len(fs) == len(o.listed)
+		for _, f := range fs {
+			if _, ok := o.listed[f.Name]; !ok {
+				same = false
+			}
+		}
+		switch {
+		case o.checked.IsZero():
+			// Entries are replaced, never changed: readers may hold
+			// this one.
+			n := &ownerEntry{name: o.name, pushed: o.pushed, listedAt: start, listed: make(map[string]imapstore.Folder, len(fs))}
+			for _, f := range fs {
+				n.listed[f.Name] = f
+			}
+			c.dir.owners[key] = n
+		case same && o.listedAt.Before(start):
+			n := *o
+			n.listedAt = start
+			c.dir.owners[key] = &n
+		case same:
+			// A check listed them since the pass started.
+		default:
+			changed = append(changed, o.name)
+		}
+	}
+	slices.Sort(changed)
+	return changed
 }
 
 // know records the owners a discovery listed, checked or not, and
@@ -194,19 +301,39 @@ func (c *Cache) Rediscover() {
 	}
 }
 
-// Run discovers owners at once, then every Options.Discovery and when
-// Rediscover asks, until ctx ends. A failed pass is tried again sooner,
-// with backoff. Requests do not wait for it: an owner it has not reached
-// yet is looked up by the first request for them.
+// Discovery's pace. A failed pass is tried again after
+// discoveryRetry, doubling with each failure up to the cadence; and no
+// pass starts sooner after the last one ended than discoveryShare times
+// what that one took, so that listing the directory takes at most about
+// a twentieth of the server's time however large the directory (at
+// 20,000 sharers Dovecot takes about 30 s for it, so passes come every
+// 10 minutes at most).
+const (
+	discoveryRetry = 30 * time.Second
+	discoveryShare = 20
+)
+
+// Run discovers owners at once, then every Options.Discovery (see
+// discoveryShare) and when Rediscover asks, until ctx ends. A failed pass
+// is tried again with backoff (discoveryRetry), never at once. Requests
+// do not wait for it: an owner it has not reached yet is looked up by the
+// first request for them.
 func (c *Cache) Run(ctx context.Context) {
 	for failures := 0; ; {
-		wait := c.opts.Discovery
-		if err := c.Discover(ctx); err != nil && ctx.Err() == nil {
+		t0 := time.Now()
+		err := c.Discover(ctx)
+		took := time.Since(t0)
+		wait := max(c.opts.Discovery, discoveryShare*took)
+		if err != nil && ctx.Err() == nil {
 			failures++
-			wait = min(wait, time.Second<<min(failures, 6))
-			c.log.Warn("discovery of owners failed", "err", err, "retry_in", wait)
-		} else {
+			wait = max(min(wait, discoveryRetry<<min(failures-1, 6)), discoveryShare*took)
+			c.log.Warn("discovery of owners failed", "err", err, "took", took, "retry_in", wait)
+		} else if err == nil {
 			failures = 0
+			c.mu.Lock()
+			known := len(c.dir.owners)
+			c.mu.Unlock()
+			c.log.Info("owners discovered", "owners", known, "took", took.Round(time.Millisecond), "next_in", wait.Round(time.Second))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -225,6 +352,22 @@ func (c *Cache) Run(ctx context.Context) {
 func (c *Cache) Folders(ctx context.Context) ([]Folder, error) {
 	if err := c.Discover(ctx); err != nil {
 		return nil, err
+	}
+	// The owners the pass named and no request read yet.
+	c.mu.Lock()
+	var unread []string
+	for _, o := range c.dir.owners {
+		if o.checked.IsZero() {
+			unread = append(unread, o.name)
+		}
+	}
+	c.mu.Unlock()
+	slices.Sort(unread)
+	for _, name := range unread {
+		key := ownerKey(name)
+		if _, err, _ := c.group.Do("state\x00"+key, func() (any, error) { return c.checkOwner(ctx, name, checkStates) }); err != nil {
+			return nil, err
+		}
 	}
 	c.mu.Lock()
 	var out []Folder

@@ -318,8 +318,8 @@ func TestHerd(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if got := f.src.count("LIST"); got != 1 {
-		t.Errorf("%d LIST commands (folder checks), want 1", got)
+	if got := f.src.count("LIST") + f.src.count("STATUS"); got != 1 {
+		t.Errorf("%d LIST and STATUS commands (folder checks), want 1", got)
 	}
 	if got := f.src.count("SELECT"); got != 1 {
 		t.Errorf("%d SELECT commands (syncs), want 1", got)

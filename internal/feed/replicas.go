@@ -345,7 +345,7 @@ type sharedCheck struct {
 // waiting requests, else checks under the owner's lease and stores the
 // result, else waits for the replica holding the lease.
 func (c *Cache) checkReplicated(ctx context.Context, name string, good func(time.Time) bool) (ownerCheck, error) {
-	return c.checkShared(ctx, name, false, good)
+	return c.checkShared(ctx, name, checkStates, good)
 }
 
 // lookUpReplicated is checkOwner's look-up (an owner this replica does
@@ -359,17 +359,18 @@ func (c *Cache) lookUpReplicated(ctx context.Context, owner string) (ownerCheck,
 	c.mu.Lock()
 	pushed := c.pushed
 	c.mu.Unlock()
-	return c.checkShared(ctx, owner, true, func(t time.Time) bool { return c.goodCheck(t, now, pushed) })
+	return c.checkShared(ctx, owner, checkLookup, func(t time.Time) bool { return c.goodCheck(t, now, pushed) })
 }
 
-// checkShared is checkReplicated, or lookUpReplicated when lookup is set.
-func (c *Cache) checkShared(ctx context.Context, name string, lookup bool, good func(time.Time) bool) (ownerCheck, error) {
+// checkShared is checkReplicated, or lookUpReplicated when mode is
+// checkLookup.
+func (c *Cache) checkShared(ctx context.Context, name string, mode checkMode, good func(time.Time) bool) (ownerCheck, error) {
 	r := c.rep.Load()
 	if r == nil {
-		return c.checkOwner(ctx, name, lookup)
+		return c.checkOwner(ctx, name, mode)
 	}
 	var negative time.Duration
-	if lookup {
+	if mode == checkLookup {
 		negative = c.opts.NegativeTTL
 	}
 	key := ownerKey(name)
@@ -384,7 +385,7 @@ func (c *Cache) checkShared(ctx context.Context, name string, lookup bool, good 
 			if waited {
 				r.m.Takeovers.WithLabelValues("check").Inc()
 			}
-			return c.checkLeased(ctx, r, name, key, lookup, good, negative, lease)
+			return c.checkLeased(ctx, r, name, key, mode, good, negative, lease)
 		}
 		if !errors.Is(err, shared.ErrBusy) {
 			return ownerCheck{}, err
@@ -401,13 +402,13 @@ func (c *Cache) checkShared(ctx context.Context, name string, lookup bool, good 
 
 // checkLeased checks owner name holding its lease and stores the check
 // for the other replicas.
-func (c *Cache) checkLeased(ctx context.Context, r *replicas, name, key string, lookup bool, good func(time.Time) bool, negative time.Duration, lease *shared.Lease) (ownerCheck, error) {
+func (c *Cache) checkLeased(ctx context.Context, r *replicas, name, key string, mode checkMode, good func(time.Time) bool, negative time.Duration, lease *shared.Lease) (ownerCheck, error) {
 	defer lease.Unlock(context.WithoutCancel(ctx))
 	if oc, ok := c.adoptCheck(ctx, r, key, good, negative); ok {
 		return oc, nil
 	}
 	r.m.Shared.WithLabelValues("check", "miss").Inc()
-	oc, err := c.checkOwner(ctx, name, lookup)
+	oc, err := c.checkOwner(ctx, name, mode)
 	if err != nil {
 		return oc, err
 	}

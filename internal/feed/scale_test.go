@@ -51,9 +51,11 @@ func total(m map[string]int) int {
 // TestRequestCostFlat: the IMAP commands of a request for one owner are
 // the same with 50 and with 500 mailboxes on the server: for an owner
 // fbpub does not know yet (a look-up), for a known one whose check
-// interval ran out (one LIST-STATUS), and after a discovery pass. Before,
-// every check read the whole directory: a LIST, then MYRIGHTS and
-// GETMETADATA of every folder (logged, for comparison).
+// interval ran out (one STATUS of its folder), and after a discovery
+// pass; and so are the commands of the discovery pass itself (one
+// listing of the directory, no command per owner). Before, every check
+// read the whole directory: a LIST, then MYRIGHTS and GETMETADATA of
+// every folder (logged, for comparison).
 func TestRequestCostFlat(t *testing.T) {
 	srv := testbed.Private(t)
 	ctx := context.Background()
@@ -68,7 +70,7 @@ func TestRequestCostFlat(t *testing.T) {
 			t.Fatalf("FreeBusy(%s) has no busy time", owner)
 		}
 	}
-	type costs struct{ lookUp, recheck, afterDiscovery, wholeDirectory map[string]int }
+	type costs struct{ lookUp, recheck, discovery, afterDiscovery, wholeDirectory map[string]int }
 	measure := func() costs {
 		var c costs
 		// An owner fbpub does not know: looked up, then read.
@@ -85,9 +87,11 @@ func TestRequestCostFlat(t *testing.T) {
 		c.recheck = f.src.commandsNow()
 		// Another owner, after discovery (which fbpub runs in the
 		// background) found them.
+		f.src.reset()
 		if err := f.cache.Discover(ctx); err != nil {
 			t.Fatal(err)
 		}
+		c.discovery = f.src.commandsNow()
 		f.src.reset()
 		request(f, "u0011")
 		c.afterDiscovery = f.src.commandsNow()
@@ -103,16 +107,17 @@ func TestRequestCostFlat(t *testing.T) {
 	small := measure()
 	sharers(t, srv, 50, 500, false)
 	large := measure()
-	t.Logf("50 mailboxes: look-up %v, re-check %v, after discovery %v; whole-directory check (before) %d commands",
-		small.lookUp, small.recheck, small.afterDiscovery, total(small.wholeDirectory))
-	t.Logf("500 mailboxes: look-up %v, re-check %v, after discovery %v; whole-directory check (before) %d commands",
-		large.lookUp, large.recheck, large.afterDiscovery, total(large.wholeDirectory))
+	t.Logf("50 mailboxes: look-up %v, re-check %v, discovery %v, after discovery %v; whole-directory check (before) %d commands",
+		small.lookUp, small.recheck, small.discovery, small.afterDiscovery, total(small.wholeDirectory))
+	t.Logf("500 mailboxes: look-up %v, re-check %v, discovery %v, after discovery %v; whole-directory check (before) %d commands",
+		large.lookUp, large.recheck, large.discovery, large.afterDiscovery, total(large.wholeDirectory))
 	for _, c := range []struct {
 		what         string
 		small, large map[string]int
 	}{
 		{"a look-up", small.lookUp, large.lookUp},
 		{"a re-check", small.recheck, large.recheck},
+		{"a discovery pass", small.discovery, large.discovery},
 		{"a request after discovery", small.afterDiscovery, large.afterDiscovery},
 	} {
 		if !maps.Equal(c.small, c.large) {
@@ -121,8 +126,10 @@ func TestRequestCostFlat(t *testing.T) {
 	}
 	// The session that read the owner's folder still has it selected, and
 	// Dovecot answers STATUS for a selected folder from the session's own
-	// view, which lags: the re-check unselects it first.
-	if want := map[string]int{"LIST": 1, "UNSELECT": 1}; !maps.Equal(large.recheck, want) {
+	// view, which lags: the re-check unselects it first. STATUS, not a
+	// LIST of the owner: on a Dovecot of thousands of sharers the LIST
+	// costs it ten times more.
+	if want := map[string]int{"STATUS": 1, "UNSELECT": 1}; !maps.Equal(large.recheck, want) {
 		t.Errorf("a re-check of an unchanged owner costs %v, want %v", large.recheck, want)
 	}
 	if total(large.wholeDirectory) <= total(small.wholeDirectory) {
@@ -265,6 +272,11 @@ func (s *stallingSource) OwnerFolders(ctx context.Context, owner string) ([]imap
 	return s.Pool.OwnerFolders(ctx, owner)
 }
 
+func (s *stallingSource) States(ctx context.Context, names []string) (map[string]imapstore.State, error) {
+	s.checks.Add(1)
+	return s.Pool.States(ctx, names)
+}
+
 // TestHungServerAnswersStale: when the server accepts connections but
 // stops answering, a request that finds its owner due for a check waits
 // the check budget, not the IMAP timeout, and gets the last good answer
@@ -329,7 +341,7 @@ func TestWatchedNotPolled(t *testing.T) {
 		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
 			t.Fatal(err)
 		}
-		return f.src.count("LIST")
+		return f.src.count("LIST") + f.src.count("STATUS")
 	}
 	at(0)
 	checks()
@@ -348,7 +360,7 @@ func TestWatchedNotPolled(t *testing.T) {
 	} {
 		step.do()
 		if got := checks(); got != step.lists {
-			t.Errorf("step %d, %s: %d LIST, want %d", i, step.what, got, step.lists)
+			t.Errorf("step %d, %s: %d LIST or STATUS, want %d", i, step.what, got, step.lists)
 		}
 	}
 }
@@ -423,5 +435,155 @@ func TestLookupsBeyondRateAfterDiscovery(t *testing.T) {
 	}
 	if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
 		t.Errorf("alice, listed by discovery: %v", err)
+	}
+}
+
+// TestKnownOwnerFolders: a check of an owner fbpub knows reads the
+// states of the folders it knows (one STATUS each, no LIST); a new
+// folder of that owner and a new sharer appear at the next discovery
+// pass; a folder the proxy may no longer read is gone at the next check
+// (its state moved, or its STATUS failed and a LIST of the owner says
+// what is left).
+func TestKnownOwnerFolders(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { knownOwnerFoldersOn(t, srv) })
+	}
+}
+
+func knownOwnerFoldersOn(t *testing.T, srv *testbed.Server) {
+	ctx := context.Background()
+	f := newFixtureOn(t, srv, time.Second)
+	f.cache.opts.Revalidate = time.Hour
+	setupAlice(t, srv)
+	now := time.Now()
+	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	names := func(owner string) []string {
+		t.Helper()
+		fs, err := f.cache.OwnerFolders(ctx, owner)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("OwnerFolders(%s): %v", owner, err)
+		}
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	calendar, work := srv.SharedName("alice", "Calendar"), srv.SharedName("alice", "Calendar/Work")
+	at(0)
+	if got := names("alice"); !slices.Equal(got, []string{calendar}) {
+		t.Fatalf("alice: %q, want %q", got, calendar)
+	}
+
+	srv.CreateFolder(t, "alice", "Calendar/Work")
+	srv.SetACL(t, "alice", "Calendar/Work", testbed.Proxy, "lr")
+	f.src.reset()
+	at(2 * time.Second)
+	names("alice")
+	if got, want := f.src.commandsNow(), map[string]int{"STATUS": 1}; !maps.Equal(got, want) {
+		t.Errorf("a check of alice, who has one known folder: %v, want %v", got, want)
+	}
+	if err := f.cache.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := names("alice"); !slices.Equal(got, []string{calendar, work}) {
+		t.Errorf("alice after a discovery pass: %q, want %q and %q", got, calendar, work)
+	}
+
+	// carol starts sharing: the next pass names her, without a request.
+	if f.cache.knows("carol") {
+		t.Fatal("carol known before she shares anything")
+	}
+	srv.CreateFolder(t, "carol", "Calendar")
+	srv.SetACL(t, "carol", "Calendar", testbed.Proxy, "lr")
+	if err := f.cache.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !f.cache.knows("carol") {
+		t.Error("carol, sharing since the last pass, not known after it")
+	}
+
+	srv.SetACL(t, "alice", "Calendar/Work", testbed.Proxy, "")
+	f.src.reset()
+	at(4 * time.Second)
+	if got := names("alice"); !slices.Equal(got, []string{calendar}) {
+		t.Errorf("alice one check interval after the proxy lost Calendar/Work: %q, want %q", got, calendar)
+	}
+	// Dovecot still answers STATUS for it (the change moved its state,
+	// so MYRIGHTS is read again); Cyrus refuses it (so a LIST is sent).
+	t.Logf("the check that found Calendar/Work gone sent %v", f.src.commandsNow())
+}
+
+// TestLookupsAfterPass: before any discovery pass a request for a name
+// fbpub does not know looks it up (and, finding nothing, not again within
+// the negative cache's time); once a pass has listed the owners, a name
+// it did not list is not found without a command to the server, however
+// often it is asked for, until the next pass; the Kolab trigger (Check)
+// still looks it up, and a name found so is published at once.
+func TestLookupsAfterPass(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { lookupsAfterPassOn(t, srv) })
+	}
+}
+
+func lookupsAfterPassOn(t *testing.T, srv *testbed.Server) {
+	ctx := context.Background()
+	f := newFixtureOn(t, srv, time.Second)
+	f.cache.opts.NegativeTTL = time.Minute
+	f.cache.opts.Discovery = time.Hour
+	setupAlice(t, f.srv)
+	now := time.Now()
+	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	// Whether a request for name looked it up (one LIST, or two when it
+	// logged in afresh for it).
+	lookedUp := func(name string) bool {
+		t.Helper()
+		f.src.reset()
+		if _, err := f.cache.OwnerFolders(ctx, name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("OwnerFolders(%s): %v, want ErrNotFound", name, err)
+		}
+		return total(f.src.commandsNow()) > 0
+	}
+	at(0)
+	if !lookedUp("nobody") {
+		t.Fatal("nobody before any pass: not looked up")
+	}
+	if lookedUp("nobody") {
+		t.Error("nobody again within the negative cache: looked up")
+	}
+	at(2 * time.Minute)
+	if !lookedUp("nobody") {
+		t.Error("nobody past the negative cache, no discovery pass: not looked up again")
+	}
+	if err := f.cache.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range []time.Duration{3 * time.Minute, 10 * time.Minute, 100 * time.Minute} {
+		at(d)
+		for _, name := range []string{"nobody", fmt.Sprintf("nobody%d", i)} {
+			if lookedUp(name) {
+				t.Errorf("%s %v after a pass that did not list them: looked up", name, d)
+			}
+		}
+	}
+	// bob starts sharing; the trigger names him.
+	f.srv.CreateFolder(t, "bob", "Calendar")
+	f.srv.SetACL(t, "bob", "Calendar", testbed.Proxy, "lr")
+	if lookedUp("bob") {
+		t.Error("bob, sharing since the last pass: looked up without the trigger")
+	}
+	if err := f.cache.Check(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Kind == testbed.Dovecot {
+		// The pool's sessions logged in before bob shared, so Dovecot
+		// does not show him to them, and the look-up logs in afresh
+		// only when no session has for imapstore.FreshLookupEvery (the
+		// pass just did): the trigger finds him after that, or the
+		// next pass does.
+		return
+	}
+	if fs, err := f.cache.OwnerFolders(ctx, "bob"); err != nil || len(fs) != 1 {
+		t.Errorf("bob after the trigger: %v, %v; want his Calendar", fs, err)
 	}
 }

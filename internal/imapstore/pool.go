@@ -136,9 +136,10 @@ func backoff(n int) time.Duration {
 }
 
 func (p *Pool) put(s *Session) {
+	worn := s.worn()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || isClosed(s) || s.born.Before(p.retireBefore) {
+	if p.closed || isClosed(s) || s.born.Before(p.retireBefore) || worn {
 		s.client.Close()
 		p.connections(-1)
 		return
@@ -191,6 +192,12 @@ func (p *Pool) connections(delta int) {
 // runs here, and the per-owner checks that follow run on sessions that
 // know at least as much.
 func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err error)) error {
+	return p.fresh(ctx, 0, f)
+}
+
+// fresh is Fresh with the session's timeout (Options.Timeout) set to
+// timeout while f runs, when it is not 0.
+func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session) (retire bool, err error)) error {
 	select {
 	case p.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -207,10 +214,27 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err err
 		p.mu.Unlock()
 		return fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
 	}
+	// The new session is one of the pool's: an idle one makes room for
+	// it when the sessions in use (this call's token included) and the
+	// idle ones fill the pool, so that the pool never holds more than
+	// its size, which the server's limit of connections per user and
+	// address was planned with.
+	var spare *Session
+	if len(p.idle) > 0 && len(p.idle)+len(p.sem) > cap(p.sem) {
+		spare = p.idle[0]
+		p.idle = p.idle[1:]
+		p.connections(-1)
+	}
 	p.mu.Unlock()
+	if spare != nil {
+		spare.client.Close()
+	}
 	s, err := Dial(ctx, p.opts)
 	if err != nil {
 		return err
+	}
+	if timeout > 0 {
+		s.opts.Timeout = timeout // the login had the usual one
 	}
 	p.mu.Lock()
 	p.lastFresh = time.Now()
@@ -219,6 +243,7 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err err
 	p.features = &f0
 	p.mu.Unlock()
 	retire, err := f(s)
+	s.opts.Timeout = p.opts.Timeout // it joins the pool
 	var retired []*Session
 	p.mu.Lock()
 	if retire && err == nil && !isClosed(s) && s.born.After(p.retireBefore) {
@@ -261,6 +286,28 @@ func (p *Pool) Owners(ctx context.Context) ([]string, error) {
 		return true, err
 	})
 	return out, err
+}
+
+// DirectoryTimeout bounds each command of Pool.Directory, in place of
+// Options.Timeout: Dovecot computes the whole answer to a LIST of its
+// shared namespace before the first line of it, and sets up every
+// sharer's namespace for it (about 30 s at 20,000 sharers, growing faster
+// than the directory); a listing given up on is one the server computes
+// in vain, and again at the next try. (The first LIST of any other
+// session may take firstListTimeouts times Options.Timeout.)
+const DirectoryTimeout = 10 * time.Minute
+
+// Directory lists the owners and their folders (see Session.Directory)
+// on a fresh session (see Fresh), whose commands may take up to
+// DirectoryTimeout each. It holds one of the pool's sessions as long as
+// it runs: requests have the others.
+func (p *Pool) Directory(ctx context.Context) (owners []string, folders []Folder, err error) {
+	err = p.fresh(ctx, max(DirectoryTimeout, p.opts.timeout()), func(s *Session) (bool, error) {
+		var err error
+		owners, folders, err = s.Directory(ctx)
+		return true, err
+	})
+	return owners, folders, err
 }
 
 // OwnerFolders lists one owner's folders with their states (see

@@ -64,7 +64,28 @@ type Options struct {
 	// folder.
 	OnChange func()
 	Logger   *slog.Logger
+	// RecycleAfter is how many distinct other users' folders a pooled
+	// session may touch before the pool logs it out instead of reusing
+	// it (default DefaultRecycleAfter; see Session.worn).
+	RecycleAfter int
 }
+
+// DefaultRecycleAfter is Options.RecycleAfter's default. Dovecot sets up
+// a namespace in a session for each other user whose folders it touches,
+// and keeps it until logout: about 85 KB of the imap process's memory
+// each (380–410 MB at 4,500 users, 1.7 GB at 20,000, where Dovecot's
+// default vsz_limit of 256 MB ends the process), and every command costs
+// a little more on a session that holds thousands (bench/scale -probe at
+// 4,500 sharers: a STATUS 0.15–0.2 ms of CPU on a session holding a few
+// hundred, 0.3–0.5 ms on one holding them all). Setting a namespace up
+// again costs about 1 ms (a STATUS of an owner new to the session, in
+// bench/scale's steady phases), so recycling is not free: 1,000 users
+// bounds a session's memory near 85 MB for about 1 s of Dovecot's CPU
+// per recycled session. But the first LIST of a session sets up every
+// sharer's namespace at once, whatever it names (2.3 s of CPU at 4,500
+// sharers, about 30 s at 20,000; a STATUS does not): a session that has
+// listed is not recycled, as the next would pay that again.
+const DefaultRecycleAfter = 1000
 
 func (o *Options) timeout() time.Duration {
 	if o.Timeout > 0 {
@@ -151,6 +172,44 @@ type Session struct {
 	// born is when the session logged in: on Dovecot it sees only the
 	// other users who shared a folder before then (see Pool.Fresh).
 	born time.Time
+	// touched holds the other users whose folders the session listed or
+	// read the state of, and listed whether it sent a LIST (see worn);
+	// guarded by mu.
+	touched map[string]struct{}
+	listed  bool
+	// spent makes the session worn whatever it touched (see spend).
+	spent bool
+}
+
+// spend marks the session as not to be reused: it holds what no other
+// session needs (every sharer's namespace, for a listing of the
+// directory). The caller holds s.mu.
+func (s *Session) spend() { s.spent = true }
+
+// touch records that the session touched folder's owner, if another
+// user. The caller holds s.mu.
+func (s *Session) touch(folder string) {
+	kind, owner, _ := s.place(folder, 0)
+	if kind != OtherUsers || owner == "" {
+		return
+	}
+	if s.touched == nil {
+		s.touched = map[string]struct{}{}
+	}
+	s.touched[owner] = struct{}{}
+}
+
+// worn reports whether the session touched Options.RecycleAfter other
+// users or more without ever listing (see DefaultRecycleAfter), or was
+// spent: a pool logs it out rather than reuse it.
+func (s *Session) worn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := s.opts.RecycleAfter
+	if limit <= 0 {
+		limit = DefaultRecycleAfter
+	}
+	return s.spent || !s.listed && len(s.touched) >= limit
 }
 
 // Dial connects, logs in and reads the capabilities and namespaces. The
