@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-ical"
 )
@@ -32,6 +33,11 @@ const MaxPayload = 16 << 20
 const maxComponents = 100000
 
 var utf8BOM = []byte("\xef\xbb\xbf")
+
+// readers holds the *bufio.Reader go-ical decodes through, for reuse: a
+// cold read of a folder decodes one payload per message, and a reader
+// made for each was the largest allocation of that read.
+var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 // Decode parses every VCALENDAR in data with go-ical's decoder, and
 // corrects it where it is wrong for what IMAP folders hold:
@@ -72,7 +78,14 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 	// calendar is known, and the io.EOF of a text cut short inside a
 	// component is told apart from the end of the text.
 	r := bytes.NewReader(data)
-	br := bufio.NewReader(r)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(r)
+	// Returned to the pool on every way out, a panic's included: go-ical
+	// keeps no reference to it once Decode returns.
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	dec := ical.NewDecoder(br)
 	components := 0
 	for {
