@@ -220,29 +220,32 @@ func timeCold(b *testing.B, srv *testbed.Server) time.Duration {
 }
 
 // paired runs a bare fetch, a bare fetch with structure (fetchItems) and
-// a cold build in turn, each pair in a rotating order, and returns the
-// medians of cold/bare and of cold/bare-with-structure, and the ratio of
-// the cold builds' mean to the bare fetches'. The blocks of iterations of
+// a cold build in turns, three turns per iteration in rotating orders,
+// and returns the medians of cold/bare and of cold/bare-with-structure,
+// and the ratio of the cold builds' mean to the bare fetches'. The blocks of iterations of
 // bare-fetch and cold see the machine at different moments; on a shared
 // host whose speed comes and goes, the ratio of the blocks' means moves
 // by ±15 % from run to run, while one turn sees the same moment.
 func paired(b *testing.B, srv *testbed.Server) (median, medianStructured, means float64) {
 	var ratios, ratiosStructured []float64
 	var sumBare, sumCold time.Duration
-	for i := 0; b.Loop(); i++ {
-		var tb, ts, tc time.Duration
-		runs := []func(){
-			func() { tb = timeBare(b, srv) },
-			func() { ts = timeStructured(b, srv) },
-			func() { tc = timeCold(b, srv) },
+	for b.Loop() {
+		// Three turns, one in each order: a median of several.
+		for i := range 3 {
+			var tb, ts, tc time.Duration
+			runs := []func(){
+				func() { tb = timeBare(b, srv) },
+				func() { ts = timeStructured(b, srv) },
+				func() { tc = timeCold(b, srv) },
+			}
+			for j := range runs {
+				runs[(i+j)%len(runs)]()
+			}
+			ratios = append(ratios, float64(tc)/float64(tb))
+			ratiosStructured = append(ratiosStructured, float64(tc)/float64(ts))
+			sumBare += tb
+			sumCold += tc
 		}
-		for j := range runs {
-			runs[(i+j)%len(runs)]()
-		}
-		ratios = append(ratios, float64(tc)/float64(tb))
-		ratiosStructured = append(ratiosStructured, float64(tc)/float64(ts))
-		sumBare += tb
-		sumCold += tc
 	}
 	return medianOf(ratios), medianOf(ratiosStructured), float64(sumCold) / float64(sumBare)
 }
