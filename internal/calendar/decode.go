@@ -34,6 +34,13 @@ const maxComponents = 100000
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
+// readers holds the *bufio.Reader go-ical decodes through, for reuse: a
+// cold read of a folder decodes one payload per message, and a reader
+// made for each was the largest allocation of that read. They have
+// NewReader's default size, so that go-ical's own bufio.NewReader hands
+// each back as it is.
+var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 // Decode parses every VCALENDAR in data with go-ical's decoder, and
 // corrects it where it is wrong for what IMAP folders hold:
 //
@@ -73,11 +80,10 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 	// calendar is known, and the io.EOF of a text cut short inside a
 	// component is told apart from the end of the text.
 	r := bytes.NewReader(data)
-	// The reader is pooled: its 4 KiB buffer was more than the text of
-	// most calendars decoded, and garbage after each. go-ical keeps no
-	// reference to it once Decode returns (the calendars hold strings).
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(r)
+	// Returned to the pool on every way out, a panic's included: go-ical
+	// keeps no reference to it once Decode returns.
 	defer func() {
 		br.Reset(nil)
 		readers.Put(br)
@@ -101,10 +107,6 @@ func Decode(data []byte) (cals []*ical.Calendar, err error) {
 		}
 	}
 }
-
-// readers are Decode's; NewReader's default size, so that go-ical's own
-// bufio.NewReader hands each back as it is.
-var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 
 func countComponents(c *ical.Component) int {
 	n := 1

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -371,4 +372,37 @@ func sameComponent(a, b *ical.Component) bool {
 		}
 	}
 	return true
+}
+
+// TestDecodeReusesReader checks that the reader go-ical decodes through
+// is reused, not made per call (4 KiB each, most of what decoding a
+// small event allocated), and that a reader returned by a decode that
+// go-ical panicked in serves the next decode as well as any other.
+func TestDecodeReusesReader(t *testing.T) {
+	const panics = "BEGIN:VCALENDAR\r\nX-A;P=a,\r\nEND:VCALENDAR\r\n"
+	for range 3 {
+		if _, err := Decode([]byte(panics)); err != ErrMalformed {
+			t.Fatalf("Decode(%q) = %v, want ErrMalformed", panics, err)
+		}
+		cals, err := Decode([]byte(smallEvent))
+		if err != nil || len(cals) != 1 || len(cals[0].Children) != 1 {
+			t.Fatalf("Decode(smallEvent) after a panic = %d calendars, %v", len(cals), err)
+		}
+	}
+	const tiny = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:1\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	const n = 200
+	data := []byte(tiny)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		if _, err := Decode(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	// go-ical's tree of tiny takes well under 4 KiB; a reader per call
+	// would add 4 KiB to each.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per >= 4096 {
+		t.Errorf("Decode(%q) allocates %d bytes, want < 4096 (a bufio.Reader per call?)", tiny, per)
+	}
 }

@@ -78,6 +78,7 @@ func takeWhole(q Query, section *imap.FetchItemBodySection, m *imapclient.FetchM
 	m.RFC822Size = int64(len(raw))
 	if q.Received != nil && len(raw) > 0 && !isDeleted(m.Flags) {
 		q.Received(Message{UID: uint32(m.UID), Flags: flagStrings(m.Flags), ModSeq: m.ModSeq, Raw: raw})
+		m.BodySection = nil // the receiver's now; m is kept for its UID and flags
 		return true
 	}
 	return false
@@ -108,6 +109,9 @@ func takeStructured(q Query, section *imap.FetchItemBodySection, m *imapclient.F
 		msg.Parts = []Part{p}
 	}
 	q.Received(msg)
+	// The content is the receiver's now; m is kept, until the end of the
+	// fetch, for its UID and flags only.
+	m.BodySection, m.BodyStructure = nil, nil
 	return true
 }
 

@@ -367,10 +367,14 @@ func wantedParts(bs imap.BodyStructure, q Query) []Part {
 	var parts []Part
 	bs.Walk(func(path []int, part imap.BodyStructure) bool {
 		sp, ok := part.(*imap.BodyStructureSinglePart)
-		if !ok || !q.Want(sp.MediaType()) {
+		if !ok {
 			return true
 		}
-		parts = append(parts, Part{Path: slices.Clone(path), MediaType: sp.MediaType(), Params: lowerKeys(sp.Params),
+		mt := sp.MediaType()
+		if !q.Want(mt) {
+			return true
+		}
+		parts = append(parts, Part{Path: slices.Clone(path), MediaType: mt, Params: lowerKeys(sp.Params),
 			Encoding: strings.ToLower(sp.Encoding), TooLarge: sp.Size > q.MaxPart})
 		return true
 	})

@@ -3,6 +3,7 @@ package imapstore
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -217,5 +218,34 @@ func TestFetchStructured(t *testing.T) {
 				t.Errorf("without Received, the listing holds %v, want %v", uids, want)
 			}
 		})
+	}
+}
+
+// TestWantedPartsParams checks that a wanted part's parameters are
+// go-imap's map itself when its keys are in lower case, as go-imap
+// writes them (no copy per message of a cold read), and a copy with
+// lower-case keys otherwise.
+func TestWantedPartsParams(t *testing.T) {
+	q := Query{Want: func(mt string) bool { return mt == "text/calendar" }, MaxPart: 1 << 20}
+	lower := map[string]string{"charset": "utf-8", "method": "PUBLISH"}
+	bs := &imap.BodyStructureMultiPart{Subtype: "mixed", Children: []imap.BodyStructure{
+		&imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Params: map[string]string{"charset": "utf-8"}},
+		&imap.BodyStructureSinglePart{Type: "TEXT", Subtype: "Calendar", Params: lower, Encoding: "8BIT", Size: 300},
+	}}
+	parts := wantedParts(bs, q)
+	if len(parts) != 1 || !slices.Equal(parts[0].Path, []int{2}) || parts[0].MediaType != "text/calendar" || parts[0].Encoding != "8bit" {
+		t.Fatalf("wantedParts = %+v, want part 2, text/calendar, 8bit", parts)
+	}
+	if !maps.Equal(parts[0].Params, lower) {
+		t.Errorf("Params = %v, want %v", parts[0].Params, lower)
+	}
+	if n := testing.AllocsPerRun(10, func() { lowerKeys(lower) }); n != 0 {
+		t.Errorf("lowerKeys of lower-case keys: %v allocations, want 0", n)
+	}
+	mixed := map[string]string{"Charset": "utf-8", "METHOD": "REQUEST"}
+	got := lowerKeys(mixed)
+	want := map[string]string{"charset": "utf-8", "method": "REQUEST"}
+	if !maps.Equal(got, want) || !maps.Equal(mixed, map[string]string{"Charset": "utf-8", "METHOD": "REQUEST"}) {
+		t.Errorf("lowerKeys(%v) = %v (and left %v), want %v and the map untouched", mixed, got, mixed, want)
 	}
 }

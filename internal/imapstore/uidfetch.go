@@ -169,10 +169,18 @@ func parseKey(k string) []int {
 	return out
 }
 
+// lowerKeys returns m with its keys in lower case: m itself when they
+// are, as go-imap writes the parameters of a body structure, else a copy.
+// The parts that share m only read it.
 func lowerKeys(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[strings.ToLower(k)] = v
+	for k := range m {
+		if k != strings.ToLower(k) {
+			out := make(map[string]string, len(m))
+			for k, v := range m {
+				out[strings.ToLower(k)] = v
+			}
+			return out
+		}
 	}
-	return out
+	return m
 }
