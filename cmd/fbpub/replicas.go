@@ -111,7 +111,9 @@ func (r *replicas) hold(ctx context.Context, lease *shared.Lease) {
 		}
 	})
 	w := r.newWatcher()
+	r.s.cache.Eager(true)
 	defer func() {
+		r.s.cache.Eager(false)
 		cancel()
 		lost.Wait()
 		w.Close()

@@ -174,8 +174,14 @@ func countEvents(base, owner string) int {
 }
 
 // watcher waits until exactly one of rs holds the watch, and returns it.
+// A folder is published, and so watched, from the first request for its
+// owner (discovery only names owners): the holder is the replica that
+// watches some folder after every owner was asked for through one of rs.
 func watcher(t *testing.T, rs []*replica) *replica {
 	t.Helper()
+	for i, owner := range replicaOwners {
+		eventsAt(t, rs[i%len(rs)].base, owner)
+	}
 	var w *replica
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		n := 0

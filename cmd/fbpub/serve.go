@@ -393,23 +393,27 @@ func (s *service) limit(ln net.Listener) net.Listener {
 }
 
 // watchHot gives the watcher w the published folders, the most requested
-// first, every half minute (every few seconds until there are any): with
+// first, every half minute and within a few seconds of a folder's first
+// publication: with
 // NOTIFY it watches them all, with IDLE the first publish.watch. onTick,
 // when set, is told every few seconds what w watches with NOTIFY (nil
 // with IDLE), and ends the watch by returning false.
 func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick func(notified []string) bool) {
 	const tick, every = 2 * time.Second, 30 * time.Second
 	var last time.Time
+	var published uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(tick):
 		}
-		if time.Since(last) >= every {
+		// Folders published since the last Watch (a first request for
+		// an owner) are watched at the next tick, not half a minute on.
+		if p := s.cache.Published(); time.Since(last) >= every || p != published {
 			if list := s.cache.Watchlist(); len(list) > 0 {
 				w.Watch(list)
-				last = time.Now()
+				last, published = time.Now(), p
 			}
 		}
 		// The watcher connects in the background, and learns only then

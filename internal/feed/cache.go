@@ -130,6 +130,8 @@ type Cache struct {
 	// rep is what the cache shares with other replicas; nil without
 	// Redis (see Replicate).
 	rep atomic.Pointer[replicas]
+	// eager is set while this replica holds the IMAP watch (Eager).
+	eager atomic.Bool
 }
 
 // New makes a cache. It does no I/O.

@@ -43,6 +43,8 @@ import (
 type directory struct {
 	// owners by lower-cased name ("" for folders of no user).
 	owners map[string]*ownerEntry
+	// folders counts the changes of folderOwner's names (Published).
+	folders uint64
 	// folderOwner maps a published folder's name to its owner's key,
 	// for announced changes.
 	folderOwner map[string]string
@@ -454,6 +456,7 @@ func (c *Cache) publish(key string, o *ownerEntry, unknown int) {
 			if !kept[f.Name] {
 				c.dropSnap(f.Name)
 				delete(d.folderOwner, f.Name)
+				d.folders++
 				delete(d.counting, f.Name)
 			}
 			d.published--
@@ -473,6 +476,9 @@ func (c *Cache) publish(key string, o *ownerEntry, unknown int) {
 		delete(d.missing, o.name)
 	}
 	for _, f := range o.folders {
+		if _, ok := d.folderOwner[f.Name]; !ok {
+			d.folders++
+		}
 		d.folderOwner[f.Name] = key
 		if f.IncidencesFor == "readers" || f.IncidencesFor == "admins" {
 			d.counting[f.Name] = true

@@ -41,6 +41,16 @@ func (c *Cache) SetWatched(folders []string) {
 	c.mu.Unlock()
 }
 
+// Published returns a number that changes whenever a folder is
+// published or stops being: a watcher compares it with the one of its
+// last Watchlist to watch new folders soon after a first request for
+// them, without walking the directory every time.
+func (c *Cache) Published() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dir.folders
+}
+
 // Watchlist returns the names of the folders worth watching for pushed
 // changes, best first: those requested since the last call, most
 // requested first, then every other published folder by name. It starts

@@ -136,10 +136,15 @@ func (c *Cache) notice(r *replicas, n string) {
 			// takes it instead of serving the older one it has.
 			t := time.Unix(0, ns)
 			c.mu.Lock()
-			if o := c.dir.owners[key]; o != nil && o.checked.Before(t) && o.pushed.Before(t) {
+			o := c.dir.owners[key]
+			if o != nil && o.checked.Before(t) && o.pushed.Before(t) {
 				o.pushed = t
 			}
+			takeNow := c.eager.Load() && (o == nil || o.checked.Before(t))
 			c.mu.Unlock()
+			if takeNow {
+				c.takeCheck(r, key)
+			}
 		}
 		r.wake("c\x00" + key)
 	case "":
@@ -148,6 +153,33 @@ func (c *Cache) notice(r *replicas, n string) {
 		c.Changed("")
 		r.wakeAll()
 	}
+}
+
+// Eager makes the cache take every owner check another replica stores
+// as soon as it is announced, not at the next request for the owner: the
+// replica holding the IMAP watch sets it, so that it watches the folders
+// requests read through any replica, and the others may rely on its
+// pushes for them.
+func (c *Cache) Eager(on bool) { c.eager.Store(on) }
+
+// eagerTakes bounds the checks an eager cache takes at once; a check
+// beyond it is taken by the next request for its owner.
+var eagerTakes = make(chan struct{}, 4)
+
+// takeCheck takes the owner's stored check in the background, if a slot
+// is free.
+func (c *Cache) takeCheck(r *replicas, key string) {
+	select {
+	case eagerTakes <- struct{}{}:
+	default:
+		return
+	}
+	go func() {
+		defer func() { <-eagerTakes }()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.adoptCheck(ctx, r, key, func(time.Time) bool { return true }, 0)
+	}()
 }
 
 // await returns a channel closed when notice name arrives. Register
