@@ -29,4 +29,7 @@
 //   - persist.go: snapshots saved to and loaded from the state directory.
 //   - render.go, views.go, availability.go: the answers (VFREEBUSY and
 //     .ics), what each requester may see of them, and off-hours.
+//   - answers.go: the cache of rendered answers, bounded by their bytes.
+//   - replicas.go: what replicas sharing one Redis share (Replicate):
+//     snapshots, owner checks and look-ups, and announced changes.
 package feed
