@@ -31,7 +31,7 @@ const (
 // two cadences), a name it did not list is not found, without a word to
 // the server: the next pass names them if they start sharing, and a
 // look-up costs Dovecot about what a login does (it sets up the user's
-// storage: 28 ms at 1,000 users), which requests for names that share
+// storage), which requests for names that share
 // nothing would pay again and again. Before a pass has succeeded, or when
 // force is set (the Kolab trigger), the name is looked up; when that
 // finds nothing it is not looked up again within NegativeTTL, nor before

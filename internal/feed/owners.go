@@ -20,9 +20,9 @@ import (
 // a STATUS of each folder the owner is known to have (listed within
 // relistAfter), else one LIST-STATUS of the owner's part of the
 // other-users namespace. STATUS is what costs the server least: on
-// Dovecot at 5,000 sharers a STATUS costs it 0.2–0.5 ms of CPU against
-// 1.5–15 ms for the LIST of one owner (bench/scale -probe), which walks
-// the shared namespaces the session has set up. New folders of a known
+// Dovecot a small fraction of the LIST of one owner, which walks the
+// shared namespaces the session has set up (bench/scale -probe measures
+// both; bench/README.md has the figures). New folders of a known
 // owner are found by discovery's listing of the directory (within the
 // discovery cadence); a folder that does not answer STATUS (removed,
 // renamed, or no longer the proxy's to read) makes the check list the

@@ -119,9 +119,10 @@ const firstListTimeouts = 4
 // observeList runs one LIST command (see observe). The first of a session
 // may take firstListTimeouts times as long as another command: on
 // Dovecot it sets up every sharer's namespace before the first line of
-// its answer, whatever it names (2.3 s of CPU at 4,500 sharers, about
-// 30 s at 20,000), and a listing given up on is one the server computes
-// in vain and again at the next try. The caller holds s.mu.
+// its answer, whatever it names (seconds of CPU at thousands of
+// sharers, growing with them; bench/README.md has the figures), and a
+// listing given up on is one the server computes in vain and again at
+// the next try. The caller holds s.mu.
 func (s *Session) observeList(f func() error) error {
 	if !s.listed {
 		s.listed = true
