@@ -179,6 +179,9 @@ type Session struct {
 	listed  bool
 	// spent makes the session worn whatever it touched (see spend).
 	spent bool
+	// slot is the pool's slot the session holds (see Pool.DoFor), -1 if
+	// none; guarded by the pool's mu.
+	slot int
 }
 
 // spend marks the session as not to be reused: it holds what no other
@@ -215,7 +218,7 @@ func (s *Session) worn() bool {
 // Dial connects, logs in and reads the capabilities and namespaces. The
 // password never appears in an error.
 func Dial(ctx context.Context, opts Options) (*Session, error) {
-	s := &Session{opts: opts, born: time.Now()}
+	s := &Session{opts: opts, born: time.Now(), slot: -1}
 	if s.opts.Logger == nil {
 		s.opts.Logger = slog.New(slog.DiscardHandler)
 	}
