@@ -79,13 +79,16 @@ type Options struct {
 // 4,500 sharers: a STATUS 0.15–0.2 ms of CPU on a session holding a few
 // hundred, 0.3–0.5 ms on one holding them all). Setting a namespace up
 // again costs about 1 ms (a STATUS of an owner new to the session, in
-// bench/scale's steady phases), so recycling is not free: 1,000 users
-// bounds a session's memory near 85 MB for about 1 s of Dovecot's CPU
-// per recycled session. But the first LIST of a session sets up every
+// bench/scale's steady phases), so recycling is not free: 1,500 users
+// bounds a session's memory near 130 MB (half Dovecot's default
+// vsz_limit) for about 1.5 s of Dovecot's CPU per recycled session. With
+// a pool's reads of one owner on one session (Pool.DoFor), a pool of four
+// sessions at 5,000 mailboxes gives each about 1,100 owners, which then
+// stay set up. But the first LIST of a session sets up every
 // sharer's namespace at once, whatever it names (2.3 s of CPU at 4,500
 // sharers, about 30 s at 20,000; a STATUS does not): a session that has
 // listed is not recycled, as the next would pay that again.
-const DefaultRecycleAfter = 1000
+const DefaultRecycleAfter = 1500
 
 func (o *Options) timeout() time.Duration {
 	if o.Timeout > 0 {
