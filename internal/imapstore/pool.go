@@ -4,41 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 )
 
 // Pool hands out logged-in sessions of one identity, at most Size at once,
 // and replaces sessions whose connection died.
-//
-// Work on one other user's folders goes to that owner's session when it
-// can (see DoFor): each pooled session holds a slot, and an owner's slot
-// is chosen by a hash of the name. Dovecot sets up an owner's namespace in
-// a session the first time the session touches one of the owner's
-// folders, and keeps it until logout; with random owners spread over every
-// session, nearly every state read paid that set-up again on a session
-// new to the owner.
 type Pool struct {
 	opts Options
 	sem  chan struct{} // one token per session that may exist
-	seed maphash.Seed
 
 	mu   sync.Mutex
 	idle []*Session // guarded by mu
-	// slots holds, for each slot, the session that holds it (idle or in
-	// use), nil when none does. Guarded by mu.
-	slots []*Session
-	// waiters holds, for each slot, the callers of DoFor waiting for the
-	// slot's session to be returned; put hands it to the first. Guarded
-	// by mu.
-	waiters [][]chan *Session
-	// placer is a session whose namespaces place folder names for
-	// DoFor's callers (any session of the pool: they are the same).
-	// Guarded by mu.
-	placer *Session
 	// failures counts consecutive failed logins and retryAt is when the
 	// next may be tried: while the server is down, callers fail at once
 	// instead of each one dialing it (the circuit is open). Guarded by mu.
@@ -60,15 +38,8 @@ func NewPool(opts Options, size int) *Pool {
 	if size < 1 {
 		size = 1
 	}
-	return &Pool{opts: opts, sem: make(chan struct{}, size), seed: maphash.MakeSeed(),
-		slots: make([]*Session, size), waiters: make([][]chan *Session, size)}
+	return &Pool{opts: opts, sem: make(chan struct{}, size)}
 }
-
-// AffinityWait is how long DoFor waits for the owner's session when it is
-// in use before it takes another: long enough for a STATUS or two, short
-// enough that a long read on that session does not hold up the owner's
-// requests behind it.
-const AffinityWait = 5 * time.Millisecond
 
 // ErrClosed is returned by a closed pool.
 var ErrClosed = errors.New("imapstore: pool closed")
@@ -82,66 +53,13 @@ func (p *Pool) Do(ctx context.Context, f func(*Session) error) error {
 		return context.Cause(ctx)
 	}
 	defer func() { <-p.sem }()
-	s, err := p.get(ctx, -1)
+	s, err := p.get(ctx)
 	if err != nil {
 		return err
 	}
 	err = f(s)
 	p.put(s)
 	return err
-}
-
-// DoFor is Do for work on the folders of one other user, owner: it runs f
-// on the session that holds owner's slot when that one is idle or
-// returned within AffinityWait, and on another otherwise. An empty owner
-// (the proxy's own folders, a shared namespace) has no slot.
-func (p *Pool) DoFor(ctx context.Context, owner string, f func(*Session) error) error {
-	if owner == "" {
-		return p.Do(ctx, f)
-	}
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-	defer func() { <-p.sem }()
-	s, err := p.get(ctx, p.slotOf(owner))
-	if err != nil {
-		return err
-	}
-	err = f(s)
-	p.put(s)
-	return err
-}
-
-// slotOf is owner's slot.
-func (p *Pool) slotOf(owner string) int {
-	return int(maphash.String(p.seed, owner) % uint64(len(p.slots)))
-}
-
-// ownerOf is the other user whose folder name is, "" if none or if no
-// session has logged in yet.
-func (p *Pool) ownerOf(name string) string {
-	p.mu.Lock()
-	s := p.placer
-	p.mu.Unlock()
-	if s == nil {
-		return ""
-	}
-	kind, owner, _ := s.place(name, 0)
-	if kind != OtherUsers {
-		return ""
-	}
-	return owner
-}
-
-// release forgets s's slot, if it holds one; the caller holds p.mu and is
-// closing s.
-func (p *Pool) release(s *Session) {
-	if s.slot >= 0 && p.slots[s.slot] == s {
-		p.slots[s.slot] = nil
-	}
-	s.slot = -1
 }
 
 // Features returns the server's features, logging in once if no session
@@ -158,89 +76,24 @@ func (p *Pool) Features(ctx context.Context) (Features, error) {
 	return out, err
 }
 
-// get takes an idle session, or logs one in. With slot ≥ 0 it prefers the
-// session that holds slot, waiting up to AffinityWait for it when it is in
-// use, and a session it logs in takes slot when no session holds it. The
-// caller holds one of p.sem's tokens.
-func (p *Pool) get(ctx context.Context, slot int) (*Session, error) {
+func (p *Pool) get(ctx context.Context) (*Session, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
-	// Retired (see Fresh), or dead: dropped. The connection is closed at
-	// once, without the courtesy of a LOGOUT that would hold the pool's
-	// lock.
-	p.idle = slices.DeleteFunc(p.idle, func(s *Session) bool {
-		if isClosed(s) || s.born.Before(p.retireBefore) {
-			p.release(s)
-			s.client.Close()
-			p.connections(-1)
-			return true
-		}
-		return false
-	})
-	if slot >= 0 {
-		if i := slices.IndexFunc(p.idle, func(s *Session) bool { return s.slot == slot }); i >= 0 {
-			s := p.idle[i]
-			p.idle = slices.Delete(p.idle, i, i+1)
-			p.mu.Unlock()
-			return s, nil
-		}
-		if p.slots[slot] != nil {
-			// In use: wait a little for it.
-			ch := make(chan *Session, 1)
-			p.waiters[slot] = append(p.waiters[slot], ch)
-			p.mu.Unlock()
-			t := time.NewTimer(AffinityWait)
-			select {
-			case s := <-ch:
-				t.Stop()
-				return s, nil
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
-			p.mu.Lock()
-			p.waiters[slot] = slices.DeleteFunc(p.waiters[slot], func(c chan *Session) bool { return c == ch })
-			select {
-			case s := <-ch: // handed over meanwhile
-				p.mu.Unlock()
-				return s, nil
-			default:
-			}
-			if err := context.Cause(ctx); err != nil {
-				p.mu.Unlock()
-				return nil, err
-			}
-			if p.closed {
-				p.mu.Unlock()
-				return nil, ErrClosed
-			}
-		}
-	}
-	switch {
-	case slot >= 0 && p.slots[slot] == nil:
-		// Nobody holds the slot: an idle session without one takes it,
-		// or one logs in for it while the pool has room (this call's
-		// token counts the session it will hold).
-		if i := slices.IndexFunc(p.idle, func(s *Session) bool { return s.slot < 0 }); i >= 0 {
-			s := p.idle[i]
-			p.idle = slices.Delete(p.idle, i, i+1)
-			s.slot = slot
-			p.slots[slot] = s
-			p.mu.Unlock()
-			return s, nil
-		}
-		if len(p.idle) == 0 || len(p.idle)+len(p.sem) <= cap(p.sem) {
-			break
-		}
-		fallthrough
-	case len(p.idle) > 0:
+	for len(p.idle) > 0 {
 		s := p.idle[len(p.idle)-1]
 		p.idle = p.idle[:len(p.idle)-1]
-		p.mu.Unlock()
-		return s, nil
+		if !isClosed(s) && !s.born.Before(p.retireBefore) {
+			p.mu.Unlock()
+			return s, nil
+		}
+		// Retired (see Fresh), or dead: dropped. The connection is
+		// closed at once, without the courtesy of a LOGOUT that
+		// would hold the pool's lock.
+		s.client.Close()
+		p.connections(-1)
 	}
 	if wait := time.Until(p.retryAt); wait > 0 {
 		err := p.lastErr
@@ -266,11 +119,6 @@ func (p *Pool) get(ctx context.Context, slot int) (*Session, error) {
 	p.connections(+1)
 	f := s.Features()
 	p.features = &f
-	p.placer = s
-	if slot >= 0 && p.slots[slot] == nil {
-		s.slot = slot
-		p.slots[slot] = s
-	}
 	return s, nil
 }
 
@@ -292,30 +140,14 @@ func (p *Pool) put(s *Session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed || isClosed(s) || s.born.Before(p.retireBefore) || worn {
-		p.release(s)
 		s.client.Close()
 		p.connections(-1)
-		return
-	}
-	if s.slot < 0 {
-		// A session without a slot (it logged in for Fresh, or when
-		// its owner's slot was held) takes a free one.
-		if i := slices.Index(p.slots, nil); i >= 0 {
-			s.slot = i
-			p.slots[i] = s
-		}
-	}
-	if s.slot >= 0 && len(p.waiters[s.slot]) > 0 {
-		ch := p.waiters[s.slot][0]
-		p.waiters[s.slot] = p.waiters[s.slot][1:]
-		ch <- s // buffered, and each waiter is handed one session
 		return
 	}
 	if len(p.idle) >= cap(p.sem) {
 		// More idle sessions than may exist at once: the oldest goes.
 		old := p.idle[0]
 		p.idle = p.idle[1:]
-		p.release(old)
 		old.client.Close()
 		p.connections(-1)
 	}
@@ -337,9 +169,6 @@ func (p *Pool) Close() error {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
-	for _, s := range idle {
-		p.release(s)
-	}
 	p.mu.Unlock()
 	for _, s := range idle {
 		s.Close()
@@ -394,7 +223,6 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 	if len(p.idle) > 0 && len(p.idle)+len(p.sem) > cap(p.sem) {
 		spare = p.idle[0]
 		p.idle = p.idle[1:]
-		p.release(spare)
 		p.connections(-1)
 	}
 	p.mu.Unlock()
@@ -413,7 +241,6 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 	p.connections(+1)
 	f0 := s.Features()
 	p.features = &f0
-	p.placer = s
 	p.mu.Unlock()
 	retire, err := f(s)
 	s.opts.Timeout = p.opts.Timeout // it joins the pool
@@ -425,7 +252,6 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 		for _, old := range p.idle {
 			if old.born.Before(p.retireBefore) {
 				retired = append(retired, old)
-				p.release(old)
 				p.connections(-1)
 				continue
 			}
@@ -488,7 +314,7 @@ func (p *Pool) Directory(ctx context.Context) (owners []string, folders []Folder
 // Session.OwnerFolders), on a pooled session.
 func (p *Pool) OwnerFolders(ctx context.Context, owner string) ([]Folder, error) {
 	var out []Folder
-	err := p.DoFor(ctx, owner, func(s *Session) (err error) { out, err = s.OwnerFolders(ctx, owner); return err })
+	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.OwnerFolders(ctx, owner); return err })
 	return out, err
 }
 
@@ -526,14 +352,9 @@ func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) 
 }
 
 // Details reads the rights, ACL and annotations of fs (see
-// Session.Details), on a pooled session: that of the first folder's owner
-// (see DoFor).
+// Session.Details), on a pooled session.
 func (p *Pool) Details(ctx context.Context, fs []Folder) error {
-	owner := ""
-	if len(fs) > 0 && fs[0].Namespace == OtherUsers {
-		owner = fs[0].Owner
-	}
-	return p.DoFor(ctx, owner, func(s *Session) error { return s.Details(ctx, fs) })
+	return p.Do(ctx, func(s *Session) error { return s.Details(ctx, fs) })
 }
 
 // Folders lists folders with the proxy's rights, on a pooled session.
@@ -543,23 +364,17 @@ func (p *Pool) Folders(ctx context.Context) ([]Folder, error) {
 	return out, err
 }
 
-// States reads folder states, on a pooled session: that of the first
-// folder's owner (see DoFor).
+// States reads folder states, on a pooled session.
 func (p *Pool) States(ctx context.Context, names []string) (map[string]State, error) {
 	var out map[string]State
-	owner := ""
-	if len(names) > 0 {
-		owner = p.ownerOf(names[0])
-	}
-	err := p.DoFor(ctx, owner, func(s *Session) (err error) { out, err = s.States(ctx, names); return err })
+	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.States(ctx, names); return err })
 	return out, err
 }
 
-// Fetch reads a folder, on a pooled session: that of the folder's owner
-// (see DoFor).
+// Fetch reads a folder, on a pooled session.
 func (p *Pool) Fetch(ctx context.Context, folder string, q Query) (*Listing, error) {
 	var out *Listing
-	err := p.DoFor(ctx, p.ownerOf(folder), func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
+	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
 	return out, err
 }
 
