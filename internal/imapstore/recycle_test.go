@@ -9,12 +9,12 @@ import (
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
-// TestPoolRecyclesWornSessions: a pooled session that listed or read the
-// states of Options.RecycleAfter other users' folders is logged out when
-// it is returned, and the next operation logs in afresh; one that has
-// listed folders too (its first LIST made Dovecot set up every sharer's
-// namespace, which makes each later command cost more), and the session
-// that listed the directory is not kept.
+// TestPoolRecyclesWornSessions: a pooled session that read the states of
+// Options.RecycleAfter other users' folders is logged out when it is
+// returned, and the next operation logs in afresh; one that has listed
+// folders is kept, whatever it touched (its first LIST made Dovecot set
+// up every sharer's namespace, which the next session would pay for
+// again), and the session that listed the directory is not kept.
 func TestPoolRecyclesWornSessions(t *testing.T) {
 	srv := testbed.Get(t)
 	var logins atomic.Int32
@@ -38,10 +38,10 @@ func TestPoolRecyclesWornSessions(t *testing.T) {
 		{states, "carol", 2},
 		{states, "alice", 2}, // worn again
 		{list, "dave", 3},
-		{states, "alice", 3}, // it listed, and is worn all the same
-		{states, "bob", 4},
-		{directory, "", 5}, // logs in afresh, is not kept, and retires the older one
-		{states, "bob", 6},
+		{states, "alice", 3}, // it listed: kept
+		{states, "bob", 3},
+		{directory, "", 4}, // logs in afresh, and is not kept
+		{states, "bob", 5},
 	} {
 		var err error
 		switch step.op {

@@ -75,20 +75,17 @@ type Options struct {
 // and keeps it until logout: about 85 KB of the imap process's memory
 // each (380–410 MB at 4,500 users, 1.7 GB at 20,000, where Dovecot's
 // default vsz_limit of 256 MB ends the process), and every command costs
-// more on a session that holds many: bench/scale -probe at 4,500 sharers
-// measured a STATUS, its owner's set-up included, at 0.15–0.2 ms of CPU
-// on a session holding a few hundred, 0.3–0.5 ms on one holding them all,
-// and bench/scale's steady phases at 1–2 ms on pooled sessions holding
-// 1,000 or all of them. A login costs about 7 ms, so recycling after 100
-// users adds about 0.07 ms per state read and keeps every session small.
-// The first LIST of a session sets up every sharer's namespace at once,
-// whatever it names (2.3 s of CPU at 4,500 sharers, about 30 s at 20,000;
-// a STATUS does not), so a session that has listed holds them all: it is
-// recycled like the others, since pooled sessions rarely list (discovery
-// lists on a session of its own, and a check lists an owner only when a
-// state read failed or the owner's listing is two discovery cadences old),
-// while state reads are what every request makes.
-const DefaultRecycleAfter = 100
+// a little more on a session that holds thousands (bench/scale -probe at
+// 4,500 sharers: a STATUS 0.15–0.2 ms of CPU on a session holding a few
+// hundred, 0.3–0.5 ms on one holding them all). Setting a namespace up
+// again costs about 1 ms (a STATUS of an owner new to the session, in
+// bench/scale's steady phases), so recycling is not free: 1,000 users
+// bounds a session's memory near 85 MB for about 1 s of Dovecot's CPU
+// per recycled session. But the first LIST of a session sets up every
+// sharer's namespace at once, whatever it names (2.3 s of CPU at 4,500
+// sharers, about 30 s at 20,000; a STATUS does not): a session that has
+// listed is not recycled, as the next would pay that again.
+const DefaultRecycleAfter = 1000
 
 func (o *Options) timeout() time.Duration {
 	if o.Timeout > 0 {
@@ -176,8 +173,8 @@ type Session struct {
 	// other users who shared a folder before then (see Pool.Fresh).
 	born time.Time
 	// touched holds the other users whose folders the session listed or
-	// read the state of (see worn), and listed whether it sent a LIST
-	// (see observeList); guarded by mu.
+	// read the state of, and listed whether it sent a LIST (see worn);
+	// guarded by mu.
 	touched map[string]struct{}
 	listed  bool
 	// spent makes the session worn whatever it touched (see spend).
@@ -203,8 +200,8 @@ func (s *Session) touch(folder string) {
 }
 
 // worn reports whether the session touched Options.RecycleAfter other
-// users or more, listing or not (see DefaultRecycleAfter), or was spent:
-// a pool logs it out rather than reuse it.
+// users or more without ever listing (see DefaultRecycleAfter), or was
+// spent: a pool logs it out rather than reuse it.
 func (s *Session) worn() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -212,7 +209,7 @@ func (s *Session) worn() bool {
 	if limit <= 0 {
 		limit = DefaultRecycleAfter
 	}
-	return s.spent || len(s.touched) >= limit
+	return s.spent || !s.listed && len(s.touched) >= limit
 }
 
 // Dial connects, logs in and reads the capabilities and namespaces. The
