@@ -304,7 +304,13 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		Options:  o,
 		MaxIdle:  s.cfg.Publish.Watch,
 		NoNotify: !s.cfg.Publish.Notify,
-		Changed:  changed,
+		// Where more folders are published than one NOTIFY SET
+		// carries, the most requested change every half minute
+		// (watchHot); following them that often cost Dovecot more
+		// (a NOTIFY SET, a LIST of each new folder, a resync of
+		// every folder) than the checks it saved.
+		Hold:    5 * time.Minute,
+		Changed: changed,
 		// Every folder may have changed unseen (the NOTIFY
 		// connection was down, or its list was being replaced):
 		// the next request reads all states again.

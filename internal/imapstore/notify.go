@@ -19,7 +19,28 @@ import (
 // folders that can be watched with NOTIFY (see notifiable) whose names
 // fit maxNotifyBytes.
 func (w *Watcher) notifyWanted() []string {
-	want := slices.DeleteFunc(w.wanted(w.o.MaxNotify), func(f string) bool { return !notifiable(f) })
+	return notifyLimit(slices.DeleteFunc(w.wanted(w.o.MaxNotify), func(f string) bool { return !notifiable(f) }))
+}
+
+// notifyList is what notifyWanted would return with desired as the
+// watcher's list and max as MaxNotify.
+func notifyList(desired []string, max int) []string {
+	return notifyLimit(slices.DeleteFunc(firstDistinct(desired, max), func(f string) bool { return !notifiable(f) }))
+}
+
+// notifyFull reports whether the NOTIFY set of desired (see notifyList)
+// is full: it leaves folders of desired out.
+func notifyFull(desired []string, max int) bool {
+	first := firstDistinct(desired, max)
+	if len(first) == max {
+		return true
+	}
+	all := slices.DeleteFunc(first, func(f string) bool { return !notifiable(f) })
+	return len(notifyLimit(all)) < len(all)
+}
+
+// notifyLimit cuts want to what fits maxNotifyBytes.
+func notifyLimit(want []string) []string {
 	size := 0
 	for i, f := range want {
 		size += 2*len(f) + 16

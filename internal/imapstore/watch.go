@@ -58,6 +58,13 @@ type WatchOptions struct {
 	// have changed unseen before. It may be called from several
 	// goroutines at once and must not block.
 	Changed func(folder string)
+	// Hold is, with NOTIFY, how long a list given to Watch stands before
+	// a later one that would only replace watched folders with others (the
+	// NOTIFY set is full: MaxNotify, or the bound on names) is taken: each
+	// replacement costs the server a NOTIFY SET, a LIST of each new folder
+	// and a resync. A list that adds room-permitting folders, or any list
+	// with IDLE, is taken at once. Zero takes every list at once.
+	Hold time.Duration
 	// Resync, when set, is called when the NOTIFY connection is
 	// (re)established and when the list of folders it watches changed:
 	// changes may have been missed meanwhile, so every folder must be
@@ -77,6 +84,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	desired []string           // guarded by mu
+	taken   time.Time          // when desired was set; guarded by mu
 	started bool               // guarded by mu
 	closed  bool               // guarded by mu
 	cancel  context.CancelFunc // ends run; guarded by mu
@@ -135,7 +143,15 @@ func (w *Watcher) Watch(folders []string) {
 	if w.started && slices.Equal(folders, w.desired) {
 		return
 	}
+	if w.started && w.o.Hold > 0 && w.notifying.Load() && time.Since(w.taken) < w.o.Hold &&
+		notifyFull(w.desired, w.o.MaxNotify) &&
+		len(notifyList(folders, w.o.MaxNotify)) <= len(notifyList(w.desired, w.o.MaxNotify)) {
+		// It would only swap watched folders: the NOTIFY set stands
+		// (and Watching with it); the others are checked as before.
+		return
+	}
 	w.desired = slices.Clone(folders)
+	w.taken = time.Now()
 	if !w.started {
 		w.started = true
 		ctx, cancel := context.WithCancel(context.Background())
@@ -188,8 +204,13 @@ func (w *Watcher) Close() {
 func (w *Watcher) wanted(n int) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return firstDistinct(w.desired, n)
+}
+
+// firstDistinct returns the first n distinct non-empty names of list.
+func firstDistinct(list []string, n int) []string {
 	var out []string
-	for _, f := range w.desired {
+	for _, f := range list {
 		if len(out) == n {
 			break
 		}

@@ -638,3 +638,52 @@ func TestMailboxesFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestWatcherNotifyHold: with WatchOptions.Hold, a list that would only
+// swap the folders of a full NOTIFY set for others is not taken within
+// Hold (each swap costs the server a NOTIFY SET, a LIST per new folder and
+// a resync of everything): Watching, and what the server reports, stay as
+// they were. A list that fits more folders is taken at once.
+func TestWatcherNotifyHold(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	const a, b, c = "HoldA", "HoldB", "HoldC"
+	for _, f := range []string{a, b, c} {
+		srv.CreateFolder(t, "alice", f)
+		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
+	}
+	shared := func(f string) string { return srv.SharedName("alice", f) }
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), MaxNotify: 2, Hold: time.Hour,
+		Changed: ev.changed, Resync: func() { ev.resync.Add(1) }})
+	defer w.Close()
+	w.Watch([]string{shared(a), shared(b)})
+	waitFor(t, "the NOTIFY connection", func() bool { return ev.resync.Load() == 1 })
+
+	// Full (MaxNotify 2): a swap is held.
+	w.Watch([]string{shared(c), shared(a)})
+	if got, want := w.Watching(), []string{shared(a), shared(b)}; !slices.Equal(got, want) {
+		t.Errorf("Watching() after a swap within Hold = %q, want %q", got, want)
+	}
+	srv.Append(t, "alice", c, emptyCalendar)
+	n := ev.count(shared(b))
+	srv.Append(t, "alice", b, emptyCalendar)
+	waitChange(t, ev, shared(b), n, "APPEND to a folder of the set that stands")
+	if got := ev.count(shared(c)); got != 0 {
+		t.Errorf("folder of the held list reported %d times", got)
+	}
+	if got := ev.resync.Load(); got != 1 {
+		t.Errorf("%d resyncs, want 1: the set was replaced", got)
+	}
+
+	// Not full: taken at once.
+	w2 := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), MaxNotify: 3, Hold: time.Hour,
+		Changed: func(string) {}, Resync: func() {}})
+	defer w2.Close()
+	w2.Watch([]string{shared(a)})
+	waitFor(t, "the second watcher's NOTIFY", func() bool { return w2.Mode() == WatchNotify })
+	w2.Watch([]string{shared(c)})
+	if got, want := w2.Watching(), []string{shared(c)}; !slices.Equal(got, want) {
+		t.Errorf("Watching() after a list that fits = %q, want %q", got, want)
+	}
+}
