@@ -72,19 +72,17 @@ type Options struct {
 
 // DefaultRecycleAfter is Options.RecycleAfter's default. Dovecot sets up
 // a namespace in a session for each other user whose folders it touches,
-// and keeps it until logout: about 85 KB of the imap process's memory
-// each (380–410 MB at 4,500 users, 1.7 GB at 20,000, where Dovecot's
-// default vsz_limit of 256 MB ends the process), and every command costs
-// a little more on a session that holds thousands (bench/scale -probe at
-// 4,500 sharers: a STATUS 0.15–0.2 ms of CPU on a session holding a few
-// hundred, 0.3–0.5 ms on one holding them all). Setting a namespace up
-// again costs about 1 ms (a STATUS of an owner new to the session, in
-// bench/scale's steady phases), so recycling is not free: 1,000 users
-// bounds a session's memory near 85 MB for about 1 s of Dovecot's CPU
-// per recycled session. But the first LIST of a session sets up every
-// sharer's namespace at once, whatever it names (2.3 s of CPU at 4,500
-// sharers, about 30 s at 20,000; a STATUS does not): a session that has
-// listed is not recycled, as the next would pay that again.
+// and keeps it until logout: tens of KB of the imap process's memory
+// each, so that a session that touched every user of a large site
+// outgrows Dovecot's default vsz_limit, and every command costs a little
+// more on a session that holds thousands. Setting a namespace up again
+// costs a STATUS more than one the session knows, so recycling is not
+// free: the default bounds a session's memory for a small share of
+// Dovecot's CPU. But the first LIST of a session sets up every sharer's
+// namespace at once, whatever it names (a STATUS does not): a session
+// that has listed is not recycled, as the next would pay that again.
+// bench/README.md has the figures (bench/scale -probe and the steady
+// phases).
 const DefaultRecycleAfter = 1000
 
 func (o *Options) timeout() time.Duration {
