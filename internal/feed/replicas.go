@@ -81,6 +81,9 @@ type replicas struct {
 	sh  *shared.Client
 	m   *metrics.Replicas
 	sub *shared.Subscription
+	// takes bounds the checks an eager cache takes at once (takeCheck);
+	// a check beyond it is taken by the next request for its owner.
+	takes chan struct{}
 
 	mu sync.Mutex
 	// waiting holds, by notice name, a channel closed when that notice
@@ -95,7 +98,7 @@ func (c *Cache) Replicate(sh *shared.Client, m *metrics.Replicas) (stop func()) 
 	if m == nil {
 		m = metrics.NewReplicas(nil)
 	}
-	r := &replicas{sh: sh, m: m, waiting: map[string]chan struct{}{}}
+	r := &replicas{sh: sh, m: m, waiting: map[string]chan struct{}{}, takes: make(chan struct{}, 4)}
 	r.sub = sh.Subscribe(context.Background(), noticeChannel, func(n string) { c.notice(r, n) })
 	c.rep.Store(r)
 	return func() {
@@ -162,20 +165,16 @@ func (c *Cache) notice(r *replicas, n string) {
 // pushes for them.
 func (c *Cache) Eager(on bool) { c.eager.Store(on) }
 
-// eagerTakes bounds the checks an eager cache takes at once; a check
-// beyond it is taken by the next request for its owner.
-var eagerTakes = make(chan struct{}, 4)
-
 // takeCheck takes the owner's stored check in the background, if a slot
 // is free.
 func (c *Cache) takeCheck(r *replicas, key string) {
 	select {
-	case eagerTakes <- struct{}{}:
+	case r.takes <- struct{}{}:
 	default:
 		return
 	}
 	go func() {
-		defer func() { <-eagerTakes }()
+		defer func() { <-r.takes }()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		c.adoptCheck(ctx, r, key, func(time.Time) bool { return true }, 0)
