@@ -221,10 +221,6 @@ func (s *Session) Directory(ctx context.Context) (owners []string, folders []Fol
 			folders = append(folders, f)
 		}
 	}
-	// Dovecot set up every sharer's namespace for it: hundreds of MB of
-	// its memory at 20,000 sharers, which the pool's sessions (reading
-	// states) do not need.
-	s.spend()
 	slices.Sort(owners)
 	return slices.Compact(owners), folders, nil
 }

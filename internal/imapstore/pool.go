@@ -4,19 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+		"math/rand/v2"
 	"sync"
 	"time"
 )
 
 // Pool hands out logged-in sessions of one identity, at most Size at once,
 // and replaces sessions whose connection died.
+//
+// Its sessions live in slots, one session each at most, so the pool never
+// holds more connections than its size (which the server's limit of
+// connections per user and address is planned with). Listings (LIST) go
+// to a slot of their own, the last one, when the pool has two or more;
+// the commands that name folders (states, details, reads) go to the first
+// free slot of the others. That is what an IMAP server with thousands of
+// users needs: Dovecot sets up, in a session, a namespace for each other
+// user whose folder it touches (a STATUS sets up the one owner it names),
+// but the first LIST of a session sets up every sharer's at once, and
+// each command costs more for each namespace its session holds. So the
+// sessions that read states never hold a listing's thousands, and are
+// recycled after Options.RecycleAfter owners; the first free one is
+// taken, so that one session serves a steady load (an imap process kept
+// busy answers a command for less of the server's CPU than several idle
+// ones do). bench/README.md has the figures.
 type Pool struct {
-	opts Options
-	sem  chan struct{} // one token per session that may exist
+	opts  Options
+	slots []*slot
 
-	mu   sync.Mutex
-	idle []*Session // guarded by mu
+	mu sync.Mutex
 	// failures counts consecutive failed logins and retryAt is when the
 	// next may be tried: while the server is down, callers fail at once
 	// instead of each one dialing it (the circuit is open). Guarded by mu.
@@ -26,39 +41,146 @@ type Pool struct {
 	// features is what the last login found; guarded by mu.
 	features *Features
 	closed   bool // guarded by mu
-	// retireBefore retires the sessions that logged in before it: they
-	// are closed instead of reused (see Fresh). Guarded by mu.
-	retireBefore time.Time
 	// lastFresh is when Fresh last logged in; guarded by mu.
 	lastFresh time.Time
 }
 
+// slot holds at most one session. Whoever holds lock may use and replace
+// s; a closed pool's Close takes the locks of idle slots.
+type slot struct {
+	lock chan struct{}
+	s    *Session
+	// lister marks the slot of the listings: its session is not recycled
+	// for having listed (see Session.worn).
+	lister bool
+}
+
 // NewPool makes a pool of at most size sessions (at least one).
 func NewPool(opts Options, size int) *Pool {
-	if size < 1 {
-		size = 1
+	size = max(size, 1)
+	p := &Pool{opts: opts}
+	for range size {
+		p.slots = append(p.slots, &slot{lock: make(chan struct{}, 1)})
 	}
-	return &Pool{opts: opts, sem: make(chan struct{}, size)}
+	if size > 1 {
+		p.slots[size-1].lister = true
+	}
+	return p
 }
 
 // ErrClosed is returned by a closed pool.
 var ErrClosed = errors.New("imapstore: pool closed")
 
-// Do runs f with a session from the pool. A session whose connection broke
-// during f is dropped instead of returned to the pool.
-func (p *Pool) Do(ctx context.Context, f func(*Session) error) error {
+// ownerSlots is how many slots serve owners' folders: all but the
+// listings' slot.
+func (p *Pool) ownerSlots() int { return max(len(p.slots)-1, 1) }
+
+// listSlot is the slot of the listings.
+func (p *Pool) listSlot() *slot { return p.slots[len(p.slots)-1] }
+
+// take locks sl, or fails when ctx ends first.
+func take(ctx context.Context, sl *slot) error {
 	select {
-	case p.sem <- struct{}{}:
+	case sl.lock <- struct{}{}:
+		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	defer func() { <-p.sem }()
-	s, err := p.get(ctx)
+}
+
+// tryTake locks sl if it is free.
+func tryTake(sl *slot) bool {
+	select {
+	case sl.lock <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// ownerSlot locks the first free slot of those that name folders, or
+// waits for the first.
+func (p *Pool) ownerSlot(ctx context.Context) (*slot, error) {
+	n := p.ownerSlots()
+	for _, sl := range p.slots[:n] {
+		if tryTake(sl) {
+			return sl, nil
+		}
+	}
+	if err := take(ctx, p.slots[0]); err != nil {
+		return nil, err
+	}
+	return p.slots[0], nil
+}
+
+// anySlot locks any free slot, or waits for the first.
+func (p *Pool) anySlot(ctx context.Context) (*slot, error) {
+	for _, sl := range p.slots {
+		if tryTake(sl) {
+			return sl, nil
+		}
+	}
+	if err := take(ctx, p.slots[0]); err != nil {
+		return nil, err
+	}
+	return p.slots[0], nil
+}
+
+// Do runs f with a session from the pool (any slot). A session whose
+// connection broke during f is dropped instead of returned to the pool.
+func (p *Pool) Do(ctx context.Context, f func(*Session) error) error {
+	sl, err := p.anySlot(ctx)
+	if err != nil {
+		return err
+	}
+	return p.run(ctx, sl, f)
+}
+
+// doNamed runs f, whose commands name folders, on a session that has not
+// listed (see ownerSlot).
+// When the server refuses that session's login for now (a limit of
+// connections, say), f runs on the listings' session if it is idle.
+func (p *Pool) doNamed(ctx context.Context, f func(*Session) error) error {
+	sl, err := p.ownerSlot(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := p.session(ctx, sl)
+	if err != nil {
+		<-sl.lock
+		if ls := p.listSlot(); ls != sl && errors.Is(err, ErrUnavailable) && tryTake(ls) {
+			if ls.s != nil && !isClosed(ls.s) {
+				return p.run(ctx, ls, f)
+			}
+			<-ls.lock
+		}
+		return err
+	}
+	defer func() { <-sl.lock }()
+	err = f(s)
+	p.put(sl, s)
+	return err
+}
+
+// doList runs f, which lists, on the listings' session.
+func (p *Pool) doList(ctx context.Context, f func(*Session) error) error {
+	sl := p.listSlot()
+	if err := take(ctx, sl); err != nil {
+		return err
+	}
+	return p.run(ctx, sl, f)
+}
+
+// run runs f on sl's session, logging one in if the slot has none, and
+// unlocks sl. The caller holds sl's lock.
+func (p *Pool) run(ctx context.Context, sl *slot, f func(*Session) error) error {
+	defer func() { <-sl.lock }()
+	s, err := p.session(ctx, sl)
 	if err != nil {
 		return err
 	}
 	err = f(s)
-	p.put(s)
+	p.put(sl, s)
 	return err
 }
 
@@ -76,23 +198,22 @@ func (p *Pool) Features(ctx context.Context) (Features, error) {
 	return out, err
 }
 
-func (p *Pool) get(ctx context.Context) (*Session, error) {
+// session returns sl's session, dialing one when it has none or its
+// connection died. The caller holds sl's lock.
+func (p *Pool) session(ctx context.Context, sl *slot) (*Session, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
-	for len(p.idle) > 0 {
-		s := p.idle[len(p.idle)-1]
-		p.idle = p.idle[:len(p.idle)-1]
-		if !isClosed(s) && !s.born.Before(p.retireBefore) {
-			p.mu.Unlock()
-			return s, nil
-		}
-		// Retired (see Fresh), or dead: dropped. The connection is
-		// closed at once, without the courtesy of a LOGOUT that
-		// would hold the pool's lock.
-		s.client.Close()
+	if sl.s != nil && !isClosed(sl.s) {
+		p.mu.Unlock()
+		return sl.s, nil
+	}
+	if sl.s != nil {
+		// Dead: dropped, without the courtesy of a LOGOUT.
+		sl.s.client.Close()
+		sl.s = nil
 		p.connections(-1)
 	}
 	if wait := time.Until(p.retryAt); wait > 0 {
@@ -101,6 +222,16 @@ func (p *Pool) get(ctx context.Context) (*Session, error) {
 		return nil, fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
 	}
 	p.mu.Unlock()
+	s, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sl.s = s
+	return s, nil
+}
+
+// dial logs a session in, keeping the circuit breaker's count.
+func (p *Pool) dial(ctx context.Context) (*Session, error) {
 	s, err := Dial(ctx, p.opts)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -135,23 +266,22 @@ func backoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func (p *Pool) put(s *Session) {
-	worn := s.worn()
+// put keeps s in sl after use, or logs it out when the pool is closed,
+// its connection died, or it is worn for its slot (see Session.worn).
+// The caller holds sl's lock.
+func (p *Pool) put(sl *slot, s *Session) {
+	worn := s.worn(!sl.lister, sl.lister || len(p.slots) == 1)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || isClosed(s) || s.born.Before(p.retireBefore) || worn {
-		s.client.Close()
-		p.connections(-1)
+	closed := p.closed
+	p.mu.Unlock()
+	if !closed && !isClosed(s) && !worn {
 		return
 	}
-	if len(p.idle) >= cap(p.sem) {
-		// More idle sessions than may exist at once: the oldest goes.
-		old := p.idle[0]
-		p.idle = p.idle[1:]
-		old.client.Close()
-		p.connections(-1)
+	s.client.Close()
+	if sl.s == s {
+		sl.s = nil
 	}
-	p.idle = append(p.idle, s)
+	p.connections(-1)
 }
 
 func isClosed(s *Session) bool {
@@ -167,12 +297,18 @@ func isClosed(s *Session) bool {
 // returned.
 func (p *Pool) Close() error {
 	p.mu.Lock()
-	idle := p.idle
-	p.idle, p.closed = nil, true
+	p.closed = true
 	p.mu.Unlock()
-	for _, s := range idle {
-		s.Close()
-		p.connections(-1)
+	for _, sl := range p.slots {
+		if !tryTake(sl) {
+			continue // in use: closed when returned
+		}
+		if sl.s != nil {
+			sl.s.Close()
+			sl.s = nil
+			p.connections(-1)
+		}
+		<-sl.lock
 	}
 	return nil
 }
@@ -183,27 +319,26 @@ func (p *Pool) connections(delta int) {
 	}
 }
 
-// Fresh runs f on a session that logs in for it, then keeps that session
-// and, when f says so, retires every older one (each is logged out
-// instead of reused).
-// On Dovecot a session sees the shared namespace only of the users who
-// shared a folder before it logged in, so what must see the directory as
-// it is now — discovery, the look-up of an owner fbpub does not know —
-// runs here, and the per-owner checks that follow run on sessions that
-// know at least as much.
-func (p *Pool) Fresh(ctx context.Context, f func(*Session) (retire bool, err error)) error {
+// Fresh runs f on a session that logs in for it in the listings' slot,
+// in place of the session there, and keeps it there unless f failed.
+// On Dovecot a session lists the shared namespaces only of the users who
+// shared a folder before its first listing (the acl plugin adds them once
+// an hour), so what must see the directory as it is now — discovery, the
+// look-up of an owner fbpub does not know — runs here. A STATUS, a
+// SELECT or a GETMETADATA names its folder and sets up that owner's
+// namespace in any session, so the other slots are not renewed.
+func (p *Pool) Fresh(ctx context.Context, f func(*Session) error) error {
 	return p.fresh(ctx, 0, f)
 }
 
 // fresh is Fresh with the session's timeout (Options.Timeout) set to
 // timeout while f runs, when it is not 0.
-func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session) (retire bool, err error)) error {
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
-		return context.Cause(ctx)
+func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session) error) error {
+	sl := p.listSlot()
+	if err := take(ctx, sl); err != nil {
+		return err
 	}
-	defer func() { <-p.sem }()
+	defer func() { <-sl.lock }()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -214,22 +349,15 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 		p.mu.Unlock()
 		return fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
 	}
-	// The new session is one of the pool's: an idle one makes room for
-	// it when the sessions in use (this call's token included) and the
-	// idle ones fill the pool, so that the pool never holds more than
-	// its size, which the server's limit of connections per user and
-	// address was planned with.
-	var spare *Session
-	if len(p.idle) > 0 && len(p.idle)+len(p.sem) > cap(p.sem) {
-		spare = p.idle[0]
-		p.idle = p.idle[1:]
+	p.mu.Unlock()
+	// The new session takes the old one's place, so that the pool never
+	// holds more than its size.
+	if sl.s != nil {
+		sl.s.Close()
+		sl.s = nil
 		p.connections(-1)
 	}
-	p.mu.Unlock()
-	if spare != nil {
-		spare.client.Close()
-	}
-	s, err := Dial(ctx, p.opts)
+	s, err := p.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -238,53 +366,24 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 	}
 	p.mu.Lock()
 	p.lastFresh = time.Now()
-	p.connections(+1)
-	f0 := s.Features()
-	p.features = &f0
 	p.mu.Unlock()
-	retire, err := f(s)
+	err = f(s)
 	s.opts.Timeout = p.opts.Timeout // it joins the pool
-	var retired []*Session
-	p.mu.Lock()
-	if retire && err == nil && !isClosed(s) && s.born.After(p.retireBefore) {
-		p.retireBefore = s.born
-		var keep []*Session
-		for _, old := range p.idle {
-			if old.born.Before(p.retireBefore) {
-				retired = append(retired, old)
-				p.connections(-1)
-				continue
-			}
-			keep = append(keep, old)
-		}
-		p.idle = keep
-	}
-	keep := retire && err == nil
-	p.mu.Unlock()
-	for _, old := range retired {
-		old.Close()
-	}
-	if !keep {
-		// It learned nothing the pool's sessions lack: the pool does
-		// not grow past its size, nor past the server's connections
-		// per user and address.
+	if err != nil {
 		s.Close()
 		p.connections(-1)
 		return err
 	}
-	p.put(s)
-	return err
+	sl.s = s
+	p.put(sl, s)
+	return nil
 }
 
 // Owners lists the owners whose folders the proxy can see (see
 // Session.Owners), on a fresh session (see Fresh).
 func (p *Pool) Owners(ctx context.Context) ([]string, error) {
 	var out []string
-	err := p.Fresh(ctx, func(s *Session) (bool, error) {
-		var err error
-		out, err = s.Owners(ctx)
-		return true, err
-	})
+	err := p.Fresh(ctx, func(s *Session) (err error) { out, err = s.Owners(ctx); return err })
 	return out, err
 }
 
@@ -299,36 +398,37 @@ const DirectoryTimeout = 10 * time.Minute
 
 // Directory lists the owners and their folders (see Session.Directory)
 // on a fresh session (see Fresh), whose commands may take up to
-// DirectoryTimeout each. It holds one of the pool's sessions as long as
-// it runs: requests have the others.
+// DirectoryTimeout each; the session then serves the listings (it has
+// set up every sharer's namespace, which another would pay for again).
+// It holds the listings' slot as long as it runs: the owners' slots serve
+// requests meanwhile.
 func (p *Pool) Directory(ctx context.Context) (owners []string, folders []Folder, err error) {
-	err = p.fresh(ctx, max(DirectoryTimeout, p.opts.timeout()), func(s *Session) (bool, error) {
-		var err error
+	err = p.fresh(ctx, max(DirectoryTimeout, p.opts.timeout()), func(s *Session) (err error) {
 		owners, folders, err = s.Directory(ctx)
-		return true, err
+		return err
 	})
 	return owners, folders, err
 }
 
 // OwnerFolders lists one owner's folders with their states (see
-// Session.OwnerFolders), on a pooled session.
+// Session.OwnerFolders), on the listings' session.
 func (p *Pool) OwnerFolders(ctx context.Context, owner string) ([]Folder, error) {
 	var out []Folder
-	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.OwnerFolders(ctx, owner); return err })
+	err := p.doList(ctx, func(s *Session) (err error) { out, err = s.OwnerFolders(ctx, owner); return err })
 	return out, err
 }
 
 // FreshLookupEvery bounds how often LookupOwner logs in afresh: a name
-// that a pooled session does not find is looked up on a new session only
-// when no session has logged in for this long.
+// that the listings' session does not find is looked up on a new session
+// only when no session has logged in for this long.
 const FreshLookupEvery = 30 * time.Second
 
 // LookupOwner lists the folders of an owner the caller does not know yet.
-// It asks a pooled session first (one LIST). A pooled session may be too
-// old to see a user who started sharing after it logged in (Dovecot), so
-// when it finds nothing and no session has logged in for
+// It asks the listings' session first (one LIST). That session may be too
+// old to see a user who started sharing after its first listing
+// (Dovecot), so when it finds nothing and no session has logged in for
 // FreshLookupEvery, the look-up is repeated on a fresh session (see
-// Fresh), whose older peers are retired only when the owner was found.
+// Fresh), which then serves the listings.
 // A name nobody shares under thus costs one LIST, and at most one login
 // in FreshLookupEvery: a fresh login of the proxy costs a server with
 // thousands of users far more than the LIST.
@@ -343,38 +443,40 @@ func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) 
 	if recent {
 		return nil, nil
 	}
-	err = p.Fresh(ctx, func(s *Session) (bool, error) {
-		var err error
-		out, err = s.OwnerFolders(ctx, owner)
-		return len(out) > 0, err
-	})
+	err = p.Fresh(ctx, func(s *Session) (err error) { out, err = s.OwnerFolders(ctx, owner); return err })
 	return out, err
 }
 
 // Details reads the rights, ACL and annotations of fs (see
-// Session.Details), on a pooled session.
+// Session.Details), on a session that has not listed.
 func (p *Pool) Details(ctx context.Context, fs []Folder) error {
-	return p.Do(ctx, func(s *Session) error { return s.Details(ctx, fs) })
+	if len(fs) == 0 {
+		return nil
+	}
+	return p.doNamed(ctx, func(s *Session) error { return s.Details(ctx, fs) })
 }
 
-// Folders lists folders with the proxy's rights, on a pooled session.
+// Folders lists folders with the proxy's rights, on the listings' session.
 func (p *Pool) Folders(ctx context.Context) ([]Folder, error) {
 	var out []Folder
-	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.Folders(ctx); return err })
+	err := p.doList(ctx, func(s *Session) (err error) { out, err = s.Folders(ctx); return err })
 	return out, err
 }
 
-// States reads folder states, on a pooled session.
+// States reads folder states, on a session that has not listed.
 func (p *Pool) States(ctx context.Context, names []string) (map[string]State, error) {
+	if len(names) == 0 {
+		return map[string]State{}, nil
+	}
 	var out map[string]State
-	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.States(ctx, names); return err })
+	err := p.doNamed(ctx, func(s *Session) (err error) { out, err = s.States(ctx, names); return err })
 	return out, err
 }
 
-// Fetch reads a folder, on a pooled session.
+// Fetch reads a folder, on a session that has not listed.
 func (p *Pool) Fetch(ctx context.Context, folder string, q Query) (*Listing, error) {
 	var out *Listing
-	err := p.Do(ctx, func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
+	err := p.doNamed(ctx, func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
 	return out, err
 }
 

@@ -9,12 +9,13 @@ import (
 	"github.com/fbpub/fbpub/internal/testbed"
 )
 
-// TestPoolRecyclesWornSessions: a pooled session that read the states of
-// Options.RecycleAfter other users' folders is logged out when it is
-// returned, and the next operation logs in afresh; one that has listed
-// folders is kept, whatever it touched (its first LIST made Dovecot set
-// up every sharer's namespace, which the next session would pay for
-// again), and the session that listed the directory is not kept.
+// TestPoolRecyclesWornSessions: a session of an owners' slot that read
+// the states of Options.RecycleAfter other users' folders is logged out
+// when it is returned, and the next operation logs in afresh; listings go
+// to a slot of their own, whose session is kept whatever it listed (its
+// first LIST made Dovecot set up every sharer's namespace, which the next
+// session would pay for again); a discovery pass logs in afresh in that
+// slot, and its session then serves the listings.
 func TestPoolRecyclesWornSessions(t *testing.T) {
 	srv := testbed.Get(t)
 	var logins atomic.Int32
@@ -24,7 +25,7 @@ func TestPoolRecyclesWornSessions(t *testing.T) {
 			if cmd == "LOGIN" {
 				logins.Add(1)
 			}
-		}}, 1)
+		}}, 2)
 	t.Cleanup(func() { p.Close() })
 	ctx := t.Context()
 	const states, list, directory = "STATUS", "LIST", "directory"
@@ -37,11 +38,13 @@ func TestPoolRecyclesWornSessions(t *testing.T) {
 		{states, "bob", 1}, // the second user: worn once returned
 		{states, "carol", 2},
 		{states, "alice", 2}, // worn again
-		{list, "dave", 3},
-		{states, "alice", 3}, // it listed: kept
-		{states, "bob", 3},
-		{directory, "", 4}, // logs in afresh, and is not kept
-		{states, "bob", 5},
+		{list, "dave", 3},    // the listings' session
+		{states, "alice", 4},
+		{list, "bob", 4}, // the listings' session is kept
+		{list, "alice", 4},
+		{directory, "", 5}, // logs in afresh in its place
+		{list, "dave", 5},  // and serves the listings
+		{states, "alice", 5},
 	} {
 		var err error
 		switch step.op {
@@ -58,6 +61,38 @@ func TestPoolRecyclesWornSessions(t *testing.T) {
 		if got := logins.Load(); got != step.logins {
 			t.Errorf("step %d (%s %s): %d logins so far, want %d", i, step.op, step.owner, got, step.logins)
 		}
+	}
+}
+
+// TestStatesNeverOnListedSession: the states of folders are never read
+// on a session that has listed: on Dovecot its first LIST set up every
+// sharer's namespace, which makes each STATUS on it dearer in proportion
+// to the sharers (bench/README.md). With one session only, there is no
+// other to read on, and the listed one is kept.
+func TestStatesNeverOnListedSession(t *testing.T) {
+	srv := testbed.Get(t)
+	for _, size := range []int{1, 2, 4} {
+		p := NewPool(Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy)}, size)
+		ctx := t.Context()
+		if _, err := p.LookupOwner(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		for _, owner := range []string{"alice", "bob", "carol", "dave", "alice"} {
+			var listed bool
+			err := p.doNamed(ctx, func(s *Session) error {
+				s.mu.Lock()
+				listed = s.listed
+				s.mu.Unlock()
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := size == 1; listed != want {
+				t.Errorf("pool of %d: states of %s read on a session that listed: %v, want %v", size, owner, listed, want)
+			}
+		}
+		p.Close()
 	}
 }
 

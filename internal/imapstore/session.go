@@ -72,17 +72,14 @@ type Options struct {
 
 // DefaultRecycleAfter is Options.RecycleAfter's default. Dovecot sets up
 // a namespace in a session for each other user whose folders it touches,
-// and keeps it until logout: tens of KB of the imap process's memory
-// each, so that a session that touched every user of a large site
-// outgrows Dovecot's default vsz_limit, and every command costs a little
-// more on a session that holds thousands. Setting a namespace up again
-// costs a STATUS more than one the session knows, so recycling is not
-// free: the default bounds a session's memory for a small share of
-// Dovecot's CPU. But the first LIST of a session sets up every sharer's
-// namespace at once, whatever it names (a STATUS does not): a session
-// that has listed is not recycled, as the next would pay that again.
-// bench/README.md has the figures (bench/scale -probe and the steady
-// phases).
+// and keeps it until logout: about 90 KB of the imap process's memory
+// each, and every command costs a little more on a session that holds
+// thousands (Dovecot finds a folder's namespace by walking the list of
+// them). Setting a namespace up again costs several STATUS of an owner
+// the session holds, so recycling is not free: the default bounds a
+// session's memory (about 100 MB of Dovecot's) for a small share of its
+// CPU. The session of the listings is not recycled (see Session.worn).
+// bench/README.md has the figures (bench/scale's steady phases).
 const DefaultRecycleAfter = 1000
 
 func (o *Options) timeout() time.Duration {
@@ -175,14 +172,7 @@ type Session struct {
 	// guarded by mu.
 	touched map[string]struct{}
 	listed  bool
-	// spent makes the session worn whatever it touched (see spend).
-	spent bool
 }
-
-// spend marks the session as not to be reused: it holds what no other
-// session needs (every sharer's namespace, for a listing of the
-// directory). The caller holds s.mu.
-func (s *Session) spend() { s.spent = true }
 
 // touch records that the session touched folder's owner, if another
 // user. The caller holds s.mu.
@@ -197,17 +187,27 @@ func (s *Session) touch(folder string) {
 	s.touched[owner] = struct{}{}
 }
 
-// worn reports whether the session touched Options.RecycleAfter other
-// users or more without ever listing (see DefaultRecycleAfter), or was
-// spent: a pool logs it out rather than reuse it.
-func (s *Session) worn() bool {
+// worn reports whether a pool should log the session out rather than
+// reuse it. A session that serves owners' folders (owners) is worn once
+// it touched Options.RecycleAfter other users (see DefaultRecycleAfter),
+// or listed when it does not serve listings (lists): Dovecot then holds
+// every sharer's namespace in it, which makes each of its commands
+// dearer. One that serves listings and has listed is kept, as its
+// successor would set up every sharer's namespace again.
+func (s *Session) worn(owners, lists bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch {
+	case s.listed:
+		return !lists
+	case !owners:
+		return false
+	}
 	limit := s.opts.RecycleAfter
 	if limit <= 0 {
 		limit = DefaultRecycleAfter
 	}
-	return s.spent || !s.listed && len(s.touched) >= limit
+	return len(s.touched) >= limit
 }
 
 // Dial connects, logs in and reads the capabilities and namespaces. The
