@@ -287,15 +287,25 @@ func (c *Cache) saveDirectoryIfDirty() {
 	}
 }
 
-// sameNames reports whether a and b list the same folder names.
-func sameNames(a, b map[string]imapstore.Folder) bool {
-	if len(a) != len(b) {
-		return false
+// persistChanged reports whether o, replacing cur (nil: none) as an
+// owner's entry, changes what the directory file should say: the owner
+// appears or leaves, their folders are not the same, or some folder's
+// details were read for the first time. A folder's details read again
+// (its state moved, or Revalidate ran out) do not: the file keeps the
+// older read, which a restart reads again when it is due (reuseDetails),
+// and a busy site would rewrite the file all the time. Its cost grows
+// with the owner's folders.
+func persistChanged(cur, o *ownerEntry) bool {
+	if cur == nil {
+		return len(o.listed) > 0
 	}
-	for name := range a {
-		if _, ok := b[name]; !ok {
-			return false
+	if len(cur.listed) != len(o.listed) {
+		return true
+	}
+	for name := range o.listed {
+		if _, ok := cur.listed[name]; !ok || cur.detailsAt[name].IsZero() && !o.detailsAt[name].IsZero() {
+			return true
 		}
 	}
-	return true
+	return false
 }

@@ -447,7 +447,7 @@ func (c *Cache) publish(key string, o *ownerEntry, unknown int) {
 	d := &c.dir
 	if cur := d.owners[key]; cur != nil && cur.checked.After(o.checked) {
 		return // a later check got there first
-	} else if cur == nil && len(o.listed) > 0 || cur != nil && !sameNames(cur.listed, o.listed) {
+	} else if persistChanged(cur, o) {
 		c.dirDirty = true // for the state directory (dirstate.go)
 	}
 	if prev := d.owners[key]; prev != nil {

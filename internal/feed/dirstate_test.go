@@ -1,0 +1,352 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/feed/feedtest"
+	"github.com/fbpub/fbpub/internal/imapstore"
+)
+
+// The persisted directory (dirstate.go), in the fast tier: the fake is
+// wrapped in feedtest.Pooled, so that the cache reads known folders'
+// states by STATUS and discovers by one listing, as over imapstore.Pool.
+
+// pooledUnit is a unit whose cache has the pool's reads (States,
+// Directory) and keeps its state in dir.
+func pooledUnit(t *testing.T, dir string, revalidate time.Duration) *unit {
+	t.Helper()
+	u := newUnit(t, Options{StateDir: dir, Revalidate: revalidate}, false)
+	u.restart()
+	return u
+}
+
+// restart makes u's cache a new one over u's source and state
+// directory, as a new process would make it, and returns it.
+func (u *unit) restart() *Cache {
+	o := u.cache.opts
+	o.Source = feedtest.Pooled{Source: u.src}
+	u.cache = New(o)
+	return u.cache
+}
+
+// learn has c discover the owners, answer a request for each of owners,
+// and write its directory as Run does when it ends.
+func (u *unit) learn(t *testing.T, c *Cache, owners ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range owners {
+		if _, err := c.Calendar(ctx, CalendarQuery{Owner: owner, Viewer: acl.Requester{User: owner, Confirmed: true}}); err != nil {
+			t.Fatalf("Calendar(%s): %v", owner, err)
+		}
+	}
+	c.saveDirectoryIfDirty()
+}
+
+// TestRestartServesKnownOwnerByStatus: after a restart, the first request
+// for an owner the persisted directory names costs one STATUS of each of
+// its folders, nothing else (no LIST of the owner, no look-up, no details
+// when they are recent, no fetch: the snapshot persisted too), even when
+// that listing is older than relistAfter; so do the next ones, until the
+// first discovery pass of the new process has run, or relistAfter after
+// the start when none has. Without the persisted directory the owner is
+// looked up (a LIST: tens of seconds on a Dovecot of 20,000 sharers).
+func TestRestartServesKnownOwnerByStatus(t *testing.T) {
+	ctx := context.Background()
+	u := pooledUnit(t, t.TempDir(), 24*time.Hour)
+	u.share("alice", "Calendar", "lr", "Planning")
+	u.share("bob", "Calendar", "lr", "Gym")
+	u.learn(t, u.cache, "alice")
+	first := u.mustCalendar(t, "alice", asOwner)
+
+	u.advance(3 * u.cache.relistAfter()) // down for a while
+	c := u.restart()
+	u.src.ResetCalls()
+	a, err := c.Calendar(ctx, CalendarQuery{Owner: "alice", Viewer: asOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"States", "OwnerFolders", "LookupOwner", "Directory", "Owners", "Details", "Fetch"}
+	if got := u.calls(all...); got != "States=1 OwnerFolders=0 LookupOwner=0 Directory=0 Owners=0 Details=0 Fetch=0" {
+		t.Errorf("first request for alice after a restart: %s; want one States and nothing else", got)
+	}
+	if string(a.Body) != string(first.Body) {
+		t.Errorf("alice after a restart:\n%s\nwant\n%s", a.Body, first.Body)
+	}
+	// bob was only named by the pass: his states, and his details
+	// (never read), no LIST.
+	u.src.ResetCalls()
+	if _, err := c.Calendar(ctx, CalendarQuery{Owner: "bob", Viewer: asOwner}); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.calls("States", "OwnerFolders", "LookupOwner", "Details"); got != "States=1 OwnerFolders=0 LookupOwner=0 Details=1" {
+		t.Errorf("first request for bob, named by the persisted pass: %s", got)
+	}
+	// Later checks still read states until a pass has listed the owners.
+	u.advance(time.Minute)
+	u.src.ResetCalls()
+	u.mustCalendar(t, "alice", asOwner)
+	if got := u.calls("States", "OwnerFolders"); got != "States=1 OwnerFolders=0" {
+		t.Errorf("a later check before the first pass: %s; want one States", got)
+	}
+	// relistAfter after the start with no pass: the normal rule, a LIST.
+	u.advance(c.relistAfter())
+	u.src.ResetCalls()
+	if _, err := c.Calendar(ctx, CalendarQuery{Owner: "alice", Viewer: asOwner}); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.calls("States", "OwnerFolders"); got != "States=0 OwnerFolders=1" {
+		t.Errorf("relistAfter after the start, no pass: %s; want the owner listed", got)
+	}
+}
+
+// TestRestartPassReplacesListing: a folder an owner made while fbpub was
+// down is not published from the persisted listing, and is once the first
+// discovery pass of the new process has listed it (the pass finds the
+// owner's folders changed and lists them). The pass keeps the persisted
+// details of an owner no request read yet, so the next check of that
+// owner reads no details.
+func TestRestartPassReplacesListing(t *testing.T) {
+	ctx := context.Background()
+	u := pooledUnit(t, t.TempDir(), 24*time.Hour)
+	u.share("alice", "Calendar", "lr", "Planning")
+	u.share("bob", "Calendar", "lr", "Gym")
+	u.learn(t, u.cache, "alice", "bob")
+	u.share("alice", "Calendar/Work", "lr", "Standup")
+
+	c := u.restart()
+	fs, err := c.OwnerFolders(ctx, "alice")
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("before the first pass: %v, %v; want alice's Calendar only", fs, err)
+	}
+	u.advance(time.Second)
+	u.src.ResetCalls()
+	if err := c.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.calls("Directory", "OwnerFolders", "Details"); got != "Directory=1 OwnerFolders=1 Details=1" {
+		t.Errorf("the first pass: %s; want the listing, then a LIST of alice and the details of her new folder", got)
+	}
+	fs, err = c.OwnerFolders(ctx, "alice")
+	if err != nil || len(fs) != 2 {
+		t.Fatalf("after the first pass: %v, %v; want Calendar and Calendar/Work", fs, err)
+	}
+	u.src.ResetCalls()
+	if _, err := c.OwnerFolders(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.calls("States", "OwnerFolders", "Details"); got != "States=1 OwnerFolders=0 Details=0" {
+		t.Errorf("bob, restored, then named by the pass: %s; want his state only", got)
+	}
+}
+
+// TestRestartRevokedWhileDown: a grant taken back while fbpub was down is
+// not published after the restart: the proxy's (the folder's state moved,
+// so its rights are read again; Dovecot answers STATUS for it all the
+// same), a reader's (likewise), and a folder deleted (it answers no
+// STATUS: the owner is listed). Where a revocation moves no state (Cyrus,
+// an annotation), the details persisted are trusted for Revalidate after
+// they were read, not after the restart.
+func TestRestartRevokedWhileDown(t *testing.T) {
+	ctx := context.Background()
+	const revalidate = 8 * time.Minute // within relistAfter: STATUS all along
+	u := pooledUnit(t, t.TempDir(), revalidate)
+	carol := u.share("carol", "Calendar", "lra", "Gym")
+	alice := u.share("alice", "Calendar", "lra", "Planning")
+	dave := u.share("dave", "Calendar", "lr", "Run")
+	erin := u.share("erin", "Calendar", "lr", "Swim")
+	u.src.SetType(erin, "event")
+	u.src.SetACL(alice, map[string]string{"alice": "lrswipkxtecda", "bob": "lr"})
+	u.learn(t, u.cache, "alice", "carol", "dave", "erin")
+	bob := acl.Requester{User: "bob", Confirmed: true}
+	fs, err := u.cache.OwnerFolders(ctx, "alice")
+	if err != nil || len(fs) != 1 || u.cache.Access(bob, fs[0]) != acl.ReadAccess {
+		t.Fatalf("before: alice's folders %v, %v; want one bob reads", fs, err)
+	}
+
+	u.src.SetRights(carol, "")
+	u.src.SetACL(alice, map[string]string{"alice": "lrswipkxtecda"})
+	u.src.Delete(dave)
+	u.src.SetType(erin, "mail") // moves no state
+	u.advance(revalidate / 2)
+	c := u.restart()
+	u.src.ResetCalls()
+	if fs, err := c.OwnerFolders(ctx, "carol"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("carol, whose grant to the proxy was taken back: %v, %v; want ErrNotFound", fs, err)
+	}
+	if got := u.calls("States", "Details", "OwnerFolders"); got != "States=1 Details=1 OwnerFolders=0" {
+		t.Errorf("carol: %s; want her state, then her rights read again", got)
+	}
+	fs, err = c.OwnerFolders(ctx, "alice")
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("alice after the restart: %v, %v", fs, err)
+	}
+	if a := c.Access(bob, fs[0]); a == acl.ReadAccess {
+		t.Errorf("bob, whose grant was taken back while fbpub was down: %v", a)
+	}
+	u.src.ResetCalls()
+	if fs, err := c.OwnerFolders(ctx, "dave"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("dave, whose folder was deleted: %v, %v; want ErrNotFound", fs, err)
+	}
+	if got := u.calls("States", "OwnerFolders"); got != "States=1 OwnerFolders=1" {
+		t.Errorf("dave: %s; want a STATUS that fails, then a LIST", got)
+	}
+	if _, err := c.OwnerFolders(ctx, "erin"); err != nil {
+		t.Errorf("erin within Revalidate of her details' read: %v; want published still", err)
+	}
+	u.advance(revalidate / 2)
+	if fs, err := c.OwnerFolders(ctx, "erin"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("erin Revalidate after her details were read (before the restart): %v, %v; want ErrNotFound", fs, err)
+	}
+}
+
+// TestRestartUnknownNameLookedUp: a name the persisted directory does not
+// list is looked up after a restart, as before any pass (the user may
+// have started sharing while fbpub was down), never answered 404 from the
+// file.
+func TestRestartUnknownNameLookedUp(t *testing.T) {
+	ctx := context.Background()
+	u := pooledUnit(t, t.TempDir(), time.Hour)
+	u.share("alice", "Calendar", "lr", "Planning")
+	u.learn(t, u.cache, "alice")
+	u.share("zed", "Calendar", "lr", "Gym")
+
+	c := u.restart()
+	u.src.ResetCalls()
+	fs, err := c.OwnerFolders(ctx, "zed")
+	if err != nil || len(fs) != 1 {
+		t.Errorf("zed, who started sharing while fbpub was down: %v, %v; want his Calendar", fs, err)
+	}
+	if _, err := c.OwnerFolders(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("nobody: %v, want ErrNotFound", err)
+	}
+	if got := u.src.Calls("LookupOwner"); got != 2 {
+		t.Errorf("%d look-ups, want 2: zed and nobody", got)
+	}
+}
+
+// TestDirectoryFileIgnored: a directory file of another version, or that
+// does not decode, is ignored (the cache starts cold, its first request
+// looks the owner up); the next write replaces it.
+func TestDirectoryFileIgnored(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		edit func(b []byte) []byte
+	}{
+		{"used", func(b []byte) []byte { return b }},
+		{"other version", func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), fmt.Sprintf(`{"v":%d,`, dirVersion), `{"v":999,`, 1))
+		}},
+		{"truncated", func(b []byte) []byte { return b[:len(b)/2] }},
+		{"not JSON", func([]byte) []byte { return []byte("\x00\x01garbage") }},
+		{"owner without folders", func([]byte) []byte {
+			return fmt.Appendf(nil, `{"v":%d,"saved":1,"owners":[{"n":"alice","f":[]}]}`, dirVersion)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			u := pooledUnit(t, dir, time.Hour)
+			u.share("alice", "Calendar", "lr", "Planning")
+			u.learn(t, u.cache, "alice")
+			path := filepath.Join(dir, dirFileName)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, tc.edit(b), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c := u.restart()
+			u.src.ResetCalls()
+			if _, err := c.OwnerFolders(ctx, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			lookups := u.src.Calls("LookupOwner")
+			if want := map[bool]int{true: 0, false: 1}[tc.name == "used"]; lookups != want {
+				t.Errorf("alice after a restart on this file: %d look-ups, want %d", lookups, want)
+			}
+			if err := c.Discover(ctx); err != nil {
+				t.Fatal(err)
+			}
+			b, err = os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := decodeDirectory(b, time.Unix(0, u.now.Load())); err != nil {
+				t.Errorf("after a pass the file is still unusable: %v", err)
+			}
+		})
+	}
+}
+
+// TestDirectoryRoundTrip: what the file keeps of an owner's entry comes
+// back as it was, times rounded down to the second (a little older, never
+// younger); details read "in the future" (the clock went back) and
+// details never read come back as never read.
+func TestDirectoryRoundTrip(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 500, time.UTC)
+	pass := now.Add(-time.Hour)
+	full := imapstore.Folder{Name: "shared/Alice/Calendar", Delim: '/', Namespace: imapstore.OtherUsers, Owner: "Alice", Path: "Calendar",
+		Rights: "lra", RightsKnown: true, State: imapstore.State{UIDValidity: 7, HighestModSeq: 1 << 40, UIDNext: 12, Messages: 9}, HasState: true,
+		ACL: map[string]string{"bob": "lr", "$team": "l"}, ACLKnown: true, IncidencesFor: "readers", Type: "event.default"}
+	named := imapstore.Folder{Name: "shared/Alice/Calendar/Work", Delim: '/', Namespace: imapstore.OtherUsers, Owner: "Alice", Path: "Calendar/Work"}
+	future := imapstore.Folder{Name: "shared/Alice/Calendar/Later", Delim: '/', Namespace: imapstore.OtherUsers, Owner: "Alice", Path: "Calendar/Later",
+		Rights: "lr", RightsKnown: true}
+	shared := imapstore.Folder{Name: "Shared/Team", Delim: '/', Namespace: imapstore.Shared, Path: "Team", Rights: "lr", RightsKnown: true}
+	es := []*ownerEntry{
+		{name: "Alice", listedAt: pass.Add(30 * time.Minute), checked: now,
+			listed:    map[string]imapstore.Folder{full.Name: full, named.Name: named, future.Name: future},
+			detailsAt: map[string]time.Time{full.Name: now.Add(-time.Minute), future.Name: now.Add(time.Hour)}},
+		{name: "", listedAt: pass, listed: map[string]imapstore.Folder{shared.Name: shared}, detailsAt: map[string]time.Time{shared.Name: pass}},
+		{name: "carol", listed: map[string]imapstore.Folder{"shared/carol/Calendar": {Name: "shared/carol/Calendar", Owner: "carol"}}},
+	}
+	b, err := encodeDirectory(es, pass, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gotPass, err := decodeDirectory(b, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := pass.Truncate(time.Second); !gotPass.Equal(want) {
+		t.Errorf("pass = %v, want %v", gotPass, want)
+	}
+	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, []string{"", "alice", "carol"}) {
+		t.Fatalf("owners %q", keys)
+	}
+	a := got["alice"]
+	if a.name != "Alice" || !a.listedAt.Equal(es[0].listedAt.Truncate(time.Second)) || !a.checked.IsZero() {
+		t.Errorf("alice: name %q, listed %v, checked %v", a.name, a.listedAt, a.checked)
+	}
+	future.Rights, future.RightsKnown = "", false // never read, as far as the file knows
+	for _, want := range []imapstore.Folder{full, named, future} {
+		if g := a.listed[want.Name]; fmt.Sprint(g) != fmt.Sprint(want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", want.Name, g, want)
+		}
+	}
+	if at := a.detailsAt[full.Name]; !at.Equal(now.Add(-time.Minute).Truncate(time.Second)) {
+		t.Errorf("details of %s read at %v", full.Name, at)
+	}
+	if len(a.detailsAt) != 1 {
+		t.Errorf("details read, by folder: %v; want only %s", a.detailsAt, full.Name)
+	}
+	if s := got[""]; !s.listedAt.Equal(gotPass) || fmt.Sprint(s.listed[shared.Name]) != fmt.Sprint(shared) {
+		t.Errorf("the shared folders: listed %v, %+v", s.listedAt, s.listed[shared.Name])
+	}
+	if c := got["carol"]; !c.listedAt.IsZero() {
+		t.Errorf("carol, never listed: listed %v", c.listedAt)
+	}
+}
