@@ -15,6 +15,7 @@ import (
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed/feedtest"
 	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/testbed"
 )
 
 // The persisted directory (dirstate.go), in the fast tier: the fake is
@@ -348,5 +349,109 @@ func TestDirectoryRoundTrip(t *testing.T) {
 	}
 	if c := got["carol"]; !c.listedAt.IsZero() {
 		t.Errorf("carol, never listed: listed %v", c.listedAt)
+	}
+}
+
+// TestRestartByStatus: against Dovecot and Cyrus, a restart on the state
+// directory of an earlier cache serves a known owner with no LIST and no
+// message body; a grant taken back while fbpub was down is not published
+// after it (the proxy's: Dovecot answers STATUS but the SETACL moved the
+// state, so the rights are read again, Cyrus refuses the STATUS and the
+// owner is listed; a reader's: the SETACL moved the state, on Cyrus 3.6
+// too, and in any case past publish.revalidate after the last read), and
+// a user who started sharing while it was down is looked up.
+func TestRestartByStatus(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) { restartByStatusOn(t, srv) })
+	}
+}
+
+func restartByStatusOn(t *testing.T, srv *testbed.Server) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const revalidate = 5 * time.Minute // within relistAfter: no LIST of alice all along
+	now := time.Now()
+	start := func(at time.Duration) *fixture {
+		f := newFixtureOn(t, srv, time.Second)
+		f.frozen.Store(now.Add(at).UnixNano())
+		o := f.cache.opts
+		o.StateDir, o.Revalidate = dir, revalidate
+		f.cache = New(o)
+		return f
+	}
+	setupAlice(t, srv)
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lra")
+	srv.SetACL(t, "alice", "Calendar", "bob", "lr")
+	srv.Append(t, "alice", "Calendar", testbed.CalendarMessage("Planning", event("planning", "Planning", now.UTC(), 10)))
+	srv.CreateFolder(t, "carol", "Calendar")
+	srv.SetACL(t, "carol", "Calendar", testbed.Proxy, "lr")
+	bob := acl.Requester{User: "bob", Confirmed: true}
+	request := func(f *fixture, owner string) ([]Folder, error) {
+		t.Helper()
+		if _, err := f.cache.Calendar(ctx, CalendarQuery{Owner: owner, Viewer: acl.Requester{User: owner, Confirmed: true}}); err != nil {
+			return nil, err
+		}
+		return f.cache.OwnerFolders(ctx, owner)
+	}
+
+	f := start(0)
+	if err := f.cache.Discover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []string{"alice", "carol"} {
+		if _, err := request(f, owner); err != nil {
+			t.Fatalf("%s before the restart: %v", owner, err)
+		}
+	}
+	f.cache.saveDirectoryIfDirty()
+	if fs, _ := f.cache.OwnerFolders(ctx, "alice"); len(fs) != 1 || f.cache.Access(bob, fs[0]) != acl.ReadAccess {
+		t.Fatalf("bob on alice's Calendar before the restart: %v", fs)
+	}
+
+	// Down: the proxy loses carol's Calendar, bob alice's; dave starts
+	// sharing.
+	srv.SetACL(t, "carol", "Calendar", testbed.Proxy, "")
+	srv.SetACL(t, "alice", "Calendar", "bob", "")
+	srv.CreateFolder(t, "dave", "Calendar")
+	srv.SetACL(t, "dave", "Calendar", testbed.Proxy, "lr")
+
+	g := start(time.Minute)
+	g.src.reset()
+	fs, err := request(g, "alice")
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("alice after the restart: %v, %v", fs, err)
+	}
+	first := g.src.commandsNow()
+	t.Logf("alice's first request after the restart: %v", first)
+	if first["LIST"] != 0 || g.src.bodies.Load() != 0 {
+		t.Errorf("alice's first request after the restart sent %v and fetched %d bodies; want no LIST, no body", first, g.src.bodies.Load())
+	}
+	if a := g.cache.Access(bob, fs[0]); a == acl.ReadAccess {
+		t.Errorf("bob after the restart: %v; want his grant gone (the SETACL moved the state)", a)
+	}
+	g.src.reset()
+	if fs, err := request(g, "carol"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("carol, whose grant to the proxy was taken back while fbpub was down: %v, %v; want ErrNotFound", fs, err)
+	}
+	t.Logf("carol's first request after the restart: %v", g.src.commandsNow())
+	if fs, err := request(g, "dave"); err != nil || len(fs) != 1 {
+		t.Errorf("dave, who started sharing while fbpub was down: %v, %v; want his Calendar", fs, err)
+	}
+	if _, err := request(g, "bob"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("bob, who shares nothing: %v, want ErrNotFound", err)
+	}
+
+	// Revalidate after the details were read, on every server.
+	g.frozen.Store(now.Add(revalidate + 2*time.Second).UnixNano())
+	g.src.reset()
+	fs, err = request(g, "alice")
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("alice past Revalidate: %v, %v", fs, err)
+	}
+	if a := g.cache.Access(bob, fs[0]); a == acl.ReadAccess {
+		t.Errorf("bob past Revalidate after the last read: %v; want his grant gone", a)
+	}
+	if got := g.src.count("LIST"); got != 0 {
+		t.Errorf("alice past Revalidate, before any pass: %d LIST, want none", got)
 	}
 }
