@@ -455,3 +455,55 @@ func restartByStatusOn(t *testing.T, srv *testbed.Server) {
 		t.Errorf("alice past Revalidate, before any pass: %d LIST, want none", got)
 	}
 }
+
+// BenchmarkDirectoryFile measures the directory file of a site of 20,000
+// sharers after a first request for each (every folder with its state and
+// details), with one or three folders each: its size (file-bytes), the
+// time to write it (encode) and to read it back (New, which restores it).
+func BenchmarkDirectoryFile(b *testing.B) {
+	const owners = 20000
+	now := time.Now()
+	for _, perOwner := range []int{1, 3} {
+		paths := []string{"Calendar", "Calendar/Work", "Tasks"}[:perOwner]
+		es := make([]*ownerEntry, owners)
+		for i := range es {
+			name := fmt.Sprintf("u%05d", i)
+			o := &ownerEntry{name: name, listedAt: now.Add(-time.Minute), checked: now,
+				listed: map[string]imapstore.Folder{}, detailsAt: map[string]time.Time{}}
+			for j, p := range paths {
+				f := imapstore.Folder{Name: "shared/" + name + "/" + p, Delim: '/', Namespace: imapstore.OtherUsers, Owner: name, Path: p,
+					Rights: "lr", RightsKnown: true, HasState: true, Type: "event",
+					State: imapstore.State{UIDValidity: 1733500000 + uint32(i), HighestModSeq: uint64(40 + j), UIDNext: 31, Messages: 30}}
+				o.listed[f.Name], o.detailsAt[f.Name] = f, now.Add(-time.Duration(i)*time.Millisecond)
+			}
+			es[i] = o
+		}
+		data, err := encodeDirectory(es, now.Add(-time.Minute), now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("folders=%d/encode", perOwner), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := encodeDirectory(es, now.Add(-time.Minute), now); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "file-bytes")
+		})
+		b.Run(fmt.Sprintf("folders=%d/restore", perOwner), func(b *testing.B) {
+			dir := b.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, dirFileName), data, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				c := New(Options{StateDir: dir})
+				if n := len(c.dir.owners); n != owners {
+					b.Fatalf("%d owners restored, want %d", n, owners)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "file-bytes")
+		})
+	}
+}
