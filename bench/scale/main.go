@@ -482,7 +482,8 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 	defer logFile2.Close()
 	cmd2 := exec.Command(cmd.Path, cmd.Args[1:]...)
 	cmd2.Env, cmd2.Stdout, cmd2.Stderr = cmd.Env, logFile2, logFile2
-	m.pid = 0 // the new process's counters start at zero
+	m.pid = 0         // the new process's counters start at zero
+	m.touched = false // and it has cached only what it is asked for
 	before = m.sample(ctx, false)
 	start = time.Now()
 	if cl, err = startCluster(ctx, cmd2, addr, 1, tmp); err != nil {

@@ -141,8 +141,8 @@ func encodeDirectory(es []*ownerEntry, pass, saved time.Time) ([]byte, error) {
 // its listing and, where read, the details and the state they were read
 // at. A time after now (the clock went back) is taken as never: details
 // read "in the future" are read again. The file's pass time is returned.
-// A file of another version, or that does not decode, is an error
-// wrapping errDirFile.
+// A file of another version, that does not decode, or that lists a
+// folder of one owner under another is an error wrapping errDirFile.
 func decodeDirectory(b []byte, now time.Time) (map[string]*ownerEntry, time.Time, error) {
 	var f dirFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -176,6 +176,10 @@ func decodeDirectory(b []byte, now time.Time) (map[string]*ownerEntry, time.Time
 			lf := imapstore.Folder{Name: df.Name, Delim: df.Delim, Namespace: df.Namespace, Owner: do.Name, Path: df.Path}
 			if df.Owner != nil {
 				lf.Owner = *df.Owner
+			}
+			if ownerKey(lf.Owner) != key {
+				// Never publish one owner's folder under another's name.
+				return nil, time.Time{}, fmt.Errorf("%w: folder %q of %q under %q", errDirFile, df.Name, lf.Owner, do.Name)
 			}
 			if s := df.State; s != nil {
 				lf.State = imapstore.State{UIDValidity: uint32(s[0]), HighestModSeq: s[1], UIDNext: uint32(s[2]), Messages: uint32(s[3])}

@@ -256,6 +256,9 @@ func TestDirectoryFileIgnored(t *testing.T) {
 		{"owner without folders", func([]byte) []byte {
 			return fmt.Appendf(nil, `{"v":%d,"saved":1,"owners":[{"n":"alice","f":[]}]}`, dirVersion)
 		}},
+		{"another owner's folder", func([]byte) []byte {
+			return fmt.Appendf(nil, `{"v":%d,"saved":1,"owners":[{"n":"alice","f":[{"n":"shared/bob/Calendar","o":"bob","p":"Calendar"}]}]}`, dirVersion)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
