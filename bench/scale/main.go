@@ -146,7 +146,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	rep.printf("machine: %d CPUs (GOMAXPROCS of fbpub = %d), load average at start %s", runtime.NumCPU(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
 	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", site.EventsPerCalendar, site.Proxy)
-	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, discovery 5 min), FBPUB_NOTIFY as per run; no state directory (a cold start)")
+	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, discovery 5 min), FBPUB_NOTIFY as per run; FBPUB_STATE_DIR empty at start (a cold start), kept for the restart phase (one replica)")
 	// fbpub inherits the environment: say which of the Go runtime's knobs
 	// were set.
 	var knobs []string
@@ -302,6 +302,16 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 		"FBPUB_IMAP_ADDR="+dc.Addr, "FBPUB_IMAP_TLS=none", "FBPUB_IMAP_USER="+site.Proxy,
 		"FBPUB_IMAP_PASSWORD="+site.Password(site.Proxy), "FBPUB_MAIL_DOMAIN=example.org",
 		"FBPUB_LISTEN="+addr, "FBPUB_NOTIFY="+strconv.FormatBool(notify), "FBPUB_LOG_LEVEL=info")
+	// One replica keeps its state (snapshots, directory) in a directory
+	// empty at start, for the restart phase; replicas keep none.
+	var stateDir string
+	if cfg.replicaN <= 1 {
+		stateDir = filepath.Join(tmp, fmt.Sprintf("state-notify-%s", nt))
+		if err := os.MkdirAll(stateDir, 0o700); err != nil {
+			return err
+		}
+		cmd.Env = append(cmd.Env, "FBPUB_STATE_DIR="+stateDir)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	tr := &http.Transport{MaxIdleConns: cfg.maxInflight, MaxIdleConnsPerHost: cfg.maxInflight, IdleConnTimeout: time.Minute}
 	in := &instance{cmd: cmd, base: "http://" + addr, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
@@ -332,19 +342,7 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 	first := shared[0]
 	// The first answer and readiness are polled apart: a request that
 	// waits for IMAP must not hide when /readyz turned 200.
-	poll := func(path string) (time.Duration, error) {
-		for deadline := start.Add(5 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				return 0, fmt.Errorf("fbpub did not answer %s with 200 within 5 minutes (log %s)", path, logPath)
-			}
-			if err := ctx.Err(); err != nil {
-				return 0, err
-			}
-			if code, _, _ := in.get(ctx, path); code == 200 {
-				return time.Since(start), nil
-			}
-		}
-	}
+	poll := func(path string) (time.Duration, error) { return pollOK(ctx, in, start, path, logPath) }
 	var ready time.Duration
 	var readyErr error
 	readyDone := make(chan struct{})
@@ -464,7 +462,90 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 	after = m.sample(ctx, true)
 	rep.printf("one change: an event appended to %s's Calendar was in the answer after %.0f ms (%d polls)", owner, ms(visible), polls)
 	m.report(rep, "one change (until visible)", before, after, nil)
+
+	if stateDir == "" {
+		return nil
+	}
+	// --- restart ---
+	// fbpub stopped (SIGTERM) and started again on its state directory:
+	// the time to the first answer for the start phase's user, and what
+	// it cost until then, then until the start-up discovery is done.
+	logf("NOTIFY %s: restart on the state directory", nt)
+	cl.stop()
+	tr.CloseIdleConnections()
+	rep.printf("restart: state directory %s", stateDirSize(stateDir))
+	restartLog := filepath.Join(tmp, fmt.Sprintf("fbpub-notify-%s-restart.log", nt))
+	logFile2, err := os.Create(restartLog)
+	if err != nil {
+		return err
+	}
+	defer logFile2.Close()
+	cmd2 := exec.Command(cmd.Path, cmd.Args[1:]...)
+	cmd2.Env, cmd2.Stdout, cmd2.Stderr = cmd.Env, logFile2, logFile2
+	m.pid = 0         // the new process's counters start at zero
+	m.touched = false // and it has cached only what it is asked for
+	before = m.sample(ctx, false)
+	start = time.Now()
+	if cl, err = startCluster(ctx, cmd2, addr, 1, tmp); err != nil {
+		return err
+	}
+	m.pid = cl.pids()[0]
+	firstAnswer, err = pollOK(ctx, in, start, "/freebusy/"+first+".vfb", restartLog)
+	if err != nil {
+		return err
+	}
+	answered := m.sample(ctx, false)
+	restored := "restored its directory"
+	if b, _ := os.ReadFile(restartLog); !strings.Contains(string(b), "directory restored") {
+		restored = "DID NOT restore its directory (a cold start)"
+	}
+	rep.printf("restart: first answer (%s.vfb) %.0f ms after exec; fbpub %s", first, ms(firstAnswer), restored)
+	m.report(rep, "restart, until the first answer", before, answered, nil)
+	discovered = waitLog(ctx, restartLog, "owners discovered", 10*time.Minute)
+	settled = m.quiet(ctx, time.Second, 10*time.Minute)
+	after = m.sample(ctx, false)
+	m.report(rep, fmt.Sprintf("restart, until no IMAP command for 1 s (first discovery pass logged %.1f s after exec)", discovered.Sub(start).Seconds()), before, after, nil)
 	return nil
+}
+
+// pollOK asks in for path every 5 ms until it answers 200 (at most 5
+// minutes after start), and returns how long after start that was.
+func pollOK(ctx context.Context, in *instance, start time.Time, path, logPath string) (time.Duration, error) {
+	for deadline := start.Add(5 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("fbpub did not answer %s with 200 within 5 minutes (log %s)", path, logPath)
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if code, _, _ := in.get(ctx, path); code == 200 {
+			return time.Since(start), nil
+		}
+	}
+}
+
+// stateDirSize describes what fbpub keeps in dir: its directory file and
+// the snapshots.
+func stateDirSize(dir string) string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err.Error()
+	}
+	var snaps, snapBytes, dirBytes int64
+	for _, e := range ents {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		switch {
+		case e.Name() == "directory.json":
+			dirBytes = info.Size()
+		case strings.HasSuffix(e.Name(), ".json"):
+			snaps++
+			snapBytes += info.Size()
+		}
+	}
+	return fmt.Sprintf("directory.json %.1f KB, %d snapshots %.1f MB", float64(dirBytes)/1024, snaps, float64(snapBytes)/1e6)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -67,7 +67,8 @@ type Options struct {
 	Timeout time.Duration
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
-	// StateDir, when set, is where snapshots persist across restarts.
+	// StateDir, when set, is where snapshots and the directory of
+	// owners persist across restarts (persist.go, dirstate.go).
 	StateDir string
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
@@ -132,9 +133,18 @@ type Cache struct {
 	rep atomic.Pointer[replicas]
 	// eager is set while this replica holds the IMAP watch (Eager).
 	eager atomic.Bool
+	// restored is when the persisted directory was read into dir (zero
+	// when none was), restoredPass when the discovery pass it holds
+	// started; dirDirty is set when owners' folders changed since the
+	// directory was last written. Guarded by mu.
+	restored, restoredPass time.Time
+	dirDirty               bool
+	// saveMu orders the writes of the directory file (saveDirectory).
+	saveMu sync.Mutex
 }
 
-// New makes a cache. It does no I/O.
+// New makes a cache. It does no IMAP I/O; with Options.StateDir, it
+// reads the directory persisted there (restoreDirectory).
 func New(opts Options) *Cache {
 	if opts.Patterns == nil {
 		opts.Patterns = DefaultPatterns
@@ -157,9 +167,11 @@ func New(opts Options) *Cache {
 	if opts.Discovery <= 0 {
 		opts.Discovery = DefaultDiscovery
 	}
-	return &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
+	c := &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
 		snaps: map[string]*Snapshot{}, answers: newLRU(answerBound(opts.MaxBytes)), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{},
 		dir: newDirectory(), discoverNow: make(chan struct{}, 1)}
+	c.restoreDirectory()
+	return c
 }
 
 // shared runs f once for all concurrent callers with the same key, on a

@@ -227,6 +227,7 @@ func (c *Cache) discover(ctx context.Context) error {
 	for _, name := range gone {
 		check(name, false)
 	}
+	c.saveDirectory()
 	return errors.Join(errs...)
 }
 
@@ -254,9 +255,16 @@ func (c *Cache) relisted(byOwner map[string][]imapstore.Folder, start time.Time)
 		case o.checked.IsZero():
 			// Entries are replaced, never changed: readers may hold
 			// this one.
-			n := &ownerEntry{name: o.name, pushed: o.pushed, listedAt: start, listed: make(map[string]imapstore.Folder, len(fs))}
+			n := &ownerEntry{name: o.name, pushed: o.pushed, listedAt: start, listed: make(map[string]imapstore.Folder, len(fs)),
+				detailsAt: map[string]time.Time{}}
 			for _, f := range fs {
 				n.listed[f.Name] = f
+				if at := o.detailsAt[f.Name]; !at.IsZero() {
+					// Restored from the state directory: the details
+					// and the state they were read at hold as for a
+					// check (reuseDetails).
+					n.listed[f.Name], n.detailsAt[f.Name] = o.listed[f.Name], at
+				}
 			}
 			c.dir.owners[key] = n
 		case same && o.listedAt.Before(start):
@@ -317,8 +325,17 @@ const (
 // discoveryShare) and when Rediscover asks, until ctx ends. A failed pass
 // is tried again with backoff (discoveryRetry), never at once. Requests
 // do not wait for it: an owner it has not reached yet is looked up by the
-// first request for them.
+// first request for them. With Options.StateDir, it also writes the
+// directory when owners' folders changed, at most every dirSaveEvery, and
+// before it returns.
 func (c *Cache) Run(ctx context.Context) {
+	var saves <-chan time.Time
+	if c.opts.StateDir != "" {
+		t := time.NewTicker(dirSaveEvery)
+		defer t.Stop()
+		saves = t.C
+	}
+	defer c.saveDirectoryIfDirty()
 	for failures := 0; ; {
 		t0 := time.Now()
 		err := c.Discover(ctx)
@@ -336,13 +353,20 @@ func (c *Cache) Run(ctx context.Context) {
 			c.log.Info("owners discovered", "owners", known, "took", took.Round(time.Millisecond), "next_in", wait.Round(time.Second))
 		}
 		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-c.discoverNow:
-			t.Stop()
+	waiting:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+				break waiting
+			case <-c.discoverNow:
+				t.Stop()
+				break waiting
+			case <-saves:
+				c.saveDirectoryIfDirty()
+			}
 		}
 	}
 }

@@ -333,11 +333,13 @@ func (c *Cache) relistAfter() time.Duration { return 2 * c.opts.Discovery }
 // statesWillDo reports whether a check of prev's owner at now may read
 // the states of the folders prev lists, not list them again.
 func (c *Cache) statesWillDo(prev *ownerEntry, now time.Time) bool {
-	if _, ok := c.opts.Source.(stateReader); !ok || prev == nil {
+	if _, ok := c.opts.Source.(stateReader); !ok || prev == nil || len(prev.listed) == 0 {
 		return false
 	}
-	return len(prev.listed) > 0 && len(prev.listed) <= maxStatusFolders &&
-		!prev.listedAt.IsZero() && now.Sub(prev.listedAt) < c.relistAfter()
+	if c.restoredListing(prev, now) {
+		return len(prev.listed) <= maxRestoredStatus // see dirstate.go
+	}
+	return len(prev.listed) <= maxStatusFolders && !prev.listedAt.IsZero() && now.Sub(prev.listedAt) < c.relistAfter()
 }
 
 // knownStates reads the states of prev's folders, one STATUS each, and
@@ -445,6 +447,8 @@ func (c *Cache) publish(key string, o *ownerEntry, unknown int) {
 	d := &c.dir
 	if cur := d.owners[key]; cur != nil && cur.checked.After(o.checked) {
 		return // a later check got there first
+	} else if persistChanged(cur, o) {
+		c.dirDirty = true // for the state directory (dirstate.go)
 	}
 	if prev := d.owners[key]; prev != nil {
 		o.pushed = prev.pushed

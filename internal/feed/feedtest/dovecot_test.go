@@ -3,6 +3,7 @@ package feedtest_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -89,11 +90,28 @@ func TestAgainstDovecot(t *testing.T) {
 	t.Cleanup(func() { pool.Close() })
 	fake := feedtest.New()
 
-	folders := []struct{ path, rights string }{{"Calendar", "lr"}, {"Calendar/Work", "lra"}, {"Calendar/Hidden", "r"}, {"Calendar/Listed", "l"}}
+	folders := []struct{ path, rights string }{{"Calendar", "lr"}, {"Calendar/Work", "lra"}, {"Calendar/Hidden", "r"}, {"Calendar/Listed", "l"}, {"Calendar/None", ""}}
 	for _, f := range folders {
 		srv.CreateFolder(t, "alice", f.path)
-		srv.SetACL(t, "alice", f.path, testbed.Proxy, f.rights)
+		srv.SetACL(t, "alice", f.path, testbed.Proxy, f.rights) // "": none, not its parent's
 		fake.AddFolder("alice", f.path, f.rights)
+	}
+	// STATUS answers whatever the proxy's rights, on both: Calendar/None
+	// held the parent's grant when it was made, and lost it.
+	var names []string
+	for _, f := range folders {
+		names = append(names, feedtest.Name("alice", f.path))
+	}
+	dcStates, err := pool.States(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeStates, err := feedtest.Pooled{Source: fake}.States(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc, fk := slices.Sorted(maps.Keys(dcStates)), slices.Sorted(maps.Keys(fakeStates)); !slices.Equal(dc, fk) {
+		t.Errorf("folders that answer STATUS: Dovecot %q, fake %q", dc, fk)
 	}
 	for _, path := range []string{"Calendar", "Calendar/Work"} {
 		srv.SetACL(t, "alice", path, "bob", "lr")

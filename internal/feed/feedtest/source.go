@@ -15,7 +15,8 @@
 // CONDSTORE. An annotation (METADATA) moves no state here: Dovecot moves
 // HIGHESTMODSEQ for it too, but a server need not, and the cache must read
 // annotations again without a sign (Options.Revalidate).
-// TestAgainstDovecot holds the fake to these claims. Fetch hands every message over whole (as a folder read from
+// STATUS (Pooled.States) answers for a folder the proxy lost its grant
+// on. TestAgainstDovecot holds the fake to these claims. Fetch hands every message over whole (as a folder read from
 // scratch whose messages are all below Query.WholeBelow), through
 // Query.Received when nothing is Known, in Listing.Messages otherwise.
 //
@@ -185,6 +186,13 @@ func (s *Source) Recreate(name string) {
 			f.State.UIDNext++
 		}
 	})
+}
+
+// Delete removes folder name, as its owner deleting or renaming it does.
+func (s *Source) Delete(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.folders, name)
 }
 
 // Fail makes every call fail with err, as an unreachable server does; nil
@@ -382,4 +390,57 @@ func (s *Source) Fetch(ctx context.Context, name string, q imapstore.Query) (*im
 		q.Received(m)
 	}
 	return l, nil
+}
+
+// Pooled is a Source with the two reads imapstore.Pool offers beside
+// feed.Source, which the cache uses when its Source has them: States, a
+// STATUS of each named folder, and Directory, one LIST of every owner's
+// folders (discovery). They are counted as "States" and "Directory".
+// A test of the checks that read known folders' states, not a LIST,
+// uses a Pooled; the others keep a plain Source.
+type Pooled struct{ *Source }
+
+// States returns the states of the named folders that exist, whatever
+// the proxy's rights on them; a folder that does not exist is left out,
+// as the pool leaves out one whose STATUS the server refused. Dovecot 2.3
+// answers STATUS for a folder on which the proxy holds or held any right,
+// even after its grant was taken back (a SETACL, which moved the state);
+// only one never shared with it is refused. Cyrus refuses one without r.
+// Answering for every folder is the strictest case for the cache: it must
+// not count on a refused STATUS to notice a revoked grant.
+func (p Pooled) States(ctx context.Context, names []string) (map[string]imapstore.State, error) {
+	s := p.Source
+	err := s.call("States", "")
+	defer s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]imapstore.State, len(names))
+	for _, name := range names {
+		if f := s.folders[name]; f != nil {
+			out[name] = f.State
+		}
+	}
+	return out, nil
+}
+
+// Directory lists the owners of the folders the proxy may list and those
+// folders, by name, without states.
+func (p Pooled) Directory(ctx context.Context) ([]string, []imapstore.Folder, error) {
+	s := p.Source
+	err := s.call("Directory", "")
+	defer s.mu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	var owners []string
+	fs := s.listed(func(*folder) bool { return true })
+	for i := range fs {
+		fs[i].State, fs[i].HasState = imapstore.State{}, false
+		if !slices.Contains(owners, fs[i].Owner) {
+			owners = append(owners, fs[i].Owner)
+		}
+	}
+	slices.Sort(owners)
+	return owners, fs, nil
 }
