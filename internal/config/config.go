@@ -162,8 +162,10 @@ type Publish struct {
 	// NOTIFY (RFC 5465) where the server offers it (Dovecot does); IDLE
 	// and Watch are then used only where it does not.
 	Notify bool `toml:"notify"`
-	// StateDir, when set, keeps folder snapshots across restarts, so a
-	// restart costs one state check per folder instead of a full fetch.
+	// StateDir, when set, keeps folder snapshots and the directory of
+	// owners across restarts, so a restart costs one state check per
+	// folder instead of a full fetch, and a known owner's first request
+	// does not wait for the server's listing.
 	StateDir string `toml:"state_dir"`
 	// UserZones gives owners their own zone for floating and all-day
 	// times (login → IANA name); others get DefaultZone.

@@ -27,6 +27,8 @@
 //   - parse.go: one message's calendar parts into objects, and what a
 //     snapshot keeps of them: text, encoded once for rendering.
 //   - persist.go: snapshots saved to and loaded from the state directory.
+//   - dirstate.go: the directory of owners saved there too, so that a
+//     restart reads known owners' states instead of listing them.
 //   - render.go, views.go, availability.go: the answers (VFREEBUSY and
 //     .ics), what each requester may see of them, and off-hours.
 //   - answers.go: the cache of rendered answers, bounded by their bytes.
