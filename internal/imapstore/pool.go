@@ -334,7 +334,15 @@ func (p *Pool) Fresh(ctx context.Context, f func(*Session) error) error {
 // fresh is Fresh with the session's timeout (Options.Timeout) set to
 // timeout while f runs, when it is not 0.
 func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session) error) error {
+	// The new session logs in in a slot of its own while f runs, so that
+	// the listings' session goes on serving meanwhile (a listing of the
+	// directory takes tens of seconds at 20,000 sharers): the last of the
+	// owners' slots when there are two or more of them, whose session it
+	// replaces, so that the pool never holds more than its size.
 	sl := p.listSlot()
+	if p.ownerSlots() >= 2 {
+		sl = p.slots[p.ownerSlots()-1]
+	}
 	if err := take(ctx, sl); err != nil {
 		return err
 	}
@@ -350,8 +358,6 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 		return fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
 	}
 	p.mu.Unlock()
-	// The new session takes the old one's place, so that the pool never
-	// holds more than its size.
 	if sl.s != nil {
 		sl.s.Close()
 		sl.s = nil
@@ -369,13 +375,37 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 	p.mu.Unlock()
 	err = f(s)
 	s.opts.Timeout = p.opts.Timeout // it joins the pool
+	if err == nil {
+		err = p.toListings(ctx, sl, s)
+	}
 	if err != nil {
 		s.Close()
 		p.connections(-1)
 		return err
 	}
-	sl.s = s
-	p.put(sl, s)
+	return nil
+}
+
+// toListings makes s, which has listed in sl, the listings' session in
+// place of the one before. The caller holds sl's lock.
+func (p *Pool) toListings(ctx context.Context, sl *slot, s *Session) error {
+	ls := p.listSlot()
+	if ls == sl {
+		sl.s = s
+		p.put(sl, s)
+		return nil
+	}
+	if err := take(ctx, ls); err != nil {
+		return err
+	}
+	old := ls.s
+	ls.s = s
+	p.put(ls, s)
+	<-ls.lock
+	if old != nil {
+		old.Close()
+		p.connections(-1)
+	}
 	return nil
 }
 

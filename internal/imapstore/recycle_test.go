@@ -1,6 +1,7 @@
 package imapstore
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,5 +139,86 @@ func TestFreshWithinPoolSize(t *testing.T) {
 	}
 	if got := most.Load(); got != size {
 		t.Errorf("at most %d connections, want %d (the pool's two sessions)", got, size)
+	}
+}
+
+// TestListingsGoOnDuringFresh: while a session logs in and lists for
+// Fresh (a discovery pass takes tens of seconds at 20,000 sharers), the
+// listings' session goes on serving look-ups; the fresh session then
+// serves the listings in its place, and the pool never holds more than
+// its size.
+func TestListingsGoOnDuringFresh(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	var logins, open, most atomic.Int32
+	const size = 4
+	p := NewPool(Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
+		Observe: func(cmd string, _ error, _ time.Duration) {
+			if cmd == "LOGIN" {
+				logins.Add(1)
+			}
+		},
+		OnConnections: func(d int) {
+			n := open.Add(int32(d))
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+		}}, size)
+	t.Cleanup(func() { p.Close() })
+	ctx := t.Context()
+	// Every slot with a session: three reading states at once, and the
+	// listings'.
+	hold := make(chan struct{})
+	var busy, done sync.WaitGroup
+	busy.Add(size - 1)
+	for range size - 1 {
+		done.Go(func() {
+			p.States(ctx, []string{srv.SharedName("alice", "Calendar")})
+			p.doNamed(ctx, func(*Session) error { busy.Done(); <-hold; return nil })
+		})
+	}
+	busy.Wait()
+	close(hold)
+	done.Wait()
+	if _, err := p.OwnerFolders(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	before := logins.Load()
+
+	listing := make(chan struct{})
+	release := make(chan struct{})
+	freshDone := make(chan error, 1)
+	go func() {
+		freshDone <- p.Fresh(ctx, func(s *Session) error {
+			close(listing)
+			<-release
+			_, err := s.OwnerFolders(ctx, "alice")
+			return err
+		})
+	}()
+	<-listing
+	during, cancel := context.WithTimeout(ctx, 5*time.Second)
+	fs, err := p.OwnerFolders(during, "alice")
+	cancel()
+	if err != nil || len(fs) == 0 {
+		close(release)
+		t.Fatalf("a look-up while Fresh runs: %v, %v", fs, err)
+	}
+	if got := logins.Load(); got != before+1 {
+		t.Errorf("%d logins during Fresh, want 1 (its own)", got-before)
+	}
+	close(release)
+	if err := <-freshDone; err != nil {
+		t.Fatal(err)
+	}
+	if fs, err := p.OwnerFolders(ctx, "alice"); err != nil || len(fs) == 0 {
+		t.Fatalf("a look-up after Fresh: %v, %v", fs, err)
+	}
+	if got := logins.Load(); got != before+1 {
+		t.Errorf("%d logins after Fresh, want 1: its session serves the listings", got-before)
+	}
+	if got := most.Load(); got > size {
+		t.Errorf("%d connections at once, pool size %d", got, size)
 	}
 }
