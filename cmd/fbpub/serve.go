@@ -331,6 +331,11 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	s.announce(ctx)
+	// The cache works with the other replicas before its first
+	// discovery pass, whose owner checks they share.
+	if s.replicas != nil {
+		defer s.replicas.start(ctx)()
+	}
 	// Owners are discovered in the background: requests do not wait
 	// for the whole directory.
 	dctx, stopDiscovery := context.WithCancel(ctx)
@@ -341,9 +346,6 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 	if s.watcher != nil {
 		defer s.watcher.Close()
 		go s.watchHot(ctx, s.watcher, nil)
-	}
-	if s.replicas != nil {
-		defer s.replicas.start(ctx)()
 	}
 	srv := s.httpServer()
 	errc := make(chan error, 1)
