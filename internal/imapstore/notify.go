@@ -228,13 +228,12 @@ func (c *notifyConn) notifyNone() error {
 // openNew names to the server the folders of want this connection has
 // not named yet. Dovecot 2.3 announces other users' folders
 // ("shared/alice/…") only once the session has set up their owner's
-// namespace for it (a NOTIFY SET before answers OK and stays silent), so
-// the new ones are named first, with an EXAMINE each, pipelined, then
-// UNSELECT. An EXAMINE sets up the one owner it names, where the first
-// LIST of a session would set up every user who shares with the proxy
-// (seconds of Dovecot's CPU and about 90 KB of its memory per sharer, at
-// thousands of them); a STATUS sets up the owner too, but not so that
-// NOTIFY announces the folder (TestWatcherNotify fails with it). The
+// namespace (a NOTIFY SET before answers OK and stays silent), so the new
+// ones are named first, with a STATUS each, pipelined: a STATUS sets up
+// the one owner it names, where the first LIST of a session would set up
+// every user who shares with the proxy (seconds of Dovecot's CPU and
+// about 90 KB of its memory per sharer, at thousands of them). A pending
+// STATUS takes the STATUS answers that would be announcements; the
 // folders are resynced after anyway.
 func (c *notifyConn) openNew(want []string) error {
 	var fresh []string
@@ -246,25 +245,16 @@ func (c *notifyConn) openNew(want []string) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	unselect := c.client.Unselect
-	if caps := c.client.Caps(); !caps.Has(imap.CapUnselect) && !caps.Has(imap.CapIMAP4rev2) {
-		unselect = c.client.UnselectAndExpunge // CLOSE expunges nothing after EXAMINE
-	}
-	err := c.do("EXAMINE", func() error {
-		cmds := make([]*imapclient.SelectCommand, len(fresh))
+	err := c.do("STATUS", func() error {
+		cmds := make([]*imapclient.StatusCommand, len(fresh))
 		for i, f := range fresh {
-			cmds[i] = c.client.Select(f, &imap.SelectOptions{ReadOnly: true})
+			cmds[i] = c.client.Status(f, &imap.StatusOptions{UIDValidity: true})
 		}
-		un := unselect()
 		var first error
 		for _, cmd := range cmds {
 			if _, err := cmd.Wait(); err != nil && first == nil {
 				first = err
 			}
-		}
-		// UNSELECT fails when the last EXAMINE did (nothing selected).
-		if err := un.Wait(); err != nil && first == nil {
-			first = err
 		}
 		return first
 	})

@@ -345,7 +345,7 @@ func TestNotifyFakeServer(t *testing.T) {
 	if !strings.Contains(log, wantNotify) {
 		t.Errorf("the server saw\n%s\nwant %s", log, wantNotify)
 	}
-	for _, list := range []string{`EXAMINE "r&AOk-union"`, `EXAMINE "a \"b\" \\c"`, `EXAMINE "Sp ace"`, "CLOSE"} {
+	for _, list := range []string{`LIST "" "r&AOk-union"`, `LIST "" "a \"b\" \\c"`, `LIST "" "Sp ace"`} {
 		if !strings.Contains(log, list) {
 			t.Errorf("the server saw\n%s\nwant %s", log, list)
 		}
@@ -353,7 +353,9 @@ func TestNotifyFakeServer(t *testing.T) {
 	if strings.Contains(log, "R&-D") {
 		t.Errorf("the server saw\n%s\nwant no R&-D", log)
 	}
-	waitFor(t, "a NOOP to keep the connection alive", func() bool { return strings.Contains(f.log(), " NOOP\n") })
+	if !strings.Contains(log, " NOOP\n") {
+		t.Errorf("the server saw\n%s\nwant a NOOP to keep the connection alive", log)
+	}
 }
 
 // TestNotifyDeadServer: a server that stops answering is found out by the
