@@ -225,16 +225,17 @@ func (c *notifyConn) notifyNone() error {
 	})
 }
 
-// openNew names to the server the folders of want this connection has
-// not named yet. Dovecot 2.3 announces other users' folders
+// openNew opens, once, each folder of want this connection has not opened
+// yet: EXAMINE, then UNSELECT. Dovecot 2.3 announces other users' folders
 // ("shared/alice/…") only once the session has set up their owner's
-// namespace (a NOTIFY SET before answers OK and stays silent), so the new
-// ones are named first, with a STATUS each, pipelined: a STATUS sets up
-// the one owner it names, where the first LIST of a session would set up
-// every user who shares with the proxy (seconds of Dovecot's CPU and
-// about 90 KB of its memory per sharer, at thousands of them). A pending
-// STATUS takes the STATUS answers that would be announcements; the
-// folders are resynced after anyway.
+// namespace and that namespace's list of folders (a NOTIFY SET before
+// answers OK and stays silent). A LIST does that, but the first LIST of a
+// session sets up every user who shares with the proxy (tens of seconds
+// of Dovecot's CPU and about 90 KB of its memory per sharer at 20,000
+// of them); a STATUS sets up the one owner it names but not the list, so
+// NOTIFY stays silent (TestWatcherNotify); opening the folder does both,
+// for that owner alone. Announcements that arrive meanwhile are read as
+// ever; the folders are resynced after anyway.
 func (c *notifyConn) openNew(want []string) error {
 	var fresh []string
 	for _, f := range want {
@@ -245,14 +246,16 @@ func (c *notifyConn) openNew(want []string) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	err := c.do("STATUS", func() error {
-		cmds := make([]*imapclient.StatusCommand, len(fresh))
-		for i, f := range fresh {
-			cmds[i] = c.client.Status(f, &imap.StatusOptions{UIDValidity: true})
-		}
+	err := c.do("EXAMINE", func() error {
 		var first error
-		for _, cmd := range cmds {
-			if _, err := cmd.Wait(); err != nil && first == nil {
+		for _, f := range fresh {
+			if _, err := c.client.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			if err := c.client.Unselect().Wait(); err != nil && first == nil {
 				first = err
 			}
 		}

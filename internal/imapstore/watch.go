@@ -70,8 +70,8 @@ type WatchOptions struct {
 	// Hold is, with NOTIFY, how long a list given to Watch stands before
 	// a later one that would only replace watched folders with others (the
 	// NOTIFY connections' sets are full: NotifyConns×MaxNotify, or the
-	// bound on names) is taken: each
-	// replacement costs the server a NOTIFY SET, a STATUS of each new folder
+	// bound on names) is taken: each replacement costs the server a
+	// NOTIFY SET, an EXAMINE of each new folder
 	// and a resync. A list that adds room-permitting folders, or any list
 	// with IDLE, is taken at once. Zero takes every list at once.
 	Hold time.Duration

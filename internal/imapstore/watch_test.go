@@ -345,7 +345,7 @@ func TestNotifyFakeServer(t *testing.T) {
 	if !strings.Contains(log, wantNotify) {
 		t.Errorf("the server saw\n%s\nwant %s", log, wantNotify)
 	}
-	for _, list := range []string{`LIST "" "r&AOk-union"`, `LIST "" "a \"b\" \\c"`, `LIST "" "Sp ace"`} {
+	for _, list := range []string{`EXAMINE "r&AOk-union"`, `EXAMINE "a \"b\" \\c"`, `EXAMINE "Sp ace"`} {
 		if !strings.Contains(log, list) {
 			t.Errorf("the server saw\n%s\nwant %s", log, list)
 		}
@@ -641,7 +641,7 @@ func TestMailboxesFilter(t *testing.T) {
 
 // TestWatcherNotifyHold: with WatchOptions.Hold, a list that would only
 // swap the folders of a full NOTIFY set for others is not taken within
-// Hold (each swap costs the server a NOTIFY SET, a LIST per new folder and
+// Hold (each swap costs the server a NOTIFY SET, an EXAMINE per new folder and
 // a resync of everything): Watching, and what the server reports, stay as
 // they were. A list that fits more folders is taken at once.
 func TestWatcherNotifyHold(t *testing.T) {
