@@ -64,6 +64,9 @@ func TestTeamDefaults(t *testing.T) {
 	if !c.Publish.Links || c.Publish.PublicURL != "" {
 		t.Errorf("Default(): links %v, public_url %q; want links on, no public URL", c.Publish.Links, c.Publish.PublicURL)
 	}
+	if c.Publish.NotifyConnections != 4 {
+		t.Errorf("Default(): notify_connections %d, want 4", c.Publish.NotifyConnections)
+	}
 	if h := c.WorkingHours()("alice"); h != nil {
 		t.Errorf("WorkingHours() with nothing configured = %q, want nil (the whole day)", h)
 	}
@@ -99,6 +102,7 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 
 		"FBPUB_HTTP_MAX_CONNECTIONS": "64",
 		"FBPUB_HTTP_WRITE_TIMEOUT":   "5s",
+		"FBPUB_NOTIFY_CONNECTIONS":   "2",
 	}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
@@ -108,7 +112,7 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.IMAP.Addr != "127.0.0.1:10143" || c.IMAP.TLS != "none" || c.IMAP.User != "proxy" || c.Listen != "127.0.0.1:9999" ||
-		c.HTTP.MaxConnections != 64 || time.Duration(c.HTTP.WriteTimeout) != 5*time.Second {
+		c.HTTP.MaxConnections != 64 || time.Duration(c.HTTP.WriteTimeout) != 5*time.Second || c.Publish.NotifyConnections != 2 {
 		t.Errorf("ApplyEnv: %+v", c)
 	}
 	if pw, _ := c.Password(); pw != "s3cret-pw" {
