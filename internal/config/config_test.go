@@ -20,7 +20,8 @@ func TestGoodFile(t *testing.T) {
 	}
 	if c.IMAP.Addr != "imap.example.org:993" || c.IMAP.Connections != 8 || time.Duration(c.Publish.CheckInterval) != 2*time.Second ||
 		c.Publish.PastDays != 0 || len(c.Publish.Folders) != 3 || c.Log.Format != "json" ||
-		c.HTTP.MaxConnections != 256 || time.Duration(c.HTTP.WriteTimeout) != 20*time.Second || len(c.Warnings) != 0 {
+		c.HTTP.MaxConnections != 256 || time.Duration(c.HTTP.WriteTimeout) != 20*time.Second || len(c.Warnings) != 0 ||
+		c.Publish.NotifyConnections != 2 {
 		t.Errorf("LoadFile(good.toml) = %+v", c)
 	}
 	if time.Duration(c.Publish.Revalidate) != time.Minute || time.Duration(c.Publish.Discovery) != 10*time.Minute ||
