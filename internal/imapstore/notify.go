@@ -127,15 +127,12 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 			return false, err
 		}
 	}
-	w.connected.Add(1)
-	w.mode.Store(WatchNotify)
+	w.notifyConnected(1)
 	defer func() {
 		// Its folders are no longer watched before the mode says so.
 		s.live.Store(false)
 		s.notified.Store(nil)
-		if w.connected.Add(-1) == 0 {
-			w.mode.Store(WatchOff)
-		}
+		w.notifyConnected(-1)
 	}()
 	if !w.notifying.Swap(true) {
 		w.wakeSlots() // the others wait for the first to find NOTIFY

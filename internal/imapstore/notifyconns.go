@@ -39,6 +39,19 @@ func (s *notifySlot) setNotified(folders []string) {
 	s.notified.Store(&m)
 }
 
+// notifyConnected counts a NOTIFY connection in (1) or out (-1), and sets
+// the mode: WatchNotify while one is connected.
+func (w *Watcher) notifyConnected(d int) {
+	w.connMu.Lock()
+	defer w.connMu.Unlock()
+	w.connected += d
+	if w.connected > 0 {
+		w.mode.Store(WatchNotify)
+	} else {
+		w.mode.Store(WatchOff)
+	}
+}
+
 // wakeSlots tells every slot that its share, or whether the server has
 // NOTIFY, may have changed.
 func (w *Watcher) wakeSlots() {

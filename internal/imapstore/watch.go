@@ -108,8 +108,10 @@ type Watcher struct {
 	// notifying says whether the server was last found to have NOTIFY.
 	notifying atomic.Bool
 	// connected counts the NOTIFY connections logged in; the mode is
-	// WatchNotify while there is one.
-	connected atomic.Int32
+	// WatchNotify while there is one. Guarded by connMu, which is held
+	// while the mode is set from it.
+	connMu    sync.Mutex
+	connected int
 	// onDial, set by tests before Watch, is told of each NOTIFY
 	// connection made.
 	onDial func(slot int, conn net.Conn)
