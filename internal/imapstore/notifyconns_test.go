@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fbpub/fbpub/internal/testbed"
 )
@@ -55,6 +56,9 @@ func TestWatcherNotifyConns(t *testing.T) {
 		}
 	}
 	defer w.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	defer release() // before Close, should the test stop while it holds
 	dialed := func() (total int) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -104,7 +108,11 @@ func TestWatcherNotifyConns(t *testing.T) {
 	mu.Lock()
 	conns[1].Close()
 	mu.Unlock()
-	<-holding
+	select {
+	case <-holding:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the second connection was not dialled again")
+	}
 	if got, want := w.Watching(), sorted(slices.Concat(names[:2], names[4:])); !slices.Equal(got, want) {
 		t.Errorf("Watching() with the second connection down = %q, want %q", got, want)
 	}
@@ -115,7 +123,7 @@ func TestWatcherNotifyConns(t *testing.T) {
 		announced(i, "APPEND with the second connection down")
 	}
 	resyncs := ev.resync.Load()
-	close(hold)
+	release()
 	waitFor(t, "the second connection back", func() bool { return len(w.Watching()) == 6 && ev.resync.Load() > resyncs })
 	for _, i := range []int{2, 3} {
 		announced(i, "APPEND once the second connection is back")
