@@ -304,10 +304,13 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		Options:  o,
 		MaxIdle:  s.cfg.Publish.Watch,
 		NoNotify: !s.cfg.Publish.Notify,
-		// Where more folders are published than one NOTIFY SET
-		// carries, the most requested change every half minute
+		// Up to notify_connections NOTIFY SETs of 1000 folders each,
+		// opened as the published folders need them.
+		NotifyConns: s.cfg.Publish.NotifyConnections,
+		// Where more folders are published than the NOTIFY SETs
+		// carry, the most requested change every half minute
 		// (watchHot); following them that often cost Dovecot more
-		// (a NOTIFY SET, a LIST of each new folder, a resync of
+		// (a NOTIFY SET, an EXAMINE of each new folder, a resync of
 		// every folder) than the checks it saved.
 		Hold:    5 * time.Minute,
 		Changed: changed,

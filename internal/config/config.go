@@ -158,10 +158,14 @@ type Publish struct {
 	// rather than at the next check; 0 turns pushed changes off
 	// altogether, NOTIFY included.
 	Watch int `toml:"watch"`
-	// Notify watches every published folder on one connection with IMAP
-	// NOTIFY (RFC 5465) where the server offers it (Dovecot does); IDLE
-	// and Watch are then used only where it does not.
+	// Notify watches the published folders with IMAP NOTIFY (RFC 5465)
+	// where the server offers it (Dovecot does); IDLE and Watch are then
+	// used only where it does not.
 	Notify bool `toml:"notify"`
+	// NotifyConnections bounds the NOTIFY connections: each watches up to
+	// 1000 folders, and a second one opens only when more are published;
+	// 1 watches the 1000 most requested folders on one connection.
+	NotifyConnections int `toml:"notify_connections"`
 	// StateDir, when set, keeps folder snapshots and the directory of
 	// owners across restarts, so a restart costs one state check per
 	// folder instead of a full fetch, and a known owner's first request
@@ -253,13 +257,14 @@ func Default() Config {
 			Discovery:     Duration(5 * time.Minute),
 			CheckBudget:   Duration(300 * time.Millisecond),
 			PastDays:      7, FutureDays: 90,
-			DefaultZone: "UTC",
-			Refresh:     Duration(15 * time.Minute),
-			Watch:       4,
-			Notify:      true,
-			MaxGroup:    100,
-			OffHours:    "free",
-			Links:       true,
+			DefaultZone:       "UTC",
+			Refresh:           Duration(15 * time.Minute),
+			Watch:             4,
+			Notify:            true,
+			NotifyConnections: 4,
+			MaxGroup:          100,
+			OffHours:          "free",
+			Links:             true,
 		},
 		Access: Access{FreeBusy: "public", LoginChecks: 4, LoginWait: Duration(2 * time.Second), LoginFailuresPerAddress: 10, LoginFailures: 60},
 		Upload: Upload{Enabled: true, LogFolder: "Deleted Events", MaxBytes: 10 << 20, MaxEvents: 5000},

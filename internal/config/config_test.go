@@ -20,7 +20,8 @@ func TestGoodFile(t *testing.T) {
 	}
 	if c.IMAP.Addr != "imap.example.org:993" || c.IMAP.Connections != 8 || time.Duration(c.Publish.CheckInterval) != 2*time.Second ||
 		c.Publish.PastDays != 0 || len(c.Publish.Folders) != 3 || c.Log.Format != "json" ||
-		c.HTTP.MaxConnections != 256 || time.Duration(c.HTTP.WriteTimeout) != 20*time.Second || len(c.Warnings) != 0 {
+		c.HTTP.MaxConnections != 256 || time.Duration(c.HTTP.WriteTimeout) != 20*time.Second || len(c.Warnings) != 0 ||
+		c.Publish.NotifyConnections != 2 {
 		t.Errorf("LoadFile(good.toml) = %+v", c)
 	}
 	if time.Duration(c.Publish.Revalidate) != time.Minute || time.Duration(c.Publish.Discovery) != 10*time.Minute ||
@@ -64,6 +65,9 @@ func TestTeamDefaults(t *testing.T) {
 	if !c.Publish.Links || c.Publish.PublicURL != "" {
 		t.Errorf("Default(): links %v, public_url %q; want links on, no public URL", c.Publish.Links, c.Publish.PublicURL)
 	}
+	if c.Publish.NotifyConnections != 4 {
+		t.Errorf("Default(): notify_connections %d, want 4", c.Publish.NotifyConnections)
+	}
 	if h := c.WorkingHours()("alice"); h != nil {
 		t.Errorf("WorkingHours() with nothing configured = %q, want nil (the whole day)", h)
 	}
@@ -99,6 +103,7 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 
 		"FBPUB_HTTP_MAX_CONNECTIONS": "64",
 		"FBPUB_HTTP_WRITE_TIMEOUT":   "5s",
+		"FBPUB_NOTIFY_CONNECTIONS":   "2",
 	}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
@@ -108,7 +113,7 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.IMAP.Addr != "127.0.0.1:10143" || c.IMAP.TLS != "none" || c.IMAP.User != "proxy" || c.Listen != "127.0.0.1:9999" ||
-		c.HTTP.MaxConnections != 64 || time.Duration(c.HTTP.WriteTimeout) != 5*time.Second {
+		c.HTTP.MaxConnections != 64 || time.Duration(c.HTTP.WriteTimeout) != 5*time.Second || c.Publish.NotifyConnections != 2 {
 		t.Errorf("ApplyEnv: %+v", c)
 	}
 	if pw, _ := c.Password(); pw != "s3cret-pw" {

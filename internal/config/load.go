@@ -80,6 +80,11 @@ var Env = []struct {
 		c.Publish.Notify = b
 		return err
 	}},
+	{"FBPUB_NOTIFY_CONNECTIONS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Publish.NotifyConnections = n
+		return err
+	}},
 	{"FBPUB_FREEBUSY", func(c *Config, v string) error { c.Access.FreeBusy = v; return nil }},
 	{"FBPUB_USER_HEADER", func(c *Config, v string) error { c.Access.UserHeader = v; return nil }},
 	{"FBPUB_TRUSTED_PROXIES", func(c *Config, v string) error {

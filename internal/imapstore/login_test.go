@@ -149,7 +149,7 @@ func TestConnectionLimit(t *testing.T) {
 	_, err := Dial(ctx, opts)
 	check("Dial", err)
 	w := NewWatcherWith(WatchOptions{Options: opts})
-	_, err = w.dialNotify(ctx)
+	_, err = w.dialNotify(ctx, w.slots[0])
 	check("the NOTIFY connection", err)
 	_, err = CheckLogin(ctx, opts, netip.Addr{})
 	check("CheckLogin", err)

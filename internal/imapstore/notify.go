@@ -15,42 +15,6 @@ import (
 	"github.com/fbpub/fbpub/internal/mutf7"
 )
 
-// notifyWanted is the list for NOTIFY SET: the first MaxNotify desired
-// folders that can be watched with NOTIFY (see notifiable) whose names
-// fit maxNotifyBytes.
-func (w *Watcher) notifyWanted() []string {
-	return notifyLimit(slices.DeleteFunc(w.wanted(w.o.MaxNotify), func(f string) bool { return !notifiable(f) }))
-}
-
-// notifyList is what notifyWanted would return with desired as the
-// watcher's list and max as MaxNotify.
-func notifyList(desired []string, max int) []string {
-	return notifyLimit(slices.DeleteFunc(firstDistinct(desired, max), func(f string) bool { return !notifiable(f) }))
-}
-
-// notifyFull reports whether the NOTIFY set of desired (see notifyList)
-// is full: it leaves folders of desired out.
-func notifyFull(desired []string, max int) bool {
-	first := firstDistinct(desired, max)
-	if len(first) == max {
-		return true
-	}
-	all := slices.DeleteFunc(first, func(f string) bool { return !notifiable(f) })
-	return len(notifyLimit(all)) < len(all)
-}
-
-// notifyLimit cuts want to what fits maxNotifyBytes.
-func notifyLimit(want []string) []string {
-	size := 0
-	for i, f := range want {
-		size += 2*len(f) + 16
-		if size > maxNotifyBytes {
-			return want[:i]
-		}
-	}
-	return want
-}
-
 // notifyEvents are the events set for every watched folder. A new
 // message and an expunge make Dovecot push "* STATUS name (MESSAGES n
 // UIDNEXT n UNSEEN n)"; a flag change pushes "* STATUS name
@@ -66,37 +30,36 @@ var notifyEvents = []imap.NotifyEvent{imap.NotifyEventMessageNew, imap.NotifyEve
 // Bounds on what one NOTIFY SET carries: Dovecot refuses command lines
 // over 64 KiB (imap_max_line_length).
 const (
-	defaultMaxNotify = 1000
-	maxNotifyBytes   = 32 << 10
+	defaultMaxNotify   = 1000
+	maxNotifyBytes     = 32 << 10
+	defaultNotifyConns = 4
 )
 
-// notifyConn is the connection a Watcher watches with NOTIFY.
+// notifyConn is one connection a Watcher watches with NOTIFY.
 type notifyConn struct {
 	conn    net.Conn // deadlines are set here
 	client  *imapclient.Client
 	timeout time.Duration
 	observe func(command string, err error, d time.Duration)
 	// opened are the folders named on this connection (see openNew);
-	// current those of the NOTIFY SET in effect. Used by the watcher's
+	// current those of the NOTIFY SET in effect. Used by its slot's
 	// goroutine only.
 	opened  map[string]bool
 	current []string
 	utf8    bool // whether names are sent in UTF-8 too
 }
 
-// dialNotify logs in for a NOTIFY watch whose announcements go to w.
-func (w *Watcher) dialNotify(ctx context.Context) (*notifyConn, error) {
+// dialNotify logs in for slot s's NOTIFY watch, whose announcements go
+// to w.
+func (w *Watcher) dialNotify(ctx context.Context, s *notifySlot) (*notifyConn, error) {
 	copts := &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
-		Status: func(d *imap.StatusData) { w.pushed(d.Mailbox) },
-		List:   func(d *imap.ListData) { w.pushed(d.Mailbox) },
-		// The server dropped every NOTIFY SET (RFC 5465 section 5.8):
-		// check everything, and set it again.
+		Status: func(d *imap.StatusData) { w.pushed(s, d.Mailbox) },
+		List:   func(d *imap.ListData) { w.pushed(s, d.Mailbox) },
+		// The server dropped this connection's NOTIFY SET (RFC 5465
+		// section 5.8): check everything, and set it again.
 		NotificationOverflow: func() {
-			w.resyncAll()
-			select {
-			case w.overflow <- struct{}{}:
-			default:
-			}
+			w.resync(s)
+			poke(s.overflow)
 		},
 		// Nothing is selected, so no FETCH should come; one must be read
 		// to its end all the same, or the connection stalls.
@@ -130,16 +93,23 @@ func (c *notifyConn) close() {
 	c.client.Close()
 }
 
-// runNotify watches on one NOTIFY connection until ctx ends (nil) or the
-// connection fails. established says whether NOTIFY SET succeeded.
-func (w *Watcher) runNotify(ctx context.Context) (established bool, err error) {
-	c, err := w.dialNotify(ctx)
+// runNotify watches slot i's share on one NOTIFY connection until ctx
+// ends or, for a slot other than the first, its share is empty (nil), or
+// the connection fails. established says whether NOTIFY SET succeeded.
+// The slot's folders count as watched (live) from its first NOTIFY SET to
+// the connection's end.
+func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err error) {
+	s := w.slots[i]
+	c, err := w.dialNotify(ctx, s)
 	if err != nil {
 		return false, err
 	}
 	defer c.close()
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	defer stop()
+	if w.onDial != nil {
+		w.onDial(i, c.conn)
+	}
 	caps := c.client.Caps()
 	if !caps.Has(imap.CapNotify) {
 		return false, errNoNotify
@@ -157,29 +127,42 @@ func (w *Watcher) runNotify(ctx context.Context) (established bool, err error) {
 			return false, err
 		}
 	}
-	w.mode.Store(WatchNotify)
-	w.notifying.Store(true)
-	w.log.Info("watching with NOTIFY", "addr", w.o.Options.Addr)
+	w.notifyConnected(1)
+	defer func() {
+		// Its folders are no longer watched before the mode says so.
+		s.live.Store(false)
+		s.notified.Store(nil)
+		w.notifyConnected(-1)
+	}()
+	if !w.notifying.Swap(true) {
+		w.wakeSlots() // the others wait for the first to find NOTIFY
+	}
+	w.log.Info("watching with NOTIFY", "addr", w.o.Options.Addr, "connection", i)
 	keepalive := time.NewTicker(w.o.Keepalive)
 	defer keepalive.Stop()
 	for first := true; ; first = false {
-		want := w.notifyWanted()
+		want := w.share(i)
+		if i > 0 && len(want) == 0 {
+			return established, nil
+		}
 		if first || !sameSet(want, c.current) {
-			if err := w.notifySet(c, want); err != nil {
+			if err := w.notifySet(s, c, want); err != nil {
 				return established, err
 			}
 			established = true
-			// Changes may have been missed: while the connection was
-			// down, or between NOTIFY NONE and NOTIFY SET.
-			w.resyncAll()
+			// Watched from here on; changes may have been missed
+			// before: while the connection was down, or between
+			// NOTIFY NONE and NOTIFY SET.
+			s.live.Store(true)
+			w.resync(s)
 		}
 		select {
 		case <-ctx.Done():
 			return established, nil
 		case <-c.client.Closed():
 			return established, errors.New("imapstore: NOTIFY connection closed")
-		case <-w.wake:
-		case <-w.overflow:
+		case <-s.wake:
+		case <-s.overflow:
 			c.current = nil // set it again
 		case <-keepalive.C:
 			if err := c.do("NOOP", func() error { return c.client.Noop().Wait() }); err != nil {
@@ -202,7 +185,7 @@ func sameSet(a, b []string) bool {
 
 // notifySet makes want the watched folders. While this is under way,
 // announcements for the old and the new folders are both reported.
-func (w *Watcher) notifySet(c *notifyConn, want []string) error {
+func (w *Watcher) notifySet(s *notifySlot, c *notifyConn, want []string) error {
 	if len(c.current) > 0 {
 		if err := c.notifyNone(); err != nil {
 			return err
@@ -210,18 +193,18 @@ func (w *Watcher) notifySet(c *notifyConn, want []string) error {
 	}
 	if len(want) == 0 {
 		c.current = nil
-		w.setNotified(nil)
+		s.setNotified(nil)
 		return nil
 	}
 	if err := c.openNew(want); err != nil {
 		return err
 	}
-	w.setNotified(append(slices.Clone(c.current), want...))
+	s.setNotified(append(slices.Clone(c.current), want...))
 	if err := c.notifyMailboxes(want); err != nil {
 		return err
 	}
 	c.current = want
-	w.setNotified(want)
+	s.setNotified(want)
 	return nil
 }
 
@@ -360,22 +343,15 @@ func isStatusErr(err error) bool {
 	return errors.As(err, &ie)
 }
 
-func (w *Watcher) setNotified(folders []string) {
-	m := make(map[string]bool, len(folders))
-	for _, f := range folders {
-		m[f] = true
-	}
-	w.notified.Store(&m)
-}
-
-// pushed handles a folder name the server announced, on go-imap's reader
-// goroutine. go-imap decoded it from modified UTF-7; Dovecot sends names
-// in NOTIFY's STATUS in UTF-8, which that decoding passes through.
-func (w *Watcher) pushed(name string) {
+// pushed handles a folder name the server announced on slot s's
+// connection, on go-imap's reader goroutine. go-imap decoded it from
+// modified UTF-7; Dovecot sends names in NOTIFY's STATUS in UTF-8, which
+// that decoding passes through.
+func (w *Watcher) pushed(s *notifySlot, name string) {
 	if strings.EqualFold(name, "INBOX") {
 		name = "INBOX"
 	}
-	if m := w.notified.Load(); m != nil && (*m)[name] {
+	if m := s.notified.Load(); m != nil && (*m)[name] {
 		w.o.Changed(name)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,14 +15,16 @@ import (
 // Push: a Watcher has the server announce changes, so that a folder is
 // known changed at once instead of at the next check.
 //
-// Where the server offers NOTIFY (RFC 5465; Dovecot does), one connection
-// watches every folder the caller names, up to WatchOptions.MaxNotify,
-// with go-imap's Client.Notify. Elsewhere (Cyrus 3.6 has
+// Where the server offers NOTIFY (RFC 5465; Dovecot does), up to
+// WatchOptions.NotifyConns connections watch the folders the caller names,
+// each up to WatchOptions.MaxNotify of them, with go-imap's Client.Notify;
+// a second connection opens only once the first one's set is full. Elsewhere (Cyrus 3.6 has
 // no NOTIFY) IDLE (RFC 2177) runs on at most WatchOptions.MaxIdle
 // connections, one per folder, for the first folders of the caller's list.
 // Every other folder is left to the regular checks.
 //
-// notify.go holds the NOTIFY watch, idle.go the IDLE one.
+// notify.go holds a NOTIFY connection, notifyconns.go how the folders are
+// shared among them, idle.go the IDLE watch.
 
 // WatchMode says how a Watcher watches.
 type WatchMode string
@@ -29,7 +32,7 @@ type WatchMode string
 // The watch modes.
 const (
 	WatchOff    WatchMode = "off"    // not connected yet, or closed
-	WatchNotify WatchMode = "notify" // one NOTIFY connection
+	WatchNotify WatchMode = "notify" // NOTIFY, on one connection or more
 	WatchIdle   WatchMode = "idle"   // IDLE connections, one per folder
 )
 
@@ -43,13 +46,19 @@ type WatchOptions struct {
 	// per user and address (Dovecot: mail_max_userip_connections, 10),
 	// which the proxy's pool shares.
 	MaxIdle int
-	// MaxNotify bounds the folders watched with NOTIFY (default 1000; the
-	// names are also bounded to 32 KiB in all).
+	// MaxNotify bounds the folders one NOTIFY connection watches (default
+	// 1000; its names are also bounded to 32 KiB in all).
 	MaxNotify int
+	// NotifyConns bounds the NOTIFY connections (default 4), and so, with
+	// MaxNotify, the folders watched with NOTIFY. Only as many are opened
+	// as the list given to Watch needs: one, unless it holds more than
+	// MaxNotify folders. Mind the server's limit of connections per user
+	// and address, as for MaxIdle.
+	NotifyConns int
 	// NoNotify makes the watcher use IDLE even where the server has
 	// NOTIFY.
 	NoNotify bool
-	// Keepalive is how often the NOTIFY connection sends NOOP, which also
+	// Keepalive is how often each NOTIFY connection sends NOOP, which also
 	// finds a dead connection (default 5 min; Dovecot logs out a client
 	// silent for 30 min).
 	Keepalive time.Duration
@@ -60,30 +69,35 @@ type WatchOptions struct {
 	Changed func(folder string)
 	// Hold is, with NOTIFY, how long a list given to Watch stands before
 	// a later one that would only replace watched folders with others (the
-	// NOTIFY set is full: MaxNotify, or the bound on names) is taken: each
-	// replacement costs the server a NOTIFY SET, an EXAMINE of each new folder
+	// NOTIFY connections' sets are full: NotifyConns×MaxNotify, or the
+	// bound on names) is taken: each replacement costs the server a
+	// NOTIFY SET, an EXAMINE of each new folder
 	// and a resync. A list that adds room-permitting folders, or any list
 	// with IDLE, is taken at once. Zero takes every list at once.
 	Hold time.Duration
-	// Resync, when set, is called when the NOTIFY connection is
+	// Resync, when set, is called when a NOTIFY connection is
 	// (re)established and when the list of folders it watches changed:
 	// changes may have been missed meanwhile, so every folder must be
-	// checked. When nil, Changed is called for each watched folder
-	// instead. It must not block.
+	// checked. When nil, Changed is called for each folder that
+	// connection watches instead. It must not block.
 	Resync func()
 }
 
 // Watcher watches folders for changes the server announces. Its methods
 // may be called from several goroutines. It runs a goroutine of its own
-// from the first call of Watch until Close, plus one per IDLE connection.
+// from the first call of Watch until Close, plus one per NOTIFY
+// connection slot (NotifyConns) or per IDLE connection.
 type Watcher struct {
-	o        WatchOptions
-	log      *slog.Logger
-	wake     chan struct{} // a token when desired changed
-	overflow chan struct{} // a token when the server dropped NOTIFY
+	o     WatchOptions
+	log   *slog.Logger
+	wake  chan struct{} // a token when desired changed (IDLE)
+	slots []*notifySlot // one per NOTIFY connection, NotifyConns of them
 
 	mu      sync.Mutex
-	desired []string           // guarded by mu
+	desired []string // guarded by mu
+	// shares are the folders each NOTIFY slot watches (see assignNotify),
+	// made from desired; guarded by mu.
+	shares  [][]string
 	taken   time.Time          // when desired was set; guarded by mu
 	started bool               // guarded by mu
 	closed  bool               // guarded by mu
@@ -93,9 +107,14 @@ type Watcher struct {
 	mode atomic.Value // WatchMode
 	// notifying says whether the server was last found to have NOTIFY.
 	notifying atomic.Bool
-	// notified is the set of folders the NOTIFY connection reports, read
-	// by its reader goroutine.
-	notified atomic.Pointer[map[string]bool]
+	// connected counts the NOTIFY connections logged in; the mode is
+	// WatchNotify while there is one. Guarded by connMu, which is held
+	// while the mode is set from it.
+	connMu    sync.Mutex
+	connected int
+	// onDial, set by tests before Watch, is told of each NOTIFY
+	// connection made.
+	onDial func(slot int, conn net.Conn)
 }
 
 // NewWatcher makes a watcher that logs in with opts, watches at most max
@@ -117,6 +136,9 @@ func NewWatcherWith(o WatchOptions) *Watcher {
 	if o.MaxNotify <= 0 {
 		o.MaxNotify = defaultMaxNotify
 	}
+	if o.NotifyConns <= 0 {
+		o.NotifyConns = defaultNotifyConns
+	}
 	if o.Keepalive <= 0 {
 		o.Keepalive = 5 * time.Minute
 	}
@@ -124,14 +146,18 @@ func NewWatcherWith(o WatchOptions) *Watcher {
 		o.Changed = func(string) {}
 	}
 	o.Options.OnChange = nil
-	w := &Watcher{o: o, log: o.Options.Logger, wake: make(chan struct{}, 1), overflow: make(chan struct{}, 1)}
+	w := &Watcher{o: o, log: o.Options.Logger, wake: make(chan struct{}, 1), shares: make([][]string, o.NotifyConns)}
+	for range o.NotifyConns {
+		w.slots = append(w.slots, &notifySlot{wake: make(chan struct{}, 1), overflow: make(chan struct{}, 1)})
+	}
 	w.mode.Store(WatchOff)
 	return w
 }
 
 // Watch sets the folders to watch (names as the proxy sees them, e.g.
 // "shared/alice/Calendar"), most wanted first: with NOTIFY the first
-// MaxNotify, with IDLE the first MaxIdle are watched. Folders no longer
+// NotifyConns×MaxNotify (see notifyChunks), with IDLE the first MaxIdle
+// are watched. Folders no longer
 // named stop being watched. Cheap when nothing changed; the watcher
 // catches up in the background.
 func (w *Watcher) Watch(folders []string) {
@@ -144,13 +170,14 @@ func (w *Watcher) Watch(folders []string) {
 		return
 	}
 	if w.started && w.o.Hold > 0 && w.notifying.Load() && time.Since(w.taken) < w.o.Hold &&
-		notifyFull(w.desired, w.o.MaxNotify) &&
-		len(notifyList(folders, w.o.MaxNotify)) <= len(notifyList(w.desired, w.o.MaxNotify)) {
-		// It would only swap watched folders: the NOTIFY set stands
-		// (and Watching with it); the others are checked as before.
+		notifyFull(w.desired, w.o.MaxNotify, w.o.NotifyConns) &&
+		notifyCount(folders, w.o.MaxNotify, w.o.NotifyConns) <= notifyCount(w.desired, w.o.MaxNotify, w.o.NotifyConns) {
+		// It would only swap watched folders: the NOTIFY sets stand
+		// (and Watching with them); the others are checked as before.
 		return
 	}
 	w.desired = slices.Clone(folders)
+	w.shares = assignNotify(w.shares, w.desired, w.o.MaxNotify, w.o.NotifyConns)
 	w.taken = time.Now()
 	if !w.started {
 		w.started = true
@@ -158,20 +185,28 @@ func (w *Watcher) Watch(folders []string) {
 		w.cancel = cancel
 		w.wg.Go(func() { w.run(ctx) })
 	}
+	poke(w.wake)
+	w.wakeSlots()
+}
+
+// poke puts a token in ch unless one is there.
+func poke(ch chan struct{}) {
 	select {
-	case w.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
 
 // Watching returns the folders watched, or being set up to be watched
 // (connections are made in the background), sorted: with NOTIFY the
-// first MaxNotify of the list given to Watch, otherwise (IDLE, or before
-// the first connection) the first MaxIdle.
+// shares of the connections that are up (the first NotifyConns×MaxNotify
+// of the list given to Watch when all are; the folders of a connection
+// that is down, or not set up again yet, are not watched), otherwise
+// (IDLE, or before the first connection) the first MaxIdle.
 func (w *Watcher) Watching() []string {
 	var out []string
 	if w.notifying.Load() {
-		out = w.notifyWanted()
+		out = w.notifyWatching()
 	} else {
 		out = w.wanted(w.o.MaxIdle)
 	}
@@ -233,42 +268,20 @@ func (w *Watcher) run(ctx context.Context) {
 		w.runIdle(ctx)
 		return
 	}
-	for failures := 0; ctx.Err() == nil; {
-		established, err := w.runNotify(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, errNoNotify) {
-			w.log.Info("server has no usable NOTIFY: watching with IDLE", "max_idle", w.o.MaxIdle, "err", err)
-			w.runIdle(ctx)
-			return
-		}
-		w.mode.Store(WatchOff)
-		if established {
-			failures = 0
-		}
-		failures++
-		level := slog.LevelDebug
-		if failures > 3 {
-			level = slog.LevelWarn
-		}
-		w.log.Log(ctx, level, "NOTIFY watch interrupted", "failures", failures, "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff(failures)):
-		}
+	if err := w.runSlots(ctx); err != nil && ctx.Err() == nil {
+		w.log.Info("server has no usable NOTIFY: watching with IDLE", "max_idle", w.o.MaxIdle, "err", err)
+		w.runIdle(ctx)
 	}
 }
 
-// resyncAll says that every watched folder may have changed: Resync, or
-// Changed for each.
-func (w *Watcher) resyncAll() {
+// resync says that every folder slot s watches may have changed: Resync,
+// or Changed for each.
+func (w *Watcher) resync(s *notifySlot) {
 	if w.o.Resync != nil {
 		w.o.Resync()
 		return
 	}
-	if m := w.notified.Load(); m != nil {
+	if m := s.notified.Load(); m != nil {
 		for _, f := range slices.Sorted(maps.Keys(*m)) {
 			w.o.Changed(f)
 		}

@@ -353,9 +353,7 @@ func TestNotifyFakeServer(t *testing.T) {
 	if strings.Contains(log, "R&-D") {
 		t.Errorf("the server saw\n%s\nwant no R&-D", log)
 	}
-	if !strings.Contains(log, " NOOP\n") {
-		t.Errorf("the server saw\n%s\nwant a NOOP to keep the connection alive", log)
-	}
+	waitFor(t, "a NOOP to keep the connection alive", func() bool { return strings.Contains(f.log(), " NOOP\n") })
 }
 
 // TestNotifyDeadServer: a server that stops answering is found out by the
@@ -418,7 +416,7 @@ func TestNotifyTLS(t *testing.T) {
 	// A certificate that does not verify: no login.
 	f := startFake(t, "IMAP4rev1 NOTIFY", nil, serverTLS, true, func(string) string { return "OK done" })
 	w := NewWatcherWith(WatchOptions{Options: Options{Addr: f.addr, TLS: TLSImplicit, User: "u", Password: "p", Timeout: 5 * time.Second}})
-	_, err := w.dialNotify(t.Context())
+	_, err := w.dialNotify(t.Context(), w.slots[0])
 	if err == nil || !strings.Contains(err.Error(), "TLS") {
 		t.Errorf("dialNotify with an unknown certificate: %v, want a TLS error", err)
 	}
@@ -654,7 +652,7 @@ func TestWatcherNotifyHold(t *testing.T) {
 	}
 	shared := func(f string) string { return srv.SharedName("alice", f) }
 	ev := newEvents()
-	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), MaxNotify: 2, Hold: time.Hour,
+	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), MaxNotify: 2, NotifyConns: 1, Hold: time.Hour,
 		Changed: ev.changed, Resync: func() { ev.resync.Add(1) }})
 	defer w.Close()
 	w.Watch([]string{shared(a), shared(b)})
@@ -677,7 +675,7 @@ func TestWatcherNotifyHold(t *testing.T) {
 	}
 
 	// Not full: taken at once.
-	w2 := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), MaxNotify: 3, Hold: time.Hour,
+	w2 := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), MaxNotify: 3, NotifyConns: 1, Hold: time.Hour,
 		Changed: func(string) {}, Resync: func() {}})
 	defer w2.Close()
 	w2.Watch([]string{shared(a)})
