@@ -313,11 +313,13 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		// (a NOTIFY SET, an EXAMINE of each new folder, a resync of
 		// every folder) than the checks it saved.
 		Hold:    5 * time.Minute,
+		// A folder a NOTIFY connection watches may have changed unseen
+		// when that connection was down or its list was being
+		// replaced: the watcher then calls Changed for each folder of
+		// that connection (no Resync), so that their next requests
+		// read their states again. The others were never relied on
+		// being watched, and their checks went on as ever.
 		Changed: changed,
-		// Every folder may have changed unseen (the NOTIFY
-		// connection was down, or its list was being replaced):
-		// the next request reads all states again.
-		Resync: func() { changed("") },
 	})
 }
 
