@@ -312,7 +312,7 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		// (watchHot); following them that often cost Dovecot more
 		// (a NOTIFY SET, an EXAMINE of each new folder, a resync of
 		// every folder) than the checks it saved.
-		Hold:    5 * time.Minute,
+		Hold: 5 * time.Minute,
 		// A folder a NOTIFY connection watches may have changed unseen
 		// when that connection was down or its list was being
 		// replaced: the watcher then calls Changed for each folder of
