@@ -3,7 +3,6 @@ package imapstore
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -76,15 +75,8 @@ func (w *Watcher) idle(ctx context.Context, folder string) {
 			return
 		}
 		failures++
-		level := slog.LevelDebug
-		if failures > 3 {
-			level = slog.LevelWarn
-		}
-		w.log.Log(ctx, level, "IDLE watch interrupted", "folder", folder, "failures", failures, "err", err)
-		select {
-		case <-ctx.Done():
+		if !w.pauseAfter(ctx, "IDLE watch interrupted", failures, "folder", folder, "err", err) {
 			return
-		case <-time.After(backoff(failures)):
 		}
 	}
 }

@@ -3,11 +3,9 @@ package imapstore
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // NOTIFY over several connections: one NOTIFY SET carries at most
@@ -142,15 +140,8 @@ func (w *Watcher) runSlot(ctx context.Context, i int) error {
 			failures = 0
 		}
 		failures++
-		level := slog.LevelDebug
-		if failures > 3 {
-			level = slog.LevelWarn
-		}
-		w.log.Log(ctx, level, "NOTIFY watch interrupted", "connection", i, "failures", failures, "err", err)
-		select {
-		case <-ctx.Done():
+		if !w.pauseAfter(ctx, "NOTIFY watch interrupted", failures, "connection", i, "err", err) {
 			return nil
-		case <-time.After(backoff(failures)):
 		}
 	}
 	return nil

@@ -103,14 +103,10 @@ func TestStatesNeverOnListedSession(t *testing.T) {
 // against the server's limit per user and address).
 func TestFreshWithinPoolSize(t *testing.T) {
 	srv := testbed.Get(t)
-	var open, most atomic.Int32
+	onConns, most := mostConnections()
 	const size = 2
 	p := NewPool(Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
-		OnConnections: func(d int) {
-			n := open.Add(int32(d))
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
-		}}, size)
+		OnConnections: onConns}, size)
 	t.Cleanup(func() { p.Close() })
 	ctx := t.Context()
 	// Two sessions in use at once, then both idle.
@@ -152,7 +148,8 @@ func TestListingsGoOnDuringFresh(t *testing.T) {
 	srv.Reset(t)
 	srv.CreateFolder(t, "alice", "Calendar")
 	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
-	var logins, open, most atomic.Int32
+	var logins atomic.Int32
+	onConns, most := mostConnections()
 	const size = 4
 	p := NewPool(Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
 		Observe: func(cmd string, _ error, _ time.Duration) {
@@ -160,11 +157,7 @@ func TestListingsGoOnDuringFresh(t *testing.T) {
 				logins.Add(1)
 			}
 		},
-		OnConnections: func(d int) {
-			n := open.Add(int32(d))
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
-		}}, size)
+		OnConnections: onConns}, size)
 	t.Cleanup(func() { p.Close() })
 	ctx := t.Context()
 	// Every slot with a session: three reading states at once, and the
@@ -221,4 +214,15 @@ func TestListingsGoOnDuringFresh(t *testing.T) {
 	if got := most.Load(); got > size {
 		t.Errorf("%d connections at once, pool size %d", got, size)
 	}
+}
+
+// mostConnections returns an Options.OnConnections and the most
+// connections it saw open at once.
+func mostConnections() (func(delta int), *atomic.Int32) {
+	var open, most atomic.Int32
+	return func(d int) {
+		n := open.Add(int32(d))
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+	}, &most
 }

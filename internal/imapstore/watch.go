@@ -287,3 +287,20 @@ func (w *Watcher) resync(s *notifySlot) {
 		}
 	}
 }
+
+// pauseAfter logs that a watch connection failed for the failures-th time
+// in a row (at debug level for the first three, then as a warning) and
+// waits the backoff for that many; it reports false when ctx ended first.
+func (w *Watcher) pauseAfter(ctx context.Context, msg string, failures int, args ...any) bool {
+	level := slog.LevelDebug
+	if failures > 3 {
+		level = slog.LevelWarn
+	}
+	w.log.Log(ctx, level, msg, append(args, "failures", failures)...)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(backoff(failures)):
+		return true
+	}
+}
