@@ -23,6 +23,9 @@ type replica struct {
 	base string
 	logs *syncBuffer
 	cmd  *exec.Cmd
+	// stop ends the replica (SIGINT, then SIGKILL after 15 s) and waits
+	// for it: its IMAP connections are closed when it returns.
+	stop func()
 }
 
 // startReplica runs "fbpub serve" configured by env, like startBinary,
@@ -39,7 +42,7 @@ func startReplica(t *testing.T, bin string, env ...string) *replica {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	r.stop = func() {
 		cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-exited:
@@ -47,6 +50,9 @@ func startReplica(t *testing.T, bin string, env ...string) *replica {
 			cmd.Process.Kill()
 			<-exited
 		}
+	}
+	t.Cleanup(func() {
+		r.stop()
 		if t.Failed() {
 			t.Logf("log of the replica at %s:\n%s", r.base, r.logs.String())
 		}
@@ -120,6 +126,13 @@ func settle(t *testing.T, rs []*replica) float64 {
 			t.Fatalf("IMAP commands still moving after 30 s (%v)", n)
 		}
 		last = n
+	}
+}
+
+// stopAll stops every replica of rs.
+func stopAll(rs []*replica) {
+	for _, r := range rs {
+		r.stop()
 	}
 }
 
@@ -230,7 +243,10 @@ func announced(t *testing.T, rs []*replica, before []float64) []float64 {
 func TestReplicas(t *testing.T) {
 	srv := testbed.Get(t)
 	bin := buildBinary(t)
-	imapEnv := []string{"FBPUB_IMAP_ADDR=" + srv.Addr, "FBPUB_IMAP_TLS=none",
+	// Two connections each, as the README's budget for three replicas
+	// against Dovecot's default limit of 10 per user and address says
+	// (3 × 2, plus the watcher's, plus one each while Redis is away).
+	imapEnv := []string{"FBPUB_IMAP_ADDR=" + srv.Addr, "FBPUB_IMAP_TLS=none", "FBPUB_IMAP_CONNECTIONS=2",
 		"FBPUB_IMAP_USER=" + testbed.Proxy, "FBPUB_IMAP_PASSWORD=" + testbed.Password(testbed.Proxy)}
 	start := func(t *testing.T, n int, redis string, env ...string) []*replica {
 		t.Helper()
@@ -338,7 +354,9 @@ func TestReplicas(t *testing.T) {
 		}
 		env := []string{"FBPUB_CHECK_INTERVAL=1h", "FBPUB_WATCH=0"}
 		replicaFolders(t, srv)
-		startOne, one := load(start(t, 1, "", env...))
+		alone := start(t, 1, "", env...)
+		startOne, one := load(alone)
+		stopAll(alone) // its connections count against Dovecot's limit per user and address
 		replicaFolders(t, srv)
 		rd := testbed.StartRedis(t, nil)
 		startThree, three := load(start(t, 3, rd.URL(), env...))
@@ -387,7 +405,9 @@ func TestReplicas(t *testing.T) {
 		}
 		env := []string{"FBPUB_CHECK_INTERVAL=1s", "FBPUB_WATCH=1", "FBPUB_NOTIFY=true"}
 		replicaFolders(t, srv)
-		one := load(start(t, 1, "", env...))
+		alone := start(t, 1, "", env...)
+		one := load(alone)
+		stopAll(alone)
 		replicaFolders(t, srv)
 		rd := testbed.StartRedis(t, nil)
 		three := load(start(t, 3, rd.URL(), env...))

@@ -104,6 +104,7 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 		"FBPUB_HTTP_MAX_CONNECTIONS": "64",
 		"FBPUB_HTTP_WRITE_TIMEOUT":   "5s",
 		"FBPUB_NOTIFY_CONNECTIONS":   "2",
+		"FBPUB_IMAP_CONNECTIONS":     "3",
 	}
 	c := Default()
 	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
@@ -113,7 +114,8 @@ func TestEnvOverridesAndSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.IMAP.Addr != "127.0.0.1:10143" || c.IMAP.TLS != "none" || c.IMAP.User != "proxy" || c.Listen != "127.0.0.1:9999" ||
-		c.HTTP.MaxConnections != 64 || time.Duration(c.HTTP.WriteTimeout) != 5*time.Second || c.Publish.NotifyConnections != 2 {
+		c.HTTP.MaxConnections != 64 || time.Duration(c.HTTP.WriteTimeout) != 5*time.Second || c.Publish.NotifyConnections != 2 ||
+		c.IMAP.Connections != 3 {
 		t.Errorf("ApplyEnv: %+v", c)
 	}
 	if pw, _ := c.Password(); pw != "s3cret-pw" {

@@ -62,6 +62,11 @@ var Env = []struct {
 	{"FBPUB_HTTP_WRITE_TIMEOUT", func(c *Config, v string) error { return c.HTTP.WriteTimeout.UnmarshalText([]byte(v)) }},
 	{"FBPUB_IMAP_ADDR", func(c *Config, v string) error { c.IMAP.Addr = v; return nil }},
 	{"FBPUB_IMAP_TLS", func(c *Config, v string) error { c.IMAP.TLS = v; return nil }},
+	{"FBPUB_IMAP_CONNECTIONS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.IMAP.Connections = n
+		return err
+	}},
 	{"FBPUB_IMAP_USER", func(c *Config, v string) error { c.IMAP.User = v; return nil }},
 	{"FBPUB_IMAP_PASSWORD", func(c *Config, v string) error { c.IMAP.Password = Secret(v); return nil }},
 	{"FBPUB_IMAP_PASSWORD_FILE", func(c *Config, v string) error { c.IMAP.PasswordFile = v; return nil }},
