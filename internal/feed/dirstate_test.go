@@ -233,9 +233,49 @@ func TestRestartUnknownNameLookedUp(t *testing.T) {
 	if _, err := c.OwnerFolders(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("nobody: %v, want ErrNotFound", err)
 	}
-	if got := u.src.Calls("LookupOwner"); got != 2 {
-		t.Errorf("%d look-ups, want 2: zed and nobody", got)
+	// zed's request joined the first discovery pass (see
+	// TestLookupJoinsFirstPass), which also answers for nobody.
+	if got := u.calls("Directory", "LookupOwner"); got != "Directory=1 LookupOwner=0" {
+		t.Errorf("%s; want one listing of the directory, no look-up of a name", got)
 	}
+}
+
+// TestLookupJoinsFirstPass: before the first discovery pass has
+// succeeded, a request for an owner the cache does not know joins that
+// pass (one listing of the directory) rather than list the owner apart:
+// on Dovecot both set up every sharer's namespace. When the pass fails,
+// the owner is looked up on its own.
+func TestLookupJoinsFirstPass(t *testing.T) {
+	ctx := context.Background()
+	u := pooledUnit(t, t.TempDir(), time.Hour)
+	u.share("alice", "Calendar", "lr", "Planning")
+	u.src.ResetCalls()
+	if fs, err := u.cache.OwnerFolders(ctx, "alice"); err != nil || len(fs) != 1 {
+		t.Fatalf("alice before any pass: %v, %v; want her Calendar", fs, err)
+	}
+	if got := u.calls("Directory", "LookupOwner", "OwnerFolders"); got != "Directory=1 LookupOwner=0 OwnerFolders=0" {
+		t.Errorf("%s; want the first pass's listing alone", got)
+	}
+
+	v := pooledUnit(t, t.TempDir(), time.Hour)
+	v.share("alice", "Calendar", "lr", "Planning")
+	o := v.cache.opts
+	o.Source = noDirectory{feedtest.Pooled{Source: v.src}}
+	c := New(o)
+	v.src.ResetCalls()
+	if fs, err := c.OwnerFolders(ctx, "alice"); err != nil || len(fs) != 1 {
+		t.Fatalf("alice, the pass failing: %v, %v; want her Calendar", fs, err)
+	}
+	if got := v.calls("LookupOwner"); got != "LookupOwner=1" {
+		t.Errorf("the pass failing: %s; want the owner looked up", got)
+	}
+}
+
+// noDirectory is a pooled Source whose listing of the directory fails.
+type noDirectory struct{ feedtest.Pooled }
+
+func (noDirectory) Directory(context.Context) ([]string, []imapstore.Folder, error) {
+	return nil, nil, errors.New("listing refused")
 }
 
 // TestDirectoryFileIgnored: a directory file of another version, or that
@@ -278,9 +318,10 @@ func TestDirectoryFileIgnored(t *testing.T) {
 			if _, err := c.OwnerFolders(ctx, "alice"); err != nil {
 				t.Fatal(err)
 			}
-			lookups := u.src.Calls("LookupOwner")
+			// Without the file, alice's request joins the first pass.
+			lookups := u.src.Calls("LookupOwner") + u.src.Calls("Directory")
 			if want := map[bool]int{true: 0, false: 1}[tc.name == "used"]; lookups != want {
-				t.Errorf("alice after a restart on this file: %d look-ups, want %d", lookups, want)
+				t.Errorf("alice after a restart on this file: %d listings, want %d", lookups, want)
 			}
 			if err := c.Discover(ctx); err != nil {
 				t.Fatal(err)

@@ -62,7 +62,13 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 			// answered as it found it: nobody publishes under it
 			// (until the next pass, or the trigger, finds otherwise).
 			return ownerCheck{}, nil
-		case !c.takeToken(now):
+		}
+		if c.beforeFirstPass() {
+			if oc, ok := c.fromFirstPass(ctx, key); ok {
+				return oc, nil
+			}
+		}
+		if !c.takeToken(now) {
 			if c.listedRecently(now) {
 				return ownerCheck{}, nil // as above
 			}
@@ -81,6 +87,48 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 		return nil, false, ErrNotFound
 	}
 	return fs, false, nil
+}
+
+// beforeFirstPass reports whether no discovery pass has succeeded yet
+// and the Source lists the directory in one go (directoryLister).
+func (c *Cache) beforeFirstPass() bool {
+	if _, ok := c.opts.Source.(directoryLister); !ok {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dir.discovered.IsZero()
+}
+
+// fromFirstPass answers a look-up made before the first discovery pass
+// from that pass: it joins the pass under way (or starts it) rather than
+// list the owner apart, since on Dovecot the first LIST of a session, the
+// look-up's as the pass's, sets up every sharer's namespace (tens of
+// seconds at 20,000), and two at once take twice the server's CPU for no
+// sooner an answer. ok is false when the pass failed, or ctx ended while
+// it ran: the caller looks the owner up as before.
+func (c *Cache) fromFirstPass(ctx context.Context, key string) (ownerCheck, bool) {
+	// The pass outlives a request that gives up waiting for it.
+	ch := c.group.DoChan("discover", func() (any, error) { return nil, c.discover(context.WithoutCancel(ctx)) })
+	select {
+	case <-ctx.Done():
+		return ownerCheck{}, false
+	case r := <-ch:
+		if r.Err != nil {
+			return ownerCheck{}, false
+		}
+	}
+	c.mu.Lock()
+	o := c.dir.owners[key]
+	c.mu.Unlock()
+	switch {
+	case o == nil:
+		return ownerCheck{}, true // the pass did not list them
+	case !o.checked.IsZero():
+		return ownerCheck{o.folders, o.checked}, true
+	}
+	oc, err := c.checkOwner(ctx, o.name, checkStates)
+	return oc, err == nil
 }
 
 // sincePass reports whether t is after the start of the last discovery
