@@ -139,6 +139,9 @@ type Cache struct {
 	// directory was last written. Guarded by mu.
 	restored, restoredPass time.Time
 	dirDirty               bool
+	// passing is closed when the discovery pass under way ends; nil when
+	// none is. Guarded by mu.
+	passing chan struct{}
 	// saveMu orders the writes of the directory file (saveDirectory).
 	saveMu sync.Mutex
 }

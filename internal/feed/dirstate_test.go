@@ -233,49 +233,81 @@ func TestRestartUnknownNameLookedUp(t *testing.T) {
 	if _, err := c.OwnerFolders(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("nobody: %v, want ErrNotFound", err)
 	}
-	// zed's request joined the first discovery pass (see
-	// TestLookupJoinsFirstPass), which also answers for nobody.
-	if got := u.calls("Directory", "LookupOwner"); got != "Directory=1 LookupOwner=0" {
-		t.Errorf("%s; want one listing of the directory, no look-up of a name", got)
+	if got := u.src.Calls("LookupOwner"); got != 2 {
+		t.Errorf("%d look-ups, want 2: zed and nobody", got)
 	}
 }
 
-// TestLookupJoinsFirstPass: before the first discovery pass has
-// succeeded, a request for an owner the cache does not know joins that
-// pass (one listing of the directory) rather than list the owner apart:
-// on Dovecot both set up every sharer's namespace. When the pass fails,
-// the owner is looked up on its own.
+// TestLookupJoinsFirstPass: while the first discovery pass is under way
+// (Run starts it at once), a request for an owner the cache does not know
+// waits for that pass and is answered from it, rather than list the owner
+// apart: on Dovecot both set up every sharer's namespace. When the pass
+// fails, or none is under way, the owner is looked up on its own.
 func TestLookupJoinsFirstPass(t *testing.T) {
 	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		fail    bool
+		lookups int
+	}{{"the pass succeeds", false, 0}, {"the pass fails", true, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := pooledUnit(t, t.TempDir(), time.Hour)
+			u.share("alice", "Calendar", "lr", "Planning")
+			src := &heldDirectory{Pooled: feedtest.Pooled{Source: u.src}, fail: tc.fail,
+				held: make(chan struct{}), release: make(chan struct{})}
+			o := u.cache.opts
+			o.Source = src
+			c := New(o)
+			u.src.ResetCalls()
+			passed := make(chan error, 1)
+			go func() { passed <- c.Discover(ctx) }()
+			<-src.held // the pass is under way
+			answered := make(chan error, 1)
+			go func() {
+				fs, err := c.OwnerFolders(ctx, "alice")
+				if err == nil && len(fs) != 1 {
+					err = fmt.Errorf("%d folders, want her Calendar", len(fs))
+				}
+				answered <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // the request waits for the pass
+			close(src.release)
+			if err := <-answered; err != nil {
+				t.Fatalf("alice: %v", err)
+			}
+			<-passed
+			if got := u.src.Calls("LookupOwner"); got != tc.lookups {
+				t.Errorf("%d look-ups of alice, want %d", got, tc.lookups)
+			}
+		})
+	}
+	// No pass under way: a look-up, as before.
 	u := pooledUnit(t, t.TempDir(), time.Hour)
 	u.share("alice", "Calendar", "lr", "Planning")
 	u.src.ResetCalls()
-	if fs, err := u.cache.OwnerFolders(ctx, "alice"); err != nil || len(fs) != 1 {
-		t.Fatalf("alice before any pass: %v, %v; want her Calendar", fs, err)
+	if _, err := u.cache.OwnerFolders(ctx, "alice"); err != nil {
+		t.Fatal(err)
 	}
-	if got := u.calls("Directory", "LookupOwner", "OwnerFolders"); got != "Directory=1 LookupOwner=0 OwnerFolders=0" {
-		t.Errorf("%s; want the first pass's listing alone", got)
-	}
-
-	v := pooledUnit(t, t.TempDir(), time.Hour)
-	v.share("alice", "Calendar", "lr", "Planning")
-	o := v.cache.opts
-	o.Source = noDirectory{feedtest.Pooled{Source: v.src}}
-	c := New(o)
-	v.src.ResetCalls()
-	if fs, err := c.OwnerFolders(ctx, "alice"); err != nil || len(fs) != 1 {
-		t.Fatalf("alice, the pass failing: %v, %v; want her Calendar", fs, err)
-	}
-	if got := v.calls("LookupOwner"); got != "LookupOwner=1" {
-		t.Errorf("the pass failing: %s; want the owner looked up", got)
+	if got := u.calls("LookupOwner"); got != "LookupOwner=1" {
+		t.Errorf("no pass under way: %s; want a look-up", got)
 	}
 }
 
-// noDirectory is a pooled Source whose listing of the directory fails.
-type noDirectory struct{ feedtest.Pooled }
+// heldDirectory is a pooled Source whose listing of the directory closes
+// held, waits for release, then lists (or fails, with fail).
+type heldDirectory struct {
+	feedtest.Pooled
+	fail          bool
+	held, release chan struct{}
+}
 
-func (noDirectory) Directory(context.Context) ([]string, []imapstore.Folder, error) {
-	return nil, nil, errors.New("listing refused")
+func (h *heldDirectory) Directory(ctx context.Context) ([]string, []imapstore.Folder, error) {
+	close(h.held)
+	<-h.release
+	if h.fail {
+		return nil, nil, errors.New("listing refused")
+	}
+	return h.Pooled.Directory(ctx)
 }
 
 // TestDirectoryFileIgnored: a directory file of another version, or that
@@ -318,10 +350,9 @@ func TestDirectoryFileIgnored(t *testing.T) {
 			if _, err := c.OwnerFolders(ctx, "alice"); err != nil {
 				t.Fatal(err)
 			}
-			// Without the file, alice's request joins the first pass.
-			lookups := u.src.Calls("LookupOwner") + u.src.Calls("Directory")
+			lookups := u.src.Calls("LookupOwner")
 			if want := map[bool]int{true: 0, false: 1}[tc.name == "used"]; lookups != want {
-				t.Errorf("alice after a restart on this file: %d listings, want %d", lookups, want)
+				t.Errorf("alice after a restart on this file: %d look-ups, want %d", lookups, want)
 			}
 			if err := c.Discover(ctx); err != nil {
 				t.Fatal(err)

@@ -63,10 +63,8 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 			// (until the next pass, or the trigger, finds otherwise).
 			return ownerCheck{}, nil
 		}
-		if c.beforeFirstPass() {
-			if oc, ok := c.fromFirstPass(ctx, key); ok {
-				return oc, nil
-			}
+		if oc, ok := c.fromFirstPass(ctx, key); ok {
+			return oc, nil
 		}
 		if !c.takeToken(now) {
 			if c.listedRecently(now) {
@@ -89,39 +87,41 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 	return fs, false, nil
 }
 
-// beforeFirstPass reports whether no discovery pass has succeeded yet
-// and the Source lists the directory in one go (directoryLister).
-func (c *Cache) beforeFirstPass() bool {
-	if _, ok := c.opts.Source.(directoryLister); !ok {
-		return false
-	}
+// firstPassUnderWay returns a channel closed when the discovery pass
+// under way ends, when no pass has succeeded yet and one is under way
+// (Run starts one at once); nil otherwise.
+func (c *Cache) firstPassUnderWay() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.dir.discovered.IsZero()
+	if !c.dir.discovered.IsZero() || c.passing == nil {
+		return nil
+	}
+	return c.passing
 }
 
-// fromFirstPass answers a look-up made before the first discovery pass
-// from that pass: it joins the pass under way (or starts it) rather than
-// list the owner apart, since on Dovecot the first LIST of a session, the
-// look-up's as the pass's, sets up every sharer's namespace (tens of
-// seconds at 20,000), and two at once take twice the server's CPU for no
-// sooner an answer. ok is false when the pass failed, or ctx ended while
-// it ran: the caller looks the owner up as before.
+// fromFirstPass answers a look-up made while the first discovery pass is
+// under way from that pass, rather than list the owner apart: on Dovecot
+// the first LIST of a session, the look-up's as the pass's, sets up every
+// sharer's namespace (tens of seconds at 20,000), and two at once take
+// twice the server's CPU for no sooner an answer. ok is false when no
+// first pass is under way, when it failed, or when ctx ended first: the
+// caller looks the owner up as before.
 func (c *Cache) fromFirstPass(ctx context.Context, key string) (ownerCheck, bool) {
-	// The pass outlives a request that gives up waiting for it.
-	ch := c.group.DoChan("discover", func() (any, error) { return nil, c.discover(context.WithoutCancel(ctx)) })
+	pass := c.firstPassUnderWay()
+	if pass == nil {
+		return ownerCheck{}, false
+	}
 	select {
 	case <-ctx.Done():
 		return ownerCheck{}, false
-	case r := <-ch:
-		if r.Err != nil {
-			return ownerCheck{}, false
-		}
+	case <-pass:
 	}
 	c.mu.Lock()
-	o := c.dir.owners[key]
+	o, succeeded := c.dir.owners[key], !c.dir.discovered.IsZero()
 	c.mu.Unlock()
 	switch {
+	case !succeeded:
+		return ownerCheck{}, false
 	case o == nil:
 		return ownerCheck{}, true // the pass did not list them
 	case !o.checked.IsZero():
@@ -179,7 +179,19 @@ func (c *Cache) takeToken(now time.Time) bool {
 // every owner no check read within the discovery cadence. It costs the
 // whole directory: Run calls it in the background, never a request.
 func (c *Cache) Discover(ctx context.Context) error {
-	_, err, _ := c.group.Do("discover", func() (any, error) { return nil, c.discover(ctx) })
+	_, err, _ := c.group.Do("discover", func() (any, error) {
+		done := make(chan struct{})
+		c.mu.Lock()
+		c.passing = done
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.passing = nil
+			c.mu.Unlock()
+			close(done)
+		}()
+		return nil, c.discover(ctx)
+	})
 	return err
 }
 
