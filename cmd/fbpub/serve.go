@@ -345,6 +345,7 @@ func (s *service) run(ctx context.Context, ready chan<- string) error {
 	// for the whole directory.
 	dctx, stopDiscovery := context.WithCancel(ctx)
 	var discovery sync.WaitGroup
+	s.cache.Starting() // a request before Run's first pass waits for it
 	discovery.Go(func() { s.cache.Run(dctx) })
 	defer discovery.Wait()
 	defer stopDiscovery()

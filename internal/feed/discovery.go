@@ -87,6 +87,17 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 	return fs, false, nil
 }
 
+// Starting says that Run is about to start, before the goroutine that
+// runs it does: a look-up made in between waits for its first pass as
+// for a pass under way (see fromFirstPass).
+func (c *Cache) Starting() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.passing == nil {
+		c.passing = make(chan struct{})
+	}
+}
+
 // firstPassUnderWay returns a channel closed when the discovery pass
 // under way ends, when no pass has succeeded yet and one is under way
 // (Run starts one at once); nil otherwise.
@@ -180,9 +191,12 @@ func (c *Cache) takeToken(now time.Time) bool {
 // whole directory: Run calls it in the background, never a request.
 func (c *Cache) Discover(ctx context.Context) error {
 	_, err, _ := c.group.Do("discover", func() (any, error) {
-		done := make(chan struct{})
 		c.mu.Lock()
-		c.passing = done
+		done := c.passing // made by Starting, or here
+		if done == nil {
+			done = make(chan struct{})
+			c.passing = done
+		}
 		c.mu.Unlock()
 		defer func() {
 			c.mu.Lock()
