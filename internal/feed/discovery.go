@@ -51,6 +51,11 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 		c.mu.Lock()
 		o := c.dir.owners[key]
 		c.mu.Unlock()
+		if o == nil && c.awaitFirstPass(ctx) {
+			c.mu.Lock()
+			o = c.dir.owners[key]
+			c.mu.Unlock()
+		}
 		switch {
 		case o != nil && !o.checked.IsZero():
 			return ownerCheck{o.folders, o.checked}, nil
@@ -62,9 +67,6 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 			// answered as it found it: nobody publishes under it
 			// (until the next pass, or the trigger, finds otherwise).
 			return ownerCheck{}, nil
-		}
-		if oc, ok := c.fromFirstPass(ctx, key); ok {
-			return oc, nil
 		}
 		if !c.takeToken(now) {
 			if c.listedRecently(now) {
@@ -89,7 +91,7 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 
 // Starting says that Run is about to start, before the goroutine that
 // runs it does: a look-up made in between waits for its first pass as
-// for a pass under way (see fromFirstPass).
+// for a pass under way (see awaitFirstPass).
 func (c *Cache) Starting() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -110,36 +112,27 @@ func (c *Cache) firstPassUnderWay() <-chan struct{} {
 	return c.passing
 }
 
-// fromFirstPass answers a look-up made while the first discovery pass is
-// under way from that pass, rather than list the owner apart: on Dovecot
-// the first LIST of a session, the look-up's as the pass's, sets up every
+// awaitFirstPass waits for the first discovery pass when one is under way
+// and reports whether it succeeded: a look-up made meanwhile is answered
+// from that pass rather than list the owner apart, since on Dovecot the
+// first LIST of a session, the look-up's as the pass's, sets up every
 // sharer's namespace (tens of seconds at 20,000), and two at once take
-// twice the server's CPU for no sooner an answer. ok is false when no
-// first pass is under way, when it failed, or when ctx ended first: the
-// caller looks the owner up as before.
-func (c *Cache) fromFirstPass(ctx context.Context, key string) (ownerCheck, bool) {
+// twice the server's CPU for no sooner an answer. It reports false when
+// no first pass is under way, when it failed, or when ctx ended first:
+// the owner is then looked up as before.
+func (c *Cache) awaitFirstPass(ctx context.Context) bool {
 	pass := c.firstPassUnderWay()
 	if pass == nil {
-		return ownerCheck{}, false
+		return false
 	}
 	select {
 	case <-ctx.Done():
-		return ownerCheck{}, false
+		return false
 	case <-pass:
 	}
 	c.mu.Lock()
-	o, succeeded := c.dir.owners[key], !c.dir.discovered.IsZero()
-	c.mu.Unlock()
-	switch {
-	case !succeeded:
-		return ownerCheck{}, false
-	case o == nil:
-		return ownerCheck{}, true // the pass did not list them
-	case !o.checked.IsZero():
-		return ownerCheck{o.folders, o.checked}, true
-	}
-	oc, err := c.checkOwner(ctx, o.name, checkStates)
-	return oc, err == nil
+	defer c.mu.Unlock()
+	return !c.dir.discovered.IsZero()
 }
 
 // sincePass reports whether t is after the start of the last discovery

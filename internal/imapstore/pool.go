@@ -50,9 +50,6 @@ type Pool struct {
 type slot struct {
 	lock chan struct{}
 	s    *Session
-	// lister marks the slot of the listings: its session is not recycled
-	// for having listed (see Session.worn).
-	lister bool
 }
 
 // NewPool makes a pool of at most size sessions (at least one).
@@ -61,9 +58,6 @@ func NewPool(opts Options, size int) *Pool {
 	p := &Pool{opts: opts}
 	for range size {
 		p.slots = append(p.slots, &slot{lock: make(chan struct{}, 1)})
-	}
-	if size > 1 {
-		p.slots[size-1].lister = true
 	}
 	return p
 }
@@ -75,7 +69,7 @@ var ErrClosed = errors.New("imapstore: pool closed")
 // listings' slot.
 func (p *Pool) ownerSlots() int { return max(len(p.slots)-1, 1) }
 
-// listSlot is the slot of the listings.
+// listSlot is the slot of the listings (with one slot, the only one).
 func (p *Pool) listSlot() *slot { return p.slots[len(p.slots)-1] }
 
 // take locks sl, or fails when ctx ends first.
@@ -98,67 +92,47 @@ func tryTake(sl *slot) bool {
 	}
 }
 
-// ownerSlot locks the first free slot of those that name folders, or
-// waits for the first.
-func (p *Pool) ownerSlot(ctx context.Context) (*slot, error) {
-	n := p.ownerSlots()
-	for _, sl := range p.slots[:n] {
+// firstFree locks the first free slot of slots, or waits for the first.
+func firstFree(ctx context.Context, slots []*slot) (*slot, error) {
+	for _, sl := range slots {
 		if tryTake(sl) {
 			return sl, nil
 		}
 	}
-	if err := take(ctx, p.slots[0]); err != nil {
+	if err := take(ctx, slots[0]); err != nil {
 		return nil, err
 	}
-	return p.slots[0], nil
-}
-
-// anySlot locks any free slot, or waits for the first.
-func (p *Pool) anySlot(ctx context.Context) (*slot, error) {
-	for _, sl := range p.slots {
-		if tryTake(sl) {
-			return sl, nil
-		}
-	}
-	if err := take(ctx, p.slots[0]); err != nil {
-		return nil, err
-	}
-	return p.slots[0], nil
+	return slots[0], nil
 }
 
 // Do runs f with a session from the pool (any slot). A session whose
 // connection broke during f is dropped instead of returned to the pool.
 func (p *Pool) Do(ctx context.Context, f func(*Session) error) error {
-	sl, err := p.anySlot(ctx)
+	sl, err := firstFree(ctx, p.slots)
 	if err != nil {
 		return err
 	}
-	return p.run(ctx, sl, f)
+	_, err = p.run(ctx, sl, f)
+	return err
 }
 
-// doNamed runs f, whose commands name folders, on a session that has not
-// listed (see ownerSlot).
-// When the server refuses that session's login for now (a limit of
-// connections, say), f runs on the listings' session if it is idle.
+// doNamed runs f, whose commands name folders, on the first free session
+// of the slots that never list. When the server refuses that session's
+// login for now (a limit of connections, say), f runs on the listings'
+// session if it is idle.
 func (p *Pool) doNamed(ctx context.Context, f func(*Session) error) error {
-	sl, err := p.ownerSlot(ctx)
+	sl, err := firstFree(ctx, p.slots[:p.ownerSlots()])
 	if err != nil {
 		return err
 	}
-	s, err := p.session(ctx, sl)
-	if err != nil {
-		<-sl.lock
-		if ls := p.listSlot(); ls != sl && errors.Is(err, ErrUnavailable) && tryTake(ls) {
-			if ls.s != nil && !isClosed(ls.s) {
-				return p.run(ctx, ls, f)
-			}
-			<-ls.lock
+	ran, err := p.run(ctx, sl, f)
+	if ls := p.listSlot(); !ran && ls != sl && errors.Is(err, ErrUnavailable) && tryTake(ls) {
+		if ls.s != nil && !isClosed(ls.s) {
+			_, err = p.run(ctx, ls, f)
+			return err
 		}
-		return err
+		<-ls.lock
 	}
-	defer func() { <-sl.lock }()
-	err = f(s)
-	p.put(sl, s)
 	return err
 }
 
@@ -168,20 +142,22 @@ func (p *Pool) doList(ctx context.Context, f func(*Session) error) error {
 	if err := take(ctx, sl); err != nil {
 		return err
 	}
-	return p.run(ctx, sl, f)
+	_, err := p.run(ctx, sl, f)
+	return err
 }
 
 // run runs f on sl's session, logging one in if the slot has none, and
-// unlocks sl. The caller holds sl's lock.
-func (p *Pool) run(ctx context.Context, sl *slot, f func(*Session) error) error {
+// unlocks sl; ran says whether f ran (no session could be had, else).
+// The caller holds sl's lock.
+func (p *Pool) run(ctx context.Context, sl *slot, f func(*Session) error) (ran bool, err error) {
 	defer func() { <-sl.lock }()
 	s, err := p.session(ctx, sl)
 	if err != nil {
-		return err
+		return false, err
 	}
 	err = f(s)
 	p.put(sl, s)
-	return err
+	return true, err
 }
 
 // Features returns the server's features, logging in once if no session
@@ -270,7 +246,8 @@ func backoff(n int) time.Duration {
 // its connection died, or it is worn for its slot (see Session.worn).
 // The caller holds sl's lock.
 func (p *Pool) put(sl *slot, s *Session) {
-	worn := s.worn(!sl.lister, sl.lister || len(p.slots) == 1)
+	lists := sl == p.listSlot()
+	worn := s.worn(!lists || len(p.slots) == 1, lists)
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
