@@ -679,7 +679,11 @@ func TestWatcherNotifyHold(t *testing.T) {
 		Changed: func(string) {}, Resync: func() {}})
 	defer w2.Close()
 	w2.Watch([]string{shared(a)})
-	waitFor(t, "the second watcher's NOTIFY", func() bool { return w2.Mode() == WatchNotify })
+	// Mode says NOTIFY once the connection is up; its folders count as
+	// watched once its first NOTIFY SET is done.
+	waitFor(t, "the second watcher's NOTIFY SET", func() bool {
+		return w2.Mode() == WatchNotify && slices.Equal(w2.Watching(), []string{shared(a)})
+	})
 	w2.Watch([]string{shared(c)})
 	if got, want := w2.Watching(), []string{shared(c)}; !slices.Equal(got, want) {
 		t.Errorf("Watching() after a list that fits = %q, want %q", got, want)
