@@ -198,17 +198,18 @@ func (s *service) newCache(policy *acl.Policy) *feed.Cache {
 		debug.SetMemoryLimit(limit)
 	}
 	return feed.New(feed.Options{
-		Policy:        policy,
-		Source:        s.pool,
-		CheckInterval: time.Duration(cfg.Publish.CheckInterval),
-		Revalidate:    time.Duration(cfg.Publish.Revalidate),
-		Discovery:     time.Duration(cfg.Publish.Discovery),
-		CheckBudget:   time.Duration(cfg.Publish.CheckBudget),
-		Patterns:      cfg.Publish.Folders,
-		StateDir:      cfg.Publish.StateDir,
-		MaxBytes:      cfg.Cache.MaxBytes,
-		Metrics:       s.metrics,
-		Logger:        s.log,
+		Policy:            policy,
+		Source:            s.pool,
+		CheckInterval:     time.Duration(cfg.Publish.CheckInterval),
+		Revalidate:        time.Duration(cfg.Publish.Revalidate),
+		RevalidateWatched: time.Duration(cfg.Publish.RevalidateWatched),
+		Discovery:         time.Duration(cfg.Publish.Discovery),
+		CheckBudget:       time.Duration(cfg.Publish.CheckBudget),
+		Patterns:          cfg.Publish.Folders,
+		StateDir:          cfg.Publish.StateDir,
+		MaxBytes:          cfg.Cache.MaxBytes,
+		Metrics:           s.metrics,
+		Logger:            s.log,
 		// An owner a look-up did not find is not looked up again for a
 		// minute (discovery may still find them).
 		NegativeTTL: min(time.Duration(cfg.Publish.Discovery), time.Minute),

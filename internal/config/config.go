@@ -136,6 +136,12 @@ type Publish struct {
 	// 0 reads them at every check. It bounds how long a revoked grant
 	// that moves no state can go unseen (see README).
 	Revalidate Duration `toml:"revalidate"`
+	// RevalidateWatched is how long an owner whose folders NOTIFY all
+	// watches goes without a check while the server announces no
+	// change: Dovecot announces a SETACL and a SETMETADATA on a watched
+	// folder, so this only bounds what changes without a word (a global
+	// ACL file). 0 means revalidate.
+	RevalidateWatched Duration `toml:"revalidate_watched"`
 	// Discovery is how often fbpub looks, in the background, for users
 	// who started or stopped sharing, and re-reads the owners no request
 	// asked for.
@@ -251,12 +257,13 @@ func Default() Config {
 			Timeout: Duration(30 * time.Second), Connections: 4,
 		},
 		Publish: Publish{
-			Folders:       []string{"Calendar", "Calendar/*"},
-			CheckInterval: Duration(time.Second),
-			Revalidate:    Duration(5 * time.Minute),
-			Discovery:     Duration(5 * time.Minute),
-			CheckBudget:   Duration(300 * time.Millisecond),
-			PastDays:      7, FutureDays: 90,
+			Folders:           []string{"Calendar", "Calendar/*"},
+			CheckInterval:     Duration(time.Second),
+			Revalidate:        Duration(5 * time.Minute),
+			RevalidateWatched: Duration(time.Hour),
+			Discovery:         Duration(5 * time.Minute),
+			CheckBudget:       Duration(300 * time.Millisecond),
+			PastDays:          7, FutureDays: 90,
 			DefaultZone:       "UTC",
 			Refresh:           Duration(15 * time.Minute),
 			Watch:             4,

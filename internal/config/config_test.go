@@ -25,9 +25,9 @@ func TestGoodFile(t *testing.T) {
 		t.Errorf("LoadFile(good.toml) = %+v", c)
 	}
 	if time.Duration(c.Publish.Revalidate) != time.Minute || time.Duration(c.Publish.Discovery) != 10*time.Minute ||
-		time.Duration(c.Publish.CheckBudget) != 500*time.Millisecond {
-		t.Errorf("LoadFile(good.toml): revalidate %s, discovery %s, check_budget %s; want 1m, 10m, 500ms",
-			time.Duration(c.Publish.Revalidate), time.Duration(c.Publish.Discovery), time.Duration(c.Publish.CheckBudget))
+		time.Duration(c.Publish.CheckBudget) != 500*time.Millisecond || time.Duration(c.Publish.RevalidateWatched) != 2*time.Hour {
+		t.Errorf("LoadFile(good.toml): revalidate %s, revalidate_watched %s, discovery %s, check_budget %s; want 1m, 2h, 10m, 500ms",
+			time.Duration(c.Publish.Revalidate), time.Duration(c.Publish.RevalidateWatched), time.Duration(c.Publish.Discovery), time.Duration(c.Publish.CheckBudget))
 	}
 	p := c.Policy(nil)
 	if p.FreeBusy != "authenticated" || len(p.Readers["alice"]) != 3 {

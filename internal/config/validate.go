@@ -80,6 +80,9 @@ func (c *Config) validatePublish(bad func(format string, a ...any)) {
 	if c.Publish.Revalidate < 0 || c.Publish.Revalidate > Duration(24*time.Hour) {
 		bad("publish.revalidate: %s is not between 0s and 24h", time.Duration(c.Publish.Revalidate))
 	}
+	if c.Publish.RevalidateWatched < 0 || c.Publish.RevalidateWatched > Duration(24*time.Hour) {
+		bad("publish.revalidate_watched: %s is not between 0s and 24h", time.Duration(c.Publish.RevalidateWatched))
+	}
 	if c.Publish.Discovery < Duration(time.Second) || c.Publish.Discovery > Duration(24*time.Hour) {
 		bad("publish.discovery: %s is not between 1s and 24h", time.Duration(c.Publish.Discovery))
 	}

@@ -45,6 +45,13 @@ type Options struct {
 	// whose state did not move are trusted before a check reads them
 	// again. Zero means every check reads them.
 	Revalidate time.Duration
+	// RevalidateWatched is how long an owner whose folders a NOTIFY
+	// connection all watches goes without a check when the server
+	// announces no change (see SetWatched). Dovecot announces a SETACL and
+	// a SETMETADATA on a watched folder as it does a new message, so this
+	// only bounds what the server could change without a word (a global
+	// ACL file, say). Zero means Revalidate.
+	RevalidateWatched time.Duration
 	// Discovery is how often Run looks for new and departed owners and
 	// re-reads the owners no request asked for since (default
 	// DefaultDiscovery).

@@ -178,16 +178,20 @@ func (c *Cache) goodCheck(t, arrived, pushed time.Time) bool {
 }
 
 // watchedFresh: with NOTIFY watching all of o's folders, the server
-// announces their changes, so there is nothing to poll until Revalidate.
-// The caller holds c.mu.
+// announces their changes, so there is nothing to poll until
+// RevalidateWatched (Revalidate when unset). The caller holds c.mu.
 func (c *Cache) watchedFresh(o *ownerEntry, arrived, pushed time.Time) bool {
-	if c.dir.watched == nil || c.opts.Revalidate <= 0 || len(o.folders) == 0 || o.checked.IsZero() {
+	bound := c.opts.RevalidateWatched
+	if bound <= 0 {
+		bound = c.opts.Revalidate
+	}
+	if c.dir.watched == nil || bound <= 0 || len(o.folders) == 0 || o.checked.IsZero() {
 		return false
 	}
 	if !pushed.IsZero() && o.checked.Before(pushed) {
 		return false
 	}
-	if !o.checked.After(arrived.Add(-c.opts.Revalidate)) {
+	if !o.checked.After(arrived.Add(-bound)) {
 		return false
 	}
 	for _, f := range o.folders {

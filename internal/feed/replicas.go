@@ -499,7 +499,7 @@ func (c *Cache) adoptCheck(ctx context.Context, r *replicas, key string, good fu
 	// Good for the requests, or as good as a check of this replica
 	// would be with NOTIFY watching the owner's folders (watchedFresh):
 	// what the watching replica checked after the last announced change
-	// holds until Revalidate, whichever replica checked it.
+	// holds until RevalidateWatched, whichever replica checked it.
 	now := c.opts.Now()
 	valid := sc.Checked // what the waiting requests compare with good
 	if !good(sc.Checked) && !(negative > 0 && len(sc.Listed) == 0 && sc.Checked.After(now.Add(-negative))) {

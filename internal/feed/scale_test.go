@@ -365,6 +365,53 @@ func TestWatchedNotPolled(t *testing.T) {
 	}
 }
 
+// TestWatchedRevalidateWatched: an owner whose folders NOTIFY watches is
+// checked again after RevalidateWatched, not Revalidate, and that check
+// reads the rights again (they are older than Revalidate); once the
+// folders are no longer watched, Revalidate and the interval apply again.
+func TestWatchedRevalidateWatched(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	f.cache.opts.Revalidate = time.Hour
+	f.cache.opts.RevalidateWatched = 3 * time.Hour
+	setupAlice(t, f.srv)
+	now := time.Now()
+	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	request := func() (checks, rights int) {
+		t.Helper()
+		f.src.reset()
+		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		return f.src.count("LIST") + f.src.count("STATUS"), f.src.count("MYRIGHTS")
+	}
+	at(0)
+	request()
+	f.cache.SetWatched([]string{"shared/alice/Calendar"})
+	for i, step := range []struct {
+		what           string
+		at             time.Duration
+		checks, rights int
+	}{
+		{"Revalidate ran out, watched", time.Hour + 5*time.Second, 0, 0},
+		{"two hours on, watched", 2 * time.Hour, 0, 0},
+		{"RevalidateWatched ran out", 3*time.Hour + 5*time.Second, 1, 1},
+		{"just after", 3*time.Hour + 10*time.Second, 0, 0},
+	} {
+		at(step.at)
+		checks, rights := request()
+		if checks != step.checks || rights != step.rights {
+			t.Errorf("step %d, %s: %d LIST or STATUS and %d MYRIGHTS, want %d and %d",
+				i, step.what, checks, rights, step.checks, step.rights)
+		}
+	}
+	f.cache.SetWatched(nil)
+	at(3*time.Hour + 12*time.Second)
+	if checks, _ := request(); checks != 1 {
+		t.Errorf("no longer watched, interval ran out: %d LIST or STATUS, want 1", checks)
+	}
+}
+
 // TestLookupsBounded: requests for ever-new names that exist nowhere
 // cost at most a burst of look-ups (one LIST each, and at most one login),
 // then none until the rate allows more; a name holding a LIST wildcard is

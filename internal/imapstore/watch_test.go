@@ -689,3 +689,36 @@ func TestWatcherNotifyHold(t *testing.T) {
 		t.Errorf("Watching() after a list that fits = %q, want %q", got, want)
 	}
 }
+
+// TestWatcherNotifyAnnouncesRights: Dovecot announces a change of a
+// watched folder's ACL (a reader's grant, the proxy's own rights) and of
+// its annotations as it does a new message. The cache relies on it to
+// check a watched owner only every publish.revalidate_watched
+// (feed.Options.RevalidateWatched) instead of every publish.revalidate.
+func TestWatcherNotifyAnnouncesRights(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	f := srv.SharedName("alice", "Calendar")
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), Changed: ev.changed, Resync: func() { ev.resync.Add(1) }})
+	defer w.Close()
+	w.Watch([]string{f})
+	waitFor(t, "the NOTIFY connection", func() bool { return ev.resync.Load() == 1 })
+	for _, step := range []struct {
+		what string
+		do   func()
+	}{
+		{"a reader's grant", func() { srv.SetACL(t, "alice", "Calendar", "bob", "lr") }},
+		{"a reader's grant narrowed", func() { srv.SetACL(t, "alice", "Calendar", "bob", "l") }},
+		{"the folder's Kolab type", func() {
+			srv.SetMetadata(t, "alice", "Calendar", "/shared/vendor/kolab/folder-type", "event")
+		}},
+		{"the proxy's r revoked", func() { srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "l") }},
+	} {
+		n := ev.count(f)
+		step.do()
+		waitChange(t, ev, f, n, step.what)
+	}
+}
