@@ -168,9 +168,10 @@ type Publish struct {
 	// where the server offers it (Dovecot does); IDLE and Watch are then
 	// used only where it does not.
 	Notify bool `toml:"notify"`
-	// NotifyConnections bounds the NOTIFY connections: each watches up to
-	// 1000 folders, and a second one opens only when more are published;
-	// 1 watches the 1000 most requested folders on one connection.
+	// NotifyConnections bounds the NOTIFY connections: each watches as
+	// many folders as 32 KiB of names carry (about 1,300, 2,000 at most),
+	// and a second one opens only when more are published; 1 watches the
+	// most requested folders on one connection.
 	NotifyConnections int `toml:"notify_connections"`
 	// StateDir, when set, keeps folder snapshots and the directory of
 	// owners across restarts, so a restart costs one state check per

@@ -28,9 +28,10 @@ var notifyEvents = []imap.NotifyEvent{imap.NotifyEventMessageNew, imap.NotifyEve
 	imap.NotifyEventFlagChange, imap.NotifyEventMailboxName}
 
 // Bounds on what one NOTIFY SET carries: Dovecot refuses command lines
-// over 64 KiB (imap_max_line_length).
+// over 64 KiB (imap_max_line_length). Names like "shared/u01234/Calendar"
+// fill 32 KiB at about 1,300.
 const (
-	defaultMaxNotify   = 1000
+	defaultMaxNotify   = 2000
 	maxNotifyBytes     = 32 << 10
 	defaultNotifyConns = 4
 )

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/fbpub/fbpub/internal/mutf7"
 )
 
 // NOTIFY over several connections: one NOTIFY SET carries at most
@@ -147,9 +149,17 @@ func (w *Watcher) runSlot(ctx context.Context, i int) error {
 	return nil
 }
 
-// notifyCost is what a name adds to a NOTIFY SET: in modified UTF-7 and
-// UTF-8, quoted (see mailboxesFilter), with room to spare.
-func notifyCost(f string) int { return 2*len(f) + 16 }
+// notifyCost is what a name adds to a NOTIFY SET, as mailboxesFilter
+// writes it: quoted in modified UTF-7, then in UTF-8 where that differs,
+// each with the space before it.
+func notifyCost(f string) int {
+	m := mutf7.Encode(f)
+	n := len(quoteReplacer.Replace(m)) + 3
+	if m != f {
+		n += len(quoteReplacer.Replace(f)) + 3
+	}
+	return n
+}
 
 // notifyChunks splits the distinct folders of desired that NOTIFY can
 // watch (see notifiable), in their order, into at most k lists of at most

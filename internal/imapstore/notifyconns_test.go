@@ -191,3 +191,22 @@ func TestNotifyFull(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifyCost: what notifyCost counts for a name is what
+// mailboxesFilter writes for it, so that a NOTIFY SET stays within
+// maxNotifyBytes.
+func TestNotifyCost(t *testing.T) {
+	names := []string{"shared/u01234/Calendar", "INBOX", `shared/bob/Team "A" \ B`, "shared/alice/Réunions d'équipe", "日程"}
+	empty := len(mailboxesFilter(nil, true))
+	sum := 0
+	for _, f := range names {
+		got := len(mailboxesFilter([]string{f}, true)) - empty + 1 // the space before a name
+		if c := notifyCost(f); c != got {
+			t.Errorf("notifyCost(%q) = %d, mailboxesFilter writes %d", f, c, got)
+		}
+		sum += notifyCost(f)
+	}
+	if got := len(mailboxesFilter(names, true)) - empty + 1; got != sum {
+		t.Errorf("mailboxesFilter of %d names writes %d bytes, notifyCost sums to %d", len(names), got, sum)
+	}
+}

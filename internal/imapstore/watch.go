@@ -47,7 +47,7 @@ type WatchOptions struct {
 	// which the proxy's pool shares.
 	MaxIdle int
 	// MaxNotify bounds the folders one NOTIFY connection watches (default
-	// 1000; its names are also bounded to 32 KiB in all).
+	// 2000; its names are also bounded to 32 KiB in all).
 	MaxNotify int
 	// NotifyConns bounds the NOTIFY connections (default 4), and so, with
 	// MaxNotify, the folders watched with NOTIFY. Only as many are opened
