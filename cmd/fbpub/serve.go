@@ -298,8 +298,14 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 	o := s.imap.options(s.cfg.IMAP.User, password)
 	o.Logger = s.log.With("component", "watch")
 	changed := s.cache.Changed
+	// A NOTIFY connection reads the states of its folders once its
+	// NOTIFY SET is in effect: only those that moved since their owner's
+	// last check need another. Replicas are told of every folder
+	// instead, as their checks may be older than this one's.
+	settled := s.cache.Settled
 	if s.shared != nil {
 		changed = s.cache.Announce // to every replica
+		settled = nil
 	}
 	return imapstore.NewWatcherWith(imapstore.WatchOptions{
 		Options:  o,
@@ -316,11 +322,13 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		Hold: 5 * time.Minute,
 		// A folder a NOTIFY connection watches may have changed unseen
 		// when that connection was down or its list was being
-		// replaced: the watcher then calls Changed for each folder of
-		// that connection (no Resync), so that their next requests
-		// read their states again. The others were never relied on
-		// being watched, and their checks went on as ever.
+		// replaced: the watcher then reads their states (Settled), or
+		// calls Changed for each folder of that connection, so that
+		// their next requests read their states again. The others were
+		// never relied on being watched, and their checks went on as
+		// ever.
 		Changed: changed,
+		Settled: settled,
 	})
 }
 

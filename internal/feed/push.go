@@ -3,6 +3,8 @@ package feed
 import (
 	"slices"
 	"strings"
+
+	"github.com/fbpub/fbpub/internal/imapstore"
 )
 
 // Changed records that the server announced a change in folder (IMAP
@@ -22,6 +24,26 @@ func (c *Cache) Changed(folder string) {
 	}
 	c.mu.Unlock()
 	c.m.Pushes.Inc()
+}
+
+// Settled tells the cache that folder's state is st now, and that the
+// server announces its changes from here on (a NOTIFY SET took it in):
+// when the cache holds that very state for it, nothing changed since its
+// owner's last check, which still holds; otherwise the folder counts as
+// changed (Changed).
+func (c *Cache) Settled(folder string, st imapstore.State) {
+	c.mu.Lock()
+	held := false
+	if key, ok := c.dir.folderOwner[folder]; ok {
+		if o := c.dir.owners[key]; o != nil {
+			f, ok := o.listed[folder]
+			held = ok && f.HasState && f.State == st
+		}
+	}
+	c.mu.Unlock()
+	if !held {
+		c.Changed(folder)
+	}
 }
 
 // SetWatched tells the cache which folders a NOTIFY connection watches

@@ -412,6 +412,51 @@ func TestWatchedRevalidateWatched(t *testing.T) {
 	}
 }
 
+// TestSettled: a NOTIFY SET that takes a folder in reports its state
+// (Settled): the same state as the owner's last check leaves that check
+// standing, another one makes the next request check again, as does a
+// folder the cache does not publish yet.
+func TestSettled(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Second)
+	f.cache.opts.Revalidate = time.Hour
+	setupAlice(t, f.srv)
+	now := time.Now()
+	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	checks := func() int {
+		t.Helper()
+		f.src.reset()
+		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		return f.src.count("LIST") + f.src.count("STATUS")
+	}
+	at(0)
+	checks()
+	const cal = "shared/alice/Calendar"
+	f.cache.SetWatched([]string{cal})
+	f.cache.mu.Lock()
+	held := f.cache.dir.owners[f.cache.dir.folderOwner[cal]].listed[cal].State
+	f.cache.mu.Unlock()
+	moved := held
+	moved.UIDNext++
+	for i, step := range []struct {
+		what  string
+		do    func()
+		check int
+	}{
+		{"the state held", func() { f.cache.Settled(cal, held) }, 0},
+		{"a state that moved", func() { f.cache.Settled(cal, moved) }, 1},
+		{"a folder not published yet", func() { f.cache.Settled("shared/alice/New", held) }, 1},
+	} {
+		at(time.Duration(i+1) * 2 * time.Second)
+		step.do()
+		if got := checks(); got != step.check {
+			t.Errorf("step %d, %s: %d LIST or STATUS, want %d", i, step.what, got, step.check)
+		}
+	}
+}
+
 // TestLookupsBounded: requests for ever-new names that exist nowhere
 // cost at most a burst of look-ups (one LIST each, and at most one login),
 // then none until the rate allows more; a name holding a LIST wildcard is

@@ -155,7 +155,9 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 			// before: while the connection was down, or between
 			// NOTIFY NONE and NOTIFY SET.
 			s.live.Store(true)
-			w.resync(s)
+			if err := w.settle(s, c); err != nil {
+				return established, err
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -171,6 +173,53 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 			}
 		}
 	}
+}
+
+// settle reports slot s's folders after its NOTIFY SET, as they may have
+// changed unseen before it: with Settled, their states as read on c now
+// (announcements come from here on, so a state that matches the one the
+// receiver holds needs no check); otherwise (see resync) Changed for each.
+func (w *Watcher) settle(s *notifySlot, c *notifyConn) error {
+	if w.o.Resync != nil || w.o.Settled == nil {
+		w.resync(s)
+		return nil
+	}
+	states, err := c.states(c.current)
+	for _, f := range c.current {
+		if st, ok := states[f]; ok {
+			w.o.Settled(f, st)
+		} else {
+			w.o.Changed(f)
+		}
+	}
+	return err
+}
+
+// states reads the states of folders on c: pipelined STATUS commands. A
+// folder whose STATUS fails is left out; an error other than a refused
+// STATUS ends the connection.
+func (c *notifyConn) states(folders []string) (map[string]State, error) {
+	opts := &imap.StatusOptions{UIDValidity: true, UIDNext: true, NumMessages: true,
+		HighestModSeq: c.client.Caps().Has(imap.CapCondStore)}
+	out := make(map[string]State, len(folders))
+	err := c.do("STATUS", func() error {
+		cmds := make([]*imapclient.StatusCommand, len(folders))
+		for i, f := range folders {
+			cmds[i] = c.client.Status(f, opts)
+		}
+		var first error
+		for i, cmd := range cmds {
+			d, err := cmd.Wait()
+			switch {
+			case err == nil:
+				out[folders[i]] = stateOf(d)
+			case !isStatusErr(err) && first == nil:
+				first = err
+			}
+		}
+		return first
+	})
+	return out, err
 }
 
 // sameSet reports whether a and b hold the same names, in any order.

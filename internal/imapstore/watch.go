@@ -81,6 +81,15 @@ type WatchOptions struct {
 	// checked. When nil, Changed is called for each folder that
 	// connection watches instead. It must not block.
 	Resync func()
+	// Settled, when set (and Resync is not), is how a NOTIFY connection
+	// reports its folders once its NOTIFY SET is in effect, instead of
+	// calling Changed for each: it reads their states on that connection
+	// (pipelined STATUS, cheap for the server, which has just opened
+	// them) and calls Settled with each state read, Changed for a folder
+	// whose STATUS failed. The receiver compares the state with the one
+	// it holds: only a folder that moved unseen needs a check. It may be
+	// called from several goroutines at once and must not block.
+	Settled func(folder string, st State)
 }
 
 // Watcher watches folders for changes the server announces. Its methods

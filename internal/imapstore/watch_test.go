@@ -722,3 +722,70 @@ func TestWatcherNotifyAnnouncesRights(t *testing.T) {
 		waitChange(t, ev, f, n, step.what)
 	}
 }
+
+// TestWatcherNotifySettled: with Settled, a NOTIFY connection reports the
+// state of each folder once its NOTIFY SET is in effect, read after the
+// SET: a message that arrived while the folder was not watched shows in
+// it; a folder whose STATUS fails (it does not exist) is reported Changed.
+func TestWatcherNotifySettled(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	for _, f := range []string{"SetA", "SetB", "SetC"} {
+		srv.CreateFolder(t, "alice", f)
+		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
+	}
+	a, b, c := srv.SharedName("alice", "SetA"), srv.SharedName("alice", "SetB"), srv.SharedName("alice", "SetC")
+	ev := newEvents()
+	var mu sync.Mutex
+	settled := map[string][]State{}
+	last := func(f string) (State, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		l := settled[f]
+		if len(l) == 0 {
+			return State{}, 0
+		}
+		return l[len(l)-1], len(l)
+	}
+	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), Changed: ev.changed,
+		Settled: func(f string, st State) {
+			mu.Lock()
+			settled[f] = append(settled[f], st)
+			mu.Unlock()
+		}})
+	defer w.Close()
+	w.Watch([]string{a, b})
+	waitFor(t, "the first NOTIFY SET settled", func() bool {
+		_, na := last(a)
+		_, nb := last(b)
+		return na == 1 && nb == 1
+	})
+	if st, _ := last(a); st.UIDValidity == 0 || st.UIDNext == 0 {
+		t.Errorf("Settled(%q) = %+v, want a state read by STATUS", a, st)
+	}
+	if n := ev.count(a) + ev.count(b); n != 0 {
+		t.Errorf("Changed called %d times for folders whose state was read", n)
+	}
+
+	// b leaves the watch; a message arrives in it unseen; b comes back.
+	before, _ := last(b)
+	w.Watch([]string{a})
+	waitFor(t, "b dropped", func() bool { return slices.Equal(w.Watching(), []string{a}) })
+	srv.Append(t, "alice", "SetB", emptyCalendar)
+	_, n := last(b)
+	w.Watch([]string{a, b, c})
+	waitFor(t, "b settled again", func() bool { _, m := last(b); return m > n })
+	if st, _ := last(b); st.Messages != before.Messages+1 || st.UIDNext <= before.UIDNext {
+		t.Errorf("Settled(%q) after an unseen APPEND = %+v, before %+v: want one more message", b, st, before)
+	}
+	waitFor(t, "c settled", func() bool { _, m := last(c); return m == 1 })
+
+	// A folder that does not exist (any more) answers no STATUS: Changed,
+	// not Settled.
+	gone := srv.SharedName("alice", "Gone")
+	w.Watch([]string{a, b, c, gone})
+	waitFor(t, "the missing folder reported changed", func() bool { return ev.count(gone) > 0 })
+	if _, m := last(gone); m != 0 {
+		t.Errorf("Settled called for a folder whose STATUS failed")
+	}
+}
