@@ -148,11 +148,17 @@ func run(ctx context.Context, cfg config) (err error) {
 	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", site.EventsPerCalendar, site.Proxy)
 	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, discovery 5 min), FBPUB_NOTIFY as per run; FBPUB_STATE_DIR empty at start (a cold start), kept for the restart phase (one replica)")
 	// fbpub inherits the environment: say which of the Go runtime's knobs
-	// were set.
+	// and of fbpub's own settings were set (the harness sets the IMAP
+	// ones, FBPUB_NOTIFY and FBPUB_STATE_DIR itself).
 	var knobs []string
 	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			knobs = append(knobs, k+"="+v)
+		}
+	}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "FBPUB_") && !strings.Contains(kv, "PASSWORD") {
+			knobs = append(knobs, kv)
 		}
 	}
 	if len(knobs) > 0 {

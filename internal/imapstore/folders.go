@@ -384,35 +384,40 @@ func (s *Session) States(ctx context.Context, names []string) (map[string]State,
 // states is States for a caller that holds s.mu, has bound the
 // connection and selected nothing.
 func (s *Session) states(ctx context.Context, names []string) (map[string]State, error) {
-	type pending struct {
-		name string
-		cmd  *imapclient.StatusCommand
-	}
-	cmds := make([]pending, len(names))
-	for i, n := range names {
-		cmds[i] = pending{n, s.client.Status(n, s.statusOptions())}
-	}
 	for _, n := range names {
 		s.touch(n)
 	}
+	out, err := statusAll(s.client, names, s.statusOptions(), isNo, s.observe)
+	if err != nil {
+		return nil, opErr(ctx, "STATUS", err)
+	}
+	return out, nil
+}
+
+// statusAll reads the states of names on client with pipelined STATUS
+// commands, each run through observe. A folder whose STATUS fails with an
+// error refused accepts is left out; the first other error is returned.
+func statusAll(client *imapclient.Client, names []string, opts *imap.StatusOptions,
+	refused func(error) bool, observe func(name string, f func() error) error) (map[string]State, error) {
+	cmds := make([]*imapclient.StatusCommand, len(names))
+	for i, n := range names {
+		cmds[i] = client.Status(n, opts)
+	}
 	out := make(map[string]State, len(names))
-	var firstErr error
-	for _, p := range cmds {
-		err := s.observe("STATUS", func() error {
-			d, err := p.cmd.Wait()
+	var first error
+	for i, cmd := range cmds {
+		err := observe("STATUS", func() error {
+			d, err := cmd.Wait()
 			if err == nil {
-				out[p.name] = stateOf(d)
+				out[names[i]] = stateOf(d)
 			}
 			return err
 		})
-		if err != nil && !isNo(err) && firstErr == nil {
-			firstErr = opErr(ctx, "STATUS", err)
+		if err != nil && !refused(err) && first == nil {
+			first = err
 		}
 	}
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return out, nil
+	return out, first
 }
 
 // unselected takes s for a command that reads folder states: it locks

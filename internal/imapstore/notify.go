@@ -87,6 +87,17 @@ func (c *notifyConn) do(name string, f func() error) error {
 	return err
 }
 
+// observed runs one command of a batch that c.do bounds, reporting it to
+// Options.Observe.
+func (c *notifyConn) observed(name string, f func() error) error {
+	t0 := time.Now()
+	err := f()
+	if c.observe != nil {
+		c.observe(name, err, time.Since(t0))
+	}
+	return err
+}
+
 // close logs out briefly and closes the connection.
 func (c *notifyConn) close() {
 	_ = c.conn.SetDeadline(time.Now().Add(time.Second))
@@ -201,23 +212,11 @@ func (w *Watcher) settle(s *notifySlot, c *notifyConn) error {
 func (c *notifyConn) states(folders []string) (map[string]State, error) {
 	opts := &imap.StatusOptions{UIDValidity: true, UIDNext: true, NumMessages: true,
 		HighestModSeq: c.client.Caps().Has(imap.CapCondStore)}
-	out := make(map[string]State, len(folders))
-	err := c.do("STATUS", func() error {
-		cmds := make([]*imapclient.StatusCommand, len(folders))
-		for i, f := range folders {
-			cmds[i] = c.client.Status(f, opts)
-		}
-		var first error
-		for i, cmd := range cmds {
-			d, err := cmd.Wait()
-			switch {
-			case err == nil:
-				out[folders[i]] = stateOf(d)
-			case !isStatusErr(err) && first == nil:
-				first = err
-			}
-		}
-		return first
+	var out map[string]State
+	err := c.do("", func() error {
+		var err error
+		out, err = statusAll(c.client, folders, opts, isStatusErr, c.observed)
+		return err
 	})
 	return out, err
 }
@@ -293,16 +292,19 @@ func (c *notifyConn) openNew(want []string) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	err := c.do("EXAMINE", func() error {
+	err := c.do("", func() error {
 		var first error
 		for _, f := range fresh {
-			if _, err := c.client.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			if err := c.observed("EXAMINE", func() error {
+				_, err := c.client.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait()
+				return err
+			}); err != nil {
 				if first == nil {
 					first = err
 				}
 				continue
 			}
-			if err := c.client.Unselect().Wait(); err != nil && first == nil {
+			if err := c.observed("UNSELECT", func() error { return c.client.Unselect().Wait() }); err != nil && first == nil {
 				first = err
 			}
 		}

@@ -52,7 +52,13 @@ func Start(root, dir string) (*Dovecot, error) {
 	// Dovecot's default vsz_limit (256 MB) is too small for a LIST of the
 	// shared namespace with STATUS at 5,000 sharers (the process dies Out
 	// of memory): a site that size raises it.
-	cmd.Env = append(os.Environ(), "FBPUB_TESTBED_DOVECOT_CONF="+dovecotConf)
+	// FBPUB_SITE_DOVECOT_CONF adds settings of a run's own (say, a higher
+	// mail_max_userip_connections for more NOTIFY connections).
+	conf := dovecotConf
+	if extra := os.Getenv("FBPUB_SITE_DOVECOT_CONF"); extra != "" {
+		conf += "\n" + extra
+	}
+	cmd.Env = append(os.Environ(), "FBPUB_TESTBED_DOVECOT_CONF="+conf)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
