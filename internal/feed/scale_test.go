@@ -324,25 +324,33 @@ func TestHungServerAnswersStale(t *testing.T) {
 	}
 }
 
+// aliceOnClock is a fixture with alice's calendar, a clock that at sets
+// to d after now, and Revalidate one hour; checks asks for alice's
+// folders and returns the LIST and STATUS that cost (the fixture's
+// source counts the other commands until the next call).
+func aliceOnClock(t *testing.T) (f *fixture, at func(d time.Duration), checks func() int) {
+	f = newFixture(t, time.Second)
+	f.cache.opts.Revalidate = time.Hour
+	setupAlice(t, f.srv)
+	now := time.Now()
+	at = func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
+	checks = func() int {
+		t.Helper()
+		f.src.reset()
+		if _, err := f.cache.OwnerFolders(context.Background(), "alice"); err != nil {
+			t.Fatal(err)
+		}
+		return f.src.count("LIST") + f.src.count("STATUS")
+	}
+	return f, at, checks
+}
+
 // TestWatchedNotPolled: the folders a NOTIFY connection watches are not
 // checked every interval: an owner whose folders are all watched is
 // checked again when the server announces a change (or everything may
 // have changed), and every Revalidate.
 func TestWatchedNotPolled(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, time.Second)
-	f.cache.opts.Revalidate = time.Hour
-	setupAlice(t, f.srv)
-	now := time.Now()
-	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
-	checks := func() int {
-		t.Helper()
-		f.src.reset()
-		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
-			t.Fatal(err)
-		}
-		return f.src.count("LIST") + f.src.count("STATUS")
-	}
+	f, at, checks := aliceOnClock(t)
 	at(0)
 	checks()
 	f.cache.SetWatched([]string{"shared/alice/Calendar"})
@@ -370,20 +378,12 @@ func TestWatchedNotPolled(t *testing.T) {
 // reads the rights again (they are older than Revalidate); once the
 // folders are no longer watched, Revalidate and the interval apply again.
 func TestWatchedRevalidateWatched(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, time.Second)
-	f.cache.opts.Revalidate = time.Hour
+	f, at, checks := aliceOnClock(t)
 	f.cache.opts.RevalidateWatched = 3 * time.Hour
-	setupAlice(t, f.srv)
-	now := time.Now()
-	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
-	request := func() (checks, rights int) {
+	request := func() (int, int) {
 		t.Helper()
-		f.src.reset()
-		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
-			t.Fatal(err)
-		}
-		return f.src.count("LIST") + f.src.count("STATUS"), f.src.count("MYRIGHTS")
+		n := checks()
+		return n, f.src.count("MYRIGHTS")
 	}
 	at(0)
 	request()
@@ -417,20 +417,7 @@ func TestWatchedRevalidateWatched(t *testing.T) {
 // standing, another one makes the next request check again, as does a
 // folder the cache does not publish yet.
 func TestSettled(t *testing.T) {
-	ctx := context.Background()
-	f := newFixture(t, time.Second)
-	f.cache.opts.Revalidate = time.Hour
-	setupAlice(t, f.srv)
-	now := time.Now()
-	at := func(d time.Duration) { f.frozen.Store(now.Add(d).UnixNano()) }
-	checks := func() int {
-		t.Helper()
-		f.src.reset()
-		if _, err := f.cache.OwnerFolders(ctx, "alice"); err != nil {
-			t.Fatal(err)
-		}
-		return f.src.count("LIST") + f.src.count("STATUS")
-	}
+	f, at, checks := aliceOnClock(t)
 	at(0)
 	checks()
 	const cal = "shared/alice/Calendar"
