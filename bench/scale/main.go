@@ -157,8 +157,8 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 	}
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "FBPUB_") && !strings.Contains(kv, "PASSWORD") {
-			knobs = append(knobs, kv)
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "FBPUB_") && !strings.Contains(k, "PASSWORD") {
+			knobs = append(knobs, k+"="+strconv.Quote(v))
 		}
 	}
 	if len(knobs) > 0 {
