@@ -64,8 +64,9 @@ type WatchOptions struct {
 	Keepalive time.Duration
 	// Changed is called with a folder's name when the server announces a
 	// change in it, and when the folder starts being watched, since it may
-	// have changed unseen before. It may be called from several
-	// goroutines at once and must not block.
+	// have changed unseen before (with Settled, only when its state could
+	// not be read then). It may be called from several goroutines at once
+	// and must not block.
 	Changed func(folder string)
 	// Hold is, with NOTIFY, how long a list given to Watch stands before
 	// a later one that would only replace watched folders with others (the
