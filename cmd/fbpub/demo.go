@@ -16,7 +16,11 @@ import (
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "HTTP listen address (host:port)")
+	defaultListen := "127.0.0.1:8080"
+	if v := getenv("FBPUB_LISTEN"); v != "" {
+		defaultListen = v
+	}
+	listen := fs.String("listen", defaultListen, "HTTP listen address (host:port; default FBPUB_LISTEN, else 127.0.0.1:8080)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

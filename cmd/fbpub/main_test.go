@@ -90,12 +90,18 @@ func (s *syncBuffer) String() string {
 // ends.
 func startDemo(t *testing.T) (string, *syncBuffer) {
 	t.Helper()
+	return startDemoWith(t, []string{"demo", "--listen", "127.0.0.1:0"}, func(string) string { return "" })
+}
+
+// startDemoWith is startDemo with the command line and environment given.
+func startDemoWith(t *testing.T, args []string, getenv func(string) string) (string, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var logs syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0"}, nil, pw, &logs, func(string) string { return "" })
+		done <- run(ctx, args, nil, pw, &logs, getenv)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -121,6 +127,28 @@ func startDemo(t *testing.T) (string, *syncBuffer) {
 		t.Fatalf("demo printed no URL; log:\n%s", logs.String())
 	}
 	return base, &logs
+}
+
+// TestDemoListenFromEnvironment: `fbpub demo` listens where FBPUB_LISTEN
+// says, as `fbpub serve` does, unless --listen says otherwise.
+func TestDemoListenFromEnvironment(t *testing.T) {
+	base, _ := startDemoWith(t, []string{"demo"}, func(k string) string {
+		if k == "FBPUB_LISTEN" {
+			return "127.0.0.1:0"
+		}
+		return ""
+	})
+	if strings.HasSuffix(base, ":8080") {
+		t.Errorf("demo with FBPUB_LISTEN=127.0.0.1:0 listens at %s, the default", base)
+	}
+	resp, err := http.Get(base + "/freebusy/alice@example.org.vfb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET alice's free/busy from the demo at %s: %s", base, resp.Status)
+	}
 }
 
 // TestDemo runs `fbpub demo` on a free port and fetches what the README
