@@ -146,7 +146,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	rep.printf("machine: %d CPUs (GOMAXPROCS of fbpub = %d), load average at start %s", runtime.NumCPU(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
 	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", site.EventsPerCalendar, site.Proxy)
-	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, discovery 5 min), FBPUB_NOTIFY as per run; FBPUB_STATE_DIR empty at start (a cold start), kept for the restart phase (one replica)")
+	rep.printf("fbpub: defaults (check interval 1 s, revalidate 5 min, revalidate_watched 1 h, discovery 5 min), FBPUB_NOTIFY as per run; FBPUB_STATE_DIR empty at start (a cold start), kept for the restart phase (one replica)")
 	// fbpub inherits the environment: say which of the Go runtime's knobs
 	// and of fbpub's own settings were set (the harness sets the IMAP
 	// ones, FBPUB_NOTIFY and FBPUB_STATE_DIR itself).
