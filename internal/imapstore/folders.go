@@ -352,12 +352,16 @@ func (s *Session) fillStates(ctx context.Context, fs []Folder) error {
 	return nil
 }
 
-func (s *Session) statusOptions() *imap.StatusOptions {
+func (s *Session) statusOptions() *imap.StatusOptions { return stateItems(s.features.CondStore) }
+
+// stateItems are the STATUS items of a State; HIGHESTMODSEQ only from a
+// server with CONDSTORE.
+func stateItems(condStore bool) *imap.StatusOptions {
 	return &imap.StatusOptions{
 		UIDValidity:   true,
 		UIDNext:       true,
 		NumMessages:   true,
-		HighestModSeq: s.features.CondStore,
+		HighestModSeq: condStore,
 	}
 }
 

@@ -210,8 +210,7 @@ func (w *Watcher) settle(s *notifySlot, c *notifyConn) error {
 // folder whose STATUS fails is left out; an error other than a refused
 // STATUS ends the connection.
 func (c *notifyConn) states(folders []string) (map[string]State, error) {
-	opts := &imap.StatusOptions{UIDValidity: true, UIDNext: true, NumMessages: true,
-		HighestModSeq: c.client.Caps().Has(imap.CapCondStore)}
+	opts := stateItems(c.client.Caps().Has(imap.CapCondStore))
 	var out map[string]State
 	err := c.do("", func() error {
 		var err error
