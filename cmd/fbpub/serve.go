@@ -311,7 +311,7 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		Options:  o,
 		MaxIdle:  s.cfg.Publish.Watch,
 		NoNotify: !s.cfg.Publish.Notify,
-		// Up to notify_connections NOTIFY SETs of 32 KiB of names each,
+		// Up to notify_connections NOTIFY SETs of 2,000 folders each,
 		// opened as the published folders need them.
 		NotifyConns: s.cfg.Publish.NotifyConnections,
 		// Where more folders are published than the NOTIFY SETs

@@ -168,8 +168,8 @@ type Publish struct {
 	// where the server offers it (Dovecot does); IDLE and Watch are then
 	// used only where it does not.
 	Notify bool `toml:"notify"`
-	// NotifyConnections bounds the NOTIFY connections: each watches as
-	// many folders as 32 KiB of names carry (about 1,300, 2,000 at most),
+	// NotifyConnections bounds the NOTIFY connections: each watches up
+	// to 2,000 folders (fewer where their names fill 60 KiB),
 	// and a second one opens only when more are published; 1 watches the
 	// most requested folders on one connection.
 	NotifyConnections int `toml:"notify_connections"`

@@ -27,12 +27,18 @@ import (
 var notifyEvents = []imap.NotifyEvent{imap.NotifyEventMessageNew, imap.NotifyEventMessageExpunge,
 	imap.NotifyEventFlagChange, imap.NotifyEventMailboxName}
 
-// Bounds on what one NOTIFY SET carries: Dovecot refuses command lines
-// over 64 KiB (imap_max_line_length). Names like "shared/u01234/Calendar"
-// fill 32 KiB at about 1,300.
+// Bounds on what one NOTIFY SET carries. Dovecot refuses command lines
+// over 64 KiB (imap_max_line_length): names like "shared/u01234/Calendar"
+// fill 60 KiB at about 2,600, but 2,000 is the most one connection
+// watches, since its session holds each owner's namespace (about 90 KB of
+// Dovecot's memory each), and 2,000 stay within the 256 MB that Dovecot
+// allows an imap process by default (vsz_limit). A server that refuses a
+// NOTIFY SET of more than minNotifyBytes is taken to find it too long:
+// the bound is halved (see Watcher.shrinkNotify).
 const (
 	defaultMaxNotify   = 2000
-	maxNotifyBytes     = 32 << 10
+	maxNotifyBytes     = 60 << 10
+	minNotifyBytes     = 4 << 10
 	defaultNotifyConns = 4
 )
 
@@ -158,7 +164,14 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 			return established, nil
 		}
 		if first || !sameSet(want, c.current) {
-			if err := w.notifySet(s, c, want); err != nil {
+			err := w.notifySet(s, c, want)
+			var long *notifyTooLong
+			if errors.As(err, &long) {
+				s.live.Store(false) // NOTIFY NONE was sent
+				w.shrinkNotify(long)
+				continue // with this slot's share within the new bound
+			}
+			if err != nil {
 				return established, err
 			}
 			established = true
@@ -249,6 +262,8 @@ func (w *Watcher) notifySet(s *notifySlot, c *notifyConn, want []string) error {
 	}
 	s.setNotified(append(slices.Clone(c.current), want...))
 	if err := c.notifyMailboxes(want); err != nil {
+		c.current = nil // NOTIFY NONE was sent
+		s.setNotified(nil)
 		return err
 	}
 	c.current = want
@@ -318,9 +333,24 @@ func (c *notifyConn) openNew(want []string) error {
 	return nil
 }
 
+// notifyTooLong is a refused NOTIFY SET of more than minNotifyBytes: the
+// server may find its command line too long (Dovecot: "IMAP command line
+// too large", over imap_max_line_length).
+type notifyTooLong struct {
+	bytes int // what the names cost (see notifyCost)
+	err   error
+}
+
+func (e *notifyTooLong) Error() string {
+	return fmt.Sprintf("NOTIFY SET of %d bytes of names refused: %v", e.bytes, e.err)
+}
+
+func (e *notifyTooLong) Unwrap() error { return e.err }
+
 // notifyMailboxes sends NOTIFY SET for the folders of want, each name in
 // modified UTF-7 and, unless the server refused that before, in UTF-8 too
-// (see mailboxesFilter). A refusal is asked again without the UTF-8 form
+// (see mailboxesFilter). A refusal of more than minNotifyBytes of names is
+// a *notifyTooLong; a smaller one is asked again without the UTF-8 form
 // when a name has one; a refusal after that gives errNoNotify.
 func (c *notifyConn) notifyMailboxes(want []string) error {
 	for {
@@ -337,6 +367,9 @@ func (c *notifyConn) notifyMailboxes(want []string) error {
 		if !isStatusErr(err) {
 			return err
 		}
+		if n := setCost(want); n > minNotifyBytes {
+			return &notifyTooLong{bytes: n, err: err}
+		}
 		if c.utf8 && slices.ContainsFunc(want, func(f string) bool { return mutf7.Encode(f) != f }) {
 			// A server that takes only modified UTF-7, as RFC 3501 says.
 			c.utf8 = false
@@ -344,6 +377,31 @@ func (c *notifyConn) notifyMailboxes(want []string) error {
 		}
 		return fmt.Errorf("%w: NOTIFY SET: %w", errNoNotify, err)
 	}
+}
+
+// setCost is what the names of a NOTIFY SET of want cost (see notifyCost).
+func setCost(want []string) int {
+	n := 0
+	for _, f := range want {
+		n += notifyCost(f)
+	}
+	return n
+}
+
+// shrinkNotify halves what a NOTIFY SET may carry, below what the server
+// refused (see notifyTooLong), and shares the folders anew within it: the
+// folders beyond go to the other connections, or are left to the regular
+// checks when they are full.
+func (w *Watcher) shrinkNotify(long *notifyTooLong) {
+	w.mu.Lock()
+	b := max(min(w.bounds.bytes, long.bytes)/2, minNotifyBytes)
+	if b < w.bounds.bytes {
+		w.bounds.bytes = b
+		w.shares = assignNotify(w.shares, w.desired, w.bounds)
+	}
+	w.mu.Unlock()
+	w.log.Warn("the server refused a NOTIFY SET: fewer folders per NOTIFY connection", "bytes", long.bytes, "bound", b, "err", long.err)
+	w.wakeSlots()
 }
 
 // mailboxesFilter is the NOTIFY filter "mailboxes (name …)" (RFC 5465

@@ -11,7 +11,8 @@ import (
 )
 
 // NOTIFY over several connections: one NOTIFY SET carries at most
-// MaxNotify names in maxNotifyBytes, so the folders given to Watch are
+// MaxNotify names in maxNotifyBytes (less once the server refused a SET as
+// too long), so the folders given to Watch are
 // shared among up to NotifyConns connections (slots), each watching its
 // share with a NOTIFY SET of its own. Each slot has a goroutine of its
 // own that dials, sets, keeps alive and re-dials its connection, so that
@@ -161,10 +162,18 @@ func notifyCost(f string) int {
 	return n
 }
 
+// notifyBounds bound the NOTIFY sets of a Watcher.
+type notifyBounds struct {
+	names int // folders per NOTIFY SET (WatchOptions.MaxNotify)
+	bytes int // what mailboxesFilter writes per NOTIFY SET (see notifyCost)
+	conns int // NOTIFY connections (WatchOptions.NotifyConns)
+}
+
 // notifyChunks splits the distinct folders of desired that NOTIFY can
-// watch (see notifiable), in their order, into at most k lists of at most
-// max names and maxNotifyBytes each. left says that some were left out.
-func notifyChunks(desired []string, max, k int) (chunks [][]string, left bool) {
+// watch (see notifiable), in their order, into at most b.conns lists of
+// at most b.names names and b.bytes each. left says that some were left
+// out.
+func notifyChunks(desired []string, b notifyBounds) (chunks [][]string, left bool) {
 	seen := make(map[string]bool, len(desired))
 	var cur []string
 	size := 0
@@ -174,14 +183,14 @@ func notifyChunks(desired []string, max, k int) (chunks [][]string, left bool) {
 		}
 		seen[f] = true
 		n := notifyCost(f)
-		if n > maxNotifyBytes {
+		if n > b.bytes {
 			left = true // a name no NOTIFY SET can carry
 			continue
 		}
-		if len(cur) == max || size+n > maxNotifyBytes {
+		if len(cur) == b.names || size+n > b.bytes {
 			chunks = append(chunks, cur)
 			cur, size = nil, 0
-			if len(chunks) == k {
+			if len(chunks) == b.conns {
 				return chunks, true
 			}
 		}
@@ -195,8 +204,8 @@ func notifyChunks(desired []string, max, k int) (chunks [][]string, left bool) {
 }
 
 // notifyCount is how many folders of desired NOTIFY watches.
-func notifyCount(desired []string, max, k int) int {
-	chunks, _ := notifyChunks(desired, max, k)
+func notifyCount(desired []string, b notifyBounds) int {
+	chunks, _ := notifyChunks(desired, b)
 	n := 0
 	for _, c := range chunks {
 		n += len(c)
@@ -205,22 +214,23 @@ func notifyCount(desired []string, max, k int) int {
 }
 
 // notifyFull reports whether the NOTIFY sets of desired are full: they
-// leave folders of desired out, or hold k×max.
-func notifyFull(desired []string, max, k int) bool {
-	chunks, left := notifyChunks(desired, max, k)
-	return left || (len(chunks) == k && len(chunks[k-1]) == max)
+// leave folders of desired out, or hold b.conns×b.names.
+func notifyFull(desired []string, b notifyBounds) bool {
+	chunks, left := notifyChunks(desired, b)
+	return left || (len(chunks) == b.conns && len(chunks[b.conns-1]) == b.names)
 }
 
 // assignNotify shares the folders NOTIFY watches of desired (see
-// notifyChunks) among k slots, each within max names and maxNotifyBytes.
+// notifyChunks) among b.conns slots, each within b.names and b.bytes.
 // A folder stays in the slot of prev that watches it already, so that a
 // list that only reorders or adds a few folders costs a NOTIFY SET on one
 // connection, not on all; new folders go to the first slot with room.
 // Where that would leave a folder out, or use more connections than the
 // folders need (the first slot always has one), they are shared anew in
 // order.
-func assignNotify(prev [][]string, desired []string, max, k int) [][]string {
-	chunks, _ := notifyChunks(desired, max, k)
+func assignNotify(prev [][]string, desired []string, b notifyBounds) [][]string {
+	k := b.conns
+	chunks, _ := notifyChunks(desired, b)
 	var all []string
 	for _, c := range chunks {
 		all = append(all, c...)
@@ -246,7 +256,7 @@ func assignNotify(prev [][]string, desired []string, max, k int) [][]string {
 			continue
 		}
 		for i := range out {
-			if len(out[i]) < max && size[i]+notifyCost(f) <= maxNotifyBytes {
+			if len(out[i]) < b.names && size[i]+notifyCost(f) <= b.bytes {
 				out[i] = append(out[i], f)
 				size[i] += notifyCost(f)
 				placed[f] = true

@@ -167,7 +167,7 @@ func TestAssignNotify(t *testing.T) {
 		{"||", "a a b", "a b||"},
 	}
 	for _, tt := range tests {
-		got := assignNotify(shares(tt.prev), split(tt.desired), 2, 3)
+		got := assignNotify(shares(tt.prev), split(tt.desired), notifyBounds{names: 2, bytes: maxNotifyBytes, conns: 3})
 		if want := shares(tt.want); !slices.EqualFunc(got, want, func(a, b []string) bool { return slices.Equal(a, b) }) {
 			t.Errorf("assignNotify(%q, %q, 2, 3) = %q, want %q", tt.prev, tt.desired, got, want)
 		}
@@ -186,7 +186,7 @@ func TestNotifyFull(t *testing.T) {
 		{[]string{"a", "b", "c", "d", "e"}, true},
 		{[]string{"a", "a", "b"}, false},
 	} {
-		if got := notifyFull(tt.desired, 2, 2); got != tt.want {
+		if got := notifyFull(tt.desired, notifyBounds{names: 2, bytes: maxNotifyBytes, conns: 2}); got != tt.want {
 			t.Errorf("notifyFull(%q, 2, 2) = %v, want %v", tt.desired, got, tt.want)
 		}
 	}

@@ -47,7 +47,8 @@ type WatchOptions struct {
 	// which the proxy's pool shares.
 	MaxIdle int
 	// MaxNotify bounds the folders one NOTIFY connection watches (default
-	// 2000; its names are also bounded to 32 KiB in all).
+	// 2000; its names are also bounded to 60 KiB in all, and to half of
+	// what a NOTIFY SET the server refused carried; see shrinkNotify).
 	MaxNotify int
 	// NotifyConns bounds the NOTIFY connections (default 4), and so, with
 	// MaxNotify, the folders watched with NOTIFY. Only as many are opened
@@ -106,8 +107,9 @@ type Watcher struct {
 	mu      sync.Mutex
 	desired []string // guarded by mu
 	// shares are the folders each NOTIFY slot watches (see assignNotify),
-	// made from desired; guarded by mu.
+	// made from desired within bounds; guarded by mu.
 	shares  [][]string
+	bounds  notifyBounds
 	taken   time.Time          // when desired was set; guarded by mu
 	started bool               // guarded by mu
 	closed  bool               // guarded by mu
@@ -156,7 +158,8 @@ func NewWatcherWith(o WatchOptions) *Watcher {
 		o.Changed = func(string) {}
 	}
 	o.Options.OnChange = nil
-	w := &Watcher{o: o, log: o.Options.Logger, wake: make(chan struct{}, 1), shares: make([][]string, o.NotifyConns)}
+	w := &Watcher{o: o, log: o.Options.Logger, wake: make(chan struct{}, 1), shares: make([][]string, o.NotifyConns),
+		bounds: notifyBounds{names: o.MaxNotify, bytes: maxNotifyBytes, conns: o.NotifyConns}}
 	for range o.NotifyConns {
 		w.slots = append(w.slots, &notifySlot{wake: make(chan struct{}, 1), overflow: make(chan struct{}, 1)})
 	}
@@ -180,14 +183,13 @@ func (w *Watcher) Watch(folders []string) {
 		return
 	}
 	if w.started && w.o.Hold > 0 && w.notifying.Load() && time.Since(w.taken) < w.o.Hold &&
-		notifyFull(w.desired, w.o.MaxNotify, w.o.NotifyConns) &&
-		notifyCount(folders, w.o.MaxNotify, w.o.NotifyConns) <= notifyCount(w.desired, w.o.MaxNotify, w.o.NotifyConns) {
+		notifyFull(w.desired, w.bounds) && notifyCount(folders, w.bounds) <= notifyCount(w.desired, w.bounds) {
 		// It would only swap watched folders: the NOTIFY sets stand
 		// (and Watching with them); the others are checked as before.
 		return
 	}
 	w.desired = slices.Clone(folders)
-	w.shares = assignNotify(w.shares, w.desired, w.o.MaxNotify, w.o.NotifyConns)
+	w.shares = assignNotify(w.shares, w.desired, w.bounds)
 	w.taken = time.Now()
 	if !w.started {
 		w.started = true

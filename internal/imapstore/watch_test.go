@@ -299,6 +299,44 @@ func TestWatcherNotifyRefused(t *testing.T) {
 	waitFor(t, "the fall back to IDLE", func() bool { return w.Mode() == WatchIdle })
 }
 
+// TestWatcherNotifyTooLong: a NOTIFY SET longer than the server takes
+// (Dovecot: imap_max_line_length, 64 KiB) is refused; the watcher then
+// halves what one SET carries until the server takes it, and keeps
+// watching with NOTIFY the folders that fit, instead of giving NOTIFY up.
+func TestWatcherNotifyTooLong(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	const cal = "Calendar"
+	srv.CreateFolder(t, "alice", cal)
+	srv.SetACL(t, "alice", cal, testbed.Proxy, "lr")
+	// 400 names of about 210 bytes: 84 KB, in one NOTIFY SET.
+	want := []string{srv.SharedName("alice", cal)}
+	for i := range 400 {
+		want = append(want, srv.SharedName("alice", fmt.Sprintf("%s%03d", strings.Repeat("x", 190), i)))
+	}
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), NotifyConns: 1, MaxNotify: len(want),
+		Changed: ev.changed, Resync: func() { ev.resync.Add(1) }})
+	defer w.Close()
+	w.bounds.bytes = 1 << 20 // more than the server takes
+	w.Watch(want)
+	waitFor(t, "a NOTIFY SET the server takes", func() bool { return ev.resync.Load() > 0 })
+	if m := w.Mode(); m != WatchNotify {
+		t.Fatalf("Mode() = %q, want notify", m)
+	}
+	got := w.Watching()
+	if !slices.Contains(got, want[0]) || len(got) >= len(want) {
+		t.Fatalf("Watching() has %d of %d folders (Calendar: %v), want the first ones of a shorter SET",
+			len(got), len(want), slices.Contains(got, want[0]))
+	}
+	if n := setCost(got); n > 64<<10 {
+		t.Errorf("the NOTIFY SET taken carries %d bytes of names, more than Dovecot takes", n)
+	}
+	n := ev.count(want[0])
+	srv.Append(t, "alice", cal, emptyCalendar)
+	waitChange(t, ev, want[0], n, "APPEND after the shorter NOTIFY SET")
+}
+
 // TestNotifyFakeServer drives the NOTIFY watch against a scripted server
 // without LITERAL+: a password that needs a synchronizing literal, a
 // server that refuses names in UTF-8 (and gets modified UTF-7 alone), and
