@@ -126,7 +126,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "fbpub_imap_pushes_total", Help: "Changes the IMAP server announced in a watched folder (NOTIFY or IDLE), each making the next request re-read folder states.",
 		}),
 		Watched: f.NewGauge(prometheus.GaugeOpts{
-			Name: "fbpub_imap_watched_folders", Help: "Folders watched for changes the IMAP server announces: every published folder with NOTIFY, the most requested ones with IDLE.",
+			Name: "fbpub_imap_watched_folders", Help: "Folders watched for changes the IMAP server announces: with NOTIFY every published folder, up to what the NOTIFY connections carry (publish.notify_connections, 2,000 folders each); with IDLE the most requested ones.",
 		}),
 		FoldersACLUnknown: f.NewGauge(prometheus.GaugeOpts{
 			Name: "fbpub_folders_acl_unknown", Help: "Published folders whose ACL fbpub cannot read (the proxy lacks the a right, or the server has no ACL extension); their details go to the owner and configured readers only.",
