@@ -434,7 +434,7 @@ func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick fun
 		// Folders published since the last Watch (a first request for
 		// an owner) are watched at the next tick, not half a minute on.
 		if p := s.cache.Published(); time.Since(last) >= every || p != published {
-			if list := s.cache.Watchlist(); len(list) > 0 {
+			if list := s.cache.Watchlist(w.Watching()); len(list) > 0 {
 				w.Watch(list)
 				last, published = time.Now(), p
 			}

@@ -74,12 +74,22 @@ func (c *Cache) Published() uint64 {
 }
 
 // Watchlist returns the names of the folders worth watching for pushed
-// changes, best first: those requested since the last call, most
-// requested first, then every other published folder by name. It starts
+// changes, best first, given those watched now (current): the folders
+// requested again since the last call (twice or more), most requested
+// first; then those of current that are still published; then those
+// requested once; then every other published folder by name. It starts
 // counting requests anew. A watcher with few connections (IDLE) takes the
-// head of the list; one that can watch everything (NOTIFY) takes it all.
+// head of the list; one with NOTIFY takes as much as its connections
+// carry, all of it when they carry the directory.
+//
+// A folder requested once is not worth moving a watch for: under requests
+// spread over thousands of owners, the ones requested in the last half
+// minute are no likelier to be asked for again than the others, and each
+// move costs the server (with IDLE a login and a SELECT; with NOTIFY an
+// EXAMINE and a state read of every folder of that connection). A folder
+// asked for again is (a team calendar that many clients poll).
 // It runs in the background and walks the whole directory.
-func (c *Cache) Watchlist() []string {
+func (c *Cache) Watchlist(current []string) []string {
 	c.mu.Lock()
 	hits := c.hits
 	c.hits = map[string]int{}
@@ -89,24 +99,50 @@ func (c *Cache) Watchlist() []string {
 	}
 	c.mu.Unlock()
 	slices.Sort(published)
-	names := make([]string, 0, len(published)+len(hits))
-	for name := range hits {
+	isPublished := func(name string) bool {
+		_, ok := slices.BinarySearch(published, name)
+		return ok
+	}
+	var again, once []string
+	for name, n := range hits {
 		// A folder requested, then no longer published (a grant
 		// revoked), is not watched.
-		if _, ok := slices.BinarySearch(published, name); ok {
-			names = append(names, name)
+		switch {
+		case !isPublished(name):
+		case n >= 2:
+			again = append(again, name)
+		default:
+			once = append(once, name)
 		}
 	}
-	slices.SortFunc(names, func(a, b string) int {
+	slices.SortFunc(again, func(a, b string) int {
 		if hits[a] != hits[b] {
 			return hits[b] - hits[a]
 		}
 		return strings.Compare(a, b)
 	})
-	for _, name := range published { // sorted by name
-		if hits[name] == 0 {
+	slices.Sort(once)
+	names := make([]string, 0, len(published)+len(current))
+	listed := make(map[string]bool, len(published))
+	add := func(name string) {
+		if !listed[name] {
+			listed[name] = true
 			names = append(names, name)
 		}
+	}
+	for _, name := range again {
+		add(name)
+	}
+	for _, name := range current {
+		if isPublished(name) {
+			add(name)
+		}
+	}
+	for _, name := range once {
+		add(name)
+	}
+	for _, name := range published { // sorted by name
+		add(name)
 	}
 	return names
 }

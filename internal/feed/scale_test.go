@@ -444,6 +444,48 @@ func TestSettled(t *testing.T) {
 	}
 }
 
+// TestWatchlist: the folders requested again come first, then those
+// watched now, then those requested once, then the rest by name; a
+// folder no longer published is left out. So a watcher that is full
+// (IDLE on a few folders, NOTIFY past what its connections carry) moves
+// a watch only for a folder asked for again, not for every folder the
+// last half minute of random requests happened to name.
+func TestWatchlist(t *testing.T) {
+	c := &Cache{dir: newDirectory(), hits: map[string]int{}}
+	for _, f := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		c.dir.folderOwner["shared/"+f+"/Calendar"] = f
+	}
+	cal := func(owners string) []string {
+		var out []string
+		for _, o := range strings.Fields(owners) {
+			out = append(out, "shared/"+o+"/Calendar")
+		}
+		return out
+	}
+	for _, step := range []struct {
+		what    string
+		hits    map[string]int
+		current string
+		want    string
+	}{
+		{"nothing watched, nothing asked for", nil, "", "a b c d e f g"},
+		{"asked for once: after what is watched", map[string]int{"f": 1, "g": 1}, "c d", "c d f g a b e"},
+		{"asked for again: first, most first", map[string]int{"f": 1, "g": 2, "e": 3}, "c d", "e g c d f a b"},
+		{"a watched folder no longer published", map[string]int{"x": 5}, "x c", "c a b d e f g"},
+	} {
+		c.hits = map[string]int{}
+		for o, n := range step.hits {
+			c.hits["shared/"+o+"/Calendar"] = n
+		}
+		if got, want := c.Watchlist(cal(step.current)), cal(step.want); !slices.Equal(got, want) {
+			t.Errorf("%s: Watchlist(%q) = %q, want %q", step.what, step.current, got, want)
+		}
+		if len(c.hits) != 0 {
+			t.Errorf("%s: the requests were not counted anew", step.what)
+		}
+	}
+}
+
 // TestLookupsBounded: requests for ever-new names that exist nowhere
 // cost at most a burst of look-ups (one LIST each, and at most one login),
 // then none until the rate allows more; a name holding a LIST wildcard is
