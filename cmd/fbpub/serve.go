@@ -315,10 +315,11 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		// opened as the published folders need them.
 		NotifyConns: s.cfg.Publish.NotifyConnections,
 		// Where more folders are published than the NOTIFY SETs
-		// carry, the most requested change every half minute
-		// (watchHot); following them that often cost Dovecot more
-		// (a NOTIFY SET, an EXAMINE of each new folder, a resync of
-		// every folder) than the checks it saved.
+		// carry, the watch may take in a folder requested far more
+		// than the others every half minute
+		// (watchHot, Cache.Watchlist); following them that often cost
+		// Dovecot more (a NOTIFY SET, an EXAMINE of each new folder, a
+		// resync of every folder) than the checks it saved.
 		Hold: 5 * time.Minute,
 		// A folder a NOTIFY connection watches may have changed unseen
 		// when that connection was down or its list was being
@@ -415,8 +416,8 @@ func (s *service) limit(ln net.Listener) net.Listener {
 	})
 }
 
-// watchHot gives the watcher w the published folders, the most requested
-// first, every half minute and within a few seconds of a folder's first
+// watchHot gives the watcher w the published folders, those requested
+// again first and those it watches next (see Cache.Watchlist), every half minute and within a few seconds of a folder's first
 // publication: with
 // NOTIFY it watches them all, with IDLE the first publish.watch. onTick,
 // when set, is told every few seconds what w watches with NOTIFY (nil

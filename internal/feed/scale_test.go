@@ -444,12 +444,13 @@ func TestSettled(t *testing.T) {
 	}
 }
 
-// TestWatchlist: the folders requested again come first, then those
-// watched now, then those requested once, then the rest by name; a
-// folder no longer published is left out. So a watcher that is full
-// (IDLE on a few folders, NOTIFY past what its connections carry) moves
-// a watch only for a folder asked for again, not for every folder the
-// last half minute of random requests happened to name.
+// TestWatchlist: the folders requested far more than the others (see
+// isHot) come first, then those watched now, then the others requested, then the rest
+// by name; a folder no longer published is left out. So a watcher that is
+// full (IDLE on a few folders, NOTIFY past what its connections carry)
+// moves a watch only for a folder requested far more than the others, not
+// for every folder the last half minute of random requests happened to
+// name.
 func TestWatchlist(t *testing.T) {
 	c := &Cache{dir: newDirectory(), hits: map[string]int{}}
 	for _, f := range []string{"a", "b", "c", "d", "e", "f", "g"} {
@@ -469,8 +470,11 @@ func TestWatchlist(t *testing.T) {
 		want    string
 	}{
 		{"nothing watched, nothing asked for", nil, "", "a b c d e f g"},
-		{"asked for once: after what is watched", map[string]int{"f": 1, "g": 1}, "c d", "c d f g a b e"},
-		{"asked for again: first, most first", map[string]int{"f": 1, "g": 2, "e": 3}, "c d", "e g c d f a b"},
+		{"asked for a few times: after what is watched, most first", map[string]int{"f": 1, "g": 4}, "c d", "c d g f a b e"},
+		{"asked for five times, four times the median: first", map[string]int{"f": 1, "g": 2, "e": 8}, "c d", "e c d g f a b"},
+		{"two hot, most first", map[string]int{"a": 1, "b": 1, "f": 1, "g": 20, "e": 30}, "c d", "e g c d a b f"},
+		{"alone asked for", map[string]int{"f": 5}, "c d", "f c d a b e g"},
+		{"random requests: none is hot", map[string]int{"a": 2, "b": 3, "e": 1, "f": 1, "g": 4}, "c d", "c d g b a e f"},
 		{"a watched folder no longer published", map[string]int{"x": 5}, "x c", "c a b d e f g"},
 	} {
 		c.hits = map[string]int{}
