@@ -30,9 +30,10 @@ var notifyEvents = []imap.NotifyEvent{imap.NotifyEventMessageNew, imap.NotifyEve
 // Bounds on what one NOTIFY SET carries. Dovecot refuses command lines
 // over 64 KiB (imap_max_line_length): names like "shared/u01234/Calendar"
 // fill 60 KiB at about 2,600, but 2,000 is the most one connection
-// watches, since its session holds each owner's namespace (about 90 KB of
-// Dovecot's memory each), and 2,000 stay within the 256 MB that Dovecot
-// allows an imap process by default (vsz_limit). A server that refuses a
+// watches, since its session holds each owner's namespace (about 120 KB
+// of Dovecot's memory each in bench/scale), and 2,000 stay within the
+// 256 MB that Dovecot allows an imap process by default (vsz_limit; 235
+// MB there, where 2,460 came to 274 MB). A server that refuses a
 // NOTIFY SET of more than minNotifyBytes is taken to find it too long:
 // the bound is halved (see Watcher.shrinkNotify).
 const (

@@ -107,7 +107,8 @@ type Watcher struct {
 	mu      sync.Mutex
 	desired []string // guarded by mu
 	// shares are the folders each NOTIFY slot watches (see assignNotify),
-	// made from desired within bounds; guarded by mu.
+	// made from desired within bounds, which shrinkNotify may lower;
+	// both guarded by mu.
 	shares  [][]string
 	bounds  notifyBounds
 	taken   time.Time          // when desired was set; guarded by mu
