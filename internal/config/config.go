@@ -144,7 +144,8 @@ type Publish struct {
 	RevalidateWatched Duration `toml:"revalidate_watched"`
 	// Discovery is how often fbpub looks, in the background, for users
 	// who started or stopped sharing, and re-reads the owners no request
-	// asked for.
+	// asked for; less often where a pass takes more than a hundredth of
+	// it (feed's discoveryShare).
 	Discovery Duration `toml:"discovery"`
 	// CheckBudget is how long a request waits for a check of folder
 	// states before it gets the last good answer, marked stale, while the

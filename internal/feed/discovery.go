@@ -140,7 +140,16 @@ func (c *Cache) awaitFirstPass(ctx context.Context) bool {
 // c.mu.
 func (c *Cache) sincePass(t, now time.Time) bool {
 	d := c.dir.discovered
-	return !d.IsZero() && t.After(d) && now.Sub(d) < 2*c.opts.Discovery
+	return !d.IsZero() && t.After(d) && now.Sub(d) < 2*c.cadence()
+}
+
+// cadence is how often discovery passes come (see discoveryShare):
+// Options.Discovery, or discoveryShare times what the last pass took when
+// that is longer. What counts on passes (a listing's age, a pass's
+// authority on who shares) counts on this, or it would lapse between
+// passes where listing the directory is slow. The caller holds c.mu.
+func (c *Cache) cadence() time.Duration {
+	return max(c.opts.Discovery, discoveryShare*c.dir.passTook)
 }
 
 // listedRecently reports whether a discovery pass listed every owner
@@ -149,7 +158,7 @@ func (c *Cache) listedRecently(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d := c.dir.discovered
-	return !d.IsZero() && now.Sub(d) < 2*c.opts.Discovery
+	return !d.IsZero() && now.Sub(d) < 2*c.cadence()
 }
 
 // errLookups refuses a look-up beyond the rate limit when no recent
@@ -380,12 +389,14 @@ func (c *Cache) Rediscover() {
 // discoveryRetry, doubling with each failure up to the cadence; and no
 // pass starts sooner after the last one ended than discoveryShare times
 // what that one took, so that listing the directory takes at most about
-// a twentieth of the server's time however large the directory (at
-// 20,000 sharers Dovecot takes about 30 s for it, so passes come every
-// 10 minutes at most).
+// a hundredth of the server's time however large the directory. At
+// 20,000 sharers Dovecot takes 25-30 s of its CPU for it, on a session of
+// its own (see imapstore.Pool.Directory), so passes come every 45 minutes
+// or so: at 20 times (every 10 minutes) bench/scale measured them at 5-10 %
+// of a core, more than the requests cost it.
 const (
 	discoveryRetry = 30 * time.Second
-	discoveryShare = 20
+	discoveryShare = 100
 )
 
 // Run discovers owners at once, then every Options.Discovery (see
@@ -407,7 +418,12 @@ func (c *Cache) Run(ctx context.Context) {
 		t0 := time.Now()
 		err := c.Discover(ctx)
 		took := time.Since(t0)
-		wait := max(c.opts.Discovery, discoveryShare*took)
+		c.mu.Lock()
+		if err == nil {
+			c.dir.passTook = took
+		}
+		wait := max(c.cadence(), discoveryShare*took)
+		c.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			failures++
 			wait = max(min(wait, discoveryRetry<<min(failures-1, 6)), discoveryShare*took)

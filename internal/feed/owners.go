@@ -57,8 +57,10 @@ type directory struct {
 	missing map[string]time.Time
 	// watched are the folders NOTIFY watches (SetWatched).
 	watched map[string]bool
-	// discovered is when the last discovery pass started.
+	// discovered is when the last discovery pass started, and passTook
+	// how long the last that succeeded took (see Cache.cadence).
 	discovered time.Time
+	passTook   time.Duration
 	// tokens and tokensAt are the look-up rate limit's bucket.
 	tokens   float64
 	tokensAt time.Time
@@ -329,10 +331,10 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, mode checkMode) (o
 }
 
 // relistAfter is how old a listing of an owner's folders may be for a
-// check to read their states only: discovery lists them every
-// Options.Discovery, and a pass that failed or is late does not leave an
-// owner unlisted for longer than twice that.
-func (c *Cache) relistAfter() time.Duration { return 2 * c.opts.Discovery }
+// check to read their states only: discovery lists them every cadence,
+// and a pass that failed or is late does not leave an owner unlisted for
+// longer than twice that. The caller holds c.mu.
+func (c *Cache) relistAfter() time.Duration { return 2 * c.cadence() }
 
 // statesWillDo reports whether a check of prev's owner at now may read
 // the states of the folders prev lists, not list them again.
@@ -343,7 +345,10 @@ func (c *Cache) statesWillDo(prev *ownerEntry, now time.Time) bool {
 	if c.restoredListing(prev, now) {
 		return len(prev.listed) <= maxRestoredStatus // see dirstate.go
 	}
-	return len(prev.listed) <= maxStatusFolders && !prev.listedAt.IsZero() && now.Sub(prev.listedAt) < c.relistAfter()
+	c.mu.Lock()
+	relist := c.relistAfter()
+	c.mu.Unlock()
+	return len(prev.listed) <= maxStatusFolders && !prev.listedAt.IsZero() && now.Sub(prev.listedAt) < relist
 }
 
 // knownStates reads the states of prev's folders, one STATUS each, and

@@ -490,6 +490,43 @@ func TestWatchlist(t *testing.T) {
 	}
 }
 
+// TestCadenceFollowsSlowPasses: where listing the directory is slow (25-30 s
+// at 20,000 sharers on Dovecot), passes come discoveryShare times that
+// apart, not every Options.Discovery; what relies on a recent pass (a
+// name the pass did not list is not looked up; an owner's listing is
+// trusted for STATUS checks) counts on that cadence, or it would lapse
+// between passes and send look-ups (a fresh login that sets up every
+// sharer) and LISTs in place of STATUS.
+func TestCadenceFollowsSlowPasses(t *testing.T) {
+	now := time.Now()
+	c := &Cache{dir: newDirectory(), opts: Options{Discovery: 5 * time.Minute}}
+	c.dir.discovered = now.Add(-30 * time.Minute)
+	missing := now.Add(-20 * time.Minute) // a name the pass did not list, asked for since
+	for _, tt := range []struct {
+		took   time.Duration
+		recent bool
+	}{
+		{0, false},               // a quick pass: 10 minutes of authority
+		{time.Second, false},     // 100 s apart: the cadence of 5 minutes rules
+		{30 * time.Second, true}, // 50 minutes apart: 100 minutes of authority
+		{200 * time.Millisecond, false},
+	} {
+		c.dir.passTook = tt.took
+		if got := c.listedRecently(now); got != tt.recent {
+			t.Errorf("pass of %s, 30 min ago: listedRecently = %v, want %v", tt.took, got, tt.recent)
+		}
+		c.mu.Lock()
+		since, relist := c.sincePass(missing, now), c.relistAfter()
+		c.mu.Unlock()
+		if since != tt.recent {
+			t.Errorf("pass of %s, 30 min ago: sincePass = %v, want %v", tt.took, since, tt.recent)
+		}
+		if trusted := relist > 30*time.Minute; trusted != tt.recent {
+			t.Errorf("pass of %s: a listing 30 min old trusted = %v (relistAfter %s), want %v", tt.took, trusted, relist, tt.recent)
+		}
+	}
+}
+
 // TestLookupsBounded: requests for ever-new names that exist nowhere
 // cost at most a burst of look-ups (one LIST each, and at most one login),
 // then none until the rate allows more; a name holding a LIST wildcard is
