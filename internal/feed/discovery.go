@@ -426,7 +426,10 @@ func (c *Cache) Run(ctx context.Context) {
 		c.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			failures++
-			wait = max(min(wait, discoveryRetry<<min(failures-1, 6)), discoveryShare*took)
+			// Backoff, but not sooner than the pass's own share of the
+			// server's time allows, within an hour: a pass that ran into
+			// its 10-minute limit would otherwise wait 16 hours.
+			wait = max(min(wait, discoveryRetry<<min(failures-1, 6)), min(discoveryShare*took, time.Hour))
 			c.log.Warn("discovery of owners failed", "err", err, "took", took, "retry_in", wait)
 		} else if err == nil {
 			failures = 0
