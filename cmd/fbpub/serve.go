@@ -316,8 +316,8 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		NotifyConns: s.cfg.Publish.NotifyConnections,
 		// Where more folders are published than the NOTIFY SETs
 		// carry, the watch may take in a folder requested far more
-		// than the others every half minute
-		// (watchHot, Cache.Watchlist); following them that often cost
+		// than the others every half minute (watchHot,
+		// Cache.Watchlist); following them that often cost
 		// Dovecot more (a NOTIFY SET, an EXAMINE of each new folder, a
 		// resync of every folder) than the checks it saved.
 		Hold: 5 * time.Minute,
@@ -416,10 +416,11 @@ func (s *service) limit(ln net.Listener) net.Listener {
 	})
 }
 
-// watchHot gives the watcher w the published folders, those requested
-// again first and those it watches next (see Cache.Watchlist), every half minute and within a few seconds of a folder's first
-// publication: with
-// NOTIFY it watches them all, with IDLE the first publish.watch. onTick,
+// watchHot gives the watcher w the published folders, those requested far
+// more than the others first and those it watches next (see
+// Cache.Watchlist), every half minute and within a few seconds of a
+// folder's first publication: with NOTIFY it watches them all (as many
+// as its connections carry), with IDLE the first publish.watch. onTick,
 // when set, is told every few seconds what w watches with NOTIFY (nil
 // with IDLE), and ends the watch by returning false.
 func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick func(notified []string) bool) {

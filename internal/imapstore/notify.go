@@ -84,10 +84,11 @@ func (w *Watcher) dialNotify(ctx context.Context, s *notifySlot) (*notifyConn, e
 // Options.Observe when name is not empty.
 func (c *notifyConn) do(name string, f func() error) error {
 	_ = c.conn.SetDeadline(time.Now().Add(c.timeout))
-	t0 := time.Now()
-	err := f()
-	if name != "" && c.observe != nil {
-		c.observe(name, err, time.Since(t0))
+	var err error
+	if name != "" {
+		err = c.observed(name, f)
+	} else {
+		err = f()
 	}
 	// No deadline while waiting for announcements.
 	_ = c.conn.SetDeadline(time.Time{})
@@ -168,7 +169,6 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 			err := w.notifySet(s, c, want)
 			var long *notifyTooLong
 			if errors.As(err, &long) {
-				s.live.Store(false) // NOTIFY NONE was sent
 				w.shrinkNotify(long)
 				continue // with this slot's share within the new bound
 			}
@@ -263,8 +263,10 @@ func (w *Watcher) notifySet(s *notifySlot, c *notifyConn, want []string) error {
 	}
 	s.setNotified(append(slices.Clone(c.current), want...))
 	if err := c.notifyMailboxes(want); err != nil {
-		c.current = nil // NOTIFY NONE was sent
+		// NOTIFY NONE was sent: nothing is watched until a SET is taken.
+		c.current = nil
 		s.setNotified(nil)
+		s.live.Store(false)
 		return err
 	}
 	c.current = want
