@@ -76,19 +76,24 @@ func (s *Session) readNamespaces() error {
 // first component after the prefix; for shared folders it is empty.
 // "INBOX" is always personal.
 func (s *Session) place(name string, delim rune) (kind NamespaceKind, owner, path string) {
+	return place(s.spaces, s.opts.User, name, delim)
+}
+
+// place is Session.place for a session of user that was announced spaces.
+func place(spaces []Namespace, user, name string, delim rune) (kind NamespaceKind, owner, path string) {
 	best := -1
-	for i, ns := range s.spaces {
+	for i, ns := range spaces {
 		if ns.Prefix != "" && !hasPrefixFold(name, ns.Prefix, ns.Kind) {
 			continue
 		}
-		if best < 0 || len(ns.Prefix) > len(s.spaces[best].Prefix) {
+		if best < 0 || len(ns.Prefix) > len(spaces[best].Prefix) {
 			best = i
 		}
 	}
 	if best < 0 || strings.EqualFold(name, "INBOX") {
-		return Personal, s.opts.User, name
+		return Personal, user, name
 	}
-	ns := s.spaces[best]
+	ns := spaces[best]
 	rest := name[len(ns.Prefix):]
 	switch ns.Kind {
 	case OtherUsers:
@@ -101,7 +106,7 @@ func (s *Session) place(name string, delim rune) (kind NamespaceKind, owner, pat
 	case Shared:
 		return Shared, "", rest
 	}
-	return Personal, s.opts.User, rest
+	return Personal, user, rest
 }
 
 // hasPrefixFold reports whether name starts with prefix. Only a personal
