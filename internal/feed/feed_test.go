@@ -29,7 +29,6 @@ type counting struct {
 	mu       sync.Mutex
 	commands map[string]int
 	bodies   atomic.Int64 // messages or message parts fetched
-	lookups  atomic.Int32 // LookupOwner calls
 	// afterSelect, when set, runs once right after a SELECT: the moment
 	// between reading the folder state and fetching its messages.
 	afterSelect func()
@@ -41,19 +40,11 @@ func (c *counting) count(cmd string) int {
 	return c.commands[cmd]
 }
 
-// LookupOwner counts look-ups: the listing of an owner the cache does
-// not know, which may log in afresh (imapstore.Pool.LookupOwner).
-func (c *counting) LookupOwner(ctx context.Context, owner string) ([]imapstore.Folder, error) {
-	c.lookups.Add(1)
-	return c.Pool.LookupOwner(ctx, owner)
-}
-
 func (c *counting) reset() {
 	c.mu.Lock()
 	c.commands = map[string]int{}
 	c.mu.Unlock()
 	c.bodies.Store(0)
-	c.lookups.Store(0)
 }
 
 func (c *counting) Fetch(ctx context.Context, folder string, q imapstore.Query) (*imapstore.Listing, error) {

@@ -174,10 +174,8 @@ func TestDiscoveryFindsNewSharer(t *testing.T) {
 	if err != nil || len(fs) != 1 || fs[0].Name != "shared/zed/Calendar" {
 		t.Fatalf("zed after a discovery pass: %v, %v; want shared/zed/Calendar", fs, err)
 	}
-	// (A pooled session may log in for the owner's first read, its home
-	// having none yet; a look-up is what must not happen.)
-	if got := f.src.lookups.Load(); got != 0 {
-		t.Errorf("zed after discovery needed %d look-ups, want 0", got)
+	if got := f.src.count("LOGIN"); got != 0 {
+		t.Errorf("zed after discovery needed %d logins, want 0 (no look-up)", got)
 	}
 
 	// An owner the discovery pass has listed but not read yet is checked
@@ -192,8 +190,8 @@ func TestDiscoveryFindsNewSharer(t *testing.T) {
 	if fs, err := f.cache.OwnerFolders(ctx, "yan"); err != nil || len(fs) != 1 {
 		t.Fatalf("yan, listed but not read yet: %v, %v", fs, err)
 	}
-	if got := f.src.lookups.Load(); got != 0 {
-		t.Errorf("yan, listed by discovery, needed %d look-ups, want 0", got)
+	if got := f.src.count("LOGIN"); got != 0 {
+		t.Errorf("yan, listed by discovery, needed %d logins, want 0 (no look-up)", got)
 	}
 
 	// Run discovers on its cadence: xav appears without any request.

@@ -76,24 +76,19 @@ func (s *Session) readNamespaces() error {
 // first component after the prefix; for shared folders it is empty.
 // "INBOX" is always personal.
 func (s *Session) place(name string, delim rune) (kind NamespaceKind, owner, path string) {
-	return place(s.spaces, s.opts.User, name, delim)
-}
-
-// place is Session.place for a session of user that was announced spaces.
-func place(spaces []Namespace, user, name string, delim rune) (kind NamespaceKind, owner, path string) {
 	best := -1
-	for i, ns := range spaces {
+	for i, ns := range s.spaces {
 		if ns.Prefix != "" && !hasPrefixFold(name, ns.Prefix, ns.Kind) {
 			continue
 		}
-		if best < 0 || len(ns.Prefix) > len(spaces[best].Prefix) {
+		if best < 0 || len(ns.Prefix) > len(s.spaces[best].Prefix) {
 			best = i
 		}
 	}
 	if best < 0 || strings.EqualFold(name, "INBOX") {
-		return Personal, user, name
+		return Personal, s.opts.User, name
 	}
-	ns := spaces[best]
+	ns := s.spaces[best]
 	rest := name[len(ns.Prefix):]
 	switch ns.Kind {
 	case OtherUsers:
@@ -106,7 +101,7 @@ func place(spaces []Namespace, user, name string, delim rune) (kind NamespaceKin
 	case Shared:
 		return Shared, "", rest
 	}
-	return Personal, user, rest
+	return Personal, s.opts.User, rest
 }
 
 // hasPrefixFold reports whether name starts with prefix. Only a personal

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -17,16 +16,17 @@ import (
 // holds more connections than its size (which the server's limit of
 // connections per user and address is planned with). Listings (LIST) go
 // to a slot of their own, the last one, when the pool has two or more;
-// the commands that name folders (states, details, reads) go to the
-// others, each owner's to one of them (see ownerSlot). That is what an
-// IMAP server with thousands of users needs: Dovecot sets up, in a
-// session, a namespace for each other user whose folder it touches (a
-// STATUS sets up the one owner it names), but the first LIST of a session
-// sets up every sharer's at once, and each command costs more for each
-// namespace its session holds. So the sessions that read states never
-// hold a listing's thousands, hold each owner once among them, and are
-// recycled after Options.RecycleAfter owners. bench/README.md has the
-// figures.
+// the commands that name folders (states, details, reads) go to the first
+// free slot of the others. That is what an IMAP server with thousands of
+// users needs: Dovecot sets up, in a session, a namespace for each other
+// user whose folder it touches (a STATUS sets up the one owner it names),
+// but the first LIST of a session sets up every sharer's at once, and
+// each command costs more for each namespace its session holds. So the
+// sessions that read states never hold a listing's thousands, and are
+// recycled after Options.RecycleAfter owners; the first free one is
+// taken, so that one session serves a steady load (an imap process kept
+// busy answers a command for less of the server's CPU than several idle
+// ones do). bench/README.md has the figures.
 type Pool struct {
 	opts  Options
 	slots []*slot
@@ -43,9 +43,6 @@ type Pool struct {
 	closed   bool // guarded by mu
 	// lastFresh is when Fresh last logged in; guarded by mu.
 	lastFresh time.Time
-	// spaces is what the last login was announced, to tell the owner of
-	// a folder name (see ownerOf); guarded by mu.
-	spaces []Namespace
 }
 
 // slot holds at most one session. Whoever holds lock may use and replace
@@ -119,12 +116,12 @@ func (p *Pool) Do(ctx context.Context, f func(*Session) error) error {
 	return err
 }
 
-// doNamed runs f, whose commands name folders of owner ("" for the
-// proxy's own and public folders), on owner's session (see ownerSlot).
-// When the server refuses that session's login for now (a limit of
-// connections, say), f runs on the listings' session if it is idle.
-func (p *Pool) doNamed(ctx context.Context, owner string, f func(*Session) error) error {
-	sl, err := p.ownerSlot(ctx, owner)
+// doNamed runs f, whose commands name folders, on the first free session
+// of the slots that never list. When the server refuses that session's
+// login for now (a limit of connections, say), f runs on the listings'
+// session if it is idle.
+func (p *Pool) doNamed(ctx context.Context, f func(*Session) error) error {
+	sl, err := firstFree(ctx, p.slots[:p.ownerSlots()])
 	if err != nil {
 		return err
 	}
@@ -137,70 +134,6 @@ func (p *Pool) doNamed(ctx context.Context, owner string, f func(*Session) error
 		<-ls.lock
 	}
 	return err
-}
-
-// homeWait is how long a command for an owner waits for its owner's
-// session while another command holds it (a long read, usually) before
-// it takes another free session.
-const homeWait = 50 * time.Millisecond
-
-// ownerSlot locks the slot that serves owner's folders: one of the slots
-// that never list, chosen by a hash of the name. On Dovecot a STATUS of
-// an owner new to the session costs about twice one of an owner it holds
-// (the set-up of the owner's namespace and a look-up of the user), and
-// under requests for random users of a large site nearly every owner
-// would be new to whichever session was free; with a home each, an owner
-// is set up once per session lifetime, and each session holds only its
-// share of the owners, which keeps its walk of them short
-// (bench/README.md, 2026-12-07, 17:00). When the home is busy for more
-// than homeWait, the first free slot of the others is taken; when all
-// are, the home is waited for.
-func (p *Pool) ownerSlot(ctx context.Context, owner string) (*slot, error) {
-	slots := p.slots[:p.ownerSlots()]
-	home := slots[0]
-	if len(slots) > 1 {
-		h := fnv.New32a()
-		h.Write([]byte(owner))
-		home = slots[h.Sum32()%uint32(len(slots))]
-	}
-	if tryTake(home) {
-		return home, nil
-	}
-	t := time.NewTimer(homeWait)
-	defer t.Stop()
-	select {
-	case home.lock <- struct{}{}:
-		return home, nil
-	case <-t.C:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	for _, sl := range slots {
-		if tryTake(sl) {
-			return sl, nil
-		}
-	}
-	if err := take(ctx, home); err != nil {
-		return nil, err
-	}
-	return home, nil
-}
-
-// ownerOf is the owner of the folder name for doNamed: the other user
-// whose folder it is, or "". It needs the server's namespaces, which a
-// pool that never logged in has yet to read.
-func (p *Pool) ownerOf(ctx context.Context, name string) (string, error) {
-	if _, err := p.Features(ctx); err != nil {
-		return "", err
-	}
-	p.mu.Lock()
-	spaces := p.spaces
-	p.mu.Unlock()
-	kind, owner, _ := place(spaces, p.opts.User, name, 0)
-	if kind != OtherUsers {
-		return "", nil
-	}
-	return owner, nil
 }
 
 // doList runs f, which lists, on the listings' session.
@@ -293,7 +226,6 @@ func (p *Pool) dial(ctx context.Context) (*Session, error) {
 	p.connections(+1)
 	f := s.Features()
 	p.features = &f
-	p.spaces = s.spaces
 	return s, nil
 }
 
@@ -528,11 +460,7 @@ func (p *Pool) Details(ctx context.Context, fs []Folder) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	owner, err := p.ownerOf(ctx, fs[0].Name)
-	if err != nil {
-		return err
-	}
-	return p.doNamed(ctx, owner, func(s *Session) error { return s.Details(ctx, fs) })
+	return p.doNamed(ctx, func(s *Session) error { return s.Details(ctx, fs) })
 }
 
 // Folders lists folders with the proxy's rights, on the listings' session.
@@ -547,23 +475,15 @@ func (p *Pool) States(ctx context.Context, names []string) (map[string]State, er
 	if len(names) == 0 {
 		return map[string]State{}, nil
 	}
-	owner, err := p.ownerOf(ctx, names[0])
-	if err != nil {
-		return nil, err
-	}
 	var out map[string]State
-	err = p.doNamed(ctx, owner, func(s *Session) (err error) { out, err = s.States(ctx, names); return err })
+	err := p.doNamed(ctx, func(s *Session) (err error) { out, err = s.States(ctx, names); return err })
 	return out, err
 }
 
 // Fetch reads a folder, on a session that has not listed.
 func (p *Pool) Fetch(ctx context.Context, folder string, q Query) (*Listing, error) {
-	owner, err := p.ownerOf(ctx, folder)
-	if err != nil {
-		return nil, err
-	}
 	var out *Listing
-	err = p.doNamed(ctx, owner, func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
+	err := p.doNamed(ctx, func(s *Session) (err error) { out, err = s.Fetch(ctx, folder, q); return err })
 	return out, err
 }
 

@@ -80,7 +80,7 @@ func TestStatesNeverOnListedSession(t *testing.T) {
 		}
 		for _, owner := range []string{"alice", "bob", "carol", "dave", "alice"} {
 			var listed bool
-			err := p.doNamed(ctx, owner, func(s *Session) error {
+			err := p.doNamed(ctx, func(s *Session) error {
 				s.mu.Lock()
 				listed = s.listed
 				s.mu.Unlock()
@@ -168,7 +168,7 @@ func TestListingsGoOnDuringFresh(t *testing.T) {
 	for range size - 1 {
 		done.Go(func() {
 			p.States(ctx, []string{srv.SharedName("alice", "Calendar")})
-			p.doNamed(ctx, "alice", func(*Session) error { busy.Done(); <-hold; return nil })
+			p.doNamed(ctx, func(*Session) error { busy.Done(); <-hold; return nil })
 		})
 	}
 	busy.Wait()
@@ -225,85 +225,4 @@ func mostConnections() (func(delta int), *atomic.Int32) {
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
 	}, &most
-}
-
-// TestPoolOwnerHome: the commands that name an owner's folders go to
-// one session of the pool, the owner's home, so that Dovecot sets each
-// owner up in one session rather than in whichever was free; the owners
-// are shared out over the sessions that never list. When the home is
-// held longer than homeWait, another free session serves instead of
-// making the command wait.
-func TestPoolOwnerHome(t *testing.T) {
-	srv := testbed.Get(t)
-	srv.Reset(t)
-	owners := []string{"alice", "bob", "carol", "dave"}
-	for _, o := range owners {
-		srv.CreateFolder(t, o, "Calendar")
-		srv.SetACL(t, o, "Calendar", testbed.Proxy, "lr")
-	}
-	const size = 4
-	p := NewPool(Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy)}, size)
-	t.Cleanup(func() { p.Close() })
-	ctx := t.Context()
-	// Reads of each owner, one after another (at once, a command that
-	// waits more than homeWait for a home that is logging in would take
-	// another session, as tested below).
-	for i := range 40 {
-		o := owners[i%len(owners)]
-		if _, err := p.States(ctx, []string{srv.SharedName(o, "Calendar")}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// where maps each owner to the slots whose sessions hold it.
-	where := func() map[string][]int {
-		out := map[string][]int{}
-		for i, sl := range p.slots {
-			take(ctx, sl)
-			if sl.s != nil {
-				sl.s.mu.Lock()
-				for o := range sl.s.touched {
-					out[o] = append(out[o], i)
-				}
-				sl.s.mu.Unlock()
-			}
-			<-sl.lock
-		}
-		return out
-	}
-	held := where()
-	slotsUsed := map[int]bool{}
-	for _, o := range owners {
-		if len(held[o]) != 1 {
-			t.Errorf("%s is held by the sessions of slots %v, want one", o, held[o])
-			continue
-		}
-		if held[o][0] == size-1 {
-			t.Errorf("%s was read on the listings' session", o)
-		}
-		slotsUsed[held[o][0]] = true
-	}
-	if len(slotsUsed) < 2 {
-		t.Errorf("the owners %v all went to one session: %v", owners, held)
-	}
-
-	// alice's home held by a long read: her next read is served at once
-	// by another session.
-	home := held["alice"][0]
-	busy, release := make(chan struct{}), make(chan struct{})
-	go p.doNamed(ctx, "alice", func(s *Session) error {
-		if s != p.slots[home].s {
-			t.Errorf("alice's command ran on another session than her home's")
-		}
-		close(busy)
-		<-release
-		return nil
-	})
-	<-busy
-	if _, err := p.States(ctx, []string{srv.SharedName("alice", "Calendar")}); err != nil {
-		t.Fatal(err)
-	}
-	close(release)
-	if got := where()["alice"]; len(got) != 2 {
-		t.Errorf("alice is held by the sessions of slots %v after a read while her home was busy, want two", got)
-	}
 }

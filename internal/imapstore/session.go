@@ -72,17 +72,15 @@ type Options struct {
 
 // DefaultRecycleAfter is Options.RecycleAfter's default. Dovecot sets up
 // a namespace in a session for each other user whose folders it touches,
-// and keeps it until logout: 90–120 KB of the imap process's memory each,
-// so 2,000 stay within the 256 MB Dovecot allows an imap process by
-// default (vsz_limit; the NOTIFY sessions have the same bound). Each
-// command costs a little more on a session that holds many (Dovecot finds
-// a folder's namespace by walking the list of them), and setting an
-// owner up again costs about a STATUS of an owner the session holds, so
-// the pool gives each owner one session (Pool.ownerSlot) and keeps it
-// while it holds its share: up to 6,000 sharers over the default three.
-// The session of the listings is not recycled (see Session.worn).
+// and keeps it until logout: about 90 KB of the imap process's memory
+// each, and every command costs a little more on a session that holds
+// thousands (Dovecot finds a folder's namespace by walking the list of
+// them). Setting a namespace up again costs several STATUS of an owner
+// the session holds, so recycling is not free: the default bounds a
+// session's memory (about 100 MB of Dovecot's) for a small share of its
+// CPU. The session of the listings is not recycled (see Session.worn).
 // bench/README.md has the figures (bench/scale's steady phases).
-const DefaultRecycleAfter = 2000
+const DefaultRecycleAfter = 1000
 
 func (o *Options) timeout() time.Duration {
 	if o.Timeout > 0 {
