@@ -1,9 +1,11 @@
-// Command scale measures fbpub as a site runs it: a private Dovecot with N
-// mailboxes, the fbpub binary in front of it, and clients asking for random
-// users' free/busy. See bench/README.md.
+// Command scale measures fbpub as a site runs it: a private Dovecot (or,
+// with -server cyrus, Cyrus) with N mailboxes, the fbpub binary in front
+// of it, and clients asking for random users' free/busy. See
+// bench/README.md.
 //
 //	go run ./bench/scale -n 1000
 //	go run ./bench/scale -n 5000 -duration 30s -notify on,off
+//	go run ./bench/scale -n 5000 -server cyrus -notify off
 //
 // Each user has INBOX, Sent, Drafts, Trash, Archive and a Calendar of 30
 // events; nine users in ten share the Calendar with the proxy. For each
@@ -14,6 +16,7 @@
 // IMAP commands fbpub sent, by verb and per request (from its /metrics),
 // Dovecot's CPU (all its processes, from /proc), fbpub's CPU per request,
 // its resident memory and heap per cached event, and latency percentiles.
+// (The report says "Dovecot" or "Cyrus" for the IMAP server's figures.)
 // The report is printed and saved to bench/results/scale-<date>-n<N>.txt.
 //
 // Everything runs on loopback, in a temporary directory removed at the
@@ -53,13 +56,22 @@ func main() {
 	maxInflight := flag.Int("max-inflight", 256, "requests in flight at most during steady load; a tick past it is counted as dropped")
 	keep := flag.Bool("keep", false, "keep the temporary directory (Dovecot's data, fbpub's log)")
 	replicas := flag.String("replicas", "1", "replica counts to run, each with its cold starts: 1, or n replicas sharing one redis-server behind a round-robin proxy (e.g. 1,3)")
+	server := flag.String("server", "dovecot", "the IMAP server: dovecot, or cyrus (Cyrus 3.6: no NOTIFY, so -notify off is what it runs either way)")
 	probeBatch := flag.Int("probe", 0, "instead of running fbpub, measure Dovecot's CPU per per-owner LIST and STATUS over batches of this many owners (see site.Dovecot.Probe), then stop")
 	out := flag.String("out", "", "report file (default bench/results/scale-<UTC date-time>-n<N>.txt; \"-\" saves none)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly, probe: *probeBatch}
+	cfg := config{n: *n, duration: *duration, touchConc: *touchConc, maxInflight: *maxInflight, keep: *keep, out: *out, sharingOnly: *sharingOnly, probe: *probeBatch, server: *server}
+	if cfg.server != "dovecot" && cfg.server != "cyrus" {
+		fmt.Fprintf(os.Stderr, "scale: bad -server %q (dovecot or cyrus)\n", *server)
+		os.Exit(2)
+	}
+	if cfg.server == "cyrus" && cfg.probe > 0 {
+		fmt.Fprintln(os.Stderr, "scale: -probe measures Dovecot only")
+		os.Exit(2)
+	}
 	for _, r := range strings.Split(*rates, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || v <= 0 {
@@ -105,6 +117,21 @@ type config struct {
 	replicas []int
 	replicaN int
 	probe    int
+	server   string // dovecot or cyrus
+}
+
+// imapServer is the IMAP server of a run: a site.Dovecot or a site.Cyrus.
+type imapServer interface {
+	Name() string
+	Address() string
+	// MasterPID is the server's master process: its CPU and its
+	// children's are the server's.
+	MasterPID() (int, error)
+	Stop(keep bool) error
+	// WarmUp lists the other users' folders as the proxy, once.
+	WarmUp() (time.Duration, int, error)
+	// Append appends one event to owner's Calendar.
+	Append(owner, uid string, start time.Time, dur time.Duration) error
 }
 
 func logf(format string, args ...any) {
@@ -142,7 +169,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	rev, _ := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output()
 
 	var rep report
-	rep.printf("bench/scale: N = %d mailboxes, %s, fbpub %s", cfg.n, time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.TrimSpace(string(rev)))
+	rep.printf("bench/scale: N = %d mailboxes on %s, %s, fbpub %s", cfg.n, map[string]string{"dovecot": "Dovecot", "cyrus": "Cyrus"}[cfg.server], time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.TrimSpace(string(rev)))
 	load, _ := os.ReadFile("/proc/loadavg")
 	rep.printf("machine: %d CPUs (GOMAXPROCS of fbpub = %d), load average at start %s", runtime.NumCPU(), runtime.NumCPU(), strings.Join(strings.Fields(string(load))[:3], " "))
 	rep.printf("mailboxes: INBOX, Sent, Drafts, Trash, Archive, Calendar (%d events, 6 of them weekly series of 4); 9 in 10 share the Calendar with %s (lr)", site.EventsPerCalendar, site.Proxy)
@@ -168,37 +195,56 @@ func run(ctx context.Context, cfg config) (err error) {
 		rep.printf("-sharing-only: no request for a user who shares nothing (no look-ups)")
 	}
 
-	// --- Dovecot and its users ---
+	// --- the IMAP server and its users ---
 	t0 := time.Now()
-	dcDir := filepath.Join(tmp, "dc")
-	dc, err := site.Start(root, dcDir)
-	if err != nil {
-		return err
-	}
-	defer func() { dc.Stop(cfg.keep || err != nil) }()
 	names := make([]string, cfg.n)
 	for i := range names {
 		names[i] = fmt.Sprintf("u%05d", i)
 	}
 	now := time.Now()
-	logf("creating %d users in %s", cfg.n, dc.Dir)
-	dc2, shared, err := dc.Populate(names, now)
-	if err != nil {
-		return err
+	var (
+		srv    imapServer
+		dc     *site.Dovecot
+		shared []string
+	)
+	if cfg.server == "cyrus" {
+		cy, err := site.StartCyrus(root, filepath.Join(tmp, "cyrus"))
+		if err != nil {
+			return err
+		}
+		defer func() { cy.Stop(cfg.keep || err != nil) }()
+		logf("creating %d users in %s", cfg.n, cy.Dir)
+		if shared, err = cy.Populate(names, now); err != nil {
+			return err
+		}
+		srv = cy
+	} else {
+		dc, err = site.Start(root, filepath.Join(tmp, "dc"))
+		if err != nil {
+			return err
+		}
+		defer func() { dc.Stop(cfg.keep || err != nil) }()
+		logf("creating %d users in %s", cfg.n, dc.Dir)
+		var dc2 *site.Dovecot
+		dc2, shared, err = dc.Populate(names, now)
+		if err != nil {
+			return err
+		}
+		*dc = *dc2
+		srv = dc
 	}
-	*dc = *dc2
-	rep.printf("setup: %d users (%d sharing, %d events cached after a first touch) created in %.1f s; Dovecot at %s",
-		cfg.n, len(shared), len(shared)*site.EventsPerCalendar, time.Since(t0).Seconds(), dc.Addr)
+	rep.printf("setup: %d users (%d sharing, %d events cached after a first touch) created in %.1f s; %s at %s",
+		cfg.n, len(shared), len(shared)*site.EventsPerCalendar, time.Since(t0).Seconds(), srv.Name(), srv.Address())
 	// The first LIST of the shared namespace after the directory was
 	// written makes Dovecot create the proxy's private index of every
 	// sharer (INDEXPVT) and read every ACL for the first time: a one-time
 	// cost of a new site, not of an fbpub start, made here so that every
-	// run starts from the same server.
-	warm, folders, err := dc.WarmUp()
+	// run starts from the same server (on Cyrus too, for the same start).
+	warm, folders, err := srv.WarmUp()
 	if err != nil {
 		return err
 	}
-	rep.printf("Dovecot's first LIST \"\" \"shared/*\" RETURN (STATUS …) as %s after the directory was written: %d folders in %.1f s (one-time; not part of any phase)", site.Proxy, folders, warm.Seconds())
+	rep.printf("%s's first LIST of the other users' folders with STATUS as %s after the directory was written: %d folders in %.1f s (one-time; not part of any phase)", srv.Name(), site.Proxy, folders, warm.Seconds())
 	rep.printf("")
 	rep.printf("The machine is shared with other developers' jobs (2 CPUs): trust counts (IMAP commands per")
 	rep.printf("request, CPU time per request) more than wall-clock figures (latency, start-up, CPU %% of a core).")
@@ -221,7 +267,7 @@ runs:
 			}
 			c := cfg
 			c.replicaN = nr
-			if runErr = runFbpub(ctx, c, &rep, dc, bin, tmp, names, shared, nt, n); runErr != nil {
+			if runErr = runFbpub(ctx, c, &rep, srv, bin, tmp, names, shared, nt, n); runErr != nil {
 				break runs
 			}
 			n++
@@ -285,7 +331,7 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bin, tmp string, names, shared []string, notify bool, run int) error {
+func runFbpub(ctx context.Context, cfg config, rep *report, srv imapServer, bin, tmp string, names, shared []string, notify bool, run int) error {
 	nt := map[bool]string{true: "on", false: "off"}[notify]
 	rep.printf("")
 	if cfg.replicaN > 1 {
@@ -305,7 +351,7 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 	defer logFile.Close()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
-		"FBPUB_IMAP_ADDR="+dc.Addr, "FBPUB_IMAP_TLS=none", "FBPUB_IMAP_USER="+site.Proxy,
+		"FBPUB_IMAP_ADDR="+srv.Address(), "FBPUB_IMAP_TLS=none", "FBPUB_IMAP_USER="+site.Proxy,
 		"FBPUB_IMAP_PASSWORD="+site.Password(site.Proxy), "FBPUB_MAIL_DOMAIN=example.org",
 		"FBPUB_LISTEN="+addr, "FBPUB_NOTIFY="+strconv.FormatBool(notify), "FBPUB_LOG_LEVEL=info")
 	// One replica keeps its state (snapshots, directory) in a directory
@@ -321,12 +367,12 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	tr := &http.Transport{MaxIdleConns: cfg.maxInflight, MaxIdleConnsPerHost: cfg.maxInflight, IdleConnTimeout: time.Minute}
 	in := &instance{cmd: cmd, base: "http://" + addr, hc: &http.Client{Transport: tr, Timeout: 60 * time.Second}}
-	dcPID, err := dc.MasterPID()
+	dcPID, err := srv.MasterPID()
 	if err != nil {
 		return err
 	}
-	m := &meter{in: in, dcPID: dcPID, events: len(shared) * site.EventsPerCalendar}
-	_, portStr, _ := net.SplitHostPort(dc.Addr)
+	m := &meter{in: in, dcPID: dcPID, server: srv.Name(), events: len(shared) * site.EventsPerCalendar}
+	_, portStr, _ := net.SplitHostPort(srv.Address())
 	port, _ := strconv.Atoi(portStr)
 	wctx, stopWatch := context.WithCancel(ctx)
 	var watching sync.WaitGroup
@@ -434,18 +480,11 @@ func runFbpub(ctx context.Context, cfg config, rep *report, dc *site.Dovecot, bi
 	if _, _, err := in.get(ctx, "/freebusy/"+owner+".vfb"); err != nil {
 		return err
 	}
-	c, err := dc.Dial(owner)
-	if err != nil {
-		return err
-	}
 	at := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1+run).Add(3 * time.Hour)
 	want := at.Format("20060102T150405Z")
 	before = m.sample(ctx, false)
 	changed := time.Now()
-	err = site.AppendEvent(c, "Calendar", fmt.Sprintf("change-%s-%d@bench.fbpub", nt, time.Now().UnixNano()), at, time.Hour, "")
-	c.Logout().Wait()
-	c.Close()
-	if err != nil {
+	if err := srv.Append(owner, fmt.Sprintf("change-%s-%d@bench.fbpub", nt, time.Now().UnixNano()), at, time.Hour); err != nil {
 		return fmt.Errorf("APPEND the change: %w", err)
 	}
 	var visible time.Duration

@@ -19,10 +19,11 @@ import (
 // meter samples fbpub and Dovecot.
 type meter struct {
 	in      *instance
-	pid     int  // fbpub
-	dcPID   int  // Dovecot's master
-	events  int  // events cached once every sharing user was asked for
-	touched bool // every user was asked for: the events are cached
+	pid     int    // fbpub
+	dcPID   int    // the IMAP server's master (Dovecot's or Cyrus')
+	server  string // its name in the report: Dovecot or Cyrus
+	events  int    // events cached once every sharing user was asked for
+	touched bool   // every user was asked for: the events are cached
 	// fbpub's resident size and heap in use after start, before any user
 	// was touched: subtracted for the marginal cost of an event.
 	baseRSS  int64
@@ -178,7 +179,7 @@ func (m *meter) report(rep *report, phase string, a, b sample, r *results) {
 		}
 		rep.printf("             %s", strings.Join(parts, ", "))
 	}
-	line = fmt.Sprintf("  CPU        Dovecot %.2f s (%.1f %% of a core)", dc.Seconds(), 100*dc.Seconds()/wall)
+	line = fmt.Sprintf("  CPU        %s %.2f s (%.1f %% of a core)", m.server, dc.Seconds(), 100*dc.Seconds()/wall)
 	line += fmt.Sprintf("; fbpub %.2f s (%.1f %% of a core)", fb.Seconds(), 100*fb.Seconds()/wall)
 	if reqs > 0 {
 		line += fmt.Sprintf(", %.0f µs per request", float64(fb.Microseconds())/float64(reqs))
@@ -194,9 +195,9 @@ func (m *meter) report(rep *report, phase string, a, b sample, r *results) {
 	}
 	slices.Sort(procs)
 	if len(procs) > 0 {
-		rep.printf("             Dovecot by process: %s", strings.Join(procs, ", "))
+		rep.printf("             %s by process: %s", m.server, strings.Join(procs, ", "))
 	}
-	rep.printf("  conns      at most %d connections to Dovecot (sampled every 100 ms)", m.maxConns.Swap(0))
+	rep.printf("  conns      at most %d connections to %s (sampled every 100 ms)", m.maxConns.Swap(0), m.server)
 	switch {
 	case b.rss > 0 && m.touched:
 		ev := float64(m.events)
