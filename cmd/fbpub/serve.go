@@ -321,12 +321,6 @@ func (s *service) newWatcher(password string) *imapstore.Watcher {
 		// Dovecot more (a NOTIFY SET, an EXAMINE of each new folder, a
 		// resync of every folder) than the checks it saved.
 		Hold: 5 * time.Minute,
-		// While thousands of users are asked for the first time, a
-		// connection's list grows with nearly every request: one
-		// NOTIFY SET (and a re-read of its folders' states) every 5 s
-		// at most, the new folders checked as without NOTIFY until
-		// then.
-		Regrow: 5 * time.Second,
 		// A folder a NOTIFY connection watches may have changed unseen
 		// when that connection was down or its list was being
 		// replaced: the watcher then reads their states (Settled), or

@@ -152,7 +152,6 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 		// Its folders are no longer watched before the mode says so.
 		s.live.Store(false)
 		s.notified.Store(nil)
-		s.inSet.Store(nil)
 		w.notifyConnected(-1)
 	}()
 	if !w.notifying.Swap(true) {
@@ -161,29 +160,12 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 	w.log.Info("watching with NOTIFY", "addr", w.o.Options.Addr, "connection", i)
 	keepalive := time.NewTicker(w.o.Keepalive)
 	defer keepalive.Stop()
-	var lastSet time.Time
 	for first := true; ; first = false {
 		want := w.share(i)
 		if i > 0 && len(want) == 0 {
 			return established, nil
 		}
 		if first || !sameSet(want, c.current) {
-			if wait := w.o.Regrow - time.Since(lastSet); c.current != nil && wait > 0 {
-				// Too soon after the last SET (see Regrow): the
-				// list is looked at again when it is due.
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return established, nil
-				case <-c.client.Closed():
-					t.Stop()
-					return established, errors.New("imapstore: NOTIFY connection closed")
-				case <-t.C:
-				}
-				continue
-			}
-			lastSet = time.Now()
 			err := w.notifySet(s, c, want)
 			var long *notifyTooLong
 			if errors.As(err, &long) {
@@ -274,7 +256,6 @@ func (w *Watcher) notifySet(s *notifySlot, c *notifyConn, want []string) error {
 	if len(want) == 0 {
 		c.current = nil
 		s.setNotified(nil)
-		s.inSet.Store(nil)
 		return nil
 	}
 	if err := c.openNew(want); err != nil {
@@ -286,16 +267,10 @@ func (w *Watcher) notifySet(s *notifySlot, c *notifyConn, want []string) error {
 		c.current = nil
 		s.setNotified(nil)
 		s.live.Store(false)
-		s.inSet.Store(nil)
 		return err
 	}
 	c.current = want
 	s.setNotified(want)
-	in := make(map[string]bool, len(want))
-	for _, f := range want {
-		in[f] = true
-	}
-	s.inSet.Store(&in)
 	return nil
 }
 

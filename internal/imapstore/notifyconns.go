@@ -28,10 +28,8 @@ type notifySlot struct {
 	// reader goroutine.
 	notified atomic.Pointer[map[string]bool]
 	// live says that the connection is up and has set its share: its
-	// share counts as watched, as far as its NOTIFY SET in effect (inSet)
-	// holds it (a share may grow before the SET does; see Regrow).
-	live  atomic.Bool
-	inSet atomic.Pointer[map[string]bool]
+	// share counts as watched.
+	live atomic.Bool
 }
 
 func (s *notifySlot) setNotified(folders []string) {
@@ -70,21 +68,14 @@ func (w *Watcher) share(i int) []string {
 	return slices.Clone(w.shares[i])
 }
 
-// notifyWatching returns the shares of the slots that are live, as far as
-// their NOTIFY SETs in effect hold them.
+// notifyWatching returns the shares of the slots that are live.
 func (w *Watcher) notifyWatching() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []string
 	for i, s := range w.slots {
-		if !s.live.Load() {
-			continue
-		}
-		in := s.inSet.Load()
-		for _, f := range w.shares[i] {
-			if in != nil && (*in)[f] {
-				out = append(out, f)
-			}
+		if s.live.Load() {
+			out = append(out, w.shares[i]...)
 		}
 	}
 	return out

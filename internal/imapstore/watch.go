@@ -77,17 +77,6 @@ type WatchOptions struct {
 	// and a resync. A list that adds room-permitting folders, or any list
 	// with IDLE, is taken at once. Zero takes every list at once.
 	Hold time.Duration
-	// Regrow is, with NOTIFY, the least time between two NOTIFY SETs of
-	// one connection: a later list is taken when Regrow has passed since
-	// the connection's last SET. Each SET is a NOTIFY NONE, the SET, an
-	// EXAMINE of each new folder and a read of the states of every
-	// folder the connection watches (Settled); while thousands of users
-	// are asked for the first time the list grows with nearly every
-	// request, and a SET each time re-read the states of the whole
-	// connection over and over. Folders not yet watched are checked
-	// meanwhile as without NOTIFY. A connection's first SET, and one
-	// after the server refused a SET, are sent at once. Zero: at once.
-	Regrow time.Duration
 	// Resync, when set, is called when a NOTIFY connection is
 	// (re)established and when the list of folders it watches changed:
 	// changes may have been missed meanwhile, so every folder must be

@@ -723,50 +723,9 @@ func TestWatcherNotifyHold(t *testing.T) {
 		return w2.Mode() == WatchNotify && slices.Equal(w2.Watching(), []string{shared(a)})
 	})
 	w2.Watch([]string{shared(c)})
-	waitFor(t, "the list that fits, watched", func() bool { return slices.Equal(w2.Watching(), []string{shared(c)}) })
-}
-
-// TestWatcherNotifyRegrow: a list that grows soon after a connection's
-// NOTIFY SET waits for Regrow before the next SET, and its new folders do
-// not count as watched meanwhile (fbpub checks them as without NOTIFY);
-// the folders of the SET in effect stay watched. Without Regrow the new
-// list is set at once.
-func TestWatcherNotifyRegrow(t *testing.T) {
-	srv := testbed.Get(t)
-	srv.Reset(t)
-	const a, b = "RegrowA", "RegrowB"
-	for _, f := range []string{a, b} {
-		srv.CreateFolder(t, "alice", f)
-		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
+	if got, want := w2.Watching(), []string{shared(c)}; !slices.Equal(got, want) {
+		t.Errorf("Watching() after a list that fits = %q, want %q", got, want)
 	}
-	shared := func(f string) string { return srv.SharedName("alice", f) }
-	ev := newEvents()
-	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), NotifyConns: 1, Regrow: time.Hour,
-		Changed: ev.changed, Resync: func() { ev.resync.Add(1) }})
-	defer w.Close()
-	w.Watch([]string{shared(a)})
-	waitFor(t, "the first NOTIFY SET", func() bool {
-		return ev.resync.Load() == 1 && slices.Equal(w.Watching(), []string{shared(a)})
-	})
-	w.Watch([]string{shared(a), shared(b)})
-	time.Sleep(500 * time.Millisecond)
-	if got, want := w.Watching(), []string{shared(a)}; !slices.Equal(got, want) {
-		t.Errorf("Watching() within Regrow of the last SET = %q, want %q", got, want)
-	}
-	if got := ev.resync.Load(); got != 1 {
-		t.Errorf("%d NOTIFY SETs within Regrow, want 1", got)
-	}
-	n := ev.count(shared(a))
-	srv.Append(t, "alice", a, emptyCalendar)
-	waitChange(t, ev, shared(a), n, "APPEND to a folder of the SET in effect")
-
-	w2 := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), NotifyConns: 1,
-		Changed: func(string) {}, Resync: func() {}})
-	defer w2.Close()
-	w2.Watch([]string{shared(a)})
-	waitFor(t, "the second watcher's first SET", func() bool { return slices.Equal(w2.Watching(), []string{shared(a)}) })
-	w2.Watch([]string{shared(a), shared(b)})
-	waitFor(t, "the grown list, without Regrow", func() bool { return len(w2.Watching()) == 2 })
 }
 
 // TestWatcherNotifyAnnouncesRights: Dovecot announces a change of a
