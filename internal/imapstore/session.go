@@ -268,6 +268,7 @@ func login(ctx context.Context, opts *Options, copts *imapclient.Options, greet 
 	if err != nil {
 		return nil, nil, fmt.Errorf("imapstore: connect %s: %w", opts.Addr, err)
 	}
+	raw = quickAck(raw)
 	tlsConfig := opts.TLSConfig
 	if tlsConfig == nil {
 		host, _, _ := net.SplitHostPort(opts.Addr)
