@@ -19,9 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,16 +41,11 @@ const dovecotConf = `service imap {
 }`
 
 // Dovecot is a private Dovecot started by testbed/dovecot-up.
-type Dovecot struct {
-	root string // the module root, which holds testbed/
-	Dir  string // DIR of dovecot-up: configuration, homes, logs
-	Addr string // 127.0.0.1:PORT
-}
+type Dovecot struct{ server }
 
 // Start runs testbed/dovecot-up DIR (a new instance, or the one
 // DIR already holds, on its port and with its data).
 func Start(root, dir string) (*Dovecot, error) {
-	cmd := exec.Command(filepath.Join(root, "testbed", "dovecot-up"), dir)
 	// Dovecot's default vsz_limit (256 MB) is too small for a LIST of the
 	// shared namespace with STATUS at 5,000 sharers (the process dies Out
 	// of memory): a site that size raises it.
@@ -62,40 +55,14 @@ func Start(root, dir string) (*Dovecot, error) {
 	if extra := os.Getenv("FBPUB_SITE_DOVECOT_CONF"); extra != "" {
 		conf += "\n" + extra
 	}
-	cmd.Env = append(os.Environ(), "FBPUB_TESTBED_DOVECOT_CONF="+conf)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
+	s, err := up(root, "dovecot", dir, "FBPUB_TESTBED_DOVECOT_CONF="+conf)
 	if err != nil {
-		return nil, fmt.Errorf("dovecot-up: %w", err)
+		return nil, err
 	}
-	d := &Dovecot{root: root}
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_ADDR="); ok {
-			d.Addr = v
-		}
-		if v, ok := strings.CutPrefix(line, "FBPUB_TESTBED_DIR="); ok {
-			d.Dir = v
-		}
-	}
-	if d.Addr == "" || d.Dir == "" {
-		return nil, fmt.Errorf("dovecot-up: unexpected output %q", out)
-	}
-	return d, nil
+	return &Dovecot{s}, nil
 }
 
-// Stop stops the instance; with keep, DIR stays (and can be started again).
-func (d *Dovecot) Stop(keep bool) error {
-	args := []string{d.Dir}
-	if keep {
-		args = []string{"--keep", d.Dir}
-	}
-	cmd := exec.Command(filepath.Join(d.root, "testbed", "dovecot-down"), args...)
-	cmd.Stderr = os.Stderr
-	return cmd.Run()
-}
-
-func (d *Dovecot) Name() string    { return "Dovecot" }
-func (d *Dovecot) Address() string { return d.Addr }
+func (d *Dovecot) Name() string { return "Dovecot" }
 
 // Append appends one event to owner's Calendar, as the owner.
 func (d *Dovecot) Append(owner, uid string, start time.Time, dur time.Duration) error {
@@ -103,31 +70,8 @@ func (d *Dovecot) Append(owner, uid string, start time.Time, dur time.Duration) 
 	if err != nil {
 		return err
 	}
-	defer func() {
-		c.Logout().Wait()
-		c.Close()
-	}()
+	defer logout(c)
 	return AppendEvent(c, "Calendar", uid, start, dur, "")
-}
-
-func (d *Dovecot) MasterPID() (int, error) {
-	b, err := os.ReadFile(filepath.Join(d.Dir, "run", "master.pid"))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
-
-func (d *Dovecot) Dial(user string) (*imapclient.Client, error) {
-	c, err := imapclient.DialInsecure(d.Addr, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Login(user, Password(user)).Wait(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("LOGIN %s: %w", user, err)
-	}
-	return c, nil
 }
 
 // templates is how many distinct mailboxes are made over IMAP; every
@@ -316,8 +260,7 @@ func (d *Dovecot) addUsers(users []string) error {
 	for {
 		c, err := d.Dial(users[len(users)-1])
 		if err == nil {
-			c.Logout().Wait()
-			c.Close()
+			logout(c)
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -369,10 +312,7 @@ func (d *Dovecot) makeTemplate(user string, seed int, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		c.Logout().Wait()
-		c.Close()
-	}()
+	defer logout(c)
 	for _, f := range []string{"Sent", "Drafts", "Trash", "Archive", "Calendar"} {
 		if err := c.Create(f, nil).Wait(); err != nil {
 			return fmt.Errorf("CREATE %s as %s: %w", f, user, err)
@@ -381,10 +321,15 @@ func (d *Dovecot) makeTemplate(user string, seed int, now time.Time) error {
 	if err := c.SetACL("Calendar", imap.RightsIdentifier(Proxy), imap.RightModificationReplace, imap.RightSet("lr")).Wait(); err != nil {
 		return fmt.Errorf("SETACL as %s: %w", user, err)
 	}
+	return appendTemplate(c, "Calendar", seed, now)
+}
+
+// appendTemplate appends the EventsPerCalendar events of template seed
+// to folder: spread over -6 … +86 days from now, in working hours, 30 to
+// 120 minutes long, every fifth a weekly series of four.
+func appendTemplate(c *imapclient.Client, folder string, seed int, now time.Time) error {
 	day := now.UTC().Truncate(24 * time.Hour)
 	for k := range EventsPerCalendar {
-		// Spread over -6 … +86 days, working hours, 30 to 120 minutes;
-		// every fifth a weekly series of four.
 		start := day.AddDate(0, 0, -6+(k*3+seed)%92).Add(time.Duration(8+(k+seed)%9) * time.Hour)
 		dur := time.Duration(30*(1+(k+seed)%4)) * time.Minute
 		rrule := ""
@@ -392,8 +337,8 @@ func (d *Dovecot) makeTemplate(user string, seed int, now time.Time) error {
 			rrule = "RRULE:FREQ=WEEKLY;COUNT=4\r\n"
 		}
 		uid := fmt.Sprintf("scale-%d-%d@bench.fbpub", seed, k)
-		if err := AppendEvent(c, "Calendar", uid, start, dur, rrule); err != nil {
-			return fmt.Errorf("APPEND as %s: %w", user, err)
+		if err := AppendEvent(c, folder, uid, start, dur, rrule); err != nil {
+			return fmt.Errorf("APPEND to %s: %w", folder, err)
 		}
 	}
 	return nil
@@ -421,21 +366,4 @@ func AppendEvent(c *imapclient.Client, folder, uid string, start time.Time, dur 
 
 // WarmUp lists the shared namespace with STATUS as the proxy, as fbpub's
 // discovery does, and returns how long it took and how many folders it saw.
-func (d *Dovecot) WarmUp() (time.Duration, int, error) {
-	c, err := d.Dial(Proxy)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer func() {
-		c.Logout().Wait()
-		c.Close()
-	}()
-	t := time.Now()
-	boxes, err := c.List("", "shared/*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{
-		NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true,
-	}}).Collect()
-	if err != nil {
-		return 0, 0, fmt.Errorf("LIST shared/* as %s: %w", Proxy, err)
-	}
-	return time.Since(t), len(boxes), nil
-}
+func (d *Dovecot) WarmUp() (time.Duration, int, error) { return d.warmUp("shared/*") }
