@@ -11,7 +11,7 @@ import (
 // segment of a response that spans several until the previous ones are
 // acknowledged, and Linux delays an acknowledgement up to 40 ms when the
 // receiver has nothing to send: a FETCH of a 30-event calendar took 45 ms
-// on Cyrus, 2-4 ms with this (bench/README.md, 2026-12-07, 18:20).
+// on Cyrus, 2-4 ms with this (bench/README.md, "2026-12-07, 18:00–18:35").
 func quickAck(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {

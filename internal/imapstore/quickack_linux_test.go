@@ -38,7 +38,10 @@ func TestQuickAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	served := make(chan struct{})
+	defer func() { <-served }()
 	go func() {
+		defer close(served)
 		s, err := l.Accept()
 		if err != nil {
 			return
