@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -427,6 +428,10 @@ func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick fun
 	const tick, every = 2 * time.Second, 30 * time.Second
 	var last time.Time
 	var published uint64
+	// The cache asks w at each request which folders NOTIFY watches, so
+	// that one stops counting the moment w stops watching it.
+	s.cache.WatchedBy(w)
+	defer s.cache.WatchedBy(nil)
 	for {
 		select {
 		case <-ctx.Done():
@@ -447,9 +452,10 @@ func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick fun
 		s.metrics.Watched.Set(float64(len(watching)))
 		var notified []string
 		if w.Mode() == imapstore.WatchNotify {
-			notified = watching
+			// What the other replicas may rely on: not the folders
+			// whose NOTIFY SET is still under way.
+			notified = slices.DeleteFunc(slices.Clone(watching), func(f string) bool { return !w.Watched(f) })
 		}
-		s.cache.SetWatched(notified)
 		if onTick != nil && !onTick(notified) {
 			return
 		}

@@ -20,7 +20,7 @@
 //   - discovery.go: finding owners in the background (Run, Discover) and
 //     the rate-limited look-up of an owner the cache does not know.
 //   - push.go: what the server announces (Changed) and what is worth
-//     watching (SetWatched, Watchlist).
+//     watching (WatchedBy, SetWatched, Watchlist).
 //   - snapshot.go: Snapshot, when one is current, sharing its sync, its
 //     objects decoded on demand, and the memory bound (Options.MaxBytes).
 //   - sync.go: reading a folder (whole or incrementally) into a snapshot.

@@ -55,8 +55,9 @@ type directory struct {
 	// the name as asked (a spelling the server does not know must not
 	// hide the owner under another).
 	missing map[string]time.Time
-	// watched are the folders NOTIFY watches (SetWatched).
-	watched map[string]bool
+	// watched says which folders NOTIFY watches (SetWatched, WatchedBy);
+	// nil when none.
+	watched Watched
 	// discovered is when the last discovery pass started, and passTook
 	// how long the last that succeeded took (see Cache.cadence).
 	discovered time.Time
@@ -197,7 +198,7 @@ func (c *Cache) watchedFresh(o *ownerEntry, arrived, pushed time.Time) bool {
 		return false
 	}
 	for _, f := range o.folders {
-		if !c.dir.watched[f.Name] {
+		if !c.dir.watched.Watched(f.Name) {
 			return false
 		}
 	}

@@ -46,22 +46,44 @@ func (c *Cache) Settled(folder string, st imapstore.State) {
 	}
 }
 
-// SetWatched tells the cache which folders a NOTIFY connection watches
-// now (nil when none does): for an owner whose folders are all watched,
+// Watched says which folders a NOTIFY connection watches now: the server
+// announces their changes (imapstore.Watcher is one). Watched is called on
+// the request path, with the cache's lock held: it must not block.
+type Watched interface {
+	Watched(folder string) bool
+}
+
+// WatchedBy tells the cache to ask w, at each request, which folders
+// NOTIFY watches (nil: none): for an owner whose folders are all watched,
 // requests rely on the server's announcements instead of checking every
-// interval, and checks come only with a change or every Revalidate.
-func (c *Cache) SetWatched(folders []string) {
-	var m map[string]bool
-	if folders != nil {
-		m = make(map[string]bool, len(folders))
-		for _, f := range folders {
-			m[f] = true
-		}
-	}
+// interval, and checks come only with a change or every
+// RevalidateWatched. Asked at each request, a folder stops counting as
+// watched the moment w stops watching it (a NOTIFY connection lost, or its
+// set being replaced), not at the next update of a list.
+func (c *Cache) WatchedBy(w Watched) {
 	c.mu.Lock()
-	c.dir.watched = m
+	c.dir.watched = w
 	c.mu.Unlock()
 }
+
+// SetWatched is WatchedBy for a fixed list of folders (nil: none): what
+// another replica says its NOTIFY connections watch.
+func (c *Cache) SetWatched(folders []string) {
+	if folders == nil {
+		c.WatchedBy(nil)
+		return
+	}
+	m := make(folderSet, len(folders))
+	for _, f := range folders {
+		m[f] = true
+	}
+	c.WatchedBy(m)
+}
+
+// folderSet is a fixed set of folder names.
+type folderSet map[string]bool
+
+func (s folderSet) Watched(folder string) bool { return s[folder] }
 
 // isHot reports whether a folder requested h times in a Watchlist period
 // is worth moving a watch for, when the median folder requested in it was

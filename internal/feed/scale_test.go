@@ -373,6 +373,43 @@ func TestWatchedNotPolled(t *testing.T) {
 	}
 }
 
+// liveSet is a Watched whose answer the test changes without telling the
+// cache, as a NOTIFY connection that drops or replaces its set does.
+type liveSet struct{ on atomic.Bool }
+
+func (l *liveSet) Watched(string) bool { return l.on.Load() }
+
+// TestWatchedByLive: with WatchedBy, the cache asks at each request: the
+// moment the watcher stops watching a folder (its connection lost, its
+// NOTIFY SET being replaced), the next request past the interval checks,
+// though nobody told the cache.
+func TestWatchedByLive(t *testing.T) {
+	f, at, checks := aliceOnClock(t)
+	at(0)
+	checks()
+	var w liveSet
+	w.on.Store(true)
+	f.cache.WatchedBy(&w)
+	at(2 * time.Second)
+	if got := checks(); got != 0 {
+		t.Errorf("watched, interval ran out: %d LIST or STATUS, want 0", got)
+	}
+	w.on.Store(false)
+	if got := checks(); got != 1 {
+		t.Errorf("the watcher stopped watching: %d LIST or STATUS, want 1", got)
+	}
+	w.on.Store(true)
+	at(4 * time.Second)
+	if got := checks(); got != 0 {
+		t.Errorf("watched again (its states read after the SET): %d LIST or STATUS, want 0", got)
+	}
+	f.cache.WatchedBy(nil)
+	at(6 * time.Second)
+	if got := checks(); got != 1 {
+		t.Errorf("no watcher, interval ran out: %d LIST or STATUS, want 1", got)
+	}
+}
+
 // TestWatchedRevalidateWatched: an owner whose folders NOTIFY watches is
 // checked again after RevalidateWatched, not Revalidate, and that check
 // reads the rights again (they are older than Revalidate); once the

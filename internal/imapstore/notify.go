@@ -150,6 +150,7 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 	w.notifyConnected(1)
 	defer func() {
 		// Its folders are no longer watched before the mode says so.
+		s.setSettled(nil)
 		s.live.Store(false)
 		s.notified.Store(nil)
 		w.notifyConnected(-1)
@@ -183,6 +184,7 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 			if err := w.settle(s, c); err != nil {
 				return established, err
 			}
+			s.setSettled(c.current)
 		}
 		select {
 		case <-ctx.Done():
@@ -246,8 +248,19 @@ func sameSet(a, b []string) bool {
 }
 
 // notifySet makes want the watched folders. While this is under way,
-// announcements for the old and the new folders are both reported.
+// announcements for the old and the new folders are both reported, but
+// none of them counts as watched (settled) until the caller has read
+// their states after the SET: from NOTIFY NONE on the server announces
+// nothing. The new folders are opened before, under the SET in effect,
+// so that the old ones go unannounced for two commands, not for an
+// EXAMINE of each new folder.
 func (w *Watcher) notifySet(s *notifySlot, c *notifyConn, want []string) error {
+	if len(want) > 0 {
+		if err := c.openNew(want); err != nil {
+			return err
+		}
+	}
+	s.setSettled(nil)
 	if len(c.current) > 0 {
 		if err := c.notifyNone(); err != nil {
 			return err
@@ -257,9 +270,6 @@ func (w *Watcher) notifySet(s *notifySlot, c *notifyConn, want []string) error {
 		c.current = nil
 		s.setNotified(nil)
 		return nil
-	}
-	if err := c.openNew(want); err != nil {
-		return err
 	}
 	s.setNotified(append(slices.Clone(c.current), want...))
 	if err := c.notifyMailboxes(want); err != nil {

@@ -27,9 +27,29 @@ type notifySlot struct {
 	// notified is the set of folders the connection reports, read by its
 	// reader goroutine.
 	notified atomic.Pointer[map[string]bool]
-	// live says that the connection is up and has set its share: its
-	// share counts as watched.
+	// live says that the connection is up and has set its share.
 	live atomic.Bool
+	// settled are the folders that count as watched (Watched):
+	// those of the NOTIFY SET in effect, from the moment their states were
+	// read after it (settle) until the SET is about to be replaced or the
+	// connection ends. A share that grew, or a SET under way, is not
+	// watched yet: the server announces nothing of those folders, or did
+	// not while it was set, so the cache must check them as without
+	// NOTIFY until then.
+	settled atomic.Pointer[map[string]bool]
+}
+
+// setSettled makes folders the slot's watched folders (none for nil).
+func (s *notifySlot) setSettled(folders []string) {
+	if folders == nil {
+		s.settled.Store(nil)
+		return
+	}
+	m := make(map[string]bool, len(folders))
+	for _, f := range folders {
+		m[f] = true
+	}
+	s.settled.Store(&m)
 }
 
 func (s *notifySlot) setNotified(folders []string) {
@@ -68,7 +88,8 @@ func (w *Watcher) share(i int) []string {
 	return slices.Clone(w.shares[i])
 }
 
-// notifyWatching returns the shares of the slots that are live.
+// notifyWatching returns the shares of the slots that are live: the
+// folders they watch or are setting up to watch (see Watched).
 func (w *Watcher) notifyWatching() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -79,6 +100,19 @@ func (w *Watcher) notifyWatching() []string {
 		}
 	}
 	return out
+}
+
+// Watched reports whether a NOTIFY connection watches folder now: the
+// server announces its changes, and any it made while the connection was
+// down or its NOTIFY SET was being replaced have been read since. It takes
+// no lock, for a caller on the request path.
+func (w *Watcher) Watched(folder string) bool {
+	for _, s := range w.slots {
+		if m := s.settled.Load(); m != nil && (*m)[folder] && s.live.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // runSlots runs a goroutine per NOTIFY slot until ctx ends (nil) or a

@@ -215,7 +215,8 @@ func poke(ch chan struct{}) {
 // shares of the connections that are up (the first NotifyConns×MaxNotify
 // of the list given to Watch when all are; the folders of a connection
 // that is down, or not set up again yet, are not watched), otherwise
-// (IDLE, or before the first connection) the first MaxIdle.
+// (IDLE, or before the first connection) the first MaxIdle. Which of them
+// a caller may rely on the server's announcements for is Watched.
 func (w *Watcher) Watching() []string {
 	var out []string
 	if w.notifying.Load() {

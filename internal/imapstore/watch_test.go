@@ -827,3 +827,60 @@ func TestWatcherNotifySettled(t *testing.T) {
 		t.Errorf("Settled called for a folder whose STATUS failed")
 	}
 }
+
+// TestWatcherWatchedOnceSettled: a folder counts as watched (Watched) only
+// once the NOTIFY SET that names it is in effect and its state was read
+// after it (Settled); while a SET replaces another, the folders of both
+// do not (after NOTIFY NONE the server announces nothing, and what
+// changed meanwhile is known only once their states are read again), so
+// the cache checks them as without NOTIFY for that while.
+func TestWatcherWatchedOnceSettled(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	for _, f := range []string{"WatchedA", "WatchedB"} {
+		srv.CreateFolder(t, "alice", f)
+		srv.SetACL(t, "alice", f, testbed.Proxy, "lr")
+	}
+	a, b := srv.SharedName("alice", "WatchedA"), srv.SharedName("alice", "WatchedB")
+	var w *Watcher
+	var mu sync.Mutex
+	var settled []string // "name watched=bool", as Settled saw it
+	// w is set before Watch starts the goroutines that call Settled.
+	w = NewWatcherWith(WatchOptions{Options: proxyOptions(srv), Changed: func(string) {},
+		Settled: func(f string, _ State) {
+			mu.Lock()
+			settled = append(settled, fmt.Sprintf("%s watched=%v", f, w.Watched(f)))
+			mu.Unlock()
+		}})
+	defer w.Close()
+	seen := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(settled)
+	}
+
+	w.Watch([]string{a})
+	waitFor(t, "the first NOTIFY SET settled", func() bool { return len(seen()) == 1 })
+	waitFor(t, "a watched", func() bool { return w.Watched(a) })
+	if w.Watched(b) {
+		t.Errorf("Watched(%q) before any SET names it", b)
+	}
+
+	w.Watch([]string{a, b})
+	waitFor(t, "the second NOTIFY SET settled", func() bool { return len(seen()) == 3 })
+	waitFor(t, "a and b watched", func() bool { return w.Watched(a) && w.Watched(b) })
+	want := []string{a + " watched=false", a + " watched=false", b + " watched=false"}
+	got := seen()
+	slices.Sort(got[1:])
+	if !slices.Equal(got, want) {
+		t.Errorf("Watched as each folder's state was read after its SET:\n got %q\nwant %q", got, want)
+	}
+	if watching := w.Watching(); !slices.Equal(watching, []string{a, b}) {
+		t.Errorf("Watching() = %q, want %q", watching, []string{a, b})
+	}
+
+	w.Close()
+	if w.Watched(a) || w.Watched(b) {
+		t.Errorf("Watched after Close: a %v, b %v", w.Watched(a), w.Watched(b))
+	}
+}
