@@ -66,6 +66,7 @@ func (w *Watcher) dialNotify(ctx context.Context, s *notifySlot) (*notifyConn, e
 		// The server dropped this connection's NOTIFY SET (RFC 5465
 		// section 5.8): check everything, and set it again.
 		NotificationOverflow: func() {
+			s.setSettled(nil) // nothing announced until set again
 			w.resync(s)
 			poke(s.overflow)
 		},

@@ -922,3 +922,37 @@ func BenchmarkWatched(b *testing.B) {
 		})
 	}
 }
+
+// TestNotifyOverflowUnwatches: a server that drops the NOTIFY SET
+// (NOTIFICATIONOVERFLOW) announces nothing until it is set again, so its
+// folders stop counting as watched at once, before the resync that follows
+// (and come back once the new SET is done).
+func TestNotifyOverflowUnwatches(t *testing.T) {
+	pushes := make(chan string, 1)
+	f := newFakeServer(t, "IMAP4rev1 NOTIFY LIST-EXTENDED", pushes, func(string) string { return "OK done" })
+	var w *Watcher
+	var mu sync.Mutex
+	var atResync []bool // Watched("Calendar") as each resync began
+	w = NewWatcherWith(WatchOptions{
+		Options: Options{Addr: f.addr, TLS: TLSNone, User: "user", Password: "pw", Timeout: 5 * time.Second},
+		Resync: func() {
+			mu.Lock()
+			atResync = append(atResync, w.Watched("Calendar"))
+			mu.Unlock()
+		},
+	})
+	defer w.Close()
+	resyncs := func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(atResync)
+	}
+	w.Watch([]string{"Calendar"})
+	waitFor(t, "the NOTIFY SET", func() bool { return w.Watched("Calendar") })
+	pushes <- "* OK [NOTIFICATIONOVERFLOW] too many\r\n"
+	waitFor(t, "the resync after the overflow", func() bool { return len(resyncs()) >= 2 })
+	waitFor(t, "the NOTIFY SET again", func() bool { return w.Watched("Calendar") })
+	if got := resyncs(); slices.Contains(got, true) {
+		t.Errorf("Watched(Calendar) as each resync began: %v, want false: nothing was announced then", got)
+	}
+}
