@@ -97,3 +97,19 @@ func testPush(t *testing.T, notify bool) {
 		t.Errorf("no push counted")
 	}
 }
+
+// TestNotifyConnsFor: the advice logged when the NOTIFY connections are
+// full names the connections that would carry every published folder, at
+// the rate the present ones carry them (README's sizing: 9 for 18,000).
+func TestNotifyConnsFor(t *testing.T) {
+	for _, c := range []struct{ carried, wanted, conns, want int }{
+		{8000, 18000, 4, 9},
+		{8000, 8001, 4, 5},
+		{2000, 2000, 1, 1},
+		{0, 10, 4, 4}, // nothing carried yet: no advice to give
+	} {
+		if got := notifyConnsFor(c.carried, c.wanted, c.conns); got != c.want {
+			t.Errorf("notifyConnsFor(%d, %d, %d) = %d, want %d", c.carried, c.wanted, c.conns, got, c.want)
+		}
+	}
+}

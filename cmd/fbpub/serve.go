@@ -426,7 +426,7 @@ func (s *service) limit(ln net.Listener) net.Listener {
 // with IDLE), and ends the watch by returning false.
 func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick func(notified []string) bool) {
 	const tick, every = 2 * time.Second, 30 * time.Second
-	var last time.Time
+	var last, warned time.Time
 	var published uint64
 	// The cache asks w at each request which folders NOTIFY watches, so
 	// that one stops counting the moment w stops watching it.
@@ -455,11 +455,38 @@ func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick fun
 			// What the other replicas may rely on: not the folders
 			// whose NOTIFY SET is still under way.
 			notified = slices.DeleteFunc(slices.Clone(watching), func(f string) bool { return !w.Watched(f) })
+			if carried, wanted := w.NotifyCapacity(); carried < wanted && time.Since(warned) >= time.Hour {
+				warned = time.Now()
+				s.warnNotifyFull(carried, wanted)
+			}
 		}
 		if onTick != nil && !onTick(notified) {
 			return
 		}
 	}
+}
+
+// warnNotifyFull says, at most once an hour (watchHot), that the NOTIFY
+// connections carry carried of the wanted published folders, and what
+// would watch them all: the rest cost a STATUS at their owners' requests.
+func (s *service) warnNotifyFull(carried, wanted int) {
+	conns := s.cfg.Publish.NotifyConnections
+	need := notifyConnsFor(carried, wanted, conns)
+	advice := fmt.Sprintf("set publish.notify_connections = %d and let fbpub's address open %d more IMAP connections (Dovecot: mail_max_userip_connections); see README, \"More than 8,000 published folders\"", need, need-conns)
+	if need > config.MaxNotifyConnections {
+		advice = fmt.Sprintf("publish.notify_connections = %d (its most) watches about %d; the rest stay polled", config.MaxNotifyConnections, carried*config.MaxNotifyConnections/max(conns, 1))
+	}
+	s.log.Warn("more published folders than the NOTIFY connections watch: the others are checked at their owners' requests, a STATUS each",
+		"watched", carried, "published", wanted, "notify_connections", conns, "advice", advice)
+}
+
+// notifyConnsFor is how many NOTIFY connections would carry wanted
+// folders, when conns carry carried of them.
+func notifyConnsFor(carried, wanted, conns int) int {
+	if carried <= 0 || conns <= 0 {
+		return conns
+	}
+	return (wanted*conns + carried - 1) / carried
 }
 
 // announce logs in once and says which server features fbpub found and

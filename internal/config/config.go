@@ -20,6 +20,9 @@ import (
 )
 
 // Config is fbpub's whole configuration.
+// MaxNotifyConnections bounds publish.notify_connections.
+const MaxNotifyConnections = 16
+
 type Config struct {
 	// Listen is the HTTP address (host:port).
 	Listen  string  `toml:"listen"`
@@ -172,7 +175,8 @@ type Publish struct {
 	// NotifyConnections bounds the NOTIFY connections: each watches up
 	// to 2,000 folders (fewer where their names fill 60 KiB),
 	// and a second one opens only when more are published; 1 watches the
-	// most requested folders on one connection.
+	// most requested folders on one connection. 1 to
+	// MaxNotifyConnections.
 	NotifyConnections int `toml:"notify_connections"`
 	// StateDir, when set, keeps folder snapshots and the directory of
 	// owners across restarts, so a restart costs one state check per

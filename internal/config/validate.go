@@ -93,8 +93,8 @@ func (c *Config) validatePublish(bad func(format string, a ...any)) {
 	if c.Publish.Watch < 0 || c.Publish.Watch > 64 {
 		bad("publish.watch: %d is not between 0 and 64", c.Publish.Watch)
 	}
-	if c.Publish.NotifyConnections < 1 || c.Publish.NotifyConnections > 16 {
-		bad("publish.notify_connections: %d is not between 1 and 16", c.Publish.NotifyConnections)
+	if c.Publish.NotifyConnections < 1 || c.Publish.NotifyConnections > MaxNotifyConnections {
+		bad("publish.notify_connections: %d is not between 1 and %d", c.Publish.NotifyConnections, MaxNotifyConnections)
 	}
 	if c.Publish.PastDays < 0 || c.Publish.PastDays > 366 {
 		bad("publish.past_days: %d is not between 0 and 366", c.Publish.PastDays)

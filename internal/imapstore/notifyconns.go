@@ -237,6 +237,24 @@ func notifyChunks(desired []string, b notifyBounds) (chunks [][]string, left boo
 	return chunks, left
 }
 
+// NotifyCapacity returns, for the list last given to Watch, how many of
+// its folders NOTIFY could watch (distinct names NOTIFY can carry; see
+// notifiable) and how many of those the NOTIFY connections carry within
+// their bounds (NotifyConns, MaxNotify, the bytes of a SET). The others
+// are left to the regular checks.
+func (w *Watcher) NotifyCapacity() (carried, wanted int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := make(map[string]bool, len(w.desired))
+	for _, f := range w.desired {
+		if f != "" && !seen[f] && notifiable(f) {
+			seen[f] = true
+			wanted++
+		}
+	}
+	return notifyCount(w.desired, w.bounds), wanted
+}
+
 // notifyCount is how many folders of desired NOTIFY watches.
 func notifyCount(desired []string, b notifyBounds) int {
 	chunks, _ := notifyChunks(desired, b)

@@ -210,3 +210,26 @@ func TestNotifyCost(t *testing.T) {
 		t.Errorf("mailboxesFilter of %d names writes %d bytes, notifyCost sums to %d", len(names), got, sum)
 	}
 }
+
+// TestNotifyCapacity: how many of the folders given to Watch NOTIFY's
+// connections carry, and how many NOTIFY could watch at all (distinct,
+// and not a name like R&D it cannot carry), with no server involved.
+func TestNotifyCapacity(t *testing.T) {
+	w := NewWatcherWith(WatchOptions{MaxNotify: 2, NotifyConns: 2})
+	for _, c := range []struct {
+		desired         []string
+		carried, wanted int
+	}{
+		{nil, 0, 0},
+		{[]string{"a", "b", "a"}, 2, 2},
+		{[]string{"a", "b", "c", "d"}, 4, 4},
+		{[]string{"a", "b", "c", "d", "e", "R&D", "f"}, 4, 6},
+	} {
+		w.mu.Lock()
+		w.desired = c.desired
+		w.mu.Unlock()
+		if carried, wanted := w.NotifyCapacity(); carried != c.carried || wanted != c.wanted {
+			t.Errorf("NotifyCapacity() of %q = %d, %d; want %d, %d", c.desired, carried, wanted, c.carried, c.wanted)
+		}
+	}
+}
