@@ -843,21 +843,12 @@ func TestWatcherWatchedOnceSettled(t *testing.T) {
 	}
 	a, b := srv.SharedName("alice", "WatchedA"), srv.SharedName("alice", "WatchedB")
 	var w *Watcher
-	var mu sync.Mutex
-	var settled []string // "name watched=bool", as Settled saw it
+	var settled record[string] // "name watched=bool", as Settled saw it
 	// w is set before Watch starts the goroutines that call Settled.
 	w = NewWatcherWith(WatchOptions{Options: proxyOptions(srv), Changed: func(string) {},
-		Settled: func(f string, _ State) {
-			mu.Lock()
-			settled = append(settled, fmt.Sprintf("%s watched=%v", f, w.Watched(f)))
-			mu.Unlock()
-		}})
+		Settled: func(f string, _ State) { settled.add(fmt.Sprintf("%s watched=%v", f, w.Watched(f))) }})
 	defer w.Close()
-	seen := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(settled)
-	}
+	seen := settled.all
 
 	w.Watch([]string{a})
 	waitFor(t, "the first NOTIFY SET settled", func() bool { return len(seen()) == 1 })
@@ -931,22 +922,13 @@ func TestNotifyOverflowUnwatches(t *testing.T) {
 	pushes := make(chan string, 1)
 	f := newFakeServer(t, "IMAP4rev1 NOTIFY LIST-EXTENDED", pushes, func(string) string { return "OK done" })
 	var w *Watcher
-	var mu sync.Mutex
-	var atResync []bool // Watched("Calendar") as each resync began
+	var atResync record[bool] // Watched("Calendar") as each resync began
 	w = NewWatcherWith(WatchOptions{
 		Options: Options{Addr: f.addr, TLS: TLSNone, User: "user", Password: "pw", Timeout: 5 * time.Second},
-		Resync: func() {
-			mu.Lock()
-			atResync = append(atResync, w.Watched("Calendar"))
-			mu.Unlock()
-		},
+		Resync:  func() { atResync.add(w.Watched("Calendar")) },
 	})
 	defer w.Close()
-	resyncs := func() []bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(atResync)
-	}
+	resyncs := atResync.all
 	w.Watch([]string{"Calendar"})
 	waitFor(t, "the NOTIFY SET", func() bool { return w.Watched("Calendar") })
 	pushes <- "* OK [NOTIFICATIONOVERFLOW] too many\r\n"
@@ -955,4 +937,22 @@ func TestNotifyOverflowUnwatches(t *testing.T) {
 	if got := resyncs(); slices.Contains(got, true) {
 		t.Errorf("Watched(Calendar) as each resync began: %v, want false: nothing was announced then", got)
 	}
+}
+
+// record is a list that callbacks on other goroutines append to.
+type record[T any] struct {
+	mu   sync.Mutex
+	list []T
+}
+
+func (r *record[T]) add(v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.list = append(r.list, v)
+}
+
+func (r *record[T]) all() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.list)
 }
