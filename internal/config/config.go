@@ -19,10 +19,10 @@ import (
 	"time"
 )
 
-// Config is fbpub's whole configuration.
 // MaxNotifyConnections bounds publish.notify_connections.
 const MaxNotifyConnections = 16
 
+// Config is fbpub's whole configuration.
 type Config struct {
 	// Listen is the HTTP address (host:port).
 	Listen  string  `toml:"listen"`
