@@ -444,23 +444,30 @@ func (s *service) watchHot(ctx context.Context, w *imapstore.Watcher, onTick fun
 			if list := s.cache.Watchlist(w.Watching()); len(list) > 0 {
 				w.Watch(list)
 				last, published = time.Now(), p
+				// Whether the NOTIFY connections carry the list
+				// changes with a new list: asked then, not every tick.
+				if w.Mode() == imapstore.WatchNotify && time.Since(warned) >= time.Hour {
+					if carried, wanted := w.NotifyCapacity(); carried < wanted {
+						warned = time.Now()
+						s.warnNotifyFull(carried, wanted)
+					}
+				}
 			}
 		}
 		// The watcher connects in the background, and learns only then
 		// whether it has NOTIFY. What NOTIFY watches is not polled.
 		watching := w.Watching()
 		s.metrics.Watched.Set(float64(len(watching)))
+		if onTick == nil {
+			continue
+		}
 		var notified []string
 		if w.Mode() == imapstore.WatchNotify {
 			// What the other replicas may rely on: not the folders
 			// whose NOTIFY SET is still under way.
 			notified = slices.DeleteFunc(slices.Clone(watching), func(f string) bool { return !w.Watched(f) })
-			if carried, wanted := w.NotifyCapacity(); carried < wanted && time.Since(warned) >= time.Hour {
-				warned = time.Now()
-				s.warnNotifyFull(carried, wanted)
-			}
 		}
-		if onTick != nil && !onTick(notified) {
+		if !onTick(notified) {
 			return
 		}
 	}
