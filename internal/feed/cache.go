@@ -151,6 +151,8 @@ type Cache struct {
 	passing chan struct{}
 	// saveMu orders the writes of the directory file (saveDirectory).
 	saveMu sync.Mutex
+	// roots are the folders look-ups ask about (patternRoots).
+	roots []string
 }
 
 // New makes a cache. It does no IMAP I/O; with Options.StateDir, it
@@ -179,7 +181,7 @@ func New(opts Options) *Cache {
 	}
 	c := &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
 		snaps: map[string]*Snapshot{}, answers: newLRU(answerBound(opts.MaxBytes)), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{},
-		dir: newDirectory(), discoverNow: make(chan struct{}, 1)}
+		dir: newDirectory(), discoverNow: make(chan struct{}, 1), roots: patternRoots(opts.Patterns)}
 	c.restoreDirectory()
 	return c
 }

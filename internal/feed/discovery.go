@@ -28,21 +28,25 @@ const (
 
 // lookUp finds the folders of an owner the cache does not know, at most
 // lookupRate a second. Once a discovery pass has listed the owners (within
-// two cadences), a name it did not list is not found, without a word to
-// the server: the next pass names them if they start sharing, and a
-// look-up costs Dovecot about what a login does (it sets up the user's
-// storage), which requests for names that share
-// nothing would pay again and again. Before a pass has succeeded, or when
-// force is set (the Kolab trigger), the name is looked up; when that
-// finds nothing it is not looked up again within NegativeTTL, nor before
-// the next pass.
+// two cadences), a name it did not list is not listed: the next pass
+// names them if they start sharing, and on Dovecot a LIST of a name
+// that shares nothing costs what the pass did. Where the Source can find
+// owners by the publication's fixed folders (ownerFinder: one MYRIGHTS
+// of their Calendar, with the default patterns), a name is asked about
+// that way, so that a user who starts sharing is published at the first
+// request after, not at the next pass (up to 45 minutes apart at 20,000
+// sharers); one it does not find is not asked about again within
+// Options.Discovery. Without such a Source, it is not found without a word
+// to the server. Before a pass has succeeded, or when force is set (the
+// Kolab trigger), the name is also listed; when that finds nothing it is
+// not looked up again within NegativeTTL, nor before the next pass.
 func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Folder, bool, error) {
 	if !imapstore.ValidOwner(owner) {
 		return nil, false, ErrNotFound
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && (now.Sub(t) < c.opts.NegativeTTL || c.sincePass(t, now)) {
+	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && (now.Sub(t) < c.opts.NegativeTTL || c.sincePass(t, now) && (!c.canFind() || now.Sub(t) < c.opts.Discovery)) {
 		c.mu.Unlock()
 		return nil, false, ErrNotFound
 	}
@@ -64,9 +68,15 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 			return c.checkOwner(ctx, o.name, checkStates)
 		case !force && c.listedRecently(now):
 			// A name the last discovery pass did not list is
-			// answered as it found it: nobody publishes under it
-			// (until the next pass, or the trigger, finds otherwise).
-			return ownerCheck{}, nil
+			// answered as it found it: nobody publishes under it,
+			// unless the proxy may see one of the publication's
+			// fixed folders of theirs (findOwner), the first request
+			// after they started sharing. Else until the next pass,
+			// or the trigger, finds otherwise.
+			if !c.canFind() || !c.takeToken(now) {
+				return ownerCheck{}, nil
+			}
+			return c.lookUpReplicated(ctx, owner, checkFind)
 		}
 		if !c.takeToken(now) {
 			if c.listedRecently(now) {
@@ -74,7 +84,7 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 			}
 			return nil, errLookups
 		}
-		return c.lookUpReplicated(ctx, owner)
+		return c.lookUpReplicated(ctx, owner, checkLookup)
 	})
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) && !errors.Is(err, errLookups) {
@@ -159,6 +169,55 @@ func (c *Cache) listedRecently(now time.Time) bool {
 	defer c.mu.Unlock()
 	d := c.dir.discovered
 	return !d.IsZero() && now.Sub(d) < 2*c.cadence()
+}
+
+// ownerFinder is what a Source offers, beside Source, when it can tell
+// whether a name shares by the rights on named folders of theirs, before
+// it lists them (imapstore.Pool.FindOwner).
+type ownerFinder interface {
+	FindOwner(ctx context.Context, owner string, paths []string) ([]imapstore.Folder, error)
+}
+
+// canFind reports whether look-ups can ask about a name by the
+// publication's fixed folders (ownerFinder, and patterns that name one).
+func (c *Cache) canFind() bool {
+	_, ok := c.opts.Source.(ownerFinder)
+	return ok && len(c.roots) > 0
+}
+
+// patternRoots are the folders every calendar a pattern selects lies in
+// or below: each pattern's leading segments without a wildcard
+// ("Calendar" for "Calendar" and "Calendar/*"). A pattern whose first
+// segment has one (matching "*") gives none.
+func patternRoots(patterns []string) []string {
+	var out []string
+	for _, p := range patterns {
+		var lit []string
+		for _, seg := range strings.Split(p, "/") {
+			if seg == "" || strings.ContainsAny(seg, `*?[\`) {
+				break
+			}
+			lit = append(lit, seg)
+		}
+		if r := strings.Join(lit, "/"); r != "" && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// findOwner lists an owner the cache does not know (mode checkFind or
+// checkLookup): by the publication's fixed folders when the Source can
+// (canFind), and, for checkLookup when that finds nothing, by listing
+// the name (Source.LookupOwner).
+func (c *Cache) findOwner(ctx context.Context, owner string, mode checkMode) ([]imapstore.Folder, error) {
+	if c.canFind() {
+		list, err := c.opts.Source.(ownerFinder).FindOwner(ctx, owner, c.roots)
+		if err != nil || len(list) > 0 || mode == checkFind {
+			return list, err
+		}
+	}
+	return c.opts.Source.LookupOwner(ctx, owner)
 }
 
 // errLookups refuses a look-up beyond the rate limit when no recent

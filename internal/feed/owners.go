@@ -277,6 +277,9 @@ const (
 	// checkLookup lists them on a session recent enough to see a user
 	// who only just started sharing (Source.LookupOwner).
 	checkLookup
+	// checkFind looks for them by the publication's fixed folders
+	// only, listing them only if the proxy may see one (findOwner).
+	checkFind
 )
 
 // maxStatusFolders is how many known folders an owner may have for a
@@ -304,8 +307,8 @@ func (c *Cache) checkOwner(ctx context.Context, owner string, mode checkMode) (o
 	listedAt := checked
 	var err error
 	switch {
-	case mode == checkLookup:
-		list, err = c.opts.Source.LookupOwner(ctx, owner)
+	case mode == checkLookup || mode == checkFind:
+		list, err = c.findOwner(ctx, owner, mode)
 	case mode == checkStates && c.statesWillDo(prev, checked):
 		var ok bool
 		if list, ok, err = c.knownStates(ctx, prev); err == nil && ok {

@@ -385,23 +385,23 @@ func (c *Cache) checkReplicated(ctx context.Context, name string, good func(time
 // that found nothing within NegativeTTL, as this replica's own would
 // be remembered), else looks up under the owner's lease and stores the
 // result.
-func (c *Cache) lookUpReplicated(ctx context.Context, owner string) (ownerCheck, error) {
+func (c *Cache) lookUpReplicated(ctx context.Context, owner string, mode checkMode) (ownerCheck, error) {
 	now := c.opts.Now()
 	c.mu.Lock()
 	pushed := c.pushed
 	c.mu.Unlock()
-	return c.checkShared(ctx, owner, checkLookup, func(t time.Time) bool { return c.goodCheck(t, now, pushed) })
+	return c.checkShared(ctx, owner, mode, func(t time.Time) bool { return c.goodCheck(t, now, pushed) })
 }
 
 // checkShared is checkReplicated, or lookUpReplicated when mode is
-// checkLookup.
+// checkLookup or checkFind.
 func (c *Cache) checkShared(ctx context.Context, name string, mode checkMode, good func(time.Time) bool) (ownerCheck, error) {
 	r := c.rep.Load()
 	if r == nil {
 		return c.checkOwner(ctx, name, mode)
 	}
 	var negative time.Duration
-	if mode == checkLookup {
+	if mode == checkLookup || mode == checkFind {
 		negative = c.opts.NegativeTTL
 	}
 	key := ownerKey(name)

@@ -593,15 +593,19 @@ func TestLookupsBounded(t *testing.T) {
 			t.Fatalf("unknown owner %d: %v", i, err)
 		}
 	}
-	// Each look-up is one LIST on a pooled session; a fresh login (to see
-	// a user who only just started sharing) at most once per
+	// Each look-up is one MYRIGHTS (of the name's Calendar) on a pooled
+	// session and one LIST on the listings' session; a fresh login (to
+	// see a user who only just started sharing) at most once per
 	// imapstore.FreshLookupEvery, however many names are made up: a login
 	// of the proxy costs a large server far more than a LIST.
-	if got := f.src.count("LOGIN"); got > 2 {
-		t.Errorf("%d look-ups of unknown names logged in %d times, want at most twice (the pool's session, one fresh look-up)", 3*lookupBurst, got)
+	if got := f.src.count("LOGIN"); got > 3 {
+		t.Errorf("%d look-ups of unknown names logged in %d times, want at most 3 (the pool's two sessions, one fresh look-up)", 3*lookupBurst, got)
 	}
 	if got := f.src.count("LIST"); got < lookupBurst || got > lookupBurst+1 {
 		t.Errorf("%d look-ups (%d allowed by the rate) sent %d LISTs, want one each", 3*lookupBurst, lookupBurst, got)
+	}
+	if got := f.src.count("MYRIGHTS"); got != lookupBurst {
+		t.Errorf("%d look-ups (%d allowed by the rate) sent %d MYRIGHTS, want one each", 3*lookupBurst, lookupBurst, got)
 	}
 	if refused != 2*lookupBurst {
 		t.Errorf("%d look-ups refused, want %d", refused, 2*lookupBurst)
@@ -715,10 +719,14 @@ func knownOwnerFoldersOn(t *testing.T, srv *testbed.Server) {
 
 // TestLookupsAfterPass: before any discovery pass a request for a name
 // fbpub does not know looks it up (and, finding nothing, not again within
-// the negative cache's time); once a pass has listed the owners, a name
-// it did not list is not found without a command to the server, however
-// often it is asked for, until the next pass; the Kolab trigger (Check)
-// still looks it up, and a name found so is published at once.
+// the negative cache's time). Once a pass has listed the owners, a name
+// it did not list is asked about by its Calendar's rights alone, one
+// MYRIGHTS and no LIST (on Dovecot, a LIST of a name that shares nothing
+// costs what the pass did), and not again within the discovery cadence;
+// a user who starts sharing after the pass is published at the first
+// request after, by the sessions that logged in before they shared, with
+// no login; one asked about before they shared, a cadence later. The
+// Kolab trigger (Check) still looks a name up.
 func TestLookupsAfterPass(t *testing.T) {
 	for _, srv := range testbed.Servers(t) {
 		t.Run(string(srv.Kind), func(t *testing.T) { lookupsAfterPassOn(t, srv) })
@@ -757,32 +765,71 @@ func lookupsAfterPassOn(t *testing.T, srv *testbed.Server) {
 	if err := f.cache.Discover(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for i, d := range []time.Duration{3 * time.Minute, 10 * time.Minute, 100 * time.Minute} {
-		at(d)
-		for _, name := range []string{"nobody", fmt.Sprintf("nobody%d", i)} {
-			if lookedUp(name) {
-				t.Errorf("%s %v after a pass that did not list them: looked up", name, d)
-			}
+	// find asks for name and returns its folders (none: not found) and
+	// the commands the request sent.
+	find := func(name string) ([]Folder, map[string]int) {
+		t.Helper()
+		f.src.reset()
+		fs, err := f.cache.OwnerFolders(ctx, name)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("OwnerFolders(%s): %v", name, err)
+		}
+		return fs, f.src.commandsNow()
+	}
+	asked := func(cmds map[string]int) bool { return total(cmds) > 0 }
+	byRights := func(name string, cmds map[string]int) {
+		t.Helper()
+		if cmds["MYRIGHTS"] != 1 || total(cmds) != 1 {
+			t.Errorf("%s, not listed by the pass: sent %v, want one MYRIGHTS (of their Calendar) and nothing else", name, cmds)
 		}
 	}
-	// bob starts sharing; the trigger names him.
-	f.srv.CreateFolder(t, "bob", "Calendar")
-	f.srv.SetACL(t, "bob", "Calendar", testbed.Proxy, "lr")
-	if lookedUp("bob") {
-		t.Error("bob, sharing since the last pass: looked up without the trigger")
+	at(3 * time.Minute)
+	for _, name := range []string{"nobody", "carol"} {
+		fs, cmds := find(name)
+		if len(fs) != 0 {
+			t.Fatalf("%s: %v, want not found", name, fs)
+		}
+		byRights(name, cmds)
 	}
-	if err := f.cache.Check(ctx, "bob"); err != nil {
+	// bob and carol start sharing, after the pass and after every
+	// session of the pool logged in.
+	for _, u := range []string{"bob", "carol"} {
+		f.srv.CreateFolder(t, u, "Calendar")
+		f.srv.SetACL(t, u, "Calendar", testbed.Proxy, "lr")
+	}
+	at(10 * time.Minute)
+	if _, cmds := find("nobody"); asked(cmds) {
+		t.Errorf("nobody 7 min after being asked about, within a cadence: sent %v, want nothing", cmds)
+	}
+	fs, cmds := find("bob")
+	if len(fs) != 1 {
+		t.Fatalf("bob, sharing since the pass, at his first request: %v, want his Calendar", fs)
+	}
+	if cmds["LOGIN"] != 0 || cmds["LIST"] != 1 {
+		t.Errorf("finding bob sent %v, want one LIST and no login", cmds)
+	}
+	if fs, cmds := find("carol"); len(fs) != 0 || asked(cmds) {
+		t.Errorf("carol, asked about before she shared, within a cadence: %v (sent %v), want not found, nothing sent", fs, cmds)
+	}
+	at(62 * time.Minute)
+	if _, cmds := find("nobody"); asked(cmds) {
+		t.Errorf("nobody 59 min after being asked about, within a cadence: sent %v, want nothing", cmds)
+	}
+	at(64 * time.Minute)
+	if _, cmds := find("nobody"); !asked(cmds) {
+		t.Error("nobody a cadence after being asked about: not asked about again")
+	} else {
+		byRights("nobody", cmds)
+	}
+	if fs, _ := find("carol"); len(fs) != 1 {
+		t.Errorf("carol a cadence after she was asked about: %v, want her Calendar", fs)
+	}
+	// dave shares nothing; the trigger still looks him up (a LIST).
+	f.src.reset()
+	if err := f.cache.Check(ctx, "dave"); err != nil {
 		t.Fatal(err)
 	}
-	if srv.Kind == testbed.Dovecot {
-		// The pool's sessions logged in before bob shared, so Dovecot
-		// does not show him to them, and the look-up logs in afresh
-		// only when no session has for imapstore.FreshLookupEvery (the
-		// pass just did): the trigger finds him after that, or the
-		// next pass does.
-		return
-	}
-	if fs, err := f.cache.OwnerFolders(ctx, "bob"); err != nil || len(fs) != 1 {
-		t.Errorf("bob after the trigger: %v, %v; want his Calendar", fs, err)
+	if got := f.src.count("LIST"); got == 0 {
+		t.Error("the trigger for dave sent no LIST")
 	}
 }

@@ -454,6 +454,38 @@ func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) 
 	return out, err
 }
 
+// FindOwner looks up an owner the caller does not know by the folders a
+// sharer is expected to have (paths, such as "Calendar"; see
+// Session.VisibleFolders): a MYRIGHTS of each on a session that has not
+// listed, and nothing more when the proxy may see none of them. When it
+// may see some, the listings' session reads the rights of those, and
+// only those (which sets the owner up in that session: Dovecot then
+// lists a user who started sharing after the session logged in), and
+// lists the owner's folders (OwnerFolders). A name that shares nothing
+// thus costs the server one MYRIGHTS per path, and a new sharer is found
+// without a fresh login (compare LookupOwner). A pool of one session,
+// which lists, finds nobody this way: on that session the MYRIGHTS of a
+// name that shares nothing would cost what the listing does.
+func (p *Pool) FindOwner(ctx context.Context, owner string, paths []string) ([]Folder, error) {
+	if len(p.slots) < 2 {
+		return nil, nil
+	}
+	var visible []string
+	err := p.doNamed(ctx, func(s *Session) (err error) { visible, err = s.VisibleFolders(ctx, owner, paths); return err })
+	if err != nil || len(visible) == 0 {
+		return nil, err
+	}
+	var out []Folder
+	err = p.doList(ctx, func(s *Session) (err error) {
+		if _, err := s.visible(ctx, visible); err != nil {
+			return err
+		}
+		out, err = s.OwnerFolders(ctx, owner)
+		return err
+	})
+	return out, err
+}
+
 // Details reads the rights, ACL and annotations of fs (see
 // Session.Details), on a session that has not listed.
 func (p *Pool) Details(ctx context.Context, fs []Folder) error {
