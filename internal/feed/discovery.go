@@ -76,7 +76,13 @@ func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Fo
 			if !c.canFind() || !c.takeToken(now) {
 				return ownerCheck{}, nil
 			}
-			return c.lookUpReplicated(ctx, owner, checkFind)
+			oc, err := c.lookUpReplicated(ctx, owner, checkFind)
+			if err != nil {
+				// The pass's answer stands; the next request asks again.
+				c.log.Debug("could not ask about an owner the last discovery pass did not list", "owner", owner, "err", err)
+				return ownerCheck{}, nil
+			}
+			return oc, nil
 		}
 		if !c.takeToken(now) {
 			if c.listedRecently(now) {
@@ -208,12 +214,13 @@ func patternRoots(patterns []string) []string {
 
 // findOwner lists an owner the cache does not know (mode checkFind or
 // checkLookup): by the publication's fixed folders when the Source can
-// (canFind), and, for checkLookup when that finds nothing, by listing
-// the name (Source.LookupOwner).
+// (canFind), and, for checkLookup when that finds nothing or fails, by
+// listing the name (Source.LookupOwner), which needs one session where
+// finding needs two (a server's limit of connections may allow one).
 func (c *Cache) findOwner(ctx context.Context, owner string, mode checkMode) ([]imapstore.Folder, error) {
 	if c.canFind() {
 		list, err := c.opts.Source.(ownerFinder).FindOwner(ctx, owner, c.roots)
-		if err != nil || len(list) > 0 || mode == checkFind {
+		if mode == checkFind || err == nil && len(list) > 0 {
 			return list, err
 		}
 	}

@@ -1,7 +1,9 @@
 package imapstore
 
 import (
+	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,6 +87,83 @@ func TestOwnerFolders(t *testing.T) {
 				if !f.RightsKnown || !f.ACLKnown == cal || (f.IncidencesFor == "readers") != cal {
 					t.Errorf("%s after Details: rights %q (known %v), ACL known %v, incidences-for %q", f.Name, f.Rights, f.RightsKnown, f.ACLKnown, f.IncidencesFor)
 				}
+			}
+		})
+	}
+}
+
+// TestFindOwner: once the pool's listings' session has listed, FindOwner
+// tells a name that shares nothing by one MYRIGHTS of its Calendar,
+// without a LIST; finds a user who started sharing after every session
+// logged in, with one LIST and no login; and before any listing, or in a
+// pool of one session, sends nothing (ErrNoListing).
+func TestFindOwner(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			srv.Reset(t)
+			srv.CreateFolder(t, "alice", "Calendar")
+			srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+			srv.CreateFolder(t, "bob", "Calendar")
+			var mu sync.Mutex
+			var commands []string
+			opts := Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy),
+				Timeout: 10 * time.Second, Observe: func(cmd string, _ error, _ time.Duration) {
+					mu.Lock()
+					commands = append(commands, cmd)
+					mu.Unlock()
+				}}
+			sent := func() []string {
+				mu.Lock()
+				defer mu.Unlock()
+				out := commands
+				commands = nil
+				return out
+			}
+			ctx := t.Context()
+			paths := []string{"Calendar"}
+
+			one := NewPool(opts, 1)
+			defer one.Close()
+			p := NewPool(opts, 3)
+			defer p.Close()
+			for _, pool := range []*Pool{one, p} {
+				if _, err := pool.FindOwner(ctx, "alice", paths); !errors.Is(err, ErrNoListing) {
+					t.Errorf("FindOwner before a listing, pool of %d: %v, want ErrNoListing", len(pool.slots), err)
+				}
+				if _, err := pool.Owners(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Every session logs in now, before bob shares.
+			if _, err := p.States(ctx, []string{srv.SharedName("alice", "Calendar")}); err != nil {
+				t.Fatal(err)
+			}
+			sent()
+			if _, err := one.FindOwner(ctx, "alice", paths); !errors.Is(err, ErrNoListing) {
+				t.Errorf("FindOwner in a pool of one session: %v, want ErrNoListing", err)
+			}
+			if got := sent(); len(got) != 0 {
+				t.Errorf("FindOwner without a listings' session to use sent %q, want nothing", got)
+			}
+
+			for _, name := range []string{"bob", "carol", "nobody"} {
+				fs, err := p.FindOwner(ctx, name, paths)
+				if err != nil || len(fs) != 0 {
+					t.Errorf("FindOwner(%s) = %v, %v; want nothing", name, fs, err)
+				}
+				if got := sent(); !slices.Equal(got, []string{"MYRIGHTS"}) {
+					t.Errorf("FindOwner(%s), who shares nothing, sent %q, want one MYRIGHTS", name, got)
+				}
+			}
+
+			srv.SetACL(t, "bob", "Calendar", testbed.Proxy, "lr")
+			fs, err := p.FindOwner(ctx, "bob", paths)
+			if err != nil || len(fs) != 1 || fs[0].Name != srv.SharedName("bob", "Calendar") || !fs[0].HasState {
+				t.Fatalf("FindOwner(bob), sharing since the listing: %+v, %v; want his Calendar with its state", fs, err)
+			}
+			got := sent()
+			if slices.Contains(got, "LOGIN") || !slices.Contains(got, "LIST") || len(got) != 3 {
+				t.Errorf("finding bob sent %q, want two MYRIGHTS and one LIST, no login", got)
 			}
 		})
 	}

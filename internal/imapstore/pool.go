@@ -463,12 +463,27 @@ func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) 
 // lists a user who started sharing after the session logged in), and
 // lists the owner's folders (OwnerFolders). A name that shares nothing
 // thus costs the server one MYRIGHTS per path, and a new sharer is found
-// without a fresh login (compare LookupOwner). A pool of one session,
-// which lists, finds nobody this way: on that session the MYRIGHTS of a
-// name that shares nothing would cost what the listing does.
+// without a fresh login (compare LookupOwner).
+//
+// It is for a pool whose listings' session has listed (after a discovery
+// pass); otherwise it sends nothing and returns ErrNoListing, and
+// LookupOwner is the way (a new session lists every sharer; and where the
+// server's limit of connections leaves one, the session that reads the
+// rights would take it from the listings). A pool of one session, which
+// lists, returns ErrNoListing too: on that session the MYRIGHTS of a name
+// that shares nothing would cost what the listing does.
 func (p *Pool) FindOwner(ctx context.Context, owner string, paths []string) ([]Folder, error) {
 	if len(p.slots) < 2 {
-		return nil, nil
+		return nil, ErrNoListing
+	}
+	sl := p.listSlot()
+	if err := take(ctx, sl); err != nil {
+		return nil, err
+	}
+	ready := sl.s != nil && !isClosed(sl.s) && sl.s.hasListed()
+	<-sl.lock
+	if !ready {
+		return nil, ErrNoListing
 	}
 	var visible []string
 	err := p.doNamed(ctx, func(s *Session) (err error) { visible, err = s.VisibleFolders(ctx, owner, paths); return err })
@@ -485,6 +500,10 @@ func (p *Pool) FindOwner(ctx context.Context, owner string, paths []string) ([]F
 	})
 	return out, err
 }
+
+// ErrNoListing is FindOwner's answer when the pool has no session that
+// has listed: nothing was sent.
+var ErrNoListing = errors.New("imapstore: no listings' session has listed yet")
 
 // Details reads the rights, ACL and annotations of fs (see
 // Session.Details), on a session that has not listed.

@@ -187,6 +187,13 @@ func (s *Session) touch(folder string) {
 	s.touched[owner] = struct{}{}
 }
 
+// hasListed reports whether the session has sent a LIST.
+func (s *Session) hasListed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listed
+}
+
 // worn reports whether a pool should log the session out rather than
 // reuse it. A session that serves owners' folders (owners) is worn once
 // it touched Options.RecycleAfter other users (see DefaultRecycleAfter),
