@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -615,5 +616,22 @@ func TestAnnotationsRevalidated(t *testing.T) {
 	u.advance(time.Minute)
 	if _, err := u.calendar(t, "alice", asOwner); !errors.Is(err, ErrNotFound) {
 		t.Errorf("past Revalidate, a folder annotated mail: %v, want ErrNotFound", err)
+	}
+}
+
+// TestPatternRoots: the folders look-ups ask about are the fixed leading
+// segments of publish.folders.
+func TestPatternRoots(t *testing.T) {
+	for _, tt := range []struct {
+		patterns, want []string
+	}{
+		{DefaultPatterns, []string{"Calendar"}},
+		{[]string{"Kalender", "Kalender/*", "Calendar/*"}, []string{"Kalender", "Calendar"}},
+		{[]string{"Groupware/Cal*"}, []string{"Groupware"}},
+		{[]string{"*", "Cal?ndar", "[KC]al*"}, nil},
+	} {
+		if got := patternRoots(tt.patterns); !slices.Equal(got, tt.want) {
+			t.Errorf("patternRoots(%q) = %q, want %q", tt.patterns, got, tt.want)
+		}
 	}
 }
