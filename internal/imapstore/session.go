@@ -187,6 +187,13 @@ func (s *Session) touch(folder string) {
 	s.touched[owner] = struct{}{}
 }
 
+// touchedCount is how many other users the session has touched.
+func (s *Session) touchedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.touched)
+}
+
 // hasListed reports whether the session has sent a LIST.
 func (s *Session) hasListed() bool {
 	s.mu.Lock()
