@@ -296,11 +296,9 @@ func (s *Session) OwnerFolders(ctx context.Context, owner string) ([]Folder, err
 // LIST to tell.
 //
 // It is how a look-up tells a name that shares a calendar from one that
-// does not without a LIST (Pool.FindOwner). On Dovecot, a command that
-// finds nothing visible in a user's namespace on a session that has
-// listed costs what listing every sharer does (3.7 s of CPU at 4,500
-// sharers, bench/README.md), where this MYRIGHTS on a session that has
-// not listed costs the user's set-up (milliseconds).
+// does not without a LIST (Pool.FindOwner, which says on which session:
+// on Dovecot, what a command that finds nothing visible in a user's
+// namespace costs grows with the sharers the session holds).
 func (s *Session) VisibleFolders(ctx context.Context, owner string, paths []string) ([]string, error) {
 	var names []string
 	for _, ns := range s.spaces {

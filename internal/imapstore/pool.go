@@ -534,9 +534,10 @@ const FindRecycle = 8
 // findWait is how long FindOwner waits for the finding slot.
 const findWait = time.Second
 
-// ErrNoListing is FindOwner's answer when the pool has no session that
-// has listed: nothing was sent.
-var ErrNoListing = errors.New("imapstore: no listings' session has listed yet")
+// ErrNoListing is FindOwner's answer when it cannot ask now: the pool
+// has no listings' session that has listed, or no finding slot, or that
+// slot stayed busy. Nothing was sent.
+var ErrNoListing = errors.New("imapstore: no session to find owners on now")
 
 // Details reads the rights, ACL and annotations of fs (see
 // Session.Details), on a session that has not listed.
