@@ -165,6 +165,15 @@ func TestFindOwner(t *testing.T) {
 					t.Errorf("FindOwner(%s), who shares nothing, sent %q, want one MYRIGHTS and no LIST", name, got)
 				}
 			}
+			// The question went to the finding session, not to the one
+			// that reads owners' states (on Dovecot it costs in
+			// proportion to the sharers a session holds).
+			if fs := p.slots[p.ownerSlots()-1].s; fs == nil || fs.touchedCount() != 3 {
+				t.Error("the finding session does not hold the three names asked about")
+			}
+			if s0 := p.slots[0].s; s0 == nil || s0.touchedCount() != 1 {
+				t.Error("the owners' session holds more than alice, whose state it read")
+			}
 			// The finding session is logged out once it holds more than
 			// FindRecycle users: on Dovecot, what a MYRIGHTS of a name
 			// that shares nothing costs grows with the sharers it holds.
