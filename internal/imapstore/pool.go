@@ -468,7 +468,7 @@ func (p *Pool) LookupOwner(ctx context.Context, owner string) ([]Folder, error) 
 // On Dovecot a command that finds nothing visible in a user's namespace
 // costs in proportion to the sharers the session holds (bench/README.md,
 // 21:05: 2.3 ms on a session holding none, 39 ms holding 100, 0.5 s
-// holding a thousand, 3.7 s on the listings' session). So the MYRIGHTS
+// holding a thousand, 2.5 s on the listings' session, of CPU). So the MYRIGHTS
 // go to the finding session: the last of the owners' slots (which other
 // work takes only when the ones before are busy, and discovery's fresh
 // logins pass through), its session logged out first when it holds more
