@@ -35,18 +35,20 @@ const (
 // of their Calendar, with the default patterns), a name is asked about
 // that way, so that a user who starts sharing is published at the first
 // request after, not at the next pass (up to 45 minutes apart at 20,000
-// sharers); one it does not find is not asked about again within
-// Options.Discovery. Without such a Source, it is not found without a word
-// to the server. Before a pass has succeeded, or when force is set (the
-// Kolab trigger), the name is also listed; when that finds nothing it is
-// not looked up again within NegativeTTL, nor before the next pass.
+// sharers). Without such a Source, it is not found without a word to the
+// server. Before a pass has succeeded, or when force is set (the Kolab
+// trigger), the name is also listed. A name not found is not looked up
+// again within NegativeTTL, nor before the next pass, which would find
+// them if they started sharing meanwhile: each name that shares nothing
+// costs the server at most one question per pass (6.4 ms of Dovecot's CPU
+// at 20,000 mailboxes).
 func (c *Cache) lookUp(ctx context.Context, owner, key string, force bool) ([]Folder, bool, error) {
 	if !imapstore.ValidOwner(owner) {
 		return nil, false, ErrNotFound
 	}
 	now := c.opts.Now()
 	c.mu.Lock()
-	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && (now.Sub(t) < c.opts.NegativeTTL || c.sincePass(t, now) && (!c.canFind() || now.Sub(t) < c.opts.Discovery)) {
+	if t, ok := c.dir.missing[owner]; ok && c.opts.NegativeTTL > 0 && (now.Sub(t) < c.opts.NegativeTTL || c.sincePass(t, now)) {
 		c.mu.Unlock()
 		return nil, false, ErrNotFound
 	}
