@@ -261,6 +261,17 @@ func (p *Pool) put(sl *slot, s *Session) {
 	p.connections(-1)
 }
 
+// logOut logs out sl's session, if it has one. The caller holds sl's
+// lock.
+func (p *Pool) logOut(sl *slot) {
+	if sl.s == nil {
+		return
+	}
+	sl.s.Close()
+	sl.s = nil
+	p.connections(-1)
+}
+
 func isClosed(s *Session) bool {
 	select {
 	case <-s.Closed():
@@ -280,11 +291,7 @@ func (p *Pool) Close() error {
 		if !tryTake(sl) {
 			continue // in use: closed when returned
 		}
-		if sl.s != nil {
-			sl.s.Close()
-			sl.s = nil
-			p.connections(-1)
-		}
+		p.logOut(sl)
 		<-sl.lock
 	}
 	return nil
@@ -335,11 +342,7 @@ func (p *Pool) fresh(ctx context.Context, timeout time.Duration, f func(*Session
 		return fmt.Errorf("%w (retrying in %s): %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)
 	}
 	p.mu.Unlock()
-	if sl.s != nil {
-		sl.s.Close()
-		sl.s = nil
-		p.connections(-1)
-	}
+	p.logOut(sl)
 	s, err := p.dial(ctx)
 	if err != nil {
 		return err
@@ -505,9 +508,7 @@ func (p *Pool) FindOwner(ctx context.Context, owner string, paths []string) ([]F
 		return nil, ErrNoListing
 	}
 	if fs.s != nil && fs.s.touchedCount() > FindRecycle {
-		fs.s.Close()
-		fs.s = nil
-		p.connections(-1)
+		p.logOut(fs)
 	}
 	var visible []string
 	_, err = p.run(ctx, fs, func(s *Session) (err error) { visible, err = s.VisibleFolders(ctx, owner, paths); return err })
