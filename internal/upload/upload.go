@@ -53,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -162,6 +163,23 @@ type Service struct {
 // folder changed between its reading and its first write.
 const maxPlans = 3
 
+// replanPause waits before the upload's plan number n+1: a random time
+// up to n × replanStep, or until ctx ends.
+func replanPause(ctx context.Context, n int) error {
+	t := time.NewTimer(rand.N(time.Duration(n) * replanStep))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// replanStep scales replanPause: a plan and its fencing take a few
+// round trips of IMAP, some milliseconds on a LAN.
+const replanStep = 25 * time.Millisecond
+
 // errLost is the upload's answer when its lease was lost while it wrote:
 // another replica may hold the folder now, so it stopped. What it wrote
 // is consistent (see the package comment); a retry converges.
@@ -263,6 +281,14 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 		if !same {
 			if n == maxPlans {
 				return Result{}, fmt.Errorf("%w: the folder changed %d times while the upload was being planned", ErrUnavailable, n)
+			}
+			// Another writer that holds no lock (another replica's
+			// upload of the same folder, say) read and planned at the
+			// same moment: planning again at once, both would find
+			// the other's write again, round after round. A random
+			// pause, longer each time, lets one of them go first.
+			if err := replanPause(ctx, n); err != nil {
+				return Result{}, err
 			}
 			// The plan may have changed the objects (alarms kept):
 			// plan again from the upload as sent.
