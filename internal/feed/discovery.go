@@ -167,7 +167,7 @@ func (c *Cache) sincePass(t, now time.Time) bool {
 // authority on who shares) counts on this, or it would lapse between
 // passes where listing the directory is slow. The caller holds c.mu.
 func (c *Cache) cadence() time.Duration {
-	return max(c.opts.Discovery, discoveryShare*c.dir.passTook)
+	return max(c.opts.Discovery, shareSpacing(c.dir.passTook))
 }
 
 // listedRecently reports whether a discovery pass listed every owner
@@ -467,6 +467,21 @@ const (
 	discoveryShare = 100
 )
 
+// shareSpacing is how long after a pass that took took the next one
+// starts at the latest, by discoveryShare, unless Options.Discovery is
+// longer. It is short enough for the next pass to replace the listings'
+// session before Dovecot sets every sharer up in it again
+// (imapstore.SharersRetry after its first LIST, the last pass's): that
+// would cost a LIST that comes later (a look-up) what a pass costs,
+// on the request path. That session listed when the last pass began,
+// took before it ended, and is replaced when the next one ends. With
+// passes of 36 s or more (beyond about 20,000 sharers on Dovecot) this
+// bounds the pace, and passes take a little more than a hundredth of the
+// server's time.
+func shareSpacing(took time.Duration) time.Duration {
+	return max(min(discoveryShare*took, imapstore.SharersRetry-10*time.Minute-2*took), 0)
+}
+
 // Run discovers owners at once, then every Options.Discovery (see
 // discoveryShare) and when Rediscover asks, until ctx ends. A failed pass
 // is tried again with backoff (discoveryRetry), never at once. Requests
@@ -490,7 +505,7 @@ func (c *Cache) Run(ctx context.Context) {
 		if err == nil {
 			c.dir.passTook = took
 		}
-		wait := max(c.cadence(), discoveryShare*took)
+		wait := max(c.cadence(), shareSpacing(took))
 		c.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			failures++

@@ -564,6 +564,36 @@ func TestCadenceFollowsSlowPasses(t *testing.T) {
 	}
 }
 
+// TestPassesRenewListingsWithinTheHour: the listings' session, which
+// listed when the last pass began, is replaced by the next pass before
+// Dovecot sets every sharer up in it again (imapstore.SharersRetry after
+// its first LIST), which would cost a look-up's LIST what a pass costs:
+// at 40 s a pass (beyond 20,000 sharers), a hundred times that would be
+// 67 minutes. Below that, the hundredth share rules as before.
+func TestPassesRenewListingsWithinTheHour(t *testing.T) {
+	for _, tt := range []struct {
+		took, want time.Duration // want 0: only the bound is checked
+	}{
+		{time.Second, 5 * time.Minute}, // Options.Discovery
+		{27 * time.Second, 45 * time.Minute},
+		{40 * time.Second, 0},
+		{2 * time.Minute, 0},
+		{10 * time.Minute, 0}, // imapstore.DirectoryTimeout
+	} {
+		c := &Cache{dir: newDirectory(), opts: Options{Discovery: 5 * time.Minute}}
+		c.dir.passTook = tt.took
+		c.mu.Lock()
+		next := c.cadence()
+		c.mu.Unlock()
+		if tt.want != 0 && next != tt.want {
+			t.Errorf("pass of %s: next in %s, want %s", tt.took, next, tt.want)
+		}
+		if age := tt.took + next + tt.took; age >= imapstore.SharersRetry {
+			t.Errorf("pass of %s: next in %s, so the listings' session is %s old when the next pass replaces it, past imapstore.SharersRetry (%s)", tt.took, next, age, imapstore.SharersRetry)
+		}
+	}
+}
+
 // TestLookupsBounded: requests for ever-new names that exist nowhere
 // cost at most a burst of look-ups (one LIST each, and at most one login),
 // then none until the rate allows more; a name holding a LIST wildcard is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -116,16 +117,33 @@ func (s *Session) list(ctx context.Context, pattern string, withState bool) ([]F
 // session may take (at most DirectoryTimeout).
 const firstListTimeouts = 4
 
+// SharersRetry is how often Dovecot sets up every sharer's namespace in
+// a session that lists: at its first LIST, and again at its first LIST
+// an hour or more after that (its acl plugin looks for new sharers at a
+// listing once an hour, SHARED_NS_RETRY_SECS), which then costs what the
+// first did: 4.0 s of Dovecot's CPU against 6.2 s for the first at 5,000
+// mailboxes, nothing within the hour (bench/README.md, 2026-12-07, 23:40).
+const SharersRetry = time.Hour
+
+// sharersMargin is how much sooner than SharersRetry a LIST is taken for
+// one that may set every sharer up again, for the two clocks: fbpub
+// counts from before it sent the first LIST, the server from when it
+// read it, and either may run fast.
+const sharersMargin = 5 * time.Minute
+
 // observeList runs one LIST command (see observe). The first of a session
 // may take firstListTimeouts times as long as another command: on
 // Dovecot it sets up every sharer's namespace before the first line of
 // its answer, whatever it names (seconds of CPU at thousands of
 // sharers, growing with them; bench/README.md has the figures), and a
 // listing given up on is one the server computes in vain and again at
-// the next try. The caller holds s.mu.
+// the next try. So may every LIST from nearly SharersRetry after the
+// first on, where Dovecot sets them up again. The caller holds s.mu.
 func (s *Session) observeList(f func() error) error {
-	if !s.listed {
-		s.listed = true
+	if !s.listed || time.Since(s.listedAt) >= SharersRetry-sharersMargin {
+		if !s.listed {
+			s.listed, s.listedAt = true, time.Now()
+		}
 		t := s.opts.Timeout
 		s.opts.Timeout = max(s.opts.timeout(), min(firstListTimeouts*s.opts.timeout(), DirectoryTimeout))
 		defer func() { s.opts.Timeout = t }()

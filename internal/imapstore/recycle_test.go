@@ -2,6 +2,7 @@ package imapstore
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -225,4 +226,51 @@ func mostConnections() (func(delta int), *atomic.Int32) {
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
 	}, &most
+}
+
+// TestListAfterTheHour: Dovecot sets every sharer up again at a session's
+// first LIST an hour or more after its first (SharersRetry), which costs
+// it what the first did, so such a LIST may take as long as a first one
+// (firstListTimeouts), while one within the hour gets the usual timeout.
+func TestListAfterTheHour(t *testing.T) {
+	var slow atomic.Bool
+	f := newFakeServer(t, "IMAP4rev1", nil, func(cmd string) string {
+		if strings.HasPrefix(cmd, "LIST") && slow.Load() {
+			time.Sleep(600 * time.Millisecond) // twice the timeout, half the first LIST's
+		}
+		return "OK done"
+	})
+	ctx := t.Context()
+	dial := func() *Session {
+		s, err := Dial(ctx, Options{Addr: f.addr, TLS: TLSNone, User: "fbproxy", Password: "pw", Timeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	slow.Store(true)
+	s := dial()
+	if _, err := s.Folders(ctx); err != nil {
+		t.Fatalf("a session's first LIST, 600 ms with a timeout of 300 ms: %v", err)
+	}
+	s.mu.Lock()
+	s.listedAt = s.listedAt.Add(-30 * time.Minute)
+	s.mu.Unlock()
+	if _, err := s.Folders(ctx); err == nil {
+		t.Errorf("a slow LIST 30 minutes after the first succeeded: it had more than the usual timeout")
+	}
+
+	s = dial()
+	if _, err := s.Folders(ctx); err != nil {
+		t.Fatalf("a session's first LIST: %v", err)
+	}
+	s.mu.Lock()
+	s.listedAt = s.listedAt.Add(-SharersRetry)
+	s.mu.Unlock()
+	for i := range 2 {
+		if _, err := s.Folders(ctx); err != nil {
+			t.Errorf("LIST %d an hour after the session's first, 600 ms with a timeout of 300 ms: %v", i+2, err)
+		}
+	}
 }

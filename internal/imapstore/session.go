@@ -168,10 +168,11 @@ type Session struct {
 	// other users who shared a folder before then (see Pool.Fresh).
 	born time.Time
 	// touched holds the other users whose folders the session listed or
-	// read the state of, and listed whether it sent a LIST (see worn);
-	// guarded by mu.
-	touched map[string]struct{}
-	listed  bool
+	// read the state of, listed whether it sent a LIST (see worn), and
+	// listedAt when it sent the first (see SharersRetry); guarded by mu.
+	touched  map[string]struct{}
+	listed   bool
+	listedAt time.Time
 }
 
 // touch records that the session touched folder's owner, if another
