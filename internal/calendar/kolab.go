@@ -241,16 +241,35 @@ func kolab2Times(ev *ical.Component, root *node) (start time.Time, allDay bool, 
 	return start, allDay, nil
 }
 
+// kolab2Class is the CLASS of Kolab 2's sensitivity: public, confidential
+// or private, and the most restrictive where an event has several. A value
+// Kolab 2 does not define counts as private, as an unknown CLASS does
+// (RFC 5545 §3.8.1.3); none, or an empty one, is "" (public).
+func kolab2Class(root *node) string {
+	rank := map[string]int{"": 0, "PUBLIC": 1, "CONFIDENTIAL": 2, "PRIVATE": 3}
+	class := ""
+	for _, n := range root.all("sensitivity") {
+		c := "PRIVATE"
+		switch strings.ToLower(strings.TrimSpace(n.text)) {
+		case "":
+			continue
+		case "public":
+			c = "PUBLIC"
+		case "confidential":
+			c = "CONFIDENTIAL"
+		}
+		if rank[c] > rank[class] {
+			class = c
+		}
+	}
+	return class
+}
+
 // kolab2Show adds the class (Kolab 2's sensitivity) and how the event
 // shows in free/busy (show-time-as) to ev.
 func kolab2Show(ev *ical.Component, root *node) {
-	switch strings.ToLower(root.val("sensitivity")) {
-	case "private":
-		addProp(ev, ical.PropClass, "PRIVATE")
-	case "confidential":
-		addProp(ev, ical.PropClass, "CONFIDENTIAL")
-	case "public":
-		addProp(ev, ical.PropClass, "PUBLIC")
+	if c := kolab2Class(root); c != "" {
+		addProp(ev, ical.PropClass, c)
 	}
 	switch strings.ToLower(root.val("show-time-as")) {
 	case "free":

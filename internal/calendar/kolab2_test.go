@@ -3,6 +3,7 @@ package calendar
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -28,6 +29,47 @@ line two</body>
  <attendee><display-name>Nobody</display-name></attendee>
 ` + recurrence + `
 </event>`
+}
+
+// TestKolab2Sensitivity: Kolab 2's sensitivity becomes the event's one
+// CLASS: the most restrictive where an event has several, whatever their
+// order, and PRIVATE for a value Kolab 2 does not define (as an unknown
+// CLASS counts); none, or an empty one, gives no CLASS (public).
+func TestKolab2Sensitivity(t *testing.T) {
+	for _, tc := range []struct {
+		elements, want string
+	}{
+		{"", ""},
+		{"<sensitivity></sensitivity>", ""},
+		{"<sensitivity>Public</sensitivity>", "PUBLIC"},
+		{"<sensitivity> confidential </sensitivity>", "CONFIDENTIAL"},
+		{"<sensitivity>private</sensitivity>", "PRIVATE"},
+		{"<sensitivity>secret</sensitivity>", "PRIVATE"},
+		{"<sensitivity>private-ish</sensitivity>", "PRIVATE"},
+		{"<sensitivity>public</sensitivity><sensitivity>private</sensitivity>", "PRIVATE"},
+		{"<sensitivity>private</sensitivity><sensitivity>public</sensitivity>", "PRIVATE"},
+		{"<sensitivity>public</sensitivity><sensitivity>confidential</sensitivity>", "CONFIDENTIAL"},
+		{"<sensitivity>confidential</sensitivity><sensitivity></sensitivity>", "CONFIDENTIAL"},
+	} {
+		doc := strings.Replace(kolab2Event("2025-03-03T09:00:00Z", "", ""), " <sensitivity>confidential</sensitivity>\n", tc.elements, 1)
+		cal, err := kolab2Calendar([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.elements, err)
+		}
+		var got []string
+		for _, ev := range cal.Children {
+			for _, p := range ev.Props.Values("CLASS") {
+				got = append(got, p.Value)
+			}
+		}
+		want := []string{tc.want}
+		if tc.want == "" {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: CLASS %q, want %q", tc.elements, got, want)
+		}
+	}
 }
 
 // TestKolab2Calendar: a Kolab format 2 event becomes one VEVENT, with

@@ -59,19 +59,21 @@ func (c Class) String() string {
 }
 
 // ClassOf returns the class ev states for itself: Public when it has no
-// CLASS.
+// CLASS, and the most restrictive when it has several (RFC 5545 allows
+// one: whichever a client reads, it is never shown more than any of them
+// allows).
 func ClassOf(ev *ical.Component) Class {
-	p := ev.Props.Get(ical.PropClass)
-	if p == nil {
-		return Public
+	c := Public
+	for _, p := range ev.Props.Values(ical.PropClass) {
+		switch strings.ToUpper(strings.TrimSpace(p.Value)) {
+		case "", "PUBLIC":
+		case "CONFIDENTIAL":
+			c = max(c, Confidential)
+		default:
+			c = Private
+		}
 	}
-	switch strings.ToUpper(strings.TrimSpace(p.Value)) {
-	case "", "PUBLIC":
-		return Public
-	case "CONFIDENTIAL":
-		return Confidential
-	}
-	return Private
+	return c
 }
 
 // Event returns what a requester with access a sees of ev. c is the class

@@ -96,6 +96,11 @@ var classes = []struct {
 	{"CLASS:CONFIDENTIAL\n", Confidential},
 	{"CLASS:private\n", Private},
 	{"CLASS:X-SEKRIT-CLASS\n", Private}, // unknown: private
+	// Several (RFC 5545 allows one): the most restrictive, whichever
+	// comes first.
+	{"CLASS:PUBLIC\nCLASS:PRIVATE\n", Private},
+	{"CLASS:PUBLIC\nCLASS:CONFIDENTIAL\n", Confidential},
+	{"CLASS:CONFIDENTIAL\nCLASS:PUBLIC\n", Confidential},
 }
 
 var levels = []acl.Access{acl.NoAccess, acl.FreeBusyAccess, acl.ReadAccess, acl.OwnerAccess}
