@@ -212,6 +212,11 @@ type identity struct {
 func (h *Handler) requester(r *http.Request) (identity, error) {
 	if h.opts.UserHeader != "" {
 		if v := r.Header.Get(h.opts.UserHeader); v != "" && h.fromTrustedProxy(r) {
+			// A proxy that adds its header after the one a client sent
+			// would have the client's believed: twice is refused.
+			if len(r.Header.Values(h.opts.UserHeader)) > 1 {
+				return identity{}, badRequest("%s: given more than once", h.opts.UserHeader)
+			}
 			if checkName(v, maxUser) != nil {
 				return identity{}, badRequest("%s: not a user name", h.opts.UserHeader)
 			}

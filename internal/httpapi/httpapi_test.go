@@ -132,7 +132,13 @@ func (s *server) do(t *testing.T, method, path string, hdr ...string) response {
 		t.Fatal(err)
 	}
 	req.Header.Set("Accept-Encoding", "identity")
+	given := map[string]bool{}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if given[hdr[i]] { // a header given twice is sent twice
+			req.Header.Add(hdr[i], hdr[i+1])
+			continue
+		}
+		given[hdr[i]] = true
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultTransport.RoundTrip(req)

@@ -59,6 +59,14 @@ func TestRequesterSpelling(t *testing.T) {
 	if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", basic("ALICE", testbed.Password("ALICE"))...); !strings.Contains(r.body, "SUMMARY:Doctor") {
 		t.Errorf("ALICE, confirmed as alice, does not get the owner's view:\n%s", r.body)
 	}
+	// A proxy that adds its header after the client's: neither is
+	// believed.
+	for _, order := range [][]string{{"alice", "bob"}, {"bob", "alice"}} {
+		r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "X-Remote-User", order[0], "X-Remote-User", order[1])
+		if r.code != http.StatusBadRequest || strings.Contains(r.body, "Planning") {
+			t.Errorf("X-Remote-User %s, then %s: %d, want 400 and no calendar:\n%s", order[0], order[1], r.code, r.body)
+		}
+	}
 	for _, who := range []string{"ALICE", "carol"} {
 		if r := s.do(t, "GET", "/calendar/alice/Calendar.ics", "X-Remote-User", who); strings.Contains(r.body, "SUMMARY:Doctor") || !strings.Contains(r.body, "SUMMARY:Planning") {
 			t.Errorf("%s from a proxy header gets another view than a reader's:\n%s", who, r.body)
