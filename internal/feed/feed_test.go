@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -575,6 +576,52 @@ func TestUnusableMessages(t *testing.T) {
 			}
 			if f.src.count("FETCH") != 1 {
 				t.Errorf("%d FETCH (the probe), want 1: the folder was not read by structure", f.src.count("FETCH"))
+			}
+		})
+	}
+}
+
+// TestTriggerListsOwner: the Kolab trigger for an owner fbpub knows
+// lists their folders, so that a folder a client has just created, and
+// then calls the trigger for, is published at once rather than at the
+// next discovery pass; a check (an upload's, before and after it writes)
+// reads the states of the folders fbpub knows, one STATUS each.
+func TestTriggerListsOwner(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			ctx := t.Context()
+			setupAlice(t, srv)
+			f := newFixtureOn(t, srv, time.Hour)
+			if fs, err := f.cache.OwnerFolders(ctx, "alice"); err != nil || len(fs) != 1 {
+				t.Fatalf("alice's folders: %v, %v; want her Calendar", fs, err)
+			}
+			// Dovecot tells whether the owner's list of folders others
+			// may see changed by its file's modification time, in whole
+			// seconds: a folder shared within the second its session last
+			// read the list stays unseen until the next change.
+			time.Sleep(1100 * time.Millisecond)
+			srv.CreateFolder(t, "alice", "Calendar/Work")
+			srv.SetACL(t, "alice", "Calendar/Work", testbed.Proxy, "lr")
+			f.src.reset()
+			if err := f.cache.Check(ctx, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			if n, s := f.src.count("LIST"), f.src.count("STATUS"); n != 0 || s != 1 {
+				t.Errorf("a check of alice sent %d LIST and %d STATUS, want 0 and 1", n, s)
+			}
+			if err := f.cache.Trigger(ctx, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			fs, err := f.cache.OwnerFolders(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, f := range fs {
+				names = append(names, f.Path())
+			}
+			if !slices.Contains(names, "Calendar/Work") {
+				t.Errorf("after the trigger, alice's folders are %q: Calendar/Work, created before it, is not published", names)
 			}
 		})
 	}

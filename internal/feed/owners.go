@@ -96,6 +96,10 @@ type ownerEntry struct {
 	// folders (or Check asked for a check); set on the entry in place,
 	// under Cache.mu.
 	pushed time.Time
+	// relist says the next check lists the owner's folders rather than
+	// read the states of those listed (Trigger); set in place, under
+	// Cache.mu.
+	relist bool
 }
 
 // ownerCheck is the result of one check of an owner.
@@ -350,9 +354,9 @@ func (c *Cache) statesWillDo(prev *ownerEntry, now time.Time) bool {
 		return len(prev.listed) <= maxRestoredStatus // see dirstate.go
 	}
 	c.mu.Lock()
-	relist := c.relistAfter()
+	relist, asked := c.relistAfter(), prev.relist
 	c.mu.Unlock()
-	return len(prev.listed) <= maxStatusFolders && !prev.listedAt.IsZero() && now.Sub(prev.listedAt) < relist
+	return !asked && len(prev.listed) <= maxStatusFolders && !prev.listedAt.IsZero() && now.Sub(prev.listedAt) < relist
 }
 
 // knownStates reads the states of prev's folders, one STATUS each, and
@@ -576,10 +580,23 @@ func (c *Cache) counting(ctx context.Context, user string, fs []Folder) ([]Folde
 // know is looked up (within the look-up rate), even when the last
 // discovery pass did not list them: they may have just started sharing.
 func (c *Cache) Check(ctx context.Context, owner string) error {
+	return c.check(ctx, owner, false)
+}
+
+// Trigger is Check for the Kolab trigger URL, which a client calls after
+// it wrote a folder of owner's, a folder it has just created included:
+// the check lists the owner's folders, so that a new one is published
+// at once, not at the next discovery pass.
+func (c *Cache) Trigger(ctx context.Context, owner string) error {
+	return c.check(ctx, owner, true)
+}
+
+func (c *Cache) check(ctx context.Context, owner string, relist bool) error {
 	key := ownerKey(owner)
 	c.mu.Lock()
 	if o := c.dir.owners[key]; o != nil {
 		o.pushed = c.opts.Now()
+		o.relist = o.relist || relist
 	}
 	delete(c.dir.missing, owner)
 	c.mu.Unlock()

@@ -165,15 +165,15 @@ func clip(s string) string {
 }
 
 // trigger serves Kolab's /freebusy/trigger/<owner>/<folder>.pfb (and
-// .pxfb), which a client calls after writing a folder: the folder states
-// are read now, whatever the check interval, and the folder's free/busy
-// is answered from the fresh state.
+// .pxfb), which a client calls after writing a folder: the owner's folders
+// are listed now, whatever the check interval (the folder may be new), and
+// the folder's free/busy is answered from the fresh state.
 func (h *Handler) trigger(w http.ResponseWriter, r *http.Request) error {
 	f, err := h.openFolder(w, r, h.viewer, "triggers are <owner>/<folder>.pfb or .pxfb", "pfb", "pxfb")
 	if err != nil {
 		return err
 	}
-	if err := h.opts.Cache.Check(r.Context(), f.user); err != nil {
+	if err := h.opts.Cache.Trigger(r.Context(), f.user); err != nil {
 		return err
 	}
 	a, err := h.opts.Cache.FreeBusy(r.Context(), feed.FreeBusyQuery{
