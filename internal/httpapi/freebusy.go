@@ -142,11 +142,18 @@ func (h *Handler) window(start, end, period string) (freebusy.Window, error) {
 	if !w.End.After(w.Start) {
 		return w, badRequest("end must be after start")
 	}
+	if w.Start.Year() < 1 || !w.End.Before(endOfTime) {
+		return w, badRequest("the window must lie within the years 0001 to 9999 (RFC 5545 writes four digits)")
+	}
 	if w.End.Sub(w.Start) > h.opts.MaxSpan {
 		return w, badRequest("the window may span at most %d days", int(h.opts.MaxSpan.Hours()/24))
 	}
 	return w, nil
 }
+
+// endOfTime is the first instant a DATE-TIME cannot write (RFC 5545 gives
+// the year four digits).
+var endOfTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func parseTime(s string) (time.Time, error) {
 	for _, layout := range []string{"20060102T150405Z", time.RFC3339, "20060102"} {

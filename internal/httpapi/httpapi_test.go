@@ -176,6 +176,8 @@ func TestRoutes(t *testing.T) {
 		{"/freebusy/user/alice?start=20250301T000000Z&end=20300101T000000Z", 400, []string{"at most 366 days"}, nil},
 		{"/freebusy/user/alice?end=20250401T000000Z&period=P1D", 400, []string{"not both"}, nil},
 		{"/freebusy/user/alice?period=-P1D", 400, []string{"period:"}, nil},
+		{"/freebusy/user/alice?start=99991231T000000Z&period=P7D", 400, []string{"9999"}, nil},
+		{"/freebusy/user/alice?start=99991225T000000Z&end=99991231T235959Z", 200, []string{"DTEND:99991231T235959Z"}, nil},
 		{"/calendar/alice.ics", 200, []string{"SUMMARY:Planning", "SUMMARY:Review", "SUMMARY:Réunion"}, []string{"VALARM"}},
 		{"/calendar/alice/Calendar.ics", 200, []string{"SUMMARY:Planning", "X-WR-CALNAME:alice – Calendar", "REFRESH-INTERVAL;VALUE=DURATION:PT15M", "X-PUBLISHED-TTL:PT15M"}, []string{"Review", "VALARM"}},
 		{"/calendar/alice/Calendar/Work.ics", 200, []string{"SUMMARY:Review"}, []string{"Planning"}},
