@@ -216,6 +216,32 @@ func TestRoutes(t *testing.T) {
 
 // TestBadNamesNeverReachIMAP: names that are not valid are refused with
 // 400 before fbpub sends any IMAP command.
+// TestMethodNotAllowed: a method a path is not served with gets 405 with
+// the methods it is served with (RFC 9110 §15.5.6), not a 404 or a
+// redirect; a path nothing serves stays 404.
+func TestMethodNotAllowed(t *testing.T) {
+	s := setup(t, time.Second)
+	for _, tt := range []struct {
+		method, path, allow string
+	}{
+		{"PUT", "/calendar/alice.ics", "GET, HEAD"},
+		{"PUT", "/freebusy/alice.vfb", "GET, HEAD"},
+		{"POST", "/calendar/alice/Calendar.ics", "GET, HEAD, PUT"},
+		{"DELETE", "/calendar/alice/Calendar.ics", "GET, HEAD, PUT"},
+		{"PUT", "/healthz", "GET, HEAD"},
+		{"PUT", "/elsewhere", ""},
+	} {
+		r := s.do(t, tt.method, tt.path, asAlice...)
+		want := http.StatusMethodNotAllowed
+		if tt.allow == "" {
+			want = http.StatusNotFound
+		}
+		if r.code != want || r.hdr.Get("Allow") != tt.allow {
+			t.Errorf("%s %s = %d, Allow %q; want %d, Allow %q\n%s", tt.method, tt.path, r.code, r.hdr.Get("Allow"), want, tt.allow, r.body)
+		}
+	}
+}
+
 func TestBadNamesNeverReachIMAP(t *testing.T) {
 	s := setup(t, time.Hour)
 	s.do(t, "GET", "/freebusy/alice.vfb") // warm up: the pool is logged in
@@ -569,8 +595,8 @@ func TestFreeBusyFastPath(t *testing.T) {
 		method, path string
 		code         int
 	}{
-		// Not for the route: the mux answers these, as before.
-		{"POST", "/freebusy/alice.vfb", http.StatusNotFound},
+		// Not for the route: the mux answers these.
+		{"POST", "/freebusy/alice.vfb", http.StatusMethodNotAllowed},
 		{"GET", "/freebusy/alice%2Fx.vfb", http.StatusNotFound},
 		{"GET", "/freebusy/x/../alice.vfb", http.StatusTemporaryRedirect},
 		{"GET", "/freebusy/user", http.StatusNotFound},

@@ -217,9 +217,28 @@ func (h *Handler) routes() {
 			return nil
 		})
 	}
-	h.handle("/", "other", func(http.ResponseWriter, *http.Request) error {
+	// An owner's whole calendar is read-only: without this route a PUT
+	// would be redirected to the folder route's "/calendar/<file>/".
+	h.handle("PUT /calendar/{file}", "other", h.other)
+	h.handle("/", "other", h.other)
+}
+
+// other answers what no route serves: 405 with the methods that the path
+// is served with, else 404.
+func (h *Handler) other(w http.ResponseWriter, r *http.Request) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := h.mux.Handler(&probe); m != r.Method && pattern != "" && pattern != "/" && pattern != "PUT /calendar/{file}" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
 		return notFound("no such page")
-	})
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	return &httpError{code: http.StatusMethodNotAllowed, msg: r.Method + " is not served here; " + strings.Join(allow, ", ") + " are"}
 }
 
 // freeBusyPattern is the route of Internet Free/Busy URLs.
