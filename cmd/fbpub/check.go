@@ -92,5 +92,19 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			fmt.Fprintf(tw, "  %s\t%s\n", d.Folder.Name, d.Reason)
 		}
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	header := false
+	for _, d := range decisions {
+		if d.Untrusted == "" {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(stdout, "\nKolab annotations not used (see README, \"Who may set these annotations\"):")
+			header = true
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", d.Folder.Name, d.Untrusted)
+	}
 	return tw.Flush()
 }

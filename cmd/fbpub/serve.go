@@ -192,6 +192,20 @@ func serverSemantics(pool *imapstore.Pool, timeout time.Duration) func(string) *
 	}
 }
 
+// serverMetadata says who may write a folder's shared annotations on the
+// server: Cyrus asks for l, r and w; RFC 5464, which Dovecot follows, l
+// and one of r, s, w, i, p.
+func serverMetadata(pool *imapstore.Pool, timeout time.Duration) func() acl.MetadataRule {
+	return func() acl.MetadataRule {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if f, err := pool.Features(ctx); err == nil && f.Server == imapstore.ServerCyrus {
+			return acl.CyrusMetadata
+		}
+		return acl.RFCMetadata
+	}
+}
+
 // newCache makes the feed cache over the pool.
 func (s *service) newCache(policy *acl.Policy) *feed.Cache {
 	cfg := s.cfg
@@ -200,6 +214,8 @@ func (s *service) newCache(policy *acl.Policy) *feed.Cache {
 	}
 	return feed.New(feed.Options{
 		Policy:            policy,
+		Proxy:             cfg.IMAP.User,
+		Metadata:          serverMetadata(s.pool, time.Duration(cfg.IMAP.Timeout)),
 		Source:            s.pool,
 		CheckInterval:     time.Duration(cfg.Publish.CheckInterval),
 		Revalidate:        time.Duration(cfg.Publish.Revalidate),

@@ -82,6 +82,16 @@ type Options struct {
 	// Policy decides what each requester sees of each folder; nil is the
 	// zero Policy (free/busy for everyone, details for owners only).
 	Policy *acl.Policy
+	// Proxy is the proxy's login. It is not a person: the folders it may
+	// read count for no free/busy of its own (incidences-for), and its
+	// rights never make a folder's annotations untrusted.
+	Proxy string
+	// Metadata returns the server's rule for who may write a folder's
+	// shared annotations (see acl.AnnotationsTrusted): the Kolab
+	// annotations of a folder count only where its ACL lets no one else
+	// write them but those who may delete its messages. Nil, or a nil
+	// rule, is RFC 5464's (acl.RFCMetadata), which Dovecot follows.
+	Metadata func() acl.MetadataRule
 	// MaxBytes bounds the heap the cache's snapshots and rendered
 	// answers hold (see snapMemory in snapshot.go); zero means no bound
 	// but the answers' own (maxRendered).
@@ -123,6 +133,9 @@ type Cache struct {
 	// loaded records the folders whose persisted snapshot was tried;
 	// guarded by mu.
 	loaded map[string]bool
+	// annotationsNoted records the folders whose untrusted annotations
+	// were logged; guarded by mu.
+	annotationsNoted map[string]bool
 	// aclNoted records the folders whose missing ACL was logged; guarded
 	// by mu.
 	aclNoted map[string]bool
@@ -180,7 +193,7 @@ func New(opts Options) *Cache {
 		opts.Discovery = DefaultDiscovery
 	}
 	c := &Cache{opts: opts, log: opts.Logger.With("component", "feed"), m: opts.Metrics,
-		snaps: map[string]*Snapshot{}, answers: newLRU(answerBound(opts.MaxBytes)), loaded: map[string]bool{}, aclNoted: map[string]bool{}, hits: map[string]int{},
+		snaps: map[string]*Snapshot{}, answers: newLRU(answerBound(opts.MaxBytes)), loaded: map[string]bool{}, aclNoted: map[string]bool{}, annotationsNoted: map[string]bool{}, hits: map[string]int{},
 		dir: newDirectory(), discoverNow: make(chan struct{}, 1), roots: patternRoots(opts.Patterns)}
 	c.restoreDirectory()
 	return c

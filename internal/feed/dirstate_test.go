@@ -167,7 +167,7 @@ func TestRestartRevokedWhileDown(t *testing.T) {
 	carol := u.share("carol", "Calendar", "lra", "Gym")
 	alice := u.share("alice", "Calendar", "lra", "Planning")
 	dave := u.share("dave", "Calendar", "lr", "Run")
-	erin := u.share("erin", "Calendar", "lr", "Swim")
+	erin := u.share("erin", "Calendar", "lra", "Swim") // a: her ACL tells no one else may annotate
 	u.src.SetType(erin, "event")
 	u.src.SetACL(alice, map[string]string{"alice": "lrswipkxtecda", "bob": "lr"})
 	u.learn(t, u.cache, "alice", "carol", "dave", "erin")

@@ -110,7 +110,7 @@ func newFixtureOn(t *testing.T, srv *testbed.Server, interval time.Duration) *fi
 		},
 	}, 4)
 	t.Cleanup(func() { f.src.Pool.Close() })
-	f.cache = New(Options{Source: f.src, CheckInterval: interval, Metrics: f.m,
+	f.cache = New(Options{Source: f.src, CheckInterval: interval, Metrics: f.m, Proxy: testbed.Proxy,
 		Now: func() time.Time {
 			if n := f.frozen.Load(); n != 0 {
 				return time.Unix(0, n)
@@ -481,28 +481,45 @@ func revokedGrantOn(t *testing.T, srv *testbed.Server) {
 
 // TestKolabFolderType: a folder whose Kolab folder-type annotation says
 // event is a calendar whatever its name; one that names another type is
-// not, whatever its name.
+// not, whatever its name. That holds where no one but the owner, the
+// proxy and editors may write the annotation: on Dovecot, bob, who may
+// only read them, could have (RFC 5464 §3.2), and the folders are then
+// decided by their names.
 func TestKolabFolderType(t *testing.T) {
 	f := newFixture(t, 0)
 	f.srv.Reset(t)
 	for _, folder := range []string{"Kalender", "Calendar", "Calendar/Notes"} {
 		f.srv.CreateFolder(t, "alice", folder)
-		f.srv.SetACL(t, "alice", folder, testbed.Proxy, "lr")
+		f.srv.SetACL(t, "alice", folder, testbed.Proxy, "lra")
 	}
 	f.srv.SetMetadata(t, "alice", "Kalender", "/shared/vendor/kolab/folder-type", "event.default")
 	// A /private value is the setting user's own: the proxy sees only
 	// /shared ones (and its own /private), as on Cyrus.
 	f.srv.SetMetadata(t, "alice", "Calendar/Notes", "/shared/vendor/kolab/folder-type", "note")
-	dir, err := f.cache.Folders(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	published := func() string {
+		t.Helper()
+		dir, err := f.cache.OwnerFolders(context.Background(), "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, d := range dir {
+			got = append(got, d.Path())
+		}
+		return strings.Join(got, ",")
 	}
-	var got []string
-	for _, d := range dir {
-		got = append(got, d.Path())
-	}
-	if strings.Join(got, ",") != "Calendar,Kalender" {
+	if got := published(); got != "Calendar,Kalender" {
 		t.Errorf("published %v, want Calendar and Kalender (annotated event), not Calendar/Notes (annotated note)", got)
+	}
+	for _, folder := range []string{"Kalender", "Calendar/Notes"} {
+		f.srv.SetACL(t, "alice", folder, "bob", "lr")
+	}
+	if got := published(); got != "Calendar,Calendar/Notes" {
+		t.Errorf("with bob reading the annotated folders: published %v, want Calendar and Calendar/Notes, by their names", got)
+	}
+	f.srv.SetACL(t, "alice", "Kalender", "bob", "lrswite")
+	if got := published(); got != "Calendar,Calendar/Notes,Kalender" {
+		t.Errorf("with bob editing Kalender: published %v, want Kalender by its annotation again", got)
 	}
 }
 
@@ -514,7 +531,7 @@ func TestIncidencesFor(t *testing.T) {
 	alice := setupAlice(t, f.srv)
 	appendMany(t, alice, "Calendar", 1, "team")
 	f.srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lra")
-	f.srv.SetACL(t, "alice", "Calendar", "bob", "lr")
+	f.srv.SetACL(t, "alice", "Calendar", "bob", "lrswite") // may edit it: the annotation is trusted
 	f.srv.SetACL(t, "alice", "Calendar", "carol", "l")
 	f.srv.CreateFolder(t, "bob", "Calendar")
 	f.srv.SetACL(t, "bob", "Calendar", testbed.Proxy, "lr")
@@ -537,9 +554,18 @@ func TestIncidencesFor(t *testing.T) {
 	if !busy("alice") || !busy("bob") || busy("carol") {
 		t.Errorf("incidences-for readers: alice %v, bob %v, carol %v; want alice and bob (r), not carol (l)", busy("alice"), busy("bob"), busy("carol"))
 	}
+	if busy(testbed.Proxy) {
+		t.Errorf("incidences-for readers: the proxy, which reads every published folder, has a free/busy of its own")
+	}
 	f.srv.SetMetadata(t, "alice", "Calendar", "/shared/vendor/kolab/incidences-for", "nobody")
 	if busy("alice") || busy("bob") {
 		t.Errorf("incidences-for nobody: alice %v, bob %v; want neither", busy("alice"), busy("bob"))
+	}
+	// dave may only read it: on Dovecot he could have written the
+	// annotation himself, so it is not used.
+	f.srv.SetACL(t, "alice", "Calendar", "dave", "lr")
+	if !busy("alice") || busy("bob") {
+		t.Errorf("incidences-for nobody, dave a reader: alice %v, bob %v; want alice only, as without the annotation", busy("alice"), busy("bob"))
 	}
 	if body := f.feed(t); !strings.Contains(body, "SUMMARY:team 0") {
 		t.Errorf("the feed lost the folder")

@@ -96,7 +96,33 @@ type Decision struct {
 	Reason string
 	// ACLError says why the folder's ACL, though read, is not used.
 	ACLError error
-	hasState bool
+	// Untrusted, when set, says why the folder's Kolab annotations
+	// (folder-type, incidences-for) were not used.
+	Untrusted string
+	hasState  bool
+}
+
+// metadataRule is the server's rule for who may write shared annotations
+// (Options.Metadata).
+func (c *Cache) metadataRule() acl.MetadataRule {
+	if c.opts.Metadata != nil {
+		if r := c.opts.Metadata(); r != nil {
+			return r
+		}
+	}
+	return acl.RFCMetadata
+}
+
+// noteAnnotations says once per folder, in the log, that its Kolab
+// annotations are not used.
+func (c *Cache) noteAnnotations(d Decision) {
+	c.mu.Lock()
+	seen := c.annotationsNoted[d.Folder.Name]
+	c.annotationsNoted[d.Folder.Name] = true
+	c.mu.Unlock()
+	if !seen {
+		c.log.Warn("folder's Kolab annotations not used", "folder", d.Folder.Name, "why", d.Untrusted)
+	}
 }
 
 // decide applies the publication rules to the folders the proxy sees: a
@@ -120,12 +146,21 @@ func (c *Cache) decide(all []imapstore.Folder) []Decision {
 				d.ACLError = err
 			}
 		}
+		typ, incidences := f.Type, f.IncidencesFor
+		if (typ != "" || incidences != "") && !acl.AnnotationsTrusted(d.Folder.ACL, d.Folder.ACLKnown, f.Owner, c.opts.Proxy, c.metadataRule()) {
+			d.Untrusted = "its ACL lets someone other than its owner, the proxy and those who may delete its messages write them"
+			if !d.Folder.ACLKnown {
+				d.Untrusted = "its ACL is unknown to the proxy (GETACL needs the a right), and this server lets anyone who may read a folder write them"
+			}
+			typ, incidences = "", ""
+			d.Folder.IncidencesFor = ""
+		}
 		switch {
-		case f.Type != "" && f.Type != "event" && !strings.HasPrefix(f.Type, "event."):
-			d.Reason = fmt.Sprintf("a Kolab %q folder, not a calendar", f.Type)
-		case f.Type == "" && !c.isCalendar(segs):
+		case typ != "" && typ != "event" && !strings.HasPrefix(typ, "event."):
+			d.Reason = fmt.Sprintf("a Kolab %q folder, not a calendar", typ)
+		case typ == "" && !c.isCalendar(segs):
 			d.Reason = "not a calendar folder (publish.folders)"
-		case f.Owner == "" && f.IncidencesFor != "readers" && f.IncidencesFor != "admins":
+		case f.Owner == "" && incidences != "readers" && incidences != "admins":
 			d.Reason = "no owner: a shared folder outside any user's namespace, and no incidences-for annotation says whose free/busy it counts for"
 		case f.RightsKnown && !(strings.ContainsRune(f.Rights, 'l') && strings.ContainsRune(f.Rights, 'r')):
 			d.Reason = fmt.Sprintf("the proxy may not read it (rights %q, needs l and r)", f.Rights)

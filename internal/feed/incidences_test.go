@@ -9,15 +9,22 @@ import (
 
 // TestSharedFolderCountsFor: a folder of the shared namespace (no owner)
 // is published only when its incidences-for annotation names whose
-// free/busy it counts for, and then counts for exactly those users.
+// free/busy it counts for, and then counts for exactly those users. Its
+// readers may not write annotations on this server (Cyrus's rule); where
+// they may (RFC 5464's, Dovecot), the annotations are not used.
 func TestSharedFolderCountsFor(t *testing.T) {
-	c := New(Options{Policy: &acl.Policy{Groups: acl.Groups{"team": {"dave"}}}})
+	cyrus := func() acl.MetadataRule { return acl.CyrusMetadata }
+	c := New(Options{Policy: &acl.Policy{Groups: acl.Groups{"team": {"dave"}}}, Metadata: cyrus})
 	teamACL := map[string]string{"bob": "lr", "$team": "lr", "carol": "lra", "erin": "l"}
-	ds := c.decide([]imapstore.Folder{
+	folders := []imapstore.Folder{
 		{Name: "Shared/Rooms/Calendar", Namespace: imapstore.Shared, Path: "Rooms/Calendar", Delim: '/', Rights: "lra", RightsKnown: true, Type: "event", IncidencesFor: "readers", ACL: teamACL, ACLKnown: true},
 		{Name: "Shared/Board/Calendar", Namespace: imapstore.Shared, Path: "Board/Calendar", Delim: '/', Rights: "lra", RightsKnown: true, Type: "event", IncidencesFor: "admins", ACL: teamACL, ACLKnown: true},
 		{Name: "Shared/Old/Calendar", Namespace: imapstore.Shared, Path: "Old/Calendar", Delim: '/', Rights: "lr", RightsKnown: true, Type: "event"},
-	})
+	}
+	if ds := New(Options{}).decide(folders); ds[0].Reason == "" || ds[1].Reason == "" || ds[0].Untrusted == "" {
+		t.Errorf("under RFC 5464's rule, where bob may write their annotations: %q (%q), %q; want neither published", ds[0].Reason, ds[0].Untrusted, ds[1].Reason)
+	}
+	ds := c.decide(folders)
 	if ds[0].Reason != "" || ds[1].Reason != "" || ds[2].Reason == "" {
 		t.Fatalf("decisions: %q, %q, %q; want the first two published, the unannotated one not", ds[0].Reason, ds[1].Reason, ds[2].Reason)
 	}

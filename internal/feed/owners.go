@@ -436,6 +436,9 @@ func (c *Cache) buildEntry(owner string, list []imapstore.Folder, detailsAt map[
 	o = &ownerEntry{name: owner, listed: make(map[string]imapstore.Folder, len(list)), detailsAt: detailsAt, checked: checked}
 	for i, d := range c.decide(list) {
 		o.listed[list[i].Name] = list[i]
+		if d.Untrusted != "" {
+			c.noteAnnotations(d)
+		}
 		if d.Reason != "" {
 			continue
 		}
@@ -540,6 +543,9 @@ func (c *Cache) counting(ctx context.Context, user string, fs []Folder) ([]Folde
 	others := buf[:0]
 	c.mu.Lock()
 	for name := range c.dir.counting {
+		if c.opts.Proxy != "" && ownerKey(user) == ownerKey(c.opts.Proxy) {
+			break // the proxy is no one whose free/busy others' folders make
+		}
 		if k := c.dir.folderOwner[name]; k != ownerKey(user) && !slices.Contains(others, k) {
 			if o := c.dir.owners[k]; o != nil {
 				others = append(others, o.name)

@@ -417,7 +417,9 @@ func TestViewsPerAccess(t *testing.T) {
 // no one busy, its owner included.
 func TestIncidencesForCounts(t *testing.T) {
 	ctx := context.Background()
-	u := newUnit(t, Options{}, false)
+	// Cyrus's rule: bob, who reads alice's folder, may not write its
+	// annotations (see TestSharedFolderCountsFor).
+	u := newUnit(t, Options{Metadata: func() acl.MetadataRule { return acl.CyrusMetadata }}, false)
 	shared := u.share("alice", "Calendar/Team", "lra", "Offsite")
 	u.src.SetACL(shared, map[string]string{"alice": "lrswipkxtecda", "bob": "lr"})
 	u.src.SetIncidencesFor(shared, "readers")
@@ -605,7 +607,7 @@ func TestDiscoveryUnit(t *testing.T) {
 // annotation turns to "mail" stops being published by then.
 func TestAnnotationsRevalidated(t *testing.T) {
 	u := newUnit(t, Options{Revalidate: time.Minute}, false)
-	cal := u.share("alice", "Calendar", "lr", "Planning")
+	cal := u.share("alice", "Calendar", "lra", "Planning") // a: no one else may annotate it
 	u.src.SetType(cal, "event")
 	u.mustCalendar(t, "alice", asOwner)
 	u.src.SetType(cal, "mail")
