@@ -12,7 +12,8 @@
 //
 //   - a UID new to the folder is appended — unless the deleted-events log
 //     holds a copy at least as new: a stale client cannot undo someone's
-//     deletion;
+//     deletion. An uploader who may not read the log cannot be checked
+//     so, and may not add UIDs at all;
 //   - a UID already there is left alone when its copies together hold
 //     the upload's content (one copy, or a series and its overrides in
 //     messages of their own); else the upload's copy is refused, whatever
@@ -320,7 +321,7 @@ func (s *Service) prepare(ctx context.Context, sess *imapstore.Session, folder, 
 			return nil, deletedLog{}, plan{}, err
 		}
 	}
-	lg, err := s.readLog(ctx, sess, logFolder)
+	lg, err := s.readLog(ctx, sess, logFolder, r.Owner == sess.User())
 	if err != nil {
 		return nil, deletedLog{}, plan{}, err
 	}
