@@ -469,3 +469,24 @@ func testStaleDelegateCannotResurrect(t *testing.T, srv *testbed.Server) {
 		})
 	}
 }
+
+// TestHiddenLogRightNamed: a delegate who cannot see the owner's log,
+// which exists, is told the right they lack on it (i), not that they may
+// not create it.
+func TestHiddenLogRightNamed(t *testing.T) { onBothServers(t, testHiddenLogRightNamed) }
+
+func testHiddenLogRightNamed(t *testing.T, srv *testbed.Server) {
+	seed(t, srv, ev("a1", "One", ""))
+	srv.CreateFolder(t, "alice", DefaultLogFolder)
+	srv.SetACL(t, "alice", "Calendar", "bob", "lrswite")
+	before, logBefore := state(t, srv, "alice", "Calendar"), state(t, srv, "alice", DefaultLogFolder)
+	res, err := newService(srv.Addr).Put(t.Context(), Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal()})
+	var de *DeniedError
+	if !errors.As(err, &de) || de.Right != acl.Insert || de.Folder != DefaultLogFolder || strings.Contains(err.Error(), "to create") {
+		t.Errorf("bob deleting, without rights on the log: %+v, %v; want a DeniedError for i on the log", res, err)
+	}
+	if state(t, srv, "alice", "Calendar") != before || state(t, srv, "alice", DefaultLogFolder) != logBefore {
+		t.Errorf("a refused upload changed the folder or the log")
+	}
+}

@@ -60,9 +60,10 @@ func (s *Service) readLog(ctx context.Context, sess *imapstore.Session, name str
 	return lg, nil
 }
 
-// writeLog appends the copies toLog to the log, creating it when it does
-// not exist, as user. Before each write it calls hold, and stops with its
-// error.
+// writeLog appends the copies toLog to the log, as user, creating it when
+// it does not exist (only the owner's own uploads get here without it:
+// see Service.permitted). Before each write it calls hold, and stops with
+// its error.
 func (s *Service) writeLog(ctx context.Context, sess *imapstore.Session, lg deletedLog, toLog []removal, user string, hold func() error) error {
 	if err := hold(); err != nil {
 		return err

@@ -196,8 +196,15 @@ func (s *Service) permitted(p plan, rights acl.Rights, lg deletedLog, r Request)
 	if p.result.Added > 0 && !lg.readable() && (lg.exists || !lg.own) {
 		return &DeniedError{Right: acl.Read, Folder: s.opts.LogFolder, Why: "add events: fbpub checks there that an event added is not one deleted before"}
 	}
-	if len(p.toLog) > 0 && lg.exists && !lg.rights.Has(acl.Insert) {
-		return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log"}
+	if len(p.toLog) > 0 {
+		switch {
+		case lg.exists && !lg.rights.Has(acl.Insert):
+			return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log"}
+		case !lg.exists && !lg.own:
+			// Hidden or missing: the uploader cannot tell which. Either
+			// way they need to add to it, and the owner to have made it.
+			return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log (" + r.Owner + " must create it first if it does not exist)"}
+		}
 	}
 	return nil
 }
