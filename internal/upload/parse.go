@@ -87,20 +87,39 @@ func contentHash(o *calendar.Object) string {
 		events = append(events, o.Master)
 	}
 	for _, ev := range append(events, overrides...) {
-		cp := &ical.Component{Name: ev.Name, Props: ical.Props{}}
-		for _, ch := range ev.Children {
-			if ch.Name != ical.CompAlarm {
-				cp.Children = append(cp.Children, ch)
-			}
-		}
-		for name, ps := range ev.Props {
-			if name != ical.PropDateTimeStamp {
-				cp.Props[name] = ps
-			}
-		}
-		enc.Encode(cp)
+		enc.Encode(compared(ev))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// compared returns what of an event contentHash compares: a shallow copy
+// without DTSTAMP and without alarms.
+func compared(ev *ical.Component) *ical.Component {
+	cp := &ical.Component{Name: ev.Name, Props: ical.Props{}}
+	for _, ch := range ev.Children {
+		if ch.Name != ical.CompAlarm {
+			cp.Children = append(cp.Children, ch)
+		}
+	}
+	for name, ps := range ev.Props {
+		if name != ical.PropDateTimeStamp {
+			cp.Props[name] = ps
+		}
+	}
+	return cp
+}
+
+// generatedUID is the UID fbpub gives an uploaded event that has none:
+// derived from what contentHash compares, so that the same event
+// uploaded again, with a new DTSTAMP as clients write on every export,
+// gets the same UID and is found unchanged rather than deleted and added.
+// It has the form of the UIDs calendar.Objects derives.
+func generatedUID(ev *ical.Component) string {
+	cp := compared(ev)
+	delete(cp.Props, ical.PropUID) // absent or blank
+	h := sha256.New()
+	calendar.NewEncoder(h).Encode(cp)
+	return "fbpub-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // tooMany is the error for an upload of more than MaxEvents events.
@@ -138,7 +157,10 @@ func (s *Service) split(body []byte) ([]object, error) {
 		noUID := false
 		for _, ev := range o.Events() {
 			if p := ev.Props.Get(ical.PropUID); p == nil || strings.TrimSpace(p.Value) == "" {
-				// Objects gave it a stable UID from its content; write it.
+				// Objects gave it a UID from its whole text, DTSTAMP
+				// included; it is alone in its object. Give it one that
+				// stays when only DTSTAMP changes, and write it.
+				o.UID = generatedUID(ev)
 				ev.Props.SetText(ical.PropUID, o.UID)
 				noUID = true
 			}

@@ -92,8 +92,8 @@ type DuplicateError struct {
 	// RecurrenceID is the overrides' RECURRENCE-ID as written, or "" for
 	// two masters.
 	RecurrenceID string
-	// NoUID: the two events have no UID and are identical; UID is the one
-	// fbpub derived from their content.
+	// NoUID: the two events have no UID and are identical but for
+	// DTSTAMP and alarms; UID is the one fbpub derived from their content.
 	NoUID bool
 }
 
@@ -107,7 +107,7 @@ func (e *DuplicateError) Error() string {
 	}
 	switch {
 	case e.NoUID:
-		return "the calendar holds two identical events without a UID; remove one"
+		return "the calendar holds two events without a UID that differ at most in DTSTAMP and alarms; remove one"
 	case e.RecurrenceID != "":
 		return fmt.Sprintf("the calendar holds two overrides of UID %q with RECURRENCE-ID %q; only one can be stored", clip(e.UID), clip(e.RecurrenceID))
 	}
