@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -38,7 +39,8 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	_, pass, _ := r.BasicAuth() // writer made sure they are there
-	if err := checkUploadType(r); err != nil {
+	charset, err := checkUploadType(r)
+	if err != nil {
 		return err
 	}
 	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
@@ -57,7 +59,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	// The write logs in as the server's spelling of the requester where
 	// fbpub knows it, so that the requester's own folders are found
 	// under the exact name.
-	up := upload.Request{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body}
+	up := upload.Request{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body, Charset: charset}
 	if tags := r.Header.Get("If-Match"); tags != "" {
 		up.Check = h.ifMatch(tags, query)
 	}
@@ -71,17 +73,24 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 }
 
 // checkUploadType accepts the media types clients send a calendar as, and
-// no type at all.
-func checkUploadType(r *http.Request) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, _ := strings.Cut(ct, ";")
-		switch strings.ToLower(strings.TrimSpace(mt)) {
-		case "text/calendar", "application/ics", "application/octet-stream", "text/plain":
-		default:
-			return &httpError{code: http.StatusUnsupportedMediaType, msg: "upload a text/calendar body"}
-		}
+// no type at all, and returns the charset the type names ("" for none:
+// UTF-8). Parameters that do not parse are read as none: the body must
+// then be UTF-8, which the upload checks.
+func checkUploadType(r *http.Request) (charset string, err error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "", nil
 	}
-	return nil
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
+		mt, _, _ = strings.Cut(ct, ";")
+	}
+	switch strings.ToLower(strings.TrimSpace(mt)) {
+	case "text/calendar", "application/ics", "application/octet-stream", "text/plain":
+	default:
+		return "", &httpError{code: http.StatusUnsupportedMediaType, msg: "upload a text/calendar body"}
+	}
+	return params["charset"], nil
 }
 
 // uploadBody reads the body of an upload, at most Options.MaxUpload bytes.

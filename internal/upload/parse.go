@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-ical"
 	"github.com/fbpub/fbpub/internal/calendar"
@@ -121,6 +122,61 @@ func generatedUID(ev *ical.Component) string {
 	calendar.NewEncoder(h).Encode(cp)
 	return "fbpub-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
+
+// utf8Text returns body, in the named charset ("" is UTF-8), as UTF-8: an
+// upload is stored as UTF-8, so text that is not valid in its charset is
+// an *EncodingError rather than stored with the invalid octets under a
+// UTF-8 label, or with U+FFFD in their place. Other charsets are
+// converted as MIME parts are (calendar.ToUTF8); one it does not know is
+// ErrCharset.
+func utf8Text(body []byte, charset string) ([]byte, error) {
+	if charset == "" || isUTF8(charset) {
+		if utf8.Valid(body) {
+			return body, nil
+		}
+		return nil, &EncodingError{Charset: charset, Line: lineOf(body, invalidAt(body))}
+	}
+	out, err := calendar.ToUTF8(charset, body)
+	if errors.Is(err, calendar.ErrCharset) {
+		return nil, fmt.Errorf("%w: %q", ErrCharset, charset)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	// ToUTF8 writes U+FFFD for octets that are not valid in the charset.
+	if i := bytes.Index(out, replacement); i >= 0 && !bytes.Contains(body, replacement) {
+		return nil, &EncodingError{Charset: charset, Line: lineOf(out, i)}
+	}
+	if !utf8.Valid(out) { // mislabelled text ToUTF8 passed on as it was
+		return nil, &EncodingError{Charset: charset, Line: lineOf(out, invalidAt(out))}
+	}
+	return out, nil
+}
+
+// replacement is U+FFFD in UTF-8.
+var replacement = []byte("\uFFFD")
+
+// isUTF8 reports whether a charset label names UTF-8.
+func isUTF8(label string) bool {
+	label = strings.TrimSpace(label)
+	return strings.EqualFold(label, "utf-8") || strings.EqualFold(label, "utf8")
+}
+
+// invalidAt returns the offset of the first octet of b that is not valid
+// UTF-8, or len(b).
+func invalidAt(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// lineOf returns the line (from 1) that holds offset i of text.
+func lineOf(text []byte, i int) int { return 1 + bytes.Count(text[:i], []byte("\n")) }
 
 // tooMany is the error for an upload of more than MaxEvents events.
 func (s *Service) tooMany() error {

@@ -1,0 +1,81 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fbpub/fbpub/internal/feed"
+	"github.com/fbpub/fbpub/internal/imapstore"
+	"github.com/fbpub/fbpub/internal/testbed"
+	"github.com/fbpub/fbpub/internal/upload"
+)
+
+// setupUploads serves the test bed's calendars with uploads written by
+// internal/upload into Dovecot, as fbpub does.
+func setupUploads(t *testing.T) *server {
+	t.Helper()
+	addr := testbed.Get(t).Addr
+	svc := upload.New(upload.Options{Dial: func(ctx context.Context, user, password string) (*imapstore.Session, error) {
+		return imapstore.Dial(ctx, imapstore.Options{Addr: addr, TLS: imapstore.TLSNone, User: user, Password: password, Timeout: 5 * time.Second})
+	}})
+	return setupWith(t, time.Second, func(o *Options, _ feed.Source) {
+		o.MaxUpload = 1 << 20
+		o.Upload = svc.Put
+	})
+}
+
+// put sends a PUT of body to path with the headers given as name, value
+// pairs; a Content-Type of text/calendar unless one is given.
+func (s *server) put(t *testing.T, path, body string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest("PUT", s.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "text/calendar")
+	req.Header.Set("Accept-Encoding", "identity")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, string(b)}
+}
+
+// TestUploadCharset: an upload in the charset its Content-Type names is
+// stored as UTF-8 and served back as it was meant; one that is not
+// UTF-8 and names no charset, or names UTF-8, is 400 saying which line,
+// and one naming a charset fbpub does not know 415, with nothing written.
+func TestUploadCharset(t *testing.T) {
+	s := setupUploads(t)
+	const path = "/calendar/alice/Calendar.ics"
+	planning := strings.TrimSuffix(ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z"), "END:VCALENDAR\r\n")
+	latin1 := planning + "BEGIN:VEVENT\r\nUID:c1\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250305T120000Z\r\nDTEND:20250305T130000Z\r\nSUMMARY:Caf\xe9\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	line := 1 + strings.Count(latin1[:strings.Index(latin1, "Caf\xe9")], "\n")
+	before := s.do(t, "GET", path, asAlice...)
+	for _, ct := range []string{"text/calendar", "text/calendar; charset=utf-8", "text/calendar; charset=UTF-8; method=PUBLISH"} {
+		r := s.put(t, path, latin1, append(asAlice, "Content-Type", ct)...)
+		if r.code != http.StatusBadRequest || !strings.Contains(r.body, "not valid UTF-8") || !strings.Contains(r.body, "line "+strconv.Itoa(line)) {
+			t.Errorf("Latin-1 PUT as %q = %d %q; want 400 naming UTF-8 and line %d", ct, r.code, r.body, line)
+		}
+	}
+	if r := s.put(t, path, latin1, append(asAlice, "Content-Type", "text/calendar; charset=x-martian")...); r.code != http.StatusUnsupportedMediaType {
+		t.Errorf("PUT in an unknown charset = %d %q; want 415", r.code, r.body)
+	}
+	if after := s.do(t, "GET", path, asAlice...); after.hdr.Get("ETag") != before.hdr.Get("ETag") {
+		t.Errorf("refused uploads changed the calendar:\n%s", after.body)
+	}
+	r := s.put(t, path, latin1, append(asAlice, "Content-Type", "text/calendar; charset=iso-8859-1")...)
+	if r.code != 200 || !strings.Contains(r.body, "SUMMARY:Café\r\n") {
+		t.Errorf("Latin-1 PUT that says so = %d %q:\n%s", r.code, r.hdr.Get("X-Fbpub-Upload"), r.body)
+	}
+}
