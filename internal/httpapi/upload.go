@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/feed"
@@ -16,14 +17,19 @@ import (
 
 // An upload (PUT /calendar/<owner>/<folder>.ics, the ical2imap direction)
 // replaces a folder's events with those of a whole calendar. The handler
-// authenticates the requester, bounds and reads the body, maps If-Match
-// onto the feed's entity tag, and answers with the resulting feed; the
+// authenticates the requester, bounds and reads the body, evaluates its
+// preconditions (If-Match, If-Unmodified-Since, If-None-Match) against
+// the feed, and answers with the resulting feed; the
 // writing itself, made as the requester's own IMAP session so that the
 // server's ACL decides, is Options.Upload's (in fbpub, internal/upload's
 // Service.Put); its refusals get their statuses in classify.
 
-// errPreconditionFailed is what the If-Match check returns.
-var errPreconditionFailed = &httpError{code: http.StatusPreconditionFailed, msg: "the calendar changed since you read it (If-Match): read it again, merge, and retry"}
+// The answers of the preconditions of a PUT.
+var (
+	errPreconditionFailed = &httpError{code: http.StatusPreconditionFailed, msg: "the calendar changed since you read it (If-Match): read it again, merge, and retry"}
+	errModifiedSince      = &httpError{code: http.StatusPreconditionFailed, msg: "the calendar changed since the date you gave (If-Unmodified-Since): read it again, merge, and retry"}
+	errNoneMatch          = &httpError{code: http.StatusPreconditionFailed, msg: "the calendar exists, as If-None-Match asked it not to; nothing was changed"}
+)
 
 // defaultMaxUpload bounds an upload's body when Options.MaxUpload is zero.
 const defaultMaxUpload = 10 << 20
@@ -60,9 +66,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	// fbpub knows it, so that the requester's own folders are found
 	// under the exact name.
 	up := upload.Request{User: f.who.User, Password: pass, Owner: owner, Folder: f.folder, Body: body, Charset: charset}
-	if tags := r.Header.Get("If-Match"); tags != "" {
-		up.Check = h.ifMatch(tags, query)
-	}
+	up.Check = h.preconditions(r.Header, query)
 	res, err := h.opts.Upload(r.Context(), up)
 	if err != nil {
 		return err // classify says what the client sees
@@ -110,23 +114,50 @@ func (h *Handler) uploadBody(w http.ResponseWriter, r *http.Request) ([]byte, er
 	return body, nil
 }
 
-// ifMatch returns the upload's Check for an If-Match header: the feed of
-// the folder query names, read fresh, must have one of the entity tags
-// (errPreconditionFailed otherwise, as when there is no such feed).
-func (h *Handler) ifMatch(tags string, query feed.CalendarQuery) func(context.Context) error {
+// preconditions returns the upload's Check for the preconditions of a PUT,
+// or nil when it has none. They are evaluated as RFC 9110 §13.2.2 orders
+// them, against the feed of the folder query names, read fresh once the
+// upload holds the folder:
+//
+//   - If-Match: the feed must have one of the entity tags (compared
+//     strongly), else errPreconditionFailed, as when there is no feed;
+//   - If-Unmodified-Since, only without If-Match: the feed's
+//     Last-Modified must not be after the date, else errModifiedSince. A
+//     value that is not an HTTP-date is ignored, as is the header when
+//     fbpub knows no modification date (§13.1.4);
+//   - If-None-Match: "*" fails when the feed exists, which a published
+//     folder's always does, and a list of tags when the feed has one of
+//     them (compared weakly, §13.1.2): errNoneMatch. A client that means
+//     to create a calendar cannot overwrite one so.
+//
+// If-Modified-Since applies to GET and HEAD only (§13.1.3) and is
+// ignored.
+func (h *Handler) preconditions(hd http.Header, query feed.CalendarQuery) func(context.Context) error {
+	match := strings.Join(hd.Values("If-Match"), ",")
+	noneMatch := strings.Join(hd.Values("If-None-Match"), ",")
+	var unmodified time.Time
+	if v := hd.Get("If-Unmodified-Since"); v != "" && match == "" {
+		unmodified, _ = http.ParseTime(v) // zero, and ignored, when invalid
+	}
+	if match == "" && noneMatch == "" && unmodified.IsZero() {
+		return nil
+	}
 	return func(ctx context.Context) error {
 		if err := h.opts.Cache.Check(ctx, query.Owner); err != nil {
 			return err
 		}
 		a, err := h.opts.Cache.Calendar(ctx, query)
-		if errors.Is(err, feed.ErrNotFound) {
-			return errPreconditionFailed
-		}
-		if err != nil {
+		exists := err == nil
+		if err != nil && !errors.Is(err, feed.ErrNotFound) {
 			return err
 		}
-		if !etagMatches(tags, a.ETag) {
+		switch {
+		case match != "" && (!exists || !etagMatches(match, a.ETag)):
 			return errPreconditionFailed
+		case !unmodified.IsZero() && exists && !a.Modified.IsZero() && a.Modified.Truncate(time.Second).After(unmodified):
+			return errModifiedSince
+		case noneMatch != "" && exists && etagMatchesWeakly(noneMatch, a.ETag):
+			return errNoneMatch
 		}
 		return nil
 	}
@@ -201,6 +232,20 @@ func (h *Handler) published(ctx context.Context, owner string, segs []string) (s
 		return "", feed.ErrNotFound
 	}
 	return found, nil
+}
+
+// etagMatchesWeakly applies If-None-Match: "*", or one of a list of
+// entity tags, compared weakly (a W/ prefix on either side does not
+// count); the gzip variant of a tag names the same content.
+func etagMatchesWeakly(header, current string) bool {
+	current = strings.TrimPrefix(current, "W/")
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == current || t == strings.TrimSuffix(current, `"`)+`-gzip"` {
+			return true
+		}
+	}
+	return false
 }
 
 // etagMatches applies If-Match: "*", or one of a list of entity tags,

@@ -79,3 +79,47 @@ func TestUploadCharset(t *testing.T) {
 		t.Errorf("Latin-1 PUT that says so = %d %q:\n%s", r.code, r.hdr.Get("X-Fbpub-Upload"), r.body)
 	}
 }
+
+// TestUploadPreconditions: a PUT honours If-None-Match and
+// If-Unmodified-Since as RFC 9110 §13.2.2 orders them, against the feed
+// it would replace, and changes nothing when one fails.
+func TestUploadPreconditions(t *testing.T) {
+	s := setupUploads(t)
+	const path = "/calendar/alice/Calendar.ics"
+	cur := s.do(t, "GET", path, asAlice...)
+	etag, modified := cur.hdr.Get("ETag"), cur.hdr.Get("Last-Modified")
+	if etag == "" || modified == "" {
+		t.Fatalf("GET: ETag %q, Last-Modified %q", etag, modified)
+	}
+	// Would delete a1, the folder's only event.
+	other := ics("n1", "New", "20250307T090000Z", "20250307T100000Z")
+	for _, tc := range []struct {
+		hdr []string
+		msg string
+	}{
+		{[]string{"If-None-Match", "*"}, "If-None-Match"},
+		{[]string{"If-None-Match", `"x", ` + etag}, "If-None-Match"},
+		{[]string{"If-None-Match", "W/" + etag}, "If-None-Match"},
+		{[]string{"If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT"}, "If-Unmodified-Since"},
+	} {
+		r := s.put(t, path, other, append(asAlice, tc.hdr...)...)
+		if r.code != http.StatusPreconditionFailed || !strings.Contains(r.body, tc.msg) {
+			t.Errorf("PUT with %q = %d %q; want 412 naming %s", tc.hdr, r.code, r.body, tc.msg)
+		}
+	}
+	if after := s.do(t, "GET", path, asAlice...); after.hdr.Get("ETag") != etag {
+		t.Fatalf("a PUT whose precondition failed changed the calendar:\n%s", after.body)
+	}
+	// If-Match, when present, decides, and If-Unmodified-Since is not
+	// evaluated (§13.1.4); a date that does not parse is ignored.
+	for _, hdr := range [][]string{
+		{"If-Match", etag, "If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT"},
+		{"If-Unmodified-Since", "yesterday"},
+		{"If-Unmodified-Since", modified, "If-None-Match", `"something else"`},
+	} {
+		body := ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z") // as it is: unchanged
+		if r := s.put(t, path, body, append(asAlice, hdr...)...); r.code != 200 {
+			t.Errorf("PUT with %q = %d %q; want 200", hdr, r.code, r.body)
+		}
+	}
+}
