@@ -49,6 +49,9 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkUploadCoding(w, r); err != nil {
+		return err
+	}
 	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
 	// folder the owner has not shared with the proxy. From here on the
 	// owner is spelt as the folder list spells it, whatever the URL said,
@@ -97,17 +100,43 @@ func checkUploadType(r *http.Request) (charset string, err error) {
 	return params["charset"], nil
 }
 
+// checkUploadCoding refuses a body with a content coding (RFC 9110
+// §8.4): fbpub does not decode uploads (a small gzip body can inflate to
+// far more than upload.max_bytes), so such a body gets 415 with
+// Accept-Encoding: identity (RFC 7694), rather than being read as a
+// calendar it is not.
+func checkUploadCoding(w http.ResponseWriter, r *http.Request) error {
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for coding := range strings.SplitSeq(v, ",") {
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				w.Header().Set("Accept-Encoding", "identity")
+				return &httpError{code: http.StatusUnsupportedMediaType, msg: "fbpub does not take compressed uploads: send the calendar without Content-Encoding"}
+			}
+		}
+	}
+	return nil
+}
+
+// maxUpload is the largest body an upload may have.
+func (h *Handler) maxUpload() int64 {
+	if h.opts.MaxUpload <= 0 {
+		return defaultMaxUpload
+	}
+	return h.opts.MaxUpload
+}
+
+func tooLarge(limit int64) error {
+	return &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the calendar is larger than %d bytes", limit)}
+}
+
 // uploadBody reads the body of an upload, at most Options.MaxUpload bytes.
 func (h *Handler) uploadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	limit := h.opts.MaxUpload
-	if limit <= 0 {
-		limit = defaultMaxUpload
-	}
+	limit := h.maxUpload()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("the calendar is larger than %d bytes", limit)}
+			return nil, tooLarge(limit)
 		}
 		return nil, badRequest("reading the upload: %v", err)
 	}

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,5 +124,39 @@ func TestUploadPreconditions(t *testing.T) {
 		if r := s.put(t, path, body, append(asAlice, hdr...)...); r.code != 200 {
 			t.Errorf("PUT with %q = %d %q; want 200", hdr, r.code, r.body)
 		}
+	}
+}
+
+// setupCountedUploads serves the fake source with a stand-in uploader
+// that counts its calls, and a 4 KiB upload limit.
+func setupCountedUploads(t *testing.T, uploads *atomic.Int64) *unitServer {
+	return setupUnit(t, time.Hour, func(o *Options, _ feed.Source) {
+		o.MaxUpload = 4096
+		o.Upload = func(ctx context.Context, r upload.Request) (upload.Result, error) {
+			uploads.Add(1)
+			return upload.Result{Unchanged: 1}, nil
+		}
+	})
+}
+
+// TestUploadCompressed: a compressed upload is 415 saying that fbpub
+// takes the identity coding only (RFC 7694); fbpub does not decode
+// uploads.
+func TestUploadCompressed(t *testing.T) {
+	var uploads atomic.Int64
+	s := setupCountedUploads(t, &uploads)
+	const path = "/calendar/alice/Calendar.ics"
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z")))
+	zw.Close()
+	for _, coding := range []string{"gzip", "identity, gzip", "br"} {
+		r := s.put(t, path, gz.String(), append(asAlice, "Content-Encoding", coding)...)
+		if r.code != http.StatusUnsupportedMediaType || r.hdr.Get("Accept-Encoding") != "identity" || !strings.Contains(r.body, "Content-Encoding") {
+			t.Errorf("PUT with Content-Encoding %q = %d, Accept-Encoding %q, %q; want 415 accepting identity", coding, r.code, r.hdr.Get("Accept-Encoding"), r.body)
+		}
+	}
+	if n := uploads.Load(); n != 0 {
+		t.Errorf("compressed bodies reached the uploader %d times", n)
 	}
 }
