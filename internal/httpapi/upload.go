@@ -52,6 +52,12 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request) error {
 	if err := checkUploadCoding(w, r); err != nil {
 		return err
 	}
+	// A body declared larger than the limit is refused before a byte of
+	// it is read: a client that sent Expect: 100-continue is answered
+	// 413 instead of being told to send it.
+	if limit := h.maxUpload(); r.ContentLength > limit {
+		return tooLarge(limit)
+	}
 	// Only a calendar fbpub publishes takes uploads: not INBOX, not a
 	// folder the owner has not shared with the proxy. From here on the
 	// owner is spelt as the folder list spells it, whatever the URL said,

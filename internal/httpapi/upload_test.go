@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -158,5 +161,33 @@ func TestUploadCompressed(t *testing.T) {
 	}
 	if n := uploads.Load(); n != 0 {
 		t.Errorf("compressed bodies reached the uploader %d times", n)
+	}
+}
+
+// TestUploadDeclaredTooLarge: an upload whose declared length is over the
+// limit is 413 before its body is asked for: a client that sent Expect:
+// 100-continue gets 413, not 100 Continue.
+func TestUploadDeclaredTooLarge(t *testing.T) {
+	var uploads atomic.Int64
+	s := setupCountedUploads(t, &uploads)
+	const path = "/calendar/alice/Calendar.ics"
+	// A raw request: the head alone, announcing a body it never sends.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: fbpub\r\n%s: %s\r\nContent-Type: text/calendar\r\nContent-Length: 99999999999\r\nExpect: 100-continue\r\n\r\n", path, asAlice[0], asAlice[1])
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("PUT announcing 99999999999 bytes with Expect: 100-continue = %d first; want 413 at once", resp.StatusCode)
+	}
+	if n := uploads.Load(); n != 0 {
+		t.Errorf("an oversized body reached the uploader %d times", n)
 	}
 }
