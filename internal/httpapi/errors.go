@@ -44,6 +44,7 @@ func classify(err error) (int, string) {
 	var (
 		he     *httpError
 		dup    *upload.DuplicateError
+		enc    *upload.EncodingError
 		denied *upload.DeniedError
 	)
 	switch {
@@ -52,6 +53,10 @@ func classify(err error) (int, string) {
 	// The refusals of an upload (Options.Upload).
 	case errors.As(err, &dup):
 		return http.StatusBadRequest, dup.Error() + "; nothing was changed"
+	case errors.As(err, &enc):
+		return http.StatusBadRequest, enc.Error() + "; nothing was changed"
+	case errors.Is(err, upload.ErrCharset):
+		return http.StatusUnsupportedMediaType, "fbpub cannot read the charset the calendar names: send it as UTF-8; nothing was changed"
 	case errors.Is(err, upload.ErrUnavailable):
 		return http.StatusServiceUnavailable, "calendar store unavailable; retry the upload later (a retry completes any part already written)"
 	case errors.As(err, &denied):

@@ -38,6 +38,12 @@ func TestClassify(t *testing.T) {
 		{upload.ErrAuth, http.StatusUnauthorized, "wrong user name or password"},
 		{fmt.Errorf("%w: the calendar holds more than 5 events", upload.ErrTooMany), http.StatusRequestEntityTooLarge,
 			"the calendar holds more than 5 events"},
+		{&upload.EncodingError{Line: 7}, http.StatusBadRequest,
+			"line 7 of the calendar is not valid UTF-8: send it as UTF-8, or name its charset; nothing was changed"},
+		{&upload.EncodingError{Charset: "shift_jis", Line: 2}, http.StatusBadRequest,
+			"line 2 of the calendar is not valid shift_jis, the charset it names; nothing was changed"},
+		{fmt.Errorf("%w: %q", upload.ErrCharset, "x-martian"), http.StatusUnsupportedMediaType,
+			"fbpub cannot read the charset the calendar names: send it as UTF-8; nothing was changed"},
 		{fmt.Errorf("%w: line 3: no BEGIN", upload.ErrBadInput), http.StatusBadRequest,
 			"the upload is not a calendar fbpub can read; nothing was changed"},
 	} {

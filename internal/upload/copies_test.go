@@ -408,3 +408,85 @@ func testLogWithoutRead(t *testing.T, srv *testbed.Server) {
 		t.Errorf("log holds %v, want the replaced Alpha", got)
 	}
 }
+
+// TestStaleDelegateCannotResurrect: an event the owner deleted is not
+// brought back by a delegate's stale upload, whatever the delegate's
+// rights on the log. One who may read the log has the stale copy refused;
+// one who may not (i alone, or no right at all) cannot tell a deleted
+// copy from a new event, so an upload that would add an event is refused
+// whole, with nothing written. Changing and deleting the events the
+// folder holds needs no look at the log and still works.
+func TestStaleDelegateCannotResurrect(t *testing.T) {
+	onBothServers(t, testStaleDelegateCannotResurrect)
+}
+
+func testStaleDelegateCannotResurrect(t *testing.T, srv *testbed.Server) {
+	for _, logRights := range []string{"lri", "li", "i", ""} {
+		t.Run("log "+logRights, func(t *testing.T) {
+			seed(t, srv, ev("a1", "One", ""), ev("a4", "Four", ""))
+			srv.SetACL(t, "alice", "Calendar", "bob", "lrswite")
+			svc := newService(srv.Addr)
+			alice := Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice", Folder: []string{"Calendar"}}
+			alice.Body = cal(ev("a1", "One", ""))
+			if res, err := svc.Put(t.Context(), alice); err != nil || res != (Result{Deleted: 1, Unchanged: 1}) {
+				t.Fatalf("alice deleting a4: %+v, %v", res, err)
+			}
+			if logRights != "" {
+				srv.SetACL(t, "alice", DefaultLogFolder, "bob", logRights)
+			}
+			before, logBefore := state(t, srv, "alice", "Calendar"), state(t, srv, "alice", DefaultLogFolder)
+
+			bob := Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice", Folder: []string{"Calendar"}}
+			bob.Body = cal(ev("a1", "One", ""), ev("a4", "Four", "")) // stale: a4 as it was
+			res, err := svc.Put(t.Context(), bob)
+			var de *DeniedError
+			switch {
+			case strings.Contains(logRights, "r"):
+				if err != nil || res != (Result{Unchanged: 1, Refused: 1}) {
+					t.Errorf("stale upload by bob with %q on the log: %+v, %v; want a4 refused", logRights, res, err)
+				}
+			case !errors.As(err, &de) || de.Right != acl.Read || de.Folder != DefaultLogFolder:
+				t.Errorf("stale upload by bob with %q on the log: %+v, %v; want a DeniedError for r on the log", logRights, res, err)
+			}
+			if got := copiesIn(t, srv, "alice", "Calendar"); fmt.Sprint(got) != "map[a1:[One]]" {
+				t.Errorf("bob's stale upload brought a4 back: the folder holds %v", got)
+			}
+			if after := state(t, srv, "alice", "Calendar"); after != before {
+				t.Errorf("a refused upload changed the folder")
+			}
+			if after := state(t, srv, "alice", DefaultLogFolder); after != logBefore {
+				t.Errorf("a refused upload changed the log")
+			}
+
+			// Changing an event the folder holds needs no look at the log.
+			if !strings.Contains(logRights, "i") {
+				return // nor can bob log the replaced copy
+			}
+			bob.Body = cal(ev("a1", "One by bob", "1"))
+			if res, err := svc.Put(t.Context(), bob); err != nil || res != (Result{Replaced: 1}) {
+				t.Errorf("bob changing a1 with %q on the log: %+v, %v", logRights, res, err)
+			}
+		})
+	}
+}
+
+// TestHiddenLogRightNamed: a delegate who cannot see the owner's log,
+// which exists, is told the right they lack on it (i), not that they may
+// not create it.
+func TestHiddenLogRightNamed(t *testing.T) { onBothServers(t, testHiddenLogRightNamed) }
+
+func testHiddenLogRightNamed(t *testing.T, srv *testbed.Server) {
+	seed(t, srv, ev("a1", "One", ""))
+	srv.CreateFolder(t, "alice", DefaultLogFolder)
+	srv.SetACL(t, "alice", "Calendar", "bob", "lrswite")
+	before, logBefore := state(t, srv, "alice", "Calendar"), state(t, srv, "alice", DefaultLogFolder)
+	res, err := newService(srv.Addr).Put(t.Context(), Request{User: "bob", Password: testbed.Password("bob"), Owner: "alice",
+		Folder: []string{"Calendar"}, Body: cal()})
+	var de *DeniedError
+	if !errors.As(err, &de) || de.Right != acl.Insert || de.Folder != DefaultLogFolder || strings.Contains(err.Error(), "to create") {
+		t.Errorf("bob deleting, without rights on the log: %+v, %v; want a DeniedError for i on the log", res, err)
+	}
+	if state(t, srv, "alice", "Calendar") != before || state(t, srv, "alice", DefaultLogFolder) != logBefore {
+		t.Errorf("a refused upload changed the folder or the log")
+	}
+}

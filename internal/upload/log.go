@@ -18,6 +18,11 @@ import (
 type deletedLog struct {
 	name   string     // its IMAP name
 	rights acl.Rights // the uploader's rights on it
+	// own: the log is the uploader's own (they are the owner), so a log
+	// they have no rights on is one that does not exist. Another user's
+	// log they have no rights on may exist, hidden from them.
+	own bool
+	// exists: the uploader knows it exists (they have rights on it).
 	exists bool
 	// held is what the log holds, by UID; nil when the uploader may not
 	// read it or it does not exist.
@@ -28,12 +33,13 @@ type deletedLog struct {
 
 // readable reports whether the uploader may read the log. A delegate who
 // may only add to it (i without r) adds every copy, without looking for
-// one made before.
+// one made before; they may not add events (see Service.permitted).
 func (lg deletedLog) readable() bool { return lg.rights.Has(acl.Read) }
 
-// readLog reads the log folder name as the uploader sees it.
-func (s *Service) readLog(ctx context.Context, sess *imapstore.Session, name string) (deletedLog, error) {
-	lg := deletedLog{name: name}
+// readLog reads the log folder name as the uploader sees it; own says
+// whether the uploader is its owner.
+func (s *Service) readLog(ctx context.Context, sess *imapstore.Session, name string, own bool) (deletedLog, error) {
+	lg := deletedLog{name: name, own: own}
 	var err error
 	if lg.rights, err = s.rights(ctx, sess, name); err != nil {
 		return lg, unavailable(err)
@@ -54,9 +60,10 @@ func (s *Service) readLog(ctx context.Context, sess *imapstore.Session, name str
 	return lg, nil
 }
 
-// writeLog appends the copies toLog to the log, creating it when it does
-// not exist, as user. Before each write it calls hold, and stops with its
-// error.
+// writeLog appends the copies toLog to the log, as user, creating it when
+// it does not exist (only the owner's own uploads get here without it:
+// see Service.permitted). Before each write it calls hold, and stops with
+// its error.
 func (s *Service) writeLog(ctx context.Context, sess *imapstore.Session, lg deletedLog, toLog []removal, user string, hold func() error) error {
 	if err := hold(); err != nil {
 		return err

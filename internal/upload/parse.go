@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-ical"
 	"github.com/fbpub/fbpub/internal/calendar"
@@ -87,21 +88,95 @@ func contentHash(o *calendar.Object) string {
 		events = append(events, o.Master)
 	}
 	for _, ev := range append(events, overrides...) {
-		cp := &ical.Component{Name: ev.Name, Props: ical.Props{}}
-		for _, ch := range ev.Children {
-			if ch.Name != ical.CompAlarm {
-				cp.Children = append(cp.Children, ch)
-			}
-		}
-		for name, ps := range ev.Props {
-			if name != ical.PropDateTimeStamp {
-				cp.Props[name] = ps
-			}
-		}
-		enc.Encode(cp)
+		enc.Encode(compared(ev))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// compared returns what of an event contentHash compares: a shallow copy
+// without DTSTAMP and without alarms.
+func compared(ev *ical.Component) *ical.Component {
+	cp := &ical.Component{Name: ev.Name, Props: ical.Props{}}
+	for _, ch := range ev.Children {
+		if ch.Name != ical.CompAlarm {
+			cp.Children = append(cp.Children, ch)
+		}
+	}
+	for name, ps := range ev.Props {
+		if name != ical.PropDateTimeStamp {
+			cp.Props[name] = ps
+		}
+	}
+	return cp
+}
+
+// generatedUID is the UID fbpub gives an uploaded event that has none:
+// derived from what contentHash compares, so that the same event
+// uploaded again, with a new DTSTAMP as clients write on every export,
+// gets the same UID and is found unchanged rather than deleted and added.
+// It has the form of the UIDs calendar.Objects derives.
+func generatedUID(ev *ical.Component) string {
+	cp := compared(ev)
+	delete(cp.Props, ical.PropUID) // absent or blank
+	h := sha256.New()
+	calendar.NewEncoder(h).Encode(cp)
+	return "fbpub-" + hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// utf8Text returns body, in the named charset ("" is UTF-8), as UTF-8: an
+// upload is stored as UTF-8, so text that is not valid in its charset is
+// an *EncodingError rather than stored with the invalid octets under a
+// UTF-8 label, or with U+FFFD in their place. Other charsets are
+// converted as MIME parts are (calendar.ToUTF8); one it does not know is
+// ErrCharset.
+func utf8Text(body []byte, charset string) ([]byte, error) {
+	if charset == "" || isUTF8(charset) {
+		if utf8.Valid(body) {
+			return body, nil
+		}
+		return nil, &EncodingError{Charset: charset, Line: lineOf(body, invalidAt(body))}
+	}
+	out, err := calendar.ToUTF8(charset, body)
+	if errors.Is(err, calendar.ErrCharset) {
+		return nil, fmt.Errorf("%w: %q", ErrCharset, charset)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	// ToUTF8 writes U+FFFD for octets that are not valid in the charset.
+	if i := bytes.Index(out, replacement); i >= 0 && !bytes.Contains(body, replacement) {
+		return nil, &EncodingError{Charset: charset, Line: lineOf(out, i)}
+	}
+	if !utf8.Valid(out) { // mislabelled text ToUTF8 passed on as it was
+		return nil, &EncodingError{Charset: charset, Line: lineOf(out, invalidAt(out))}
+	}
+	return out, nil
+}
+
+// replacement is U+FFFD in UTF-8.
+var replacement = []byte("\uFFFD")
+
+// isUTF8 reports whether a charset label names UTF-8.
+func isUTF8(label string) bool {
+	label = strings.TrimSpace(label)
+	return strings.EqualFold(label, "utf-8") || strings.EqualFold(label, "utf8")
+}
+
+// invalidAt returns the offset of the first octet of b that is not valid
+// UTF-8, or len(b).
+func invalidAt(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// lineOf returns the line (from 1) that holds offset i of text.
+func lineOf(text []byte, i int) int { return 1 + bytes.Count(text[:i], []byte("\n")) }
 
 // tooMany is the error for an upload of more than MaxEvents events.
 func (s *Service) tooMany() error {
@@ -138,7 +213,10 @@ func (s *Service) split(body []byte) ([]object, error) {
 		noUID := false
 		for _, ev := range o.Events() {
 			if p := ev.Props.Get(ical.PropUID); p == nil || strings.TrimSpace(p.Value) == "" {
-				// Objects gave it a stable UID from its content; write it.
+				// Objects gave it a UID from its whole text, DTSTAMP
+				// included; it is alone in its object. Give it one that
+				// stays when only DTSTAMP changes, and write it.
+				o.UID = generatedUID(ev)
 				ev.Props.SetText(ical.PropUID, o.UID)
 				noUID = true
 			}

@@ -187,8 +187,24 @@ func (s *Service) permitted(p plan, rights acl.Rights, lg deletedLog, r Request)
 			return &DeniedError{Right: acl.Expunge, Folder: name, Why: "change or delete events"}
 		}
 	}
-	if len(p.toLog) > 0 && lg.exists && !lg.rights.Has(acl.Insert) {
-		return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log"}
+	// A UID new to the folder may be one deleted before: only the log
+	// tells (see reconcile). An uploader who may not read it cannot tell
+	// a stale copy from a new event, so they may not add events; nor may
+	// one who cannot see the owner's log at all, which may exist, hidden.
+	// Changing or deleting an event the folder holds needs no look at the
+	// log: the folder's own copies decide.
+	if p.result.Added > 0 && !lg.readable() && (lg.exists || !lg.own) {
+		return &DeniedError{Right: acl.Read, Folder: s.opts.LogFolder, Why: "add events: fbpub checks there that an event added is not one deleted before"}
+	}
+	if len(p.toLog) > 0 {
+		switch {
+		case lg.exists && !lg.rights.Has(acl.Insert):
+			return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log"}
+		case !lg.exists && !lg.own:
+			// Hidden or missing: the uploader cannot tell which. Either
+			// way they need to add to it, and the owner to have made it.
+			return &DeniedError{Right: acl.Insert, Folder: s.opts.LogFolder, Why: "keep deleted and replaced events in the log (" + r.Owner + " must create it first if it does not exist)"}
+		}
 	}
 	return nil
 }

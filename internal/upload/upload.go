@@ -12,7 +12,8 @@
 //
 //   - a UID new to the folder is appended — unless the deleted-events log
 //     holds a copy at least as new: a stale client cannot undo someone's
-//     deletion;
+//     deletion. An uploader who may not read the log cannot be checked
+//     so, and may not add UIDs at all;
 //   - a UID already there is left alone when its copies together hold
 //     the upload's content (one copy, or a series and its overrides in
 //     messages of their own); else the upload's copy is refused, whatever
@@ -76,6 +77,9 @@ var (
 	ErrNotFound = errors.New("upload: no such folder")
 	// ErrAuth: the uploader's credentials were refused.
 	ErrAuth = errors.New("upload: wrong user name or password")
+	// ErrCharset: the upload names a charset fbpub cannot convert to
+	// UTF-8; nothing was changed.
+	ErrCharset = errors.New("upload: unknown charset")
 	// ErrUnavailable: the conversation with the IMAP server failed (it
 	// could not be reached, the connection broke, it stopped answering);
 	// a retry may succeed and converges (see the package comment).
@@ -91,8 +95,8 @@ type DuplicateError struct {
 	// RecurrenceID is the overrides' RECURRENCE-ID as written, or "" for
 	// two masters.
 	RecurrenceID string
-	// NoUID: the two events have no UID and are identical; UID is the one
-	// fbpub derived from their content.
+	// NoUID: the two events have no UID and are identical but for
+	// DTSTAMP and alarms; UID is the one fbpub derived from their content.
 	NoUID bool
 }
 
@@ -106,7 +110,7 @@ func (e *DuplicateError) Error() string {
 	}
 	switch {
 	case e.NoUID:
-		return "the calendar holds two identical events without a UID; remove one"
+		return "the calendar holds two events without a UID that differ at most in DTSTAMP and alarms; remove one"
 	case e.RecurrenceID != "":
 		return fmt.Sprintf("the calendar holds two overrides of UID %q with RECURRENCE-ID %q; only one can be stored", clip(e.UID), clip(e.RecurrenceID))
 	}
@@ -114,6 +118,31 @@ func (e *DuplicateError) Error() string {
 }
 
 func (e *DuplicateError) Unwrap() error { return ErrBadInput }
+
+// EncodingError is an upload whose text is not valid in its charset:
+// UTF-8 when it names none, as RFC 5545 has it. fbpub stores calendars as
+// UTF-8 and will not guess, so the upload is refused and nothing is
+// changed. It wraps ErrBadInput.
+type EncodingError struct {
+	// Charset is the charset the upload named, or "" for none.
+	Charset string
+	// Line is the line (from 1) of the first octet that is not valid.
+	Line int
+}
+
+// Error is meant for the uploader.
+func (e *EncodingError) Error() string {
+	if e.Charset == "" || isUTF8(e.Charset) {
+		return fmt.Sprintf("line %d of the calendar is not valid UTF-8: send it as UTF-8, or name its charset", e.Line)
+	}
+	cs := e.Charset
+	if len(cs) > 40 {
+		cs = strings.ToValidUTF8(cs[:40], "") + "…"
+	}
+	return fmt.Sprintf("line %d of the calendar is not valid %s, the charset it names", e.Line, cs)
+}
+
+func (e *EncodingError) Unwrap() error { return ErrBadInput }
 
 // DeniedError says which right the uploader lacks on which folder.
 type DeniedError struct {
@@ -217,6 +246,11 @@ type Request struct {
 	Folder []string
 	// Body is the whole calendar.
 	Body []byte
+	// Charset is the charset Body is in, as its media type's charset
+	// parameter names it; "" is UTF-8. Body is converted to UTF-8 before
+	// anything else (an unknown charset is ErrCharset, text not valid in
+	// its charset an *EncodingError).
+	Charset string
 	// Check, when set, is called once the folder is held (no other upload
 	// through this Service, or a replica sharing its Redis, can change
 	// it) and read, before anything is written; it is called again when
@@ -243,7 +277,11 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 	if slices.Equal(r.Folder, strings.Split(s.opts.LogFolder, "/")) {
 		return Result{}, fmt.Errorf("%w: %s is the deleted-events log", ErrBadInput, s.opts.LogFolder)
 	}
-	incoming, err := s.split(r.Body)
+	body, err := utf8Text(r.Body, r.Charset)
+	if err != nil {
+		return Result{}, err
+	}
+	incoming, err := s.split(body)
 	if err != nil {
 		return Result{}, err
 	}
@@ -292,7 +330,7 @@ func (s *Service) Put(ctx context.Context, r Request) (Result, error) {
 			}
 			// The plan may have changed the objects (alarms kept):
 			// plan again from the upload as sent.
-			if incoming, err = s.split(r.Body); err != nil {
+			if incoming, err = s.split(body); err != nil {
 				return Result{}, err
 			}
 			continue
@@ -320,7 +358,7 @@ func (s *Service) prepare(ctx context.Context, sess *imapstore.Session, folder, 
 			return nil, deletedLog{}, plan{}, err
 		}
 	}
-	lg, err := s.readLog(ctx, sess, logFolder)
+	lg, err := s.readLog(ctx, sess, logFolder, r.Owner == sess.User())
 	if err != nil {
 		return nil, deletedLog{}, plan{}, err
 	}

@@ -488,3 +488,37 @@ func testKolabFolder(t *testing.T, srv *testbed.Server) {
 		t.Errorf("second upload: %+v, %v", res, err)
 	}
 }
+
+// TestNoUIDStable: an event without a UID, uploaded again with only its
+// DTSTAMP changed (clients rewrite it on every export), keeps the UID
+// fbpub gave it and is left alone, rather than deleted, logged and added
+// again under a new UID on every upload.
+func TestNoUIDStable(t *testing.T) { onBothServers(t, testNoUIDStable) }
+
+func testNoUIDStable(t *testing.T, srv *testbed.Server) {
+	seed(t, srv)
+	svc := newService(srv.Addr)
+	noUID := func(stamp string) []byte {
+		return cal("BEGIN:VEVENT\r\nDTSTAMP:" + stamp + "\r\nDTSTART:20250310T090000Z\r\nDTEND:20250310T100000Z\r\nSUMMARY:No UID\r\nEND:VEVENT\r\n")
+	}
+	var uids []string
+	for i, stamp := range []string{"20250101T000000Z", "20250102T000000Z", "20250103T000000Z"} {
+		res, err := svc.Put(t.Context(), Request{User: "alice", Password: testbed.Password("alice"), Owner: "alice",
+			Folder: []string{"Calendar"}, Body: noUID(stamp)})
+		want := Result{Unchanged: 1}
+		if i == 0 {
+			want = Result{Added: 1}
+		}
+		if err != nil || res != want {
+			t.Errorf("upload %d (DTSTAMP %s): %+v, %v; want %+v", i+1, stamp, res, err, want)
+		}
+		got, _ := content(t, srv, "alice", "Calendar")
+		uids = append(uids, fmt.Sprint(sortedKeys(got)))
+	}
+	if uids[0] != uids[1] || uids[1] != uids[2] || !strings.HasPrefix(uids[0], "[fbpub-") {
+		t.Errorf("the folder's UIDs after each upload: %v; want one fbpub- UID, the same each time", uids)
+	}
+	if logged, _ := content(t, srv, "alice", DefaultLogFolder); len(logged) != 0 {
+		t.Errorf("re-uploads logged %v", logged)
+	}
+}
