@@ -652,3 +652,74 @@ func TestTriggerListsOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestFeedOneCopyPerUID: where a folder holds two copies of one event (a
+// client that appends the new copy before it deletes the old, an
+// interrupted upload), the feed gives the newest only, as free/busy
+// counts it: by SEQUENCE, then the copy appended last. That holds across
+// the folders of an answer, in every view.
+func TestFeedOneCopyPerUID(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			ctx := t.Context()
+			setupAlice(t, srv)
+			// Created first: both servers give a new folder its parent's ACL.
+			srv.CreateFolder(t, "alice", "Calendar/Private")
+			srv.SetACL(t, "alice", "Calendar/Private", testbed.Proxy, "lra")
+			srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lra")
+			srv.SetACL(t, "alice", "Calendar", "bob", "lr")
+			f := newFixtureOn(t, srv, 0)
+			day := time.Now().UTC().AddDate(0, 0, 1)
+			copyOf := func(uid, summary string, seq, hour int) []byte {
+				return testbed.CalendarMessage(uid, strings.Replace(event(uid, summary, day, hour), "SUMMARY:", fmt.Sprintf("SEQUENCE:%d\r\nSUMMARY:", seq), 1))
+			}
+			for _, m := range []struct {
+				folder string
+				body   []byte
+			}{
+				{"Calendar", copyOf("standup", "Standup v1", 1, 9)},
+				{"Calendar", copyOf("standup", "Standup v0", 0, 8)}, // appended later, but older
+				{"Calendar", copyOf("retro", "Retro first", 0, 10)},
+				{"Calendar", copyOf("retro", "Retro second", 0, 11)}, // a tie: the later copy
+				{"Calendar", copyOf("other", "Other", 0, 13)},
+				{"Calendar/Private", copyOf("other", "Other moved", 5, 15)},
+			} {
+				srv.Append(t, "alice", m.folder, m.body)
+			}
+			feed := func(viewer string, folder ...string) string {
+				t.Helper()
+				a, err := f.cache.Calendar(ctx, CalendarQuery{Owner: "alice", Folder: folder, Viewer: acl.Requester{User: viewer, Confirmed: true}})
+				if err != nil {
+					t.Fatalf("Calendar: %v", err)
+				}
+				return string(a.Body)
+			}
+			at := func(hour int) string { return fmt.Sprintf("DTSTART:%sT%02d0000Z", day.Format("20060102"), hour) }
+			for _, tc := range []struct {
+				viewer    string
+				folder    []string
+				want, not []int // hours of the events shown, and not shown
+			}{
+				{"alice", []string{"Calendar"}, []int{9, 11, 13}, []int{8, 10, 15}},
+				{"alice", nil, []int{9, 11, 15}, []int{8, 10, 13}},
+				{"bob", []string{"Calendar"}, []int{9, 11, 13}, []int{8, 10, 15}},
+				{"bob", nil, []int{9, 11, 15}, []int{8, 10, 13}}, // the newer copy, as busy time
+			} {
+				body := feed(tc.viewer, tc.folder...)
+				for _, h := range tc.want {
+					if !strings.Contains(body, at(h)) {
+						t.Errorf("%s's feed of %q: no event at %02d:00:\n%s", tc.viewer, tc.folder, h, body)
+					}
+				}
+				for _, h := range tc.not {
+					if strings.Contains(body, at(h)) {
+						t.Errorf("%s's feed of %q: the older copy at %02d:00 is still there:\n%s", tc.viewer, tc.folder, h, body)
+					}
+				}
+				if n := strings.Count(body, "BEGIN:VEVENT"); n != 3 {
+					t.Errorf("%s's feed of %q has %d events, want 3 (one per UID)", tc.viewer, tc.folder, n)
+				}
+			}
+		})
+	}
+}

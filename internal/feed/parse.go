@@ -3,6 +3,7 @@ package feed
 import (
 	"bytes"
 	"errors"
+	"hash/fnv"
 	"sync"
 	"sync/atomic"
 	"unique"
@@ -28,6 +29,11 @@ type message struct {
 	// two: a snapshot holds a message struct per event.
 	body    []byte
 	nevents uint32
+	// master is a hash of the UID of the message's event when it holds
+	// one event (a master, with or without overrides) and nothing else,
+	// never 0; else 0. Two messages with one value may be two copies of
+	// one event (see superseded). It fills what was padding.
+	master uint32
 	// zones are the message's VTIMEZONEs, in order, each with the TZID
 	// its events refer to it by ("" when none does). Their text is
 	// interned: most messages of a site carry the same few definitions.
@@ -117,6 +123,11 @@ func newMessage(objs []*calendar.Object) message {
 		return message{}
 	}
 	m := message{lazy: &lazyViews{}}
+	if len(objs) == 1 && objs[0].Master != nil {
+		h := fnv.New32a()
+		h.Write([]byte(objs[0].UID))
+		m.master = h.Sum32() | 1
+	}
 	// Encoded in a pooled buffer, then copied once at its final size.
 	b := encodeBuffers.Get().(*bytes.Buffer)
 	defer encodeBuffers.Put(b)

@@ -300,6 +300,7 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		// messageView): a reader's view of one message may depend on
 		// the others.
 		series := seriesOf(snaps, levels)
+		older := superseded(snaps, levels)
 		zones := map[string]*ical.Component{}
 		n := 0
 		for _, s := range snaps {
@@ -310,7 +311,7 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		for i, s := range snaps {
 			objs := s.messageObjects()
 			for j := range s.msgs {
-				if m := &s.msgs[j]; !m.deleted {
+				if m := &s.msgs[j]; !m.deleted && !older[m] {
 					v := messageView(m, func() []*calendar.Object { return objs(j) }, levels[i], series, zones)
 					bodies = append(bodies, v)
 					size += len(v)
@@ -339,6 +340,78 @@ func (c *Cache) Calendar(ctx context.Context, q CalendarQuery) (*Answer, error) 
 		b.WriteString("END:VCALENDAR\r\n")
 		return b.Bytes(), nil
 	})
+}
+
+// superseded returns the messages of snaps that hold an older copy of an
+// event another message of the answer holds: two masters of one UID, as
+// clients that replace a message by appending the new copy first leave
+// for a while, and an interrupted upload for longer. Free/busy counts the
+// newest only (calendar.Unite); so does the feed, which then gives one
+// master per UID as RFC 5545 has it, and which an upload of it back
+// accepts (it refuses two). The newest is the one calendar.VersionOf
+// orders last, the later message on a tie, as Unite has it. Only messages
+// holding one event and nothing else are dropped, and only those of
+// folders the requester may see (levels) count: a copy they cannot see
+// hides nothing from them. Messages are decoded only when two hold
+// events whose UIDs hash alike (message.master); nil when none do.
+func superseded(snaps []*Snapshot, levels []acl.Access) map[*message]bool {
+	type at struct{ s, j int }
+	first := map[uint32]at{}
+	var alike map[uint32][]at
+	for i, s := range snaps {
+		if levels[i] == acl.NoAccess {
+			continue
+		}
+		for j := range s.msgs {
+			m := &s.msgs[j]
+			if m.deleted || m.master == 0 {
+				continue
+			}
+			f, ok := first[m.master]
+			if !ok {
+				first[m.master] = at{i, j}
+				continue
+			}
+			if alike == nil {
+				alike = map[uint32][]at{}
+			}
+			if len(alike[m.master]) == 0 {
+				alike[m.master] = []at{f}
+			}
+			alike[m.master] = append(alike[m.master], at{i, j})
+		}
+	}
+	if alike == nil {
+		return nil
+	}
+	objs := make([]func(int) []*calendar.Object, len(snaps))
+	older := map[*message]bool{}
+	type newest struct {
+		m *message
+		v calendar.Version
+	}
+	for _, ats := range alike {
+		byUID := map[string]newest{}
+		for _, a := range ats {
+			if objs[a.s] == nil {
+				objs[a.s] = snaps[a.s].messageObjects()
+			}
+			os := objs[a.s](a.j)
+			if len(os) != 1 || os[0].Master == nil {
+				continue
+			}
+			m, v := &snaps[a.s].msgs[a.j], calendar.VersionOf(os[0].Events()...)
+			if w, ok := byUID[os[0].UID]; !ok {
+				byUID[os[0].UID] = newest{m, v}
+			} else if v.Compare(w.v) >= 0 {
+				older[w.m] = true
+				byUID[os[0].UID] = newest{m, v}
+			} else {
+				older[m] = true
+			}
+		}
+	}
+	return older
 }
 
 // withoutAlarms returns ev without VALARM children. The properties are
