@@ -209,8 +209,45 @@ func (p *timeParser) ruleOptions(value string, first stamp) (*rrule.ROption, err
 	if !reachable(opt, first.t) {
 		return nil, fmt.Errorf("calendar: RRULE selects no time of day its interval reaches: %w", errBadRule)
 	}
+	if !setPosReachable(opt) {
+		return nil, fmt.Errorf("calendar: RRULE BYSETPOS beyond any period's set: %w", errBadRule)
+	}
 	return opt, nil
 }
+
+// setPosReachable reports whether some BYSETPOS value of the rule can
+// fall within one period's set of candidates. rrule-go steps through
+// periods until one yields, up to the year 9999: FREQ=MINUTELY;BYSETPOS=2
+// (a minute's set has one candidate) would step through every minute
+// until then, for hours, and no step limit can stop it. A period's set is
+// at most its days (one for DAILY and finer, 7, 31, 366) times the times
+// of day it takes (the BYHOUR, BYMINUTE and BYSECOND values finer than
+// FREQ, one each when absent).
+func setPosReachable(opt *rrule.ROption) bool {
+	if len(opt.Bysetpos) == 0 {
+		return true
+	}
+	n := func(l []int) int { return max(len(l), 1) }
+	var size int
+	switch opt.Freq {
+	case rrule.SECONDLY:
+		size = 1
+	case rrule.MINUTELY:
+		size = n(opt.Bysecond)
+	case rrule.HOURLY:
+		size = n(opt.Byminute) * n(opt.Bysecond)
+	default:
+		days := map[rrule.Frequency]int{rrule.YEARLY: 366, rrule.MONTHLY: 31, rrule.WEEKLY: 7}[opt.Freq]
+		size = max(days, 1) * n(opt.Byhour) * n(opt.Byminute) * n(opt.Bysecond)
+	}
+	for _, pos := range opt.Bysetpos {
+		if pos != 0 && pos <= size && pos >= -size {
+			return true
+		}
+	}
+	return false
+}
+
 
 var errBadRule = errors.New("unusable recurrence rule")
 
