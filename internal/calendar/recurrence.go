@@ -59,9 +59,13 @@ func (p *timeParser) dateList(c *ical.Component, name string, fn func(s stamp, r
 
 // occurrences calls fn for every occurrence of the master's recurrence set
 // (DTSTART, RRULE and RDATE) that starts in [from, to), in no particular
-// order. RDATE PERIOD values pass their own length; others pass nil. It
-// steps over at most limit occurrences and then returns ErrTruncated.
-func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.Time, limit int, fn func(stamp, *length)) error {
+// order. RDATE PERIOD values pass their own length; others pass nil. Each
+// RRULE steps over at most limit occurrences; when one stops there, or
+// when p.budget runs out, occurrences returns an error wrapping
+// ErrTruncated and the instant up to which the set is complete: every
+// occurrence starting at or before it was passed to fn (if in [from,
+// to)), later ones may be missing.
+func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.Time, limit int, fn func(stamp, *length)) (time.Time, error) {
 	seen := map[int64]bool{}
 	emit := func(s stamp, l *length) {
 		if seen[s.t.Unix()] || s.t.Before(from) || !s.t.Before(to) {
@@ -89,12 +93,17 @@ func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.T
 		emit(s, nil)
 		return nil
 	}))
+	var complete time.Time
 	for _, pr := range c.Props.Values(ical.PropRecurrenceRule) {
-		if err := p.rrule(pr.Value, first, from, to, limit, func(s stamp) { emit(s, nil) }); err != nil {
+		reached, err := p.rrule(pr.Value, first, from, to, limit, func(s stamp) { emit(s, nil) })
+		if err != nil {
 			errs = append(errs, err)
 		}
+		if errors.Is(err, ErrTruncated) && (complete.IsZero() || reached.Before(complete)) {
+			complete = reached
+		}
 	}
-	return errors.Join(errs...)
+	return complete, errors.Join(errs...)
 }
 
 // periodLength reads the end of an RDATE PERIOD: an explicit end, or a
@@ -119,9 +128,13 @@ func (p *timeParser) periodLength(start stamp, rest string, pr ical.Prop) (lengt
 }
 
 // rrule iterates one RRULE from the series' first occurrence (see
-// ruleOptions), calling fn with each occurrence in [from, to). It steps
-// over at most limit occurrences, and takes each from p.budget.
-func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) (err error) {
+// ruleOptions), or from a later start skipAhead finds, calling fn with
+// each occurrence in [from, to). It steps over at most limit
+// occurrences, and takes each step from p.budget; when either runs out
+// it returns ErrTruncated and the start of the last occurrence it
+// reached (first's, if none), after which occurrences may be missing.
+func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) (reached time.Time, err error) {
+	reached = first.t
 	// rrule-go panics on some input (a DTSTART in year 0, for one); one bad
 	// rule must not take the folder down.
 	defer func() {
@@ -131,22 +144,31 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 	}()
 	opt, err := p.ruleOptions(value, first)
 	if err != nil {
-		return err
+		return reached, err
+	}
+	if !opt.Until.IsZero() && opt.Until.Before(from) || !first.t.Before(to) {
+		return reached, nil // nothing in [from, to): no steps
+	}
+	if !p.noSkip {
+		if t, ok := skipAhead(opt, from); ok {
+			opt.Dtstart = t
+		}
 	}
 	r, err := rrule.NewRRule(*opt)
 	if err != nil {
-		return fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
+		return reached, fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
 	}
 	loc := first.t.Location()
 	next := r.Iterator()
 	for n := 0; ; n++ {
 		if n >= limit || !p.budget.take() {
-			return ErrTruncated
+			return reached, ErrTruncated
 		}
 		t, ok := next()
 		if !ok || !t.Before(to) {
-			return nil
+			return reached, nil
 		}
+		reached = t
 		if t.Before(from) {
 			continue
 		}
@@ -247,7 +269,6 @@ func setPosReachable(opt *rrule.ROption) bool {
 	}
 	return false
 }
-
 
 var errBadRule = errors.New("unusable recurrence rule")
 
