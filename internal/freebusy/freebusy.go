@@ -72,8 +72,9 @@ type Occurrence struct {
 // its own budget. Series are expanded from near the window, so a step is
 // an occurrence in the window or within a day of it: 200,000 are 500
 // daily series over the longest window (366 days), or 2,000 over the
-// default one (98 days), and take about 0.3 s of one core when every
-// step is an occurrence of its own (TestHostileFolderIsBoundedAndBusy);
+// default one (98 days), and take 0.3 to 0.6 s of one core when every
+// step is an occurrence of its own (BenchmarkHostile, whatever the
+// number of events; TestHostileFolderIsBoundedAndBusy counts the steps);
 // 2,000,000 took 6 to 10 s. What the budget does not reach counts busy.
 const DefaultBudget = 200_000
 
