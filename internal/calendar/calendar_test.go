@@ -319,6 +319,15 @@ func TestUnreachableSubDailyRulesAreRefused(t *testing.T) {
 		{"FREQ=MINUTELY;INTERVAL=15;BYHOUR=9;BYMINUTE=30", true},
 		{"FREQ=SECONDLY;INTERVAL=3600;BYSECOND=1", false},
 		{"FREQ=DAILY;INTERVAL=3;BYHOUR=5", true},
+		// A minute's set holds one candidate: rrule-go would step
+		// through every minute to the year 9999 looking for a second.
+		{"FREQ=MINUTELY;BYSETPOS=2", false},
+		{"FREQ=SECONDLY;BYSETPOS=-2", false},
+		{"FREQ=HOURLY;BYSETPOS=-2", false},
+		{"FREQ=HOURLY;BYMINUTE=0,30;BYSETPOS=2", true},
+		{"FREQ=DAILY;BYHOUR=1,2;BYSETPOS=3,-3", false},
+		{"FREQ=DAILY;BYHOUR=9,12;BYSETPOS=-2", true},
+		{"FREQ=WEEKLY;BYDAY=MO,TU;BYSETPOS=-1", true},
 	}
 	for _, tt := range tests {
 		objs := mustObjects(t, "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:r\nDTSTART:20250303T100000Z\nDURATION:PT1H\nRRULE:"+tt.rule+"\nEND:VEVENT\nEND:VCALENDAR")

@@ -45,10 +45,13 @@ type Limits struct {
 
 // Budget is a number of occurrences that several expansions may still
 // generate together.
-type Budget struct{ left int }
+type Budget struct{ n, left int }
 
 // NewBudget returns a budget of n occurrences.
-func NewBudget(n int) *Budget { return &Budget{left: n} }
+func NewBudget(n int) *Budget { return &Budget{n: n, left: n} }
+
+// Used is the number of occurrences spent (steps taken) so far.
+func (b *Budget) Used() int { return b.n - b.left }
 
 // Exhausted reports whether the budget is spent.
 func (b *Budget) Exhausted() bool { return b != nil && b.left <= 0 }
@@ -76,6 +79,10 @@ type Options struct {
 	// time.LoadLocation, else Zone.
 	Zones  ZoneResolver
 	Limits Limits
+
+	// noSkip expands every rule from its DTSTART, without skipAhead:
+	// what tests compare it with.
+	noSkip bool
 }
 
 // ZoneResolver maps a TZID parameter to a location, given the VTIMEZONEs of
@@ -84,8 +91,40 @@ type Options struct {
 type ZoneResolver func(tzid string, vtimezones []*ical.Component, def *time.Location) *time.Location
 
 // ErrTruncated reports that an expansion stopped at a limit; the instances
-// returned up to that point are still valid.
+// returned up to that point are still valid. Instances wraps it in a
+// *TruncatedError that says which part of the window it could not expand.
 var ErrTruncated = errors.New("recurrence expansion truncated")
+
+// TruncatedError reports that a limit stopped the expansion of a series
+// before the end of the window, and where occurrences may be missing: a
+// caller that must not show busy time as free (free/busy) counts those
+// spans as occupied. errors.Is(err, ErrTruncated) holds for it.
+type TruncatedError struct {
+	// Unexpanded are the spans of the window in which the series may
+	// have occurrences that were not expanded, each with the component
+	// whose properties such an occurrence takes (the master, or a
+	// THISANDFUTURE override); one span per component.
+	Unexpanded []Unexpanded
+}
+
+// Unexpanded is a span of the window [Start, End) in which a series may
+// have occurrences that a limit kept from being expanded, and the
+// component they would take their properties from. Event is shared with
+// the Object: do not modify.
+type Unexpanded struct {
+	Start, End time.Time
+	Event      *ical.Component
+}
+
+func (e *TruncatedError) Error() string {
+	if len(e.Unexpanded) == 0 {
+		return ErrTruncated.Error()
+	}
+	return ErrTruncated.Error() + ": occurrences from " + e.Unexpanded[0].Start.UTC().Format(time.RFC3339) + " not expanded"
+}
+
+// Is reports whether target is ErrTruncated.
+func (e *TruncatedError) Is(target error) bool { return target == ErrTruncated }
 
 func (o *Options) zone() *time.Location {
 	if o == nil || o.Zone == nil {
@@ -109,10 +148,7 @@ func (o *Options) perEvent() int {
 func (o *Object) Instances(start, end time.Time, opts *Options) ([]Instance, error) {
 	p := &timeParser{def: opts.zone(), zones: tz.NewResolver(o.Timezones, opts.zone())}
 	if opts != nil {
-		p.budget = opts.Limits.Budget
-	}
-	if p.budget.Exhausted() {
-		return nil, ErrTruncated
+		p.budget, p.noSkip = opts.Limits.Budget, opts.noSkip
 	}
 	var errs []error
 	// The master's EXDATEs take instances out of the series; an override
@@ -157,7 +193,8 @@ func (o *Object) Instances(start, end time.Time, opts *Options) ([]Instance, err
 // overlap [start, end), but for those overridden (set) or excluded
 // (exdates); the latest THISANDFUTURE override at or before an
 // occurrence moves it and lends it its properties. It steps over at most
-// limit occurrences.
+// limit occurrences; when a limit stops it, it returns a *TruncatedError
+// spanning the rest of the window.
 func (p *timeParser) series(master *ical.Component, set overrideSet, exdates exclusions, start, end time.Time, limit int, out []Instance) ([]Instance, error) {
 	ds := master.Props.Get(ical.PropDateTimeStart)
 	if ds == nil {
@@ -180,7 +217,7 @@ func (p *timeParser) series(master *ical.Component, set overrideSet, exdates exc
 	}
 	from := start.Add(-span - set.maxShift - 24*time.Hour)
 	to := end.Add(set.maxShift + 24*time.Hour)
-	err = p.occurrences(master, first, from, to, limit, func(occ stamp, occLen *length) {
+	complete, err := p.occurrences(master, first, from, to, limit, func(occ stamp, occLen *length) {
 		key := occ.t.Unix()
 		if set.overridden[key] || exdates.excludes(occ) {
 			return
@@ -205,7 +242,53 @@ func (p *timeParser) series(master *ical.Component, set overrideSet, exdates exc
 			out = append(out, inst)
 		}
 	})
+	if errors.Is(err, ErrTruncated) {
+		err = truncation(err, master, set, complete, start, end)
+	}
 	return out, err
+}
+
+// truncation replaces ErrTruncated in err, the error of an expansion
+// complete up to the instant complete, by a *TruncatedError for the
+// window [start, end): occurrences after complete, which a THISANDFUTURE
+// override may have moved up to set.maxShift earlier, are unknown from
+// there to the end of the window. When that span is empty the window
+// lost nothing and the truncation is dropped.
+func truncation(err error, master *ical.Component, set overrideSet, complete, start, end time.Time) error {
+	var rest []error
+	for _, e := range unjoin(err) {
+		if !errors.Is(e, ErrTruncated) {
+			rest = append(rest, e)
+		}
+	}
+	from := complete.Add(-set.maxShift)
+	if from.Before(start) {
+		from = start
+	}
+	if !from.Before(end) {
+		return errors.Join(rest...)
+	}
+	te := &TruncatedError{}
+	// The occurrences after complete take the master's properties up to
+	// the first THISANDFUTURE override, then each override's up to the
+	// next one.
+	if len(set.futures) == 0 || set.futures[0].rid.After(complete) {
+		te.Unexpanded = append(te.Unexpanded, Unexpanded{Start: from, End: end, Event: master})
+	}
+	for i, f := range set.futures {
+		if i+1 == len(set.futures) || set.futures[i+1].rid.After(complete) {
+			te.Unexpanded = append(te.Unexpanded, Unexpanded{Start: from, End: end, Event: f.event})
+		}
+	}
+	return errors.Join(append(rest, te)...)
+}
+
+// unjoin lists the errors errors.Join put together in err, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func isRecurring(c *ical.Component) bool {

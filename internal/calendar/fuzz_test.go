@@ -64,6 +64,12 @@ func FuzzRecurrence(f *testing.F) {
 	f.Add("FREQ=HOURLY;INTERVAL=24;BYHOUR=5", "20250303T100000", "", "")
 	f.Add("FREQ=MINUTELY;INTERVAL=60;BYMINUTE=5", "20250303T100000", "", "")
 	f.Add("FREQ=SECONDLY;INTERVAL=3600;BYSECOND=1", "20250303T100000", "", "")
+	// … and through every minute to the year 9999 on this one.
+	f.Add("FREQ=MINUTELY;BYSETPOS=2", "20250303T100000", "", "")
+	// Old series: skipped ahead to the window, or (COUNT) cut off.
+	f.Add("FREQ=HOURLY", "20100101T000000", "", "20250301T000000")
+	f.Add("FREQ=MINUTELY;INTERVAL=10;BYDAY=MO;BYSETPOS=-1", "19990228T023000", "", "")
+	f.Add("FREQ=SECONDLY;COUNT=1000000000", "20250301T000000", "", "")
 	f.Fuzz(func(t *testing.T, rule, dtstart, rdate, exdate string) {
 		for _, s := range []string{rule, dtstart, rdate, exdate} {
 			if strings.ContainsAny(s, "\r\n") {

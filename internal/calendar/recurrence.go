@@ -59,9 +59,13 @@ func (p *timeParser) dateList(c *ical.Component, name string, fn func(s stamp, r
 
 // occurrences calls fn for every occurrence of the master's recurrence set
 // (DTSTART, RRULE and RDATE) that starts in [from, to), in no particular
-// order. RDATE PERIOD values pass their own length; others pass nil. It
-// steps over at most limit occurrences and then returns ErrTruncated.
-func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.Time, limit int, fn func(stamp, *length)) error {
+// order. RDATE PERIOD values pass their own length; others pass nil. Each
+// RRULE steps over at most limit occurrences; when one stops there, or
+// when p.budget runs out, occurrences returns an error wrapping
+// ErrTruncated and the instant up to which the set is complete: every
+// occurrence starting at or before it was passed to fn (if in [from,
+// to)), later ones may be missing.
+func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.Time, limit int, fn func(stamp, *length)) (time.Time, error) {
 	seen := map[int64]bool{}
 	emit := func(s stamp, l *length) {
 		if seen[s.t.Unix()] || s.t.Before(from) || !s.t.Before(to) {
@@ -89,12 +93,17 @@ func (p *timeParser) occurrences(c *ical.Component, first stamp, from, to time.T
 		emit(s, nil)
 		return nil
 	}))
+	var complete time.Time
 	for _, pr := range c.Props.Values(ical.PropRecurrenceRule) {
-		if err := p.rrule(pr.Value, first, from, to, limit, func(s stamp) { emit(s, nil) }); err != nil {
+		reached, err := p.rrule(pr.Value, first, from, to, limit, func(s stamp) { emit(s, nil) })
+		if err != nil {
 			errs = append(errs, err)
 		}
+		if errors.Is(err, ErrTruncated) && (complete.IsZero() || reached.Before(complete)) {
+			complete = reached
+		}
 	}
-	return errors.Join(errs...)
+	return complete, errors.Join(errs...)
 }
 
 // periodLength reads the end of an RDATE PERIOD: an explicit end, or a
@@ -119,9 +128,13 @@ func (p *timeParser) periodLength(start stamp, rest string, pr ical.Prop) (lengt
 }
 
 // rrule iterates one RRULE from the series' first occurrence (see
-// ruleOptions), calling fn with each occurrence in [from, to). It steps
-// over at most limit occurrences, and takes each from p.budget.
-func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) (err error) {
+// ruleOptions), or from a later start skipAhead finds, calling fn with
+// each occurrence in [from, to). It steps over at most limit
+// occurrences, and takes each step from p.budget; when either runs out
+// it returns ErrTruncated and the start of the last occurrence it
+// reached (first's, if none), after which occurrences may be missing.
+func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit int, fn func(stamp)) (reached time.Time, err error) {
+	reached = first.t
 	// rrule-go panics on some input (a DTSTART in year 0, for one); one bad
 	// rule must not take the folder down.
 	defer func() {
@@ -131,22 +144,31 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 	}()
 	opt, err := p.ruleOptions(value, first)
 	if err != nil {
-		return err
+		return reached, err
+	}
+	if !opt.Until.IsZero() && opt.Until.Before(from) || !first.t.Before(to) {
+		return reached, nil // nothing in [from, to): no steps
+	}
+	if !p.noSkip {
+		if t, ok := skipAhead(opt, from); ok {
+			opt.Dtstart = t
+		}
 	}
 	r, err := rrule.NewRRule(*opt)
 	if err != nil {
-		return fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
+		return reached, fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
 	}
 	loc := first.t.Location()
 	next := r.Iterator()
 	for n := 0; ; n++ {
 		if n >= limit || !p.budget.take() {
-			return ErrTruncated
+			return reached, ErrTruncated
 		}
 		t, ok := next()
 		if !ok || !t.Before(to) {
-			return nil
+			return reached, nil
 		}
+		reached = t
 		if t.Before(from) {
 			continue
 		}
@@ -209,7 +231,43 @@ func (p *timeParser) ruleOptions(value string, first stamp) (*rrule.ROption, err
 	if !reachable(opt, first.t) {
 		return nil, fmt.Errorf("calendar: RRULE selects no time of day its interval reaches: %w", errBadRule)
 	}
+	if !setPosReachable(opt) {
+		return nil, fmt.Errorf("calendar: RRULE BYSETPOS beyond any period's set: %w", errBadRule)
+	}
 	return opt, nil
+}
+
+// setPosReachable reports whether some BYSETPOS value of the rule can
+// fall within one period's set of candidates. rrule-go steps through
+// periods until one yields, up to the year 9999: FREQ=MINUTELY;BYSETPOS=2
+// (a minute's set has one candidate) would step through every minute
+// until then, for hours, and no step limit can stop it. A period's set is
+// at most its days (one for DAILY and finer, 7, 31, 366) times the times
+// of day it takes (the BYHOUR, BYMINUTE and BYSECOND values finer than
+// FREQ, one each when absent).
+func setPosReachable(opt *rrule.ROption) bool {
+	if len(opt.Bysetpos) == 0 {
+		return true
+	}
+	n := func(l []int) int { return max(len(l), 1) }
+	var size int
+	switch opt.Freq {
+	case rrule.SECONDLY:
+		size = 1
+	case rrule.MINUTELY:
+		size = n(opt.Bysecond)
+	case rrule.HOURLY:
+		size = n(opt.Byminute) * n(opt.Bysecond)
+	default:
+		days := map[rrule.Frequency]int{rrule.YEARLY: 366, rrule.MONTHLY: 31, rrule.WEEKLY: 7}[opt.Freq]
+		size = max(days, 1) * n(opt.Byhour) * n(opt.Byminute) * n(opt.Bysecond)
+	}
+	for _, pos := range opt.Bysetpos {
+		if pos != 0 && pos <= size && pos >= -size {
+			return true
+		}
+	}
+	return false
 }
 
 var errBadRule = errors.New("unusable recurrence rule")

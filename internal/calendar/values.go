@@ -28,6 +28,9 @@ type timeParser struct {
 	def    *time.Location
 	zones  *tz.Resolver
 	budget *Budget
+	// noSkip makes rrule expand every rule from DTSTART: what tests
+	// compare skipAhead with.
+	noSkip bool
 }
 
 // value parses one DATE, DATE-TIME or (for the start of) PERIOD value.

@@ -62,3 +62,21 @@ func BenchmarkCompute10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHostile computes the free/busy of 20 and 5,000 (upload.max_events)
+// events that recur every second, over 9 days: the cost of one answer is
+// that of the budget (steps/op), whatever the number of events.
+func BenchmarkHostile(b *testing.B) {
+	w := Window{time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC)}
+	for _, n := range []int{20, 5000} {
+		objs := hostile(b, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.ReportAllocs()
+			var steps int
+			for b.Loop() {
+				steps = Compute(objs, w, nil).Steps
+			}
+			b.ReportMetric(float64(steps), "steps/op")
+		})
+	}
+}

@@ -3,6 +3,7 @@ package freebusy
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -168,8 +169,88 @@ func TestBudgetBoundsAFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := Window{ts("20250301T0000Z"), ts("20250302T0000Z")}
-	res := Compute(calendar.Objects(cals), w, &Options{Expand: &calendar.Options{Limits: calendar.Limits{Budget: calendar.NewBudget(300000)}}})
-	if res.Truncated != 50 {
-		t.Errorf("Truncated = %d, want all 50 events counted as cut off", res.Truncated)
+	// Each series starts near the window (about 4,500 steps: the day and
+	// the day either side), so the budget serves the first twenty-odd.
+	res := Compute(calendar.Objects(cals), w, &Options{Expand: &calendar.Options{Limits: calendar.Limits{Budget: calendar.NewBudget(100000)}}})
+	if res.Steps != 100000 || res.Truncated == 0 || res.Truncated == 50 {
+		t.Errorf("Steps = %d, Truncated = %d; want the budget spent and some of the 50 events cut off", res.Steps, res.Truncated)
+	}
+	if want := []Period{{w.Start, w.End, Busy}}; !reflect.DeepEqual(res.Periods, want) {
+		t.Errorf("periods %v, want the whole day busy", res.Periods)
+	}
+}
+
+// hostile is a calendar of n events that each recur every second for a
+// billion seconds from 1 March 2025 (D2).
+func hostile(t testing.TB, n int) []*calendar.Object {
+	var b strings.Builder
+	b.WriteString("BEGIN:VCALENDAR\r\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:s%d\r\nDTSTART:20250301T000000Z\r\nDTEND:20250301T000001Z\r\nRRULE:FREQ=SECONDLY;COUNT=1000000000\r\nEND:VEVENT\r\n", i)
+	}
+	b.WriteString("END:VCALENDAR\r\n")
+	cals, err := calendar.Decode([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return calendar.Objects(cals)
+}
+
+// TestHostileFolderIsBoundedAndBusy is D2: however many events recur
+// every second, one answer takes at most DefaultBudget steps of
+// expansion, and what the budget could not reach counts busy.
+func TestHostileFolderIsBoundedAndBusy(t *testing.T) {
+	w := Window{ts("20250301T0000Z"), ts("20250310T0000Z")}
+	for _, n := range []int{1, 20, 200} {
+		res := Compute(hostile(t, n), w, nil)
+		// A bound in steps, not seconds: at a few microseconds a step
+		// (rrule-go, the time zone, the periods), a fraction of a
+		// second of CPU.
+		if res.Steps > 200_000 {
+			t.Errorf("%d events: %d steps, want at most 200,000", n, res.Steps)
+		}
+		if res.Truncated != n {
+			t.Errorf("%d events: Truncated = %d, want %d", n, res.Truncated, n)
+		}
+		if want := []Period{{w.Start, w.End, Busy}}; !reflect.DeepEqual(res.Periods, want) {
+			t.Errorf("%d events: periods %v, want the whole window busy", n, res.Periods)
+		}
+	}
+}
+
+// TestOldSeriesFailsClosed is D3: a series begun long before the window
+// is found in it however old it is, and one that a limit still keeps
+// from the window (COUNT counts from DTSTART) counts busy there, as its
+// properties say, instead of free.
+func TestOldSeriesFailsClosed(t *testing.T) {
+	event := func(rule, extra string) []*calendar.Object {
+		cals, err := calendar.Decode([]byte("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:old\r\nDTSTART:20100101T000000Z\r\nDTEND:20100101T003000Z\r\nRRULE:" + rule + "\r\n" + extra + "END:VEVENT\r\nEND:VCALENDAR\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return calendar.Objects(cals)
+	}
+	day := Window{ts("20210530T0000Z"), ts("20210531T0000Z")}
+	res := Compute(event("FREQ=HOURLY", ""), day, nil)
+	if len(res.Periods) != 24 || res.Truncated != 0 {
+		t.Errorf("FREQ=HOURLY from 2010 on 30 May 2021: %d periods, Truncated %d; want 24, 0", len(res.Periods), res.Truncated)
+	}
+
+	w := Window{ts("20250301T0000Z"), ts("20250308T0000Z")}
+	for _, tt := range []struct {
+		extra string
+		want  []Period
+	}{
+		{"", []Period{{w.Start, w.End, Busy}}},
+		{"STATUS:TENTATIVE\r\n", []Period{{w.Start, w.End, BusyTentative}}},
+		{"TRANSP:TRANSPARENT\r\n", nil},
+	} {
+		res := Compute(event("FREQ=HOURLY;COUNT=1000000", tt.extra), w, &Options{Occurrences: true})
+		if !reflect.DeepEqual(res.Periods, tt.want) || res.Truncated != 1 || res.Errors != 0 {
+			t.Errorf("COUNT=1000000 from 2010 (%q): periods %v, Truncated %d, Errors %d; want %v, 1, 0", tt.extra, res.Periods, res.Truncated, res.Errors, tt.want)
+		}
+		if len(res.Occurrences) != len(tt.want) || len(tt.want) == 1 && res.Occurrences[0].Event == nil {
+			t.Errorf("COUNT=1000000 from 2010 (%q): occurrences %v, want the span with its event", tt.extra, res.Occurrences)
+		}
 	}
 }
