@@ -120,9 +120,10 @@ const firstListTimeouts = 4
 // SharersRetry is how often Dovecot sets up every sharer's namespace in
 // a session that lists: at its first LIST, and again at its first LIST
 // an hour or more after that (its acl plugin looks for new sharers at a
-// listing once an hour, SHARED_NS_RETRY_SECS), which then costs what the
-// first did: 4.0 s of Dovecot's CPU against 6.2 s for the first at 5,000
-// mailboxes, nothing within the hour (bench/README.md, 2026-12-07, 23:40).
+// listing once an hour, SHARED_NS_RETRY_SECS), which then walks every
+// sharer again: 0.54 s of Dovecot's CPU at 5,000 mailboxes against 5.0 s
+// for the first LIST and 10-40 ms for one within the hour, growing with
+// the sharers (bench/README.md, 2026-12-07, 23:40-00:55).
 const SharersRetry = time.Hour
 
 // sharersMargin is how much sooner than SharersRetry a LIST is taken for
