@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -115,5 +116,33 @@ func TestUploadSpelling(t *testing.T) {
 		if got[0].Owner != "alice" || got[0].User != "alice" {
 			t.Errorf("PUT %s as %s: the uploader got owner %q, user %q; want alice, alice", tc.path, tc.user, got[0].Owner, got[0].User)
 		}
+	}
+}
+
+// TestUploadNeedsPassword: the proxy's user header names a reader, but an
+// upload writes to IMAP as the uploader and needs their password: a PUT
+// with the header alone gets 401 with a Basic challenge saying so, not
+// "wrong user name or password", and nothing is uploaded.
+func TestUploadNeedsPassword(t *testing.T) {
+	called := 0
+	s := setupWith(t, time.Second, func(o *Options, _ feed.Source) {
+		o.UserHeader = "X-Remote-User"
+		o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		o.Upload = func(context.Context, upload.Request) (upload.Result, error) {
+			called++
+			return upload.Result{}, nil
+		}
+	})
+	req, _ := http.NewRequest("PUT", s.URL+"/calendar/alice/Calendar.ics", strings.NewReader(ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z")))
+	req.Header.Set("Content-Type", "text/calendar")
+	req.Header.Set("X-Remote-User", "alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") || !strings.Contains(string(b), "HTTP Basic") || called != 0 {
+		t.Errorf("PUT with the user header alone: %d, WWW-Authenticate %q, %q, uploader called %d times; want 401, a Basic challenge, a word on HTTP Basic, none", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), b, called)
 	}
 }

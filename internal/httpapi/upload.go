@@ -225,10 +225,13 @@ func (h *Handler) uploaded(w http.ResponseWriter, r *http.Request, query feed.Ca
 // needs their password: only HTTP Basic credentials count (a reverse
 // proxy's user header is not enough), and only when they are the ones
 // requester verified.
+// errUploadCredentials asks an uploader who gave no password for one.
+var errUploadCredentials = &httpError{code: http.StatusUnauthorized, msg: "an upload needs the uploader's user name and password (HTTP Basic): fbpub writes to IMAP as them"}
+
 func (h *Handler) writer(_ http.ResponseWriter, r *http.Request) (acl.Requester, error) {
 	user, _, ok := r.BasicAuth()
 	if !ok {
-		return acl.Requester{}, errUnauthorized
+		return acl.Requester{}, errUploadCredentials
 	}
 	who, err := h.requester(r)
 	if err != nil {
