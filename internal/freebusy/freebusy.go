@@ -159,30 +159,25 @@ func Compute(objs []*calendar.Object, w Window, opts *Options) (res Result) {
 		// Fail closed: where a limit kept a series from being expanded,
 		// its occurrences may be anywhere, so the span counts busy as
 		// the series' properties say (a TRANSPARENT series stays free).
+		busy := func(start, end time.Time, ev *ical.Component) {
+			t, ok := classify(ev)
+			if !ok || !end.After(start) {
+				return
+			}
+			p := Period{Start: start.UTC(), End: end.UTC(), Type: t}
+			res.Periods = append(res.Periods, p)
+			if keep {
+				res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: from(o, ev), Event: ev})
+			}
+		}
 		var te *calendar.TruncatedError
 		if errors.As(err, &te) {
 			for _, u := range te.Unexpanded {
-				t, ok := classify(u.Event)
-				if !ok || !u.End.After(u.Start) {
-					continue
-				}
-				p := Period{Start: u.Start.UTC(), End: u.End.UTC(), Type: t}
-				res.Periods = append(res.Periods, p)
-				if keep {
-					res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: from(o, u.Event), Event: u.Event})
-				}
+				busy(u.Start, u.End, u.Event)
 			}
 		}
 		for _, in := range insts {
-			t, ok := classify(in.Event)
-			if !ok || !in.End.After(in.Start) {
-				continue
-			}
-			p := Period{Start: in.Start.UTC(), End: in.End.UTC(), Type: t}
-			res.Periods = append(res.Periods, p)
-			if keep {
-				res.Occurrences = append(res.Occurrences, Occurrence{Period: p, Object: from(o, in.Event), Event: in.Event})
-			}
+			busy(in.Start, in.End, in.Event)
 		}
 		for _, fb := range o.FreeBusy {
 			ps := published(fb)

@@ -527,21 +527,7 @@ func TestUploadHTTP(t *testing.T) {
 	body := ics("a1", "Planning", "20250303T090000Z", "20250303T100000Z")
 	put := func(path, body string, hdr ...string) response {
 		t.Helper()
-		req, err := http.NewRequest("PUT", s.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "text/calendar")
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return response{resp.StatusCode, resp.Header, string(b)}
+		return s.put(t, path, body, hdr...)
 	}
 	if r := put("/calendar/alice/Calendar.ics", body); r.code != http.StatusUnauthorized {
 		t.Errorf("anonymous PUT = %d, want 401", r.code)
