@@ -127,7 +127,13 @@ type response struct {
 
 func (s *server) do(t *testing.T, method, path string, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, nil)
+	return s.send(t, method, path, nil, hdr...)
+}
+
+// send is do with a request body (nil for none).
+func (s *server) send(t *testing.T, method, path string, body io.Reader, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}

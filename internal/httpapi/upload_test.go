@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -39,22 +38,14 @@ func setupUploads(t *testing.T) *server {
 // pairs; a Content-Type of text/calendar unless one is given.
 func (s *server) put(t *testing.T, path, body string, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest("PUT", s.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "text/calendar")
-	req.Header.Set("Accept-Encoding", "identity")
+	typed := false
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		typed = typed || http.CanonicalHeaderKey(hdr[i]) == "Content-Type"
 	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
+	if !typed {
+		hdr = append([]string{"Content-Type", "text/calendar"}, hdr...)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, resp.Header, string(b)}
+	return s.send(t, "PUT", path, strings.NewReader(body), hdr...)
 }
 
 // TestUploadCharset: an upload in the charset its Content-Type names is
