@@ -177,19 +177,26 @@ func (s imapServer) dial(ctx context.Context, user, password string) (*imapstore
 // (where "authenticated" is a plain user name), else the RFC's union.
 func serverSemantics(pool *imapstore.Pool, timeout time.Duration) func(string) *acl.Options {
 	return func(string) *acl.Options {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		f, err := pool.Features(ctx)
-		switch {
-		case err != nil:
-			return nil
-		case f.Server == imapstore.ServerDovecot:
+		switch serverOf(pool, timeout) {
+		case imapstore.ServerDovecot:
 			return acl.Dovecot("")
-		case f.Server == imapstore.ServerCyrus:
+		case imapstore.ServerCyrus:
 			return acl.Cyrus()
 		}
 		return nil
 	}
+}
+
+// serverOf is the server the pool's sessions found (its ID), "" when
+// unknown or no session could log in within timeout.
+func serverOf(pool *imapstore.Pool, timeout time.Duration) string {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	f, err := pool.Features(ctx)
+	if err != nil {
+		return ""
+	}
+	return f.Server
 }
 
 // serverMetadata says who may write a folder's shared annotations on the
@@ -197,9 +204,7 @@ func serverSemantics(pool *imapstore.Pool, timeout time.Duration) func(string) *
 // and one of r, s, w, i, p.
 func serverMetadata(pool *imapstore.Pool, timeout time.Duration) func() acl.MetadataRule {
 	return func() acl.MetadataRule {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if f, err := pool.Features(ctx); err == nil && f.Server == imapstore.ServerCyrus {
+		if serverOf(pool, timeout) == imapstore.ServerCyrus {
 			return acl.CyrusMetadata
 		}
 		return acl.RFCMetadata

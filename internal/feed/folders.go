@@ -148,8 +148,9 @@ func (c *Cache) decide(all []imapstore.Folder) []Decision {
 		}
 		typ, incidences := f.Type, f.IncidencesFor
 		if (typ != "" || incidences != "") && !acl.AnnotationsTrusted(d.Folder.ACL, d.Folder.ACLKnown, f.Owner, c.opts.Proxy, c.metadataRule()) {
-			d.Untrusted = "its ACL lets someone other than its owner, the proxy and those who may delete its messages write them"
-			if !d.Folder.ACLKnown {
+			if d.Folder.ACLKnown {
+				d.Untrusted = "its ACL lets someone other than its owner, the proxy and those who may delete its messages write them"
+			} else {
 				d.Untrusted = "its ACL is unknown to the proxy (GETACL needs the a right), and this server lets anyone who may read a folder write them"
 			}
 			typ, incidences = "", ""

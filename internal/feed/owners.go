@@ -538,13 +538,15 @@ func (c *Cache) counting(ctx context.Context, user string, fs []Folder) ([]Folde
 		return nil, false, err
 	}
 	// The other owners whose folders may count for user: a few, as few
-	// folders carry the annotation.
+	// folders carry the annotation. None for the proxy, which is no one
+	// whose free/busy others' folders make.
 	var buf [4]string
 	others := buf[:0]
+	counting := c.opts.Proxy == "" || ownerKey(user) != ownerKey(c.opts.Proxy)
 	c.mu.Lock()
 	for name := range c.dir.counting {
-		if c.opts.Proxy != "" && ownerKey(user) == ownerKey(c.opts.Proxy) {
-			break // the proxy is no one whose free/busy others' folders make
+		if !counting {
+			break
 		}
 		if k := c.dir.folderOwner[name]; k != ownerKey(user) && !slices.Contains(others, k) {
 			if o := c.dir.owners[k]; o != nil {
