@@ -266,3 +266,40 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkScan expands one event whose rule never produces an occurrence,
+// so that rrule-go steps through every period (or day) to the year 9999
+// in one call, and reports the CPU time per budget step that scanSteps
+// charges for it: the cost of a step should stay near that of an
+// occurrence (1 to 3 µs, BenchmarkHostile in internal/freebusy) for every
+// shape, or the budget no longer bounds an answer's CPU time. The first
+// sub-benchmark is that baseline, measured in the same run: 200,000
+// occurrences of a FREQ=SECONDLY rule, a step each.
+func BenchmarkScan(b *testing.B) {
+	start, end := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 6, 8, 0, 0, 0, 0, time.UTC)
+	secondly := neverObjects(b, "FREQ=SECONDLY", 1)[0]
+	b.Run("baseline FREQ=SECONDLY", func(b *testing.B) {
+		for b.Loop() {
+			secondly.Instances(start, end, &Options{Limits: Limits{Budget: NewBudget(200_000)}})
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/200_000, "ns/step")
+	})
+	rules := append(neverRules[:len(neverRules):len(neverRules)],
+		"FREQ=YEARLY;BYMONTH=1,2,3,4,5,6,7,8,9,10,11,12;BYDAY=2TU,3WE;BYMONTHDAY=28",
+		"FREQ=MINUTELY;INTERVAL=30;BYHOUR=9,10,11,14,15,16;BYMONTH=2;BYMONTHDAY=30")
+	for _, rule := range rules {
+		o := neverObjects(b, rule, 1)[0]
+		b.Run(rule, func(b *testing.B) {
+			var steps int
+			for b.Loop() {
+				budget := NewBudget(1 << 40)
+				if _, err := o.Instances(start, end, &Options{Limits: Limits{Budget: budget}}); err != nil {
+					b.Fatal(err)
+				}
+				steps = budget.Used()
+			}
+			b.ReportMetric(float64(steps), "steps/op")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(steps), "ns/step")
+		})
+	}
+}

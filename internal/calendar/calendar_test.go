@@ -95,7 +95,7 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-func mustObjects(t *testing.T, ics string) []*Object {
+func mustObjects(t testing.TB, ics string) []*Object {
 	t.Helper()
 	cals, err := Decode([]byte(strings.ReplaceAll(ics, "\n", "\r\n")))
 	if err != nil {

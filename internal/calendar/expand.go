@@ -68,6 +68,18 @@ func (b *Budget) take() bool {
 	return true
 }
 
+// spend charges n steps of work already done, down to nothing left.
+func (b *Budget) spend(n int64) {
+	if b == nil || n <= 0 {
+		return
+	}
+	if n >= int64(b.left) {
+		b.left = 0
+		return
+	}
+	b.left -= int(n)
+}
+
 const defaultPerEvent = 100000
 
 // Options configure an expansion. A nil *Options means defaults.

@@ -149,10 +149,26 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 	if !opt.Until.IsZero() && opt.Until.Before(from) || !first.t.Before(to) {
 		return reached, nil // nothing in [from, to): no steps
 	}
+	slow, looked := skipsDaysSlowly(opt, first.t)
+	p.budget.spend(int64(looked / 512))
+	if slow {
+		return reached, ErrTruncated // counts busy: see skipsDaysSlowly
+	}
 	if !p.noSkip {
 		if t, ok := skipAhead(opt, from); ok {
 			opt.Dtstart = t
 		}
+	}
+	// rrule-go compares UNTIL only with the occurrences it finds: a rule
+	// whose days never come (BYMONTH=2;BYMONTHDAY=30) steps through every
+	// period up to the year 9999 before it ends, whatever its UNTIL. UNTIL
+	// is applied here instead, so that the one call that ends on it is
+	// known to have stopped at the first candidate past it; rrule-go's own
+	// end without UNTIL (292 years after the start) is later, unless UNTIL
+	// is later still.
+	until := opt.Until
+	if !until.IsZero() && until.Before(opt.Dtstart.AddDate(292, 0, 0)) {
+		opt.Until = time.Time{}
 	}
 	r, err := rrule.NewRRule(*opt)
 	if err != nil {
@@ -160,12 +176,24 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 	}
 	loc := first.t.Location()
 	next := r.Iterator()
+	prev, found := opt.Dtstart, 0
 	for n := 0; ; n++ {
 		if n >= limit || !p.budget.take() {
 			return reached, ErrTruncated
 		}
 		t, ok := next()
-		if !ok || !t.Before(to) {
+		if !ok {
+			// Unless COUNT ended it, rrule-go found nothing more up to the
+			// year 9999 and stepped through every period to get there.
+			if opt.Count == 0 || found < opt.Count {
+				p.budget.spend(scanSteps(opt, prev, time.Date(rrule.MAXYEAR+1, 1, 1, 0, 0, 0, 0, time.UTC)))
+			}
+			return reached, nil
+		}
+		found++
+		p.budget.spend(scanSteps(opt, prev, t))
+		prev = t
+		if !until.IsZero() && t.After(until) || !t.Before(to) {
 			return reached, nil
 		}
 		reached = t
@@ -271,6 +299,112 @@ func setPosReachable(opt *rrule.ROption) bool {
 }
 
 var errBadRule = errors.New("unusable recurrence rule")
+
+// scanSteps estimates, in budget steps, the work one call of rrule-go's
+// iterator did beyond finding its occurrence, when it moved from prev to
+// next (both on the rule's wall clock). A call costs little when
+// occurrences are near each other; when the rule's days are rare or never
+// come, it steps through every period in between, or every day for rules
+// finer than DAILY (which skip a day that fails BYMONTH, BYDAY, … at
+// once), and no occurrence counts that work. A step is about what an
+// occurrence costs (1 to 3 µs, BenchmarkHostile); BenchmarkScan measures
+// the work per estimated step for the costliest period of each frequency:
+// a YEARLY period with BYMONTH and ordinal BYDAY up to 6 µs, a MONTHLY one
+// with ordinal BYDAY 3.3 µs, a WEEKLY one 60 ns, a DAILY one 30 ns, a day
+// skipped by a finer rule 110 ns, and a step of its time-of-day loop 3 ns.
+func scanSteps(opt *rrule.ROption, prev, next time.Time) int64 {
+	a, b := civil(prev), civil(next)
+	secs := b.Unix() - a.Unix() // not a Duration: that ends at 292 years
+	if secs <= 0 {
+		return 0
+	}
+	n := int64(max(opt.Interval, 1))
+	switch opt.Freq {
+	case rrule.YEARLY:
+		return 3 * int64(b.Year()-a.Year()) / n
+	case rrule.MONTHLY:
+		return 2 * (int64(b.Year()-a.Year())*12 + int64(b.Month()) - int64(a.Month())) / n
+	case rrule.WEEKLY:
+		return secs / (7 * 86400 * n) / 32
+	case rrule.DAILY:
+		return secs / (86400 * n) / 64
+	}
+	unit := int64(1)
+	switch opt.Freq {
+	case rrule.HOURLY:
+		unit = 3600
+	case rrule.MINUTELY:
+		unit = 60
+	}
+	return secs/86400/16 + secs/(unit*n)/512
+}
+
+// maxTimeLoop bounds the steps rrule-go's time-of-day loop may take for
+// each day a MINUTELY or SECONDLY rule skips: as many as an HOURLY rule
+// may take.
+const maxTimeLoop = 24
+
+// skipsDaysSlowly reports whether a MINUTELY or SECONDLY rule that
+// filters both days (BYMONTH, BYWEEKNO, BYYEARDAY, BYMONTHDAY, BYDAY) and
+// the times of day it steps through (BYHOUR, BYMINUTE; BYSECOND too when
+// SECONDLY) may cost more than maxTimeLoop steps for every day it skips,
+// and the points of the day's lattice it looked at. rrule-go leaves a day
+// that fails the day filters for the next one and there steps by the
+// interval until the time of day matches, before it checks that day: for
+// FREQ=SECONDLY;BYHOUR=23;BYMONTH=2;BYMONTHDAY=30, 82,800 steps for every
+// day up to the year 9999, minutes of CPU in one call, before any budget
+// could count it. A rule whose first matching time of day lies at most
+// maxTimeLoop steps into the day (INTERVAL=30;BYHOUR=9,10,14 …: from
+// 00:00 to 09:00 in 18 steps) is expanded. One whose interval does
+// not divide the day, whose lattice therefore moves from day to day, is
+// not. No calendar client writes such rules; fbpub does not expand them,
+// and the series counts busy from its start (a *TruncatedError), as
+// what a limit leaves unexpanded does. HOURLY rules step at most 24 times
+// a day and are always expanded.
+func skipsDaysSlowly(opt *rrule.ROption, start time.Time) (slow bool, looked int) {
+	var unit, perDay int
+	switch opt.Freq {
+	case rrule.MINUTELY:
+		unit, perDay = 60, 1440
+	case rrule.SECONDLY:
+		unit, perDay = 1, 86400
+	default:
+		return false, 0
+	}
+	days := len(opt.Bymonth) + len(opt.Byweekno) + len(opt.Byyearday) + len(opt.Bymonthday) + len(opt.Byweekday) + len(opt.Byeaster)
+	times := len(opt.Byhour) + len(opt.Byminute)
+	if opt.Freq == rrule.SECONDLY {
+		times += len(opt.Bysecond)
+	}
+	if days == 0 || times == 0 {
+		return false, 0
+	}
+	n := max(opt.Interval, 1)
+	if perDay%n != 0 {
+		return true, 0
+	}
+	h, m, sec := start.Clock()
+	phase := ((h*3600 + m*60 + sec) / unit) % n
+	in := func(set []int, v int) bool { return len(set) == 0 || slices.Contains(set, v) }
+	allowed := func(k int) bool {
+		secs := (phase + k*n) * unit
+		hh, mm, ss := secs/3600, secs/60%60, secs%60
+		return in(opt.Byhour, hh) && in(opt.Byminute, mm) && (opt.Freq != rrule.SECONDLY || in(opt.Bysecond, ss))
+	}
+	// After a day it skips, the loop starts at the day's first point of
+	// the lattice and steps to the first that matches. (Between two
+	// matching days it may step further, but it finds an occurrence, and
+	// scanSteps counts those steps.)
+	for k := 0; k < perDay/n; k++ {
+		if allowed(k) {
+			return false, k + 1
+		}
+		if k >= maxTimeLoop {
+			return true, k + 1
+		}
+	}
+	return true, perDay / n
+}
 
 // reachable reports whether a sub-daily rule can ever produce a time of
 // day. rrule-go steps HOURLY, MINUTELY and SECONDLY rules by their

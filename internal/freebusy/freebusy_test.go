@@ -218,6 +218,32 @@ func TestHostileFolderIsBoundedAndBusy(t *testing.T) {
 	}
 }
 
+// TestRareDaysFolderIsBoundedAndBusy: events whose rules never produce an
+// occurrence (rrule-go steps through every day to the year 9999 to find
+// that out, 0.2 to 0.5 s each) cost one answer the budget, not 0.2 s
+// each: one is expanded, the budget pays for it, the rest count busy.
+func TestRareDaysFolderIsBoundedAndBusy(t *testing.T) {
+	w := Window{ts("20250301T0000Z"), ts("20250310T0000Z")}
+	var b strings.Builder
+	b.WriteString("BEGIN:VCALENDAR\r\n")
+	const n = 200
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:r%d\r\nDTSTART:20250101T090000Z\r\nDTEND:20250101T100000Z\r\nRRULE:FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30\r\nEND:VEVENT\r\n", i)
+	}
+	b.WriteString("END:VCALENDAR\r\n")
+	cals, err := calendar.Decode([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Compute(calendar.Objects(cals), w, nil)
+	if res.Truncated != n-1 {
+		t.Errorf("Truncated = %d, want %d: one scan to the year 9999 spends the budget", res.Truncated, n-1)
+	}
+	if want := []Period{{w.Start, w.End, Busy}}; !reflect.DeepEqual(res.Periods, want) {
+		t.Errorf("periods %v, want the whole window busy", res.Periods)
+	}
+}
+
 // TestOldSeriesFailsClosed is D3: a series begun long before the window
 // is found in it however old it is, and one that a limit still keeps
 // from the window (COUNT counts from DTSTART) counts busy there, as its
