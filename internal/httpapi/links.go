@@ -109,12 +109,21 @@ type links struct {
 	seed  maphash.Seed
 
 	mu sync.Mutex
-	// resolved maps the SHA-256 of a token to its owner, until a TTL
-	// after it was read; guarded by mu.
+	// resolved maps the SHA-256 of a token to its owner, trusted until a
+	// TTL after it was read, and known to have been a link after that,
+	// until it no longer resolves; guarded by mu.
 	resolved map[[32]byte]resolvedToken
 
 	throttle tokenThrottle
+	// sc, when not nil, shares with the other replicas which tokens were
+	// links (knownTTL).
+	sc *shared.Client
 }
+
+// knownTTL is how long the replicas remember together that a token was a
+// link, so that none of them throttles it (see secretFreeBusy): longer
+// than Outlook's polling, renewed on every look-up of the record.
+const knownTTL = 30 * 24 * time.Hour
 
 type resolvedToken struct {
 	owner, id string
@@ -125,7 +134,7 @@ type resolvedToken struct {
 // wrong-link throttle with the other replicas.
 func newLinks(store LinkStore, sc *shared.Client) *links {
 	l := &links{store: store, seed: maphash.MakeSeed(), resolved: map[[32]byte]resolvedToken{},
-		throttle: tokenThrottle{last: map[netip.Prefix]time.Time{}}}
+		throttle: tokenThrottle{last: map[netip.Prefix]time.Time{}}, sc: sc}
 	if sc != nil {
 		l.throttle.client = sc.Throttle("link-client", failPause)
 		l.throttle.global = sc.Throttle("link-global", failPause)
@@ -150,15 +159,23 @@ func (h *Handler) secretFreeBusy(w http.ResponseWriter, r *http.Request) error {
 	}
 	hash := sha256.Sum256([]byte(token))
 	now := h.opts.Now()
-	owner, ok := l.cached(hash, now)
-	if !ok {
+	owner, fresh, known := l.cached(hash, now)
+	if !fresh {
+		// A token that was a link is looked up again without asking the
+		// throttle: nobody can send one without having held the link,
+		// and guessing by others must not stop the links in use, which
+		// Outlook fetches every few minutes, long after the TTL.
+		known = known || l.knownShared(r.Context(), hash)
 		client := clientPrefix(r, h)
-		if !l.throttle.allow(r.Context(), client, now) {
+		if !known && !l.throttle.allow(r.Context(), client, now) {
 			return &httpError{code: http.StatusTooManyRequests, msg: "too many wrong links, try again later"}
 		}
 		var err error
 		owner, err = h.resolve(r.Context(), token, hash, now)
 		if errors.Is(err, errNoLink) {
+			if known {
+				l.unknow(r.Context(), hash)
+			}
 			l.throttle.fail(r.Context(), client, now)
 		}
 		if err != nil {
@@ -214,6 +231,9 @@ func (h *Handler) resolve(ctx context.Context, token string, hash [32]byte, now 
 		want, err := hex.DecodeString(it.SHA256)
 		if err == nil && subtle.ConstantTimeCompare(want, hash[:]) == 1 {
 			l.remember(hash, resolvedToken{owner: owner, id: it.ID, expires: now.Add(l.store.TTL)})
+			if l.sc != nil {
+				l.sc.SetBlob(ctx, knownKey(hash), []byte{1}, knownTTL)
+			}
 			return owner, nil
 		}
 	}
@@ -246,16 +266,42 @@ func tokenOwner(token string) (string, bool) {
 	return string(o), true
 }
 
-// cached returns the owner of a token resolved less than a TTL ago.
-func (l *links) cached(hash [32]byte, now time.Time) (string, bool) {
+// cached returns the owner of a token resolved less than a TTL ago
+// (fresh), and whether this replica resolved it before (known).
+func (l *links) cached(hash [32]byte, now time.Time) (owner string, fresh, known bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e, ok := l.resolved[hash]
-	if !ok || !now.Before(e.expires) {
-		return "", false
+	if !ok {
+		return "", false, false
 	}
-	return e.owner, true
+	if !now.Before(e.expires) {
+		return "", false, true
+	}
+	return e.owner, true, true
 }
+
+// knownShared reports whether another replica resolved the token (within
+// knownTTL).
+func (l *links) knownShared(ctx context.Context, hash [32]byte) bool {
+	if l.sc == nil {
+		return false
+	}
+	_, ok := l.sc.GetBlob(ctx, knownKey(hash))
+	return ok
+}
+
+// unknow forgets that a token was a link: it no longer resolves.
+func (l *links) unknow(ctx context.Context, hash [32]byte) {
+	l.mu.Lock()
+	delete(l.resolved, hash)
+	l.mu.Unlock()
+	if l.sc != nil {
+		l.sc.SetBlob(ctx, knownKey(hash), nil, time.Millisecond)
+	}
+}
+
+func knownKey(hash [32]byte) string { return "link-known\x00" + hex.EncodeToString(hash[:]) }
 
 func (l *links) remember(hash [32]byte, e resolvedToken) {
 	l.mu.Lock()

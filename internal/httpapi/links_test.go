@@ -398,6 +398,33 @@ func TestLinkGuessing(t *testing.T) {
 	if r := s.do(t, "GET", second.path(s), "X-Forwarded-For", "203.0.113.2"); r.code != 200 {
 		t.Errorf("a new link after the pause = %d, want 200", r.code)
 	}
+	// A link in use outlives its TTL, after which its owner's record is
+	// read again: guessing by others does not stop it then either
+	// (Outlook fetches every few minutes; the TTL is the check interval).
+	s.clock.advance(linkTTL)
+	for i := range maxTokenFailures {
+		if r := s.do(t, "GET", wrong, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", 100+i)); r.code != 404 {
+			t.Fatalf("wrong token %d from its own client = %d, want 404", i, r.code)
+		}
+	}
+	before := s.commands()
+	if r := s.do(t, "GET", link.path(s), "X-Forwarded-For", "203.0.113.3"); r.code != 200 {
+		t.Errorf("a link resolved before, past its TTL, while guessing is throttled = %d, want 200", r.code)
+	}
+	if s.commands() == before {
+		t.Errorf("the link past its TTL was served without reading its owner's record again")
+	}
+	// Revoked, it is an unknown token again, and throttled as one.
+	if r := s.do(t, "DELETE", "/freebusy/links/"+link.ID, basicAs("alice")...); r.code != http.StatusNoContent {
+		t.Fatalf("DELETE the link = %d %s", r.code, r.body)
+	}
+	s.clock.advance(linkTTL)
+	if r := s.do(t, "GET", link.path(s), "X-Forwarded-For", "203.0.113.4"); r.code != 404 {
+		t.Errorf("the revoked link = %d, want 404", r.code)
+	}
+	if r := s.do(t, "GET", link.path(s), "X-Forwarded-For", "203.0.113.4"); r.code != http.StatusTooManyRequests {
+		t.Errorf("the revoked link again at once = %d, want 429 like any wrong token", r.code)
+	}
 }
 
 // fakeLinkSession is an owner's session on a server without METADATA.

@@ -26,6 +26,11 @@ func TestLinkGuessingAcrossReplicas(t *testing.T) {
 		t.Cleanup(func() { sc.Close() })
 		replicas = append(replicas, newLinkServerShared(t, srv, sc))
 	}
+	// A link fetched through the first replica, before anyone guesses.
+	link := replicas[0].create(t, "alice")
+	if r := replicas[0].do(t, "GET", link.path(replicas[0]), "X-Forwarded-For", "192.0.2.99"); r.code != 200 {
+		t.Fatalf("the link = %d", r.code)
+	}
 	// Tokens that name no owner are refused without asking IMAP: the
 	// requests below take well under the throttle's pause of a second.
 	wrong := "/freebusy/s/garbage.vfb"
@@ -46,5 +51,13 @@ func TestLinkGuessingAcrossReplicas(t *testing.T) {
 		if r := s.do(t, "GET", wrong, "X-Forwarded-For", "203.0.113.1"); r.code != http.StatusTooManyRequests {
 			t.Errorf("a wrong token through replica %d beyond %d over both = %d, want 429", i, maxTokenFailures, r.code)
 		}
+	}
+	// The link is not held up by the guessing, also through the replica
+	// that has never resolved it: the replicas know together it is one.
+	if r := replicas[1].do(t, "GET", link.path(replicas[1]), "X-Forwarded-For", "192.0.2.99"); r.code != 200 {
+		t.Errorf("the link through the other replica while guessing is throttled = %d, want 200", r.code)
+	}
+	if r := replicas[1].do(t, "GET", wrong, "X-Forwarded-For", "203.0.113.2"); r.code != http.StatusTooManyRequests {
+		t.Errorf("a wrong token after the link = %d, want 429: the pause ended too soon to tell", r.code)
 	}
 }
