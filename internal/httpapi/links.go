@@ -371,40 +371,58 @@ func storeError(err error) error {
 
 // edit runs f on user's record in their own IMAP session and writes the
 // result back, serialized with the other edits of user in this process.
-func (h *Handler) edit(ctx context.Context, user, password string, f func(*linkRecord) error) error {
+//
+// Writing grants the proxy its right to read the record again, which
+// would bring back every link in it. So when the record holds links that
+// the proxy cannot read, because the owner took its grant off the folder
+// to stop them all at once, those links are dropped first, and their ids
+// returned: the owner stopped them, and a new link must not revive them.
+func (h *Handler) edit(ctx context.Context, user, password string, f func(rec *linkRecord, dropped []string) error) (dropped []string, err error) {
 	l := h.links
 	mu := &l.edits[maphash.String(l.seed, user)%uint64(len(l.edits))]
 	mu.Lock()
 	defer mu.Unlock()
 	s, err := l.store.Dial(ctx, user, password)
 	if err != nil {
-		return &httpError{code: http.StatusServiceUnavailable, msg: "calendar store unavailable, try again later", cause: err}
+		return nil, &httpError{code: http.StatusServiceUnavailable, msg: "calendar store unavailable, try again later", cause: err}
 	}
 	defer s.Close()
 	raw, err := s.Links(ctx, user)
 	if err != nil {
-		return storeError(err)
+		return nil, storeError(err)
 	}
 	rec, err := parseLinks(raw)
 	if err != nil {
-		return &httpError{code: http.StatusInternalServerError, msg: "the stored links cannot be read", cause: err}
+		return nil, &httpError{code: http.StatusInternalServerError, msg: "the stored links cannot be read", cause: err}
 	}
-	if err := f(&rec); err != nil {
-		return err
+	if len(rec.Links) > 0 {
+		seen, err := l.store.Read(ctx, user)
+		if err != nil {
+			return nil, storeError(err)
+		}
+		if len(seen) == 0 {
+			for _, it := range rec.Links {
+				dropped = append(dropped, it.ID)
+			}
+			rec.Links = nil
+		}
+	}
+	if err := f(&rec, dropped); err != nil {
+		return nil, err
 	}
 	var value []byte
 	if len(rec.Links) > 0 {
 		if value, err = json.Marshal(rec); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := s.SetLinks(ctx, l.store.Proxy, value); err != nil {
 		if errors.Is(err, errors.ErrUnsupported) {
-			return storeError(err)
+			return nil, storeError(err)
 		}
-		return &httpError{code: http.StatusServiceUnavailable, msg: "the links could not be stored, try again later", cause: err}
+		return nil, &httpError{code: http.StatusServiceUnavailable, msg: "the links could not be stored, try again later", cause: err}
 	}
-	return nil
+	return dropped, nil
 }
 
 // createLink serves POST /freebusy/links.
@@ -422,7 +440,7 @@ func (h *Handler) createLink(w http.ResponseWriter, r *http.Request) error {
 	token := newToken(user)
 	hash := sha256.Sum256([]byte(token))
 	item := linkItem{ID: hex.EncodeToString(idb[:]), SHA256: hex.EncodeToString(hash[:]), Created: h.opts.Now().UTC().Truncate(time.Second)}
-	err = h.edit(r.Context(), user, password, func(rec *linkRecord) error {
+	dropped, err := h.edit(r.Context(), user, password, func(rec *linkRecord, _ []string) error {
 		if len(rec.Links) >= maxLinks {
 			return &httpError{code: http.StatusConflict, msg: fmt.Sprintf("at most %d links; revoke one first", maxLinks)}
 		}
@@ -433,9 +451,12 @@ func (h *Handler) createLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/freebusy/links/"+item.ID)
-	return writeLinkJSON(w, http.StatusCreated, map[string]any{
-		"id": item.ID, "url": base + "/freebusy/s/" + token + ".vfb", "created": item.Created,
-	})
+	answer := map[string]any{"id": item.ID, "url": base + "/freebusy/s/" + token + ".vfb", "created": item.Created}
+	if len(dropped) > 0 {
+		answer["removed"] = dropped
+		answer["note"] = "your earlier links had stopped working (fbpub's login was no longer granted the folder that keeps them); they are removed, not revived"
+	}
+	return writeLinkJSON(w, http.StatusCreated, answer)
 }
 
 // linkBase is the scheme and host that new links start with.
@@ -494,8 +515,11 @@ func (h *Handler) deleteLink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := r.PathValue("id")
-	err = h.edit(r.Context(), user, password, func(rec *linkRecord) error {
+	_, err = h.edit(r.Context(), user, password, func(rec *linkRecord, dropped []string) error {
 		i := slices.IndexFunc(rec.Links, func(it linkItem) bool { return it.ID == id })
+		if i < 0 && slices.Contains(dropped, id) {
+			return nil // it had stopped working; now it is gone
+		}
 		if i < 0 {
 			return notFound("no such link")
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -424,6 +425,63 @@ func TestLinkGuessing(t *testing.T) {
 	}
 	if r := s.do(t, "GET", link.path(s), "X-Forwarded-For", "203.0.113.4"); r.code != http.StatusTooManyRequests {
 		t.Errorf("the revoked link again at once = %d, want 429 like any wrong token", r.code)
+	}
+}
+
+// TestLinksCutOffByGrant: an owner who takes the proxy's grant off the
+// folder that keeps their links stops them all at once; the list then
+// shows none; and a new link, whose writing grants the proxy again, does
+// not bring them back: it removes them and says so. Revoking one of them
+// then succeeds without granting anything.
+func TestLinksCutOffByGrant(t *testing.T) {
+	for _, srv := range testbed.Servers(t) {
+		t.Run(string(srv.Kind), func(t *testing.T) {
+			seedLinks(t, srv)
+			s := newLinkServer(t, srv)
+			old, other := s.create(t, "alice"), s.create(t, "alice")
+			if r := s.do(t, "GET", old.path(s)); r.code != 200 {
+				t.Fatalf("the link = %d", r.code)
+			}
+			srv.SetACL(t, "alice", imapstore.LinksFolder, testbed.Proxy, "")
+			s.clock.advance(linkTTL)
+			if r := s.do(t, "GET", old.path(s)); r.code != 404 {
+				t.Fatalf("the link with the proxy's grant taken off = %d, want 404", r.code)
+			}
+			if ids := s.list(t, "alice"); len(ids) != 0 {
+				t.Errorf("alice's working links = %v, want none", ids)
+			}
+			r := s.do(t, "POST", "/freebusy/links", basicAs("alice")...)
+			var a struct {
+				ID      string   `json:"id"`
+				URL     string   `json:"url"`
+				Removed []string `json:"removed"`
+			}
+			if r.code != http.StatusCreated || json.Unmarshal([]byte(r.body), &a) != nil {
+				t.Fatalf("POST /freebusy/links = %d %s", r.code, r.body)
+			}
+			if !slices.Equal(a.Removed, []string{old.ID, other.ID}) || !strings.Contains(r.body, "not revived") {
+				t.Errorf("the new link's answer says removed %v (%s), want [%s %s]", a.Removed, r.body, old.ID, other.ID)
+			}
+			s.clock.advance(failPause)
+			if r := s.do(t, "GET", old.path(s)); r.code != 404 {
+				t.Errorf("the cut-off link after a new one = %d, want 404: revived", r.code)
+			}
+			s.clock.advance(failPause) // that 404 paused this client
+			if r := s.do(t, "GET", a.URL[strings.Index(a.URL, "/freebusy/s/"):]); r.code != 200 {
+				t.Errorf("the new link = %d, want 200", r.code)
+			}
+			if ids := s.list(t, "alice"); !slices.Equal(ids, []string{a.ID}) {
+				t.Errorf("alice's links = %v, want only the new one %s", ids, a.ID)
+			}
+			// Cut off again, then one revoked: 204, and nothing granted.
+			srv.SetACL(t, "alice", imapstore.LinksFolder, testbed.Proxy, "")
+			if r := s.do(t, "DELETE", "/freebusy/links/"+a.ID, basicAs("alice")...); r.code != http.StatusNoContent {
+				t.Errorf("DELETE of a cut-off link = %d %s, want 204", r.code, r.body)
+			}
+			if acl := srv.GetACL(t, "alice", imapstore.LinksFolder); acl[testbed.Proxy] != "" {
+				t.Errorf("revoking a cut-off link granted the proxy %q again", acl[testbed.Proxy])
+			}
+		})
 	}
 }
 
