@@ -39,8 +39,9 @@ import (
 //
 // Every member is looked up as a single lookup is, through the same cache
 // and with the requester's rights; a member the requester may not see is
-// reported as such (REQUEST-STATUS 3.8), an unknown one too (3.7), and
-// neither is ever shown as free.
+// reported as such (REQUEST-STATUS 3.8), an unknown one too (3.7, or 3.8
+// under access.freebusy = "acl", which does not tell which users exist),
+// and neither is ever shown as free.
 type Team struct {
 	// Groups are the configured groups: name → members (logins or
 	// addresses).
@@ -329,8 +330,14 @@ func (h *Handler) lookupMembers(ctx context.Context, names []string, win freebus
 // memberStatus tells, for a member whose lookup found nothing the
 // requester may see, whether fbpub publishes anything for them at all
 // ("no-authority") or not ("unknown"), from the folders the lookup read:
-// never a walk of the whole directory.
+// never a walk of the whole directory. Under access.freebusy = "acl" it
+// does not tell: a member's own .vfb then answers 404 to a requester who
+// may see nothing, whether the member exists or not, and a group answer
+// must not tell which users exist either (100 names a request).
 func (h *Handler) memberStatus(ctx context.Context, user string) (string, error) {
+	if h.opts.Policy.FreeBusy == acl.ByACL {
+		return statusNoAuthority, nil
+	}
 	_, err := h.opts.Cache.Counting(ctx, user)
 	switch {
 	case err == nil:

@@ -97,6 +97,12 @@ var teamZones = map[string]string{"alice": "Europe/Berlin", "bob": "UTC", "carol
 // fbpub reads the ACLs; dave may see alice's and carol's, not bob's.
 func setupTeam(t *testing.T, srv *testbed.Server, team Team) *server {
 	t.Helper()
+	return setupTeamPolicy(t, srv, team, &acl.Policy{FreeBusy: acl.ByACL})
+}
+
+// setupTeamPolicy is setupTeam under another access policy.
+func setupTeamPolicy(t *testing.T, srv *testbed.Server, team Team, policy *acl.Policy) *server {
+	t.Helper()
 	srv.Reset(t)
 	for _, owner := range []string{"alice", "bob", "carol", "dave"} {
 		srv.CreateFolder(t, owner, "Calendar")
@@ -114,7 +120,6 @@ func setupTeam(t *testing.T, srv *testbed.Server, team Team) *server {
 	t.Cleanup(func() { pool.Close() })
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
-	policy := &acl.Policy{FreeBusy: acl.ByACL}
 	zones := map[string]*time.Location{}
 	for u, z := range teamZones {
 		zones[u], _ = time.LoadLocation(z)
@@ -147,7 +152,9 @@ var vfreebusyRE = regexp.MustCompile(`(?s)BEGIN:VFREEBUSY\r\n.*?END:VFREEBUSY\r\
 // TestGroup asks, as dave, for a group of three: alice (whom dave may
 // see), bob (whom he may not) and a name fbpub does not know. Each
 // VFREEBUSY comes in the order asked; alice's is her own .vfb's for dave;
-// bob's and the unknown one carry REQUEST-STATUS and no periods.
+// bob's and the unknown one carry REQUEST-STATUS and no periods, the
+// same one: under access.freebusy = "acl" the answer does not tell which
+// users exist, as their own .vfb (404 for both) does not.
 func TestGroup(t *testing.T) {
 	for _, srv := range testbed.Servers(t) {
 		t.Run(string(srv.Kind), func(t *testing.T) {
@@ -185,7 +192,7 @@ func TestGroup(t *testing.T) {
 						t.Errorf("GET %s: member %d lacks %s:\n%s", path, i, want, fbs[i])
 					}
 				}
-				for i, want := range []string{"", "REQUEST-STATUS:3.8;No authority\r\n", "REQUEST-STATUS:3.7;Invalid calendar user\r\n"} {
+				for i, want := range []string{"", "REQUEST-STATUS:3.8;No authority\r\n", "REQUEST-STATUS:3.8;No authority\r\n"} {
 					if i == 0 {
 						continue
 					}
@@ -205,7 +212,7 @@ func TestGroup(t *testing.T) {
 			}
 			// The order asked is the order answered.
 			r := s.do(t, "GET", "/freebusy/group.vfb?user=nobody&user=alice&"+window, dave...)
-			if fbs := vfreebusyRE.FindAllString(r.body, -1); len(fbs) != 2 || !strings.Contains(fbs[0], "3.7") || fbs[1] != wantAlice {
+			if fbs := vfreebusyRE.FindAllString(r.body, -1); len(fbs) != 2 || !strings.Contains(fbs[0], "3.8") || fbs[1] != wantAlice {
 				t.Errorf("GET group.vfb?user=nobody&user=alice: not in the order asked:\n%s", r.body)
 			}
 			for _, tc := range []struct {
@@ -254,6 +261,26 @@ func (a slotsAnswer) String() string {
 	return strings.TrimSpace(b.String())
 }
 
+// TestGroupUnknownOutsideACL: where free/busy is open to every logged-in
+// user, whose .vfb tells anyway which users publish a calendar, a name
+// fbpub does not know is reported as such (3.7, "unknown"), to tell a
+// typing error from an empty calendar.
+func TestGroupUnknownOutsideACL(t *testing.T) {
+	srv := testbed.Get(t)
+	s := setupTeamPolicy(t, srv, Team{WorkingHours: nineToFive}, &acl.Policy{FreeBusy: acl.AuthenticatedOnly})
+	dave := basicAs("dave")
+	const window = "&start=20250307T000000Z&end=20250312T000000Z"
+	r := s.do(t, "GET", "/freebusy/group.vfb?user=bob&user=nobody"+window, dave...)
+	fbs := vfreebusyRE.FindAllString(r.body, -1)
+	if r.code != 200 || len(fbs) != 2 || strings.Contains(fbs[0], "REQUEST-STATUS") || !strings.Contains(fbs[1], "REQUEST-STATUS:3.7;Invalid calendar user\r\n") {
+		t.Errorf("group.vfb?user=bob&user=nobody = %d, want bob's free/busy and 3.7 for nobody:\n%s", r.code, r.body)
+	}
+	r = s.do(t, "GET", "/freebusy/slots?user=bob&user=nobody&duration=PT1H"+window, dave...)
+	if r.code != 200 || !strings.Contains(r.body, `{"user":"nobody","status":"unknown"}`) {
+		t.Errorf("slots?user=bob&user=nobody = %d %s, want nobody unknown", r.code, r.body)
+	}
+}
+
 // TestSlots computes the common free hours of the known week through
 // IMAP and compares them with the hand-computed answer (the same as
 // package availability's TestSlots): Fri 14-16 UTC; Mon 14-15 (carol's
@@ -265,7 +292,7 @@ func TestSlots(t *testing.T) {
 			s := setupTeam(t, srv, Team{Groups: map[string][]string{"crew": {"alice", "carol", "dave", "bob", "nobody"}}, WorkingHours: nineToFive})
 			dave := basicAs("dave")
 			const window = "&start=20250307T000000Z&end=20250312T000000Z"
-			const members = "alice:ok carol:ok dave:ok bob:no-authority nobody:unknown"
+			const members = "alice:ok carol:ok dave:ok bob:no-authority nobody:no-authority"
 			tests := []struct{ query, want string }{
 				{"group=crew&duration=PT1H", "2025-03-07T14:00:00Z/2025-03-07T16:00:00Z 2025-03-10T14:00:00Z/2025-03-10T15:00:00Z 2025-03-11T15:00:00Z/2025-03-11T16:00:00Z " + members},
 				{"group=crew&duration=PT1H&tentative=free", "2025-03-07T14:00:00Z/2025-03-07T16:00:00Z 2025-03-10T14:00:00Z/2025-03-10T15:00:00Z 2025-03-11T14:00:00Z/2025-03-11T16:00:00Z " + members},
@@ -273,11 +300,11 @@ func TestSlots(t *testing.T) {
 				// dave alone: his two four-hour blocks a day, London time (UTC).
 				{"user=dave&user=nobody&duration=PT4H", "2025-03-07T09:00:00Z/2025-03-07T13:00:00Z 2025-03-07T14:00:00Z/2025-03-07T18:00:00Z " +
 					"2025-03-10T09:00:00Z/2025-03-10T13:00:00Z 2025-03-10T14:00:00Z/2025-03-10T18:00:00Z " +
-					"2025-03-11T09:00:00Z/2025-03-11T13:00:00Z 2025-03-11T14:00:00Z/2025-03-11T18:00:00Z dave:ok nobody:unknown"},
+					"2025-03-11T09:00:00Z/2025-03-11T13:00:00Z 2025-03-11T14:00:00Z/2025-03-11T18:00:00Z dave:ok nobody:no-authority"},
 				{"user=dave&duration=PT5H", "dave:ok"},
 				// The README's example.
 				{"user=alice&user=carol&user=dave&user=bob&duration=PT1H", "2025-03-07T14:00:00Z/2025-03-07T16:00:00Z 2025-03-10T14:00:00Z/2025-03-10T15:00:00Z 2025-03-11T15:00:00Z/2025-03-11T16:00:00Z alice:ok carol:ok dave:ok bob:no-authority"},
-				{"user=bob&user=nobody&duration=PT1H", "bob:no-authority nobody:unknown"},
+				{"user=bob&user=nobody&duration=PT1H", "bob:no-authority nobody:no-authority"},
 			}
 			for _, tt := range tests {
 				r := s.do(t, "GET", "/freebusy/slots?"+tt.query+window, dave...)
@@ -445,7 +472,7 @@ func TestGroupJSON(t *testing.T) {
 		return b.String()
 	}
 	a, r := get("/freebusy/group/crew.vfb?"+window, "Accept", "application/json")
-	const want = "2025-03-10T00:00:00Z/2025-03-11T00:00:00Z alice:ok carol:ok BUSY@2025-03-10T15:00:00Z/2025-03-10T15:30:00Z dave:ok bob:no-authority nobody:unknown"
+	const want = "2025-03-10T00:00:00Z/2025-03-11T00:00:00Z alice:ok carol:ok BUSY@2025-03-10T15:00:00Z/2025-03-10T15:30:00Z dave:ok bob:no-authority nobody:no-authority"
 	if got := show(a); got != want {
 		t.Errorf("group as JSON =\n %s\nwant\n %s", got, want)
 	}

@@ -186,11 +186,11 @@ func TestTeamPage(t *testing.T) {
 			statuses[e.attr["data-member"]] = e.attr["data-status"]
 		}
 	}
-	if want := map[string]string{"alice": "ok", "carol": "ok", "dave": "ok", "bob": "no-authority", "nobody": "unknown"}; !maps(statuses, want) {
+	if want := map[string]string{"alice": "ok", "carol": "ok", "dave": "ok", "bob": "no-authority", "nobody": "no-authority"}; !maps(statuses, want) {
 		t.Errorf("member rows = %v, want %v", statuses, want)
 	}
 	text := allText(page)
-	for _, want := range []string{"no authority: you may not see this calendar", "unknown: fbpub publishes no calendar for this name", "Mon 10 Mar", "Sun 16 Mar",
+	for _, want := range []string{"no authority: no calendar of this name that you may see", "Mon 10 Mar", "Sun 16 Mar",
 		"times in Europe/Berlin", "5 common free times of 1 hour", "2 not shown", "Wed 12 Mar, 15:00–17:00"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page does not say %q:\n%s", want, text)
@@ -217,7 +217,7 @@ func TestTeamPage(t *testing.T) {
 	if e := find(page, "b"); e != nil {
 		t.Errorf("a member name became markup: %v", e)
 	}
-	if e := find(page, "div", "data-member", "<b>x</b>"); e == nil || e.attr["data-status"] != "unknown" {
+	if e := find(page, "div", "data-member", "<b>x</b>"); e == nil || e.attr["data-status"] != "no-authority" {
 		t.Errorf("the row of <b>x</b>: %v", e)
 	}
 	text = allText(page)

@@ -172,7 +172,7 @@
     'BUSY-UNAVAILABLE': ['unavailable', 'unavailable (out of office, or outside working hours)'],
   };
   const STATUS = {
-    'no-authority': 'no authority: you may not see this calendar',
+    'no-authority': 'no authority: no calendar of this name that you may see',
     'unknown': 'unknown: fbpub publishes no calendar for this name',
   };
 
