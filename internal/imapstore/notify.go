@@ -84,7 +84,12 @@ func (w *Watcher) dialNotify(ctx context.Context, s *notifySlot) (*notifyConn, e
 // do runs one command with the connection's timeout, reporting it to
 // Options.Observe when name is not empty.
 func (c *notifyConn) do(name string, f func() error) error {
-	_ = c.conn.SetDeadline(time.Now().Add(c.timeout))
+	return c.doWithin(c.timeout, name, f)
+}
+
+// doWithin is do with its own bound.
+func (c *notifyConn) doWithin(d time.Duration, name string, f func() error) error {
+	_ = c.conn.SetDeadline(time.Now().Add(min(d, c.timeout)))
 	var err error
 	if name != "" {
 		err = c.observed(name, f)
@@ -196,7 +201,11 @@ func (w *Watcher) runNotify(ctx context.Context, i int) (established bool, err e
 		case <-s.overflow:
 			c.current = nil // set it again
 		case <-keepalive.C:
-			if err := c.do("NOOP", func() error { return c.client.Noop().Wait() }); err != nil {
+			// A server that stopped answering announces nothing either:
+			// the folders are no longer watched once a NOOP goes
+			// unanswered for KeepaliveTimeout, and the cache checks them
+			// (and answers stale while that fails).
+			if err := c.doWithin(w.o.KeepaliveTimeout, "NOOP", func() error { return c.client.Noop().Wait() }); err != nil {
 				return established, err
 			}
 		}

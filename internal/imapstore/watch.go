@@ -59,10 +59,15 @@ type WatchOptions struct {
 	// NoNotify makes the watcher use IDLE even where the server has
 	// NOTIFY.
 	NoNotify bool
-	// Keepalive is how often each NOTIFY connection sends NOOP, which also
-	// finds a dead connection (default 5 min; Dovecot logs out a client
-	// silent for 30 min).
+	// Keepalive is how often each NOTIFY connection sends NOOP, which
+	// also finds a dead connection or a server that stopped answering
+	// (default 30 s; Dovecot logs out a client silent for 30 min).
 	Keepalive time.Duration
+	// KeepaliveTimeout is how long a NOOP may go unanswered before the
+	// connection is given up and its folders are no longer watched
+	// (default 5 s, at most Options.Timeout): until then a hung server's
+	// folders are answered as watched, that is, as fresh.
+	KeepaliveTimeout time.Duration
 	// Changed is called with a folder's name when the server announces a
 	// change in it, and when the folder starts being watched, since it may
 	// have changed unseen before (with Settled, only when its state could
@@ -153,7 +158,10 @@ func NewWatcherWith(o WatchOptions) *Watcher {
 		o.NotifyConns = defaultNotifyConns
 	}
 	if o.Keepalive <= 0 {
-		o.Keepalive = 5 * time.Minute
+		o.Keepalive = 30 * time.Second
+	}
+	if o.KeepaliveTimeout <= 0 {
+		o.KeepaliveTimeout = 5 * time.Second
 	}
 	if o.Changed == nil {
 		o.Changed = func(string) {}

@@ -956,3 +956,41 @@ func (r *record[T]) all() []T {
 	defer r.mu.Unlock()
 	return slices.Clone(r.list)
 }
+
+// TestWatcherFindsHungServer: a server that stops answering announces
+// nothing, which looks like nothing changing. Once a keepalive NOOP goes
+// unanswered for KeepaliveTimeout, the folders are no longer watched, so
+// that the cache checks them (and, while that fails, answers stale)
+// instead of calling them fresh until the IMAP timeout, or for as long
+// as the server hangs. When it answers again they are watched again.
+func TestWatcherFindsHungServer(t *testing.T) {
+	srv := testbed.Get(t)
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	folder := srv.SharedName("alice", "Calendar")
+	var hung atomic.Bool
+	addr := testbed.Relay(t, srv.Addr, func(int64) testbed.Fault {
+		if hung.Load() {
+			return testbed.Stall
+		}
+		return testbed.Forward
+	})
+	opts := proxyOptions(srv)
+	opts.Addr, opts.Timeout = addr, time.Minute
+	ev := newEvents()
+	w := NewWatcherWith(WatchOptions{Options: opts, Changed: ev.changed, Resync: func() {},
+		Keepalive: 200 * time.Millisecond, KeepaliveTimeout: 300 * time.Millisecond})
+	defer w.Close()
+	w.Watch([]string{folder})
+	waitFor(t, "the folder watched", func() bool { return w.Watched(folder) })
+	hung.Store(true)
+	start := time.Now()
+	waitFor(t, "the folder no longer watched while the server hangs", func() bool { return !w.Watched(folder) })
+	// Well within the IMAP timeout (a minute): the keepalive's bound.
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the hang was found after %v", took)
+	}
+	hung.Store(false)
+	waitFor(t, "the folder watched again", func() bool { return w.Watched(folder) })
+}
