@@ -329,14 +329,8 @@ func scanSteps(opt *rrule.ROption, prev, next time.Time) int64 {
 	case rrule.DAILY:
 		return secs / (86400 * n) / 64
 	}
-	unit := int64(1)
-	switch opt.Freq {
-	case rrule.HOURLY:
-		unit = 3600
-	case rrule.MINUTELY:
-		unit = 60
-	}
-	return secs/86400/16 + secs/(unit*n)/512
+	unit, _ := subDaily(opt.Freq)
+	return secs/86400/16 + secs/(int64(max(unit, 1))*n)/512
 }
 
 // maxTimeLoop bounds the steps rrule-go's time-of-day loop may take for
@@ -362,13 +356,8 @@ const maxTimeLoop = 24
 // what a limit leaves unexpanded does. HOURLY rules step at most 24 times
 // a day and are always expanded.
 func skipsDaysSlowly(opt *rrule.ROption, start time.Time) (slow bool, looked int) {
-	var unit, perDay int
-	switch opt.Freq {
-	case rrule.MINUTELY:
-		unit, perDay = 60, 1440
-	case rrule.SECONDLY:
-		unit, perDay = 1, 86400
-	default:
+	unit, perDay := subDaily(opt.Freq)
+	if opt.Freq != rrule.MINUTELY && opt.Freq != rrule.SECONDLY {
 		return false, 0
 	}
 	days := len(opt.Bymonth) + len(opt.Byweekno) + len(opt.Byyearday) + len(opt.Bymonthday) + len(opt.Byweekday) + len(opt.Byeaster)
@@ -414,15 +403,8 @@ func skipsDaysSlowly(opt *rrule.ROption, start time.Time) (slow bool, looked int
 // times of day a rule can reach are those congruent to DTSTART's modulo
 // gcd(interval, length of a day in the rule's unit).
 func reachable(opt *rrule.ROption, start time.Time) bool {
-	var unit, perDay int
-	switch opt.Freq {
-	case rrule.HOURLY:
-		unit, perDay = 3600, 24
-	case rrule.MINUTELY:
-		unit, perDay = 60, 1440
-	case rrule.SECONDLY:
-		unit, perDay = 1, 86400
-	default:
+	unit, perDay := subDaily(opt.Freq)
+	if unit == 0 {
 		return true
 	}
 	if len(opt.Byhour) == 0 && len(opt.Byminute) == 0 && len(opt.Bysecond) == 0 {
@@ -450,6 +432,20 @@ func reachable(opt *rrule.ROption, start time.Time) bool {
 		}
 	}
 	return false
+}
+
+// subDaily returns the step of an HOURLY, MINUTELY or SECONDLY rule in
+// seconds and the steps in a day; zeros for the other frequencies.
+func subDaily(f rrule.Frequency) (unit, perDay int) {
+	switch f {
+	case rrule.HOURLY:
+		return 3600, 24
+	case rrule.MINUTELY:
+		return 60, 1440
+	case rrule.SECONDLY:
+		return 1, 86400
+	}
+	return 0, 0
 }
 
 func gcd(a, b int) int {

@@ -183,10 +183,15 @@ func TestBudgetBoundsAFolder(t *testing.T) {
 // hostile is a calendar of n events that each recur every second for a
 // billion seconds from 1 March 2025 (D2).
 func hostile(t testing.TB, n int) []*calendar.Object {
+	return sameEvents(t, n, "20250301T000000Z", "20250301T000001Z", "FREQ=SECONDLY;COUNT=1000000000")
+}
+
+// sameEvents is n events, each of its own UID, with the same times and rule.
+func sameEvents(t testing.TB, n int, start, end, rule string) []*calendar.Object {
 	var b strings.Builder
 	b.WriteString("BEGIN:VCALENDAR\r\n")
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:s%d\r\nDTSTART:20250301T000000Z\r\nDTEND:20250301T000001Z\r\nRRULE:FREQ=SECONDLY;COUNT=1000000000\r\nEND:VEVENT\r\n", i)
+		fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:s%d\r\nDTSTART:%s\r\nDTEND:%s\r\nRRULE:%s\r\nEND:VEVENT\r\n", i, start, end, rule)
 	}
 	b.WriteString("END:VCALENDAR\r\n")
 	cals, err := calendar.Decode([]byte(b.String()))
@@ -224,18 +229,8 @@ func TestHostileFolderIsBoundedAndBusy(t *testing.T) {
 // each: one is expanded, the budget pays for it, the rest count busy.
 func TestRareDaysFolderIsBoundedAndBusy(t *testing.T) {
 	w := Window{ts("20250301T0000Z"), ts("20250310T0000Z")}
-	var b strings.Builder
-	b.WriteString("BEGIN:VCALENDAR\r\n")
 	const n = 200
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "BEGIN:VEVENT\r\nUID:r%d\r\nDTSTART:20250101T090000Z\r\nDTEND:20250101T100000Z\r\nRRULE:FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30\r\nEND:VEVENT\r\n", i)
-	}
-	b.WriteString("END:VCALENDAR\r\n")
-	cals, err := calendar.Decode([]byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := Compute(calendar.Objects(cals), w, nil)
+	res := Compute(sameEvents(t, n, "20250101T090000Z", "20250101T100000Z", "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30"), w, nil)
 	if res.Truncated != n-1 {
 		t.Errorf("Truncated = %d, want %d: one scan to the year 9999 spends the budget", res.Truncated, n-1)
 	}

@@ -12,10 +12,7 @@ import (
 // Watcher's Changed being called for it, reported as ms/push.
 func BenchmarkNotifyLatency(b *testing.B) {
 	srv := testbed.Get(b)
-	srv.Reset(b)
-	srv.CreateFolder(b, "alice", "Calendar")
-	srv.SetACL(b, "alice", "Calendar", testbed.Proxy, "lr")
-	folder := srv.SharedName("alice", "Calendar")
+	folder := aliceCalendar(b, srv)
 	got := make(chan time.Time, 1)
 	ready := make(chan struct{}, 1)
 	w := NewWatcherWith(WatchOptions{

@@ -65,6 +65,16 @@ func waitChange(t *testing.T, ev *events, folder string, before int, what string
 
 var emptyCalendar = testbed.CalendarMessage("x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
 
+// aliceCalendar resets the test bed, makes alice's Calendar with the proxy
+// granted "lr", and returns its name as the proxy sees it.
+func aliceCalendar(t testing.TB, srv *testbed.Server) string {
+	t.Helper()
+	srv.Reset(t)
+	srv.CreateFolder(t, "alice", "Calendar")
+	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
+	return srv.SharedName("alice", "Calendar")
+}
+
 func proxyOptions(srv *testbed.Server) Options {
 	return Options{Addr: srv.Addr, TLS: TLSNone, User: testbed.Proxy, Password: testbed.Password(testbed.Proxy), Timeout: 5 * time.Second}
 }
@@ -735,10 +745,7 @@ func TestWatcherNotifyHold(t *testing.T) {
 // (feed.Options.RevalidateWatched) instead of every publish.revalidate.
 func TestWatcherNotifyAnnouncesRights(t *testing.T) {
 	srv := testbed.Get(t)
-	srv.Reset(t)
-	srv.CreateFolder(t, "alice", "Calendar")
-	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
-	f := srv.SharedName("alice", "Calendar")
+	f := aliceCalendar(t, srv)
 	ev := newEvents()
 	w := NewWatcherWith(WatchOptions{Options: proxyOptions(srv), Changed: ev.changed, Resync: func() { ev.resync.Add(1) }})
 	defer w.Close()
@@ -965,10 +972,7 @@ func (r *record[T]) all() []T {
 // as the server hangs. When it answers again they are watched again.
 func TestWatcherFindsHungServer(t *testing.T) {
 	srv := testbed.Get(t)
-	srv.Reset(t)
-	srv.CreateFolder(t, "alice", "Calendar")
-	srv.SetACL(t, "alice", "Calendar", testbed.Proxy, "lr")
-	folder := srv.SharedName("alice", "Calendar")
+	folder := aliceCalendar(t, srv)
 	var hung atomic.Bool
 	addr := testbed.Relay(t, srv.Addr, func(int64) testbed.Fault {
 		if hung.Load() {
