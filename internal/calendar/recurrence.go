@@ -212,9 +212,15 @@ func (p *timeParser) rrule(value string, first stamp, from, to time.Time, limit 
 // ruleOptions reads one RRULE value for a series starting at first.
 // UNTIL is read in the start's zone: a DATE UNTIL on an all-day series
 // includes that day, a floating DATE-TIME UNTIL is local time there. A
-// rule rrule-go cannot read, or one that can never produce a time of day
-// (see reachable), wraps errBadRule.
+// rule CheckRecur or rrule-go cannot read, or one that can never produce
+// a time of day (see reachable), wraps errBadRule.
 func (p *timeParser) ruleOptions(value string, first stamp) (*rrule.ROption, error) {
+	// A rule a client refuses (CheckRecur) is not expanded here either:
+	// rrule-go reads BYDAY=+0MO as every Monday.
+	value, ok := CheckRecur(value)
+	if !ok {
+		return nil, fmt.Errorf("calendar: bad RRULE: %w", errBadRule)
+	}
 	var until string
 	var parts []string
 	for _, kv := range strings.Split(value, ";") {

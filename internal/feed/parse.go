@@ -135,7 +135,7 @@ func newMessage(objs []*calendar.Object) message {
 	enc := calendar.NewEncoder(b)
 	for _, o := range objs {
 		for _, ev := range o.Events() {
-			enc.Encode(withoutAlarms(ev))
+			enc.Encode(calendar.Sound(withoutAlarms(ev)))
 		}
 		if r, _ := restricted(o); r {
 			m.restricted = true
@@ -174,7 +174,7 @@ func newMessage(objs []*calendar.Object) message {
 			}
 			seen[tz] = true
 			b.Reset()
-			if calendar.NewEncoder(b).Encode(tz) != nil {
+			if calendar.NewEncoder(b).Encode(calendar.Sound(tz)) != nil {
 				continue
 			}
 			m.zones = append(m.zones, zone{id: used[tz], text: unique.Make(b.String())})

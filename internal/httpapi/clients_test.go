@@ -187,3 +187,60 @@ func TestExtendedFreeBusy(t *testing.T) {
 		t.Errorf("anonymous .xfb:\n%s", anon.body)
 	}
 }
+
+// TestHostileValuesInClients: a value that strict parsers refuse for the
+// whole calendar (a rule part out of range, a FREEBUSY that is no
+// period), stored by anyone who may add to a folder, does not break the
+// feed: for the owner, a reader and a free/busy-only requester it parses
+// in ical.js and Python's icalendar and holds every event, the bad
+// property left out. Free/busy counts such an event at its start only,
+// as the clients do.
+func TestHostileValuesInClients(t *testing.T) {
+	s := setup(t, 0)
+	s.srv.CreateFolder(t, "alice", "Calendar/Odd")
+	s.srv.SetACL(t, "alice", "Calendar/Odd", testbed.Proxy, "lr")
+	s.srv.SetACL(t, "alice", "Calendar/Odd", "bob", "lr")
+	bad := []string{
+		"RRULE:FREQ=YEARLY;BYMONTH=13;COUNT=2", "RRULE:FREQ=WEEKLY;BYDAY=+0MO", "RRULE:FREQ=DAILY;BYDAY=++1MO",
+		"RRULE:FREQ=FOO", "RRULE:FREQ=DAILY;BYHOUR=99", "EXRULE:FREQ=DAILY;BYMONTHDAY=0", "FREEBUSY:garbage",
+		"X-FOO;VALUE=RECUR:FREQ=BAD", "X-FOO;VALUE=PERIOD:bad",
+	}
+	for i, line := range append(bad, "RRULE:freq=daily;count=2") {
+		s.srv.Append(t, "alice", "Calendar/Odd", testbed.CalendarMessage("odd", fmt.Sprintf(
+			"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//odd//EN\r\nBEGIN:VEVENT\r\nUID:odd%d\r\nDTSTAMP:20250101T000000Z\r\n"+
+				"DTSTART:202503%02dT100000Z\r\nDTEND:202503%02dT110000Z\r\nSUMMARY:Odd %d\r\n%s\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+			i, 3+i, 3+i, i, line)))
+	}
+	for _, who := range []struct {
+		name string
+		hdr  []string
+	}{{"owner", asAlice}, {"reader", basicAs("bob")}, {"free/busy only", nil}} {
+		r := s.do(t, "GET", "/calendar/alice/Calendar/Odd.ics", who.hdr...)
+		if r.code != 200 {
+			t.Fatalf("%s: feed %d %s", who.name, r.code, r.body)
+		}
+		if n := strings.Count(r.body, "BEGIN:VEVENT"); n != len(bad)+1 {
+			t.Errorf("%s: %d events in the feed, want %d", who.name, n, len(bad)+1)
+		}
+		if n, err := oracle.ParseICalJS(t, r.body); err != nil || n != len(bad)+1 {
+			t.Errorf("%s: ical.js: %d events, %v", who.name, n, err)
+		}
+		if n, err := oracle.ParsePython(t, r.body); err != nil || n != len(bad)+1 {
+			t.Errorf("%s: python icalendar: %d events, %v", who.name, n, err)
+		}
+		for _, gone := range []string{"BYMONTH=13", "+0MO", "++1MO", "FREQ=FOO", "BYHOUR=99", "EXRULE", "garbage", "FREQ=BAD", "X-FOO"} {
+			if strings.Contains(r.body, gone) {
+				t.Errorf("%s: the feed still holds %q", who.name, gone)
+			}
+		}
+		if who.name != "free/busy only" && !strings.Contains(r.body, "RRULE:FREQ=DAILY;COUNT=2\r\n") {
+			t.Errorf("%s: the lower-case rule is not in the feed as FREQ=DAILY;COUNT=2:\n%s", who.name, r.body)
+		}
+	}
+	// One period per event, two for the daily rule with COUNT=2: none of
+	// the refused rules is expanded (BYDAY=+0MO was every Monday).
+	r := s.do(t, "GET", "/freebusy/user/alice/Calendar/Odd?start=20250301T000000Z&end=20250401T000000Z", asAlice...)
+	if n := strings.Count(r.body, "FREEBUSY;"); r.code != 200 || n != len(bad)+2 {
+		t.Errorf("free/busy: %d periods, want %d:\n%s", n, len(bad)+2, r.body)
+	}
+}

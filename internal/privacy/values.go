@@ -1,6 +1,10 @@
 package privacy
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/fbpub/fbpub/internal/calendar"
+)
 
 // The checks of allow-listed values. Each accepts a value only in the
 // syntax RFC 5545 gives it, and returns it as it is written out (upper
@@ -146,82 +150,7 @@ func utcOffset(v string) (string, bool) {
 	return v, digits(v[1:])
 }
 
-var weekdays = []string{"MO", "TU", "WE", "TH", "FR", "SA", "SU"}
-
-func isWeekday(s string) bool {
-	for _, d := range weekdays {
-		if s == d {
-			return true
-		}
-	}
-	return false
-}
-
-// signedSmall reports whether s is [+-]digits with at most three digits.
-func signedSmall(s string) bool {
-	s = strings.TrimLeft(s, "+-")
-	return len(s) <= 3 && digits(s)
-}
-
-// recurParts are the rule parts of a RECUR value (RFC 5545 §3.3.10, RFC
-// 7529's RSCALE and SKIP for the Gregorian scale), each with its check.
-var recurParts = map[string]func(string) bool{
-	"FREQ": func(s string) bool {
-		_, ok := oneOf("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")(s)
-		return ok
-	},
-	"UNTIL":    isDateTime,
-	"COUNT":    func(s string) bool { return len(s) <= 10 && digits(s) },
-	"INTERVAL": func(s string) bool { return len(s) <= 10 && digits(s) },
-	"BYSECOND": numbers, "BYMINUTE": numbers, "BYHOUR": numbers, "BYMONTHDAY": numbers,
-	"BYYEARDAY": numbers, "BYWEEKNO": numbers, "BYMONTH": numbers, "BYSETPOS": numbers,
-	"BYDAY": func(s string) bool {
-		for _, d := range strings.Split(s, ",") {
-			if len(d) < 2 || !isWeekday(d[len(d)-2:]) {
-				return false
-			}
-			if n := d[:len(d)-2]; n != "" && !signedSmall(n) {
-				return false
-			}
-		}
-		return true
-	},
-	"WKST":   isWeekday,
-	"RSCALE": func(s string) bool { return s == "GREGORIAN" },
-	"SKIP":   func(s string) bool { return s == "OMIT" || s == "BACKWARD" || s == "FORWARD" },
-}
-
-func numbers(s string) bool {
-	for _, n := range strings.Split(s, ",") {
-		if !signedSmall(n) {
-			return false
-		}
-	}
-	return true
-}
-
-// recur accepts an RRULE: its known parts, each with a value of its
-// syntax, once each and with a FREQ. A part of another name (X-…) is left
-// out, as a client would ignore it; a known part that does not parse
-// rejects the rule.
-func recur(v string) (string, bool) {
-	v = strings.ToUpper(strings.TrimSpace(v))
-	var out []string
-	seen := map[string]bool{}
-	for _, part := range strings.Split(v, ";") {
-		name, value, ok := strings.Cut(part, "=")
-		check, known := recurParts[name]
-		switch {
-		case !ok || !known:
-			continue
-		case seen[name] || !check(value):
-			return "", false
-		}
-		seen[name] = true
-		out = append(out, name+"="+value)
-	}
-	if !seen["FREQ"] {
-		return "", false
-	}
-	return strings.Join(out, ";"), true
-}
+// recur accepts an RRULE as calendar.CheckRecur does: a known part that
+// does not parse, or is out of its range, rejects the rule; a part of
+// another name (X-…) is left out, as a client would ignore it.
+func recur(v string) (string, bool) { return calendar.CheckRecur(v) }
