@@ -15,6 +15,10 @@ type node struct {
 	attrs    map[string]string
 	text     string
 	children []*node
+	// buf gathers text while the element is open: a comment or a
+	// processing instruction splits it into many pieces, which adding to
+	// text one by one would copy again each time (quadratic).
+	buf []byte
 }
 
 const (
@@ -82,21 +86,30 @@ func parseXMLText(data []byte) (_ *node, declared bool, _ error) {
 			stack = append(stack, n)
 		case xml.EndElement:
 			if len(stack) > 1 {
+				stack[len(stack)-1].close()
 				stack = stack[:len(stack)-1]
 			}
 		case xml.CharData:
 			top := stack[len(stack)-1]
-			if len(top.text) < MaxPayload {
-				top.text += string(t)
+			if len(top.buf) < MaxPayload {
+				top.buf = append(top.buf, t...)
 			}
 		case xml.Directive:
 			return nil, declared, errors.Join(ErrMalformed, errors.New("DTD not allowed"))
 		}
 	}
+	for _, n := range stack[1:] { // elements left open
+		n.close()
+	}
 	if len(root.children) != 1 {
 		return nil, declared, ErrMalformed
 	}
 	return root.children[0], declared, nil
+}
+
+// close makes the text gathered for n its text.
+func (n *node) close() {
+	n.text, n.buf = string(n.buf), nil
 }
 
 // child returns the first child named name, or nil.
