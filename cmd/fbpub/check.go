@@ -21,13 +21,15 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "configuration: ok")
-	for _, w := range cfg.Warnings {
-		fmt.Fprintln(stdout, "warning:", w)
-	}
+	// The files the configuration names (password, CA) are read here: only
+	// then is it known to be usable.
 	s, err := newService(cfg, cfg.Logger(io.Discard))
 	if err != nil {
 		return err
+	}
+	fmt.Fprintln(stdout, "configuration: ok")
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stdout, "warning:", w)
 	}
 	defer s.pool.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

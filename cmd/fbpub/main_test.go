@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -263,5 +265,29 @@ func TestDemo(t *testing.T) {
 
 	if !strings.Contains(logs.String(), "no ACL extension") || !strings.Contains(logs.String(), "no CONDSTORE") {
 		t.Errorf("demo log does not say which features it turned off:\n%s", logs.String())
+	}
+}
+
+// TestCheckSaysWhatIsWrong: `fbpub check` says "configuration: ok" only
+// once the files the configuration names could be read, and warns of an
+// FBPUB_* variable that names no setting (a misspelling would otherwise
+// be ignored without a word).
+func TestCheckSaysWhatIsWrong(t *testing.T) {
+	defer func(e func() []string) { environ = e }(environ)
+	environ = func() []string {
+		return []string{"PATH=/bin", "FBPUB_IMAP_TSL=none", "FBPUB_TESTBED_DIR=/tmp", "FBPUB_IMAP_ADDR=127.0.0.1:1"}
+	}
+	env := map[string]string{"FBPUB_IMAP_ADDR": "127.0.0.1:1", "FBPUB_IMAP_TLS": "none", "FBPUB_IMAP_PASSWORD_FILE": filepath.Join(t.TempDir(), "missing")}
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"check"}, nil, &out, &errs, func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "password_file") || strings.Contains(out.String(), "configuration: ok") {
+		t.Errorf("check with a missing password file: %v, output\n%s", err, out.String())
+	}
+	env["FBPUB_IMAP_PASSWORD_FILE"], env["FBPUB_IMAP_PASSWORD"] = "", "x"
+	out.Reset()
+	err = run(context.Background(), []string{"check"}, nil, &out, &errs, func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(out.String(), "configuration: ok") ||
+		!strings.Contains(out.String(), "warning: config: FBPUB_IMAP_TSL is not a setting fbpub knows") || strings.Contains(out.String(), "FBPUB_TESTBED_DIR") {
+		t.Errorf("check with FBPUB_IMAP_TSL set (and no server): %v, output\n%s", err, out.String())
 	}
 }

@@ -34,6 +34,10 @@ import (
 
 // loadConfig applies defaults, the config file (--config or FBPUB_CONFIG),
 // the environment and the flags, in that order, and validates the result.
+// environ is the process's environment, for the warning about unknown
+// FBPUB_* variables; a variable for tests.
+var environ = os.Environ
+
 func loadConfig(name string, args []string, stderr io.Writer, getenv func(string) string) (config.Config, error) {
 	cfg := config.Default()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -55,6 +59,7 @@ func loadConfig(name string, args []string, stderr io.Writer, getenv func(string
 	if err := cfg.ApplyEnv(getenv); err != nil {
 		return cfg, err
 	}
+	cfg.Warnings = append(cfg.Warnings, config.UnknownEnv(environ())...)
 	cfg.Flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

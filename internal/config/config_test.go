@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -233,4 +235,44 @@ func TestRedisSettings(t *testing.T) {
 			t.Errorf("testdata/%s shows the password", f)
 		}
 	}
+}
+
+// TestContribHasEveryKey: contrib/fbpub.toml, which README names as the
+// file with every key, names every key of Config (set or commented out),
+// each in its section, but imap.password, which it tells to keep out.
+func TestContribHasEveryKey(t *testing.T) {
+	b, err := os.ReadFile("../../contrib/fbpub.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]string{} // section → its text
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := regexp.MustCompile(`^\s*#?\s*\[([a-z_.]+)\]`).FindStringSubmatch(line); m != nil {
+			section = m[1]
+		}
+		sections[section] += line + "\n"
+	}
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			key := f.Tag.Get("toml")
+			if key == "" || key == "-" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type.Name() != "Duration" && f.Type.Name() != "RedisURL" {
+				walk(key, f.Type)
+				continue
+			}
+			if prefix+"."+key == "imap.password" {
+				continue
+			}
+			re := regexp.MustCompile(`(?m)^\s*#?\s*` + regexp.QuoteMeta(key) + `\s*=`)
+			if !re.MatchString(sections[prefix]) && !(prefix == "" && key == "groups" && sections["groups"] != "") {
+				t.Errorf("contrib/fbpub.toml does not name %s", strings.TrimPrefix(prefix+"."+key, "."))
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
 }

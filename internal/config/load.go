@@ -48,11 +48,14 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-// Env lists the environment variables fbpub reads, and what they set.
-var Env = []struct {
+// EnvVar is an environment variable fbpub reads, and what it sets.
+type EnvVar struct {
 	Name string
 	set  func(c *Config, v string) error
-}{
+}
+
+// Env lists the environment variables fbpub reads.
+var Env = []EnvVar{
 	{"FBPUB_LISTEN", func(c *Config, v string) error { c.Listen = v; return nil }},
 	{"FBPUB_HTTP_MAX_CONNECTIONS", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
@@ -118,6 +121,26 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// UnknownEnv returns a warning for each FBPUB_* variable of environ
+// ("NAME=value" strings, as os.Environ gives them) that names no setting:
+// a misspelt one (FBPUB_IMAP_TSL) would otherwise be ignored without a
+// word, where an unknown key of the file is an error. The test bed's own
+// variables (FBPUB_TEST…, FBPUB_SITE_…, FBPUB_CYRUS_ROOT) are left alone.
+func UnknownEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "FBPUB_") || name == "FBPUB_CONFIG" || removed[name] != "" ||
+			strings.HasPrefix(name, "FBPUB_TEST") || strings.HasPrefix(name, "FBPUB_SITE_") || name == "FBPUB_CYRUS_ROOT" ||
+			slices.ContainsFunc(Env, func(e EnvVar) bool { return e.Name == name }) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("config: %s is not a setting fbpub knows and is ignored (README lists the FBPUB_* variables)", name))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Flags registers flags on fs that override c when parsed.

@@ -74,6 +74,13 @@ func (c *Config) validatePublish(bad func(format string, a ...any)) {
 	if len(c.Publish.Folders) == 0 {
 		bad("publish.folders is empty")
 	}
+	for _, pat := range c.Publish.Folders {
+		// path.Match reports a malformed pattern only when it reaches the
+		// bad part; matching it against itself reaches every part.
+		if _, err := path.Match(pat, pat); err != nil || pat == "" {
+			bad("publish.folders: %q is not a folder pattern (path.Match: * ? [class] \\ escapes)", pat)
+		}
+	}
 	if c.Publish.CheckInterval < 0 {
 		bad("publish.check_interval is negative")
 	}
