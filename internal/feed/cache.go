@@ -57,9 +57,10 @@ type Options struct {
 	// DefaultDiscovery).
 	Discovery time.Duration
 	// CheckBudget is how long a request waits for a check of states it
-	// already holds an answer for; past it, the request gets that answer
-	// marked stale while the check goes on in the background. Zero means
-	// it waits for the check.
+	// already holds an answer for, and for the read of a folder the check
+	// found changed; past it, the request gets that answer marked stale
+	// while the check or read goes on in the background. Zero means it
+	// waits.
 	CheckBudget time.Duration
 	// NegativeTTL is how long an owner that a look-up did not find stays
 	// unknown to requests (discovery may still find them). Zero means

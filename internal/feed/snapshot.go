@@ -3,6 +3,7 @@ package feed
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"sync"
@@ -290,6 +291,31 @@ func (c *Cache) Snapshot(ctx context.Context, f Folder) (*Snapshot, error) {
 		return prev, nil
 	}
 	return c.syncShared(ctx, f, prev)
+}
+
+// errSyncPending says that a sync outlasted the check budget: the caller
+// has the previous snapshot, to answer from marked stale.
+var errSyncPending = errors.New("feed: folder still being read")
+
+// snapshotWithin is Snapshot for a request that holds an answer: when the
+// folder must be read again and that takes longer than budget (a large
+// change, a slow server, a message that is slow to parse), it returns the
+// snapshot it has with errSyncPending, as a check past its budget does,
+// while the read goes on for the next request. A zero budget waits.
+func (c *Cache) snapshotWithin(ctx context.Context, f Folder, budget time.Duration) (*Snapshot, error) {
+	c.mu.Lock()
+	prev := c.snaps[f.Name]
+	c.mu.Unlock()
+	if budget <= 0 || prev == nil || prev.covers(f) {
+		return c.Snapshot(ctx, f)
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, budget, errSyncPending)
+	defer cancel()
+	s, err := c.Snapshot(wctx, f)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(wctx), errSyncPending) {
+		return prev, errSyncPending
+	}
+	return s, err
 }
 
 // syncShared is Snapshot's slow path, apart so that the closure it makes
