@@ -206,13 +206,18 @@ func Sound(c *ical.Component) *ical.Component {
 	var children []*ical.Component
 	for i, ch := range c.Children {
 		s := Sound(ch)
+		if !soundOffsets(ch) {
+			s = nil // an observance without its offsets is no observance
+		}
 		if s == ch && children == nil {
 			continue
 		}
 		if children == nil {
 			children = slices.Clone(c.Children[:i])
 		}
-		children = append(children, s)
+		if s != nil {
+			children = append(children, s)
+		}
 	}
 	if props == nil && children == nil {
 		return c
@@ -237,11 +242,15 @@ func soundValue(name string, p ical.Prop) (string, bool) {
 			typ = "RECUR"
 		case ical.PropFreeBusy:
 			typ = "PERIOD"
+		case ical.PropTimezoneOffsetFrom, ical.PropTimezoneOffsetTo:
+			typ = "UTC-OFFSET"
 		}
 	}
 	switch typ {
 	case "RECUR":
 		return CheckRecur(p.Value)
+	case "UTC-OFFSET":
+		return p.Value, CheckUTCOffset(p.Value)
 	case "PERIOD":
 		for _, v := range strings.Split(p.Value, ",") {
 			start, end, ok := strings.Cut(strings.ToUpper(strings.TrimSpace(v)), "/")
@@ -251,6 +260,34 @@ func soundValue(name string, p ical.Prop) (string, bool) {
 		}
 	}
 	return p.Value, true
+}
+
+// soundOffsets reports whether c, when it is a time zone observance
+// (STANDARD, DAYLIGHT), has offsets CheckUTCOffset accepts.
+func soundOffsets(c *ical.Component) bool {
+	if c.Name != ical.CompTimezoneStandard && c.Name != ical.CompTimezoneDaylight {
+		return true
+	}
+	for _, name := range []string{ical.PropTimezoneOffsetFrom, ical.PropTimezoneOffsetTo} {
+		for _, p := range c.Props.Values(name) {
+			if !CheckUTCOffset(p.Value) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// CheckUTCOffset reports whether v is a UTC-OFFSET (RFC 5545 §3.3.14):
+// a sign, hours 00-23, minutes 00-59, seconds 00-59 if given. Python's
+// icalendar refuses the whole calendar for one of 24 hours or more
+// (TZOFFSETTO:+2500).
+func CheckUTCOffset(v string) bool {
+	v = strings.TrimSpace(v)
+	if len(v) != 5 && len(v) != 7 || v[0] != '+' && v[0] != '-' || !allDigits(v[1:]) {
+		return false
+	}
+	return v[1:3] <= "23" && v[3:5] <= "59" && (len(v) == 5 || v[5:7] <= "59")
 }
 
 // isDateTime reports whether s is a DATE-TIME, local or UTC.

@@ -2,8 +2,13 @@ package feed
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"hash/fnv"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unique"
@@ -13,6 +18,7 @@ import (
 	"github.com/fbpub/fbpub/internal/acl"
 	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/imapstore"
+	tzdb "github.com/fbpub/fbpub/internal/tz"
 )
 
 // message is what a snapshot keeps of one message: text, not go-ical
@@ -132,10 +138,11 @@ func newMessage(objs []*calendar.Object) message {
 	b := encodeBuffers.Get().(*bytes.Buffer)
 	defer encodeBuffers.Put(b)
 	b.Reset()
+	renames := zoneRenames(objs)
 	enc := calendar.NewEncoder(b)
 	for _, o := range objs {
 		for _, ev := range o.Events() {
-			enc.Encode(calendar.Sound(withoutAlarms(ev)))
+			enc.Encode(renameTZIDs(calendar.Sound(withoutAlarms(ev)), renames))
 		}
 		if r, _ := restricted(o); r {
 			m.restricted = true
@@ -144,10 +151,10 @@ func newMessage(objs []*calendar.Object) message {
 	m.nevents = uint32(b.Len())
 	for _, o := range objs {
 		for _, c := range o.FreeBusy {
-			enc.Encode(c)
+			enc.Encode(renameTZIDs(c, renames))
 		}
 		for _, c := range o.Availability {
-			enc.Encode(c)
+			enc.Encode(renameTZIDs(c, renames))
 		}
 	}
 	if b.Len() > 0 {
@@ -173,17 +180,118 @@ func newMessage(objs []*calendar.Object) message {
 				continue
 			}
 			seen[tz] = true
+			sound := calendar.Sound(tz)
+			if len(sound.Children) == 0 {
+				continue // no observance was sound: no zone (clients refuse one without)
+			}
 			b.Reset()
-			if calendar.NewEncoder(b).Encode(calendar.Sound(tz)) != nil {
+			if calendar.NewEncoder(b).Encode(renameTZIDs(sound, renames)) != nil {
 				continue
 			}
-			m.zones = append(m.zones, zone{id: used[tz], text: unique.Make(b.String())})
+			id := used[tz]
+			if v := tz.Props.Get(ical.PropTimezoneID); v != nil && renames[v.Value] != "" {
+				id = renames[v.Value]
+			}
+			m.zones = append(m.zones, zone{id: id, text: unique.Make(b.String())})
 		}
 	}
 	if len(m.zones) > 0 {
 		m.zones = m.zones[:len(m.zones):len(m.zones)]
 	}
 	return m
+}
+
+// zoneRenames gives the TZIDs of objs' own time zones, those no time zone
+// database names (Outlook's "Customized Time Zone", whatever rules the
+// sender's machine had), a name of their own: the TZID and a hash of the
+// zone's rules. An answer carries one VTIMEZONE per TZID for the events
+// of all its messages, and two messages that define one such TZID
+// differently would otherwise both be read with the first's rules, hours
+// off in every client while fbpub's free/busy, which reads each message
+// with its own, has them right. A name already given keeps.
+func zoneRenames(objs []*calendar.Object) map[string]string {
+	var out map[string]string
+	for _, tz := range calendar.UsedTimezones(objs) {
+		id := tz.Props.Get(ical.PropTimezoneID)
+		if id == nil || id.Value == "" {
+			continue
+		}
+		if _, _, known := tzdb.Lookup(id.Value); known {
+			continue
+		}
+		rules := &ical.Component{Name: tz.Name, Props: maps.Clone(tz.Props), Children: tz.Children}
+		delete(rules.Props, ical.PropTimezoneID)
+		var b bytes.Buffer
+		if calendar.NewEncoder(&b).Encode(rules) != nil {
+			continue
+		}
+		sum := sha256.Sum256(b.Bytes())
+		suffix := " (" + hex.EncodeToString(sum[:4]) + ")"
+		if strings.HasSuffix(id.Value, suffix) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[id.Value] = id.Value + suffix
+	}
+	return out
+}
+
+// renameTZIDs returns c, or a copy of it and of its components with the
+// TZIDs renames names replaced: the TZID property of a VTIMEZONE and the
+// TZID parameters. c is not modified.
+func renameTZIDs(c *ical.Component, renames map[string]string) *ical.Component {
+	if len(renames) == 0 {
+		return c
+	}
+	var props ical.Props
+	for name, ps := range c.Props {
+		for i, p := range ps {
+			id := p.Params.Get(ical.ParamTimezoneID)
+			if name == ical.PropTimezoneID {
+				id = p.Value
+			}
+			to, ok := renames[id]
+			if !ok {
+				continue
+			}
+			if props == nil {
+				props = maps.Clone(c.Props)
+			}
+			if &props[name][0] == &ps[0] {
+				props[name] = slices.Clone(ps)
+			}
+			if name == ical.PropTimezoneID {
+				props[name][i].Value = to
+			} else {
+				params := maps.Clone(p.Params)
+				params.Set(ical.ParamTimezoneID, to)
+				props[name][i].Params = params
+			}
+		}
+	}
+	var children []*ical.Component
+	for i, ch := range c.Children {
+		r := renameTZIDs(ch, renames)
+		if r != ch && children == nil {
+			children = slices.Clone(c.Children)
+		}
+		if children != nil {
+			children[i] = r
+		}
+	}
+	if props == nil && children == nil {
+		return c
+	}
+	out := &ical.Component{Name: c.Name, Props: c.Props, Children: c.Children}
+	if props != nil {
+		out.Props = props
+	}
+	if children != nil {
+		out.Children = children
+	}
+	return out
 }
 
 // text returns the message's objects as one VCALENDAR, from which

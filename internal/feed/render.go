@@ -414,13 +414,25 @@ func superseded(snaps []*Snapshot, levels []acl.Access) map[*message]bool {
 	return older
 }
 
-// withoutAlarms returns ev without VALARM children. The properties are
-// shared with ev, which stays untouched.
-func withoutAlarms(ev *ical.Component) *ical.Component {
-	out := &ical.Component{Name: ev.Name, Props: ev.Props}
-	for _, ch := range ev.Children {
+// withoutAlarms returns ev without VALARM components, at any depth (an
+// X- component may hold one), and without components nested more than
+// maxNesting below it. The properties are shared with ev, which stays
+// untouched.
+func withoutAlarms(ev *ical.Component) *ical.Component { return stripped(ev, 0) }
+
+// maxNesting bounds the depth of the components kept inside an event
+// (VEVENT > X-… > …): Python's icalendar recurses once per level, and a
+// thousand levels, stored by a colleague, made it refuse the whole feed.
+const maxNesting = 4
+
+func stripped(c *ical.Component, depth int) *ical.Component {
+	out := &ical.Component{Name: c.Name, Props: c.Props}
+	if depth >= maxNesting {
+		return out
+	}
+	for _, ch := range c.Children {
 		if ch.Name != ical.CompAlarm {
-			out.Children = append(out.Children, ch)
+			out.Children = append(out.Children, stripped(ch, depth+1))
 		}
 	}
 	return out
@@ -473,7 +485,10 @@ func (c *Cache) snapshotsOf(ctx context.Context, fs []Folder, viewer acl.Request
 		if a == acl.NoAccess {
 			continue
 		}
-		s, err := c.Snapshot(ctx, f)
+		s, err := c.snapshotWithin(ctx, f, c.opts.CheckBudget)
+		if errors.Is(err, errSyncPending) {
+			stale, err = true, nil
+		}
 		if errors.Is(err, ErrUnavailable) {
 			c.mu.Lock()
 			s = c.snaps[f.Name]

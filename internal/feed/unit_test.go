@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/fbpub/fbpub/internal/acl"
+	"github.com/fbpub/fbpub/internal/calendar"
 	"github.com/fbpub/fbpub/internal/feed/feedtest"
 	"github.com/fbpub/fbpub/internal/freebusy"
 	"github.com/fbpub/fbpub/internal/testbed"
@@ -260,6 +261,44 @@ func TestCheckBudgetAnswersStale(t *testing.T) {
 		time.Sleep(time.Second)
 		if a := u.mustCalendar(t, "alice", asOwner); a.Stale || !strings.Contains(string(a.Body), "Review") {
 			t.Errorf("after the check: stale %v: %s", a.Stale, a.Body)
+		}
+	})
+}
+
+// TestSlowSyncAnswersStale: a check that finds a change is quick, but
+// reading the change may not be (a large change, a slow server, a
+// message slow to parse, which a black-box sweep made take minutes): a
+// request that holds an answer waits the check budget for it too, then
+// gets its earlier answer marked stale, while the read goes on for the
+// next request.
+func TestSlowSyncAnswersStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := newUnit(t, Options{CheckBudget: 300 * time.Millisecond}, true)
+		cal := u.share("alice", "Calendar", "lr", "Planning")
+		u.mustCalendar(t, "alice", asOwner)
+		u.src.Append(cal, u.message("Review", 2))
+		time.Sleep(time.Second) // the next request comes after the first check
+
+		release := make(chan struct{})
+		u.src.OnCall(func(method, _ string) {
+			if method == "Fetch" {
+				<-release
+			}
+		})
+		start := time.Now()
+		a := u.mustCalendar(t, "alice", asOwner)
+		if waited := time.Since(start); !a.Stale || strings.Contains(string(a.Body), "Review") || waited != 300*time.Millisecond {
+			t.Errorf("a slow read: stale %v after %v; want the earlier answer, stale, after the budget", a.Stale, waited)
+		}
+		fetches := u.src.Calls("Fetch")
+		close(release)
+		synctest.Wait() // the detached read finishes
+		u.src.OnCall(nil)
+		if a := u.mustCalendar(t, "alice", asOwner); a.Stale || !strings.Contains(string(a.Body), "Review") {
+			t.Errorf("after the read: stale %v: %s", a.Stale, a.Body)
+		}
+		if n := u.src.Calls("Fetch"); n != fetches {
+			t.Errorf("%d more reads after the slow one, want none: it went on for the next request", n-fetches)
 		}
 	})
 }
@@ -634,6 +673,49 @@ func TestPatternRoots(t *testing.T) {
 	} {
 		if got := patternRoots(tt.patterns); !slices.Equal(got, tt.want) {
 			t.Errorf("patternRoots(%q) = %q, want %q", tt.patterns, got, tt.want)
+		}
+	}
+}
+
+// TestCustomZonesOfOneName: two messages that define one TZID no time
+// zone database knows (Outlook's "Customized Time Zone") with different
+// rules each keep their own in the feed: an answer carries one VTIMEZONE
+// per name, and the second message's event was read with the first's
+// rules, six hours off, in every client (a black-box sweep), while
+// free/busy had it right.
+func TestCustomZonesOfOneName(t *testing.T) {
+	u := newUnit(t, Options{}, false)
+	cal := u.src.AddFolder("alice", "Calendar", "lr")
+	msg := func(uid, offset, day string) []byte {
+		return testbed.CalendarMessage(uid, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\n"+
+			"BEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:"+offset+"\r\nTZOFFSETTO:"+offset+"\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"+
+			"BEGIN:VEVENT\r\nUID:"+uid+"\r\nDTSTAMP:20261201T000000Z\r\nDTSTART;TZID=Customized Time Zone:"+day+"T100000\r\n"+
+			"DTEND;TZID=Customized Time Zone:"+day+"T110000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+	}
+	u.src.Append(cal, msg("own", "+0100", "20261218"))
+	u.src.Append(cal, msg("wri", "-0500", "20261219"))
+	for _, viewer := range []acl.Requester{asOwner, {Anonymous: true}} {
+		body := u.mustCalendar(t, "alice", viewer).Body
+		cals, err := calendar.Decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var starts []string
+		for _, o := range calendar.Objects(cals) {
+			in, err := o.Instances(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range in {
+				starts = append(starts, i.Start.UTC().Format(time.RFC3339))
+			}
+		}
+		slices.Sort(starts)
+		if want := []string{"2026-12-18T09:00:00Z", "2026-12-19T15:00:00Z"}; !slices.Equal(starts, want) {
+			t.Errorf("%+v: the feed's events start at %v, want %v:\n%s", viewer, starts, want, body)
+		}
+		if n := strings.Count(string(body), "BEGIN:VTIMEZONE"); n != 2 {
+			t.Errorf("%+v: %d VTIMEZONEs, want one for each definition:\n%s", viewer, n, body)
 		}
 	}
 }

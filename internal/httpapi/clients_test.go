@@ -211,6 +211,17 @@ func TestHostileValuesInClients(t *testing.T) {
 				"DTSTART:202503%02dT100000Z\r\nDTEND:202503%02dT110000Z\r\nSUMMARY:Odd %d\r\n%s\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
 			i, 3+i, 3+i, i, line)))
 	}
+	// A zone whose offset is 25 hours (Python's icalendar refuses the
+	// whole calendar for it), and an event holding a thousand nested
+	// components, an alarm among them (Python recurses once per level).
+	s.srv.Append(t, "alice", "Calendar/Odd", testbed.CalendarMessage("zone", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n"+
+		"BEGIN:VTIMEZONE\r\nTZID:Far Away\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+2500\r\nTZOFFSETTO:+2500\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"+
+		"BEGIN:VEVENT\r\nUID:far\r\nDTSTAMP:20250101T000000Z\r\nDTSTART;TZID=Far Away:20250320T100000\r\nDTEND;TZID=Far Away:20250320T110000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+	nested := strings.Repeat("BEGIN:X-N\r\n", 1000) + "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Nested alarm\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\n" + strings.Repeat("END:X-N\r\n", 1000)
+	s.srv.Append(t, "alice", "Calendar/Odd", testbed.CalendarMessage("deep", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n"+
+		"BEGIN:VEVENT\r\nUID:deep\r\nDTSTAMP:20250101T000000Z\r\nDTSTART:20250321T100000Z\r\nDTEND:20250321T110000Z\r\nBEGIN:X-A\r\n"+
+		"BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Hidden alarm\r\nTRIGGER:-PT5M\r\nEND:VALARM\r\nEND:X-A\r\n"+nested+"END:VEVENT\r\nEND:VCALENDAR\r\n"))
+	bad = append(bad, "far", "deep") // two more events
 	for _, who := range []struct {
 		name string
 		hdr  []string
@@ -228,7 +239,7 @@ func TestHostileValuesInClients(t *testing.T) {
 		if n, err := oracle.ParsePython(t, r.body); err != nil || n != len(bad)+1 {
 			t.Errorf("%s: python icalendar: %d events, %v", who.name, n, err)
 		}
-		for _, gone := range []string{"BYMONTH=13", "+0MO", "++1MO", "FREQ=FOO", "BYHOUR=99", "EXRULE", "garbage", "FREQ=BAD", "X-FOO"} {
+		for _, gone := range []string{"BYMONTH=13", "+0MO", "++1MO", "FREQ=FOO", "BYHOUR=99", "EXRULE", "garbage", "FREQ=BAD", "X-FOO", "+2500", "VALARM"} {
 			if strings.Contains(r.body, gone) {
 				t.Errorf("%s: the feed still holds %q", who.name, gone)
 			}

@@ -144,10 +144,7 @@ func integer(v string) (string, bool) {
 // utcOffset accepts a UTC-OFFSET: +HHMM or -HHMMSS.
 func utcOffset(v string) (string, bool) {
 	v = strings.TrimSpace(v)
-	if len(v) != 5 && len(v) != 7 || v[0] != '+' && v[0] != '-' {
-		return "", false
-	}
-	return v, digits(v[1:])
+	return v, calendar.CheckUTCOffset(v)
 }
 
 // recur accepts an RRULE as calendar.CheckRecur does: a known part that
