@@ -313,6 +313,27 @@ func TestEventKeepsUIDAsWritten(t *testing.T) {
 	}
 }
 
+// TestReducedTimesAreTimes: the busy view keeps a time only when it is a
+// day of the calendar and a time of the clock; a black-box sweep found
+// month 13 and hour 25 kept, which ical.js moves and Python's icalendar
+// refuses.
+func TestReducedTimesAreTimes(t *testing.T) {
+	cals, err := calendar.Decode([]byte("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART:20250101T100000Z\r\nDTEND:20251211T250000Z\r\n" +
+		"DTSTAMP:20250230T000000Z\r\nEXDATE:20251212T100000Z,20251313T100000Z\r\nRDATE:20240229T100000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := encode(Event(calendar.Objects(cals)[0].Master, acl.FreeBusyAccess, Public, true))
+	if !strings.Contains(got, "DTSTART:20250101T100000Z") || !strings.Contains(got, "RDATE:20240229T100000Z") {
+		t.Errorf("a sound time was left out:\n%s", got)
+	}
+	for _, gone := range []string{"T250000Z", "20250230", "20251313"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("the busy view keeps %s:\n%s", gone, got)
+		}
+	}
+}
+
 // seriesCase is one row of the series table: messages (each its own
 // calendar text, added to one Series) and what each event's class is.
 type seriesCase struct {

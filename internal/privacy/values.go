@@ -1,7 +1,9 @@
 package privacy
 
 import (
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fbpub/fbpub/internal/calendar"
 )
@@ -43,16 +45,33 @@ func digits(s string) bool {
 
 // isDateTime reports whether s is a DATE (20250102) or a DATE-TIME
 // (20250102T100000, 20250102T100000Z); s is upper case.
+// A date must be a day of the calendar and a time one of the clock
+// (seconds up to 60, a leap second): ical.js moves 20261311 to a month
+// later, and Python's icalendar refuses it.
 func isDateTime(s string) bool {
 	switch len(s) {
 	case 8:
-		return digits(s)
+		return isDate(s)
 	case 15:
-		return digits(s[:8]) && s[8] == 'T' && digits(s[9:])
+		return isDate(s[:8]) && s[8] == 'T' && isClock(s[9:])
 	case 16:
-		return digits(s[:8]) && s[8] == 'T' && digits(s[9:15]) && s[15] == 'Z'
+		return isDate(s[:8]) && s[8] == 'T' && isClock(s[9:15]) && s[15] == 'Z'
 	}
 	return false
+}
+
+func isDate(s string) bool {
+	if !digits(s) {
+		return false
+	}
+	y, _ := strconv.Atoi(s[:4])
+	m, _ := strconv.Atoi(s[4:6])
+	d, _ := strconv.Atoi(s[6:8])
+	return m >= 1 && m <= 12 && d >= 1 && d <= time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+func isClock(s string) bool {
+	return digits(s) && s[:2] <= "23" && s[2:4] <= "59" && s[4:6] <= "60"
 }
 
 // oneDateTime accepts one DATE or DATE-TIME.
