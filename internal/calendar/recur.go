@@ -2,6 +2,7 @@ package calendar
 
 import (
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +79,9 @@ func word(words ...string) func(string) (string, bool) {
 		return "", false
 	}
 }
+
+// AllDigits reports whether s is one or more ASCII digits.
+func AllDigits(s string) bool { return allDigits(s) }
 
 func allDigits(s string) bool {
 	if s == "" {
@@ -171,13 +175,25 @@ func byDay(s string) (string, bool) {
 // CheckRecur returns it. Other values pass as they are: clients read
 // them one at a time. c is not modified.
 func Sound(c *ical.Component) *ical.Component {
+	return Rewrite(c, func(name string, p ical.Prop) (ical.Prop, bool) {
+		v, ok := soundValue(name, p)
+		p.Value = v
+		return p, ok
+	}, soundOffsets)
+}
+
+// Rewrite returns c, or when prop or keep change something in c or in its
+// components, a copy of what changed: prop returns each property as it is
+// to be, or false to leave it out; keep says whether a component is kept
+// (c itself always is). c is not modified; what did not change is shared.
+func Rewrite(c *ical.Component, prop func(name string, p ical.Prop) (ical.Prop, bool), keep func(*ical.Component) bool) *ical.Component {
 	var props ical.Props // a copy, made at the first change
 	for name, ps := range c.Props {
 		var kept []ical.Prop
 		changed := false
 		for i, p := range ps {
-			v, ok := soundValue(name, p)
-			if ok && v == p.Value {
+			q, ok := prop(name, p)
+			if ok && q.Value == p.Value && samePointer(q.Params, p.Params) {
 				if changed {
 					kept = append(kept, p)
 				}
@@ -187,8 +203,7 @@ func Sound(c *ical.Component) *ical.Component {
 				changed, kept = true, slices.Clone(ps[:i])
 			}
 			if ok {
-				p.Value = v
-				kept = append(kept, p)
+				kept = append(kept, q)
 			}
 		}
 		if !changed {
@@ -205,18 +220,18 @@ func Sound(c *ical.Component) *ical.Component {
 	}
 	var children []*ical.Component
 	for i, ch := range c.Children {
-		s := Sound(ch)
-		if !soundOffsets(ch) {
-			s = nil // an observance without its offsets is no observance
+		var r *ical.Component
+		if keep(ch) {
+			r = Rewrite(ch, prop, keep)
 		}
-		if s == ch && children == nil {
+		if r == ch && children == nil {
 			continue
 		}
 		if children == nil {
 			children = slices.Clone(c.Children[:i])
 		}
-		if s != nil {
-			children = append(children, s)
+		if r != nil {
+			children = append(children, r)
 		}
 	}
 	if props == nil && children == nil {
@@ -230,6 +245,11 @@ func Sound(c *ical.Component) *ical.Component {
 		out.Children = children
 	}
 	return out
+}
+
+// samePointer reports whether a and b are the same map (or both nil).
+func samePointer(a, b ical.Params) bool {
+	return len(a) == 0 && len(b) == 0 || reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // soundValue returns p's value as Sound writes it, and false when Sound

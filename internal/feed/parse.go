@@ -7,7 +7,6 @@ import (
 	"errors"
 	"hash/fnv"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,53 +244,19 @@ func renameTZIDs(c *ical.Component, renames map[string]string) *ical.Component {
 	if len(renames) == 0 {
 		return c
 	}
-	var props ical.Props
-	for name, ps := range c.Props {
-		for i, p := range ps {
-			id := p.Params.Get(ical.ParamTimezoneID)
-			if name == ical.PropTimezoneID {
-				id = p.Value
+	return calendar.Rewrite(c, func(name string, p ical.Prop) (ical.Prop, bool) {
+		if name == ical.PropTimezoneID {
+			if to, ok := renames[p.Value]; ok {
+				p.Value = to
 			}
-			to, ok := renames[id]
-			if !ok {
-				continue
-			}
-			if props == nil {
-				props = maps.Clone(c.Props)
-			}
-			if &props[name][0] == &ps[0] {
-				props[name] = slices.Clone(ps)
-			}
-			if name == ical.PropTimezoneID {
-				props[name][i].Value = to
-			} else {
-				params := maps.Clone(p.Params)
-				params.Set(ical.ParamTimezoneID, to)
-				props[name][i].Params = params
-			}
+			return p, true
 		}
-	}
-	var children []*ical.Component
-	for i, ch := range c.Children {
-		r := renameTZIDs(ch, renames)
-		if r != ch && children == nil {
-			children = slices.Clone(c.Children)
+		if to, ok := renames[p.Params.Get(ical.ParamTimezoneID)]; ok && p.Params.Get(ical.ParamTimezoneID) != "" {
+			p.Params = maps.Clone(p.Params)
+			p.Params.Set(ical.ParamTimezoneID, to)
 		}
-		if children != nil {
-			children[i] = r
-		}
-	}
-	if props == nil && children == nil {
-		return c
-	}
-	out := &ical.Component{Name: c.Name, Props: c.Props, Children: c.Children}
-	if props != nil {
-		out.Props = props
-	}
-	if children != nil {
-		out.Children = children
-	}
-	return out
+		return p, true
+	}, func(*ical.Component) bool { return true })
 }
 
 // text returns the message's objects as one VCALENDAR, from which

@@ -237,32 +237,41 @@ func TestStaleWhenSourceFails(t *testing.T) {
 // request the answer it had, marked stale, while the check goes on; the
 // next request, once the check is done, is fresh and sees the change.
 func TestCheckBudgetAnswersStale(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		u := newUnit(t, Options{CheckBudget: 300 * time.Millisecond}, true)
-		cal := u.share("alice", "Calendar", "lr", "Planning")
-		u.mustCalendar(t, "alice", asOwner)
-		u.src.Append(cal, u.message("Review", 2))
-		time.Sleep(time.Second) // the next request comes after the first check
+	synctest.Test(t, func(t *testing.T) { heldPastBudget(t, "OwnerFolders", "check") })
+}
 
-		release := make(chan struct{})
-		u.src.OnCall(func(method, _ string) {
-			if method == "OwnerFolders" {
-				<-release
-			}
-		})
-		start := time.Now()
-		a := u.mustCalendar(t, "alice", asOwner)
-		if waited := time.Since(start); !a.Stale || strings.Contains(string(a.Body), "Review") || waited != 300*time.Millisecond {
-			t.Errorf("a hung check: stale %v after %v; want the earlier answer, stale, after the budget", a.Stale, waited)
-		}
-		close(release)
-		synctest.Wait() // the detached check finishes
-		u.src.OnCall(nil)
-		time.Sleep(time.Second)
-		if a := u.mustCalendar(t, "alice", asOwner); a.Stale || !strings.Contains(string(a.Body), "Review") {
-			t.Errorf("after the check: stale %v: %s", a.Stale, a.Body)
+// heldPastBudget adds an event to alice's folder after a first answer,
+// holds the source's method when the next request calls it, and checks
+// that the request gets the first answer, stale, after the check budget,
+// and the next one, after the held call ends, the new event. what names
+// the held work for messages. It runs in a synctest bubble.
+func heldPastBudget(t *testing.T, method, what string) (u *unit, held int) {
+	u = newUnit(t, Options{CheckBudget: 300 * time.Millisecond}, true)
+	cal := u.share("alice", "Calendar", "lr", "Planning")
+	u.mustCalendar(t, "alice", asOwner)
+	u.src.Append(cal, u.message("Review", 2))
+	time.Sleep(time.Second) // the next request comes after the first check
+
+	release := make(chan struct{})
+	u.src.OnCall(func(m, _ string) {
+		if m == method {
+			<-release
 		}
 	})
+	start := time.Now()
+	a := u.mustCalendar(t, "alice", asOwner)
+	if waited := time.Since(start); !a.Stale || strings.Contains(string(a.Body), "Review") || waited != 300*time.Millisecond {
+		t.Errorf("a hung %s: stale %v after %v; want the earlier answer, stale, after the budget", what, a.Stale, waited)
+	}
+	held = u.src.Calls(method)
+	close(release)
+	synctest.Wait() // the detached work finishes
+	u.src.OnCall(nil)
+	time.Sleep(time.Second)
+	if a := u.mustCalendar(t, "alice", asOwner); a.Stale || !strings.Contains(string(a.Body), "Review") {
+		t.Errorf("after the %s: stale %v: %s", what, a.Stale, a.Body)
+	}
+	return u, held
 }
 
 // TestSlowSyncAnswersStale: a check that finds a change is quick, but
@@ -273,32 +282,9 @@ func TestCheckBudgetAnswersStale(t *testing.T) {
 // next request.
 func TestSlowSyncAnswersStale(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		u := newUnit(t, Options{CheckBudget: 300 * time.Millisecond}, true)
-		cal := u.share("alice", "Calendar", "lr", "Planning")
-		u.mustCalendar(t, "alice", asOwner)
-		u.src.Append(cal, u.message("Review", 2))
-		time.Sleep(time.Second) // the next request comes after the first check
-
-		release := make(chan struct{})
-		u.src.OnCall(func(method, _ string) {
-			if method == "Fetch" {
-				<-release
-			}
-		})
-		start := time.Now()
-		a := u.mustCalendar(t, "alice", asOwner)
-		if waited := time.Since(start); !a.Stale || strings.Contains(string(a.Body), "Review") || waited != 300*time.Millisecond {
-			t.Errorf("a slow read: stale %v after %v; want the earlier answer, stale, after the budget", a.Stale, waited)
-		}
-		fetches := u.src.Calls("Fetch")
-		close(release)
-		synctest.Wait() // the detached read finishes
-		u.src.OnCall(nil)
-		if a := u.mustCalendar(t, "alice", asOwner); a.Stale || !strings.Contains(string(a.Body), "Review") {
-			t.Errorf("after the read: stale %v: %s", a.Stale, a.Body)
-		}
-		if n := u.src.Calls("Fetch"); n != fetches {
-			t.Errorf("%d more reads after the slow one, want none: it went on for the next request", n-fetches)
+		u, held := heldPastBudget(t, "Fetch", "read")
+		if n := u.src.Calls("Fetch"); n != held {
+			t.Errorf("%d more reads after the slow one, want none: it went on for the next request", n-held)
 		}
 	})
 }

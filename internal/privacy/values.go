@@ -31,17 +31,7 @@ func oneOf(words ...string) func(string) (string, bool) {
 // valueType accepts the VALUE types a time property may have.
 var valueType = oneOf("DATE", "DATE-TIME", "PERIOD")
 
-func digits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func digits(s string) bool { return calendar.AllDigits(s) }
 
 // isDateTime reports whether s is a DATE (20250102) or a DATE-TIME
 // (20250102T100000, 20250102T100000Z); s is upper case.
