@@ -218,7 +218,10 @@ func zoneRenames(objs []*calendar.Object) map[string]string {
 		if _, _, known := tzdb.Lookup(id.Value); known {
 			continue
 		}
-		rules := &ical.Component{Name: tz.Name, Props: maps.Clone(tz.Props), Children: tz.Children}
+		// The rules as written in the snapshot (Sound), so that a name
+		// given is found again when the snapshot is read back.
+		sound := calendar.Sound(tz)
+		rules := &ical.Component{Name: sound.Name, Props: maps.Clone(sound.Props), Children: sound.Children}
 		delete(rules.Props, ical.PropTimezoneID)
 		var b bytes.Buffer
 		if calendar.NewEncoder(&b).Encode(rules) != nil {
