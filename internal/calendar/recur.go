@@ -23,7 +23,8 @@ import (
 func CheckRecur(v string) (string, bool) {
 	v = strings.ToUpper(strings.TrimSpace(v))
 	var b strings.Builder
-	seen := map[string]bool{}
+	b.Grow(len(v))
+	seen := make(map[string]bool, 8)
 	for _, part := range strings.Split(v, ";") {
 		name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
 		check, known := recurParts[name]

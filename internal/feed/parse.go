@@ -137,7 +137,8 @@ func newMessage(objs []*calendar.Object) message {
 	b := encodeBuffers.Get().(*bytes.Buffer)
 	defer encodeBuffers.Put(b)
 	b.Reset()
-	renames := zoneRenames(objs)
+	usedZones := calendar.UsedTimezones(objs)
+	renames := zoneRenames(usedZones)
 	enc := calendar.NewEncoder(b)
 	for _, o := range objs {
 		for _, ev := range o.Events() {
@@ -162,7 +163,7 @@ func newMessage(objs []*calendar.Object) message {
 	// The objects of one part hold the same VTIMEZONEs (calendar.Objects);
 	// a message of several parts has the zones of each.
 	var used map[*ical.Component]string
-	for _, tz := range calendar.UsedTimezones(objs) {
+	for _, tz := range usedZones {
 		if used == nil {
 			used = map[*ical.Component]string{}
 		}
@@ -208,9 +209,9 @@ func newMessage(objs []*calendar.Object) message {
 // differently would otherwise both be read with the first's rules, hours
 // off in every client while fbpub's free/busy, which reads each message
 // with its own, has them right. A name already given keeps.
-func zoneRenames(objs []*calendar.Object) map[string]string {
+func zoneRenames(zones []*ical.Component) map[string]string {
 	var out map[string]string
-	for _, tz := range calendar.UsedTimezones(objs) {
+	for _, tz := range zones {
 		id := tz.Props.Get(ical.PropTimezoneID)
 		if id == nil || id.Value == "" {
 			continue
@@ -218,16 +219,15 @@ func zoneRenames(objs []*calendar.Object) map[string]string {
 		if _, _, known := tzdb.Lookup(id.Value); known {
 			continue
 		}
-		// The rules as written in the snapshot (Sound), so that a name
-		// given is found again when the snapshot is read back.
-		sound := calendar.Sound(tz)
-		rules := &ical.Component{Name: sound.Name, Props: maps.Clone(sound.Props), Children: sound.Children}
-		delete(rules.Props, ical.PropTimezoneID)
-		var b bytes.Buffer
-		if calendar.NewEncoder(&b).Encode(rules) != nil {
-			continue
+		// The rules (observances) as written in the snapshot (Sound), so
+		// that a name given is found again when the snapshot is read back.
+		h := sha256.New()
+		enc := calendar.NewEncoder(h)
+		for _, ob := range calendar.Sound(tz).Children {
+			enc.Encode(ob)
 		}
-		sum := sha256.Sum256(b.Bytes())
+		var sum [sha256.Size]byte
+		h.Sum(sum[:0])
 		suffix := " (" + hex.EncodeToString(sum[:4]) + ")"
 		if strings.HasSuffix(id.Value, suffix) {
 			continue

@@ -426,16 +426,32 @@ func withoutAlarms(ev *ical.Component) *ical.Component { return stripped(ev, 0) 
 const maxNesting = 4
 
 func stripped(c *ical.Component, depth int) *ical.Component {
-	out := &ical.Component{Name: c.Name, Props: c.Props}
 	if depth >= maxNesting {
-		return out
+		if len(c.Children) == 0 {
+			return c
+		}
+		return &ical.Component{Name: c.Name, Props: c.Props}
 	}
-	for _, ch := range c.Children {
+	var children []*ical.Component // a copy, made at the first change
+	for i, ch := range c.Children {
+		var r *ical.Component
 		if ch.Name != ical.CompAlarm {
-			out.Children = append(out.Children, stripped(ch, depth+1))
+			r = stripped(ch, depth+1)
+		}
+		if r == ch && children == nil {
+			continue
+		}
+		if children == nil {
+			children = slices.Clone(c.Children[:i])
+		}
+		if r != nil {
+			children = append(children, r)
 		}
 	}
-	return out
+	if children == nil {
+		return c
+	}
+	return &ical.Component{Name: c.Name, Props: c.Props, Children: children}
 }
 
 func isoDuration(d time.Duration) string {
